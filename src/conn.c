@@ -1,0 +1,895 @@
+/* Connections, from accept to $disconnect.
+ *
+ * The gateway owns the accept: it reads the request head itself (parsed by
+ * http-parser) so that a WebSocket upgrade can wait for its asynchronous
+ * $connect call without blocking the loop and without libwebsockets having
+ * answered anything yet. A refusal is written on the raw socket with the
+ * integration's status; an acceptance hands the socket and the bytes read
+ * so far to libwebsockets, which then performs the real handshake.
+ *
+ * Lifecycle: HEAD (reading) -> CONNECTING ($connect running) -> ADOPTED
+ * (libwebsockets handshaking) -> OPEN -> freed in LWS_CALLBACK_CLOSED.
+ * A conn is only ever freed by conn_finish(), never twice. */
+#include "core.h"
+#include "head.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HEAD_MAX_BYTES 16384
+#define HEAD_TIMEOUT_S 10
+#define INBOUND_QUEUE_MAX 256
+
+enum conn_state { CS_HEAD, CS_CONNECTING, CS_ADOPTED, CS_OPEN, CS_CLOSED };
+
+typedef struct gw_msg {
+	lws_dll2_t list;
+	size_t len;
+	int binary;
+	unsigned char data[]; /* LWS_PRE headroom, then the payload */
+} gw_msg_t;
+
+struct gw_conn {
+	gw_watch_t watch; /* first: epoll hands back &watch */
+	gw_gateway_t *gw;
+	const gw_api_t *api;
+	enum conn_state state;
+	uint32_t slot;
+	char id[GW_CONN_ID_LEN + 1];
+	int registered;
+
+	gw_head_t *head; /* request head, as read from the socket */
+	int offered_protocols;
+
+	char source_ip[64];
+	char *user_agent;
+	char *host;
+	char *subprotocol;
+	uint64_t connected_at;
+	uint64_t last_active;
+	uint64_t last_flushed;
+
+	struct lws *wsi;
+	int in_adopt, died_in_adopt, free_deferred;
+	gw_call_t *call; /* $connect, or the message in flight */
+	char call_request_id[24];
+
+	gw_buf_t rx;
+	int rx_binary;
+	lws_dll2_owner_t inq;
+	lws_dll2_owner_t outq;
+	size_t outq_bytes;
+
+	int closing;
+	int close_code;
+	char close_reason[124];
+	int peer_closed;
+	int peer_code;
+	char peer_reason[124];
+
+	lws_sorted_usec_list_t head_timer;
+	lws_sorted_usec_list_t idle_timer;
+	lws_sorted_usec_list_t max_timer;
+	lws_dll2_owner_t waiters;
+	lws_dll2_t open_list;
+};
+
+/* The conn being handed to libwebsockets: its first callbacks run inside
+ * lws_adopt_socket_vhost_readbuf, before we get the wsi back. */
+static __thread gw_conn_t *adopting;
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+static void free_queue(lws_dll2_owner_t *q)
+{
+	while (q->head) {
+		gw_msg_t *m = lws_container_of(q->head, gw_msg_t, list);
+		lws_dll2_remove(&m->list);
+		free(m);
+	}
+}
+
+static void decide_waiters(gw_conn_t *conn, int ok)
+{
+	while (conn->waiters.head) {
+		gw_waiter_t *w = lws_container_of(conn->waiters.head, gw_waiter_t, list);
+		lws_dll2_remove(&w->list);
+		w->decided(w, ok);
+	}
+}
+
+static void on_disconnect_result(void *user, const gw_backend_result_t *res)
+{
+	(void)user;
+	(void)res; /* best effort, as on AWS; failures were logged */
+}
+
+static void event_ctx(gw_conn_t *conn, gw_event_ctx_t *ctx, const char *route_key,
+		      const char *request_id)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->api = conn->api;
+	ctx->route_key = route_key;
+	ctx->connection_id = conn->id;
+	ctx->connected_at = conn->connected_at;
+	ctx->request_id = request_id;
+	ctx->request_time = gw_now_ms();
+	ctx->source_ip = conn->source_ip;
+	ctx->user_agent = conn->user_agent;
+	ctx->domain_name = conn->host ? conn->host : "localhost";
+}
+
+/* The one place a conn is freed. fire: send $disconnect (established only). */
+static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
+{
+	gw_gateway_t *gw = conn->gw;
+
+	if (fire)
+		gw_info("connection %s closed: %d %s", conn->id, code, reason);
+	conn->state = CS_CLOSED;
+	lws_sul_cancel(&conn->head_timer);
+	lws_sul_cancel(&conn->idle_timer);
+	lws_sul_cancel(&conn->max_timer);
+	if (conn->call) {
+		gw_backend_cancel(conn->call);
+		conn->call = NULL;
+	}
+	if (conn->watch.fd >= 0) {
+		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, conn->watch.fd, NULL);
+		close(conn->watch.fd);
+		conn->watch.fd = -1;
+	}
+	if (conn->wsi)
+		lws_set_opaque_user_data(conn->wsi, NULL);
+	decide_waiters(conn, 0);
+	if (conn->registered && gw_registry_delete(gw->reg, conn->id) == GW_REG_ERROR)
+		gw_err("connection %s: cannot remove registry record", conn->id);
+	if (fire && conn->api->disconnect_route) {
+		gw_event_ctx_t ctx;
+		char rid[24];
+
+		gw_gateway_request_id(gw, rid);
+		event_ctx(conn, &ctx, "$disconnect", rid);
+		ctx.disconnect_code = code;
+		ctx.disconnect_reason = reason;
+		gw_event_disconnect(&gw->scratch, &ctx);
+		gw_backend_call(gw->be, conn->api->disconnect_route->integration,
+				gw->scratch.data, gw->scratch.len, rid,
+				on_disconnect_result, NULL);
+	}
+	if (!lws_dll2_is_detached(&conn->open_list))
+		lws_dll2_remove(&conn->open_list);
+	free_queue(&conn->inq);
+	free_queue(&conn->outq);
+	gw_gateway_slot_free(gw, conn->slot);
+	gw->n_conns--;
+	gw_head_destroy(conn->head);
+	gw_buf_dispose(&conn->rx);
+	free(conn->user_agent);
+	free(conn->host);
+	free(conn->subprotocol);
+	if (conn->in_adopt)
+		conn->free_deferred = 1; /* handshake_accept still holds it */
+	else
+		free(conn);
+}
+
+/* Answers on the raw socket (before any handover) and frees the conn. */
+static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t len)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			 status, status_text(status), len);
+
+	/* Small enough for any socket buffer; a peer that does not read loses
+	 * the body, never the loop. */
+	if (send(conn->watch.fd, head, (size_t)n, MSG_NOSIGNAL) == n && len)
+		(void)!send(conn->watch.fd, body, len, MSG_NOSIGNAL);
+	shutdown(conn->watch.fd, SHUT_WR);
+	conn_finish(conn, 0, 0, NULL);
+}
+
+#define RAW_JSON(conn, status, lit) respond_raw(conn, status, lit, sizeof(lit) - 1)
+
+/* --- handover to libwebsockets --- */
+
+static void handshake_accept(gw_conn_t *conn)
+{
+	gw_gateway_t *gw = conn->gw;
+	gw_str_t url = gw_head_url(conn->head), all = gw_head_bytes(conn->head);
+	size_t tail = gw_head_length(conn->head);
+	gw_buf_t req;
+	struct lws *wsi;
+	int fd = conn->watch.fd;
+
+	/* Rebuild the head without Sec-WebSocket-Protocol: libwebsockets would
+	 * otherwise insist on one of its own protocol names; the subprotocol
+	 * the integration chose is added back in LWS_CALLBACK_ADD_HEADERS. */
+	gw_buf_init(&req);
+	gw_buf_append_str(&req, "GET ");
+	gw_buf_append(&req, url.ptr, url.len);
+	gw_buf_append_str(&req, " HTTP/1.1\r\n");
+	for (size_t i = 0; i < gw_head_count(conn->head); i++) {
+		gw_str_t n, v;
+
+		gw_head_at(conn->head, i, &n, &v);
+		if (n.len == 22 && !strncasecmp(n.ptr, "Sec-WebSocket-Protocol", 22))
+			continue;
+		gw_buf_append(&req, n.ptr, n.len);
+		gw_buf_append(&req, ": ", 2);
+		gw_buf_append(&req, v.ptr, v.len);
+		gw_buf_append(&req, "\r\n", 2);
+	}
+	gw_buf_append(&req, "\r\n", 2);
+	if (all.len > tail)
+		gw_buf_append(&req, all.ptr + tail, all.len - tail);
+
+	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
+	conn->watch.fd = -1; /* libwebsockets owns (or has closed) it now */
+	conn->state = CS_ADOPTED;
+	conn->in_adopt = 1;
+	adopting = conn;
+	wsi = lws_adopt_socket_vhost_readbuf(gw->vh_ws, fd, req.data, req.len);
+	adopting = NULL;
+	conn->in_adopt = 0;
+	gw_buf_dispose(&req);
+	if (conn->free_deferred)
+		free(conn); /* opened and closed again inside the adoption */
+	else if (conn->died_in_adopt || !wsi)
+		conn_finish(conn, 0, 0, NULL);
+}
+
+static void on_connect_result(void *user, const gw_backend_result_t *res)
+{
+	gw_conn_t *conn = user;
+
+	conn->call = NULL;
+	if (res->outcome != GW_BACKEND_OK) {
+		gw_warn("connection %s refused: $connect integration %s (request %s)",
+			conn->id, res->outcome == GW_BACKEND_TIMEOUT ? "timed out" : "failed",
+			conn->call_request_id);
+		RAW_JSON(conn, 500, "{\"message\": \"Internal server error\"}");
+		return;
+	}
+	if (res->status_code < 200 || res->status_code > 299) {
+		gw_info("connection %s refused by $connect: %d", conn->id, res->status_code);
+		respond_raw(conn, res->status_code, res->body, res->body_len);
+		return;
+	}
+	if (res->subprotocol && conn->offered_protocols) {
+		free(conn->subprotocol);
+		conn->subprotocol = strdup(res->subprotocol);
+	}
+	handshake_accept(conn);
+}
+
+static void on_head_timeout(lws_sorted_usec_list_t *sul)
+{
+	gw_conn_t *conn = lws_container_of(sul, gw_conn_t, head_timer);
+
+	RAW_JSON(conn, 408, "{\"message\":\"Request Timeout\"}");
+}
+
+static void start_connect(gw_conn_t *conn)
+{
+	gw_gateway_t *gw = conn->gw;
+	gw_str_t ua = gw_head_get(conn->head, "User-Agent");
+	gw_str_t host = gw_head_get(conn->head, "Host"), url = gw_head_url(conn->head);
+	gw_header_t headers[128];
+	size_t nh = gw_head_count(conn->head);
+	gw_conn_record_t rec;
+	const char *q;
+	size_t qlen = 0;
+	int rc;
+
+	conn->state = CS_CONNECTING;
+	conn->connected_at = conn->last_active = gw_now_ms();
+	if (ua.ptr)
+		conn->user_agent = strndup(ua.ptr, ua.len);
+	if (host.ptr)
+		conn->host = strndup(host.ptr, host.len);
+	conn->offered_protocols = gw_head_get(conn->head, "Sec-WebSocket-Protocol").ptr != NULL;
+
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.api, sizeof(rec.api), "%s", conn->api->name);
+	snprintf(rec.stage, sizeof(rec.stage), "%s", conn->api->stage);
+	snprintf(rec.source_ip, sizeof(rec.source_ip), "%s", conn->source_ip);
+	snprintf(rec.user_agent, sizeof(rec.user_agent), "%s",
+		 conn->user_agent ? conn->user_agent : "");
+	rec.connected_at = rec.last_active_at = conn->connected_at;
+	rec.worker = gw->worker;
+	rec.slot = conn->slot;
+	/* IDs are never reused: a collision with a live one draws again. */
+	do {
+		if (gw_registry_new_id(conn->id)) {
+			rc = GW_REG_ERROR;
+			break;
+		}
+		memcpy(rec.id, conn->id, sizeof(rec.id));
+		rc = gw_registry_insert(gw->reg, &rec);
+	} while (rc == GW_REG_EXISTS);
+	if (rc) {
+		gw_err("cannot register a new connection: %s", gw_registry_strerror(rc));
+		RAW_JSON(conn, 500, "{\"message\": \"Internal server error\"}");
+		return;
+	}
+	conn->registered = 1;
+
+	if (!conn->api->connect_route) {
+		handshake_accept(conn);
+		return;
+	}
+	if (nh > 128)
+		nh = 128;
+	for (size_t i = 0; i < nh; i++)
+		gw_head_at(conn->head, i, &headers[i].name, &headers[i].value);
+	q = memchr(url.ptr, '?', url.len);
+	if (q)
+		qlen = url.len - (size_t)(q + 1 - url.ptr);
+	gw_gateway_request_id(gw, conn->call_request_id);
+	{
+		gw_event_ctx_t ctx;
+
+		event_ctx(conn, &ctx, "$connect", conn->call_request_id);
+		gw_event_connect(&gw->scratch, &ctx, headers, nh,
+				 q ? q + 1 : NULL, qlen);
+	}
+	conn->call = gw_backend_call(gw->be, conn->api->connect_route->integration,
+				     gw->scratch.data, gw->scratch.len,
+				     conn->call_request_id, on_connect_result, conn);
+}
+
+static void head_complete(gw_conn_t *conn)
+{
+	gw_gateway_t *gw = conn->gw;
+	gw_str_t url = gw_head_url(conn->head);
+	const char *q = memchr(url.ptr, '?', url.len);
+	size_t plen = q ? (size_t)(q - url.ptr) : url.len;
+	int upgrade = gw_head_is_websocket(conn->head);
+
+	lws_sul_cancel(&conn->head_timer);
+	if (!upgrade) {
+		/* Plain HTTP: libwebsockets serves it (REST routes, 404). */
+		gw_str_t all = gw_head_bytes(conn->head);
+		int fd = conn->watch.fd;
+
+		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
+		conn->watch.fd = -1;
+		lws_adopt_socket_vhost_readbuf(gw->vh_ws, fd, all.ptr, all.len);
+		conn_finish(conn, 0, 0, NULL);
+		return;
+	}
+	if (!gw_head_is_get(conn->head)) {
+		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
+		return;
+	}
+	conn->api = gw_config_api_for_path(gw->cfg, url.ptr, plen);
+	if (!conn->api) {
+		RAW_JSON(conn, 404, "{\"message\":\"Not Found\"}");
+		return;
+	}
+	if (gw->stopping) {
+		RAW_JSON(conn, 503, "{\"message\":\"Service Unavailable\"}");
+		return;
+	}
+	start_connect(conn);
+}
+
+void gw_conn_accept(gw_gateway_t *gw, int fd)
+{
+	gw_conn_t *conn = calloc(1, sizeof(*conn));
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	struct epoll_event ev;
+
+	if (!conn)
+		abort();
+	conn->gw = gw;
+	conn->watch.kind = GW_WATCH_CONN;
+	conn->watch.fd = fd;
+	conn->head = gw_head_create(HEAD_MAX_BYTES);
+	gw_buf_init(&conn->rx);
+	gw->n_conns++;
+	gw_gateway_slot_alloc(gw, conn, &conn->slot);
+	if (!getpeername(fd, (struct sockaddr *)&sa, &salen)) {
+		if (sa.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
+			inet_ntop(AF_INET6, &s6->sin6_addr, conn->source_ip, sizeof(conn->source_ip));
+			if (!strncmp(conn->source_ip, "::ffff:", 7))
+				memmove(conn->source_ip, conn->source_ip + 7,
+					strlen(conn->source_ip + 7) + 1);
+		} else {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr,
+				  conn->source_ip, sizeof(conn->source_ip));
+		}
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLRDHUP;
+	ev.data.ptr = &conn->watch;
+	if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		gw_err("epoll_ctl: %s", strerror(errno));
+		conn_finish(conn, 0, 0, NULL);
+		return;
+	}
+	lws_sul_schedule(gw->ctx, 0, &conn->head_timer, on_head_timeout,
+			 (lws_usec_t)HEAD_TIMEOUT_S * LWS_US_PER_SEC);
+}
+
+void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
+{
+	char buf[4096];
+
+	(void)events;
+	for (;;) {
+		ssize_t n = recv(conn->watch.fd, buf, sizeof(buf), 0);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			/* Gone before the handshake was decided: nothing was
+			 * established, so there is no $disconnect. */
+			if (conn->state == CS_CONNECTING)
+				gw_info("connection %s: client left during $connect", conn->id);
+			conn_finish(conn, 0, 0, NULL);
+			return;
+		}
+		switch (gw_head_feed(conn->head, buf, (size_t)n)) {
+		case GW_HEAD_MORE:
+			break;
+		case GW_HEAD_DONE:
+			if (conn->state == CS_HEAD) {
+				head_complete(conn);
+				return;
+			}
+			break; /* early bytes, kept for libwebsockets */
+		case GW_HEAD_BAD:
+			RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
+			return;
+		case GW_HEAD_TOO_LARGE:
+			if (conn->state == CS_HEAD)
+				RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
+			else /* talking before the 101: not a WebSocket client */
+				conn_finish(conn, 0, 0, NULL);
+			return;
+		}
+	}
+}
+
+/* --- open connections --- */
+
+int gw_conn_is_open(const gw_conn_t *conn)
+{
+	return conn->state == CS_OPEN;
+}
+
+const char *gw_conn_id(const gw_conn_t *conn)
+{
+	return conn->id;
+}
+
+const gw_api_t *gw_conn_api(const gw_conn_t *conn)
+{
+	return conn->api;
+}
+
+uint64_t gw_conn_last_active(const gw_conn_t *conn)
+{
+	return conn->last_active;
+}
+
+static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary)
+{
+	gw_msg_t *m;
+
+	if (conn->outq_bytes + len > conn->api->outbound_buffer_bytes)
+		return GW_POST_FULL;
+	m = malloc(sizeof(*m) + LWS_PRE + len);
+	if (!m)
+		return GW_POST_FULL;
+	memset(&m->list, 0, sizeof(m->list));
+	m->len = len;
+	m->binary = binary;
+	memcpy(m->data + LWS_PRE, data, len);
+	lws_dll2_add_tail(&m->list, &conn->outq);
+	conn->outq_bytes += len;
+	if (conn->state == CS_OPEN)
+		lws_callback_on_writable(conn->wsi);
+	return GW_POST_OK;
+}
+
+int gw_conn_post(gw_conn_t *conn, const void *data, size_t len)
+{
+	int rc;
+
+	if (conn->state == CS_CLOSED || conn->closing)
+		return GW_POST_GONE;
+	if (len > conn->api->max_message_bytes)
+		return GW_POST_TOO_LARGE;
+	rc = enqueue_out(conn, data, len, !gw_utf8_valid(data, len));
+	if (rc == GW_POST_OK && conn->state != CS_OPEN)
+		return GW_POST_PENDING;
+	return rc;
+}
+
+void gw_conn_wait(gw_conn_t *conn, gw_waiter_t *w)
+{
+	lws_dll2_add_tail(&w->list, &conn->waiters);
+}
+
+void gw_conn_unwait(gw_waiter_t *w)
+{
+	if (!lws_dll2_is_detached(&w->list))
+		lws_dll2_remove(&w->list);
+}
+
+void gw_conn_close(gw_conn_t *conn, int code, const char *reason)
+{
+	if (conn->state != CS_OPEN || conn->closing)
+		return;
+	conn->closing = 1;
+	conn->close_code = code;
+	snprintf(conn->close_reason, sizeof(conn->close_reason), "%s", reason);
+	lws_callback_on_writable(conn->wsi);
+}
+
+void gw_conn_delete(gw_conn_t *conn)
+{
+	gw_conn_close(conn, 1000, "Connection Closed Normally");
+}
+
+static void send_error_frame(gw_conn_t *conn, const char *message, const char *request_id)
+{
+	char frame[256];
+	int n = snprintf(frame, sizeof(frame),
+			 "{\"message\": \"%s\", \"connectionId\":\"%s\", \"requestId\":\"%s\"}",
+			 message, conn->id, request_id);
+
+	if (enqueue_out(conn, frame, (size_t)n, 0))
+		gw_warn("connection %s: outbound buffer full, dropped error frame (request %s)",
+			conn->id, request_id);
+}
+
+static void dispatch(gw_conn_t *conn);
+
+static void on_message_result(void *user, const gw_backend_result_t *res)
+{
+	gw_conn_t *conn = user;
+
+	conn->call = NULL;
+	if (res->outcome == GW_BACKEND_TIMEOUT) {
+		send_error_frame(conn, "Endpoint request timed out", conn->call_request_id);
+	} else if (res->outcome != GW_BACKEND_OK) {
+		send_error_frame(conn, "Internal server error", conn->call_request_id);
+	} else if (conn->api->default_route->route_response && res->body_len) {
+		if (enqueue_out(conn, res->body, res->body_len, res->body_binary))
+			gw_warn("connection %s: outbound buffer full, dropped route response "
+				"(request %s)", conn->id, conn->call_request_id);
+	}
+	dispatch(conn);
+}
+
+/* One integration call in flight per connection keeps messages in order. */
+static void dispatch(gw_conn_t *conn)
+{
+	gw_gateway_t *gw = conn->gw;
+
+	while (!conn->call && conn->inq.head && conn->state == CS_OPEN && !conn->closing) {
+		gw_msg_t *m = lws_container_of(conn->inq.head, gw_msg_t, list);
+		const gw_route_t *route = conn->api->default_route;
+		gw_event_ctx_t ctx;
+		char mid[24];
+
+		lws_dll2_remove(&m->list);
+		gw_gateway_request_id(gw, conn->call_request_id);
+		if (!route) {
+			send_error_frame(conn, "Forbidden", conn->call_request_id);
+			free(m);
+			continue;
+		}
+		gw_gateway_request_id(gw, mid);
+		event_ctx(conn, &ctx, route->key, conn->call_request_id);
+		ctx.message_id = mid;
+		gw_event_message(&gw->scratch, &ctx, m->data, m->len, m->binary);
+		free(m);
+		conn->call = gw_backend_call(gw->be, route->integration, gw->scratch.data,
+					     gw->scratch.len, conn->call_request_id,
+					     on_message_result, conn);
+	}
+}
+
+static void on_message(gw_conn_t *conn)
+{
+	gw_msg_t *m;
+
+	conn->last_active = gw_now_ms();
+	if (conn->inq.count >= INBOUND_QUEUE_MAX) {
+		char rid[24];
+
+		gw_gateway_request_id(conn->gw, rid);
+		send_error_frame(conn, "Too Many Requests", rid);
+		return;
+	}
+	m = malloc(sizeof(*m) + conn->rx.len);
+	if (!m)
+		abort();
+	memset(&m->list, 0, sizeof(m->list));
+	m->len = conn->rx.len;
+	m->binary = conn->rx_binary;
+	memcpy(m->data, conn->rx.data, conn->rx.len);
+	lws_dll2_add_tail(&m->list, &conn->inq);
+	dispatch(conn);
+}
+
+static void on_idle_timer(lws_sorted_usec_list_t *sul)
+{
+	gw_conn_t *conn = lws_container_of(sul, gw_conn_t, idle_timer);
+	uint64_t idle_ms = (uint64_t)conn->api->idle_timeout_s * 1000, now = gw_now_ms();
+
+	/* Activity only moves last_active; the timer re-arms itself for the
+	 * remainder instead of being rescheduled on every message. */
+	if (now - conn->last_active >= idle_ms) {
+		gw_conn_close(conn, 1001, "Idle timeout");
+		return;
+	}
+	lws_sul_schedule(conn->gw->ctx, 0, &conn->idle_timer, on_idle_timer,
+			 (lws_usec_t)(conn->last_active + idle_ms - now) * LWS_US_PER_MS);
+}
+
+static void on_max_timer(lws_sorted_usec_list_t *sul)
+{
+	gw_conn_close(lws_container_of(sul, gw_conn_t, max_timer), 1001,
+		      "Maximum connection duration reached");
+}
+
+static void established(gw_conn_t *conn, struct lws *wsi)
+{
+	gw_gateway_t *gw = conn->gw;
+
+	conn->wsi = wsi;
+	conn->state = CS_OPEN;
+	conn->last_active = gw_now_ms();
+	lws_dll2_add_tail(&conn->open_list, &gw->open_conns);
+	gw_info("connection %s open (api %s, %s)", conn->id, conn->api->name, conn->source_ip);
+	if (conn->api->idle_timeout_s)
+		lws_sul_schedule(gw->ctx, 0, &conn->idle_timer, on_idle_timer,
+				 (lws_usec_t)conn->api->idle_timeout_s * LWS_US_PER_SEC);
+	if (conn->api->max_connection_s)
+		lws_sul_schedule(gw->ctx, 0, &conn->max_timer, on_max_timer,
+				 (lws_usec_t)conn->api->max_connection_s * LWS_US_PER_SEC);
+	decide_waiters(conn, 1);
+	if (gw->stopping)
+		gw_conn_close(conn, 1001, "Going away");
+	else if (conn->outq.count)
+		lws_callback_on_writable(wsi);
+}
+
+static int write_one(gw_conn_t *conn, struct lws *wsi)
+{
+	gw_msg_t *m;
+	int n;
+
+	if (conn->closing) {
+		lws_close_reason(wsi, (enum lws_close_status)conn->close_code,
+				 (unsigned char *)conn->close_reason, strlen(conn->close_reason));
+		return -1;
+	}
+	if (!conn->outq.head)
+		return 0;
+	m = lws_container_of(conn->outq.head, gw_msg_t, list);
+	n = lws_write(wsi, m->data + LWS_PRE, m->len,
+		      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+	if (n < (int)m->len)
+		return -1;
+	lws_dll2_remove(&m->list);
+	conn->outq_bytes -= m->len;
+	free(m);
+	conn->last_active = gw_now_ms();
+	if (conn->outq.head)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static void json_not_found(struct lws *wsi)
+{
+	static const char body[] = "{\"message\":\"Not Found\"}";
+	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+		      *end = buf + sizeof(buf);
+
+	if (lws_add_http_common_headers(wsi, HTTP_STATUS_NOT_FOUND, "application/json",
+					sizeof(body) - 1, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return;
+	memcpy(start, body, sizeof(body) - 1);
+	lws_write(wsi, start, sizeof(body) - 1, LWS_WRITE_HTTP_FINAL);
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+		       void *in, size_t len)
+{
+	gw_conn_t *conn = lws_get_opaque_user_data(wsi);
+
+	switch (reason) {
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		if (adopting) {
+			lws_set_opaque_user_data(wsi, adopting);
+			adopting->wsi = wsi;
+			adopting = NULL;
+		}
+		return 0;
+
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* Only handshakes that went through $connect may upgrade (a
+		 * keep-alive HTTP connection cannot sneak one in later). */
+		return conn && conn->state == CS_ADOPTED ? 0 : -1;
+
+	case LWS_CALLBACK_ADD_HEADERS:
+		if (conn && conn->subprotocol) {
+			struct lws_process_html_args *args = in;
+			if (lws_add_http_header_by_token(wsi, WSI_TOKEN_PROTOCOL,
+					(unsigned char *)conn->subprotocol,
+					(int)strlen(conn->subprotocol),
+					(unsigned char **)&args->p,
+					(unsigned char *)args->p + args->max_len))
+				return 1;
+		}
+		return 0;
+
+	case LWS_CALLBACK_HTTP:
+		json_not_found(wsi);
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+
+	case LWS_CALLBACK_ESTABLISHED:
+		if (!conn)
+			return -1;
+		established(conn, wsi);
+		return 0;
+
+	case LWS_CALLBACK_RECEIVE:
+		if (!conn || conn->state != CS_OPEN)
+			return 0;
+		if (lws_is_first_fragment(wsi)) {
+			gw_buf_reset(&conn->rx);
+			conn->rx_binary = lws_frame_is_binary(wsi);
+		}
+		if (conn->rx.len + len > conn->api->max_message_bytes) {
+			conn->closing = 1;
+			conn->close_code = 1009;
+			snprintf(conn->close_reason, sizeof(conn->close_reason), "Message too big");
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+					 (unsigned char *)conn->close_reason,
+					 strlen(conn->close_reason));
+			return -1;
+		}
+		gw_buf_append(&conn->rx, in, len);
+		if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+			on_message(conn);
+		return 0;
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!conn)
+			return 0;
+		return write_one(conn, wsi);
+
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (conn) {
+			const unsigned char *p = in;
+
+			conn->peer_closed = 1;
+			if (len >= 2) {
+				conn->peer_code = p[0] << 8 | p[1];
+				snprintf(conn->peer_reason, sizeof(conn->peer_reason), "%.*s",
+					 (int)(len - 2), (const char *)p + 2);
+			} else {
+				conn->peer_code = 1005;
+				snprintf(conn->peer_reason, sizeof(conn->peer_reason),
+					 "Client-side close frame status not set");
+			}
+		}
+		return 0;
+
+	case LWS_CALLBACK_CLOSED:
+		if (conn && conn->state == CS_OPEN) {
+			if (conn->closing)
+				conn_finish(conn, 1, conn->close_code, conn->close_reason);
+			else if (conn->peer_closed)
+				conn_finish(conn, 1, conn->peer_code, conn->peer_reason);
+			else
+				conn_finish(conn, 1, 1006, "Connection lost");
+		}
+		return 0;
+
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* Handed over but never opened (the handshake failed in lws). */
+		if (conn && conn->state != CS_OPEN && conn->state != CS_CLOSED) {
+			conn->wsi = NULL;
+			if (conn->in_adopt) {
+				conn->died_in_adopt = 1;
+				return 0;
+			}
+			conn_finish(conn, 0, 0, NULL);
+		}
+		return 0;
+
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+const struct lws_protocols gw_ws_protocol = {
+	"gw-ws", ws_callback, 0, 4096, 0, NULL, 0
+};
+
+void gw_conn_shutdown_all(gw_gateway_t *gw)
+{
+	for (uint32_t i = 0; i < gw->n_slots; i++) {
+		gw_conn_t *conn = gw->slots[i];
+
+		if (!conn)
+			continue;
+		switch (conn->state) {
+		case CS_HEAD:
+			conn_finish(conn, 0, 0, NULL);
+			break;
+		case CS_CONNECTING:
+			RAW_JSON(conn, 503, "{\"message\":\"Service Unavailable\"}");
+			break;
+		case CS_OPEN:
+			gw_conn_close(conn, 1001, "Going away");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void gw_conn_flush_activity(gw_gateway_t *gw)
+{
+	const char *ids[256];
+	uint64_t times[256];
+	size_t n = 0;
+
+	lws_start_foreach_dll(struct lws_dll2 *, d, gw->open_conns.head) {
+		gw_conn_t *conn = lws_container_of(d, gw_conn_t, open_list);
+
+		if (conn->last_active != conn->last_flushed) {
+			ids[n] = conn->id;
+			times[n] = conn->last_active;
+			conn->last_flushed = conn->last_active;
+			if (++n == 256) {
+				gw_registry_touch(gw->reg, ids, times, n);
+				n = 0;
+			}
+		}
+	} lws_end_foreach_dll(d);
+	gw_registry_touch(gw->reg, ids, times, n);
+}

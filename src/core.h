@@ -1,0 +1,108 @@
+/* Internals shared by the core modules (gateway, conn) and the management
+ * API. Nothing outside src/ and mgmt-api/ includes this. */
+#ifndef GW_CORE_H
+#define GW_CORE_H
+
+#include "backend.h"
+#include "buf.h"
+#include "config.h"
+#include "event.h"
+#include "gateway.h"
+#include "registry.h"
+
+#include <libwebsockets.h>
+#include <stdint.h>
+
+/* What an epoll registration points at. */
+enum gw_watch_kind { GW_WATCH_LISTENER, GW_WATCH_MGMT_LISTENER, GW_WATCH_SIGNAL,
+		     GW_WATCH_CONN };
+
+typedef struct gw_watch {
+	enum gw_watch_kind kind;
+	int fd;
+} gw_watch_t;
+
+typedef struct gw_conn gw_conn_t;
+
+struct gw_gateway {
+	gw_config_t *cfg;
+	gw_registry_t *reg;
+	gw_backend_t *be;
+	struct lws_context *ctx;
+	struct lws_vhost *vh_ws;
+	struct lws_vhost *vh_mgmt;
+	struct lws_vhost *vh_client;
+	int epfd;
+	gw_watch_t listener;
+	gw_watch_t mgmt_listener;
+	gw_watch_t sigwatch;
+	int port, mgmt_port;
+	uint32_t worker;
+	/* Slot table: registry records name a slot; the conn there must carry
+	 * the same ID, which makes stale records harmless. */
+	gw_conn_t **slots;
+	uint32_t n_slots;
+	uint32_t *free_slots;
+	uint32_t n_free;
+	size_t n_conns; /* every conn, whatever its state */
+	lws_dll2_owner_t open_conns;
+	gw_buf_t scratch; /* event building, reused */
+	uint64_t request_seq;
+	unsigned char request_salt[6];
+	int stopping;
+	int drain_seconds;
+	lws_sorted_usec_list_t flush_timer;
+	lws_sorted_usec_list_t stop_timer;
+	int stop_deadline_passed;
+};
+
+uint64_t gw_now_ms(void);
+/* A fresh 16-character request ID (AWS-like shape, unique per process). */
+void gw_gateway_request_id(gw_gateway_t *gw, char out[24]);
+gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len);
+int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot);
+void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot);
+
+/* --- connections (conn.c) --- */
+enum gw_post_result {
+	GW_POST_OK = 0,
+	GW_POST_GONE,      /* 410 */
+	GW_POST_TOO_LARGE, /* 413 */
+	GW_POST_FULL,      /* 429 */
+	GW_POST_PENDING,   /* $connect still running: wait */
+};
+
+/* A management request parked on a connection whose $connect is pending. */
+typedef struct gw_waiter {
+	lws_dll2_t list;
+	/* ok: the connection opened (the post was queued) or was refused. */
+	void (*decided)(struct gw_waiter *w, int ok);
+} gw_waiter_t;
+
+extern const struct lws_protocols gw_ws_protocol;
+
+/* A socket accepted on the gateway listener: reads the request head, then
+ * either hands it to libwebsockets or holds it for $connect. */
+void gw_conn_accept(gw_gateway_t *gw, int fd);
+void gw_conn_on_io(gw_conn_t *conn, uint32_t events);
+
+int gw_conn_post(gw_conn_t *conn, const void *data, size_t len);
+/* Parks w until the handshake is decided; the post data is queued first. */
+void gw_conn_wait(gw_conn_t *conn, gw_waiter_t *w);
+void gw_conn_unwait(gw_waiter_t *w);
+int gw_conn_is_open(const gw_conn_t *conn);
+const char *gw_conn_id(const gw_conn_t *conn);
+const gw_api_t *gw_conn_api(const gw_conn_t *conn);
+uint64_t gw_conn_last_active(const gw_conn_t *conn);
+/* Closes with 1000 "Connection Closed Normally" (management DELETE). */
+void gw_conn_delete(gw_conn_t *conn);
+void gw_conn_close(gw_conn_t *conn, int code, const char *reason);
+/* Shutdown: refuse pending handshakes, close open ones with 1001. */
+void gw_conn_shutdown_all(gw_gateway_t *gw);
+/* Writes dirty lastActiveAt values to the registry in one transaction. */
+void gw_conn_flush_activity(gw_gateway_t *gw);
+
+/* --- management API (mgmt-api/mgmt.c) --- */
+extern const struct lws_protocols gw_mgmt_protocol;
+
+#endif

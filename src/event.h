@@ -1,0 +1,48 @@
+/* AWS Lambda proxy events (reference §2): CONNECT, MESSAGE and DISCONNECT,
+ * written straight into a reusable buffer; no document tree is built. */
+#ifndef GW_EVENT_H
+#define GW_EVENT_H
+
+#include "buf.h"
+#include "config.h"
+
+#include <stdint.h>
+
+typedef struct gw_header {
+	gw_str_t name;
+	gw_str_t value;
+} gw_header_t;
+
+typedef struct gw_event_ctx {
+	const gw_api_t *api;
+	const char *route_key;
+	const char *connection_id;
+	uint64_t connected_at;    /* epoch ms */
+	const char *request_id;
+	const char *message_id;   /* MESSAGE only */
+	uint64_t request_time;    /* epoch ms */
+	const char *source_ip;
+	const char *user_agent;   /* may be NULL */
+	const char *domain_name;
+	int disconnect_code;      /* DISCONNECT only */
+	const char *disconnect_reason;
+} gw_event_ctx_t;
+
+/* CONNECT: headers as the client sent them, query the raw query string. */
+void gw_event_connect(gw_buf_t *out, const gw_event_ctx_t *ctx,
+		      const gw_header_t *headers, size_t n_headers,
+		      const char *query, size_t query_len);
+void gw_event_message(gw_buf_t *out, const gw_event_ctx_t *ctx,
+		      const void *body, size_t len, int binary);
+void gw_event_disconnect(gw_buf_t *out, const gw_event_ctx_t *ctx);
+
+/* requestTime in CLF form: "11/Nov/2024:11:35:24 +0000". */
+void gw_event_clf_time(char out[64], uint64_t epoch_ms);
+/* ISO-8601 with milliseconds: "2024-11-11T11:35:24.553Z". */
+void gw_event_iso_time(char out[64], uint64_t epoch_ms);
+
+/* Percent-decodes (and '+' to space when form != 0) into out; returns the
+ * decoded length. out must hold n bytes. */
+size_t gw_url_decode(char *out, const char *in, size_t n, int form);
+
+#endif

@@ -1,0 +1,390 @@
+#define _GNU_SOURCE
+/* The event loop and its listeners. libwebsockets runs the loop; the
+ * gateway's own sockets (the two listeners, sockets still reading their
+ * request head or waiting for $connect, and a signalfd) live in one epoll
+ * set that is itself adopted into libwebsockets as a raw file, so a single
+ * poll() covers everything and nothing ever blocks. */
+#include "core.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+
+#define FLUSH_INTERVAL_S 5
+
+uint64_t gw_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void gw_gateway_request_id(gw_gateway_t *gw, char out[24])
+{
+	unsigned char raw[12];
+	uint64_t seq = ++gw->request_seq;
+
+	memcpy(raw, gw->request_salt, 6);
+	for (int i = 0; i < 6; i++)
+		raw[6 + i] = (unsigned char)(seq >> (8 * (5 - i)));
+	gw_base64url(out, raw, sizeof(raw));
+}
+
+int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot)
+{
+	if (!gw->n_free) {
+		uint32_t old = gw->n_slots, n = old ? old * 2 : 1024;
+
+		gw->slots = realloc(gw->slots, n * sizeof(*gw->slots));
+		gw->free_slots = realloc(gw->free_slots, n * sizeof(*gw->free_slots));
+		if (!gw->slots || !gw->free_slots)
+			abort();
+		for (uint32_t i = old; i < n; i++) {
+			gw->slots[i] = NULL;
+			gw->free_slots[gw->n_free++] = n - 1 - (i - old);
+		}
+		gw->n_slots = n;
+	}
+	*slot = gw->free_slots[--gw->n_free];
+	gw->slots[*slot] = conn;
+	return 0;
+}
+
+void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot)
+{
+	gw->slots[slot] = NULL;
+	gw->free_slots[gw->n_free++] = slot;
+}
+
+gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len)
+{
+	gw_conn_record_t rec;
+	gw_conn_t *conn;
+
+	if (gw_registry_get(gw->reg, id, len, &rec) != GW_REG_OK)
+		return NULL;
+	if (rec.worker != gw->worker || rec.slot >= gw->n_slots)
+		return NULL;
+	conn = gw->slots[rec.slot];
+	if (!conn || strlen(gw_conn_id(conn)) != len || memcmp(gw_conn_id(conn), id, len))
+		return NULL;
+	return conn;
+}
+
+static int bind_listener(const char *host, int port, int *out_port, char *err,
+			 size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char ports[8];
+	int fd = -1, one = 1, rc;
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(ports, sizeof(ports), "%d", port);
+	rc = getaddrinfo(host, ports, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4096))
+		goto fail;
+	if (getsockname(fd, (struct sockaddr *)&sa, &salen))
+		goto fail;
+	*out_port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+						   : ((struct sockaddr_in *)&sa)->sin_port);
+	freeaddrinfo(res);
+	return fd;
+fail:
+	snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return -1;
+}
+
+static void accept_all(gw_gateway_t *gw, gw_watch_t *l)
+{
+	for (;;) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				gw_warn("accept: %s", strerror(errno));
+			return;
+		}
+		if (l->kind == GW_WATCH_MGMT_LISTENER) {
+			if (!lws_adopt_socket_vhost(gw->vh_mgmt, fd))
+				gw_warn("management: cannot adopt a connection");
+		} else {
+			gw_conn_accept(gw, fd);
+		}
+	}
+}
+
+static void stop_listening(gw_gateway_t *gw)
+{
+	gw_watch_t *ls[] = { &gw->listener, &gw->mgmt_listener };
+
+	for (int i = 0; i < 2; i++) {
+		if (ls[i]->fd < 0)
+			continue;
+		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, ls[i]->fd, NULL);
+		close(ls[i]->fd);
+		ls[i]->fd = -1;
+	}
+}
+
+static void on_stop_deadline(lws_sorted_usec_list_t *sul)
+{
+	gw_gateway_t *gw = lws_container_of(sul, gw_gateway_t, stop_timer);
+
+	gw_warn("shutdown: %zu connections and %zu integration calls still open after "
+		"%d s, exiting anyway", gw->n_conns, gw_backend_inflight(gw->be),
+		gw->drain_seconds);
+	gw->stop_deadline_passed = 1;
+}
+
+static void begin_stop(gw_gateway_t *gw, int sig)
+{
+	if (gw->stopping)
+		return;
+	gw_info("signal %d: closing %zu connections (1001) and stopping", sig, gw->n_conns);
+	gw->stopping = 1;
+	stop_listening(gw);
+	gw_conn_shutdown_all(gw);
+	lws_sul_schedule(gw->ctx, 0, &gw->stop_timer, on_stop_deadline,
+			 (lws_usec_t)gw->drain_seconds * LWS_US_PER_SEC);
+}
+
+static void drain_epoll(gw_gateway_t *gw)
+{
+	struct epoll_event evs[64];
+	int n;
+
+	do {
+		n = epoll_wait(gw->epfd, evs, 64, 0);
+		for (int i = 0; i < n; i++) {
+			gw_watch_t *w = evs[i].data.ptr;
+
+			switch (w->kind) {
+			case GW_WATCH_LISTENER:
+			case GW_WATCH_MGMT_LISTENER:
+				accept_all(gw, w);
+				break;
+			case GW_WATCH_SIGNAL: {
+				struct signalfd_siginfo si;
+				if (read(w->fd, &si, sizeof(si)) == sizeof(si))
+					begin_stop(gw, (int)si.ssi_signo);
+				break;
+			}
+			case GW_WATCH_CONN:
+				gw_conn_on_io((gw_conn_t *)w, evs[i].events);
+				break;
+			}
+		}
+	} while (n == 64);
+}
+
+static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+			void *in, size_t len)
+{
+	gw_gateway_t *gw = lws_context_user(lws_get_context(wsi));
+
+	if (reason == LWS_CALLBACK_RAW_RX_FILE)
+		drain_epoll(gw);
+	return 0;
+}
+
+static const struct lws_protocols raw_protocol = {
+	"gw-epoll", raw_callback, 0, 0, 0, NULL, 0
+};
+
+static void on_flush_timer(lws_sorted_usec_list_t *sul)
+{
+	gw_gateway_t *gw = lws_container_of(sul, gw_gateway_t, flush_timer);
+
+	gw_conn_flush_activity(gw);
+	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
+			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
+}
+
+static int watch_add(gw_gateway_t *gw, gw_watch_t *w)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.ptr = w;
+	return epoll_ctl(gw->epfd, EPOLL_CTL_ADD, w->fd, &ev);
+}
+
+static struct lws_vhost *make_vhost(struct lws_context *ctx, const char *name,
+				    const struct lws_protocols *protos)
+{
+	struct lws_context_creation_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = name;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = protos;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	return lws_create_vhost(ctx, &info);
+}
+
+int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
+		      const gw_gateway_opts_t *opts, char *err, size_t errlen)
+{
+	static struct lws_protocols ws_protos[3], mgmt_protos[2], client_protos[2];
+	struct lws_context_creation_info info;
+	gw_gateway_t *gw = calloc(1, sizeof(*gw));
+	lws_sock_file_fd_type fd;
+	sigset_t mask;
+
+	*out = NULL;
+	if (!gw)
+		abort();
+	gw->cfg = cfg;
+	gw->epfd = gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
+	gw->drain_seconds = opts->drain_seconds > 0 ? opts->drain_seconds : 10;
+	gw_buf_init(&gw->scratch);
+	if (RAND_bytes(gw->request_salt, sizeof(gw->request_salt)) != 1)
+		goto fail_msg;
+
+	if (gw_registry_open(opts->data_dir, &gw->reg, err, errlen))
+		goto fail;
+	gw->listener.kind = GW_WATCH_LISTENER;
+	gw->listener.fd = bind_listener(opts->listen_host, opts->listen_port, &gw->port,
+					err, errlen);
+	if (gw->listener.fd < 0)
+		goto fail;
+	gw->mgmt_listener.kind = GW_WATCH_MGMT_LISTENER;
+	gw->mgmt_listener.fd = bind_listener(opts->mgmt_host, opts->mgmt_port,
+					     &gw->mgmt_port, err, errlen);
+	if (gw->mgmt_listener.fd < 0)
+		goto fail;
+
+	/* Signals arrive as readable data on the loop, not in a handler. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	gw->sigwatch.kind = GW_WATCH_SIGNAL;
+	gw->sigwatch.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	gw->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (gw->sigwatch.fd < 0 || gw->epfd < 0 || watch_add(gw, &gw->listener) ||
+	    watch_add(gw, &gw->mgmt_listener) || watch_add(gw, &gw->sigwatch)) {
+		snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
+		goto fail;
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.user = gw;
+	/* Integration calls carry their own timers (timeoutMs up to 300 s);
+	 * libwebsockets' shorter default would cut them first. */
+	info.timeout_secs = 310;
+	info.fd_limit_per_thread = 0;
+	gw->ctx = lws_create_context(&info);
+	if (!gw->ctx) {
+		snprintf(err, errlen, "cannot create the libwebsockets context");
+		goto fail;
+	}
+	ws_protos[0] = gw_ws_protocol;
+	ws_protos[1] = raw_protocol;
+	mgmt_protos[0] = gw_mgmt_protocol;
+	client_protos[0] = gw_backend_protocol;
+	gw->vh_ws = make_vhost(gw->ctx, "gateway", ws_protos);
+	gw->vh_mgmt = make_vhost(gw->ctx, "management", mgmt_protos);
+	gw->vh_client = make_vhost(gw->ctx, "integrations", client_protos);
+	if (!gw->vh_ws || !gw->vh_mgmt || !gw->vh_client) {
+		snprintf(err, errlen, "cannot create the libwebsockets vhosts");
+		goto fail;
+	}
+	fd.filefd = gw->epfd;
+	if (!lws_adopt_descriptor_vhost(gw->vh_ws, LWS_ADOPT_RAW_FILE_DESC, fd,
+					"gw-epoll", NULL)) {
+		snprintf(err, errlen, "cannot watch the gateway's sockets");
+		goto fail;
+	}
+	gw->be = gw_backend_create(gw->ctx, gw->vh_client);
+	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
+			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
+	*out = gw;
+	return 0;
+fail_msg:
+	snprintf(err, errlen, "OpenSSL's random generator failed");
+fail:
+	gw_gateway_destroy(gw);
+	return -1;
+}
+
+int gw_gateway_port(const gw_gateway_t *gw)
+{
+	return gw->port;
+}
+
+int gw_gateway_mgmt_port(const gw_gateway_t *gw)
+{
+	return gw->mgmt_port;
+}
+
+int gw_gateway_run(gw_gateway_t *gw)
+{
+	while (!gw->stop_deadline_passed) {
+		if (lws_service(gw->ctx, 0) < 0)
+			break;
+		if (gw->stopping && !gw->n_conns && !gw_backend_inflight(gw->be))
+			break;
+	}
+	gw_conn_flush_activity(gw);
+	gw_info("stopped");
+	return 0;
+}
+
+void gw_gateway_destroy(gw_gateway_t *gw)
+{
+	if (!gw)
+		return;
+	if (gw->ctx) {
+		lws_sul_cancel(&gw->flush_timer);
+		lws_sul_cancel(&gw->stop_timer);
+		lws_context_destroy(gw->ctx);
+	}
+	if (gw->be)
+		gw_backend_destroy(gw->be);
+	stop_listening(gw);
+	if (gw->sigwatch.fd >= 0)
+		close(gw->sigwatch.fd);
+	if (gw->epfd >= 0)
+		close(gw->epfd);
+	gw_registry_close(gw->reg);
+	gw_config_free(gw->cfg);
+	gw_buf_dispose(&gw->scratch);
+	free(gw->slots);
+	free(gw->free_slots);
+	free(gw);
+}

@@ -1,0 +1,34 @@
+/* The gateway: one libwebsockets context (one event loop) serving the
+ * WebSocket/HTTP listener, the management listener and the integration
+ * client, over one configuration and one registry. main.c only parses the
+ * command line and calls this. */
+#ifndef GW_GATEWAY_H
+#define GW_GATEWAY_H
+
+#include "config.h"
+
+typedef struct gw_gateway gw_gateway_t;
+
+typedef struct gw_gateway_opts {
+	const char *listen_host;
+	int listen_port;
+	const char *mgmt_host;
+	int mgmt_port;
+	const char *data_dir;
+	/* seconds given to $disconnect calls on shutdown before exiting */
+	int drain_seconds;
+} gw_gateway_opts_t;
+
+/* Binds the listeners and opens the registry; takes ownership of cfg.
+ * On failure writes the reason into err and returns -1. */
+int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
+		      const gw_gateway_opts_t *opts, char *err, size_t errlen);
+/* Ports actually bound (after port 0). */
+int gw_gateway_port(const gw_gateway_t *gw);
+int gw_gateway_mgmt_port(const gw_gateway_t *gw);
+/* Serves until SIGINT/SIGTERM, then closes every connection with 1001,
+ * waits for their $disconnect calls and returns 0. */
+int gw_gateway_run(gw_gateway_t *gw);
+void gw_gateway_destroy(gw_gateway_t *gw);
+
+#endif

@@ -1,0 +1,133 @@
+/* wsgate: command line. Everything else lives in the core library. */
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: wsgate [options]\n"
+		"  --routes PATH        API file, or folder of *.json API files (default routes/)\n"
+		"  --listen HOST:PORT   WebSocket and HTTP listener (default 0.0.0.0:8080)\n"
+		"  --mgmt-listen HOST:PORT  management API listener (default 127.0.0.1:8081)\n"
+		"  --data DIR           connection registry folder (default ./data)\n"
+		"  --log-level LEVEL    error, warn, info or debug (default info)\n"
+		"  --check              validate the configuration and exit (0 when valid)\n"
+		"  --version            print the version and exit\n"
+		"  --help               print this help and exit\n"
+		"Port 0 binds an ephemeral port; the ports bound are printed on start.\n");
+}
+
+/* "HOST:PORT", "[v6]:PORT" or ":PORT". */
+static int parse_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long p;
+
+	if (!colon)
+		return -1;
+	p = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || p < 0 || p > 65535)
+		return -1;
+	if (s[0] == '[' && colon > s && colon[-1] == ']')
+		snprintf(host, hostlen, "%.*s", (int)(colon - s - 2), s + 1);
+	else if (colon == s)
+		snprintf(host, hostlen, "0.0.0.0");
+	else
+		snprintf(host, hostlen, "%.*s", (int)(colon - s), s);
+	*port = (int)p;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "routes", required_argument, NULL, 'r' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "mgmt-listen", required_argument, NULL, 'm' },
+		{ "data", required_argument, NULL, 'd' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "check", no_argument, NULL, 'c' },
+		{ "version", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *routes = "routes/", *listen = "0.0.0.0:8080",
+		   *mgmt = "127.0.0.1:8081", *data = "./data";
+	char host[256], mhost[256], err[512];
+	gw_gateway_opts_t go;
+	gw_config_t *cfg = NULL;
+	gw_gateway_t *gw = NULL;
+	gw_buf_t errs;
+	int check = 0, c, level;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': routes = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'm': mgmt = optarg; break;
+		case 'd': data = optarg; break;
+		case 'c': check = 1; break;
+		case 'L':
+			level = gw_log_parse_level(optarg);
+			if (level < 0) {
+				fprintf(stderr, "wsgate: --log-level: expected error, warn, info or debug\n");
+				return 2;
+			}
+			gw_log_threshold = level;
+			break;
+		case 'v': printf("wsgate %s\n", GW_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "wsgate: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	gw_log_set_level(gw_log_threshold);
+	memset(&go, 0, sizeof(go));
+	if (parse_hostport(listen, host, sizeof(host), &go.listen_port)) {
+		fprintf(stderr, "wsgate: --listen: expected HOST:PORT, found \"%s\"\n", listen);
+		return 2;
+	}
+	if (parse_hostport(mgmt, mhost, sizeof(mhost), &go.mgmt_port)) {
+		fprintf(stderr, "wsgate: --mgmt-listen: expected HOST:PORT, found \"%s\"\n", mgmt);
+		return 2;
+	}
+	go.listen_host = host;
+	go.mgmt_host = mhost;
+	go.data_dir = data;
+
+	gw_buf_init(&errs);
+	if (gw_config_load(routes, &cfg, &errs)) {
+		fprintf(stderr, "%s", errs.data ? errs.data : "");
+		fprintf(stderr, "wsgate: configuration is invalid, not starting\n");
+		gw_buf_dispose(&errs);
+		return 1;
+	}
+	gw_buf_dispose(&errs);
+	if (check) {
+		printf("wsgate: configuration OK (%zu API%s)\n", cfg->n_apis,
+		       cfg->n_apis == 1 ? "" : "s");
+		gw_config_free(cfg);
+		return 0;
+	}
+	if (gw_gateway_create(&gw, cfg, &go, err, sizeof(err))) {
+		fprintf(stderr, "wsgate: %s\n", err);
+		return 1;
+	}
+	fprintf(stderr, "wsgate: listening on %s:%d (gateway)\n", host, gw_gateway_port(gw));
+	fprintf(stderr, "wsgate: listening on %s:%d (management)\n", mhost,
+		gw_gateway_mgmt_port(gw));
+	c = gw_gateway_run(gw);
+	gw_gateway_destroy(gw);
+	return c;
+}

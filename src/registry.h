@@ -1,0 +1,67 @@
+/* The connection registry: one LMDB record per live connection, encoded
+ * with msgpack, keyed by connection ID. It is how a management call finds
+ * the socket (worker and slot) and what outlives a crash for inspection.
+ * Writes happen on connect and close only; lastActiveAt is flushed in
+ * batches (gw_registry_touch), never once per message. */
+#ifndef GW_REGISTRY_H
+#define GW_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_CONN_ID_LEN 16 /* 96 random bits, URL-safe base64 */
+
+enum {
+	GW_REG_OK = 0,
+	GW_REG_NOTFOUND = 1,
+	GW_REG_EXISTS = 2,
+	GW_REG_ERROR = -1,
+};
+
+enum gw_conn_state { GW_CONN_PENDING = 0, GW_CONN_OPEN = 1 };
+
+typedef struct gw_registry gw_registry_t;
+
+typedef struct gw_conn_record {
+	char id[GW_CONN_ID_LEN + 1];
+	char api[128];
+	char stage[130];
+	char source_ip[64];
+	char user_agent[512];
+	uint64_t connected_at;   /* epoch ms */
+	uint64_t last_active_at; /* epoch ms */
+	uint32_t worker;
+	uint32_t slot;
+	uint32_t state; /* enum gw_conn_state */
+} gw_conn_record_t;
+
+/* Opens (creating) DIR/registry.mdb. Records left by a previous run name
+ * sockets that no longer exist, so they are dropped. */
+int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t errlen);
+void gw_registry_close(gw_registry_t *reg);
+
+/* Fills id with a fresh connection ID from OpenSSL's CSPRNG. */
+int gw_registry_new_id(char id[GW_CONN_ID_LEN + 1]);
+
+/* Inserts rec; GW_REG_EXISTS if the ID is taken (IDs are never reused). */
+int gw_registry_insert(gw_registry_t *reg, const gw_conn_record_t *rec);
+/* Overwrites rec (state changes). */
+int gw_registry_update(gw_registry_t *reg, const gw_conn_record_t *rec);
+int gw_registry_get(gw_registry_t *reg, const char *id, size_t idlen,
+		    gw_conn_record_t *rec);
+int gw_registry_delete(gw_registry_t *reg, const char *id);
+/* Sets lastActiveAt of n connections in one write transaction. */
+int gw_registry_touch(gw_registry_t *reg, const char *const *ids,
+		      const uint64_t *times, size_t n);
+int gw_registry_count(gw_registry_t *reg, size_t *count);
+/* Calls fn for each record (read-only transaction; for tools and tests). */
+int gw_registry_foreach(gw_registry_t *reg,
+			void (*fn)(const gw_conn_record_t *rec, void *user), void *user);
+
+/* msgpack encoding of one record, exposed for unit tests. */
+int gw_registry_encode(const gw_conn_record_t *rec, void **data, size_t *len);
+int gw_registry_decode(const void *data, size_t len, gw_conn_record_t *rec);
+
+const char *gw_registry_strerror(int rc);
+
+#endif
