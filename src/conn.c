@@ -1,11 +1,15 @@
 /* Connections, from accept to $disconnect.
  *
- * The gateway owns the accept: it reads the request head itself (parsed by
- * http-parser) so that a WebSocket upgrade can wait for its asynchronous
- * $connect call without blocking the loop and without libwebsockets having
- * answered anything yet. A refusal is written on the raw socket with the
- * integration's status; an acceptance hands the socket and the bytes read
- * so far to libwebsockets, which then performs the real handshake.
+ * The gateway owns the accept: it peeks at the request head (MSG_PEEK,
+ * parsed by http-parser, edge-triggered so unread bytes never spin the
+ * loop) so that a WebSocket upgrade can wait for its asynchronous $connect
+ * call without blocking the loop and before libwebsockets has answered
+ * anything. A refusal is written on the raw socket with the integration's
+ * status; an acceptance hands the untouched socket to libwebsockets, which
+ * reads the same request and performs the real handshake. (Handing over
+ * consumed bytes with lws_adopt_socket_vhost_readbuf does not work in
+ * libwebsockets 4.1: it leaves the head's last CRLF in its buffer and then
+ * parses it as a WebSocket frame, failing the connection with 1002.)
  *
  * Lifecycle: HEAD (reading) -> CONNECTING ($connect running) -> ADOPTED
  * (libwebsockets handshaking) -> OPEN -> freed in LWS_CALLBACK_CLOSED.
@@ -59,7 +63,6 @@ struct gw_conn {
 	uint64_t last_flushed;
 
 	struct lws *wsi;
-	int in_adopt, died_in_adopt, free_deferred;
 	gw_call_t *call; /* $connect, or the message in flight */
 	char call_request_id[24];
 
@@ -83,8 +86,8 @@ struct gw_conn {
 	lws_dll2_t open_list;
 };
 
-/* The conn being handed to libwebsockets: its first callbacks run inside
- * lws_adopt_socket_vhost_readbuf, before we get the wsi back. */
+/* The conn being handed to libwebsockets: its first callback runs inside
+ * lws_adopt_socket_vhost, before we get the wsi back. */
 static __thread gw_conn_t *adopting;
 
 static const char *status_text(int status)
@@ -194,10 +197,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	free(conn->user_agent);
 	free(conn->host);
 	free(conn->subprotocol);
-	if (conn->in_adopt)
-		conn->free_deferred = 1; /* handshake_accept still holds it */
-	else
-		free(conn);
+	free(conn);
 }
 
 /* Answers on the raw socket (before any handover) and frees the conn. */
@@ -224,47 +224,44 @@ static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t le
 static void handshake_accept(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
-	gw_str_t url = gw_head_url(conn->head), all = gw_head_bytes(conn->head);
-	size_t tail = gw_head_length(conn->head);
-	gw_buf_t req;
-	struct lws *wsi;
+	struct lws_vhost *vh = gw->vh_ws;
 	int fd = conn->watch.fd;
+	char first[64];
 
-	/* Rebuild the head without Sec-WebSocket-Protocol: libwebsockets would
-	 * otherwise insist on one of its own protocol names; the subprotocol
-	 * the integration chose is added back in LWS_CALLBACK_ADD_HEADERS. */
-	gw_buf_init(&req);
-	gw_buf_append_str(&req, "GET ");
-	gw_buf_append(&req, url.ptr, url.len);
-	gw_buf_append_str(&req, " HTTP/1.1\r\n");
-	for (size_t i = 0; i < gw_head_count(conn->head); i++) {
-		gw_str_t n, v;
+	/* libwebsockets only completes an upgrade whose offered subprotocol
+	 * names one of the vhost's protocols, and echoes that name: so the
+	 * handshake is adopted by a vhost named after the chosen protocol.
+	 * When the client offered some and the integration chose none, the
+	 * client's first preference is taken rather than failing the client. */
+	if (conn->offered_protocols && !conn->subprotocol) {
+		gw_str_t v = gw_head_get(conn->head, "Sec-WebSocket-Protocol");
+		size_t n = 0;
 
-		gw_head_at(conn->head, i, &n, &v);
-		if (n.len == 22 && !strncasecmp(n.ptr, "Sec-WebSocket-Protocol", 22))
-			continue;
-		gw_buf_append(&req, n.ptr, n.len);
-		gw_buf_append(&req, ": ", 2);
-		gw_buf_append(&req, v.ptr, v.len);
-		gw_buf_append(&req, "\r\n", 2);
+		while (n < v.len && n < sizeof(first) - 1 && v.ptr[n] != ',' && v.ptr[n] != ' ')
+			n++;
+		memcpy(first, v.ptr, n);
+		first[n] = '\0';
+		conn->subprotocol = strdup(first);
 	}
-	gw_buf_append(&req, "\r\n", 2);
-	if (all.len > tail)
-		gw_buf_append(&req, all.ptr + tail, all.len - tail);
-
+	if (conn->subprotocol) {
+		vh = gw_gateway_subprotocol_vhost(gw, conn->subprotocol);
+		if (!vh) {
+			gw_warn("connection %s refused: cannot serve subprotocol \"%s\"",
+				conn->id, conn->subprotocol);
+			RAW_JSON(conn, 500, "{\"message\": \"Internal server error\"}");
+			return;
+		}
+	}
 	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
 	conn->watch.fd = -1; /* libwebsockets owns (or has closed) it now */
 	conn->state = CS_ADOPTED;
-	conn->in_adopt = 1;
 	adopting = conn;
-	wsi = lws_adopt_socket_vhost_readbuf(gw->vh_ws, fd, req.data, req.len);
-	adopting = NULL;
-	conn->in_adopt = 0;
-	gw_buf_dispose(&req);
-	if (conn->free_deferred)
-		free(conn); /* opened and closed again inside the adoption */
-	else if (conn->died_in_adopt || !wsi)
+	if (!lws_adopt_socket_vhost(vh, fd)) {
+		adopting = NULL;
 		conn_finish(conn, 0, 0, NULL);
+		return;
+	}
+	adopting = NULL;
 }
 
 static void on_connect_result(void *user, const gw_backend_result_t *res)
@@ -378,12 +375,12 @@ static void head_complete(gw_conn_t *conn)
 	lws_sul_cancel(&conn->head_timer);
 	if (!upgrade) {
 		/* Plain HTTP: libwebsockets serves it (REST routes, 404). */
-		gw_str_t all = gw_head_bytes(conn->head);
 		int fd = conn->watch.fd;
 
 		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
 		conn->watch.fd = -1;
-		lws_adopt_socket_vhost_readbuf(gw->vh_ws, fd, all.ptr, all.len);
+		if (!lws_adopt_socket_vhost(gw->vh_ws, fd))
+			gw_warn("cannot hand an HTTP connection to libwebsockets");
 		conn_finish(conn, 0, 0, NULL);
 		return;
 	}
@@ -432,7 +429,9 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 		}
 	}
 	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | EPOLLRDHUP;
+	/* Edge-triggered: the head is peeked, not read, so a level-triggered
+	 * watch would fire forever on a partial head. */
+	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
 	ev.data.ptr = &conn->watch;
 	if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		gw_err("epoll_ctl: %s", strerror(errno));
@@ -445,41 +444,43 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 
 void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
 {
-	char buf[4096];
+	char buf[HEAD_MAX_BYTES];
+	ssize_t n;
 
-	(void)events;
-	for (;;) {
-		ssize_t n = recv(conn->watch.fd, buf, sizeof(buf), 0);
-
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			/* Gone before the handshake was decided: nothing was
-			 * established, so there is no $disconnect. */
-			if (conn->state == CS_CONNECTING)
-				gw_info("connection %s: client left during $connect", conn->id);
+	if (conn->state == CS_CONNECTING) {
+		/* Bytes sent early stay in the socket for libwebsockets; only a
+		 * hang-up matters. Nothing was established: no $disconnect. */
+		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+			gw_info("connection %s: client left during $connect", conn->id);
 			conn_finish(conn, 0, 0, NULL);
-			return;
 		}
-		switch (gw_head_feed(conn->head, buf, (size_t)n)) {
-		case GW_HEAD_MORE:
-			break;
-		case GW_HEAD_DONE:
-			if (conn->state == CS_HEAD) {
-				head_complete(conn);
-				return;
-			}
-			break; /* early bytes, kept for libwebsockets */
-		case GW_HEAD_BAD:
-			RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
+		return;
+	}
+	n = recv(conn->watch.fd, buf, sizeof(buf), MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_finish(conn, 0, 0, NULL);
+		return;
+	}
+	/* Each peek returns the head from its first byte: parse it afresh. */
+	gw_head_destroy(conn->head);
+	conn->head = gw_head_create(HEAD_MAX_BYTES);
+	switch (gw_head_feed(conn->head, buf, (size_t)n)) {
+	case GW_HEAD_DONE:
+		head_complete(conn);
+		return;
+	case GW_HEAD_BAD:
+		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
+		return;
+	case GW_HEAD_MORE:
+		if ((size_t)n < sizeof(buf))
 			return;
-		case GW_HEAD_TOO_LARGE:
-			if (conn->state == CS_HEAD)
-				RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
-			else /* talking before the 101: not a WebSocket client */
-				conn_finish(conn, 0, 0, NULL);
-			return;
-		}
+		/* a full buffer and still no end of head */
+		__attribute__((fallthrough));
+	case GW_HEAD_TOO_LARGE:
+		RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
+		return;
 	}
 }
 
@@ -831,10 +832,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		/* Handed over but never opened (the handshake failed in lws). */
 		if (conn && conn->state != CS_OPEN && conn->state != CS_CLOSED) {
 			conn->wsi = NULL;
-			if (conn->in_adopt) {
-				conn->died_in_adopt = 1;
-				return 0;
-			}
 			conn_finish(conn, 0, 0, NULL);
 		}
 		return 0;

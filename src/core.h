@@ -23,6 +23,7 @@ typedef struct gw_watch {
 } gw_watch_t;
 
 typedef struct gw_conn gw_conn_t;
+#define GW_MAX_SUBPROTOCOLS 64
 
 struct gw_gateway {
 	gw_config_t *cfg;
@@ -54,12 +55,21 @@ struct gw_gateway {
 	lws_sorted_usec_list_t flush_timer;
 	lws_sorted_usec_list_t stop_timer;
 	int stop_deadline_passed;
+	struct gw_subproto {
+		char *name;
+		struct lws_protocols protos[2];
+		struct lws_vhost *vh;
+	} subprotos[GW_MAX_SUBPROTOCOLS];
+	size_t n_subprotos;
 };
 
 uint64_t gw_now_ms(void);
 /* A fresh 16-character request ID (AWS-like shape, unique per process). */
 void gw_gateway_request_id(gw_gateway_t *gw, char out[24]);
 gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len);
+/* The vhost whose one WebSocket protocol is named proto (created on first
+ * use, at most GW_MAX_SUBPROTOCOLS of them), or NULL. */
+struct lws_vhost *gw_gateway_subprotocol_vhost(gw_gateway_t *gw, const char *proto);
 int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot);
 void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot);
 

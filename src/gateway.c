@@ -84,6 +84,38 @@ gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len)
 	return conn;
 }
 
+struct lws_vhost *gw_gateway_subprotocol_vhost(gw_gateway_t *gw, const char *proto)
+{
+	struct gw_subproto *sp;
+	struct lws_context_creation_info info;
+
+	for (size_t i = 0; i < gw->n_subprotos; i++)
+		if (!strcmp(gw->subprotos[i].name, proto))
+			return gw->subprotos[i].vh;
+	/* RFC 6455 subprotocol names are tokens; reject anything else. */
+	if (!*proto || strlen(proto) > 63 || gw->n_subprotos == GW_MAX_SUBPROTOCOLS)
+		return NULL;
+	for (const char *p = proto; *p; p++)
+		if (*p <= 32 || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
+			return NULL;
+	sp = &gw->subprotos[gw->n_subprotos];
+	sp->name = strdup(proto);
+	sp->protos[0] = gw_ws_protocol;
+	sp->protos[0].name = sp->name;
+	memset(&sp->protos[1], 0, sizeof(sp->protos[1]));
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = sp->name;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = sp->protos;
+	sp->vh = lws_create_vhost(gw->ctx, &info);
+	if (!sp->vh) {
+		free(sp->name);
+		return NULL;
+	}
+	gw->n_subprotos++;
+	return sp->vh;
+}
+
 static int bind_listener(const char *host, int port, int *out_port, char *err,
 			 size_t errlen)
 {
@@ -384,6 +416,8 @@ void gw_gateway_destroy(gw_gateway_t *gw)
 	gw_registry_close(gw->reg);
 	gw_config_free(gw->cfg);
 	gw_buf_dispose(&gw->scratch);
+	for (size_t i = 0; i < gw->n_subprotos; i++)
+		free(gw->subprotos[i].name);
 	free(gw->slots);
 	free(gw->free_slots);
 	free(gw);
