@@ -84,10 +84,31 @@ gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len)
 	return conn;
 }
 
+static struct lws_vhost *make_vhost(struct lws_context *ctx, const char *name,
+				    const struct lws_protocols *protos)
+{
+	struct lws_context_creation_info info;
+
+	char iface[108];
+
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = name;
+	/* libwebsockets re-binds an HTTP request to the first vhost sharing its
+	 * listen port unless the Host header names another: vhosts that only
+	 * receive adopted sockets would all share one port and steal each
+	 * other's requests. A vhost listening on a unix socket has port 0,
+	 * which turns that re-binding off; the abstract socket is never used. */
+	snprintf(iface, sizeof(iface), "@wsgate-%d-%s", (int)getpid(), name);
+	info.iface = iface;
+	info.port = 0;
+	info.protocols = protos;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_UNIX_SOCK;
+	return lws_create_vhost(ctx, &info);
+}
+
 struct lws_vhost *gw_gateway_subprotocol_vhost(gw_gateway_t *gw, const char *proto)
 {
 	struct gw_subproto *sp;
-	struct lws_context_creation_info info;
 
 	for (size_t i = 0; i < gw->n_subprotos; i++)
 		if (!strcmp(gw->subprotos[i].name, proto))
@@ -103,11 +124,7 @@ struct lws_vhost *gw_gateway_subprotocol_vhost(gw_gateway_t *gw, const char *pro
 	sp->protos[0] = gw_ws_protocol;
 	sp->protos[0].name = sp->name;
 	memset(&sp->protos[1], 0, sizeof(sp->protos[1]));
-	memset(&info, 0, sizeof(info));
-	info.vhost_name = sp->name;
-	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	info.protocols = sp->protos;
-	sp->vh = lws_create_vhost(gw->ctx, &info);
+	sp->vh = make_vhost(gw->ctx, sp->name, sp->protos);
 	if (!sp->vh) {
 		free(sp->name);
 		return NULL;
@@ -269,19 +286,6 @@ static int watch_add(gw_gateway_t *gw, gw_watch_t *w)
 	ev.events = EPOLLIN;
 	ev.data.ptr = w;
 	return epoll_ctl(gw->epfd, EPOLL_CTL_ADD, w->fd, &ev);
-}
-
-static struct lws_vhost *make_vhost(struct lws_context *ctx, const char *name,
-				    const struct lws_protocols *protos)
-{
-	struct lws_context_creation_info info;
-
-	memset(&info, 0, sizeof(info));
-	info.vhost_name = name;
-	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	info.protocols = protos;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	return lws_create_vhost(ctx, &info);
 }
 
 int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
