@@ -81,7 +81,7 @@ int gw_backend_parse_response(const char *data, size_t len, gw_buf_t *scratch,
 	memset(res, 0, sizeof(*res));
 	res->status_code = 200;
 	gw_buf_reset(scratch);
-	root = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
+	root = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (!root) {
 		res->error = "integration response is not JSON";
 		return -1;

@@ -71,6 +71,10 @@ struct gw_conn {
 	lws_dll2_owner_t inq;
 	lws_dll2_owner_t outq;
 	size_t outq_bytes;
+	/* Set when the queue overflowed; cleared once it has drained to half.
+	 * Without this hysteresis a slow reader flaps between 429 and 200 as
+	 * the kernel's buffers open a little at a time. */
+	int congested;
 
 	int closing;
 	int close_code;
@@ -510,8 +514,10 @@ static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary
 {
 	gw_msg_t *m;
 
-	if (conn->outq_bytes + len > conn->api->outbound_buffer_bytes)
+	if (conn->congested || conn->outq_bytes + len > conn->api->outbound_buffer_bytes) {
+		conn->congested = 1;
 		return GW_POST_FULL;
+	}
 	m = malloc(sizeof(*m) + LWS_PRE + len);
 	if (!m)
 		return GW_POST_FULL;
@@ -712,6 +718,8 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 	lws_dll2_remove(&m->list);
 	conn->outq_bytes -= m->len;
 	free(m);
+	if (conn->congested && conn->outq_bytes <= conn->api->outbound_buffer_bytes / 2)
+		conn->congested = 0;
 	conn->last_active = gw_now_ms();
 	if (conn->outq.head)
 		lws_callback_on_writable(wsi);
@@ -751,18 +759,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		/* Only handshakes that went through $connect may upgrade (a
 		 * keep-alive HTTP connection cannot sneak one in later). */
 		return conn && conn->state == CS_ADOPTED ? 0 : -1;
-
-	case LWS_CALLBACK_ADD_HEADERS:
-		if (conn && conn->subprotocol) {
-			struct lws_process_html_args *args = in;
-			if (lws_add_http_header_by_token(wsi, WSI_TOKEN_PROTOCOL,
-					(unsigned char *)conn->subprotocol,
-					(int)strlen(conn->subprotocol),
-					(unsigned char **)&args->p,
-					(unsigned char *)args->p + args->max_len))
-				return 1;
-		}
-		return 0;
 
 	case LWS_CALLBACK_HTTP:
 		json_not_found(wsi);

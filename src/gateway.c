@@ -102,7 +102,8 @@ static struct lws_vhost *make_vhost(struct lws_context *ctx, const char *name,
 	info.iface = iface;
 	info.port = 0;
 	info.protocols = protos;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_UNIX_SOCK;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_UNIX_SOCK |
+		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	return lws_create_vhost(ctx, &info);
 }
 
@@ -338,7 +339,8 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.user = gw;
 	/* Integration calls carry their own timers (timeoutMs up to 300 s);
 	 * libwebsockets' shorter default would cut them first. */
