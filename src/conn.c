@@ -52,6 +52,7 @@ struct gw_conn {
 	int registered;
 
 	gw_head_t *head; /* request head, as read from the socket */
+	SSL *ssl;        /* TLS listener: the session, until handed to a relay */
 	int offered_protocols;
 
 	char source_ip[64];
@@ -167,6 +168,10 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 		gw_backend_cancel(conn->call);
 		conn->call = NULL;
 	}
+	if (conn->ssl) {
+		SSL_free(conn->ssl);
+		conn->ssl = NULL;
+	}
 	if (conn->watch.fd >= 0) {
 		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, conn->watch.fd, NULL);
 		close(conn->watch.fd);
@@ -177,7 +182,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	decide_waiters(conn, 0);
 	if (conn->registered && gw_registry_delete(gw->reg, conn->id) == GW_REG_ERROR)
 		gw_err("connection %s: cannot remove registry record", conn->id);
-	if (fire && conn->api->disconnect_route) {
+	if (fire && conn->api->disconnect_route && !gw->destroying) {
 		gw_event_ctx_t ctx;
 		char rid[24];
 
@@ -215,9 +220,13 @@ static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t le
 
 	/* Small enough for any socket buffer; a peer that does not read loses
 	 * the body, never the loop. */
-	if (send(conn->watch.fd, head, (size_t)n, MSG_NOSIGNAL) == n && len)
-		(void)!send(conn->watch.fd, body, len, MSG_NOSIGNAL);
-	shutdown(conn->watch.fd, SHUT_WR);
+	if (conn->ssl) {
+		gw_tls_write_and_close(conn->ssl, head, (size_t)n, body, len);
+	} else {
+		if (send(conn->watch.fd, head, (size_t)n, MSG_NOSIGNAL) == n && len)
+			(void)!send(conn->watch.fd, body, len, MSG_NOSIGNAL);
+		shutdown(conn->watch.fd, SHUT_WR);
+	}
 	conn_finish(conn, 0, 0, NULL);
 }
 
@@ -225,11 +234,32 @@ static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t le
 
 /* --- handover to libwebsockets --- */
 
+/* Gives the socket to libwebsockets: directly, or for TLS through a relay
+ * whose plaintext end starts with the head already read. After this the
+ * conn no longer owns a socket. Returns the wsi or NULL. */
+static struct lws *hand_over(gw_conn_t *conn, struct lws_vhost *vh)
+{
+	gw_gateway_t *gw = conn->gw;
+	int fd = conn->watch.fd;
+
+	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
+	conn->watch.fd = -1;
+	if (conn->ssl) {
+		gw_str_t all = gw_head_bytes(conn->head);
+		SSL *ssl = conn->ssl;
+
+		conn->ssl = NULL;
+		fd = gw_relay_start(gw, ssl, fd, all.ptr, all.len);
+		if (fd < 0)
+			return NULL;
+	}
+	return lws_adopt_socket_vhost(vh, fd);
+}
+
 static void handshake_accept(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
 	struct lws_vhost *vh = gw->vh_ws;
-	int fd = conn->watch.fd;
 	char first[64];
 
 	/* libwebsockets only completes an upgrade whose offered subprotocol
@@ -256,11 +286,9 @@ static void handshake_accept(gw_conn_t *conn)
 			return;
 		}
 	}
-	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
-	conn->watch.fd = -1; /* libwebsockets owns (or has closed) it now */
 	conn->state = CS_ADOPTED;
 	adopting = conn;
-	if (!lws_adopt_socket_vhost(vh, fd)) {
+	if (!hand_over(conn, vh)) {
 		adopting = NULL;
 		conn_finish(conn, 0, 0, NULL);
 		return;
@@ -379,11 +407,7 @@ static void head_complete(gw_conn_t *conn)
 	lws_sul_cancel(&conn->head_timer);
 	if (!upgrade) {
 		/* Plain HTTP: libwebsockets serves it (REST routes, 404). */
-		int fd = conn->watch.fd;
-
-		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
-		conn->watch.fd = -1;
-		if (!lws_adopt_socket_vhost(gw->vh_ws, fd))
+		if (!hand_over(conn, gw->vh_ws))
 			gw_warn("cannot hand an HTTP connection to libwebsockets");
 		conn_finish(conn, 0, 0, NULL);
 		return;
@@ -434,8 +458,17 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 	}
 	memset(&ev, 0, sizeof(ev));
 	/* Edge-triggered: the head is peeked, not read, so a level-triggered
-	 * watch would fire forever on a partial head. */
-	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+	 * watch would fire forever on a partial head. TLS also needs to know
+	 * when a handshake write can go on. */
+	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (gw->tls ? EPOLLOUT : 0);
+	if (gw->tls) {
+		conn->ssl = SSL_new(gw->tls);
+		if (!conn->ssl || SSL_set_fd(conn->ssl, fd) != 1) {
+			conn_finish(conn, 0, 0, NULL);
+			return;
+		}
+		SSL_set_accept_state(conn->ssl);
+	}
 	ev.data.ptr = &conn->watch;
 	if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		gw_err("epoll_ctl: %s", strerror(errno));
@@ -459,6 +492,32 @@ void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
 			conn_finish(conn, 0, 0, NULL);
 		}
 		return;
+	}
+	if (conn->ssl) {
+		/* TLS cannot be peeked at: read the plaintext and keep it; the
+		 * relay replays it to libwebsockets. */
+		for (;;) {
+			n = gw_tls_read(conn->ssl, buf, sizeof(buf));
+			if (n < 0) {
+				conn_finish(conn, 0, 0, NULL);
+				return;
+			}
+			if (!n)
+				return;
+			switch (gw_head_feed(conn->head, buf, (size_t)n)) {
+			case GW_HEAD_MORE:
+				continue;
+			case GW_HEAD_DONE:
+				head_complete(conn);
+				return;
+			case GW_HEAD_BAD:
+				RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
+				return;
+			case GW_HEAD_TOO_LARGE:
+				RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
+				return;
+			}
+		}
 	}
 	n = recv(conn->watch.fd, buf, sizeof(buf), MSG_PEEK);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -885,4 +944,14 @@ void gw_conn_flush_activity(gw_gateway_t *gw)
 		}
 	} lws_end_foreach_dll(d);
 	gw_registry_touch(gw->reg, ids, times, n);
+}
+
+void gw_conn_free_unadopted(gw_gateway_t *gw)
+{
+	for (uint32_t i = 0; i < gw->n_slots; i++) {
+		gw_conn_t *conn = gw->slots[i];
+
+		if (conn && (conn->state == CS_HEAD || conn->state == CS_CONNECTING))
+			conn_finish(conn, 0, 0, NULL);
+	}
 }

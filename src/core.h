@@ -9,13 +9,14 @@
 #include "event.h"
 #include "gateway.h"
 #include "registry.h"
+#include "tls.h"
 
 #include <libwebsockets.h>
 #include <stdint.h>
 
 /* What an epoll registration points at. */
 enum gw_watch_kind { GW_WATCH_LISTENER, GW_WATCH_MGMT_LISTENER, GW_WATCH_SIGNAL,
-		     GW_WATCH_CONN };
+		     GW_WATCH_CONN, GW_WATCH_RELAY_TLS, GW_WATCH_RELAY_PLAIN };
 
 typedef struct gw_watch {
 	enum gw_watch_kind kind;
@@ -55,6 +56,9 @@ struct gw_gateway {
 	lws_sorted_usec_list_t flush_timer;
 	lws_sorted_usec_list_t stop_timer;
 	int stop_deadline_passed;
+	int destroying; /* no more $disconnect calls: the loop is gone */
+	SSL_CTX *tls; /* set when the gateway listener speaks TLS */
+	lws_dll2_owner_t relays;
 	struct gw_subproto {
 		char *name;
 		struct lws_protocols protos[2];
@@ -109,6 +113,8 @@ void gw_conn_delete(gw_conn_t *conn);
 void gw_conn_close(gw_conn_t *conn, int code, const char *reason);
 /* Shutdown: refuse pending handshakes, close open ones with 1001. */
 void gw_conn_shutdown_all(gw_gateway_t *gw);
+/* Destroy: frees conns libwebsockets does not know about. */
+void gw_conn_free_unadopted(gw_gateway_t *gw);
 /* Writes dirty lastActiveAt values to the registry in one transaction. */
 void gw_conn_flush_activity(gw_gateway_t *gw);
 

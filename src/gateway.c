@@ -251,6 +251,11 @@ static void drain_epoll(gw_gateway_t *gw)
 			case GW_WATCH_CONN:
 				gw_conn_on_io((gw_conn_t *)w, evs[i].events);
 				break;
+			case GW_WATCH_RELAY_TLS:
+			case GW_WATCH_RELAY_PLAIN:
+				gw_relay_on_io(gw_relay_from_watch(w),
+					       w->kind == GW_WATCH_RELAY_PLAIN, evs[i].events);
+				break;
 			}
 		}
 	} while (n == 64);
@@ -308,6 +313,11 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	if (RAND_bytes(gw->request_salt, sizeof(gw->request_salt)) != 1)
 		goto fail_msg;
 
+	if (opts->tls_cert) {
+		gw->tls = gw_tls_server_ctx(opts->tls_cert, opts->tls_key, err, errlen);
+		if (!gw->tls)
+			goto fail;
+	}
 	if (gw_registry_open(opts->data_dir, &gw->reg, err, errlen))
 		goto fail;
 	gw->listener.kind = GW_WATCH_LISTENER;
@@ -407,6 +417,10 @@ void gw_gateway_destroy(gw_gateway_t *gw)
 {
 	if (!gw)
 		return;
+	gw->destroying = 1;
+	if (gw->ctx)
+		gw_conn_free_unadopted(gw);
+	gw_relay_free_all(gw);
 	if (gw->ctx) {
 		lws_sul_cancel(&gw->flush_timer);
 		lws_sul_cancel(&gw->stop_timer);
@@ -421,6 +435,8 @@ void gw_gateway_destroy(gw_gateway_t *gw)
 		close(gw->epfd);
 	gw_registry_close(gw->reg);
 	gw_config_free(gw->cfg);
+	if (gw->tls)
+		SSL_CTX_free(gw->tls);
 	gw_buf_dispose(&gw->scratch);
 	for (size_t i = 0; i < gw->n_subprotos; i++)
 		free(gw->subprotos[i].name);

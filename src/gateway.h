@@ -15,6 +15,9 @@ typedef struct gw_gateway_opts {
 	const char *mgmt_host;
 	int mgmt_port;
 	const char *data_dir;
+	/* PEM files: when set, the gateway listener speaks TLS (wss://). */
+	const char *tls_cert;
+	const char *tls_key;
 	/* seconds given to $disconnect calls on shutdown before exiting */
 	int drain_seconds;
 } gw_gateway_opts_t;

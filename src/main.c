@@ -17,6 +17,8 @@ static void usage(FILE *f)
 		"  --mgmt-listen HOST:PORT  management API listener (default 127.0.0.1:8081)\n"
 		"  --data DIR           connection registry folder (default ./data)\n"
 		"  --log-level LEVEL    error, warn, info or debug (default info)\n"
+		"  --tls-cert FILE      PEM certificate chain: serve wss:// and https://\n"
+		"  --tls-key FILE       PEM private key for --tls-cert\n"
 		"  --check              validate the configuration and exit (0 when valid)\n"
 		"  --version            print the version and exit\n"
 		"  --help               print this help and exit\n"
@@ -53,6 +55,8 @@ int main(int argc, char **argv)
 		{ "mgmt-listen", required_argument, NULL, 'm' },
 		{ "data", required_argument, NULL, 'd' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -67,6 +71,7 @@ int main(int argc, char **argv)
 	gw_buf_t errs;
 	int check = 0, c, level;
 
+	memset(&go, 0, sizeof(go));
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': routes = optarg; break;
@@ -74,6 +79,8 @@ int main(int argc, char **argv)
 		case 'm': mgmt = optarg; break;
 		case 'd': data = optarg; break;
 		case 'c': check = 1; break;
+		case 'C': go.tls_cert = optarg; break;
+		case 'K': go.tls_key = optarg; break;
 		case 'L':
 			level = gw_log_parse_level(optarg);
 			if (level < 0) {
@@ -93,7 +100,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	gw_log_set_level(gw_log_threshold);
-	memset(&go, 0, sizeof(go));
+	if (!go.tls_cert != !go.tls_key) {
+		fprintf(stderr, "wsgate: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
 	if (parse_hostport(listen, host, sizeof(host), &go.listen_port)) {
 		fprintf(stderr, "wsgate: --listen: expected HOST:PORT, found \"%s\"\n", listen);
 		return 2;
@@ -125,6 +135,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fprintf(stderr, "wsgate: listening on %s:%d (gateway)\n", host, gw_gateway_port(gw));
+	if (go.tls_cert)
+		fprintf(stderr, "wsgate: the gateway listener speaks TLS (wss://, https://)\n");
 	fprintf(stderr, "wsgate: listening on %s:%d (management)\n", mhost,
 		gw_gateway_mgmt_port(gw));
 	c = gw_gateway_run(gw);
