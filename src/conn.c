@@ -54,6 +54,9 @@ struct gw_conn {
 	gw_head_t *head; /* request head, as read from the socket */
 	SSL *ssl;        /* TLS listener: the session, until handed to a relay */
 	int offered_protocols;
+	/* libwebsockets may destroy the wsi inside lws_adopt_socket_vhost;
+	 * the conn must then outlive that call. */
+	int in_adopt, died_in_adopt;
 
 	char source_ip[64];
 	char *user_agent;
@@ -260,6 +263,7 @@ static void handshake_accept(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
 	struct lws_vhost *vh = gw->vh_ws;
+	struct lws *wsi;
 	char first[64];
 
 	/* libwebsockets only completes an upgrade whose offered subprotocol
@@ -288,12 +292,17 @@ static void handshake_accept(gw_conn_t *conn)
 	}
 	conn->state = CS_ADOPTED;
 	adopting = conn;
-	if (!hand_over(conn, vh)) {
-		adopting = NULL;
+	conn->in_adopt = 1;
+	wsi = hand_over(conn, vh);
+	conn->in_adopt = 0;
+	adopting = NULL;
+	if (!wsi || conn->died_in_adopt) {
 		conn_finish(conn, 0, 0, NULL);
 		return;
 	}
-	adopting = NULL;
+	/* The head (up to 16 KB) is not needed for the life of the socket. */
+	gw_head_destroy(conn->head);
+	conn->head = NULL;
 }
 
 static void on_connect_result(void *user, const gw_backend_result_t *res)
@@ -887,6 +896,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		/* Handed over but never opened (the handshake failed in lws). */
 		if (conn && conn->state != CS_OPEN && conn->state != CS_CLOSED) {
 			conn->wsi = NULL;
+			if (conn->in_adopt) {
+				conn->died_in_adopt = 1;
+				return 0;
+			}
 			conn_finish(conn, 0, 0, NULL);
 		}
 		return 0;
@@ -898,7 +911,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 }
 
 const struct lws_protocols gw_ws_protocol = {
-	"gw-ws", ws_callback, 0, 4096, 0, NULL, 0
+	"gw-ws", ws_callback, 0, 1024, 0, NULL, 0
 };
 
 void gw_conn_shutdown_all(gw_gateway_t *gw)

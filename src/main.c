@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <getopt.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	gw_log_set_level(gw_log_threshold);
+	{
+		/* One descriptor per connection: take all the system allows. */
+		struct rlimit rl;
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	if (!go.tls_cert != !go.tls_key) {
 		fprintf(stderr, "wsgate: --tls-cert and --tls-key go together\n");
 		return 2;
