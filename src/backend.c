@@ -286,6 +286,8 @@ static int backend_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			c->sync_failed = 1;
 			lws_set_opaque_user_data(wsi, NULL);
 		} else if (c) {
+			/* lws goes on calling this wsi while closing it. */
+			lws_set_opaque_user_data(wsi, NULL);
 			c->wsi = NULL;
 			finish(c, GW_BACKEND_FAILED,
 			       in ? (const char *)in : "connection error");
@@ -355,6 +357,7 @@ static int backend_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
 		if (c) {
+			lws_set_opaque_user_data(wsi, NULL);
 			c->wsi = NULL;
 			finish(c, GW_BACKEND_FAILED, "connection closed before a full response");
 		}
