@@ -92,18 +92,24 @@ int gw_backend_parse_response(const char *data, size_t len, gw_buf_t *scratch,
 	}
 	v = json_object_get(root, "statusCode");
 	if (v) {
-		if (json_is_integer(v))
-			res->status_code = (int)json_integer_value(v);
-		else if (json_is_string(v))
-			res->status_code = atoi(json_string_value(v));
-		else {
+		long long sc;
+		char *end = NULL;
+
+		if (json_is_integer(v)) {
+			sc = json_integer_value(v);
+		} else if (json_is_string(v)) {
+			sc = strtoll(json_string_value(v), &end, 10);
+			if (end == json_string_value(v) || *end)
+				sc = -1;
+		} else {
 			res->error = "integration response statusCode is not a number";
 			goto out;
 		}
-		if (res->status_code < 100 || res->status_code > 599) {
+		if (sc < 100 || sc > 599) {
 			res->error = "integration response statusCode is out of range";
 			goto out;
 		}
+		res->status_code = (int)sc;
 	}
 	v = json_object_get(root, "body");
 	if (v && !json_is_null(v)) {

@@ -194,6 +194,14 @@ int gw_base64_decode(gw_buf_t *b, const char *s, size_t n)
 		pad++;
 	if (n > 1 && s[n - 2] == '=')
 		pad++;
+	/* EVP_DecodeBlock reads '=' anywhere as a zero: only trailing padding
+	 * is base64. */
+	for (size_t i = 0; i < n - pad; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '+' || c == '/'))
+			return -1;
+	}
 	gw_buf_reserve(b, n / 4 * 3);
 	got = EVP_DecodeBlock((unsigned char *)b->data + b->len,
 			      (const unsigned char *)s, (int)n);

@@ -468,7 +468,8 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 			files[n++] = strdup(full);
 		}
 		closedir(d);
-		qsort(files, n, sizeof(*files), cmp_str);
+		if (n)
+			qsort(files, n, sizeof(*files), cmp_str);
 		if (!n) {
 			gw_buf_append_str(err, path);
 			gw_buf_append_str(err, ": no *.json API files in this folder\n");
@@ -484,11 +485,14 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 	for (size_t i = 0; i < n; i++)
 		if (load_file(cfg, files[i], err))
 			rc = -1;
-	/* Two APIs cannot share an upgrade path: the second would be unreachable. */
+	/* Two APIs cannot share an upgrade path ("/chat" and "/chat/" being
+	 * the same): the second would be unreachable. */
 	for (size_t i = 0; i < cfg->n_apis; i++)
 		for (size_t j = 0; j < i; j++)
 			if (cfg->apis[i].base_path && cfg->apis[j].base_path &&
-			    !strcmp(cfg->apis[i].base_path, cfg->apis[j].base_path)) {
+			    gw_config_api_for_path(&(gw_config_t){ &cfg->apis[j], 1 },
+						   cfg->apis[i].base_path,
+						   strlen(cfg->apis[i].base_path))) {
 				struct loader l = { cfg->apis[i].file, err, 0 };
 				problem(&l, "basePath", "\"%s\" is already used by %s "
 					"(expected a basePath unique across API files)",

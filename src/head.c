@@ -110,8 +110,13 @@ enum gw_head_status gw_head_feed(gw_head_t *h, const char *data, size_t len)
 		return GW_HEAD_DONE;
 	h->parsed += http_parser_execute(&h->parser, &settings, h->buf.data + h->parsed,
 					 h->buf.len - h->parsed);
-	if (h->done)
+	if (h->done) {
+		/* Paused inside on_headers_complete, http-parser does not count
+		 * the byte it was on: the head's final LF. */
+		if (h->parsed < h->buf.len)
+			h->parsed++;
 		return GW_HEAD_DONE;
+	}
 	if (HTTP_PARSER_ERRNO(&h->parser) != HPE_OK)
 		return GW_HEAD_BAD;
 	return GW_HEAD_MORE;

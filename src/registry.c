@@ -135,6 +135,66 @@ static void copy_str(char *dst, size_t cap, const msgpack_object *o)
 	dst[n] = '\0';
 }
 
+/* Length of the msgpack string or unsigned integer at p (at most n bytes),
+ * or 0 if it is anything else or runs past the end. */
+static size_t scalar_len(const unsigned char *p, size_t n, int string_only)
+{
+	size_t head, body;
+
+	if (!n)
+		return 0;
+	if ((p[0] & 0xe0) == 0xa0) { /* fixstr */
+		head = 1;
+		body = p[0] & 0x1f;
+	} else if (p[0] == 0xd9 && n >= 2) {
+		head = 2;
+		body = p[1];
+	} else if (p[0] == 0xda && n >= 3) {
+		head = 3;
+		body = (size_t)p[1] << 8 | p[2];
+	} else if (string_only) {
+		return 0;
+	} else if (p[0] < 0x80) { /* positive fixint */
+		return 1;
+	} else if (p[0] >= 0xcc && p[0] <= 0xcf) { /* uint 8..64 */
+		head = 1;
+		body = (size_t)1 << (p[0] - 0xcc);
+	} else {
+		return 0;
+	}
+	return head + body <= n ? head + body : 0;
+}
+
+static int flat_record(const void *data, size_t len)
+{
+	const unsigned char *p = data, *end = p + len;
+	size_t count;
+
+	if (!len)
+		return 0;
+	if ((p[0] & 0xf0) == 0x80) {
+		count = p[0] & 0x0f;
+		p++;
+	} else if (p[0] == 0xde && len >= 3) {
+		count = (size_t)p[1] << 8 | p[2];
+		p += 3;
+	} else {
+		return 0;
+	}
+	for (size_t i = 0; i < count; i++) {
+		size_t k = scalar_len(p, (size_t)(end - p), 1), v;
+
+		if (!k)
+			return 0;
+		p += k;
+		v = scalar_len(p, (size_t)(end - p), 0);
+		if (!v)
+			return 0;
+		p += v;
+	}
+	return 1;
+}
+
 int gw_registry_decode(const void *data, size_t len, gw_conn_record_t *rec)
 {
 	msgpack_unpacked up;
@@ -142,6 +202,11 @@ int gw_registry_decode(const void *data, size_t len, gw_conn_record_t *rec)
 	int rc = GW_REG_ERROR;
 
 	memset(rec, 0, sizeof(*rec));
+	/* A record is a flat map of strings to strings or unsigned integers.
+	 * Anything else is not ours, and a forged container count would make
+	 * msgpack allocate gigabytes before noticing the data is short. */
+	if (!flat_record(data, len))
+		return GW_REG_ERROR;
 	msgpack_unpacked_init(&up);
 	if (msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
 	    up.data.type != MSGPACK_OBJECT_MAP)

@@ -35,7 +35,7 @@ typedef struct gw_conn_record {
 	uint32_t state; /* enum gw_conn_state */
 } gw_conn_record_t;
 
-/* Opens (creating) DIR/registry.mdb. Records left by a previous run name
+/* Opens (creating) the LMDB environment in DIR (data.mdb, lock.mdb). Records left by a previous run name
  * sockets that no longer exist, so they are dropped. */
 int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t errlen);
 void gw_registry_close(gw_registry_t *reg);
