@@ -1,268 +1,547 @@
-/* Integration calls over libwebsockets' HTTP client. A call owns its
- * request body (with LWS_PRE headroom), its response buffer and its timer;
- * the client wsi only points at it through opaque user data, which is
- * cleared when the call finishes first so a late callback finds nothing. */
+/* Integration HTTP client (see backend.h).
+ *
+ * A call is queued on its endpoint; an idle keep-alive connection takes it,
+ * or a new one is opened while the endpoint is under max_connections. A
+ * call never waits on a dead backend for longer than its timeout, and a
+ * reused connection that turns out to have been closed by the server
+ * (nothing read yet) is retried once on a fresh one, which is how traffic
+ * resumes by itself after a backend restart. Each call and connection has
+ * one owner: calls belong to the backend's list until finished; a
+ * connection belongs to its endpoint. */
 #include "backend.h"
+#include "core.h"
+#include "httpresp.h"
 #include "log.h"
 
-#include <jansson.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 
 #define MAX_RESPONSE_BYTES (10u << 20)
 
+typedef struct hconn hconn_t;
+
 struct gw_backend {
-	struct lws_context *ctx;
-	struct lws_vhost *vh;
-	size_t inflight;
+	gw_gateway_t *gw;
+	lws_dll2_owner_t endpoints;
+	lws_dll2_owner_t calls;
+};
+
+struct gw_endpoint {
+	lws_dll2_t list;
+	gw_backend_t *be;
+	char *host, *address, *ca_file;
+	int port, tls;
+	unsigned max_connections, max_queue;
+	SSL_CTX *ssl_ctx;
+	lws_dll2_owner_t idle;  /* hconn_t */
+	lws_dll2_owner_t queue; /* gw_call_t waiting for a connection */
+	lws_dll2_owner_t conns; /* every hconn_t */
+};
+
+struct hconn {
+	gw_watch_t watch; /* first: epoll hands back &watch */
+	gw_endpoint_t *ep;
+	lws_dll2_t list;      /* ep->conns */
+	lws_dll2_t idle_list; /* ep->idle */
+	SSL *ssl;
+	int connecting, handshaking, reused;
+	uint32_t events;
+	gw_call_t *call;
+	size_t wr_off;
+	size_t got; /* response bytes read for the current call */
+	gw_resp_t *resp;
 };
 
 struct gw_call {
+	lws_dll2_t list;  /* be->calls */
+	lws_dll2_t qlist; /* ep->queue */
 	gw_backend_t *be;
-	struct lws *wsi;
-	lws_sorted_usec_list_t timer; /* first: timer callback recovers the call */
-	gw_backend_cb cb;
+	gw_endpoint_t *ep;
+	hconn_t *hc;
+	lws_sorted_usec_list_t timer;
+	gw_call_cb cb;
 	void *user;
-	unsigned char *req; /* LWS_PRE + body */
+	char *req;
 	size_t req_len;
-	gw_buf_t resp;
-	int http_status;
-	int finished;      /* cb delivered or cancelled */
-	int sync_failed;   /* failed inside lws_client_connect_via_info */
-	char request_id[40];
-	char content_length[24];
+	int cancelled, finished, retried;
+	/* deferred outcome, delivered by the timer */
+	int deferred;
+	enum gw_call_outcome d_outcome;
+	const char *d_error;
+	/* local (MOCK) answer */
+	int status;
+	gw_buf_t body;
+	char request_id[24];
 };
 
-gw_backend_t *gw_backend_create(struct lws_context *ctx, struct lws_vhost *vh)
-{
-	gw_backend_t *be = calloc(1, sizeof(*be));
+static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
+		   const gw_resp_t *resp);
+static void dispatch(gw_endpoint_t *ep);
+static void hconn_close(hconn_t *hc);
 
-	if (!be)
+/* --- connections -------------------------------------------------------- */
+
+static void set_events(hconn_t *hc, uint32_t want)
+{
+	struct epoll_event ev;
+
+	if (hc->events == want)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = want;
+	ev.data.ptr = &hc->watch;
+	epoll_ctl(hc->ep->be->gw->epfd, EPOLL_CTL_MOD, hc->watch.fd, &ev);
+	hc->events = want;
+}
+
+static void hconn_close(hconn_t *hc)
+{
+	gw_endpoint_t *ep = hc->ep;
+
+	if (hc->call)
+		hc->call->hc = NULL;
+	epoll_ctl(ep->be->gw->epfd, EPOLL_CTL_DEL, hc->watch.fd, NULL);
+	if (hc->ssl) {
+		SSL_free(hc->ssl);
+		ERR_clear_error();
+	}
+	close(hc->watch.fd);
+	gw_resp_destroy(hc->resp);
+	if (!lws_dll2_is_detached(&hc->idle_list))
+		lws_dll2_remove(&hc->idle_list);
+	lws_dll2_remove(&hc->list);
+	free(hc);
+}
+
+static hconn_t *hconn_open(gw_endpoint_t *ep, const char **error)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	struct epoll_event ev;
+	hconn_t *hc;
+	int fd, one = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	if (strchr(ep->address, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)ep->port);
+		inet_pton(AF_INET6, ep->address, &s6->sin6_addr);
+		salen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)ep->port);
+		inet_pton(AF_INET, ep->address, &s4->sin_addr);
+		salen = sizeof(*s4);
+	}
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*error = "cannot create a socket";
+		return NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&sa, salen) && errno != EINPROGRESS) {
+		*error = errno == ECONNREFUSED ? "connection refused" : "cannot connect";
+		close(fd);
+		return NULL;
+	}
+	hc = calloc(1, sizeof(*hc));
+	if (!hc)
 		abort();
-	be->ctx = ctx;
-	be->vh = vh;
-	return be;
+	hc->watch.kind = GW_WATCH_BACKEND;
+	hc->watch.fd = fd;
+	hc->ep = ep;
+	hc->connecting = 1;
+	hc->resp = gw_resp_create(MAX_RESPONSE_BYTES);
+	if (ep->tls) {
+		hc->ssl = SSL_new(ep->ssl_ctx);
+		if (!hc->ssl || SSL_set_fd(hc->ssl, fd) != 1 ||
+		    SSL_set_tlsext_host_name(hc->ssl, ep->host) != 1 ||
+		    SSL_set1_host(hc->ssl, ep->host) != 1) {
+			*error = "cannot set up TLS";
+			if (hc->ssl)
+				SSL_free(hc->ssl);
+			close(fd);
+			free(hc);
+			return NULL;
+		}
+		SSL_set_connect_state(hc->ssl);
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = hc->events = EPOLLOUT;
+	ev.data.ptr = &hc->watch;
+	if (epoll_ctl(ep->be->gw->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		*error = "cannot watch the socket";
+		if (hc->ssl)
+			SSL_free(hc->ssl);
+		close(fd);
+		free(hc);
+		return NULL;
+	}
+	lws_dll2_add_tail(&hc->list, &ep->conns);
+	return hc;
 }
 
-void gw_backend_destroy(gw_backend_t *be)
+static void assign(hconn_t *hc, gw_call_t *c)
 {
-	free(be);
+	hc->call = c;
+	c->hc = hc;
+	hc->wr_off = 0;
+	hc->got = 0;
+	gw_resp_reset(hc->resp);
 }
 
-size_t gw_backend_inflight(const gw_backend_t *be)
+/* The connection failed while c was on it. A reused connection that had
+ * not answered anything was most likely closed by the server while idle:
+ * try once more on a fresh one. */
+static void hconn_failed(hconn_t *hc, const char *error)
 {
-	return be->inflight;
+	gw_call_t *c = hc->call;
+	gw_endpoint_t *ep = hc->ep;
+	int retry = c && hc->reused && !hc->got && !c->retried;
+
+	hconn_close(hc);
+	if (!c)
+		return;
+	if (retry) {
+		const char *e2 = NULL;
+		hconn_t *fresh;
+
+		c->retried = 1;
+		fresh = hconn_open(ep, &e2);
+		if (fresh) {
+			assign(fresh, c);
+			return;
+		}
+		error = e2;
+	}
+	finish(c, GW_CALL_FAILED, error, NULL);
+	dispatch(ep);
 }
 
-/* The call being started: lws may report a failure from inside
- * lws_client_connect_via_info, before the caller has the handle. */
-static __thread gw_call_t *starting;
+static int do_write(hconn_t *hc)
+{
+	gw_call_t *c = hc->call;
+
+	while (hc->wr_off < c->req_len) {
+		ssize_t n;
+
+		if (hc->ssl) {
+			int k = SSL_write(hc->ssl, c->req + hc->wr_off, (int)(c->req_len - hc->wr_off));
+			if (k <= 0) {
+				int e = SSL_get_error(hc->ssl, k);
+				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+					return 1;
+				return -1;
+			}
+			n = k;
+		} else {
+			n = send(hc->watch.fd, c->req + hc->wr_off, c->req_len - hc->wr_off,
+				 MSG_NOSIGNAL);
+			if (n < 0)
+				return errno == EAGAIN || errno == EINTR ? 1 : -1;
+		}
+		hc->wr_off += (size_t)n;
+	}
+	return 0;
+}
+
+static void became_idle(hconn_t *hc)
+{
+	hc->call = NULL;
+	hc->reused = 1;
+	lws_dll2_add_tail(&hc->idle_list, &hc->ep->idle);
+	set_events(hc, EPOLLIN | EPOLLRDHUP);
+}
+
+static void hconn_io(hconn_t *hc, uint32_t events)
+{
+	gw_endpoint_t *ep = hc->ep;
+	char buf[16384];
+
+	if (hc->connecting) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+
+		getsockopt(hc->watch.fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err) {
+			hconn_failed(hc, err == ECONNREFUSED ? "connection refused" : "cannot connect");
+			return;
+		}
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		hc->connecting = 0;
+		hc->handshaking = hc->ssl != NULL;
+	}
+	if (hc->handshaking) {
+		int k = SSL_do_handshake(hc->ssl);
+
+		if (k != 1) {
+			int e = SSL_get_error(hc->ssl, k);
+			if (e == SSL_ERROR_WANT_READ) {
+				set_events(hc, EPOLLIN);
+				return;
+			}
+			if (e == SSL_ERROR_WANT_WRITE) {
+				set_events(hc, EPOLLOUT);
+				return;
+			}
+			hconn_failed(hc, SSL_get_verify_result(hc->ssl) != X509_V_OK
+						 ? "TLS certificate verification failed"
+						 : "TLS handshake failed");
+			return;
+		}
+		hc->handshaking = 0;
+	}
+	if (!hc->call) {
+		/* An idle connection became readable: the server closed it (or
+		 * sent something unasked for). Either way it is done. */
+		hconn_close(hc);
+		return;
+	}
+	if (hc->wr_off < hc->call->req_len) {
+		int w = do_write(hc);
+
+		if (w < 0) {
+			hconn_failed(hc, "connection reset while sending");
+			return;
+		}
+		if (w > 0) {
+			set_events(hc, EPOLLOUT | EPOLLIN);
+			return;
+		}
+	}
+	set_events(hc, EPOLLIN);
+	for (;;) {
+		gw_call_t *c = hc->call;
+		enum gw_resp_status st;
+		ssize_t n;
+		int extra;
+
+		if (hc->ssl) {
+			int k = SSL_read(hc->ssl, buf, sizeof(buf));
+			if (k <= 0) {
+				int e = SSL_get_error(hc->ssl, k);
+				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+					return;
+				n = e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+			} else {
+				n = k;
+			}
+		} else {
+			n = recv(hc->watch.fd, buf, sizeof(buf), 0);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				return;
+		}
+		if (n < 0 || (n == 0 && !hc->got)) {
+			hconn_failed(hc, n == 0 ? "connection closed before a full response"
+					      : "connection reset");
+			return;
+		}
+		hc->got += (size_t)n;
+		/* n == 0 tells the parser the server closed: that ends a body
+		 * delimited by the connection's end. */
+		st = gw_resp_feed(hc->resp, buf, (size_t)n, &extra);
+		if (st == GW_RESP_DONE) {
+			int keep = n && !extra && gw_resp_keep_alive(hc->resp);
+
+			finish(c, GW_CALL_OK, NULL, hc->resp);
+			if (keep)
+				became_idle(hc);
+			else
+				hconn_close(hc);
+			dispatch(ep);
+			return;
+		}
+		if (st != GW_RESP_MORE || n == 0) {
+			c->retried = 1; /* the server answered: never retry */
+			hconn_failed(hc, st == GW_RESP_TOO_LARGE ? "integration response too large"
+				     : n == 0 ? "connection closed before a full response"
+					      : "malformed HTTP response");
+			return;
+		}
+	}
+}
+
+void gw_backend_on_io(struct gw_watch *w, uint32_t events)
+{
+	hconn_io((hconn_t *)w, events);
+}
+
+/* --- calls ---------------------------------------------------------------- */
 
 static void call_free(gw_call_t *c)
 {
 	lws_sul_cancel(&c->timer);
-	if (c->wsi)
-		lws_set_opaque_user_data(c->wsi, NULL);
-	c->be->inflight--;
+	if (!lws_dll2_is_detached(&c->qlist))
+		lws_dll2_remove(&c->qlist);
+	lws_dll2_remove(&c->list);
+	if (c->hc)
+		c->hc->call = NULL;
 	free(c->req);
-	gw_buf_dispose(&c->resp);
+	gw_buf_dispose(&c->body);
 	free(c);
 }
 
-int gw_backend_parse_response(const char *data, size_t len, gw_buf_t *scratch,
-			      gw_backend_result_t *res)
+static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
+		   const gw_resp_t *resp)
 {
-	json_error_t jerr;
-	json_t *root, *v, *headers;
-	size_t body_off = 0, body_len = 0, proto_off = 0;
-	int has_proto = 0, rc = -1;
-
-	memset(res, 0, sizeof(*res));
-	res->status_code = 200;
-	gw_buf_reset(scratch);
-	root = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-	if (!root) {
-		res->error = "integration response is not JSON";
-		return -1;
-	}
-	if (!json_is_object(root)) {
-		res->error = "integration response is not a JSON object";
-		goto out;
-	}
-	v = json_object_get(root, "statusCode");
-	if (v) {
-		long long sc;
-		char *end = NULL;
-
-		if (json_is_integer(v)) {
-			sc = json_integer_value(v);
-		} else if (json_is_string(v)) {
-			sc = strtoll(json_string_value(v), &end, 10);
-			if (end == json_string_value(v) || *end)
-				sc = -1;
-		} else {
-			res->error = "integration response statusCode is not a number";
-			goto out;
-		}
-		if (sc < 100 || sc > 599) {
-			res->error = "integration response statusCode is out of range";
-			goto out;
-		}
-		res->status_code = (int)sc;
-	}
-	v = json_object_get(root, "body");
-	if (v && !json_is_null(v)) {
-		int b64 = json_is_true(json_object_get(root, "isBase64Encoded"));
-
-		if (json_is_string(v)) {
-			if (b64) {
-				if (gw_base64_decode(scratch, json_string_value(v),
-						     json_string_length(v))) {
-					res->error = "integration response body is not valid base64";
-					goto out;
-				}
-				res->body_binary = 1;
-			} else {
-				gw_buf_append(scratch, json_string_value(v), json_string_length(v));
-			}
-		} else {
-			/* A non-string body is sent as its compact JSON text. */
-			char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-			if (s) {
-				gw_buf_append_str(scratch, s);
-				free(s);
-			}
-		}
-		body_len = scratch->len;
-	}
-	gw_buf_append_char(scratch, '\0');
-	headers = json_object_get(root, "headers");
-	if (json_is_object(headers)) {
-		const char *k;
-		json_t *hv;
-
-		json_object_foreach(headers, k, hv) {
-			if (!strcasecmp(k, "Sec-WebSocket-Protocol") && json_is_string(hv)) {
-				proto_off = scratch->len;
-				gw_buf_append_str(scratch, json_string_value(hv));
-				gw_buf_append_char(scratch, '\0');
-				has_proto = 1;
-			}
-		}
-	}
-	res->body = scratch->data + body_off;
-	res->body_len = body_len;
-	res->subprotocol = has_proto ? scratch->data + proto_off : NULL;
-	rc = 0;
-out:
-	json_decref(root);
-	return rc;
-}
-
-/* Delivers the outcome once, then frees the call. */
-static void finish(gw_call_t *c, enum gw_backend_outcome outcome, const char *error)
-{
-	gw_backend_result_t res;
-	gw_buf_t scratch;
+	const char *names[100], *values[100];
+	gw_http_resp_t r;
 
 	if (c->finished)
 		return;
 	c->finished = 1;
-	gw_buf_init(&scratch);
-	memset(&res, 0, sizeof(res));
-	if (outcome == GW_BACKEND_OK) {
-		if (c->http_status < 200 || c->http_status > 299) {
-			res.outcome = GW_BACKEND_FAILED;
-			res.error = "integration answered a non-2xx HTTP status";
-		} else if (gw_backend_parse_response(c->resp.data ? c->resp.data : "",
-						     c->resp.len, &scratch, &res)) {
-			res.outcome = GW_BACKEND_FAILED;
-		}
+	memset(&r, 0, sizeof(r));
+	r.outcome = o;
+	r.error = error;
+	if (o == GW_CALL_OK && resp) {
+		gw_str_t body = gw_resp_body(resp);
+
+		r.status = gw_resp_status_code(resp);
+		r.n_headers = gw_resp_header_count(resp);
+		for (size_t i = 0; i < r.n_headers; i++)
+			gw_resp_header(resp, i, &names[i], &values[i]);
+		r.header_names = names;
+		r.header_values = values;
+		r.body = body.ptr;
+		r.body_len = body.len;
+	} else if (o == GW_CALL_OK) {
+		r.status = c->status;
+		r.body = c->body.data ? c->body.data : "";
+		r.body_len = c->body.len;
 	} else {
-		res.outcome = outcome;
-		res.error = error;
+		gw_warn("request %s: integration call %s: %s", c->request_id,
+			o == GW_CALL_TIMEOUT ? "timed out" : o == GW_CALL_BUSY ? "refused" : "failed",
+			error ? error : "unknown error");
 	}
-	if (res.outcome != GW_BACKEND_OK)
-		gw_warn("request %s: integration call failed: %s (HTTP status %d)",
-			c->request_id, res.error ? res.error : "unknown error",
-			c->http_status);
-	c->cb(c->user, &res);
-	gw_buf_dispose(&scratch);
+	if (!c->cancelled)
+		c->cb(c->user, &r);
 	call_free(c);
 }
 
-static void on_timeout(lws_sorted_usec_list_t *sul)
+static void on_timer(lws_sorted_usec_list_t *sul)
 {
 	gw_call_t *c = lws_container_of(sul, gw_call_t, timer);
-	struct lws *wsi = c->wsi;
 
-	/* The client wsi dies asynchronously; it must not find us then. */
-	if (wsi) {
-		lws_set_opaque_user_data(wsi, NULL);
-		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-		c->wsi = NULL;
+	if (c->deferred) {
+		finish(c, c->d_outcome, c->d_error, NULL);
+		return;
 	}
-	finish(c, GW_BACKEND_TIMEOUT, "timed out");
+	/* The connection is mid-request: it cannot be reused. */
+	if (c->hc) {
+		gw_endpoint_t *ep = c->ep;
+		hconn_t *hc = c->hc;
+
+		c->hc = NULL;
+		hc->call = NULL;
+		hconn_close(hc);
+		finish(c, GW_CALL_TIMEOUT, "no answer within the timeout", NULL);
+		dispatch(ep);
+		return;
+	}
+	finish(c, GW_CALL_TIMEOUT, "no connection became free within the timeout", NULL);
 }
 
-static void on_sync_failure(lws_sorted_usec_list_t *sul)
+static void defer(gw_call_t *c, enum gw_call_outcome o, const char *error)
 {
-	finish(lws_container_of(sul, gw_call_t, timer), GW_BACKEND_FAILED,
-	       "cannot connect");
+	c->deferred = 1;
+	c->d_outcome = o;
+	c->d_error = error;
+	lws_sul_schedule(c->be->gw->ctx, 0, &c->timer, on_timer, 1);
 }
 
-gw_call_t *gw_backend_call(gw_backend_t *be, const gw_integration_t *in,
-			   const char *body, size_t len, const char *request_id,
-			   gw_backend_cb cb, void *user)
+static void dispatch(gw_endpoint_t *ep)
 {
-	struct lws_client_connect_info i;
+	while (ep->queue.head) {
+		gw_call_t *c = lws_container_of(ep->queue.head, gw_call_t, qlist);
+		hconn_t *hc = NULL;
+
+		if (ep->idle.head) {
+			hc = lws_container_of(ep->idle.head, hconn_t, idle_list);
+			lws_dll2_remove(&hc->idle_list);
+		} else if (ep->conns.count < ep->max_connections) {
+			const char *error = NULL;
+
+			hc = hconn_open(ep, &error);
+			if (!hc) {
+				lws_dll2_remove(&c->qlist);
+				defer(c, GW_CALL_FAILED, error);
+				continue;
+			}
+		} else {
+			return;
+		}
+		lws_dll2_remove(&c->qlist);
+		assign(hc, c);
+		/* Written from the loop, never from here: a call must not finish
+		 * inside gw_backend_call. */
+		if (!hc->connecting)
+			set_events(hc, EPOLLOUT | EPOLLIN);
+	}
+}
+
+static gw_call_t *call_new(gw_backend_t *be, gw_call_cb cb, void *user)
+{
 	gw_call_t *c = calloc(1, sizeof(*c));
-	struct lws *wsi;
 
 	if (!c)
 		abort();
 	c->be = be;
 	c->cb = cb;
 	c->user = user;
-	c->req = malloc(LWS_PRE + len + 1);
+	gw_buf_init(&c->body);
+	lws_dll2_add_tail(&c->list, &be->calls);
+	return c;
+}
+
+gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
+			   size_t len, unsigned timeout_ms, const char *request_id,
+			   gw_call_cb cb, void *user)
+{
+	gw_call_t *c = call_new(be, cb, user);
+
+	c->ep = ep;
+	c->req = malloc(len ? len : 1);
 	if (!c->req)
 		abort();
-	memcpy(c->req + LWS_PRE, body, len);
+	memcpy(c->req, req, len);
 	c->req_len = len;
-	gw_buf_init(&c->resp);
-	snprintf(c->request_id, sizeof(c->request_id), "%s", request_id);
-	snprintf(c->content_length, sizeof(c->content_length), "%zu", len);
-	be->inflight++;
-
-	memset(&i, 0, sizeof(i));
-	i.context = be->ctx;
-	i.vhost = be->vh;
-	i.address = in->address;
-	i.port = in->port;
-	i.path = in->path;
-	i.host = in->host;
-	i.origin = in->host;
-	i.method = "POST";
-	i.local_protocol_name = "gw-backend";
-	i.alpn = "http/1.1";
-	i.ssl_connection = in->tls ? LCCSCF_USE_SSL : 0;
-	i.opaque_user_data = c;
-
-	lws_sul_schedule(be->ctx, 0, &c->timer, on_timeout,
-			 (lws_usec_t)in->timeout_ms * LWS_US_PER_MS);
-	/* A failure inside lws_client_connect_via_info is reported from the
-	 * next loop iteration, so the caller never sees its callback run before
-	 * it holds the handle. */
-	starting = c;
-	wsi = lws_client_connect_via_info(&i);
-	starting = NULL;
-	if (!wsi || c->sync_failed) {
-		c->wsi = NULL;
-		lws_sul_schedule(be->ctx, 0, &c->timer, on_sync_failure, 1);
+	snprintf(c->request_id, sizeof(c->request_id), "%s", request_id ? request_id : "-");
+	if (ep->queue.count >= ep->max_queue) {
+		defer(c, GW_CALL_BUSY, "every connection to the integration is busy and "
+				       "its queue is full");
 		return c;
 	}
-	c->wsi = wsi;
+	lws_sul_schedule(be->gw->ctx, 0, &c->timer, on_timer,
+			 (lws_usec_t)timeout_ms * LWS_US_PER_MS);
+	lws_dll2_add_tail(&c->qlist, &ep->queue);
+	dispatch(ep);
+	return c;
+}
+
+gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size_t len,
+			    gw_call_cb cb, void *user)
+{
+	gw_call_t *c = call_new(be, cb, user);
+
+	c->status = status;
+	gw_buf_append(&c->body, body, len);
+	snprintf(c->request_id, sizeof(c->request_id), "local");
+	defer(c, GW_CALL_OK, NULL);
 	return c;
 }
 
@@ -270,111 +549,108 @@ void gw_backend_cancel(gw_call_t *c)
 {
 	if (!c || c->finished)
 		return;
-	c->finished = 1;
-	if (c->wsi) {
-		lws_set_opaque_user_data(c->wsi, NULL);
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-		c->wsi = NULL;
-	}
-	call_free(c);
+	/* In flight: let the response arrive so the connection stays
+	 * reusable; queued or local: gone now. */
+	c->cancelled = 1;
+	if (!c->hc)
+		finish(c, GW_CALL_FAILED, "cancelled", NULL);
 }
 
-static int backend_callback(struct lws *wsi, enum lws_callback_reasons reason,
-			    void *user, void *in, size_t len)
+size_t gw_backend_inflight(const gw_backend_t *be)
 {
-	gw_call_t *c = lws_get_opaque_user_data(wsi);
+	size_t n = 0;
 
-	if (c)
-		c->wsi = wsi;
-	switch (reason) {
-	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		if (c && c == starting) {
-			c->sync_failed = 1;
-			lws_set_opaque_user_data(wsi, NULL);
-		} else if (c) {
-			/* lws goes on calling this wsi while closing it. */
-			lws_set_opaque_user_data(wsi, NULL);
-			c->wsi = NULL;
-			finish(c, GW_BACKEND_FAILED,
-			       in ? (const char *)in : "connection error");
-		}
-		return 0;
-
-	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
-		unsigned char **p = (unsigned char **)in, *end = (*p) + len;
-
-		if (!c)
-			return -1;
-		if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-				(const unsigned char *)"application/json", 16, p, end) ||
-		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-				(const unsigned char *)c->content_length,
-				(int)strlen(c->content_length), p, end) ||
-		    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-amzn-requestid:",
-				(const unsigned char *)c->request_id,
-				(int)strlen(c->request_id), p, end))
-			return -1;
-		lws_client_http_body_pending(wsi, 1);
-		lws_callback_on_writable(wsi);
-		return 0;
-	}
-
-	case LWS_CALLBACK_CLIENT_HTTP_WRITEABLE:
-		if (!c)
-			return -1;
-		if (lws_write(wsi, c->req + LWS_PRE, c->req_len, LWS_WRITE_HTTP_FINAL) !=
-		    (int)c->req_len)
-			return -1;
-		lws_client_http_body_pending(wsi, 0);
-		return 0;
-
-	case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
-		if (c)
-			c->http_status = (int)lws_http_client_http_response(wsi);
-		return c ? 0 : -1;
-
-	case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
-		if (!c)
-			return -1;
-		if (c->resp.len + len > MAX_RESPONSE_BYTES) {
-			finish(c, GW_BACKEND_FAILED, "integration response too large");
-			return -1;
-		}
-		gw_buf_append(&c->resp, in, len);
-		return 0;
-
-	case LWS_CALLBACK_RECEIVE_CLIENT_HTTP: {
-		char buffer[4096 + LWS_PRE], *px = buffer + LWS_PRE;
-		int lenx = (int)sizeof(buffer) - LWS_PRE;
-
-		if (lws_http_client_read(wsi, &px, &lenx) < 0)
-			return -1;
-		return 0;
-	}
-
-	case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
-		if (c) {
-			c->wsi = NULL;
-			lws_set_opaque_user_data(wsi, NULL);
-			finish(c, GW_BACKEND_OK, NULL);
-		}
-		/* One request per connection for now: close it. */
-		return -1;
-
-	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-		if (c) {
-			lws_set_opaque_user_data(wsi, NULL);
-			c->wsi = NULL;
-			finish(c, GW_BACKEND_FAILED, "connection closed before a full response");
-		}
-		return 0;
-
-	default:
-		break;
-	}
-	return lws_callback_http_dummy(wsi, reason, user, in, len);
+	lws_start_foreach_dll(struct lws_dll2 *, d, be->calls.head) {
+		if (!lws_container_of(d, gw_call_t, list)->cancelled)
+			n++;
+	} lws_end_foreach_dll(d);
+	return n;
 }
 
-const struct lws_protocols gw_backend_protocol = {
-	"gw-backend", backend_callback, 0, 4096, 0, NULL, 0
-};
+/* --- endpoints ------------------------------------------------------------ */
+
+gw_backend_t *gw_backend_create(gw_gateway_t *gw)
+{
+	gw_backend_t *be = calloc(1, sizeof(*be));
+
+	if (!be)
+		abort();
+	be->gw = gw;
+	return be;
+}
+
+static int same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+gw_endpoint_t *gw_backend_endpoint(gw_backend_t *be, const gw_endpoint_opts_t *o,
+				   char *err, size_t errlen)
+{
+	gw_endpoint_t *ep;
+
+	lws_start_foreach_dll(struct lws_dll2 *, d, be->endpoints.head) {
+		ep = lws_container_of(d, gw_endpoint_t, list);
+		if (ep->port == o->port && ep->tls == o->tls && !strcmp(ep->address, o->address) &&
+		    !strcmp(ep->host, o->host) && same(ep->ca_file, o->ca_file))
+			return ep;
+	} lws_end_foreach_dll(d);
+
+	ep = calloc(1, sizeof(*ep));
+	if (!ep)
+		abort();
+	ep->be = be;
+	ep->host = strdup(o->host);
+	ep->address = strdup(o->address);
+	ep->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
+	ep->port = o->port;
+	ep->tls = o->tls;
+	ep->max_connections = o->max_connections ? o->max_connections : 64;
+	ep->max_queue = o->max_queue ? o->max_queue : 4096;
+	if (o->tls) {
+		ep->ssl_ctx = SSL_CTX_new(TLS_client_method());
+		if (!ep->ssl_ctx ||
+		    (o->ca_file ? SSL_CTX_load_verify_locations(ep->ssl_ctx, o->ca_file, NULL)
+				: SSL_CTX_set_default_verify_paths(ep->ssl_ctx)) != 1) {
+			snprintf(err, errlen, "%s: cannot load CA certificates",
+				 o->ca_file ? o->ca_file : "system CA bundle");
+			SSL_CTX_free(ep->ssl_ctx);
+			free(ep->host);
+			free(ep->address);
+			free(ep->ca_file);
+			free(ep);
+			return NULL;
+		}
+		SSL_CTX_set_verify(ep->ssl_ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_min_proto_version(ep->ssl_ctx, TLS1_2_VERSION);
+		SSL_CTX_set_mode(ep->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
+	}
+	lws_dll2_add_tail(&ep->list, &be->endpoints);
+	return ep;
+}
+
+void gw_backend_destroy(gw_backend_t *be)
+{
+	if (!be)
+		return;
+	while (be->calls.head) {
+		gw_call_t *c = lws_container_of(be->calls.head, gw_call_t, list);
+		c->cancelled = 1;
+		c->finished = 1;
+		call_free(c);
+	}
+	while (be->endpoints.head) {
+		gw_endpoint_t *ep = lws_container_of(be->endpoints.head, gw_endpoint_t, list);
+
+		while (ep->conns.head)
+			hconn_close(lws_container_of(ep->conns.head, hconn_t, list));
+		lws_dll2_remove(&ep->list);
+		if (ep->ssl_ctx)
+			SSL_CTX_free(ep->ssl_ctx);
+		free(ep->host);
+		free(ep->address);
+		free(ep->ca_file);
+		free(ep);
+	}
+	free(be);
+}

@@ -1,55 +1,75 @@
-/* Calls to integrations: an event POSTed to the integration's URI over a
- * non-blocking libwebsockets client connection, with a timer per call, and
- * the Lambda proxy response parsed. Nothing here ever blocks the loop: the
- * address was resolved when the config was loaded. */
+/* HTTP/1.1 client for integrations: per-endpoint pools of keep-alive
+ * connections on the gateway's own epoll set (never blocking the loop),
+ * a bounded number of connections per endpoint and a bounded FIFO beyond
+ * it, a timer per call, TLS with certificate verification. Responses are
+ * parsed with http-parser. What a request means (Lambda event, proxied
+ * message) is integration.c's business; this module moves bytes. */
 #ifndef GW_BACKEND_H
 #define GW_BACKEND_H
 
 #include "buf.h"
-#include "config.h"
 
-#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdint.h>
 
-enum gw_backend_outcome {
-	GW_BACKEND_OK = 0,     /* a well-formed Lambda proxy response */
-	GW_BACKEND_FAILED,     /* unreachable, reset, non-2xx, garbage */
-	GW_BACKEND_TIMEOUT,    /* no complete answer within timeoutMs */
+typedef struct gw_gateway gw_gateway_t;
+typedef struct gw_backend gw_backend_t;
+typedef struct gw_endpoint gw_endpoint_t;
+typedef struct gw_call gw_call_t;
+struct gw_watch;
+
+enum gw_call_outcome {
+	GW_CALL_OK = 0,   /* a complete HTTP response (any status) */
+	GW_CALL_FAILED,   /* refused, reset, closed early, malformed, too large */
+	GW_CALL_TIMEOUT,  /* no complete response within the timeout */
+	GW_CALL_BUSY,     /* every connection busy and the queue full */
 };
 
-typedef struct gw_backend_result {
-	enum gw_backend_outcome outcome;
-	int status_code;        /* Lambda statusCode (200 when absent) */
-	const char *body;       /* decoded when isBase64Encoded */
+typedef struct gw_http_resp {
+	enum gw_call_outcome outcome;
+	int status;
+	const char *error; /* why, when not OK */
+	/* headers as NUL-terminated name/value pairs, n of them */
+	const char *const *header_names;
+	const char *const *header_values;
+	size_t n_headers;
+	const char *body;
 	size_t body_len;
-	int body_binary;        /* body came base64-encoded */
-	const char *subprotocol; /* headers["Sec-WebSocket-Protocol"] or NULL */
-	const char *error;      /* why, for the log, when not OK */
-} gw_backend_result_t;
+} gw_http_resp_t;
 
-/* Called once per call unless the call was cancelled first. */
-typedef void (*gw_backend_cb)(void *user, const gw_backend_result_t *res);
+/* Runs once per call, from a later loop iteration than gw_backend_call,
+ * unless the call was cancelled. */
+typedef void (*gw_call_cb)(void *user, const gw_http_resp_t *resp);
 
-typedef struct gw_backend gw_backend_t;
-typedef struct gw_call gw_call_t;
+typedef struct gw_endpoint_opts {
+	const char *host;    /* Host header and TLS name */
+	const char *address; /* numeric, resolved at config load */
+	int port;
+	int tls;
+	const char *ca_file; /* NULL: the system's CA bundle */
+	unsigned max_connections;
+	unsigned max_queue;
+} gw_endpoint_opts_t;
 
-/* The protocol to list in the client vhost (name "gw-backend"). */
-extern const struct lws_protocols gw_backend_protocol;
-
-gw_backend_t *gw_backend_create(struct lws_context *ctx, struct lws_vhost *vh);
+gw_backend_t *gw_backend_create(gw_gateway_t *gw);
+/* Fails every call still running (their callbacks are not called). */
 void gw_backend_destroy(gw_backend_t *be);
+/* The pool for these options, created on first use; NULL (err filled) if
+ * TLS cannot be set up. */
+gw_endpoint_t *gw_backend_endpoint(gw_backend_t *be, const gw_endpoint_opts_t *o,
+				   char *err, size_t errlen);
 
-/* Starts a call; body is copied. cb runs exactly once, from a later loop
- * iteration (never inside this function), unless the call is cancelled. */
-gw_call_t *gw_backend_call(gw_backend_t *be, const gw_integration_t *in,
-			   const char *body, size_t len, const char *request_id,
-			   gw_backend_cb cb, void *user);
-/* The callback will not be called; the request may still reach the backend. */
+/* req is a complete HTTP/1.1 request (head and body); it is copied. */
+gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
+			   size_t len, unsigned timeout_ms, const char *request_id,
+			   gw_call_cb cb, void *user);
+/* Like gw_backend_call for an answer computed locally (MOCK): delivered
+ * from the next loop iteration, like any other. */
+gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size_t len,
+			    gw_call_cb cb, void *user);
 void gw_backend_cancel(gw_call_t *call);
 size_t gw_backend_inflight(const gw_backend_t *be);
 
-/* Parses a Lambda proxy response; exposed for unit tests. Pointers in res
- * point into scratch, which the caller disposes of. */
-int gw_backend_parse_response(const char *data, size_t len, gw_buf_t *scratch,
-			      gw_backend_result_t *res);
+void gw_backend_on_io(struct gw_watch *w, uint32_t events);
 
 #endif

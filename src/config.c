@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_MAX_MESSAGE_BYTES 131072
 #define DEFAULT_IDLE_TIMEOUT_S 600
@@ -193,9 +194,130 @@ static int parse_uri(struct loader *l, const char *path, gw_integration_t *in)
 	return 0;
 }
 
+/* Replaces ${stageVariables.NAME} in s. */
+static char *substitute_stage_vars(struct loader *l, const char *path, const gw_api_t *api,
+				   const char *s)
+{
+	static const char pre[] = "${stageVariables.";
+	gw_buf_t out;
+	const char *p = s, *q;
+
+	gw_buf_init(&out);
+	while ((q = strstr(p, pre))) {
+		const char *name = q + sizeof(pre) - 1, *close = strchr(name, '}');
+		const char *val;
+
+		gw_buf_append(&out, p, (size_t)(q - p));
+		if (!close) {
+			problem(l, path, "expected '}' after \"%s\"", q);
+			break;
+		}
+		val = gw_config_stage_var(api, name, (size_t)(close - name));
+		if (!val)
+			problem(l, path, "unknown stage variable \"%.*s\" (expected a key of "
+				"stageVariables)", (int)(close - name), name);
+		else
+			gw_buf_append_str(&out, val);
+		p = close + 1;
+	}
+	gw_buf_append_str(&out, p);
+	return out.data;
+}
+
+static const char *const context_vars[] = { "connectionId", "routeKey", "eventType",
+	"requestId", "extendedRequestId", "messageId", "stage", "apiId", "domainName",
+	"connectedAt", "requestTimeEpoch", "requestTime", "messageDirection",
+	"identity.sourceIp", "identity.userAgent", NULL };
+
+int gw_config_context_var_known(const char *name, size_t len)
+{
+	for (const char *const *v = context_vars; *v; v++)
+		if (strlen(*v) == len && !memcmp(*v, name, len))
+			return 1;
+	return 0;
+}
+
+static int param_name_ok(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '$' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+static void load_params(struct loader *l, const char *base, json_t *obj, gw_integration_t *in)
+{
+	static const char th[] = "integration.request.header.";
+	static const char tq[] = "integration.request.querystring.";
+	const char *k;
+	json_t *v;
+	size_t i = 0;
+
+	in->params = calloc(json_object_size(obj) + 1, sizeof(*in->params));
+	json_object_foreach(obj, k, v) {
+		gw_param_map_t *pm = &in->params[i];
+		char path[400], err[200];
+		const char *src;
+
+		snprintf(path, sizeof(path), "%s.requestParameters.%s", base, k);
+		if (!strncmp(k, th, sizeof(th) - 1)) {
+			pm->name = strdup(k + sizeof(th) - 1);
+		} else if (!strncmp(k, tq, sizeof(tq) - 1)) {
+			pm->to_query = 1;
+			pm->name = strdup(k + sizeof(tq) - 1);
+		} else {
+			problem(l, path, "expected a key integration.request.header.NAME or "
+				"integration.request.querystring.NAME");
+			continue;
+		}
+		i++;
+		in->n_params = i;
+		if (!param_name_ok(pm->name))
+			problem(l, path, "expected a parameter name of [a-zA-Z0-9._$-]");
+		if (!json_is_string(v)) {
+			problem(l, path, "expected a string source, found %s", json_kind(v));
+			continue;
+		}
+		src = json_string_value(v);
+		if (src[0] == '\'' && strlen(src) >= 2 && src[strlen(src) - 1] == '\'') {
+			pm->source = GW_SRC_STATIC;
+			pm->arg = strndup(src + 1, strlen(src) - 2);
+		} else if (!strncmp(src, "context.", 8)) {
+			pm->source = GW_SRC_CONTEXT;
+			pm->arg = strdup(src + 8);
+			if (!gw_config_context_var_known(pm->arg, strlen(pm->arg)))
+				problem(l, path, "unknown context variable \"%s\"", pm->arg);
+		} else if (!strncmp(src, "route.request.body.", 19)) {
+			pm->source = GW_SRC_BODY;
+			pm->arg = strdup(src + 19);
+			pm->path = gw_rse_compile_path(pm->arg, err, sizeof(err));
+			if (!pm->path)
+				problem(l, path, "invalid body path \"%s\": %s", pm->arg, err);
+		} else if (!strncmp(src, "route.request.header.", 21)) {
+			pm->source = GW_SRC_HEADER;
+			pm->arg = strdup(src + 21);
+		} else if (!strncmp(src, "route.request.querystring.", 26)) {
+			pm->source = GW_SRC_QUERY;
+			pm->arg = strdup(src + 26);
+		} else if (!strncmp(src, "stageVariables.", 15)) {
+			pm->source = GW_SRC_STAGE_VAR;
+			pm->arg = strdup(src + 15);
+		} else {
+			problem(l, path, "expected context.VAR, route.request.body.PATH, "
+				"route.request.header.NAME, route.request.querystring.NAME, "
+				"stageVariables.NAME or 'static text', found \"%s\"", src);
+		}
+	}
+}
+
 static void load_integrations(struct loader *l, json_t *root, gw_api_t *api)
 {
-	static const char *const keys[] = { "type", "uri", "timeoutMs", NULL };
+	static const char *const proxy_keys[] = { "type", "uri", "timeoutMs", "method",
+		"requestParameters", "caFile", "maxConnections", "maxQueue", NULL };
+	static const char *const mock_keys[] = { "type", "statusCode", "body", NULL };
 	json_t *obj = json_object_get(root, "integrations"), *v;
 	const char *name;
 	size_t i = 0;
@@ -211,7 +333,8 @@ static void load_integrations(struct loader *l, json_t *root, gw_api_t *api)
 	json_object_foreach(obj, name, v) {
 		gw_integration_t *in = &api->integrations[i++];
 		char base[256], path[300];
-		char *type;
+		json_t *x;
+		char *type, *raw;
 
 		api->n_integrations = i;
 		in->name = strdup(name);
@@ -220,21 +343,109 @@ static void load_integrations(struct loader *l, json_t *root, gw_api_t *api)
 			problem(l, base, "expected an object, found %s", json_kind(v));
 			continue;
 		}
-		check_keys(l, base, v, keys);
 		snprintf(path, sizeof(path), "%s.type", base);
 		type = get_string(l, v, "type", path, NULL, 1);
-		if (type && strcmp(type, "AWS_PROXY"))
-			problem(l, path, "expected \"AWS_PROXY\", found \"%s\"", type);
+		if (!type)
+			continue;
+		if (!strcmp(type, "AWS_PROXY"))
+			in->type = GW_INTEG_AWS_PROXY;
+		else if (!strcmp(type, "HTTP_PROXY"))
+			in->type = GW_INTEG_HTTP_PROXY;
+		else if (!strcmp(type, "MOCK"))
+			in->type = GW_INTEG_MOCK;
+		else {
+			problem(l, path, "expected \"AWS_PROXY\", \"HTTP_PROXY\" or \"MOCK\", "
+				"found \"%s\"", type);
+			free(type);
+			continue;
+		}
 		free(type);
-		in->type = GW_INTEG_AWS_PROXY;
+		check_keys(l, base, v, in->type == GW_INTEG_MOCK ? mock_keys : proxy_keys);
+		if (in->type == GW_INTEG_MOCK) {
+			snprintf(path, sizeof(path), "%s.statusCode", base);
+			in->mock_status = (int)get_int(l, v, "statusCode", path, 200, 100, 599);
+			x = json_object_get(v, "body");
+			snprintf(path, sizeof(path), "%s.body", base);
+			if (x && !json_is_string(x))
+				problem(l, path, "expected a string, found %s", json_kind(x));
+			in->mock_body = strdup(json_is_string(x) ? json_string_value(x) : "");
+			continue;
+		}
 		snprintf(path, sizeof(path), "%s.timeoutMs", base);
 		in->timeout_ms = (int)get_int(l, v, "timeoutMs", path,
 					      DEFAULT_TIMEOUT_MS, 50, 300000);
+		snprintf(path, sizeof(path), "%s.maxConnections", base);
+		in->max_connections = (unsigned)get_int(l, v, "maxConnections", path, 64, 1, 10000);
+		snprintf(path, sizeof(path), "%s.maxQueue", base);
+		in->max_queue = (unsigned)get_int(l, v, "maxQueue", path, 4096, 0, 1000000);
+		snprintf(path, sizeof(path), "%s.method", base);
+		in->method = get_string(l, v, "method", path, "POST", 0);
+		if (in->method) {
+			static const char *const methods[] = { "GET", "POST", "PUT", "PATCH",
+				"DELETE", "HEAD", "OPTIONS", NULL };
+			int ok = 0;
+			for (const char *const *m = methods; *m; m++)
+				ok |= !strcmp(*m, in->method);
+			if (!ok)
+				problem(l, path, "expected GET, POST, PUT, PATCH, DELETE, HEAD or "
+					"OPTIONS, found \"%s\"", in->method);
+		}
+		snprintf(path, sizeof(path), "%s.caFile", base);
+		in->ca_file = get_string(l, v, "caFile", path, NULL, 0);
+		if (in->ca_file && access(in->ca_file, R_OK))
+			problem(l, path, "cannot read \"%s\"", in->ca_file);
+		x = json_object_get(v, "requestParameters");
+		snprintf(path, sizeof(path), "%s.requestParameters", base);
+		if (x && !json_is_object(x))
+			problem(l, path, "expected an object, found %s", json_kind(x));
+		else if (x)
+			load_params(l, base, x, in);
 		snprintf(path, sizeof(path), "%s.uri", base);
-		in->uri = get_string(l, v, "uri", path, NULL, 1);
-		if (in->uri)
+		raw = get_string(l, v, "uri", path, NULL, 1);
+		if (raw) {
+			in->uri = substitute_stage_vars(l, path, api, raw);
+			free(raw);
 			parse_uri(l, path, in);
+		}
 	}
+}
+
+static void load_stage_vars(struct loader *l, json_t *root, gw_api_t *api)
+{
+	json_t *obj = json_object_get(root, "stageVariables"), *v;
+	const char *k;
+	size_t i = 0;
+
+	if (!obj)
+		return;
+	if (!json_is_object(obj)) {
+		problem(l, "stageVariables", "expected an object, found %s", json_kind(obj));
+		return;
+	}
+	api->stage_vars = calloc(json_object_size(obj) + 1, sizeof(*api->stage_vars));
+	json_object_foreach(obj, k, v) {
+		char path[300];
+
+		snprintf(path, sizeof(path), "stageVariables.%s", k);
+		if (!json_is_string(v)) {
+			problem(l, path, "expected a string, found %s", json_kind(v));
+			continue;
+		}
+		if (!param_name_ok(k))
+			problem(l, path, "expected a name of [a-zA-Z0-9._$-]");
+		api->stage_vars[i].name = strdup(k);
+		api->stage_vars[i].value = strdup(json_string_value(v));
+		api->n_stage_vars = ++i;
+	}
+}
+
+const char *gw_config_stage_var(const gw_api_t *api, const char *name, size_t len)
+{
+	for (size_t i = 0; i < api->n_stage_vars; i++)
+		if (strlen(api->stage_vars[i].name) == len &&
+		    !memcmp(api->stage_vars[i].name, name, len))
+			return api->stage_vars[i].value;
+	return NULL;
 }
 
 static const gw_integration_t *find_integration(const gw_api_t *api, const char *name)
@@ -245,9 +456,19 @@ static const gw_integration_t *find_integration(const gw_api_t *api, const char 
 	return NULL;
 }
 
+static int cmp_route(const void *a, const void *b)
+{
+	const gw_route_t *x = a, *y = b;
+	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+	int c = memcmp(x->key, y->key, n);
+
+	return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
 static void load_routes(struct loader *l, json_t *root, gw_api_t *api)
 {
-	static const char *const keys[] = { "integration", "routeResponse", NULL };
+	static const char *const keys[] = { "integration", "routeResponse", "maxInFlight",
+		NULL };
 	json_t *obj = json_object_get(root, "routes"), *v;
 	const char *key;
 	size_t i = 0;
@@ -269,6 +490,8 @@ static void load_routes(struct loader *l, json_t *root, gw_api_t *api)
 
 		api->n_routes = i;
 		r->key = strdup(key);
+		r->key_len = strlen(key);
+		r->max_in_flight = 1;
 		snprintf(base, sizeof(base), "routes.%s", key);
 		if (key[0] == '$' && strcmp(key, "$connect") && strcmp(key, "$disconnect") &&
 		    strcmp(key, "$default"))
@@ -292,13 +515,36 @@ static void load_routes(struct loader *l, json_t *root, gw_api_t *api)
 		if (rr && !json_is_boolean(rr))
 			problem(l, path, "expected true or false, found %s", json_kind(rr));
 		r->route_response = rr && json_is_true(rr);
-		if (!strcmp(key, "$connect"))
-			api->connect_route = r;
-		else if (!strcmp(key, "$disconnect"))
-			api->disconnect_route = r;
-		else if (!strcmp(key, "$default"))
-			api->default_route = r;
+		snprintf(path, sizeof(path), "%s.maxInFlight", base);
+		r->max_in_flight = (unsigned)get_int(l, v, "maxInFlight", path, 1, 1, 1000);
 	}
+	/* Sorted once, so that a message finds its route by binary search. */
+	qsort(api->routes, api->n_routes, sizeof(*api->routes), cmp_route);
+	api->connect_route = gw_config_route(api, "$connect", 8);
+	api->disconnect_route = gw_config_route(api, "$disconnect", 11);
+	api->default_route = gw_config_route(api, "$default", 8);
+}
+
+const gw_route_t *gw_config_route(const gw_api_t *api, const char *key, size_t len)
+{
+	size_t lo = 0, hi = api->n_routes;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const gw_route_t *r = &api->routes[mid];
+		size_t n = r->key_len < len ? r->key_len : len;
+		int c = memcmp(r->key, key, n);
+
+		if (!c)
+			c = r->key_len < len ? -1 : r->key_len > len;
+		if (!c)
+			return r;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
 }
 
 static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
@@ -345,7 +591,9 @@ static int valid_stage(const char *s)
 static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "name", "stage", "basePath",
-		"routeSelectionExpression", "limits", "integrations", "routes", NULL };
+		"routeSelectionExpression", "stageVariables", "limits", "integrations",
+		"routes", NULL };
+	char err[200];
 
 	if (!json_is_object(root)) {
 		problem(l, NULL, "expected a JSON object at the top level, found %s",
@@ -365,6 +613,13 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	api->route_selection_expression = get_string(l, root,
 		"routeSelectionExpression", "routeSelectionExpression",
 		"$request.body.action", 0);
+	if (api->route_selection_expression) {
+		api->rse = gw_rse_compile(api->route_selection_expression, err, sizeof(err));
+		if (!api->rse)
+			problem(l, "routeSelectionExpression", "%s (in \"%s\")", err,
+				api->route_selection_expression);
+	}
+	load_stage_vars(l, root, api);
 	load_limits(l, root, api);
 	load_integrations(l, root, api);
 	load_routes(l, root, api);
@@ -379,7 +634,22 @@ static void api_dispose(gw_api_t *api)
 		free(in->host);
 		free(in->address);
 		free(in->path);
+		free(in->method);
+		free(in->mock_body);
+		free(in->ca_file);
+		for (size_t j = 0; j < in->n_params; j++) {
+			free(in->params[j].name);
+			free(in->params[j].arg);
+			gw_rse_free(in->params[j].path);
+		}
+		free(in->params);
 	}
+	for (size_t i = 0; i < api->n_stage_vars; i++) {
+		free(api->stage_vars[i].name);
+		free(api->stage_vars[i].value);
+	}
+	free(api->stage_vars);
+	gw_rse_free(api->rse);
 	for (size_t i = 0; i < api->n_routes; i++)
 		free(api->routes[i].key);
 	free(api->integrations);

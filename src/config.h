@@ -9,28 +9,66 @@
 
 #include <stddef.h>
 
+#include "select.h"
+
 typedef enum gw_integration_type {
-	GW_INTEG_AWS_PROXY = 0,
+	GW_INTEG_AWS_PROXY = 0, /* Lambda proxy events, Lambda proxy responses */
+	GW_INTEG_HTTP_PROXY,    /* the message itself, forwarded as a request */
+	GW_INTEG_MOCK,          /* answered by the gateway */
 } gw_integration_type_t;
+
+/* Sources of request parameter mapping (reference §6.3). */
+typedef enum gw_param_source {
+	GW_SRC_CONTEXT,    /* context.<var> */
+	GW_SRC_BODY,       /* route.request.body.<path> */
+	GW_SRC_HEADER,     /* route.request.header.<name> ($connect) */
+	GW_SRC_QUERY,      /* route.request.querystring.<name> ($connect) */
+	GW_SRC_STAGE_VAR,  /* stageVariables.<name> */
+	GW_SRC_STATIC,     /* 'text' */
+} gw_param_source_t;
+
+typedef struct gw_param_map {
+	int to_query;      /* integration.request.querystring.X, else .header.X */
+	char *name;        /* X */
+	gw_param_source_t source;
+	char *arg;         /* variable name, header name, static text */
+	gw_rse_t *path;    /* GW_SRC_BODY */
+} gw_param_map_t;
 
 typedef struct gw_integration {
 	char *name;
 	gw_integration_type_t type;
-	char *uri;
+	char *uri;         /* after ${stageVariables.X} substitution */
+	char *method;      /* HTTP_PROXY */
 	int timeout_ms;
+	gw_param_map_t *params;
+	size_t n_params;
+	int mock_status;   /* MOCK */
+	char *mock_body;   /* MOCK, may hold ${context.X} / ${stageVariables.X} */
+	char *ca_file;     /* https: CA bundle instead of the system's */
+	unsigned max_connections, max_queue;
 	/* Parsed from uri at load time. */
 	int tls;
 	char *host;    /* as written, for the Host header and TLS SNI */
 	char *address; /* numeric address resolved at load time */
 	int port;
-	char *path;
+	char *path;    /* path and query */
+	/* Run time: the connection pool, attached when the gateway starts. */
+	struct gw_endpoint *endpoint;
 } gw_integration_t;
 
 typedef struct gw_route {
 	char *key;
+	size_t key_len;
 	const gw_integration_t *integration;
 	int route_response;
+	unsigned max_in_flight; /* calls per connection at once (1: in order) */
 } gw_route_t;
+
+typedef struct gw_stage_var {
+	char *name;
+	char *value;
+} gw_stage_var_t;
 
 typedef struct gw_api {
 	char *file;
@@ -38,6 +76,9 @@ typedef struct gw_api {
 	char *stage;
 	char *base_path;
 	char *route_selection_expression;
+	gw_rse_t *rse;
+	gw_stage_var_t *stage_vars;
+	size_t n_stage_vars;
 	size_t max_message_bytes;
 	unsigned idle_timeout_s;     /* 0 = off */
 	unsigned max_connection_s;   /* 0 = off */
@@ -62,6 +103,12 @@ typedef struct gw_config {
  * err, each "FILE: KEY.PATH: what was expected". */
 int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err);
 void gw_config_free(gw_config_t *cfg);
+
+/* The route whose key equals key exactly, or NULL. */
+const gw_route_t *gw_config_route(const gw_api_t *api, const char *key, size_t len);
+const char *gw_config_stage_var(const gw_api_t *api, const char *name, size_t len);
+/* The context variables that requestParameters and MOCK bodies may name. */
+int gw_config_context_var_known(const char *name, size_t len);
 
 /* The API whose basePath equals the request path (query excluded). */
 const gw_api_t *gw_config_api_for_path(const gw_config_t *cfg, const char *path,

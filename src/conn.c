@@ -16,6 +16,7 @@
  * A conn is only ever freed by conn_finish(), never twice. */
 #include "core.h"
 #include "head.h"
+#include "integration.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -39,8 +40,21 @@ typedef struct gw_msg {
 	lws_dll2_t list;
 	size_t len;
 	int binary;
-	unsigned char data[]; /* LWS_PRE headroom, then the payload */
+	const gw_route_t *route; /* inbound: chosen on arrival */
+	unsigned char data[]; /* outbound: LWS_PRE headroom, then the payload */
 } gw_msg_t;
+
+/* One integration call on behalf of a connection (or of a connection that
+ * is gone, for $disconnect). */
+typedef struct pending {
+	lws_dll2_t list; /* conn->calls */
+	gw_conn_t *conn;
+	gw_gateway_t *gw;
+	const gw_route_t *route;
+	enum gw_event_type type;
+	gw_call_t *call;
+	char request_id[24];
+} pending_t;
 
 struct gw_conn {
 	gw_watch_t watch; /* first: epoll hands back &watch */
@@ -67,8 +81,7 @@ struct gw_conn {
 	uint64_t last_flushed;
 
 	struct lws *wsi;
-	gw_call_t *call; /* $connect, or the message in flight */
-	char call_request_id[24];
+	lws_dll2_owner_t calls; /* pending_t: $connect, or messages in flight */
 
 	gw_buf_t rx;
 	int rx_binary;
@@ -135,12 +148,6 @@ static void decide_waiters(gw_conn_t *conn, int ok)
 	}
 }
 
-static void on_disconnect_result(void *user, const gw_backend_result_t *res)
-{
-	(void)user;
-	(void)res; /* best effort, as on AWS; failures were logged */
-}
-
 static void event_ctx(gw_conn_t *conn, gw_event_ctx_t *ctx, const char *route_key,
 		      const char *request_id)
 {
@@ -156,6 +163,52 @@ static void event_ctx(gw_conn_t *conn, gw_event_ctx_t *ctx, const char *route_ke
 	ctx->domain_name = conn->host ? conn->host : "localhost";
 }
 
+static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
+static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
+
+static void on_call_result(void *user, const gw_http_resp_t *resp)
+{
+	pending_t *p = user;
+	gw_integ_result_t res;
+
+	gw_integ_result(p->route->integration, resp, &p->gw->rscratch, &res);
+	if (p->conn)
+		lws_dll2_remove(&p->list);
+	if (p->type == GW_EV_CONNECT)
+		on_connect_result(p->conn, p, &res);
+	else if (p->type == GW_EV_MESSAGE)
+		on_message_result(p->conn, p, &res);
+	free(p);
+}
+
+/* Starts an integration call; its answer comes to on_call_result. */
+static void invoke(gw_gateway_t *gw, gw_conn_t *conn, const gw_invocation_t *inv)
+{
+	pending_t *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		abort();
+	p->gw = gw;
+	p->conn = conn;
+	p->route = inv->route;
+	p->type = inv->type;
+	snprintf(p->request_id, sizeof(p->request_id), "%s", inv->ctx->request_id);
+	if (conn)
+		lws_dll2_add_tail(&p->list, &conn->calls);
+	p->call = gw_integ_invoke(gw->be, inv, &gw->scratch, on_call_result, p);
+}
+
+static void cancel_calls(gw_conn_t *conn)
+{
+	while (conn->calls.head) {
+		pending_t *p = lws_container_of(conn->calls.head, pending_t, list);
+
+		lws_dll2_remove(&p->list);
+		gw_backend_cancel(p->call);
+		free(p);
+	}
+}
+
 /* The one place a conn is freed. fire: send $disconnect (established only). */
 static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 {
@@ -167,10 +220,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	lws_sul_cancel(&conn->head_timer);
 	lws_sul_cancel(&conn->idle_timer);
 	lws_sul_cancel(&conn->max_timer);
-	if (conn->call) {
-		gw_backend_cancel(conn->call);
-		conn->call = NULL;
-	}
+	cancel_calls(conn);
 	if (conn->ssl) {
 		SSL_free(conn->ssl);
 		conn->ssl = NULL;
@@ -186,6 +236,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	if (conn->registered && gw_registry_delete(gw->reg, conn->id) == GW_REG_ERROR)
 		gw_err("connection %s: cannot remove registry record", conn->id);
 	if (fire && conn->api->disconnect_route && !gw->destroying) {
+		gw_invocation_t inv;
 		gw_event_ctx_t ctx;
 		char rid[24];
 
@@ -193,10 +244,12 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 		event_ctx(conn, &ctx, "$disconnect", rid);
 		ctx.disconnect_code = code;
 		ctx.disconnect_reason = reason;
-		gw_event_disconnect(&gw->scratch, &ctx);
-		gw_backend_call(gw->be, conn->api->disconnect_route->integration,
-				gw->scratch.data, gw->scratch.len, rid,
-				on_disconnect_result, NULL);
+		memset(&inv, 0, sizeof(inv));
+		inv.route = conn->api->disconnect_route;
+		inv.type = GW_EV_DISCONNECT;
+		inv.ctx = &ctx;
+		/* Best effort, as on AWS: the answer is not waited for. */
+		invoke(gw, NULL, &inv);
 	}
 	if (!lws_dll2_is_detached(&conn->open_list))
 		lws_dll2_remove(&conn->open_list);
@@ -305,15 +358,20 @@ static void handshake_accept(gw_conn_t *conn)
 	conn->head = NULL;
 }
 
-static void on_connect_result(void *user, const gw_backend_result_t *res)
+static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res)
 {
-	gw_conn_t *conn = user;
-
-	conn->call = NULL;
-	if (res->outcome != GW_BACKEND_OK) {
+	switch (res->outcome) {
+	case GW_INTEG_OK:
+		break;
+	case GW_INTEG_BUSY:
+		gw_warn("connection %s refused: $connect integration busy (request %s)",
+			conn->id, p->request_id);
+		RAW_JSON(conn, 429, "{\"message\": \"Too Many Requests\"}");
+		return;
+	default:
 		gw_warn("connection %s refused: $connect integration %s (request %s)",
-			conn->id, res->outcome == GW_BACKEND_TIMEOUT ? "timed out" : "failed",
-			conn->call_request_id);
+			conn->id, res->outcome == GW_INTEG_TIMEOUT ? "timed out" : "failed",
+			p->request_id);
 		RAW_JSON(conn, 500, "{\"message\": \"Internal server error\"}");
 		return;
 	}
@@ -392,17 +450,23 @@ static void start_connect(gw_conn_t *conn)
 	q = memchr(url.ptr, '?', url.len);
 	if (q)
 		qlen = url.len - (size_t)(q + 1 - url.ptr);
-	gw_gateway_request_id(gw, conn->call_request_id);
 	{
+		gw_invocation_t inv;
 		gw_event_ctx_t ctx;
+		char rid[24];
 
-		event_ctx(conn, &ctx, "$connect", conn->call_request_id);
-		gw_event_connect(&gw->scratch, &ctx, headers, nh,
-				 q ? q + 1 : NULL, qlen);
+		gw_gateway_request_id(gw, rid);
+		event_ctx(conn, &ctx, "$connect", rid);
+		memset(&inv, 0, sizeof(inv));
+		inv.route = conn->api->connect_route;
+		inv.type = GW_EV_CONNECT;
+		inv.ctx = &ctx;
+		inv.headers = headers;
+		inv.n_headers = nh;
+		inv.query = q ? q + 1 : NULL;
+		inv.query_len = qlen;
+		invoke(gw, conn, &inv);
 	}
-	conn->call = gw_backend_call(gw->be, conn->api->connect_route->integration,
-				     gw->scratch.data, gw->scratch.len,
-				     conn->call_request_id, on_connect_result, conn);
 }
 
 static void head_complete(gw_conn_t *conn)
@@ -654,62 +718,87 @@ static void send_error_frame(gw_conn_t *conn, const char *message, const char *r
 
 static void dispatch(gw_conn_t *conn);
 
-static void on_message_result(void *user, const gw_backend_result_t *res)
+static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res)
 {
-	gw_conn_t *conn = user;
-
-	conn->call = NULL;
-	if (res->outcome == GW_BACKEND_TIMEOUT) {
-		send_error_frame(conn, "Endpoint request timed out", conn->call_request_id);
-	} else if (res->outcome != GW_BACKEND_OK) {
-		send_error_frame(conn, "Internal server error", conn->call_request_id);
-	} else if (conn->api->default_route->route_response && res->body_len) {
-		if (enqueue_out(conn, res->body, res->body_len, res->body_binary))
+	switch (res->outcome) {
+	case GW_INTEG_TIMEOUT:
+		send_error_frame(conn, "Endpoint request timed out", p->request_id);
+		break;
+	case GW_INTEG_BUSY:
+		send_error_frame(conn, "Too Many Requests", p->request_id);
+		break;
+	case GW_INTEG_FAILED:
+		send_error_frame(conn, "Internal server error", p->request_id);
+		break;
+	case GW_INTEG_OK:
+		if (p->route->route_response && res->body_len &&
+		    enqueue_out(conn, res->body, res->body_len, res->body_binary))
 			gw_warn("connection %s: outbound buffer full, dropped route response "
-				"(request %s)", conn->id, conn->call_request_id);
+				"(request %s)", conn->id, p->request_id);
+		break;
 	}
 	dispatch(conn);
 }
 
-/* One integration call in flight per connection keeps messages in order. */
+/* Messages start in arrival order; a route allows maxInFlight calls of a
+ * connection at once (1 by default, which keeps them in order end to end). */
 static void dispatch(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
 
-	while (!conn->call && conn->inq.head && conn->state == CS_OPEN && !conn->closing) {
+	while (conn->inq.head && conn->state == CS_OPEN && !conn->closing) {
 		gw_msg_t *m = lws_container_of(conn->inq.head, gw_msg_t, list);
-		const gw_route_t *route = conn->api->default_route;
+		gw_invocation_t inv;
 		gw_event_ctx_t ctx;
-		char mid[24];
+		char rid[24], mid[24];
 
+		if (conn->calls.count >= m->route->max_in_flight)
+			return;
 		lws_dll2_remove(&m->list);
-		gw_gateway_request_id(gw, conn->call_request_id);
-		if (!route) {
-			send_error_frame(conn, "Forbidden", conn->call_request_id);
-			free(m);
-			continue;
-		}
+		gw_gateway_request_id(gw, rid);
 		gw_gateway_request_id(gw, mid);
-		event_ctx(conn, &ctx, route->key, conn->call_request_id);
+		event_ctx(conn, &ctx, m->route->key, rid);
 		ctx.message_id = mid;
-		gw_event_message(&gw->scratch, &ctx, m->data, m->len, m->binary);
+		memset(&inv, 0, sizeof(inv));
+		inv.route = m->route;
+		inv.type = GW_EV_MESSAGE;
+		inv.ctx = &ctx;
+		inv.body = (const char *)m->data;
+		inv.body_len = m->len;
+		inv.binary = m->binary;
+		invoke(gw, conn, &inv);
 		free(m);
-		conn->call = gw_backend_call(gw->be, route->integration, gw->scratch.data,
-					     gw->scratch.len, conn->call_request_id,
-					     on_message_result, conn);
 	}
+}
+
+/* The route of a message: its selection expression's value when a route
+ * has that key, else $default (also for binary frames and non-JSON text). */
+static const gw_route_t *select_route(gw_conn_t *conn, const char *msg, size_t len, int binary)
+{
+	const gw_api_t *api = conn->api;
+	const gw_route_t *r = NULL;
+	gw_buf_t *key = &conn->gw->rscratch;
+
+	if (!binary && api->rse && !gw_rse_eval(api->rse, msg, len, key))
+		r = gw_config_route(api, key->data, key->len);
+	/* Reserved routes are never selected by a message's content. */
+	if (r && (r == api->connect_route || r == api->disconnect_route))
+		r = NULL;
+	return r ? r : api->default_route;
 }
 
 static void on_message(gw_conn_t *conn)
 {
+	const gw_route_t *route;
 	gw_msg_t *m;
+	char rid[24];
 
 	conn->last_active = gw_now_ms();
-	if (conn->inq.count >= INBOUND_QUEUE_MAX) {
-		char rid[24];
-
+	route = select_route(conn, conn->rx.data ? conn->rx.data : "", conn->rx.len,
+			     conn->rx_binary);
+	if (!route || conn->inq.count >= INBOUND_QUEUE_MAX) {
 		gw_gateway_request_id(conn->gw, rid);
-		send_error_frame(conn, "Too Many Requests", rid);
+		send_error_frame(conn, route ? "Too Many Requests" : "Forbidden", rid);
 		return;
 	}
 	m = malloc(sizeof(*m) + conn->rx.len);
@@ -718,6 +807,7 @@ static void on_message(gw_conn_t *conn)
 	memset(&m->list, 0, sizeof(m->list));
 	m->len = conn->rx.len;
 	m->binary = conn->rx_binary;
+	m->route = route;
 	memcpy(m->data, conn->rx.data, conn->rx.len);
 	lws_dll2_add_tail(&m->list, &conn->inq);
 	dispatch(conn);

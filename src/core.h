@@ -16,7 +16,8 @@
 
 /* What an epoll registration points at. */
 enum gw_watch_kind { GW_WATCH_LISTENER, GW_WATCH_MGMT_LISTENER, GW_WATCH_SIGNAL,
-		     GW_WATCH_CONN, GW_WATCH_RELAY_TLS, GW_WATCH_RELAY_PLAIN };
+		     GW_WATCH_CONN, GW_WATCH_RELAY_TLS, GW_WATCH_RELAY_PLAIN,
+		     GW_WATCH_BACKEND };
 
 typedef struct gw_watch {
 	enum gw_watch_kind kind;
@@ -33,7 +34,6 @@ struct gw_gateway {
 	struct lws_context *ctx;
 	struct lws_vhost *vh_ws;
 	struct lws_vhost *vh_mgmt;
-	struct lws_vhost *vh_client;
 	int epfd;
 	gw_watch_t listener;
 	gw_watch_t mgmt_listener;
@@ -48,7 +48,8 @@ struct gw_gateway {
 	uint32_t n_free;
 	size_t n_conns; /* every conn, whatever its state */
 	lws_dll2_owner_t open_conns;
-	gw_buf_t scratch; /* event building, reused */
+	gw_buf_t scratch;  /* request building, reused */
+	gw_buf_t rscratch; /* integration answers, route keys, reused */
 	uint64_t request_seq;
 	unsigned char request_salt[6];
 	int stopping;

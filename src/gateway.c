@@ -251,6 +251,9 @@ static void drain_epoll(gw_gateway_t *gw)
 			case GW_WATCH_CONN:
 				gw_conn_on_io((gw_conn_t *)w, evs[i].events);
 				break;
+			case GW_WATCH_BACKEND:
+				gw_backend_on_io(w, evs[i].events);
+				break;
 			case GW_WATCH_RELAY_TLS:
 			case GW_WATCH_RELAY_PLAIN:
 				gw_relay_on_io(gw_relay_from_watch(w),
@@ -297,7 +300,7 @@ static int watch_add(gw_gateway_t *gw, gw_watch_t *w)
 int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 		      const gw_gateway_opts_t *opts, char *err, size_t errlen)
 {
-	static struct lws_protocols ws_protos[3], mgmt_protos[2], client_protos[2];
+	static struct lws_protocols ws_protos[3], mgmt_protos[2];
 	struct lws_context_creation_info info;
 	gw_gateway_t *gw = calloc(1, sizeof(*gw));
 	lws_sock_file_fd_type fd;
@@ -364,11 +367,9 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	ws_protos[0] = gw_ws_protocol;
 	ws_protos[1] = raw_protocol;
 	mgmt_protos[0] = gw_mgmt_protocol;
-	client_protos[0] = gw_backend_protocol;
 	gw->vh_ws = make_vhost(gw->ctx, "gateway", ws_protos);
 	gw->vh_mgmt = make_vhost(gw->ctx, "management", mgmt_protos);
-	gw->vh_client = make_vhost(gw->ctx, "integrations", client_protos);
-	if (!gw->vh_ws || !gw->vh_mgmt || !gw->vh_client) {
+	if (!gw->vh_ws || !gw->vh_mgmt) {
 		snprintf(err, errlen, "cannot create the libwebsockets vhosts");
 		goto fail;
 	}
@@ -378,7 +379,27 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 		snprintf(err, errlen, "cannot watch the gateway's sockets");
 		goto fail;
 	}
-	gw->be = gw_backend_create(gw->ctx, gw->vh_client);
+	gw->be = gw_backend_create(gw);
+	/* One connection pool per distinct backend endpoint. */
+	for (size_t a = 0; a < cfg->n_apis; a++)
+		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++) {
+			gw_integration_t *in = &cfg->apis[a].integrations[i];
+			gw_endpoint_opts_t eo;
+
+			if (in->type == GW_INTEG_MOCK)
+				continue;
+			memset(&eo, 0, sizeof(eo));
+			eo.host = in->host;
+			eo.address = in->address;
+			eo.port = in->port;
+			eo.tls = in->tls;
+			eo.ca_file = in->ca_file;
+			eo.max_connections = in->max_connections;
+			eo.max_queue = in->max_queue;
+			in->endpoint = gw_backend_endpoint(gw->be, &eo, err, errlen);
+			if (!in->endpoint)
+				goto fail;
+		}
 	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
 			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
 	*out = gw;
@@ -438,6 +459,7 @@ void gw_gateway_destroy(gw_gateway_t *gw)
 	if (gw->tls)
 		SSL_CTX_free(gw->tls);
 	gw_buf_dispose(&gw->scratch);
+	gw_buf_dispose(&gw->rscratch);
 	for (size_t i = 0; i < gw->n_subprotos; i++)
 		free(gw->subprotos[i].name);
 	free(gw->slots);

@@ -1,7 +1,7 @@
-/* backend.c: gw_backend_parse_response (Lambda proxy responses). */
+/* integration.c: gw_lambda_parse (Lambda proxy responses). */
 #include "unit.h"
 
-#include "backend.h"
+#include "integration.h"
 
 #include <stdlib.h>
 
@@ -87,12 +87,13 @@ static void test_parse_table(void)
 	gw_buf_init(&scratch);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct parse_case *c = &cases[i];
-		gw_backend_result_t res;
+		gw_integ_result_t res;
+		const char *error = NULL;
 		int rc;
 		int before = unit_failures;
 
 		memset(&res, 0x5a, sizeof(res));
-		rc = gw_backend_parse_response(c->json, c->json_len, &scratch, &res);
+		rc = gw_lambda_parse(c->json, c->json_len, &scratch, &res, &error);
 		CHECK_INT_EQ(rc, c->rc);
 		if (rc == 0 && c->rc == 0) {
 			CHECK_INT_EQ(res.status_code, c->status);
@@ -102,9 +103,9 @@ static void test_parse_table(void)
 				CHECK_STR_EQ(res.subprotocol, c->subprotocol);
 			else
 				CHECK(res.subprotocol == NULL);
-			CHECK(res.error == NULL);
+			CHECK(error == NULL);
 		} else if (rc == -1) {
-			CHECK(res.error != NULL && res.error[0] != '\0');
+			CHECK(error != NULL && error[0] != '\0');
 		} else {
 			fprintf(stderr, "    (accepted with statusCode %d)\n", res.status_code);
 		}
@@ -120,18 +121,19 @@ static void test_scratch_reuse(void)
 	static const char r1[] = "{\"body\":\"first body, quite long\"}";
 	static const char r2[] = "{\"body\":\"2\",\"headers\":{\"Sec-WebSocket-Protocol\":\"p2\"}}";
 	gw_buf_t scratch;
-	gw_backend_result_t res;
+	gw_integ_result_t res;
+	const char *error = NULL;
 
 	gw_buf_init(&scratch);
-	CHECK_INT_EQ(gw_backend_parse_response(r1, sizeof(r1) - 1, &scratch, &res), 0);
+	CHECK_INT_EQ(gw_lambda_parse(r1, sizeof(r1) - 1, &scratch, &res, &error), 0);
 	CHECK_MEM_EQ(res.body, res.body_len, "first body, quite long", 22);
-	CHECK_INT_EQ(gw_backend_parse_response(r2, sizeof(r2) - 1, &scratch, &res), 0);
+	CHECK_INT_EQ(gw_lambda_parse(r2, sizeof(r2) - 1, &scratch, &res, &error), 0);
 	CHECK_MEM_EQ(res.body, res.body_len, "2", 1);
 	CHECK_STR_EQ(res.subprotocol, "p2");
 	/* The body is followed by a NUL, so text bodies can be used as C strings. */
 	CHECK(res.body[res.body_len] == '\0');
 	/* A failure after a success leaves no stale subprotocol behind. */
-	CHECK_INT_EQ(gw_backend_parse_response("[]", 2, &scratch, &res), -1);
+	CHECK_INT_EQ(gw_lambda_parse("[]", 2, &scratch, &res, &error), -1);
 	CHECK(res.subprotocol == NULL);
 	gw_buf_dispose(&scratch);
 }
@@ -141,7 +143,8 @@ static void test_large_binary_body(void)
 	/* A large base64 body decodes exactly. */
 	unsigned char raw[3000];
 	gw_buf_t json, scratch;
-	gw_backend_result_t res;
+	gw_integ_result_t res;
+	const char *error = NULL;
 
 	for (size_t i = 0; i < sizeof(raw); i++)
 		raw[i] = (unsigned char)(i * 131 + 7);
@@ -150,11 +153,11 @@ static void test_large_binary_body(void)
 	gw_buf_append_str(&json, "{\"statusCode\":200,\"isBase64Encoded\":true,\"body\":\"");
 	gw_buf_append_base64(&json, raw, sizeof(raw));
 	gw_buf_append_str(&json, "\"}");
-	CHECK_INT_EQ(gw_backend_parse_response(json.data, json.len, &scratch, &res), 0);
+	CHECK_INT_EQ(gw_lambda_parse(json.data, json.len, &scratch, &res, &error), 0);
 	CHECK_INT_EQ(res.body_binary, 1);
 	CHECK_MEM_EQ(res.body, res.body_len, raw, sizeof(raw));
 	/* The length argument is honoured: a prefix is not valid JSON. */
-	CHECK_INT_EQ(gw_backend_parse_response(json.data, json.len - 1, &scratch, &res), -1);
+	CHECK_INT_EQ(gw_lambda_parse(json.data, json.len - 1, &scratch, &res, &error), -1);
 	gw_buf_dispose(&json);
 	gw_buf_dispose(&scratch);
 }

@@ -1,0 +1,161 @@
+/* Integration response parsing over http-parser. */
+#include "httpresp.h"
+
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_HEADERS 100
+
+struct gw_resp {
+	http_parser parser;
+	size_t max_body;
+	gw_buf_t hdrs; /* name\0value\0... */
+	size_t off[MAX_HEADERS][2];
+	size_t n;
+	int last;
+	gw_buf_t body;
+	int done, too_large, started;
+};
+
+static int on_field(http_parser *p, const char *at, size_t len)
+{
+	gw_resp_t *r = p->data;
+
+	if (r->last != 1) {
+		if (r->n == MAX_HEADERS) {
+			r->last = 3; /* ignore the rest */
+			return 0;
+		}
+		if (r->hdrs.len)
+			gw_buf_append_char(&r->hdrs, '\0');
+		r->off[r->n][0] = r->hdrs.len;
+		r->off[r->n][1] = (size_t)-1;
+		r->n++;
+		r->last = 1;
+	}
+	gw_buf_append(&r->hdrs, at, len);
+	return 0;
+}
+
+static int on_value(http_parser *p, const char *at, size_t len)
+{
+	gw_resp_t *r = p->data;
+
+	if (r->last == 3 || !r->n)
+		return 0;
+	if (r->last != 2) {
+		gw_buf_append_char(&r->hdrs, '\0');
+		r->off[r->n - 1][1] = r->hdrs.len;
+		r->last = 2;
+	}
+	gw_buf_append(&r->hdrs, at, len);
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	gw_resp_t *r = p->data;
+
+	if (r->body.len + len > r->max_body) {
+		r->too_large = 1;
+		return -1;
+	}
+	gw_buf_append(&r->body, at, len);
+	return 0;
+}
+
+static int on_complete(http_parser *p)
+{
+	gw_resp_t *r = p->data;
+
+	r->done = 1;
+	gw_buf_append_char(&r->hdrs, '\0');
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings settings = {
+	.on_header_field = on_field,
+	.on_header_value = on_value,
+	.on_body = on_body,
+	.on_message_complete = on_complete,
+};
+
+gw_resp_t *gw_resp_create(size_t max_body)
+{
+	gw_resp_t *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		abort();
+	r->max_body = max_body;
+	gw_resp_reset(r);
+	return r;
+}
+
+void gw_resp_destroy(gw_resp_t *r)
+{
+	if (!r)
+		return;
+	gw_buf_dispose(&r->hdrs);
+	gw_buf_dispose(&r->body);
+	free(r);
+}
+
+void gw_resp_reset(gw_resp_t *r)
+{
+	http_parser_init(&r->parser, HTTP_RESPONSE);
+	r->parser.data = r;
+	gw_buf_reset(&r->hdrs);
+	gw_buf_reset(&r->body);
+	r->n = 0;
+	r->last = 0;
+	r->done = r->too_large = r->started = 0;
+}
+
+enum gw_resp_status gw_resp_feed(gw_resp_t *r, const char *data, size_t len, int *extra)
+{
+	size_t used;
+
+	*extra = 0;
+	if (!len && !r->started)
+		return GW_RESP_BAD;
+	r->started = 1;
+	used = http_parser_execute(&r->parser, &settings, data, len);
+	if (r->done) {
+		/* Paused on the last byte, which http-parser does not count. */
+		*extra = used + 1 < len;
+		return GW_RESP_DONE;
+	}
+	if (r->too_large)
+		return GW_RESP_TOO_LARGE;
+	if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK || (!len && !r->done))
+		return GW_RESP_BAD;
+	return GW_RESP_MORE;
+}
+
+int gw_resp_status_code(const gw_resp_t *r)
+{
+	return (int)r->parser.status_code;
+}
+
+int gw_resp_keep_alive(const gw_resp_t *r)
+{
+	return http_should_keep_alive(&r->parser);
+}
+
+size_t gw_resp_header_count(const gw_resp_t *r)
+{
+	return r->n;
+}
+
+void gw_resp_header(const gw_resp_t *r, size_t i, const char **name, const char **value)
+{
+	*name = r->hdrs.data + r->off[i][0];
+	*value = r->off[i][1] == (size_t)-1 ? "" : r->hdrs.data + r->off[i][1];
+}
+
+gw_str_t gw_resp_body(const gw_resp_t *r)
+{
+	return (gw_str_t){ r->body.data ? r->body.data : "", r->body.len };
+}

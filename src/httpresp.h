@@ -1,0 +1,30 @@
+/* HTTP/1.1 responses from integrations, parsed incrementally by
+ * http-parser (kept apart from libwebsockets.h, see head.h). */
+#ifndef GW_HTTPRESP_H
+#define GW_HTTPRESP_H
+
+#include "buf.h"
+
+#include <stddef.h>
+
+enum gw_resp_status { GW_RESP_MORE = 0, GW_RESP_DONE, GW_RESP_BAD, GW_RESP_TOO_LARGE };
+
+typedef struct gw_resp gw_resp_t;
+
+gw_resp_t *gw_resp_create(size_t max_body);
+void gw_resp_destroy(gw_resp_t *r);
+/* Ready for the next response on the same connection. */
+void gw_resp_reset(gw_resp_t *r);
+/* Feeds bytes; len 0 means the peer closed (ends a body delimited by it).
+ * Bytes after a complete response are an error for a client that does not
+ * pipeline: *extra tells whether there were any. */
+enum gw_resp_status gw_resp_feed(gw_resp_t *r, const char *data, size_t len, int *extra);
+
+int gw_resp_status_code(const gw_resp_t *r);
+int gw_resp_keep_alive(const gw_resp_t *r);
+size_t gw_resp_header_count(const gw_resp_t *r);
+/* NUL-terminated name and value of header i (valid until the next feed). */
+void gw_resp_header(const gw_resp_t *r, size_t i, const char **name, const char **value);
+gw_str_t gw_resp_body(const gw_resp_t *r);
+
+#endif

@@ -1,0 +1,459 @@
+/* Integration requests and responses (see integration.h). */
+#include "integration.h"
+#include "log.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* --- values ------------------------------------------------------------ */
+
+static void append_u64(gw_buf_t *b, uint64_t v)
+{
+	gw_buf_append_u64(b, v);
+}
+
+/* Appends the value of context variable name. */
+static void context_var(const gw_invocation_t *inv, const char *name, size_t len, gw_buf_t *b)
+{
+	const gw_event_ctx_t *c = inv->ctx;
+	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT" };
+	char t[64];
+
+#define IS(s) (len == sizeof(s) - 1 && !memcmp(name, s, len))
+	if (IS("connectionId"))
+		gw_buf_append_str(b, c->connection_id);
+	else if (IS("routeKey"))
+		gw_buf_append_str(b, c->route_key);
+	else if (IS("eventType"))
+		gw_buf_append_str(b, types[inv->type]);
+	else if (IS("requestId") || IS("extendedRequestId"))
+		gw_buf_append_str(b, c->request_id);
+	else if (IS("messageId"))
+		gw_buf_append_str(b, c->message_id ? c->message_id : "");
+	else if (IS("stage"))
+		gw_buf_append_str(b, c->api->stage);
+	else if (IS("apiId"))
+		gw_buf_append_str(b, c->api->name);
+	else if (IS("domainName"))
+		gw_buf_append_str(b, c->domain_name);
+	else if (IS("connectedAt"))
+		append_u64(b, c->connected_at);
+	else if (IS("requestTimeEpoch"))
+		append_u64(b, c->request_time);
+	else if (IS("requestTime")) {
+		gw_event_clf_time(t, c->request_time);
+		gw_buf_append_str(b, t);
+	} else if (IS("messageDirection"))
+		gw_buf_append_str(b, "IN");
+	else if (IS("identity.sourceIp"))
+		gw_buf_append_str(b, c->source_ip);
+	else if (IS("identity.userAgent"))
+		gw_buf_append_str(b, c->user_agent ? c->user_agent : "");
+#undef IS
+}
+
+static void header_of_client(const gw_invocation_t *inv, const char *name, gw_buf_t *b)
+{
+	size_t nl = strlen(name);
+
+	for (size_t i = 0; i < inv->n_headers; i++)
+		if (inv->headers[i].name.len == nl &&
+		    !strncasecmp(inv->headers[i].name.ptr, name, nl)) {
+			gw_buf_append(b, inv->headers[i].value.ptr, inv->headers[i].value.len);
+			return;
+		}
+}
+
+static void query_of_client(const gw_invocation_t *inv, const char *name, gw_buf_t *b)
+{
+	const char *p = inv->query, *end = inv->query + inv->query_len;
+	size_t nl = strlen(name);
+
+	while (p && p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(e - p));
+		char key[256];
+		size_t kl = (size_t)((eq ? eq : e) - p);
+
+		if (kl < sizeof(key)) {
+			kl = gw_url_decode(key, p, kl, 1);
+			if (kl == nl && !memcmp(key, name, nl)) {
+				if (eq) {
+					size_t vl = (size_t)(e - eq - 1);
+					gw_buf_reserve(b, vl);
+					b->len += gw_url_decode(b->data + b->len, eq + 1, vl, 1);
+					b->data[b->len] = '\0';
+				}
+				return;
+			}
+		}
+		p = e + 1;
+	}
+}
+
+/* The value a request parameter maps from ("" when absent). */
+static void param_value(const gw_invocation_t *inv, const gw_param_map_t *pm, gw_buf_t *b)
+{
+	gw_buf_reset(b);
+	gw_buf_reserve(b, 16);
+	b->data[0] = '\0';
+	switch (pm->source) {
+	case GW_SRC_STATIC:
+		gw_buf_append_str(b, pm->arg);
+		break;
+	case GW_SRC_CONTEXT:
+		context_var(inv, pm->arg, strlen(pm->arg), b);
+		break;
+	case GW_SRC_STAGE_VAR: {
+		const char *v = gw_config_stage_var(inv->ctx->api, pm->arg, strlen(pm->arg));
+		if (v)
+			gw_buf_append_str(b, v);
+		break;
+	}
+	case GW_SRC_BODY:
+		if (inv->body && !inv->binary && gw_rse_eval(pm->path, inv->body, inv->body_len, b))
+			gw_buf_reset(b);
+		break;
+	case GW_SRC_HEADER:
+		header_of_client(inv, pm->arg, b);
+		break;
+	case GW_SRC_QUERY:
+		query_of_client(inv, pm->arg, b);
+		break;
+	}
+}
+
+/* Header values cannot carry line breaks: control characters are dropped. */
+static void append_header(gw_buf_t *out, const char *name, const char *v, size_t n)
+{
+	gw_buf_append_str(out, name);
+	gw_buf_append(out, ": ", 2);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] >= 0x20 && v[i] != 0x7f)
+			gw_buf_append_char(out, v[i]);
+	gw_buf_append(out, "\r\n", 2);
+}
+
+static void append_query_escaped(gw_buf_t *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+			gw_buf_append_char(out, (char)ch);
+		} else {
+			char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+			gw_buf_append(out, e, 3);
+		}
+	}
+}
+
+/* Replaces ${context.X} and ${stageVariables.X} (MOCK bodies). */
+static void substitute(const gw_invocation_t *inv, const char *s, gw_buf_t *out)
+{
+	const char *p = s, *q;
+
+	while ((q = strstr(p, "${"))) {
+		const char *close = strchr(q, '}');
+
+		gw_buf_append(out, p, (size_t)(q - p));
+		if (!close) {
+			p = q;
+			break;
+		}
+		if (!strncmp(q + 2, "context.", 8)) {
+			context_var(inv, q + 10, (size_t)(close - q - 10), out);
+		} else if (!strncmp(q + 2, "stageVariables.", 15)) {
+			const char *v = gw_config_stage_var(inv->ctx->api, q + 17,
+							    (size_t)(close - q - 17));
+			if (v)
+				gw_buf_append_str(out, v);
+		} else {
+			gw_buf_append(out, q, (size_t)(close + 1 - q));
+		}
+		p = close + 1;
+	}
+	gw_buf_append_str(out, p);
+}
+
+/* --- requests ---------------------------------------------------------- */
+
+static int hop_by_hop(gw_str_t n)
+{
+	static const char *const names[] = { "Host", "Connection", "Upgrade", "Keep-Alive",
+		"Transfer-Encoding", "TE", "Trailer", "Proxy-Authorization",
+		"Proxy-Authenticate", "Content-Length", NULL };
+
+	for (const char *const *h = names; *h; h++)
+		if (strlen(*h) == n.len && !strncasecmp(*h, n.ptr, n.len))
+			return 1;
+	return 0;
+}
+
+static void request_head(const gw_invocation_t *inv, const gw_integration_t *in,
+			 const char *method, gw_buf_t *out, gw_buf_t *tmp)
+{
+	int has_query = strchr(in->path, '?') != NULL;
+
+	gw_buf_append_str(out, method);
+	gw_buf_append_char(out, ' ');
+	gw_buf_append_str(out, in->path);
+	for (size_t i = 0; i < in->n_params; i++) {
+		const gw_param_map_t *pm = &in->params[i];
+
+		if (!pm->to_query)
+			continue;
+		param_value(inv, pm, tmp);
+		gw_buf_append_char(out, has_query ? '&' : '?');
+		has_query = 1;
+		append_query_escaped(out, pm->name, strlen(pm->name));
+		gw_buf_append_char(out, '=');
+		append_query_escaped(out, tmp->data, tmp->len);
+	}
+	gw_buf_append_str(out, " HTTP/1.1\r\nHost: ");
+	gw_buf_append_str(out, in->host);
+	if (in->port != (in->tls ? 443 : 80)) {
+		gw_buf_append_char(out, ':');
+		gw_buf_append_u64(out, (uint64_t)in->port);
+	}
+	gw_buf_append_str(out, "\r\n");
+	for (size_t i = 0; i < in->n_params; i++) {
+		const gw_param_map_t *pm = &in->params[i];
+
+		if (pm->to_query)
+			continue;
+		param_value(inv, pm, tmp);
+		append_header(out, pm->name, tmp->data, tmp->len);
+	}
+}
+
+gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_t *req,
+			   gw_call_cb cb, void *user)
+{
+	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT" };
+	const gw_integration_t *in = inv->route->integration;
+	gw_buf_t body, tmp;
+	gw_call_t *call;
+
+	gw_buf_init(&body);
+	gw_buf_init(&tmp);
+	gw_buf_reset(req);
+	if (in->type == GW_INTEG_MOCK) {
+		substitute(inv, in->mock_body, &body);
+		call = gw_backend_local(be, in->mock_status, body.data ? body.data : "", body.len,
+					cb, user);
+		goto out;
+	}
+	if (in->type == GW_INTEG_AWS_PROXY) {
+		switch (inv->type) {
+		case GW_EV_CONNECT:
+			gw_event_connect(&body, inv->ctx, inv->headers, inv->n_headers, inv->query,
+					 inv->query_len);
+			break;
+		case GW_EV_MESSAGE:
+			gw_event_message(&body, inv->ctx, inv->body, inv->body_len, inv->binary);
+			break;
+		case GW_EV_DISCONNECT:
+			gw_event_disconnect(&body, inv->ctx);
+			break;
+		}
+		request_head(inv, in, "POST", req, &tmp);
+		gw_buf_append_str(req, "Content-Type: application/json\r\n");
+		append_header(req, "X-Amzn-RequestId", inv->ctx->request_id,
+			      strlen(inv->ctx->request_id));
+	} else {
+		/* HTTP_PROXY: the message is the body; the client's handshake
+		 * headers travel on $connect. */
+		request_head(inv, in, in->method, req, &tmp);
+		if (inv->type == GW_EV_CONNECT) {
+			for (size_t i = 0; i < inv->n_headers; i++) {
+				const gw_header_t *h = &inv->headers[i];
+				char name[128];
+
+				if (hop_by_hop(h->name) || h->name.len >= sizeof(name))
+					continue;
+				memcpy(name, h->name.ptr, h->name.len);
+				name[h->name.len] = '\0';
+				append_header(req, name, h->value.ptr, h->value.len);
+			}
+			append_header(req, "X-Forwarded-For", inv->ctx->source_ip,
+				      strlen(inv->ctx->source_ip));
+		} else if (inv->type == GW_EV_MESSAGE) {
+			gw_buf_append(&body, inv->body, inv->body_len);
+			gw_buf_append_str(req, inv->binary
+					? "Content-Type: application/octet-stream\r\n"
+					: "Content-Type: application/json; charset=utf-8\r\n");
+		} else {
+			char code[16];
+			snprintf(code, sizeof(code), "%d", inv->ctx->disconnect_code);
+			append_header(req, "X-Wsgate-Disconnect-Status-Code", code, strlen(code));
+			append_header(req, "X-Wsgate-Disconnect-Reason", inv->ctx->disconnect_reason,
+				      strlen(inv->ctx->disconnect_reason));
+		}
+		/* Always there, so a backend works without any mapping. */
+		append_header(req, "X-Wsgate-Connection-Id", inv->ctx->connection_id,
+			      strlen(inv->ctx->connection_id));
+		append_header(req, "X-Wsgate-Route-Key", inv->ctx->route_key,
+			      strlen(inv->ctx->route_key));
+		append_header(req, "X-Wsgate-Event-Type", types[inv->type],
+			      strlen(types[inv->type]));
+		append_header(req, "X-Wsgate-Request-Id", inv->ctx->request_id,
+			      strlen(inv->ctx->request_id));
+	}
+	gw_buf_append_str(req, "Content-Length: ");
+	gw_buf_append_u64(req, body.len);
+	gw_buf_append_str(req, "\r\n\r\n");
+	gw_buf_append(req, body.data ? body.data : "", body.len);
+	call = gw_backend_call(be, in->endpoint, req->data, req->len, (unsigned)in->timeout_ms,
+			       inv->ctx->request_id, cb, user);
+out:
+	gw_buf_dispose(&body);
+	gw_buf_dispose(&tmp);
+	return call;
+}
+
+/* --- responses --------------------------------------------------------- */
+
+int gw_lambda_parse(const char *data, size_t len, gw_buf_t *scratch, gw_integ_result_t *res,
+		    const char **error)
+{
+	json_error_t jerr;
+	json_t *root, *v, *headers;
+	size_t body_len = 0, proto_off = 0;
+	int has_proto = 0, rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	res->status_code = 200;
+	gw_buf_reset(scratch);
+	root = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (!root) {
+		*error = "integration response is not JSON";
+		return -1;
+	}
+	if (!json_is_object(root)) {
+		*error = "integration response is not a JSON object";
+		goto out;
+	}
+	v = json_object_get(root, "statusCode");
+	if (v) {
+		long long sc;
+		char *end = NULL;
+
+		if (json_is_integer(v)) {
+			sc = json_integer_value(v);
+		} else if (json_is_string(v)) {
+			sc = strtoll(json_string_value(v), &end, 10);
+			if (end == json_string_value(v) || *end)
+				sc = -1;
+		} else {
+			*error = "integration response statusCode is not a number";
+			goto out;
+		}
+		if (sc < 100 || sc > 599) {
+			*error = "integration response statusCode is out of range";
+			goto out;
+		}
+		res->status_code = (int)sc;
+	}
+	v = json_object_get(root, "body");
+	if (v && !json_is_null(v)) {
+		int b64 = json_is_true(json_object_get(root, "isBase64Encoded"));
+
+		if (json_is_string(v)) {
+			if (b64) {
+				if (gw_base64_decode(scratch, json_string_value(v),
+						     json_string_length(v))) {
+					*error = "integration response body is not valid base64";
+					goto out;
+				}
+				res->body_binary = 1;
+			} else {
+				gw_buf_append(scratch, json_string_value(v), json_string_length(v));
+			}
+		} else {
+			/* A non-string body is sent as its compact JSON text. */
+			char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+			if (s) {
+				gw_buf_append_str(scratch, s);
+				free(s);
+			}
+		}
+		body_len = scratch->len;
+	}
+	gw_buf_append_char(scratch, '\0');
+	headers = json_object_get(root, "headers");
+	if (json_is_object(headers)) {
+		const char *k;
+		json_t *hv;
+
+		json_object_foreach(headers, k, hv) {
+			if (!strcasecmp(k, "Sec-WebSocket-Protocol") && json_is_string(hv)) {
+				proto_off = scratch->len;
+				gw_buf_append_str(scratch, json_string_value(hv));
+				gw_buf_append_char(scratch, '\0');
+				has_proto = 1;
+			}
+		}
+	}
+	res->body = scratch->data;
+	res->body_len = body_len;
+	res->subprotocol = has_proto ? scratch->data + proto_off : NULL;
+	rc = 0;
+out:
+	json_decref(root);
+	return rc;
+}
+
+void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
+		     gw_buf_t *scratch, gw_integ_result_t *res)
+{
+	const char *error = NULL;
+
+	memset(res, 0, sizeof(*res));
+	switch (resp->outcome) {
+	case GW_CALL_OK:
+		break;
+	case GW_CALL_TIMEOUT:
+		res->outcome = GW_INTEG_TIMEOUT;
+		return;
+	case GW_CALL_BUSY:
+		res->outcome = GW_INTEG_BUSY;
+		return;
+	default:
+		res->outcome = GW_INTEG_FAILED;
+		return;
+	}
+	switch (in->type) {
+	case GW_INTEG_AWS_PROXY:
+		if (resp->status < 200 || resp->status > 299) {
+			error = "integration answered a non-2xx HTTP status";
+		} else if (!gw_lambda_parse(resp->body, resp->body_len, scratch, res, &error)) {
+			return;
+		}
+		gw_warn("integration %s: %s (HTTP %d)", in->name, error, resp->status);
+		memset(res, 0, sizeof(*res));
+		res->outcome = GW_INTEG_FAILED;
+		return;
+	case GW_INTEG_HTTP_PROXY:
+		if (resp->status >= 500) {
+			gw_warn("integration %s: HTTP %d", in->name, resp->status);
+			res->outcome = GW_INTEG_FAILED;
+			return;
+		}
+		for (size_t i = 0; i < resp->n_headers; i++)
+			if (!strcasecmp(resp->header_names[i], "Sec-WebSocket-Protocol"))
+				res->subprotocol = resp->header_values[i];
+		break;
+	case GW_INTEG_MOCK:
+		break;
+	}
+	res->status_code = resp->status;
+	res->body = resp->body;
+	res->body_len = resp->body_len;
+	res->body_binary = !gw_utf8_valid((const unsigned char *)resp->body, resp->body_len);
+}
