@@ -75,6 +75,7 @@ struct gw_call {
 	void *user;
 	char *req;
 	size_t req_len;
+	gw_buf_t req_body; /* sent after req, when given separately */
 	int cancelled, finished, retried;
 	/* deferred outcome, delivered by the timer */
 	int deferred;
@@ -87,7 +88,7 @@ struct gw_call {
 };
 
 static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
-		   const gw_resp_t *resp);
+		   gw_resp_t *resp);
 static void dispatch(gw_endpoint_t *ep);
 static void hconn_close(hconn_t *hc);
 
@@ -235,12 +236,22 @@ static void hconn_failed(hconn_t *hc, const char *error)
 static int do_write(hconn_t *hc)
 {
 	gw_call_t *c = hc->call;
+	size_t total = c->req_len + c->req_body.len;
 
-	while (hc->wr_off < c->req_len) {
+	while (hc->wr_off < total) {
+		const char *p;
+		size_t left;
 		ssize_t n;
 
+		if (hc->wr_off < c->req_len) {
+			p = c->req + hc->wr_off;
+			left = c->req_len - hc->wr_off;
+		} else {
+			p = c->req_body.data + (hc->wr_off - c->req_len);
+			left = total - hc->wr_off;
+		}
 		if (hc->ssl) {
-			int k = SSL_write(hc->ssl, c->req + hc->wr_off, (int)(c->req_len - hc->wr_off));
+			int k = SSL_write(hc->ssl, p, (int)(left > (1u << 30) ? 1u << 30 : left));
 			if (k <= 0) {
 				int e = SSL_get_error(hc->ssl, k);
 				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
@@ -249,8 +260,7 @@ static int do_write(hconn_t *hc)
 			}
 			n = k;
 		} else {
-			n = send(hc->watch.fd, c->req + hc->wr_off, c->req_len - hc->wr_off,
-				 MSG_NOSIGNAL);
+			n = send(hc->watch.fd, p, left, MSG_NOSIGNAL);
 			if (n < 0)
 				return errno == EAGAIN || errno == EINTR ? 1 : -1;
 		}
@@ -312,7 +322,7 @@ static void hconn_io(hconn_t *hc, uint32_t events)
 		hconn_close(hc);
 		return;
 	}
-	if (hc->wr_off < hc->call->req_len) {
+	if (hc->wr_off < hc->call->req_len + hc->call->req_body.len) {
 		int w = do_write(hc);
 
 		if (w < 0) {
@@ -392,12 +402,13 @@ static void call_free(gw_call_t *c)
 	if (c->hc)
 		c->hc->call = NULL;
 	free(c->req);
+	gw_buf_dispose(&c->req_body);
 	gw_buf_dispose(&c->body);
 	free(c);
 }
 
 static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
-		   const gw_resp_t *resp)
+		   gw_resp_t *resp)
 {
 	const char *names[100], *values[100];
 	gw_http_resp_t r;
@@ -419,10 +430,12 @@ static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
 		r.header_values = values;
 		r.body = body.ptr;
 		r.body_len = body.len;
+		r.body_buf = gw_resp_body_buf(resp);
 	} else if (o == GW_CALL_OK) {
 		r.status = c->status;
 		r.body = c->body.data ? c->body.data : "";
 		r.body_len = c->body.len;
+		r.body_buf = &c->body;
 	} else {
 		gw_warn("request %s: integration call %s: %s", c->request_id,
 			o == GW_CALL_TIMEOUT ? "timed out" : o == GW_CALL_BUSY ? "refused" : "failed",
@@ -504,6 +517,7 @@ static gw_call_t *call_new(gw_backend_t *be, gw_call_cb cb, void *user)
 	c->cb = cb;
 	c->user = user;
 	gw_buf_init(&c->body);
+	gw_buf_init(&c->req_body);
 	lws_dll2_add_tail(&c->list, &be->calls);
 	return c;
 }
@@ -521,7 +535,10 @@ gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
 	memcpy(c->req, req, len);
 	c->req_len = len;
 	snprintf(c->request_id, sizeof(c->request_id), "%s", request_id ? request_id : "-");
-	if (ep->queue.count >= ep->max_queue) {
+	/* Busy: no idle connection, no room for a new one, and the queue
+	 * already as long as allowed. */
+	if (!ep->idle.head && ep->conns.count >= ep->max_connections &&
+	    ep->queue.count >= ep->max_queue) {
 		defer(c, GW_CALL_BUSY, "every connection to the integration is busy and "
 				       "its queue is full");
 		return c;
@@ -530,6 +547,18 @@ gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
 			 (lws_usec_t)timeout_ms * LWS_US_PER_MS);
 	lws_dll2_add_tail(&c->qlist, &ep->queue);
 	dispatch(ep);
+	return c;
+}
+
+gw_call_t *gw_backend_call_body(gw_backend_t *be, gw_endpoint_t *ep, const char *head,
+				size_t head_len, gw_buf_t *body, unsigned timeout_ms,
+				const char *request_id, gw_call_cb cb, void *user)
+{
+	gw_call_t *c = gw_backend_call(be, ep, head, head_len, timeout_ms, request_id, cb, user);
+
+	/* Swapped, not copied: the caller's buffer is left empty. */
+	c->req_body = *body;
+	gw_buf_init(body);
 	return c;
 }
 
@@ -592,7 +621,9 @@ gw_endpoint_t *gw_backend_endpoint(gw_backend_t *be, const gw_endpoint_opts_t *o
 	lws_start_foreach_dll(struct lws_dll2 *, d, be->endpoints.head) {
 		ep = lws_container_of(d, gw_endpoint_t, list);
 		if (ep->port == o->port && ep->tls == o->tls && !strcmp(ep->address, o->address) &&
-		    !strcmp(ep->host, o->host) && same(ep->ca_file, o->ca_file))
+		    !strcmp(ep->host, o->host) && same(ep->ca_file, o->ca_file) &&
+		    ep->max_connections == (o->max_connections ? o->max_connections : 64) &&
+		    ep->max_queue == o->max_queue)
 			return ep;
 	} lws_end_foreach_dll(d);
 
@@ -606,7 +637,7 @@ gw_endpoint_t *gw_backend_endpoint(gw_backend_t *be, const gw_endpoint_opts_t *o
 	ep->port = o->port;
 	ep->tls = o->tls;
 	ep->max_connections = o->max_connections ? o->max_connections : 64;
-	ep->max_queue = o->max_queue ? o->max_queue : 4096;
+	ep->max_queue = o->max_queue;
 	if (o->tls) {
 		ep->ssl_ctx = SSL_CTX_new(TLS_client_method());
 		if (!ep->ssl_ctx ||

@@ -35,6 +35,9 @@ typedef struct gw_http_resp {
 	size_t n_headers;
 	const char *body;
 	size_t body_len;
+	/* The buffer holding body: a callback may swap its contents out to
+	 * keep the body without copying it (REST responses). */
+	gw_buf_t *body_buf;
 } gw_http_resp_t;
 
 /* Runs once per call, from a later loop iteration than gw_backend_call,
@@ -63,6 +66,11 @@ gw_endpoint_t *gw_backend_endpoint(gw_backend_t *be, const gw_endpoint_opts_t *o
 gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
 			   size_t len, unsigned timeout_ms, const char *request_id,
 			   gw_call_cb cb, void *user);
+/* Same, with the body sent from body, whose contents the call takes over
+ * (body is left empty): a large REST body is not copied again. */
+gw_call_t *gw_backend_call_body(gw_backend_t *be, gw_endpoint_t *ep, const char *head,
+				size_t head_len, gw_buf_t *body, unsigned timeout_ms,
+				const char *request_id, gw_call_cb cb, void *user);
 /* Like gw_backend_call for an answer computed locally (MOCK): delivered
  * from the next loop iteration, like any other. */
 gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size_t len,

@@ -379,7 +379,7 @@ static void load_integrations(struct loader *l, json_t *root, gw_api_t *api)
 		snprintf(path, sizeof(path), "%s.maxQueue", base);
 		in->max_queue = (unsigned)get_int(l, v, "maxQueue", path, 4096, 0, 1000000);
 		snprintf(path, sizeof(path), "%s.method", base);
-		in->method = get_string(l, v, "method", path, "POST", 0);
+		in->method = get_string(l, v, "method", path, NULL, 0);
 		if (in->method) {
 			static const char *const methods[] = { "GET", "POST", "PUT", "PATCH",
 				"DELETE", "HEAD", "OPTIONS", NULL };
@@ -456,6 +456,160 @@ static const gw_integration_t *find_integration(const gw_api_t *api, const char 
 	return NULL;
 }
 
+static const char *const rest_methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE",
+	"HEAD", "OPTIONS", "ANY", NULL };
+
+/* "METHOD /path" (the method in capitals, one space, a path). */
+static int is_rest_key(const char *key)
+{
+	const char *sp = strchr(key, ' ');
+
+	if (!sp || sp == key || sp[1] != '/')
+		return 0;
+	for (const char *p = key; p < sp; p++)
+		if (*p < 'A' || *p > 'Z')
+			return 0;
+	return 1;
+}
+
+static void parse_rest_key(struct loader *l, const char *where, const char *key,
+			   gw_rest_route_t *rr)
+{
+	const char *sp = strchr(key, ' '), *p = sp + 1;
+	size_t ml = (size_t)(sp - key);
+	int ok = 0;
+
+	for (const char *const *m = rest_methods; *m; m++)
+		if (strlen(*m) == ml && !memcmp(*m, key, ml))
+			ok = 1;
+	if (!ok || ml >= sizeof(rr->method)) {
+		problem(l, where, "expected a method of GET, POST, PUT, PATCH, DELETE, HEAD, "
+			"OPTIONS or ANY");
+		return;
+	}
+	memcpy(rr->method, key, ml);
+	rr->method[ml] = '\0';
+	/* "/" alone has no segment. */
+	while (*p == '/' && p[1]) {
+		const char *e = strchr(p + 1, '/');
+		size_t n;
+		gw_rest_seg_t *sg;
+
+		p++;
+		if (!e)
+			e = p + strlen(p);
+		n = (size_t)(e - p);
+		rr->segs = realloc(rr->segs, (rr->n_segs + 1) * sizeof(*rr->segs));
+		if (!rr->segs)
+			abort();
+		sg = &rr->segs[rr->n_segs++];
+		memset(sg, 0, sizeof(*sg));
+		if (!n) {
+			problem(l, where, "expected a path without empty segments (\"//\")");
+			return;
+		}
+		if (p[0] == '{' && p[n - 1] == '}') {
+			int greedy = n > 3 && p[n - 2] == '+';
+			size_t nl = n - 2 - (size_t)greedy;
+
+			sg->kind = greedy ? GW_SEG_GREEDY : GW_SEG_PARAM;
+			sg->text = strndup(p + 1, nl);
+			sg->len = nl;
+			for (size_t k = 0; k < nl; k++)
+				if (!((sg->text[k] >= 'a' && sg->text[k] <= 'z') ||
+				      (sg->text[k] >= 'A' && sg->text[k] <= 'Z') ||
+				      (sg->text[k] >= '0' && sg->text[k] <= '9') || sg->text[k] == '_'))
+					problem(l, where, "expected a parameter name of [A-Za-z0-9_] "
+						"in \"%.*s\"", (int)n, p);
+			if (!nl)
+				problem(l, where, "expected a parameter name in \"%.*s\"", (int)n, p);
+			if (greedy && *e)
+				problem(l, where, "a greedy parameter {%s+} must be the last segment",
+					sg->text);
+			for (size_t k = 0; k + 1 < rr->n_segs; k++)
+				if (rr->segs[k].kind != GW_SEG_STATIC && !strcmp(rr->segs[k].text, sg->text))
+					problem(l, where, "parameter {%s} appears twice", sg->text);
+		} else {
+			if (memchr(p, '{', n) || memchr(p, '}', n))
+				problem(l, where, "expected a whole segment {name} or static text, "
+					"found \"%.*s\"", (int)n, p);
+			sg->kind = GW_SEG_STATIC;
+			sg->text = strndup(p, n);
+			sg->len = n;
+		}
+		p = e;
+	}
+}
+
+static void load_cors(struct loader *l, json_t *root, gw_api_t *api)
+{
+	static const char *const keys[] = { "allowOrigins", "allowMethods", "allowHeaders",
+		"exposeHeaders", "maxAge", "allowCredentials", NULL };
+	static const char *const list_keys[] = { "allowMethods", "allowHeaders", "exposeHeaders" };
+	json_t *obj = json_object_get(root, "cors"), *v;
+	char **dst[3];
+	size_t i;
+
+	api->cors.max_age = -1;
+	if (!obj)
+		return;
+	if (!json_is_object(obj)) {
+		problem(l, "cors", "expected an object, found %s", json_kind(obj));
+		return;
+	}
+	check_keys(l, "cors", obj, keys);
+	api->cors.enabled = 1;
+	v = json_object_get(obj, "allowOrigins");
+	if (v && !json_is_array(v))
+		problem(l, "cors.allowOrigins", "expected an array of origins, found %s",
+			json_kind(v));
+	else if (v) {
+		api->cors.origins = calloc(json_array_size(v) + 1, sizeof(char *));
+		json_array_foreach(v, i, obj) {
+			if (!json_is_string(obj)) {
+				problem(l, "cors.allowOrigins", "expected strings, found %s",
+					json_kind(obj));
+				continue;
+			}
+			api->cors.origins[api->cors.n_origins++] = strdup(json_string_value(obj));
+		}
+		obj = json_object_get(root, "cors");
+	}
+	dst[0] = &api->cors.methods;
+	dst[1] = &api->cors.headers;
+	dst[2] = &api->cors.expose;
+	for (int k = 0; k < 3; k++) {
+		char path[64];
+		json_t *e;
+		gw_buf_t b;
+
+		snprintf(path, sizeof(path), "cors.%s", list_keys[k]);
+		v = json_object_get(obj, list_keys[k]);
+		if (!v)
+			continue;
+		if (!json_is_array(v)) {
+			problem(l, path, "expected an array of strings, found %s", json_kind(v));
+			continue;
+		}
+		gw_buf_init(&b);
+		json_array_foreach(v, i, e) {
+			if (!json_is_string(e)) {
+				problem(l, path, "expected strings, found %s", json_kind(e));
+				continue;
+			}
+			if (b.len)
+				gw_buf_append_char(&b, ',');
+			gw_buf_append_str(&b, json_string_value(e));
+		}
+		*dst[k] = b.data ? b.data : strdup("");
+	}
+	api->cors.max_age = (int)get_int(l, obj, "maxAge", "cors.maxAge", -1, -1, 86400);
+	v = json_object_get(obj, "allowCredentials");
+	if (v && !json_is_boolean(v))
+		problem(l, "cors.allowCredentials", "expected true or false, found %s", json_kind(v));
+	api->cors.credentials = v && json_is_true(v);
+}
+
 static int cmp_route(const void *a, const void *b)
 {
 	const gw_route_t *x = a, *y = b;
@@ -482,13 +636,23 @@ static void load_routes(struct loader *l, json_t *root, gw_api_t *api)
 		return;
 	}
 	api->routes = calloc(json_object_size(obj) + 1, sizeof(*api->routes));
+	api->rest_routes = calloc(json_object_size(obj) + 1, sizeof(*api->rest_routes));
 	json_object_foreach(obj, key, v) {
-		gw_route_t *r = &api->routes[i++];
+		gw_route_t *r;
 		char base[256], path[300];
 		json_t *rr;
 		char *iname;
 
-		api->n_routes = i;
+		if (is_rest_key(key)) {
+			gw_rest_route_t *rest = &api->rest_routes[api->n_rest_routes++];
+
+			r = &rest->route;
+			snprintf(base, sizeof(base), "routes.%s", key);
+			parse_rest_key(l, base, key, rest);
+		} else {
+			r = &api->routes[i++];
+			api->n_routes = i;
+		}
 		r->key = strdup(key);
 		r->key_len = strlen(key);
 		r->max_in_flight = 1;
@@ -550,13 +714,14 @@ const gw_route_t *gw_config_route(const gw_api_t *api, const char *key, size_t l
 static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "maxMessageBytes", "idleTimeoutSeconds",
-		"maxConnectionSeconds", "outboundBufferBytes", NULL };
+		"maxConnectionSeconds", "outboundBufferBytes", "maxRequestBytes", NULL };
 	json_t *obj = json_object_get(root, "limits");
 
 	api->max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
 	api->idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S;
 	api->max_connection_s = DEFAULT_MAX_CONNECTION_S;
 	api->outbound_buffer_bytes = DEFAULT_OUTBOUND_BUFFER_BYTES;
+	api->max_request_bytes = 10u << 20;
 	if (!obj)
 		return;
 	if (!json_is_object(obj)) {
@@ -573,6 +738,8 @@ static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 	api->outbound_buffer_bytes = (size_t)get_int(l, obj, "outboundBufferBytes",
 		"limits.outboundBufferBytes", DEFAULT_OUTBOUND_BUFFER_BYTES, 1024,
 		1LL << 30);
+	api->max_request_bytes = (size_t)get_int(l, obj, "maxRequestBytes",
+		"limits.maxRequestBytes", 10 << 20, 0, 1LL << 30);
 }
 
 static int valid_stage(const char *s)
@@ -592,7 +759,7 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "name", "stage", "basePath",
 		"routeSelectionExpression", "stageVariables", "limits", "integrations",
-		"routes", NULL };
+		"routes", "cors", NULL };
 	char err[200];
 
 	if (!json_is_object(root)) {
@@ -621,6 +788,7 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	}
 	load_stage_vars(l, root, api);
 	load_limits(l, root, api);
+	load_cors(l, root, api);
 	load_integrations(l, root, api);
 	load_routes(l, root, api);
 }
@@ -652,6 +820,19 @@ static void api_dispose(gw_api_t *api)
 	gw_rse_free(api->rse);
 	for (size_t i = 0; i < api->n_routes; i++)
 		free(api->routes[i].key);
+	for (size_t i = 0; i < api->n_rest_routes; i++) {
+		free(api->rest_routes[i].route.key);
+		for (size_t j = 0; j < api->rest_routes[i].n_segs; j++)
+			free(api->rest_routes[i].segs[j].text);
+		free(api->rest_routes[i].segs);
+	}
+	free(api->rest_routes);
+	for (size_t i = 0; i < api->cors.n_origins; i++)
+		free(api->cors.origins[i]);
+	free(api->cors.origins);
+	free(api->cors.methods);
+	free(api->cors.headers);
+	free(api->cors.expose);
 	free(api->integrations);
 	free(api->routes);
 	free(api->file);

@@ -39,7 +39,8 @@ typedef struct gw_integration {
 	char *name;
 	gw_integration_type_t type;
 	char *uri;         /* after ${stageVariables.X} substitution */
-	char *method;      /* HTTP_PROXY */
+	char *method;      /* HTTP_PROXY; NULL: POST for messages, the
+			    * client's method for REST routes */
 	int timeout_ms;
 	gw_param_map_t *params;
 	size_t n_params;
@@ -65,6 +66,33 @@ typedef struct gw_route {
 	unsigned max_in_flight; /* calls per connection at once (1: in order) */
 } gw_route_t;
 
+/* REST routes ("GET /rooms/{room}/messages", "ANY /api/{proxy+}"). */
+enum gw_seg_kind { GW_SEG_STATIC = 0, GW_SEG_PARAM, GW_SEG_GREEDY };
+
+typedef struct gw_rest_seg {
+	enum gw_seg_kind kind;
+	char *text; /* static text, or the parameter's name */
+	size_t len;
+} gw_rest_seg_t;
+
+typedef struct gw_rest_route {
+	gw_route_t route;  /* key, integration */
+	char method[8];    /* GET, ..., or ANY */
+	gw_rest_seg_t *segs;
+	size_t n_segs;
+} gw_rest_route_t;
+
+typedef struct gw_cors {
+	int enabled;
+	char **origins; /* "*" allowed */
+	size_t n_origins;
+	char *methods;  /* comma-joined, for Access-Control-Allow-Methods */
+	char *headers;
+	char *expose;
+	int max_age;    /* -1: not sent */
+	int credentials;
+} gw_cors_t;
+
 typedef struct gw_stage_var {
 	char *name;
 	char *value;
@@ -87,6 +115,10 @@ typedef struct gw_api {
 	size_t n_integrations;
 	gw_route_t *routes;
 	size_t n_routes;
+	gw_rest_route_t *rest_routes;
+	size_t n_rest_routes;
+	gw_cors_t cors;
+	size_t max_request_bytes; /* REST bodies */
 	/* Reserved routes, or NULL when the API does not define them. */
 	const gw_route_t *connect_route;
 	const gw_route_t *disconnect_route;

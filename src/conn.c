@@ -479,9 +479,20 @@ static void head_complete(gw_conn_t *conn)
 
 	lws_sul_cancel(&conn->head_timer);
 	if (!upgrade) {
-		/* Plain HTTP: libwebsockets serves it (REST routes, 404). */
-		if (!hand_over(conn, gw->vh_ws))
-			gw_warn("cannot hand an HTTP connection to libwebsockets");
+		/* Plain HTTP: REST routes (rest.c), on the same socket. */
+		int fd = conn->watch.fd, tls = conn->ssl != NULL;
+
+		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
+		conn->watch.fd = -1;
+		if (conn->ssl) {
+			gw_str_t all = gw_head_bytes(conn->head);
+			SSL *ssl = conn->ssl;
+
+			conn->ssl = NULL;
+			fd = gw_relay_start(gw, ssl, fd, all.ptr, all.len);
+		}
+		if (fd >= 0)
+			gw_rest_accept(gw, fd, conn->source_ip, tls);
 		conn_finish(conn, 0, 0, NULL);
 		return;
 	}
@@ -720,6 +731,8 @@ static void dispatch(gw_conn_t *conn);
 
 static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res)
 {
+	gw_debug("connection %s: request %s answered (%d, %zu bytes)", conn->id, p->request_id,
+		 res->outcome, res->body_len);
 	switch (res->outcome) {
 	case GW_INTEG_TIMEOUT:
 		send_error_frame(conn, "Endpoint request timed out", p->request_id);
@@ -740,23 +753,53 @@ static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_resu
 	dispatch(conn);
 }
 
-/* Messages start in arrival order; a route allows maxInFlight calls of a
- * connection at once (1 by default, which keeps them in order end to end). */
+static unsigned in_flight(const gw_conn_t *conn, const gw_route_t *route)
+{
+	unsigned n = 0;
+
+	lws_start_foreach_dll(struct lws_dll2 *, d, conn->calls.head) {
+		n += lws_container_of(d, pending_t, list)->route == route;
+	} lws_end_foreach_dll(d);
+	return n;
+}
+
+/* Messages of a connection start in arrival order per route: a route
+ * allows maxInFlight calls of a connection at once (1 by default, which
+ * keeps its messages in order end to end), and a slow route never holds
+ * up the messages of another. */
 static void dispatch(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
+	const gw_route_t *blocked[16];
+	size_t n_blocked = 0;
 
-	while (conn->inq.head && conn->state == CS_OPEN && !conn->closing) {
-		gw_msg_t *m = lws_container_of(conn->inq.head, gw_msg_t, list);
+	/* A plain loop: lws_start_foreach_dll_safe does not survive continue. */
+	for (struct lws_dll2 *d = conn->inq.head, *d1; d; d = d1) {
+		gw_msg_t *m = lws_container_of(d, gw_msg_t, list);
+
+		d1 = d->next;
 		gw_invocation_t inv;
 		gw_event_ctx_t ctx;
 		char rid[24], mid[24];
+		int skip = 0;
 
-		if (conn->calls.count >= m->route->max_in_flight)
+		if (conn->state != CS_OPEN || conn->closing)
 			return;
+		for (size_t i = 0; i < n_blocked && !skip; i++)
+			skip = blocked[i] == m->route;
+		if (skip)
+			continue;
+		if (in_flight(conn, m->route) >= m->route->max_in_flight) {
+			/* Later messages of this route wait behind this one. */
+			if (n_blocked == sizeof(blocked) / sizeof(blocked[0]))
+				return;
+			blocked[n_blocked++] = m->route;
+			continue;
+		}
 		lws_dll2_remove(&m->list);
 		gw_gateway_request_id(gw, rid);
 		gw_gateway_request_id(gw, mid);
+		gw_debug("connection %s: message to %s, request %s", conn->id, m->route->key, rid);
 		event_ctx(conn, &ctx, m->route->key, rid);
 		ctx.message_id = mid;
 		memset(&inv, 0, sizeof(inv));
@@ -793,6 +836,7 @@ static void on_message(gw_conn_t *conn)
 	gw_msg_t *m;
 	char rid[24];
 
+	gw_debug("connection %s: message of %zu bytes", conn->id, conn->rx.len);
 	conn->last_active = gw_now_ms();
 	route = select_route(conn, conn->rx.data ? conn->rx.data : "", conn->rx.len,
 			     conn->rx_binary);

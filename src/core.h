@@ -10,6 +10,7 @@
 #include "gateway.h"
 #include "registry.h"
 #include "tls.h"
+#include "rest.h"
 
 #include <libwebsockets.h>
 #include <stdint.h>
@@ -17,7 +18,7 @@
 /* What an epoll registration points at. */
 enum gw_watch_kind { GW_WATCH_LISTENER, GW_WATCH_MGMT_LISTENER, GW_WATCH_SIGNAL,
 		     GW_WATCH_CONN, GW_WATCH_RELAY_TLS, GW_WATCH_RELAY_PLAIN,
-		     GW_WATCH_BACKEND };
+		     GW_WATCH_BACKEND, GW_WATCH_REST };
 
 typedef struct gw_watch {
 	enum gw_watch_kind kind;
@@ -60,6 +61,8 @@ struct gw_gateway {
 	int destroying; /* no more $disconnect calls: the loop is gone */
 	SSL_CTX *tls; /* set when the gateway listener speaks TLS */
 	lws_dll2_owner_t relays;
+	lws_dll2_owner_t rests;       /* REST connections */
+	size_t max_request_bytes;     /* the largest of the APIs' limits */
 	struct gw_subproto {
 		char *name;
 		struct lws_protocols protos[2];

@@ -255,3 +255,228 @@ void gw_event_disconnect(gw_buf_t *out, const gw_event_ctx_t *ctx)
 	request_context(out, ctx, "DISCONNECT");
 	gw_buf_append_str(out, ",\"isBase64Encoded\":false}");
 }
+
+/* Appends the value of every header named like name (lowercase compare),
+ * comma-joined; returns how many there were. */
+static size_t joined(gw_buf_t *b, const gw_header_t *h, size_t n, gw_str_t name, int json)
+{
+	size_t count = 0;
+	gw_buf_t tmp;
+
+	gw_buf_init(&tmp);
+	for (size_t i = 0; i < n; i++) {
+		if (!str_eq_nocase(h[i].name, name))
+			continue;
+		if (count++)
+			gw_buf_append_char(&tmp, ',');
+		gw_buf_append(&tmp, h[i].value.ptr, h[i].value.len);
+	}
+	if (json)
+		gw_buf_append_json_str(b, tmp.data ? tmp.data : "", tmp.len);
+	else
+		gw_buf_append(b, tmp.data ? tmp.data : "", tmp.len);
+	gw_buf_dispose(&tmp);
+	return count;
+}
+
+static void lower_json_key(gw_buf_t *b, gw_str_t s)
+{
+	char tmp[256];
+	size_t n = s.len < sizeof(tmp) ? s.len : sizeof(tmp);
+
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = (s.ptr[i] >= 'A' && s.ptr[i] <= 'Z') ? (char)(s.ptr[i] + 32) : s.ptr[i];
+	gw_buf_append_json_str(b, tmp, n);
+}
+
+void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
+{
+	static const gw_str_t cookie = { "cookie", 6 };
+	char t[64], host[256] = "";
+	size_t host_len = 0;
+	int first;
+
+	gw_buf_reset(out);
+	gw_buf_append_str(out, "{\"version\":\"2.0\",\"routeKey\":");
+	gw_buf_append_json_str(out, e->route_key, strlen(e->route_key));
+	gw_buf_append_str(out, ",\"rawPath\":");
+	gw_buf_append_json_str(out, e->path.ptr, e->path.len);
+	gw_buf_append_str(out, ",\"rawQueryString\":");
+	gw_buf_append_json_str(out, e->query.ptr, e->query.len);
+	/* cookies: the Cookie header(s), split on "; " */
+	first = 1;
+	for (size_t i = 0; i < e->n_headers; i++) {
+		const char *p = e->headers[i].value.ptr, *end = p + e->headers[i].value.len;
+
+		if (!str_eq_nocase(e->headers[i].name, cookie))
+			continue;
+		while (p < end) {
+			const char *semi = memchr(p, ';', (size_t)(end - p)), *ce = semi ? semi : end;
+
+			while (p < ce && *p == ' ')
+				p++;
+			if (ce > p) {
+				gw_buf_append_str(out, first ? ",\"cookies\":[" : ",");
+				gw_buf_append_json_str(out, p, (size_t)(ce - p));
+				first = 0;
+			}
+			p = ce + 1;
+		}
+	}
+	if (!first)
+		gw_buf_append_char(out, ']');
+	/* headers: lowercased, duplicates comma-joined, cookies apart */
+	gw_buf_append_str(out, ",\"headers\":{");
+	first = 1;
+	for (size_t i = 0; i < e->n_headers; i++) {
+		int seen = 0;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = str_eq_nocase(e->headers[j].name, e->headers[i].name);
+		if (seen || str_eq_nocase(e->headers[i].name, cookie))
+			continue;
+		if (!first)
+			gw_buf_append_char(out, ',');
+		first = 0;
+		lower_json_key(out, e->headers[i].name);
+		gw_buf_append_char(out, ':');
+		joined(out, e->headers, e->n_headers, e->headers[i].name, 1);
+		if (e->headers[i].name.len == 4 && !strncasecmp(e->headers[i].name.ptr, "host", 4)) {
+			host_len = e->headers[i].value.len < sizeof(host) - 1 ? e->headers[i].value.len
+									       : sizeof(host) - 1;
+			memcpy(host, e->headers[i].value.ptr, host_len);
+			host[host_len] = '\0';
+		}
+	}
+	gw_buf_append_char(out, '}');
+	/* queryStringParameters: decoded, duplicates comma-joined */
+	if (e->query.len) {
+		char scratch[8192];
+		gw_header_t params[128];
+		size_t np = 0, used = 0;
+		const char *p = e->query.ptr, *end = p + e->query.len;
+
+		while (p < end && np < 128) {
+			const char *amp = memchr(p, '&', (size_t)(end - p)), *qe = amp ? amp : end;
+			const char *eq = memchr(p, '=', (size_t)(qe - p));
+			size_t kl = (size_t)((eq ? eq : qe) - p), vl = eq ? (size_t)(qe - eq - 1) : 0;
+
+			if (kl && used + kl + vl <= sizeof(scratch)) {
+				params[np].name.ptr = scratch + used;
+				params[np].name.len = gw_url_decode(scratch + used, p, kl, 1);
+				used += params[np].name.len;
+				params[np].value.ptr = scratch + used;
+				params[np].value.len = eq ? gw_url_decode(scratch + used, eq + 1, vl, 1) : 0;
+				used += params[np].value.len;
+				np++;
+			}
+			p = qe + 1;
+		}
+		gw_buf_append_str(out, ",\"queryStringParameters\":{");
+		first = 1;
+		for (size_t i = 0; i < np; i++) {
+			int seen = 0;
+			size_t count = 0;
+
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = params[j].name.len == params[i].name.len &&
+				       !memcmp(params[j].name.ptr, params[i].name.ptr, params[i].name.len);
+			if (seen)
+				continue;
+			if (!first)
+				gw_buf_append_char(out, ',');
+			first = 0;
+			gw_buf_append_json_str(out, params[i].name.ptr, params[i].name.len);
+			gw_buf_append(out, ":\"", 2);
+			for (size_t j = i; j < np; j++) {
+				gw_buf_t v;
+
+				if (params[j].name.len != params[i].name.len ||
+				    memcmp(params[j].name.ptr, params[i].name.ptr, params[i].name.len))
+					continue;
+				if (count++)
+					gw_buf_append_char(out, ',');
+				/* the value without its quotes */
+				gw_buf_init(&v);
+				gw_buf_append_json_str(&v, params[j].value.ptr, params[j].value.len);
+				gw_buf_append(out, v.data + 1, v.len - 2);
+				gw_buf_dispose(&v);
+			}
+			gw_buf_append_char(out, '"');
+		}
+		gw_buf_append_char(out, '}');
+	}
+	if (e->n_path_params) {
+		gw_buf_append_str(out, ",\"pathParameters\":{");
+		for (size_t i = 0; i < e->n_path_params; i++) {
+			if (i)
+				gw_buf_append_char(out, ',');
+			gw_buf_append_json_str(out, e->path_params[i].name.ptr, e->path_params[i].name.len);
+			gw_buf_append_char(out, ':');
+			gw_buf_append_json_str(out, e->path_params[i].value.ptr,
+					       e->path_params[i].value.len);
+		}
+		gw_buf_append_char(out, '}');
+	}
+	if (e->api->n_stage_vars) {
+		gw_buf_append_str(out, ",\"stageVariables\":{");
+		for (size_t i = 0; i < e->api->n_stage_vars; i++) {
+			if (i)
+				gw_buf_append_char(out, ',');
+			kv_str(out, e->api->stage_vars[i].name, e->api->stage_vars[i].value);
+		}
+		gw_buf_append_char(out, '}');
+	}
+	/* requestContext */
+	{
+		const char *colon = memchr(host, ':', host_len), *dot;
+		size_t hl = colon ? (size_t)(colon - host) : host_len;
+
+		host[hl] = '\0';
+		dot = memchr(host, '.', hl);
+		gw_buf_append_str(out, ",\"requestContext\":{\"accountId\":\"anonymous\",");
+		kv_str(out, "apiId", e->api->name);
+		gw_buf_append_str(out, ",\"domainName\":");
+		gw_buf_append_json_str(out, host, hl);
+		gw_buf_append_str(out, ",\"domainPrefix\":");
+		gw_buf_append_json_str(out, host, dot ? (size_t)(dot - host) : hl);
+	}
+	gw_buf_append_str(out, ",\"http\":{");
+	kv_str(out, "method", e->method);
+	gw_buf_append_str(out, ",\"path\":");
+	gw_buf_append_json_str(out, e->path.ptr, e->path.len);
+	gw_buf_append_str(out, ",\"protocol\":\"HTTP/1.1\",");
+	kv_str(out, "sourceIp", e->source_ip);
+	gw_buf_append_str(out, ",\"userAgent\":");
+	{
+		static const gw_str_t ua = { "user-agent", 10 };
+		joined(out, e->headers, e->n_headers, ua, 1);
+	}
+	gw_buf_append_str(out, "},");
+	kv_str(out, "requestId", e->request_id);
+	gw_buf_append_char(out, ',');
+	kv_str(out, "routeKey", e->route_key);
+	gw_buf_append_char(out, ',');
+	kv_str(out, "stage", e->api->stage);
+	gw_buf_append_char(out, ',');
+	gw_event_clf_time(t, e->time);
+	kv_str(out, "time", t);
+	gw_buf_append_char(out, ',');
+	kv_u64(out, "timeEpoch", e->time);
+	gw_buf_append_char(out, '}');
+	if (e->body_len) {
+		int text = gw_utf8_valid((const unsigned char *)e->body, e->body_len);
+
+		gw_buf_append_str(out, ",\"body\":");
+		if (text) {
+			gw_buf_append_json_str(out, e->body, e->body_len);
+		} else {
+			gw_buf_append_char(out, '"');
+			gw_buf_append_base64(out, e->body, e->body_len);
+			gw_buf_append_char(out, '"');
+		}
+		gw_buf_append_str(out, text ? ",\"isBase64Encoded\":false}" : ",\"isBase64Encoded\":true}");
+	} else {
+		gw_buf_append_str(out, ",\"isBase64Encoded\":false}");
+	}
+}

@@ -36,6 +36,26 @@ void gw_event_message(gw_buf_t *out, const gw_event_ctx_t *ctx,
 		      const void *body, size_t len, int binary);
 void gw_event_disconnect(gw_buf_t *out, const gw_event_ctx_t *ctx);
 
+/* An HTTP API (payload format 2.0) event for a REST route (reference §8.2). */
+typedef struct gw_http_event {
+	const gw_api_t *api;
+	const char *route_key;
+	const char *method;
+	gw_str_t path;  /* raw */
+	gw_str_t query; /* raw, without '?' */
+	const gw_header_t *headers;
+	size_t n_headers;
+	const gw_header_t *path_params;
+	size_t n_path_params;
+	const char *body;
+	size_t body_len;
+	const char *source_ip;
+	const char *request_id;
+	uint64_t time; /* epoch ms */
+} gw_http_event_t;
+
+void gw_event_http(gw_buf_t *out, const gw_http_event_t *e);
+
 /* requestTime in CLF form: "11/Nov/2024:11:35:24 +0000". */
 void gw_event_clf_time(char out[64], uint64_t epoch_ms);
 /* ISO-8601 with milliseconds: "2024-11-11T11:35:24.553Z". */

@@ -223,6 +223,7 @@ static void begin_stop(gw_gateway_t *gw, int sig)
 	gw->stopping = 1;
 	stop_listening(gw);
 	gw_conn_shutdown_all(gw);
+	gw_rest_shutdown(gw);
 	lws_sul_schedule(gw->ctx, 0, &gw->stop_timer, on_stop_deadline,
 			 (lws_usec_t)gw->drain_seconds * LWS_US_PER_SEC);
 }
@@ -250,6 +251,9 @@ static void drain_epoll(gw_gateway_t *gw)
 			}
 			case GW_WATCH_CONN:
 				gw_conn_on_io((gw_conn_t *)w, evs[i].events);
+				break;
+			case GW_WATCH_REST:
+				gw_rest_on_io(w, evs[i].events);
 				break;
 			case GW_WATCH_BACKEND:
 				gw_backend_on_io(w, evs[i].events);
@@ -310,6 +314,9 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	if (!gw)
 		abort();
 	gw->cfg = cfg;
+	for (size_t a = 0; a < cfg->n_apis; a++)
+		if (cfg->apis[a].max_request_bytes > gw->max_request_bytes)
+			gw->max_request_bytes = cfg->apis[a].max_request_bytes;
 	gw->epfd = gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
 	gw->drain_seconds = opts->drain_seconds > 0 ? opts->drain_seconds : 10;
 	gw_buf_init(&gw->scratch);
@@ -426,7 +433,8 @@ int gw_gateway_run(gw_gateway_t *gw)
 	while (!gw->stop_deadline_passed) {
 		if (lws_service(gw->ctx, 0) < 0)
 			break;
-		if (gw->stopping && !gw->n_conns && !gw_backend_inflight(gw->be))
+		if (gw->stopping && !gw->n_conns && !gw_rest_count(gw) &&
+		    !gw_backend_inflight(gw->be))
 			break;
 	}
 	gw_conn_flush_activity(gw);
@@ -441,6 +449,7 @@ void gw_gateway_destroy(gw_gateway_t *gw)
 	gw->destroying = 1;
 	if (gw->ctx)
 		gw_conn_free_unadopted(gw);
+	gw_rest_free_all(gw);
 	gw_relay_free_all(gw);
 	if (gw->ctx) {
 		lws_sul_cancel(&gw->flush_timer);

@@ -159,3 +159,8 @@ gw_str_t gw_resp_body(const gw_resp_t *r)
 {
 	return (gw_str_t){ r->body.data ? r->body.data : "", r->body.len };
 }
+
+gw_buf_t *gw_resp_body_buf(gw_resp_t *r)
+{
+	return &r->body;
+}

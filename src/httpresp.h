@@ -26,5 +26,6 @@ size_t gw_resp_header_count(const gw_resp_t *r);
 /* NUL-terminated name and value of header i (valid until the next feed). */
 void gw_resp_header(const gw_resp_t *r, size_t i, const char **name, const char **value);
 gw_str_t gw_resp_body(const gw_resp_t *r);
+gw_buf_t *gw_resp_body_buf(gw_resp_t *r);
 
 #endif

@@ -181,6 +181,16 @@ static void substitute(const gw_invocation_t *inv, const char *s, gw_buf_t *out)
 	gw_buf_append_str(out, p);
 }
 
+void gw_integ_mock_body(const gw_integration_t *in, const gw_event_ctx_t *ctx, gw_buf_t *out)
+{
+	gw_invocation_t inv;
+
+	memset(&inv, 0, sizeof(inv));
+	inv.type = GW_EV_MESSAGE;
+	inv.ctx = ctx;
+	substitute(&inv, in->mock_body, out);
+}
+
 /* --- requests ---------------------------------------------------------- */
 
 static int hop_by_hop(gw_str_t n)
@@ -269,7 +279,7 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 	} else {
 		/* HTTP_PROXY: the message is the body; the client's handshake
 		 * headers travel on $connect. */
-		request_head(inv, in, in->method, req, &tmp);
+		request_head(inv, in, in->method ? in->method : "POST", req, &tmp);
 		if (inv->type == GW_EV_CONNECT) {
 			for (size_t i = 0; i < inv->n_headers; i++) {
 				const gw_header_t *h = &inv->headers[i];

@@ -51,6 +51,9 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 		     gw_buf_t *scratch, gw_integ_result_t *res);
 
+/* A MOCK body with ${context.X} and ${stageVariables.X} filled in. */
+void gw_integ_mock_body(const gw_integration_t *in, const gw_event_ctx_t *ctx, gw_buf_t *out);
+
 /* Lambda proxy response parsing, exposed for unit tests. */
 int gw_lambda_parse(const char *data, size_t len, gw_buf_t *scratch, gw_integ_result_t *res,
 		    const char **error);

@@ -1,0 +1,33 @@
+/* REST routes on the gateway listener: every plain HTTP request (not a
+ * WebSocket upgrade on an API's basePath) is served here, on the gateway's
+ * own epoll set: keep-alive, routing by "METHOD /path" with AWS's priority,
+ * AWS_PROXY (payload format 2.0), HTTP_PROXY and MOCK integrations, CORS. */
+#ifndef GW_REST_H
+#define GW_REST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gw_gateway gw_gateway_t;
+typedef struct gw_rest gw_rest_t;
+typedef struct gw_api gw_api_t;
+typedef struct gw_rest_route gw_rest_route_t;
+struct gw_watch;
+
+/* Takes fd (a client socket whose request is still unread, or the plain
+ * end of a TLS relay). */
+void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls);
+void gw_rest_on_io(struct gw_watch *w, uint32_t events);
+/* Shutdown: idle connections close now, busy ones after their answer. */
+void gw_rest_shutdown(gw_gateway_t *gw);
+void gw_rest_free_all(gw_gateway_t *gw);
+size_t gw_rest_count(const gw_gateway_t *gw);
+
+/* Route matching, exposed for unit tests: the route for method and path
+ * (relative to the API's basePath), with up to max path parameters as
+ * [start, len] offsets into path. NULL when nothing matches. */
+const gw_rest_route_t *gw_rest_match(const gw_api_t *api, const char *method,
+				     const char *path, size_t len, size_t (*params)[2],
+				     size_t max);
+
+#endif
