@@ -1,8 +1,14 @@
 /* The management API: AWS's @connections endpoint (PostToConnection,
  * GetConnection, DeleteConnection), wire-compatible with the AWS SDKs.
- * A request finds its connection through the registry; a POST to a
- * connection whose $connect is still running is parked until the
- * handshake is decided, then answered 200 (delivered) or 410. */
+ *
+ * A request finds its connection through the registry, whose record names
+ * the event loop (worker) holding the socket. Every request becomes an
+ * operation message: run at once when this loop owns the connection,
+ * otherwise handed to the owner's inbox (a mutex-guarded list, then
+ * lws_cancel_service wakes that loop); the result comes back the same way
+ * and is matched to the waiting HTTP request by a token. Neither loop ever
+ * waits for the other. A POST to a connection whose $connect is still
+ * running is parked until the handshake is decided: 200 or 410. */
 #include "core.h"
 #include "log.h"
 
@@ -10,29 +16,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum method { M_OTHER, M_GET, M_POST, M_DELETE };
+enum op { OP_NONE, OP_GET, OP_POST, OP_DELETE };
+
+/* One management operation, travelling between loops. */
+typedef struct op_msg {
+	lws_dll2_t list;    /* an inbox */
+	int is_reply;
+	enum op op;
+	uint32_t from;      /* the worker whose HTTP request waits */
+	uint64_t token;
+	char id[128];
+	size_t id_len;
+	gw_buf_t data;      /* POST body, or the GET answer */
+	int status;
+	const char *error_type;
+	const char *message;
+	gw_waiter_t waiter; /* parked on a pending $connect */
+	gw_gateway_t *at;   /* the loop it is parked on */
+} op_msg_t;
 
 struct mgmt_pss {
 	gw_gateway_t *gw;
-	enum method method;
+	struct lws *wsi;
+	enum op op;
 	char id[128];
 	size_t id_len;
 	gw_buf_t body;
 	int too_large;
 	int bad_path;
+	int started;
 	/* the answer, written when the socket is writable */
 	int ready;
 	int status;
 	const char *error_type;
 	gw_buf_t out;
 	char request_id[24];
-	gw_waiter_t waiter;
-	int waiting;
-	struct lws *wsi; /* for answering a parked request */
+	uint64_t token;
+	lws_dll2_t pending; /* gw->mgmt_pending, while an operation runs */
 };
 
-static void answer(struct lws *wsi, struct mgmt_pss *pss, int status,
-		   const char *error_type, const char *message)
+static void complete(gw_gateway_t *gw, op_msg_t *m);
+
+static void msg_free(op_msg_t *m)
+{
+	gw_buf_dispose(&m->data);
+	free(m);
+}
+
+static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
+		       const char *message)
 {
 	pss->ready = 1;
 	pss->status = status;
@@ -43,7 +75,182 @@ static void answer(struct lws *wsi, struct mgmt_pss *pss, int status,
 		gw_buf_append_json_str(&pss->out, message, strlen(message));
 		gw_buf_append_char(&pss->out, '}');
 	}
-	lws_callback_on_writable(wsi);
+	lws_callback_on_writable(pss->wsi);
+}
+
+static void result(op_msg_t *m, int status, const char *error_type, const char *message)
+{
+	m->status = status;
+	m->error_type = error_type;
+	m->message = message;
+}
+
+static void on_decided(gw_waiter_t *w, int ok)
+{
+	op_msg_t *m = lws_container_of(w, op_msg_t, waiter);
+
+	if (ok)
+		result(m, 200, NULL, NULL);
+	else
+		result(m, 410, "GoneException", NULL);
+	complete(m->at, m);
+}
+
+/* Runs m on the loop that owns the connection. */
+static void execute(gw_gateway_t *gw, op_msg_t *m)
+{
+	gw_conn_t *conn = gw_gateway_find_conn(gw, m->id, m->id_len);
+	gw_conn_record_t rec;
+	char t[64];
+
+	gw_buf_t body = m->data;
+
+	gw_buf_init(&m->data);
+	if (!conn) {
+		result(m, 410, "GoneException", NULL);
+		goto done;
+	}
+	switch (m->op) {
+	case OP_POST:
+		switch (gw_conn_post(conn, body.data ? body.data : "", body.len)) {
+		case GW_POST_OK:
+			result(m, 200, NULL, NULL);
+			break;
+		case GW_POST_PENDING:
+			/* Queued behind the 101; the answer waits for $connect. */
+			memset(&m->waiter, 0, sizeof(m->waiter));
+			m->waiter.decided = on_decided;
+			m->at = gw;
+			gw_conn_wait(conn, &m->waiter);
+			gw_buf_dispose(&body);
+			return;
+		case GW_POST_TOO_LARGE:
+			result(m, 413, "PayloadTooLargeException",
+			       "Message is larger than the maximum message size");
+			break;
+		case GW_POST_FULL:
+			result(m, 429, "LimitExceededException", "The client side buffer is full");
+			break;
+		default:
+			result(m, 410, "GoneException", NULL);
+		}
+		break;
+	case OP_GET:
+		if (!gw_conn_is_open(conn) ||
+		    gw_registry_get(gw->reg, m->id, m->id_len, &rec) != GW_REG_OK) {
+			result(m, 410, "GoneException", NULL);
+			break;
+		}
+		gw_event_iso_time(t, rec.connected_at);
+		gw_buf_append_str(&m->data, "{\"connectedAt\":\"");
+		gw_buf_append_str(&m->data, t);
+		gw_buf_append_str(&m->data, "\",\"identity\":{\"sourceIp\":");
+		gw_buf_append_json_str(&m->data, rec.source_ip, strlen(rec.source_ip));
+		gw_buf_append_str(&m->data, ",\"userAgent\":");
+		gw_buf_append_json_str(&m->data, rec.user_agent, strlen(rec.user_agent));
+		/* The live value, newer than the registry's batched copy. */
+		gw_event_iso_time(t, gw_conn_last_active(conn));
+		gw_buf_append_str(&m->data, "},\"lastActiveAt\":\"");
+		gw_buf_append_str(&m->data, t);
+		gw_buf_append_str(&m->data, "\"}");
+		result(m, 200, NULL, NULL);
+		break;
+	case OP_DELETE:
+		if (!gw_conn_is_open(conn)) {
+			result(m, 410, "GoneException", NULL);
+			break;
+		}
+		gw_conn_delete(conn);
+		result(m, 204, NULL, NULL);
+		break;
+	default:
+		result(m, 405, "MethodNotAllowedException", "Method Not Allowed");
+	}
+done:
+	gw_buf_dispose(&body);
+	complete(gw, m);
+}
+
+/* On the loop of the waiting HTTP request: answer it, if still there. */
+static void deliver(gw_gateway_t *gw, op_msg_t *m)
+{
+	lws_start_foreach_dll(struct lws_dll2 *, d, gw->mgmt_pending.head) {
+		struct mgmt_pss *pss = lws_container_of(d, struct mgmt_pss, pending);
+
+		if (pss->token == m->token) {
+			lws_dll2_remove(&pss->pending);
+			set_answer(pss, m->status, m->error_type, m->message);
+			if (m->data.len) {
+				gw_buf_reset(&pss->out);
+				gw_buf_append(&pss->out, m->data.data, m->data.len);
+			}
+			break;
+		}
+	} lws_end_foreach_dll(d);
+	msg_free(m);
+}
+
+static void complete(gw_gateway_t *gw, op_msg_t *m)
+{
+	m->is_reply = 1;
+	if (m->from == gw->worker)
+		deliver(gw, m);
+	else
+		gw_worker_post(gw->sh->workers[m->from], &m->list);
+}
+
+void gw_mgmt_on_message(gw_gateway_t *gw, lws_dll2_t *node)
+{
+	op_msg_t *m = lws_container_of(node, op_msg_t, list);
+
+	if (m->is_reply)
+		deliver(gw, m);
+	else
+		execute(gw, m);
+}
+
+void gw_mgmt_free_message(lws_dll2_t *node)
+{
+	msg_free(lws_container_of(node, op_msg_t, list));
+}
+
+/* Starts the operation of pss: locally, on the owner's loop, or 410. */
+static void start(struct lws *wsi, struct mgmt_pss *pss)
+{
+	gw_gateway_t *gw = pss->gw;
+	gw_conn_record_t rec;
+	op_msg_t *m;
+
+	if (pss->started)
+		return;
+	pss->started = 1;
+	if (pss->op == OP_POST && pss->too_large) {
+		set_answer(pss, 413, "PayloadTooLargeException",
+			   "Message is larger than the maximum message size");
+		return;
+	}
+	if (gw_registry_get(gw->reg, pss->id, pss->id_len, &rec) != GW_REG_OK ||
+	    rec.worker >= gw->sh->n_workers) {
+		set_answer(pss, 410, "GoneException", NULL);
+		return;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		abort();
+	m->op = pss->op;
+	m->from = gw->worker;
+	m->token = pss->token = ++gw->mgmt_tokens;
+	memcpy(m->id, pss->id, pss->id_len + 1);
+	m->id_len = pss->id_len;
+	/* The body travels by swap, not by copy. */
+	m->data = pss->body;
+	gw_buf_init(&pss->body);
+	lws_dll2_add_tail(&pss->pending, &gw->mgmt_pending);
+	if (rec.worker == gw->worker)
+		execute(gw, m);
+	else
+		gw_worker_post(gw->sh->workers[rec.worker], &m->list);
+	(void)wsi;
 }
 
 static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
@@ -100,108 +307,15 @@ static int parse_path(struct mgmt_pss *pss, const char *uri)
 	return 0;
 }
 
-static void on_decided(gw_waiter_t *w, int ok)
-{
-	struct mgmt_pss *pss = lws_container_of(w, struct mgmt_pss, waiter);
-
-	pss->waiting = 0;
-	if (ok)
-		answer(pss->wsi, pss, 200, NULL, NULL);
-	else
-		answer(pss->wsi, pss, 410, "GoneException", NULL);
-}
-
-static void do_post(struct lws *wsi, struct mgmt_pss *pss)
-{
-	gw_conn_t *conn = gw_gateway_find_conn(pss->gw, pss->id, pss->id_len);
-	int rc;
-
-	if (!conn) {
-		answer(wsi, pss, 410, "GoneException", NULL);
-		return;
-	}
-	if (pss->too_large || pss->body.len > gw_conn_api(conn)->max_message_bytes) {
-		answer(wsi, pss, 413, "PayloadTooLargeException",
-		       "Message is larger than the maximum message size");
-		return;
-	}
-	rc = gw_conn_post(conn, pss->body.data ? pss->body.data : "", pss->body.len);
-	switch (rc) {
-	case GW_POST_OK:
-		answer(wsi, pss, 200, NULL, NULL);
-		break;
-	case GW_POST_PENDING:
-		/* The message is queued; answer once $connect has decided. */
-		memset(&pss->waiter, 0, sizeof(pss->waiter));
-		pss->waiter.decided = on_decided;
-		pss->waiting = 1;
-		pss->wsi = wsi;
-		gw_conn_wait(conn, &pss->waiter);
-		break;
-	case GW_POST_TOO_LARGE:
-		answer(wsi, pss, 413, "PayloadTooLargeException",
-		       "Message is larger than the maximum message size");
-		break;
-	case GW_POST_FULL:
-		answer(wsi, pss, 429, "LimitExceededException",
-		       "The client side buffer is full");
-		break;
-	default:
-		answer(wsi, pss, 410, "GoneException", NULL);
-	}
-}
-
-static void do_get(struct lws *wsi, struct mgmt_pss *pss)
-{
-	gw_conn_t *conn = gw_gateway_find_conn(pss->gw, pss->id, pss->id_len);
-	gw_conn_record_t rec;
-	char t[64];
-
-	if (!conn || !gw_conn_is_open(conn) ||
-	    gw_registry_get(pss->gw->reg, pss->id, pss->id_len, &rec) != GW_REG_OK) {
-		answer(wsi, pss, 410, "GoneException", NULL);
-		return;
-	}
-	pss->ready = 1;
-	pss->status = 200;
-	pss->error_type = NULL;
-	gw_buf_reset(&pss->out);
-	gw_event_iso_time(t, rec.connected_at);
-	gw_buf_append_str(&pss->out, "{\"connectedAt\":\"");
-	gw_buf_append_str(&pss->out, t);
-	gw_buf_append_str(&pss->out, "\",\"identity\":{\"sourceIp\":");
-	gw_buf_append_json_str(&pss->out, rec.source_ip, strlen(rec.source_ip));
-	gw_buf_append_str(&pss->out, ",\"userAgent\":");
-	gw_buf_append_json_str(&pss->out, rec.user_agent, strlen(rec.user_agent));
-	/* The live value, newer than the registry's batched copy. */
-	gw_event_iso_time(t, gw_conn_last_active(conn));
-	gw_buf_append_str(&pss->out, "},\"lastActiveAt\":\"");
-	gw_buf_append_str(&pss->out, t);
-	gw_buf_append_str(&pss->out, "\"}");
-	lws_callback_on_writable(wsi);
-}
-
-static void do_delete(struct lws *wsi, struct mgmt_pss *pss)
-{
-	gw_conn_t *conn = gw_gateway_find_conn(pss->gw, pss->id, pss->id_len);
-
-	if (!conn || !gw_conn_is_open(conn)) {
-		answer(wsi, pss, 410, "GoneException", NULL);
-		return;
-	}
-	gw_conn_delete(conn);
-	answer(wsi, pss, 204, NULL, NULL);
-}
-
-static enum method request_method(struct lws *wsi)
+static enum op request_method(struct lws *wsi)
 {
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
-		return M_POST;
+		return OP_POST;
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
-		return M_GET;
+		return OP_GET;
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI))
-		return M_DELETE;
-	return M_OTHER;
+		return OP_DELETE;
+	return OP_NONE;
 }
 
 static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -217,34 +331,29 @@ static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		pss->wsi = wsi;
 		gw_buf_reset(&pss->body);
 		pss->too_large = 0;
+		pss->started = 0;
 		gw_gateway_request_id(pss->gw, pss->request_id);
-		pss->method = request_method(wsi);
+		pss->op = request_method(wsi);
 		pss->bad_path = parse_path(pss, in);
 		if (pss->bad_path) {
-			answer(wsi, pss, 403, "ForbiddenException", "Forbidden");
+			set_answer(pss, 403, "ForbiddenException", "Forbidden");
 			return 0;
 		}
-		if (pss->method == M_GET) {
-			do_get(wsi, pss);
+		if (pss->op == OP_NONE) {
+			set_answer(pss, 405, "MethodNotAllowedException", "Method Not Allowed");
 			return 0;
 		}
-		if (pss->method == M_DELETE) {
-			do_delete(wsi, pss);
-			return 0;
-		}
-		if (pss->method != M_POST) {
-			answer(wsi, pss, 405, "MethodNotAllowedException", "Method Not Allowed");
-			return 0;
-		}
-		/* No body at all: libwebsockets will not call BODY_COMPLETION. */
-		if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-		    atoll(cl) == 0)
-			do_post(wsi, pss);
+		/* GET, DELETE, and a POST without a body (libwebsockets will not
+		 * call BODY_COMPLETION then) start now. */
+		if (pss->op != OP_POST ||
+		    (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+		     atoll(cl) == 0))
+			start(wsi, pss);
 		return 0;
 	}
 
 	case LWS_CALLBACK_HTTP_BODY:
-		/* The largest limit of any API bounds what we keep. */
+		/* Bounded by the largest maxMessageBytes the gateway accepts. */
 		if (pss->body.len + len > (16u << 20))
 			pss->too_large = 1;
 		else if (!pss->too_large)
@@ -252,8 +361,8 @@ static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return 0;
 
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (pss->method == M_POST && !pss->bad_path && !pss->ready)
-			do_post(wsi, pss);
+		if (pss->op == OP_POST && !pss->bad_path && !pss->ready)
+			start(wsi, pss);
 		return 0;
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -264,9 +373,9 @@ static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (pss) {
-			if (pss->waiting)
-				gw_conn_unwait(&pss->waiter);
-			pss->waiting = 0;
+			/* An operation still running will find no one to answer. */
+			if (!lws_dll2_is_detached(&pss->pending))
+				lws_dll2_remove(&pss->pending);
 			gw_buf_dispose(&pss->body);
 			gw_buf_dispose(&pss->out);
 		}

@@ -34,6 +34,8 @@ typedef struct hconn hconn_t;
 
 struct gw_backend {
 	gw_gateway_t *gw;
+	gw_endpoint_t **by_index;
+	unsigned n_index;
 	lws_dll2_owner_t endpoints;
 	lws_dll2_owner_t calls;
 };
@@ -598,6 +600,23 @@ size_t gw_backend_inflight(const gw_backend_t *be)
 
 /* --- endpoints ------------------------------------------------------------ */
 
+void gw_backend_bind(gw_backend_t *be, unsigned index, gw_endpoint_t *ep)
+{
+	if (index >= be->n_index) {
+		be->by_index = realloc(be->by_index, (index + 1) * sizeof(*be->by_index));
+		if (!be->by_index)
+			abort();
+		memset(be->by_index + be->n_index, 0, (index + 1 - be->n_index) * sizeof(*be->by_index));
+		be->n_index = index + 1;
+	}
+	be->by_index[index] = ep;
+}
+
+gw_endpoint_t *gw_backend_endpoint_for(gw_backend_t *be, unsigned index)
+{
+	return index < be->n_index ? be->by_index[index] : NULL;
+}
+
 gw_backend_t *gw_backend_create(gw_gateway_t *gw)
 {
 	gw_backend_t *be = calloc(1, sizeof(*be));
@@ -683,5 +702,6 @@ void gw_backend_destroy(gw_backend_t *be)
 		free(ep->ca_file);
 		free(ep);
 	}
+	free(be->by_index);
 	free(be);
 }

@@ -62,6 +62,10 @@ void gw_backend_destroy(gw_backend_t *be);
 gw_endpoint_t *gw_backend_endpoint(gw_backend_t *be, const gw_endpoint_opts_t *o,
 				   char *err, size_t errlen);
 
+/* The pool of integration index i (see gw_integration_t.index). */
+void gw_backend_bind(gw_backend_t *be, unsigned index, gw_endpoint_t *ep);
+gw_endpoint_t *gw_backend_endpoint_for(gw_backend_t *be, unsigned index);
+
 /* req is a complete HTTP/1.1 request (head and body); it is copied. */
 gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
 			   size_t len, unsigned timeout_ms, const char *request_id,

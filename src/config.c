@@ -941,7 +941,7 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 	for (size_t i = 0; i < cfg->n_apis; i++)
 		for (size_t j = 0; j < i; j++)
 			if (cfg->apis[i].base_path && cfg->apis[j].base_path &&
-			    gw_config_api_for_path(&(gw_config_t){ &cfg->apis[j], 1 },
+			    gw_config_api_for_path(&(gw_config_t){ &cfg->apis[j], 1, 0 },
 						   cfg->apis[i].base_path,
 						   strlen(cfg->apis[i].base_path))) {
 				struct loader l = { cfg->apis[i].file, err, 0 };
@@ -952,6 +952,9 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 			}
 	if (rc)
 		goto fail;
+	for (size_t a = 0; a < cfg->n_apis; a++)
+		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++)
+			cfg->apis[a].integrations[i].index = cfg->n_integrations++;
 	for (size_t i = 0; i < n; i++)
 		free(files[i]);
 	free(files);

@@ -54,8 +54,9 @@ typedef struct gw_integration {
 	char *address; /* numeric address resolved at load time */
 	int port;
 	char *path;    /* path and query */
-	/* Run time: the connection pool, attached when the gateway starts. */
-	struct gw_endpoint *endpoint;
+	/* Unique across the configuration: each event loop keeps its own
+	 * connection pool for integration i at index i. */
+	unsigned index;
 } gw_integration_t;
 
 typedef struct gw_route {
@@ -128,6 +129,7 @@ typedef struct gw_api {
 typedef struct gw_config {
 	gw_api_t *apis;
 	size_t n_apis;
+	unsigned n_integrations; /* over all APIs */
 } gw_config_t;
 
 /* Loads one API file, or every *.json in a folder (in name order). On

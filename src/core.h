@@ -13,6 +13,7 @@
 #include "rest.h"
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <stdint.h>
 
 /* What an epoll registration points at. */
@@ -28,7 +29,23 @@ typedef struct gw_watch {
 typedef struct gw_conn gw_conn_t;
 #define GW_MAX_SUBPROTOCOLS 64
 
+/* What the event loops (workers) share: read-only configuration, the LMDB
+ * registry (thread-safe by itself), the TLS context, and each other. */
+typedef struct gw_shared {
+	gw_config_t *cfg;
+	gw_registry_t *reg;
+	SSL_CTX *tls;
+	unsigned n_workers;
+	struct gw_gateway **workers;
+	pthread_t *threads;
+	int drain_seconds;
+} gw_shared_t;
+
+/* One event loop: a libwebsockets context, an epoll set, its own listening
+ * sockets (SO_REUSEPORT), connections, integration pools. Only its thread
+ * touches it, except for the inbox. */
 struct gw_gateway {
+	gw_shared_t *sh;
 	gw_config_t *cfg;
 	gw_registry_t *reg;
 	gw_backend_t *be;
@@ -59,6 +76,13 @@ struct gw_gateway {
 	lws_sorted_usec_list_t stop_timer;
 	int stop_deadline_passed;
 	int destroying; /* no more $disconnect calls: the loop is gone */
+	/* Cross-loop messages (management operations), and the stop request. */
+	pthread_mutex_t inbox_lock;
+	lws_dll2_owner_t inbox;
+	int stop_requested; /* written by another loop: atomics only */
+	int ctx_alive;
+	lws_dll2_owner_t mgmt_pending;
+	uint64_t mgmt_tokens;
 	SSL_CTX *tls; /* set when the gateway listener speaks TLS */
 	lws_dll2_owner_t relays;
 	lws_dll2_owner_t rests;       /* REST connections */
@@ -122,7 +146,12 @@ void gw_conn_free_unadopted(gw_gateway_t *gw);
 /* Writes dirty lastActiveAt values to the registry in one transaction. */
 void gw_conn_flush_activity(gw_gateway_t *gw);
 
+/* Hands node to another loop's inbox and wakes that loop. */
+void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node);
+
 /* --- management API (mgmt-api/mgmt.c) --- */
 extern const struct lws_protocols gw_mgmt_protocol;
+void gw_mgmt_on_message(gw_gateway_t *gw, lws_dll2_t *node);
+void gw_mgmt_free_message(lws_dll2_t *node);
 
 #endif

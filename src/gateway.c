@@ -24,6 +24,11 @@
 
 #define FLUSH_INTERVAL_S 5
 
+static void worker_teardown(gw_gateway_t *gw);
+static void worker_free(gw_gateway_t *gw);
+static void shared_destroy(gw_shared_t *sh);
+static void begin_stop(gw_gateway_t *gw, int sig);
+
 uint64_t gw_now_ms(void)
 {
 	struct timespec ts;
@@ -84,7 +89,7 @@ gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len)
 	return conn;
 }
 
-static struct lws_vhost *make_vhost(struct lws_context *ctx, const char *name,
+static struct lws_vhost *make_vhost(gw_gateway_t *gw, const char *name,
 				    const struct lws_protocols *protos)
 {
 	struct lws_context_creation_info info;
@@ -98,13 +103,13 @@ static struct lws_vhost *make_vhost(struct lws_context *ctx, const char *name,
 	 * receive adopted sockets would all share one port and steal each
 	 * other's requests. A vhost listening on a unix socket has port 0,
 	 * which turns that re-binding off; the abstract socket is never used. */
-	snprintf(iface, sizeof(iface), "@wsgate-%d-%s", (int)getpid(), name);
+	snprintf(iface, sizeof(iface), "@wsgate-%d-%u-%s", (int)getpid(), gw->worker, name);
 	info.iface = iface;
 	info.port = 0;
 	info.protocols = protos;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_UNIX_SOCK |
+	info.options = LWS_SERVER_OPTION_UNIX_SOCK |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
-	return lws_create_vhost(ctx, &info);
+	return lws_create_vhost(gw->ctx, &info);
 }
 
 struct lws_vhost *gw_gateway_subprotocol_vhost(gw_gateway_t *gw, const char *proto)
@@ -125,7 +130,7 @@ struct lws_vhost *gw_gateway_subprotocol_vhost(gw_gateway_t *gw, const char *pro
 	sp->protos[0] = gw_ws_protocol;
 	sp->protos[0].name = sp->name;
 	memset(&sp->protos[1], 0, sizeof(sp->protos[1]));
-	sp->vh = make_vhost(gw->ctx, sp->name, sp->protos);
+	sp->vh = make_vhost(gw, sp->name, sp->protos);
 	if (!sp->vh) {
 		free(sp->name);
 		return NULL;
@@ -157,6 +162,9 @@ static int bind_listener(const char *host, int port, int *out_port, char *err,
 	if (fd < 0)
 		goto fail;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Every event loop listens on the same port; the kernel spreads the
+	 * connections between them. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4096))
 		goto fail;
 	if (getsockname(fd, (struct sockaddr *)&sa, &salen))
@@ -219,7 +227,17 @@ static void begin_stop(gw_gateway_t *gw, int sig)
 {
 	if (gw->stopping)
 		return;
-	gw_info("signal %d: closing %zu connections (1001) and stopping", sig, gw->n_conns);
+	if (sig)
+		gw_info("signal %d: closing connections (1001) and stopping", sig);
+	/* The first loop hears the signal and tells the others. */
+	for (unsigned i = 0; sig && i < gw->sh->n_workers; i++) {
+		gw_gateway_t *w = gw->sh->workers[i];
+
+		if (w == gw)
+			continue;
+		__atomic_store_n(&w->stop_requested, 1, __ATOMIC_SEQ_CST);
+		lws_cancel_service(w->ctx);
+	}
 	gw->stopping = 1;
 	stop_listening(gw);
 	gw_conn_shutdown_all(gw);
@@ -268,6 +286,38 @@ static void drain_epoll(gw_gateway_t *gw)
 	} while (n == 64);
 }
 
+void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node)
+{
+	int alive;
+
+	pthread_mutex_lock(&to->inbox_lock);
+	lws_dll2_add_tail(node, &to->inbox);
+	alive = to->ctx_alive;
+	pthread_mutex_unlock(&to->inbox_lock);
+	if (alive)
+		lws_cancel_service(to->ctx);
+}
+
+static void drain_inbox(gw_gateway_t *gw)
+{
+	lws_dll2_owner_t batch;
+
+	if (__atomic_load_n(&gw->stop_requested, __ATOMIC_SEQ_CST) && !gw->stopping)
+		begin_stop(gw, 0);
+	/* Take the whole list under the lock, work on it outside. */
+	pthread_mutex_lock(&gw->inbox_lock);
+	batch = gw->inbox;
+	lws_dll2_owner_clear(&gw->inbox);
+	pthread_mutex_unlock(&gw->inbox_lock);
+	while (batch.head) {
+		lws_dll2_t *d = batch.head;
+
+		batch.head = d->next;
+		memset(d, 0, sizeof(*d));
+		gw_mgmt_on_message(gw, d);
+	}
+}
+
 static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			void *in, size_t len)
 {
@@ -275,6 +325,8 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 
 	if (reason == LWS_CALLBACK_RAW_RX_FILE)
 		drain_epoll(gw);
+	else if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED)
+		drain_inbox(gw);
 	return 0;
 }
 
@@ -301,81 +353,88 @@ static int watch_add(gw_gateway_t *gw, gw_watch_t *w)
 	return epoll_ctl(gw->epfd, EPOLL_CTL_ADD, w->fd, &ev);
 }
 
-int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
-		      const gw_gateway_opts_t *opts, char *err, size_t errlen)
+/* One event loop. The first binds the ports asked for (possibly 0); the
+ * others bind the ports it got. */
+static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index,
+				   const gw_gateway_opts_t *opts, int port, int mgmt_port,
+				   char *err, size_t errlen)
 {
 	static struct lws_protocols ws_protos[3], mgmt_protos[2];
 	struct lws_context_creation_info info;
 	gw_gateway_t *gw = calloc(1, sizeof(*gw));
+	gw_config_t *cfg = sh->cfg;
 	lws_sock_file_fd_type fd;
-	sigset_t mask;
 
-	*out = NULL;
 	if (!gw)
 		abort();
+	gw->sh = sh;
+	gw->worker = index;
 	gw->cfg = cfg;
+	gw->reg = sh->reg;
+	gw->tls = sh->tls;
+	pthread_mutex_init(&gw->inbox_lock, NULL);
 	for (size_t a = 0; a < cfg->n_apis; a++)
 		if (cfg->apis[a].max_request_bytes > gw->max_request_bytes)
 			gw->max_request_bytes = cfg->apis[a].max_request_bytes;
 	gw->epfd = gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
-	gw->drain_seconds = opts->drain_seconds > 0 ? opts->drain_seconds : 10;
+	gw->drain_seconds = sh->drain_seconds;
 	gw_buf_init(&gw->scratch);
-	if (RAND_bytes(gw->request_salt, sizeof(gw->request_salt)) != 1)
-		goto fail_msg;
-
-	if (opts->tls_cert) {
-		gw->tls = gw_tls_server_ctx(opts->tls_cert, opts->tls_key, err, errlen);
-		if (!gw->tls)
-			goto fail;
-	}
-	if (gw_registry_open(opts->data_dir, &gw->reg, err, errlen))
+	if (RAND_bytes(gw->request_salt, sizeof(gw->request_salt)) != 1) {
+		snprintf(err, errlen, "OpenSSL's random generator failed");
 		goto fail;
+	}
 	gw->listener.kind = GW_WATCH_LISTENER;
-	gw->listener.fd = bind_listener(opts->listen_host, opts->listen_port, &gw->port,
-					err, errlen);
+	gw->listener.fd = bind_listener(opts->listen_host, port, &gw->port, err, errlen);
 	if (gw->listener.fd < 0)
 		goto fail;
 	gw->mgmt_listener.kind = GW_WATCH_MGMT_LISTENER;
-	gw->mgmt_listener.fd = bind_listener(opts->mgmt_host, opts->mgmt_port,
-					     &gw->mgmt_port, err, errlen);
+	gw->mgmt_listener.fd = bind_listener(opts->mgmt_host, mgmt_port, &gw->mgmt_port,
+					     err, errlen);
 	if (gw->mgmt_listener.fd < 0)
 		goto fail;
-
-	/* Signals arrive as readable data on the loop, not in a handler. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	gw->sigwatch.kind = GW_WATCH_SIGNAL;
-	gw->sigwatch.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	gw->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (gw->sigwatch.fd < 0 || gw->epfd < 0 || watch_add(gw, &gw->listener) ||
-	    watch_add(gw, &gw->mgmt_listener) || watch_add(gw, &gw->sigwatch)) {
+	if (gw->epfd < 0 || watch_add(gw, &gw->listener) || watch_add(gw, &gw->mgmt_listener)) {
 		snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
 		goto fail;
+	}
+	if (index == 0) {
+		/* Signals arrive as readable data on the first loop (they are
+		 * blocked in every thread), not in a handler. */
+		sigset_t mask;
+
+		sigemptyset(&mask);
+		sigaddset(&mask, SIGINT);
+		sigaddset(&mask, SIGTERM);
+		gw->sigwatch.kind = GW_WATCH_SIGNAL;
+		gw->sigwatch.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+		if (gw->sigwatch.fd < 0 || watch_add(gw, &gw->sigwatch)) {
+			snprintf(err, errlen, "cannot watch signals: %s", strerror(errno));
+			goto fail;
+		}
 	}
 
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
+	/* No DO_SSL_GLOBAL_INIT: TLS is the gateway's own (tls.c, backend.c);
+	 * with it each context also built a client SSL_CTX with the whole
+	 * system CA store, which a second context leaked at destruction. */
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.user = gw;
 	/* Integration calls carry their own timers (timeoutMs up to 300 s);
 	 * libwebsockets' shorter default would cut them first. */
 	info.timeout_secs = 310;
-	info.fd_limit_per_thread = 0;
 	gw->ctx = lws_create_context(&info);
 	if (!gw->ctx) {
 		snprintf(err, errlen, "cannot create the libwebsockets context");
 		goto fail;
 	}
+	gw->ctx_alive = 1;
 	ws_protos[0] = gw_ws_protocol;
 	ws_protos[1] = raw_protocol;
 	mgmt_protos[0] = gw_mgmt_protocol;
-	gw->vh_ws = make_vhost(gw->ctx, "gateway", ws_protos);
-	gw->vh_mgmt = make_vhost(gw->ctx, "management", mgmt_protos);
+	gw->vh_ws = make_vhost(gw, "gateway", ws_protos);
+	gw->vh_mgmt = make_vhost(gw, "management", mgmt_protos);
 	if (!gw->vh_ws || !gw->vh_mgmt) {
 		snprintf(err, errlen, "cannot create the libwebsockets vhosts");
 		goto fail;
@@ -392,6 +451,7 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++) {
 			gw_integration_t *in = &cfg->apis[a].integrations[i];
 			gw_endpoint_opts_t eo;
+			gw_endpoint_t *ep;
 
 			if (in->type == GW_INTEG_MOCK)
 				continue;
@@ -403,18 +463,63 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 			eo.ca_file = in->ca_file;
 			eo.max_connections = in->max_connections;
 			eo.max_queue = in->max_queue;
-			in->endpoint = gw_backend_endpoint(gw->be, &eo, err, errlen);
-			if (!in->endpoint)
+			ep = gw_backend_endpoint(gw->be, &eo, err, errlen);
+			if (!ep)
 				goto fail;
+			gw_backend_bind(gw->be, in->index, ep);
 		}
 	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
 			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
-	*out = gw;
-	return 0;
-fail_msg:
-	snprintf(err, errlen, "OpenSSL's random generator failed");
+	return gw;
 fail:
-	gw_gateway_destroy(gw);
+	worker_teardown(gw);
+	worker_free(gw);
+	return NULL;
+}
+
+int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
+		      const gw_gateway_opts_t *opts, char *err, size_t errlen)
+{
+	gw_shared_t *sh = calloc(1, sizeof(*sh));
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	sigset_t mask;
+
+	*out = NULL;
+	if (!sh)
+		abort();
+	sh->cfg = cfg;
+	sh->n_workers = opts->workers ? opts->workers : (unsigned)(cores > 0 ? cores : 1);
+	sh->drain_seconds = opts->drain_seconds > 0 ? opts->drain_seconds : 10;
+	sh->workers = calloc(sh->n_workers, sizeof(*sh->workers));
+	sh->threads = calloc(sh->n_workers, sizeof(*sh->threads));
+	if (!sh->workers || !sh->threads)
+		abort();
+	/* Blocked before any thread exists, so every thread inherits it and
+	 * only the first loop's signalfd sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (opts->tls_cert) {
+		sh->tls = gw_tls_server_ctx(opts->tls_cert, opts->tls_key, err, errlen);
+		if (!sh->tls)
+			goto fail;
+	}
+	if (gw_registry_open(opts->data_dir, &sh->reg, err, errlen))
+		goto fail;
+	for (unsigned i = 0; i < sh->n_workers; i++) {
+		gw_gateway_t *first = sh->workers[0];
+
+		sh->workers[i] = worker_create(sh, i, opts, i ? first->port : opts->listen_port,
+					       i ? first->mgmt_port : opts->mgmt_port, err, errlen);
+		if (!sh->workers[i])
+			goto fail;
+	}
+	*out = sh->workers[0];
+	return 0;
+fail:
+	shared_destroy(sh);
 	return -1;
 }
 
@@ -428,7 +533,7 @@ int gw_gateway_mgmt_port(const gw_gateway_t *gw)
 	return gw->mgmt_port;
 }
 
-int gw_gateway_run(gw_gateway_t *gw)
+static void run_loop(gw_gateway_t *gw)
 {
 	while (!gw->stop_deadline_passed) {
 		if (lws_service(gw->ctx, 0) < 0)
@@ -438,11 +543,40 @@ int gw_gateway_run(gw_gateway_t *gw)
 			break;
 	}
 	gw_conn_flush_activity(gw);
+}
+
+static void *thread_main(void *arg)
+{
+	run_loop(arg);
+	return NULL;
+}
+
+int gw_gateway_run(gw_gateway_t *gw)
+{
+	gw_shared_t *sh = gw->sh;
+
+	for (unsigned i = 1; i < sh->n_workers; i++)
+		if (pthread_create(&sh->threads[i], NULL, thread_main, sh->workers[i])) {
+			gw_err("cannot start event loop %u", i);
+			sh->threads[i] = 0;
+		}
+	gw_info("%u event loop%s running", sh->n_workers, sh->n_workers == 1 ? "" : "s");
+	run_loop(gw);
+	/* A loop may end on its own error: make sure the others end too. */
+	for (unsigned i = 1; i < sh->n_workers; i++) {
+		__atomic_store_n(&sh->workers[i]->stop_requested, 1, __ATOMIC_SEQ_CST);
+		lws_cancel_service(sh->workers[i]->ctx);
+	}
+	for (unsigned i = 1; i < sh->n_workers; i++)
+		if (sh->threads[i])
+			pthread_join(sh->threads[i], NULL);
 	gw_info("stopped");
 	return 0;
 }
 
-void gw_gateway_destroy(gw_gateway_t *gw)
+/* First phase of destruction: everything that may still talk to other
+ * loops (closing connections decides parked management operations). */
+static void worker_teardown(gw_gateway_t *gw)
 {
 	if (!gw)
 		return;
@@ -454,19 +588,34 @@ void gw_gateway_destroy(gw_gateway_t *gw)
 	if (gw->ctx) {
 		lws_sul_cancel(&gw->flush_timer);
 		lws_sul_cancel(&gw->stop_timer);
+		pthread_mutex_lock(&gw->inbox_lock);
+		gw->ctx_alive = 0;
+		pthread_mutex_unlock(&gw->inbox_lock);
 		lws_context_destroy(gw->ctx);
+		gw->ctx = NULL;
 	}
-	if (gw->be)
+	if (gw->be) {
 		gw_backend_destroy(gw->be);
+		gw->be = NULL;
+	}
+}
+
+static void worker_free(gw_gateway_t *gw)
+{
+	if (!gw)
+		return;
+	while (gw->inbox.head) {
+		lws_dll2_t *d = gw->inbox.head;
+
+		lws_dll2_remove(d);
+		gw_mgmt_free_message(d);
+	}
+	pthread_mutex_destroy(&gw->inbox_lock);
 	stop_listening(gw);
 	if (gw->sigwatch.fd >= 0)
 		close(gw->sigwatch.fd);
 	if (gw->epfd >= 0)
 		close(gw->epfd);
-	gw_registry_close(gw->reg);
-	gw_config_free(gw->cfg);
-	if (gw->tls)
-		SSL_CTX_free(gw->tls);
 	gw_buf_dispose(&gw->scratch);
 	gw_buf_dispose(&gw->rscratch);
 	for (size_t i = 0; i < gw->n_subprotos; i++)
@@ -474,4 +623,25 @@ void gw_gateway_destroy(gw_gateway_t *gw)
 	free(gw->slots);
 	free(gw->free_slots);
 	free(gw);
+}
+
+static void shared_destroy(gw_shared_t *sh)
+{
+	for (unsigned i = 0; i < sh->n_workers; i++)
+		worker_teardown(sh->workers[i]);
+	for (unsigned i = 0; i < sh->n_workers; i++)
+		worker_free(sh->workers[i]);
+	gw_registry_close(sh->reg);
+	gw_config_free(sh->cfg);
+	if (sh->tls)
+		SSL_CTX_free(sh->tls);
+	free(sh->workers);
+	free(sh->threads);
+	free(sh);
+}
+
+void gw_gateway_destroy(gw_gateway_t *gw)
+{
+	if (gw)
+		shared_destroy(gw->sh);
 }

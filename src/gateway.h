@@ -20,17 +20,22 @@ typedef struct gw_gateway_opts {
 	const char *tls_key;
 	/* seconds given to $disconnect calls on shutdown before exiting */
 	int drain_seconds;
+	/* event loops sharing the listeners (0: one per core) */
+	unsigned workers;
 } gw_gateway_opts_t;
 
-/* Binds the listeners and opens the registry; takes ownership of cfg.
- * On failure writes the reason into err and returns -1. */
+/* Binds the listeners (once per event loop, SO_REUSEPORT) and opens the
+ * registry; takes ownership of cfg. The handle is the first loop, which
+ * stands for all of them. On failure writes the reason into err and
+ * returns -1. */
 int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 		      const gw_gateway_opts_t *opts, char *err, size_t errlen);
 /* Ports actually bound (after port 0). */
 int gw_gateway_port(const gw_gateway_t *gw);
 int gw_gateway_mgmt_port(const gw_gateway_t *gw);
-/* Serves until SIGINT/SIGTERM, then closes every connection with 1001,
- * waits for their $disconnect calls and returns 0. */
+/* Runs every loop (the first in the calling thread) until SIGINT/SIGTERM,
+ * then closes every connection with 1001, waits for their $disconnect
+ * calls and returns 0. */
 int gw_gateway_run(gw_gateway_t *gw);
 void gw_gateway_destroy(gw_gateway_t *gw);
 

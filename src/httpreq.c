@@ -22,7 +22,7 @@ struct gw_req {
 	int last;
 	size_t head_bytes;
 	gw_buf_t body;
-	int done, body_too_large, head_too_large;
+	int done, body_too_large, head_too_large, head_done;
 };
 
 static int add(gw_req_t *r, span_t *s, const char *at, size_t len)
@@ -74,6 +74,7 @@ static int on_headers_complete(http_parser *p)
 {
 	gw_req_t *r = p->data;
 
+	r->head_done = 1;
 	/* Refused before a byte of it is read. */
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > r->max_body) {
 		r->body_too_large = 1;
@@ -142,7 +143,14 @@ void gw_req_reset(gw_req_t *r)
 	memset(&r->url, 0, sizeof(r->url));
 	r->n = 0;
 	r->last = 0;
-	r->done = r->body_too_large = r->head_too_large = 0;
+	r->done = r->body_too_large = r->head_too_large = r->head_done = 0;
+}
+
+int gw_req_wants_continue(const gw_req_t *r)
+{
+	gw_str_t e = gw_req_get(r, "Expect");
+
+	return r->head_done && !r->done && e.len == 12 && !strncasecmp(e.ptr, "100-continue", 12);
 }
 
 enum gw_req_status gw_req_feed(gw_req_t *r, const char *data, size_t len, size_t *used)
@@ -150,8 +158,9 @@ enum gw_req_status gw_req_feed(gw_req_t *r, const char *data, size_t len, size_t
 	size_t n = http_parser_execute(&r->parser, &settings, data, len);
 
 	if (r->done) {
-		/* Paused on the last byte of the request, not counted. */
-		*used = n < len ? n + 1 : n;
+		/* http-parser counts the byte it paused on for message_complete
+		 * (CALLBACK_NOTIFY), so n is exact: the rest is the next request. */
+		*used = n;
 		return GW_REQ_DONE;
 	}
 	*used = n;

@@ -34,6 +34,9 @@ size_t gw_req_header_count(const gw_req_t *r);
 void gw_req_header(const gw_req_t *r, size_t i, gw_str_t *name, gw_str_t *value);
 gw_str_t gw_req_get(const gw_req_t *r, const char *name);
 int gw_req_keep_alive(const gw_req_t *r);
+/* The head is complete, asks for "Expect: 100-continue", and the body has
+ * not arrived yet. */
+int gw_req_wants_continue(const gw_req_t *r);
 /* The body; gw_buf_t so that it can be swapped out without a copy. */
 gw_buf_t *gw_req_body(gw_req_t *r);
 

@@ -122,9 +122,19 @@ enum gw_resp_status gw_resp_feed(gw_resp_t *r, const char *data, size_t len, int
 		return GW_RESP_BAD;
 	r->started = 1;
 	used = http_parser_execute(&r->parser, &settings, data, len);
+	/* An interim 1xx answer (100 Continue, 103 Early Hints): the real one
+	 * follows on the same connection. */
+	while (r->done && r->parser.status_code >= 100 && r->parser.status_code < 200 &&
+	       r->parser.status_code != 101) {
+		size_t off = used;
+
+		gw_resp_reset(r);
+		r->started = 1;
+		used = off + http_parser_execute(&r->parser, &settings, data + off, len - off);
+	}
 	if (r->done) {
-		/* Paused on the last byte, which http-parser does not count. */
-		*extra = used + 1 < len;
+		/* message_complete counts its byte (CALLBACK_NOTIFY): exact. */
+		*extra = used < len;
 		return GW_RESP_DONE;
 	}
 	if (r->too_large)

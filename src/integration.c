@@ -319,7 +319,7 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 	gw_buf_append_u64(req, body.len);
 	gw_buf_append_str(req, "\r\n\r\n");
 	gw_buf_append(req, body.data ? body.data : "", body.len);
-	call = gw_backend_call(be, in->endpoint, req->data, req->len, (unsigned)in->timeout_ms,
+	call = gw_backend_call(be, gw_backend_endpoint_for(be, in->index), req->data, req->len, (unsigned)in->timeout_ms,
 			       inv->ctx->request_id, cb, user);
 out:
 	gw_buf_dispose(&body);

@@ -18,6 +18,7 @@ static void usage(FILE *f)
 		"  --mgmt-listen HOST:PORT  management API listener (default 127.0.0.1:8081)\n"
 		"  --data DIR           connection registry folder (default ./data)\n"
 		"  --log-level LEVEL    error, warn, info or debug (default info)\n"
+		"  --workers N          event loops sharing the listeners (default: one per core)\n"
 		"  --tls-cert FILE      PEM certificate chain: serve wss:// and https://\n"
 		"  --tls-key FILE       PEM private key for --tls-cert\n"
 		"  --check              validate the configuration and exit (0 when valid)\n"
@@ -57,6 +58,7 @@ int main(int argc, char **argv)
 		{ "data", required_argument, NULL, 'd' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "workers", required_argument, NULL, 'W' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "version", no_argument, NULL, 'v' },
@@ -81,6 +83,16 @@ int main(int argc, char **argv)
 		case 'd': data = optarg; break;
 		case 'c': check = 1; break;
 		case 'C': go.tls_cert = optarg; break;
+		case 'W': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > 256) {
+				fprintf(stderr, "wsgate: --workers: expected a number from 1 to 256\n");
+				return 2;
+			}
+			go.workers = (unsigned)n;
+			break;
+		}
 		case 'K': go.tls_key = optarg; break;
 		case 'L':
 			level = gw_log_parse_level(optarg);

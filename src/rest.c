@@ -54,6 +54,7 @@ struct gw_rest {
 	size_t out_off;
 	lws_sorted_usec_list_t timer;
 	int dead; /* closed; freed from the next loop iteration */
+	int continue_sent;
 };
 
 static void rest_destroy(gw_rest_t *r)
@@ -417,7 +418,9 @@ static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t p
 		gw_str_t n, v;
 
 		gw_req_header(r->req, i, &n, &v);
+		/* Expect: the gateway answered 100-continue itself. */
 		if (hop_by_hop(n.ptr, n.len) || (n.len == 4 && !strncasecmp(n.ptr, "Host", 4)) ||
+		    (n.len == 6 && !strncasecmp(n.ptr, "Expect", 6)) ||
 		    (n.len == 15 && !strncasecmp(n.ptr, "X-Forwarded-For", 15)) ||
 		    (n.len == 17 && !strncasecmp(n.ptr, "X-Forwarded-Proto", 17)) ||
 		    (n.len == 16 && !strncasecmp(n.ptr, "X-Forwarded-Host", 16)))
@@ -444,7 +447,7 @@ static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t p
 	gw_buf_append_str(h, "\r\nContent-Length: ");
 	gw_buf_append_u64(h, gw_req_body(r->req)->len);
 	gw_buf_append_str(h, "\r\n\r\n");
-	r->call = gw_backend_call_body(gw->be, in->endpoint, h->data, h->len, gw_req_body(r->req),
+	r->call = gw_backend_call_body(gw->be, gw_backend_endpoint_for(gw->be, in->index), h->data, h->len, gw_req_body(r->req),
 				       (unsigned)in->timeout_ms, r->request_id, on_answer, r);
 }
 
@@ -498,7 +501,7 @@ static void call_lambda(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
 	gw_buf_append_str(h, "\r\nContent-Length: ");
 	gw_buf_append_u64(h, body.len);
 	gw_buf_append_str(h, "\r\n\r\n");
-	r->call = gw_backend_call_body(gw->be, in->endpoint, h->data, h->len, &body,
+	r->call = gw_backend_call_body(gw->be, gw_backend_endpoint_for(gw->be, in->index), h->data, h->len, &body,
 				       (unsigned)in->timeout_ms, r->request_id, on_answer, r);
 	gw_buf_dispose(&body);
 }
@@ -739,8 +742,17 @@ static void parse(gw_rest_t *r)
 		r->in_off = r->in_len = 0;
 	switch (st) {
 	case GW_REQ_MORE:
+		/* The client waits for this before sending its body. */
+		if (!r->continue_sent && gw_req_wants_continue(r->req)) {
+			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+			r->continue_sent = 1;
+			if (send(r->watch.fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL) < 0)
+				gw_debug("REST: cannot send 100 Continue: %s", strerror(errno));
+		}
 		return;
 	case GW_REQ_DONE:
+		r->continue_sent = 0;
 		serve(r);
 		return;
 	case GW_REQ_BODY_TOO_LARGE:
