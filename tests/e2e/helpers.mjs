@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -765,4 +766,138 @@ export function rssKiB(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = status.match(/VmRSS:\s+(\d+)\s+kB/);
   return m ? Number(m[1]) : 0;
+}
+
+// ---------------------------------------------------------------------------
+// Plain HTTP(S) backend (HTTP_PROXY targets, raw Lambda answers, restarts)
+// ---------------------------------------------------------------------------
+
+/** Handler result for startHttpBackend: write these bytes as the whole answer, then close. */
+export const raw = (bytes) => ({ [RAW]: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes) });
+const RAW = Symbol('raw answer');
+
+/**
+ * Starts an HTTP server (HTTPS when `tls` = { key, cert } is given) on
+ * 127.0.0.1 (`port` 0 = ephemeral). handler(r, req, res) receives the
+ * recorded request r = { method, url, path, query (URLSearchParams), headers,
+ * body (Buffer), text, socketId, at } and may return (or resolve to)
+ * { status, headers, body } (body: string, Buffer, or an object sent as
+ * JSON), DESTROY, HANG or raw(bytes). r.answeredAt is set once answered.
+ * The backend can be killed (server and every socket closed) and restarted on
+ * the same port.
+ */
+export async function startHttpBackend(handler = () => ({ status: 200 }), { tls = null, port = 0 } = {}) {
+  const requests = [];
+  const waiters = new Set();
+  const sockets = new Set();
+  const hung = new Set();
+  const socketIds = new WeakMap();
+  let socketSeq = 0;
+  let server = null;
+
+  const onRequest = (req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks);
+      if (!socketIds.has(req.socket)) socketIds.set(req.socket, ++socketSeq);
+      const u = new URL(req.url, 'http://x');
+      const r = {
+        method: req.method, url: req.url, path: u.pathname, query: u.searchParams,
+        headers: req.headers, rawHeaders: req.rawHeaders, body, text: body.toString('utf8'),
+        socketId: socketIds.get(req.socket), at: Date.now(), answeredAt: null,
+      };
+      requests.push(r);
+      for (const w of [...waiters]) w();
+      let result;
+      try {
+        result = await handler(r, req, res);
+      } catch (e) {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`backend handler threw: ${e.message}`);
+        r.answeredAt = Date.now();
+        return;
+      }
+      r.answeredAt = Date.now();
+      if (result === HANG) {
+        hung.add(res);
+        res.on('close', () => hung.delete(res));
+        return;
+      }
+      if (result === DESTROY) { req.socket.destroy(); return; }
+      if (result && result[RAW]) { req.socket.end(result[RAW]); return; }
+      const { status = 200, headers = {}, body: out = '' } = result ?? {};
+      const buf = Buffer.isBuffer(out) ? out : Buffer.from(typeof out === 'string' ? out : JSON.stringify(out));
+      res.writeHead(status, { 'content-length': buf.length, ...headers });
+      res.end(buf);
+    });
+  };
+
+  async function listen(p) {
+    const srv = tls ? https.createServer({ key: tls.key, cert: tls.cert }, onRequest) : http.createServer(onRequest);
+    srv.on('connection', (s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    srv.on('tlsClientError', () => { /* a client that rejected our certificate */ });
+    await new Promise((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(p, '127.0.0.1', resolve);
+    });
+    server = srv;
+    liveServers.add(srv);
+    return srv.address().port;
+  }
+
+  const boundPort = await listen(port);
+  const origin = `${tls ? 'https' : 'http'}://127.0.0.1:${boundPort}`;
+
+  const backend = {
+    port: boundPort,
+    origin,
+    requests,
+    /** Resolves with the first recorded request matching predicate (past or future). */
+    waitFor(predicate, timeoutMs = DEFAULT_WAIT_MS, what = 'a backend request') {
+      const found = requests.find(predicate);
+      if (found) return Promise.resolve(found);
+      let waiter;
+      const p = new Promise((resolve) => {
+        waiter = () => {
+          const r = requests.find(predicate);
+          if (r) { waiters.delete(waiter); resolve(r); }
+        };
+        waiters.add(waiter);
+      });
+      return withTimeout(p, timeoutMs, what).finally(() => waiters.delete(waiter));
+    },
+    /** Resolves once n requests have been recorded in all. */
+    waitForCount(n, timeoutMs = DEFAULT_WAIT_MS) {
+      return backend.waitFor(() => requests.length >= n, timeoutMs, `${n} backend requests (have ${requests.length})`)
+        .then(() => requests.slice(0, n));
+    },
+    dropHung() {
+      for (const res of hung) res.socket?.destroy();
+      hung.clear();
+    },
+    get listening() { return server !== null; },
+    /** Closes the server and every socket (as if the process died). */
+    async kill() {
+      if (!server) return;
+      const srv = server;
+      server = null;
+      backend.dropHung();
+      liveServers.delete(srv);
+      await withTimeout(new Promise((resolve) => {
+        srv.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }), 3000, 'the backend to close');
+    },
+    /** Listens again on the same port. */
+    async restart() {
+      if (server) throw new Error('backend is already listening');
+      await listen(boundPort);
+    },
+    close() { return backend.kill(); },
+  };
+  return track('backends', backend);
 }
