@@ -9,7 +9,7 @@ SUDO=""
 
 pkgs=(build-essential cmake pkg-config
       libwebsockets-dev libssl-dev liblmdb-dev libmsgpack-dev
-      libjansson-dev libhttp-parser-dev lmdb-utils openssl
+      libjansson-dev libhttp-parser-dev lmdb-utils openssl chromium
       nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
