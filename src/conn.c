@@ -290,10 +290,10 @@ static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t le
 
 /* --- handover to libwebsockets --- */
 
-/* Gives the socket to libwebsockets: directly, or for TLS through a relay
- * whose plaintext end starts with the head already read. After this the
- * conn no longer owns a socket. Returns the wsi or NULL. */
-static struct lws *hand_over(gw_conn_t *conn, struct lws_vhost *vh)
+/* Takes the socket off the gateway's epoll set and out of the conn: the
+ * socket itself, or for TLS the plaintext end of a relay that starts with
+ * the head already read. -1 if the relay could not be set up. */
+static int detach_socket(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
 	int fd = conn->watch.fd;
@@ -306,10 +306,16 @@ static struct lws *hand_over(gw_conn_t *conn, struct lws_vhost *vh)
 
 		conn->ssl = NULL;
 		fd = gw_relay_start(gw, ssl, fd, all.ptr, all.len);
-		if (fd < 0)
-			return NULL;
 	}
-	return lws_adopt_socket_vhost(vh, fd);
+	return fd;
+}
+
+/* Gives the socket to libwebsockets. Returns the wsi or NULL. */
+static struct lws *hand_over(gw_conn_t *conn, struct lws_vhost *vh)
+{
+	int fd = detach_socket(conn);
+
+	return fd < 0 ? NULL : lws_adopt_socket_vhost(vh, fd);
 }
 
 static void handshake_accept(gw_conn_t *conn)
@@ -480,17 +486,8 @@ static void head_complete(gw_conn_t *conn)
 	lws_sul_cancel(&conn->head_timer);
 	if (!upgrade) {
 		/* Plain HTTP: REST routes (rest.c), on the same socket. */
-		int fd = conn->watch.fd, tls = conn->ssl != NULL;
+		int tls = conn->ssl != NULL, fd = detach_socket(conn);
 
-		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
-		conn->watch.fd = -1;
-		if (conn->ssl) {
-			gw_str_t all = gw_head_bytes(conn->head);
-			SSL *ssl = conn->ssl;
-
-			conn->ssl = NULL;
-			fd = gw_relay_start(gw, ssl, fd, all.ptr, all.len);
-		}
 		if (fd >= 0)
 			gw_rest_accept(gw, fd, conn->source_ip, tls);
 		conn_finish(conn, 0, 0, NULL);

@@ -182,6 +182,33 @@ static void write_maps(gw_buf_t *b, const char *single, const char *multi,
 	}
 }
 
+/* Splits a raw query string into decoded name/value pairs, which point
+ * into scratch (sized by the caller). Returns how many. */
+static size_t parse_query(const char *query, size_t len, char *scratch, size_t cap,
+			  gw_header_t *params, size_t max)
+{
+	const char *p = query, *end = query + len;
+	size_t np = 0, used = 0;
+
+	while (p < end && np < max) {
+		const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(e - p));
+		size_t kl = (size_t)((eq ? eq : e) - p), vl = eq ? (size_t)(e - eq - 1) : 0;
+
+		if (kl && used + kl + vl <= cap) {
+			params[np].name.ptr = scratch + used;
+			params[np].name.len = gw_url_decode(scratch + used, p, kl, 1);
+			used += params[np].name.len;
+			params[np].value.ptr = scratch + used;
+			params[np].value.len = eq ? gw_url_decode(scratch + used, eq + 1, vl, 1) : 0;
+			used += params[np].value.len;
+			np++;
+		}
+		p = e + 1;
+	}
+	return np;
+}
+
 void gw_event_connect(gw_buf_t *out, const gw_event_ctx_t *ctx,
 		      const gw_header_t *headers, size_t n_headers,
 		      const char *query, size_t query_len)
@@ -190,30 +217,11 @@ void gw_event_connect(gw_buf_t *out, const gw_event_ctx_t *ctx,
 	gw_buf_append_char(out, '{');
 	write_maps(out, "headers", "multiValueHeaders", headers, n_headers, 1);
 	if (query_len) {
-		/* Decoded copies live in one scratch area sized by the input. */
+		/* Decoded copies live in one scratch area. */
 		char scratch[8192];
 		gw_header_t params[128];
-		size_t np = 0, used = 0;
-		const char *p = query, *end = query + query_len;
+		size_t np = parse_query(query, query_len, scratch, sizeof(scratch), params, 128);
 
-		while (p < end && np < 128) {
-			const char *amp = memchr(p, '&', (size_t)(end - p));
-			const char *e = amp ? amp : end;
-			const char *eq = memchr(p, '=', (size_t)(e - p));
-			size_t kl = (size_t)((eq ? eq : e) - p);
-			size_t vl = eq ? (size_t)(e - eq - 1) : 0;
-
-			if (kl && used + kl + vl <= sizeof(scratch)) {
-				params[np].name.ptr = scratch + used;
-				params[np].name.len = gw_url_decode(scratch + used, p, kl, 1);
-				used += params[np].name.len;
-				params[np].value.ptr = scratch + used;
-				params[np].value.len = eq ? gw_url_decode(scratch + used, eq + 1, vl, 1) : 0;
-				used += params[np].value.len;
-				np++;
-			}
-			p = e + 1;
-		}
 		if (np)
 			write_maps(out, "queryStringParameters",
 				   "multiValueQueryStringParameters", params, np, 0);
@@ -353,25 +361,9 @@ void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 	if (e->query.len) {
 		char scratch[8192];
 		gw_header_t params[128];
-		size_t np = 0, used = 0;
-		const char *p = e->query.ptr, *end = p + e->query.len;
+		size_t np = parse_query(e->query.ptr, e->query.len, scratch, sizeof(scratch),
+					params, 128);
 
-		while (p < end && np < 128) {
-			const char *amp = memchr(p, '&', (size_t)(end - p)), *qe = amp ? amp : end;
-			const char *eq = memchr(p, '=', (size_t)(qe - p));
-			size_t kl = (size_t)((eq ? eq : qe) - p), vl = eq ? (size_t)(qe - eq - 1) : 0;
-
-			if (kl && used + kl + vl <= sizeof(scratch)) {
-				params[np].name.ptr = scratch + used;
-				params[np].name.len = gw_url_decode(scratch + used, p, kl, 1);
-				used += params[np].name.len;
-				params[np].value.ptr = scratch + used;
-				params[np].value.len = eq ? gw_url_decode(scratch + used, eq + 1, vl, 1) : 0;
-				used += params[np].value.len;
-				np++;
-			}
-			p = qe + 1;
-		}
 		gw_buf_append_str(out, ",\"queryStringParameters\":{");
 		first = 1;
 		for (size_t i = 0; i < np; i++) {
