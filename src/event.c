@@ -76,6 +76,20 @@ static void kv_u64(gw_buf_t *b, const char *k, uint64_t v)
 	gw_buf_append_u64(b, v);
 }
 
+/* ,"stageVariables":{...} when the API has any. */
+static void stage_variables(gw_buf_t *b, const gw_api_t *api)
+{
+	if (!api->n_stage_vars)
+		return;
+	gw_buf_append_str(b, ",\"stageVariables\":{");
+	for (size_t i = 0; i < api->n_stage_vars; i++) {
+		if (i)
+			gw_buf_append_char(b, ',');
+		kv_str(b, api->stage_vars[i].name, api->stage_vars[i].value);
+	}
+	gw_buf_append_char(b, '}');
+}
+
 static void request_context(gw_buf_t *b, const gw_event_ctx_t *c,
 			    const char *event_type)
 {
@@ -123,6 +137,8 @@ static void request_context(gw_buf_t *b, const gw_event_ctx_t *c,
 	gw_buf_append_char(b, ',');
 	kv_str(b, "apiId", c->api->name);
 	gw_buf_append_char(b, '}');
+	/* Beside requestContext, as in AWS's proxy events. */
+	stage_variables(b, c->api);
 }
 
 static int str_eq_nocase(gw_str_t a, gw_str_t b)
@@ -410,15 +426,7 @@ void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 		}
 		gw_buf_append_char(out, '}');
 	}
-	if (e->api->n_stage_vars) {
-		gw_buf_append_str(out, ",\"stageVariables\":{");
-		for (size_t i = 0; i < e->api->n_stage_vars; i++) {
-			if (i)
-				gw_buf_append_char(out, ',');
-			kv_str(out, e->api->stage_vars[i].name, e->api->stage_vars[i].value);
-		}
-		gw_buf_append_char(out, '}');
-	}
+	stage_variables(out, e->api);
 	/* requestContext */
 	{
 		const char *colon = memchr(host, ':', host_len), *dot;

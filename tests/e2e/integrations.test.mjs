@@ -1,7 +1,7 @@
 // HTTP_PROXY and MOCK integrations, requestParameters, stageVariables and
 // routeResponse of every kind, seen from a real node:http backend.
 import {
-  test, assert, startBackend, startHttpBackend, startGateway, makeApi, connect, connectRefused,
+  test, assert, startBackend, startPair, startHttpBackend, startGateway, makeApi, connect, connectRefused,
   connectWithId, nextMessage, pingPong, pendingMessages, sleep, waitClose, runGateway,
   writeRoutes, echoHandler,
 } from './helpers.mjs';
@@ -534,4 +534,17 @@ test('AWS_PROXY and HTTP_PROXY routes side by side keep their own answers', asyn
   ws.close(1000);
   await waitClose(ws);
   await aws.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT');
+});
+
+test('stageVariables are in every WebSocket event (CONNECT, MESSAGE, DISCONNECT)', async () => {
+  const { backend, gw } = await startPair(undefined, { stageVariables: { color: 'blue', region: 'eu' } });
+  const { ws, id } = await connectWithId(gw, backend);
+  ws.send('hello');
+  await backend.waitFor((e) => e.requestContext?.eventType === 'MESSAGE');
+  ws.close(1000);
+  await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT');
+  for (const type of ['CONNECT', 'MESSAGE', 'DISCONNECT']) {
+    const ev = backend.events.find((e) => e.requestContext?.eventType === type && e.requestContext.connectionId === id);
+    assert.deepEqual(ev.stageVariables, { color: 'blue', region: 'eu' }, type);
+  }
 });
