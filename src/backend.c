@@ -332,11 +332,12 @@ static void hconn_io(hconn_t *hc, uint32_t events)
 			return;
 		}
 		if (w > 0) {
-			set_events(hc, EPOLLOUT | EPOLLIN);
+			set_events(hc, EPOLLOUT | EPOLLIN | EPOLLRDHUP);
 			return;
 		}
 	}
-	set_events(hc, EPOLLIN);
+	/* The same mask as an idle connection: no epoll_ctl per call. */
+	set_events(hc, EPOLLIN | EPOLLRDHUP);
 	for (;;) {
 		gw_call_t *c = hc->call;
 		enum gw_resp_status st;
@@ -502,10 +503,13 @@ static void dispatch(gw_endpoint_t *ep)
 		}
 		lws_dll2_remove(&c->qlist);
 		assign(hc, c);
-		/* Written from the loop, never from here: a call must not finish
-		 * inside gw_backend_call. */
-		if (!hc->connecting)
-			set_events(hc, EPOLLOUT | EPOLLIN);
+		if (hc->connecting)
+			continue; /* written once connected */
+		/* A kept-alive connection: write now, saving an epoll round. The
+		 * call cannot finish here: if the write fails, the loop sees the
+		 * error and retries on a fresh connection. */
+		if (do_write(hc))
+			set_events(hc, EPOLLOUT | EPOLLIN | EPOLLRDHUP);
 	}
 }
 
@@ -524,9 +528,11 @@ static gw_call_t *call_new(gw_backend_t *be, gw_call_cb cb, void *user)
 	return c;
 }
 
-gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
-			   size_t len, unsigned timeout_ms, const char *request_id,
-			   gw_call_cb cb, void *user)
+/* Queues a call with its request (head, and body taken over when given)
+ * complete before anything is written. */
+static gw_call_t *call_start(gw_backend_t *be, gw_endpoint_t *ep, const char *req, size_t len,
+			     gw_buf_t *body, unsigned timeout_ms, const char *request_id,
+			     gw_call_cb cb, void *user)
 {
 	gw_call_t *c = call_new(be, cb, user);
 
@@ -536,6 +542,11 @@ gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
 		abort();
 	memcpy(c->req, req, len);
 	c->req_len = len;
+	if (body) {
+		/* Swapped, not copied: the caller's buffer is left empty. */
+		c->req_body = *body;
+		gw_buf_init(body);
+	}
 	snprintf(c->request_id, sizeof(c->request_id), "%s", request_id ? request_id : "-");
 	/* Busy: no idle connection, no room for a new one, and the queue
 	 * already as long as allowed. */
@@ -552,16 +563,18 @@ gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
 	return c;
 }
 
+gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
+			   size_t len, unsigned timeout_ms, const char *request_id,
+			   gw_call_cb cb, void *user)
+{
+	return call_start(be, ep, req, len, NULL, timeout_ms, request_id, cb, user);
+}
+
 gw_call_t *gw_backend_call_body(gw_backend_t *be, gw_endpoint_t *ep, const char *head,
 				size_t head_len, gw_buf_t *body, unsigned timeout_ms,
 				const char *request_id, gw_call_cb cb, void *user)
 {
-	gw_call_t *c = gw_backend_call(be, ep, head, head_len, timeout_ms, request_id, cb, user);
-
-	/* Swapped, not copied: the caller's buffer is left empty. */
-	c->req_body = *body;
-	gw_buf_init(body);
-	return c;
+	return call_start(be, ep, head, head_len, body, timeout_ms, request_id, cb, user);
 }
 
 gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size_t len,
