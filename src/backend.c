@@ -32,8 +32,24 @@
 
 typedef struct hconn hconn_t;
 
+/* Calls of one timeout value, oldest first: their deadlines are in order,
+ * so expiring them means looking at the heads only. */
+struct timeout_queue {
+	unsigned timeout_ms;
+	lws_dll2_owner_t calls;
+};
+
+#define TICK_MS 10
+
 struct gw_backend {
 	gw_gateway_t *gw;
+	/* Call timeouts: one coarse tick for all calls, instead of a timer
+	 * each (libwebsockets keeps timers in one sorted list: inserting one
+	 * per call would cost a walk over every connection's timers). */
+	struct timeout_queue *tqs;
+	size_t n_tqs;
+	lws_sorted_usec_list_t tick;
+	int tick_armed;
 	gw_endpoint_t **by_index;
 	unsigned n_index;
 	lws_dll2_owner_t endpoints;
@@ -69,6 +85,8 @@ struct hconn {
 struct gw_call {
 	lws_dll2_t list;  /* be->calls */
 	lws_dll2_t qlist; /* ep->queue */
+	lws_dll2_t tlist; /* a timeout queue */
+	uint64_t deadline; /* epoch ms */
 	gw_backend_t *be;
 	gw_endpoint_t *ep;
 	hconn_t *hc;
@@ -80,7 +98,6 @@ struct gw_call {
 	gw_buf_t req_body; /* sent after req, when given separately */
 	int cancelled, finished, retried;
 	/* deferred outcome, delivered by the timer */
-	int deferred;
 	enum gw_call_outcome d_outcome;
 	const char *d_error;
 	/* local (MOCK) answer */
@@ -399,6 +416,8 @@ void gw_backend_on_io(struct gw_watch *w, uint32_t events)
 static void call_free(gw_call_t *c)
 {
 	lws_sul_cancel(&c->timer);
+	if (!lws_dll2_is_detached(&c->tlist))
+		lws_dll2_remove(&c->tlist);
 	if (!lws_dll2_is_detached(&c->qlist))
 		lws_dll2_remove(&c->qlist);
 	lws_dll2_remove(&c->list);
@@ -449,14 +468,8 @@ static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
 	call_free(c);
 }
 
-static void on_timer(lws_sorted_usec_list_t *sul)
+static void expire(gw_call_t *c)
 {
-	gw_call_t *c = lws_container_of(sul, gw_call_t, timer);
-
-	if (c->deferred) {
-		finish(c, c->d_outcome, c->d_error, NULL);
-		return;
-	}
 	/* The connection is mid-request: it cannot be reused. */
 	if (c->hc) {
 		gw_endpoint_t *ep = c->ep;
@@ -472,9 +485,68 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 	finish(c, GW_CALL_TIMEOUT, "no connection became free within the timeout", NULL);
 }
 
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+	gw_backend_t *be = lws_container_of(sul, gw_backend_t, tick);
+	uint64_t now = gw_now_ms();
+	int more = 0;
+
+	for (size_t i = 0; i < be->n_tqs; i++) {
+		lws_dll2_owner_t *q = &be->tqs[i].calls;
+
+		while (q->head) {
+			gw_call_t *c = lws_container_of(q->head, gw_call_t, tlist);
+
+			if (c->deadline > now)
+				break;
+			expire(c);
+		}
+		more |= q->head != NULL;
+	}
+	be->tick_armed = more;
+	if (more)
+		lws_sul_schedule(be->gw->ctx, 0, &be->tick, on_tick,
+				 (lws_usec_t)TICK_MS * LWS_US_PER_MS);
+}
+
+static void arm_timeout(gw_backend_t *be, gw_call_t *c, unsigned timeout_ms)
+{
+	struct timeout_queue *tq = NULL;
+
+	for (size_t i = 0; i < be->n_tqs && !tq; i++)
+		if (be->tqs[i].timeout_ms == timeout_ms)
+			tq = &be->tqs[i];
+	if (!tq) {
+		be->tqs = realloc(be->tqs, (be->n_tqs + 1) * sizeof(*be->tqs));
+		if (!be->tqs)
+			abort();
+		tq = &be->tqs[be->n_tqs++];
+		memset(tq, 0, sizeof(*tq));
+		tq->timeout_ms = timeout_ms;
+		/* The list owners moved with realloc: re-anchor their members. */
+		for (size_t i = 0; i < be->n_tqs; i++)
+			lws_start_foreach_dll(struct lws_dll2 *, d, be->tqs[i].calls.head) {
+				d->owner = &be->tqs[i].calls;
+			} lws_end_foreach_dll(d);
+	}
+	c->deadline = gw_now_ms() + timeout_ms;
+	lws_dll2_add_tail(&c->tlist, &tq->calls);
+	if (!be->tick_armed) {
+		be->tick_armed = 1;
+		lws_sul_schedule(be->gw->ctx, 0, &be->tick, on_tick,
+				 (lws_usec_t)(timeout_ms < TICK_MS ? timeout_ms : TICK_MS) * LWS_US_PER_MS);
+	}
+}
+
+static void on_timer(lws_sorted_usec_list_t *sul)
+{
+	gw_call_t *c = lws_container_of(sul, gw_call_t, timer);
+
+	finish(c, c->d_outcome, c->d_error, NULL);
+}
+
 static void defer(gw_call_t *c, enum gw_call_outcome o, const char *error)
 {
-	c->deferred = 1;
 	c->d_outcome = o;
 	c->d_error = error;
 	lws_sul_schedule(c->be->gw->ctx, 0, &c->timer, on_timer, 1);
@@ -556,8 +628,7 @@ static gw_call_t *call_start(gw_backend_t *be, gw_endpoint_t *ep, const char *re
 				       "its queue is full");
 		return c;
 	}
-	lws_sul_schedule(be->gw->ctx, 0, &c->timer, on_timer,
-			 (lws_usec_t)timeout_ms * LWS_US_PER_MS);
+	arm_timeout(be, c, timeout_ms);
 	lws_dll2_add_tail(&c->qlist, &ep->queue);
 	dispatch(ep);
 	return c;
@@ -696,6 +767,7 @@ void gw_backend_destroy(gw_backend_t *be)
 {
 	if (!be)
 		return;
+	lws_sul_cancel(&be->tick);
 	while (be->calls.head) {
 		gw_call_t *c = lws_container_of(be->calls.head, gw_call_t, list);
 		c->cancelled = 1;
@@ -716,5 +788,6 @@ void gw_backend_destroy(gw_backend_t *be)
 		free(ep);
 	}
 	free(be->by_index);
+	free(be->tqs);
 	free(be);
 }
