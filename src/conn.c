@@ -100,9 +100,10 @@ struct gw_conn {
 	int peer_code;
 	char peer_reason[124];
 
-	lws_sorted_usec_list_t head_timer;
-	lws_sorted_usec_list_t idle_timer;
-	lws_sorted_usec_list_t max_timer;
+	/* on the loop's timing wheel (wheel.h), not libwebsockets' timers */
+	gw_wheel_entry_t head_timer;
+	gw_wheel_entry_t idle_timer;
+	gw_wheel_entry_t max_timer;
 	lws_dll2_owner_t waiters;
 	lws_dll2_t open_list;
 };
@@ -217,9 +218,9 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	if (fire)
 		gw_info("connection %s closed: %d %s", conn->id, code, reason);
 	conn->state = CS_CLOSED;
-	lws_sul_cancel(&conn->head_timer);
-	lws_sul_cancel(&conn->idle_timer);
-	lws_sul_cancel(&conn->max_timer);
+	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
+	gw_wheel_cancel(&gw->wheel, &conn->idle_timer);
+	gw_wheel_cancel(&gw->wheel, &conn->max_timer);
 	cancel_calls(conn);
 	if (conn->ssl) {
 		SSL_free(conn->ssl);
@@ -393,9 +394,9 @@ static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_resu
 	handshake_accept(conn);
 }
 
-static void on_head_timeout(lws_sorted_usec_list_t *sul)
+static void on_head_timeout(gw_wheel_entry_t *e)
 {
-	gw_conn_t *conn = lws_container_of(sul, gw_conn_t, head_timer);
+	gw_conn_t *conn = lws_container_of(e, gw_conn_t, head_timer);
 
 	RAW_JSON(conn, 408, "{\"message\":\"Request Timeout\"}");
 }
@@ -483,7 +484,7 @@ static void head_complete(gw_conn_t *conn)
 	size_t plen = q ? (size_t)(q - url.ptr) : url.len;
 	int upgrade = gw_head_is_websocket(conn->head);
 
-	lws_sul_cancel(&conn->head_timer);
+	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
 	if (!upgrade) {
 		/* Plain HTTP: REST routes (rest.c), on the same socket. */
 		int tls = conn->ssl != NULL, fd = detach_socket(conn);
@@ -556,8 +557,8 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 		conn_finish(conn, 0, 0, NULL);
 		return;
 	}
-	lws_sul_schedule(gw->ctx, 0, &conn->head_timer, on_head_timeout,
-			 (lws_usec_t)HEAD_TIMEOUT_S * LWS_US_PER_SEC);
+	gw_wheel_set(&gw->wheel, &conn->head_timer, gw_now_ms() + HEAD_TIMEOUT_S * 1000,
+		     on_head_timeout);
 }
 
 void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
@@ -854,9 +855,9 @@ static void on_message(gw_conn_t *conn)
 	dispatch(conn);
 }
 
-static void on_idle_timer(lws_sorted_usec_list_t *sul)
+static void on_idle_timer(gw_wheel_entry_t *e)
 {
-	gw_conn_t *conn = lws_container_of(sul, gw_conn_t, idle_timer);
+	gw_conn_t *conn = lws_container_of(e, gw_conn_t, idle_timer);
 	uint64_t idle_ms = (uint64_t)conn->api->idle_timeout_s * 1000, now = gw_now_ms();
 
 	/* Activity only moves last_active; the timer re-arms itself for the
@@ -865,13 +866,13 @@ static void on_idle_timer(lws_sorted_usec_list_t *sul)
 		gw_conn_close(conn, 1001, "Idle timeout");
 		return;
 	}
-	lws_sul_schedule(conn->gw->ctx, 0, &conn->idle_timer, on_idle_timer,
-			 (lws_usec_t)(conn->last_active + idle_ms - now) * LWS_US_PER_MS);
+	gw_wheel_set(&conn->gw->wheel, &conn->idle_timer, conn->last_active + idle_ms,
+		     on_idle_timer);
 }
 
-static void on_max_timer(lws_sorted_usec_list_t *sul)
+static void on_max_timer(gw_wheel_entry_t *e)
 {
-	gw_conn_close(lws_container_of(sul, gw_conn_t, max_timer), 1001,
+	gw_conn_close(lws_container_of(e, gw_conn_t, max_timer), 1001,
 		      "Maximum connection duration reached");
 }
 
@@ -885,11 +886,13 @@ static void established(gw_conn_t *conn, struct lws *wsi)
 	lws_dll2_add_tail(&conn->open_list, &gw->open_conns);
 	gw_info("connection %s open (api %s, %s)", conn->id, conn->api->name, conn->source_ip);
 	if (conn->api->idle_timeout_s)
-		lws_sul_schedule(gw->ctx, 0, &conn->idle_timer, on_idle_timer,
-				 (lws_usec_t)conn->api->idle_timeout_s * LWS_US_PER_SEC);
+		gw_wheel_set(&gw->wheel, &conn->idle_timer,
+			     conn->last_active + (uint64_t)conn->api->idle_timeout_s * 1000,
+			     on_idle_timer);
 	if (conn->api->max_connection_s)
-		lws_sul_schedule(gw->ctx, 0, &conn->max_timer, on_max_timer,
-				 (lws_usec_t)conn->api->max_connection_s * LWS_US_PER_SEC);
+		gw_wheel_set(&gw->wheel, &conn->max_timer,
+			     conn->last_active + (uint64_t)conn->api->max_connection_s * 1000,
+			     on_max_timer);
 	decide_waiters(conn, 1);
 	if (gw->stopping)
 		gw_conn_close(conn, 1001, "Going away");

@@ -10,6 +10,7 @@
 #include "gateway.h"
 #include "registry.h"
 #include "tls.h"
+#include "wheel.h"
 #include "rest.h"
 
 #include <libwebsockets.h>
@@ -72,6 +73,7 @@ struct gw_gateway {
 	unsigned char request_salt[6];
 	int stopping;
 	int drain_seconds;
+	gw_wheel_t wheel; /* per-connection deadlines */
 	lws_sorted_usec_list_t flush_timer;
 	lws_sorted_usec_list_t stop_timer;
 	int stop_deadline_passed;

@@ -430,6 +430,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index,
 		goto fail;
 	}
 	gw->ctx_alive = 1;
+	gw_wheel_init(&gw->wheel, gw->ctx);
 	ws_protos[0] = gw_ws_protocol;
 	ws_protos[1] = raw_protocol;
 	mgmt_protos[0] = gw_mgmt_protocol;
@@ -588,6 +589,7 @@ static void worker_teardown(gw_gateway_t *gw)
 	if (gw->ctx) {
 		lws_sul_cancel(&gw->flush_timer);
 		lws_sul_cancel(&gw->stop_timer);
+		gw_wheel_dispose(&gw->wheel);
 		pthread_mutex_lock(&gw->inbox_lock);
 		gw->ctx_alive = 0;
 		pthread_mutex_unlock(&gw->inbox_lock);
