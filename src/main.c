@@ -2,6 +2,9 @@
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
+#include "registry.h"
+#include "buf.h"
+#include "event.h"
 
 #include <getopt.h>
 #include <sys/resource.h>
@@ -22,6 +25,8 @@ static void usage(FILE *f)
 		"  --tls-cert FILE      PEM certificate chain: serve wss:// and https://\n"
 		"  --tls-key FILE       PEM private key for --tls-cert\n"
 		"  --check              validate the configuration and exit (0 when valid)\n"
+		"  --connections        print the registry of --data (one JSON line per\n"
+		"                       connection, also while a gateway runs) and exit\n"
 		"  --version            print the version and exit\n"
 		"  --help               print this help and exit\n"
 		"Port 0 binds an ephemeral port; the ports bound are printed on start.\n");
@@ -49,6 +54,52 @@ static int parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
+static void print_record(const gw_conn_record_t *r, void *user)
+{
+	gw_buf_t *b = user;
+	char t[64];
+
+	gw_buf_reset(b);
+	gw_buf_append_str(b, "{\"id\":");
+	gw_buf_append_json_str(b, r->id, strlen(r->id));
+	gw_buf_append_str(b, ",\"api\":");
+	gw_buf_append_json_str(b, r->api, strlen(r->api));
+	gw_buf_append_str(b, ",\"stage\":");
+	gw_buf_append_json_str(b, r->stage, strlen(r->stage));
+	gw_buf_append_str(b, ",\"sourceIp\":");
+	gw_buf_append_json_str(b, r->source_ip, strlen(r->source_ip));
+	gw_buf_append_str(b, ",\"userAgent\":");
+	gw_buf_append_json_str(b, r->user_agent, strlen(r->user_agent));
+	gw_event_iso_time(t, r->connected_at);
+	gw_buf_append_str(b, ",\"connectedAt\":\"");
+	gw_buf_append_str(b, t);
+	gw_event_iso_time(t, r->last_active_at);
+	gw_buf_append_str(b, "\",\"lastActiveAt\":\"");
+	gw_buf_append_str(b, t);
+	gw_buf_append_str(b, "\",\"loop\":");
+	gw_buf_append_u64(b, r->worker);
+	gw_buf_append_str(b, "}\n");
+	fwrite(b->data, 1, b->len, stdout);
+}
+
+/* The registry read through its public API, like LMDB's mdb_stat. */
+static int list_connections(const char *dir)
+{
+	gw_registry_t *reg;
+	char err[512];
+	gw_buf_t b;
+
+	if (gw_registry_open_readonly(dir, &reg, err, sizeof(err))) {
+		fprintf(stderr, "wsgate: %s\n", err);
+		return 1;
+	}
+	gw_buf_init(&b);
+	gw_registry_foreach(reg, print_record, &b);
+	gw_buf_dispose(&b);
+	gw_registry_close(reg);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -59,6 +110,7 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "workers", required_argument, NULL, 'W' },
+		{ "connections", no_argument, NULL, 'n' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "version", no_argument, NULL, 'v' },
@@ -72,7 +124,7 @@ int main(int argc, char **argv)
 	gw_config_t *cfg = NULL;
 	gw_gateway_t *gw = NULL;
 	gw_buf_t errs;
-	int check = 0, c, level;
+	int check = 0, list = 0, c, level;
 
 	memset(&go, 0, sizeof(go));
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -82,6 +134,7 @@ int main(int argc, char **argv)
 		case 'm': mgmt = optarg; break;
 		case 'd': data = optarg; break;
 		case 'c': check = 1; break;
+		case 'n': list = 1; break;
 		case 'C': go.tls_cert = optarg; break;
 		case 'W': {
 			char *end;
@@ -113,6 +166,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	gw_log_set_level(gw_log_threshold);
+	if (list)
+		return list_connections(data);
 	{
 		/* One descriptor per connection: take all the system allows. */
 		struct rlimit rl;

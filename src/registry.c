@@ -70,6 +70,34 @@ fail:
 	return GW_REG_ERROR;
 }
 
+int gw_registry_open_readonly(const char *dir, gw_registry_t **out, char *err,
+			      size_t errlen)
+{
+	gw_registry_t *reg = calloc(1, sizeof(*reg));
+	MDB_txn *txn = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!reg)
+		abort();
+	if ((rc = mdb_env_create(&reg->env)) ||
+	    (rc = mdb_env_set_maxreaders(reg->env, 512)) ||
+	    (rc = mdb_env_open(reg->env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) ||
+	    (rc = mdb_txn_begin(reg->env, NULL, MDB_RDONLY, &txn)) ||
+	    (rc = mdb_dbi_open(txn, NULL, 0, &reg->dbi))) {
+		snprintf(err, errlen, "%s: cannot open the LMDB registry: %s", dir, mdb_strerror(rc));
+		if (txn)
+			mdb_txn_abort(txn);
+		if (reg->env)
+			mdb_env_close(reg->env);
+		free(reg);
+		return GW_REG_ERROR;
+	}
+	mdb_txn_abort(txn);
+	*out = reg;
+	return 0;
+}
+
 void gw_registry_close(gw_registry_t *reg)
 {
 	if (!reg)

@@ -38,6 +38,9 @@ typedef struct gw_conn_record {
 /* Opens (creating) the LMDB environment in DIR (data.mdb, lock.mdb). Records left by a previous run name
  * sockets that no longer exist, so they are dropped. */
 int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t errlen);
+/* Opens an existing registry to read it while a gateway runs (tools). */
+int gw_registry_open_readonly(const char *dir, gw_registry_t **out, char *err,
+			      size_t errlen);
 void gw_registry_close(gw_registry_t *reg);
 
 /* Fills id with a fresh connection ID from OpenSSL's CSPRNG. */

@@ -87,3 +87,22 @@ test('with 4 loops, SIGTERM closes every connection with 1001 and delivers each 
   assert.equal(disc.length, 16);
   disc.forEach((e) => assert.equal(e.requestContext.disconnectStatusCode, 1001));
 });
+
+test('wsgate --connections lists the registry while the gateway runs', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { WSGATE_BIN } = await import('./helpers.mjs');
+  const { backend, gw } = await startPair(undefined, {}, { args: LOOPS });
+  const a = await connectWithId(gw, backend, { headers: { 'User-Agent': 'lister/1' } });
+  const b = await connectWithId(gw, backend);
+  const list = () => execFileSync(WSGATE_BIN, ['--connections', '--data', gw.dataDir], { encoding: 'utf8' })
+    .trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const rows = list();
+  assert.deepEqual(rows.map((r) => r.id).sort(), [a.id, b.id].sort());
+  const ra = rows.find((r) => r.id === a.id);
+  assert.equal(ra.userAgent, 'lister/1');
+  assert.equal(ra.sourceIp, '127.0.0.1');
+  assert.ok(ra.loop >= 0 && ra.loop < 4);
+  a.ws.close(1000);
+  await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT');
+  assert.deepEqual(list().map((r) => r.id), [b.id]);
+});
