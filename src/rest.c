@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define MAX_HEAD 16384
@@ -775,22 +776,24 @@ static void parse(gw_rest_t *r)
 
 static void flush(gw_rest_t *r)
 {
-	for (;;) {
-		size_t total = r->out.len + r->out_body.len;
-		const char *p;
-		size_t left;
+	/* Head and body in one writev: one syscall, one segment when small. */
+	while (r->out_off < r->out.len + r->out_body.len) {
+		struct iovec iov[2];
+		int n_iov = 0;
 		ssize_t n;
 
-		if (r->out_off >= total)
-			break;
 		if (r->out_off < r->out.len) {
-			p = r->out.data + r->out_off;
-			left = r->out.len - r->out_off;
+			iov[n_iov].iov_base = r->out.data + r->out_off;
+			iov[n_iov++].iov_len = r->out.len - r->out_off;
+			if (r->out_body.len) {
+				iov[n_iov].iov_base = r->out_body.data;
+				iov[n_iov++].iov_len = r->out_body.len;
+			}
 		} else {
-			p = r->out_body.data + (r->out_off - r->out.len);
-			left = total - r->out_off;
+			iov[n_iov].iov_base = r->out_body.data + (r->out_off - r->out.len);
+			iov[n_iov++].iov_len = r->out.len + r->out_body.len - r->out_off;
 		}
-		n = send(r->watch.fd, p, left, MSG_NOSIGNAL);
+		n = writev(r->watch.fd, iov, n_iov);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR) {
 				set_events(r, EPOLLOUT);
