@@ -7,6 +7,9 @@
 #
 # Environment:
 #   WSGATE_BIN   gateway binary (default /work/main/build/wsgate)
+#   WORKERS      wsgate --workers values to run, each labelled wsgate_wN
+#                (default "1 2")
+#   REST_T REST_C  wrk threads and connections for the REST scenario (1, 50)
 #   DUR          seconds measured per throughput scenario (default 5)
 #   CONNECT_N    connections for the connect scenario (default 5000)
 #   IDLE_N       idle connections (default 10000); IDLE_N2 (default 50000)
@@ -22,6 +25,9 @@ CONNECT_N=${CONNECT_N:-5000}
 IDLE_N=${IDLE_N:-10000}
 IDLE_N2=${IDLE_N2:-50000}
 SIZE=${SIZE:-32}
+WORKERS=${WORKERS:-1 2}
+REST_T=${REST_T:-1}
+REST_C=${REST_C:-50}
 NCPU=$(nproc)
 TMP=$(mktemp -d /tmp/wsbench.XXXXXX)
 RESULTS=$TMP/results.txt
@@ -91,6 +97,14 @@ start_lwsecho() { # sets T_PID T_PORT T_PIDS
 	wait_port "$T_PORT" || { echo "lwsecho did not start" >&2; exit 1; }
 }
 
+# REST: an HTTP_PROXY route GET /rest -> GET http://127.0.0.1:PORT/x
+rest_api_file() { # backend_port -> path
+	local f=$TMP/api-rest-$1.json
+	printf '{"name":"bench","stage":"dev","integrations":{"b":{"type":"AWS_PROXY","uri":"http://127.0.0.1:%s/"},"raw":{"type":"HTTP_PROXY","uri":"http://127.0.0.1:%s/x"}},"routes":{"$default":{"integration":"b","routeResponse":true},"GET /rest":{"integration":"raw"}}}\n' \
+		"$1" "$1" > "$f"
+	echo "$f"
+}
+
 api_file() { # with_connect(0|1) backend_port -> path
 	local f=$TMP/api-$1-$2.json connect=''
 	[ "$1" = 1 ] && connect='"$connect":{"integration":"b"},'
@@ -99,11 +113,11 @@ api_file() { # with_connect(0|1) backend_port -> path
 	echo "$f"
 }
 
-start_wsgate() { # api-file ; sets T_PID T_PORT T_MGMT T_PIDS
+start_wsgate() { # api-file workers ; sets T_PID T_PORT T_MGMT T_PIDS
 	local d
 	d=$(mktemp -d "$TMP/wsgate.XXXX")
 	"$WSGATE_BIN" --routes "$1" --listen 127.0.0.1:0 --mgmt-listen 127.0.0.1:0 \
-		--data "$d/data" --log-level warn 2>"$d/stderr" &
+		--data "$d/data" --workers "${2:-1}" --log-level warn 2>"$d/stderr" &
 	T_PID=$!
 	T_PIDS=$T_PID
 	STARTED+=("$T_PID")
@@ -238,42 +252,69 @@ scenario_post() { # label conns extra-args...
 		--cpu-pid "$T_PIDS" --aux-pid "$FB_PID" --label "$l" --timeout 60 "$@")"
 }
 
-# Backend capacity with wrk: a MESSAGE event POSTed, one connection per
-# request as wsgate's integration client does (Connection: close), and
-# keep-alive for reference.
-scenario_backend() {
-	command -v wrk >/dev/null || { log "wrk not installed: backend capacity skipped"; return; }
-	local lua=$TMP/post.lua body c0 c1 out kind hdr
-	body='{"requestContext":{"routeKey":"$default","eventType":"MESSAGE","connectionId":"AAAAAAAAAAAAAAAA"},"body":"abcdefghijklmnopqrstuvwxyzabcdef","isBase64Encoded":false}'
-	printf 'wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n' "$body" > "$lua"
-	for kind in close keepalive; do
-		hdr=()
-		[ $kind = close ] && hdr=(-H "Connection: close")
-		c0=$(awk '{print $14+$15}' "/proc/$FB_PID/stat")
-		out=$(timeout 60 wrk -t1 -c50 -d"${DUR}s" --latency -s "$lua" "${hdr[@]}" "http://127.0.0.1:$FB_PORT/" 2>&1)
-		c1=$(awk '{print $14+$15}' "/proc/$FB_PID/stat")
-		echo "$out" > "$TMP/wrk-$kind.txt"
-		echo "$out" | awk -v kind="$kind" -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" -v dur="$DUR" '
-			function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000;
-				if (v ~ /s$/) return v * 1e6; return v }
-			/^ +50%/ { p50 = us($2) } /^ +99%/ { p99 = us($2) }
-			/requests in/ { n = $1 } /^Requests\/sec/ { rps = $2 }
-			/Non-2xx|Socket errors/ { err = err $0 }
-			END { cpu = (c1 - c0) / hz
-				printf "scenario=backend_%s target=fastbackend ops=%d secs=%s ops_per_s=%.1f target_cpu_s=%.3f target_cpu_us_per_op=%.2f p50_us=%.0f p99_us=%.0f note=wrk_t1_c50%s\n",
-					kind, n, dur, rps, cpu, n ? cpu * 1e6 / n : 0, p50, p99, err ? "_errors" : "" }' >> "$RESULTS"
-		log "backend $kind: $(tail -1 "$RESULTS")"
-	done
+# One wrk run -> one result line. wrk_run scenario target url cpu-pid aux-pid
+# note [wrk args...]; cpu-pid (the target) and aux-pid (its backend, may be
+# empty) are sampled from /proc/PID/stat around the run.
+wrk_run() {
+	local sc=$1 tg=$2 url=$3 cp=$4 ap=$5 note=$6 c0 c1 a0=0 a1=0 out hz
+	shift 6
+	hz=$(getconf CLK_TCK)
+	c0=$(awk '{print $14+$15}' "/proc/$cp/stat")
+	[ -n "$ap" ] && a0=$(awk '{print $14+$15}' "/proc/$ap/stat")
+	out=$(timeout $((DUR + 30)) wrk "$@" -d"${DUR}s" --latency "$url" 2>&1)
+	c1=$(awk '{print $14+$15}' "/proc/$cp/stat")
+	[ -n "$ap" ] && a1=$(awk '{print $14+$15}' "/proc/$ap/stat")
+	echo "$out" > "$TMP/wrk-$sc-$tg.txt"
+	echo "$out" | awk -v sc="$sc" -v tg="$tg" -v c0="$c0" -v c1="$c1" -v a0="$a0" -v a1="$a1" \
+		-v aux="$ap" -v hz="$hz" -v dur="$DUR" -v note="$note" '
+		function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000;
+			if (v ~ /s$/) return v * 1e6; return v }
+		/^ +50%/ { p50 = us($2) } /^ +99%/ { p99 = us($2) }
+		/requests in/ { n = $1 } /^Requests\/sec/ { rps = $2 }
+		/Non-2xx|Socket errors/ { err = 1 }
+		END { cpu = (c1 - c0) / hz; acpu = (a1 - a0) / hz
+			printf "scenario=%s target=%s ops=%d secs=%s ops_per_s=%.1f target_cpu_s=%.3f target_cpu_us_per_op=%.2f",
+				sc, tg, n, dur, rps, cpu, n ? cpu * 1e6 / n : 0
+			if (aux != "") printf " aux_cpu_s=%.3f aux_cpu_us_per_op=%.2f", acpu, n ? acpu * 1e6 / n : 0
+			printf " p50_us=%.0f p99_us=%.0f note=%s%s\n", p50, p99, note, err ? "_ERRORS" : "" }' >> "$RESULTS"
+	log "$sc $tg: $(tail -1 "$RESULTS")"
 }
 
-# REST hook: wsgate has no REST routes yet. When it does, set WSGATE_REST=1
-# and fill in rest_api_file (a REST route to fastbackend --echo-raw).
+# Backend capacity with wrk: a MESSAGE event POSTed, with a new connection
+# per request (Connection: close) and with keep-alive (what wsgate's backend
+# pools use).
+scenario_backend() {
+	command -v wrk >/dev/null || { log "wrk not installed: backend capacity skipped"; return; }
+	local lua=$TMP/post.lua body
+	body='{"requestContext":{"routeKey":"$default","eventType":"MESSAGE","connectionId":"AAAAAAAAAAAAAAAA"},"body":"abcdefghijklmnopqrstuvwxyzabcdef","isBase64Encoded":false}'
+	printf 'wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n' "$body" > "$lua"
+	wrk_run backend_close fastbackend "http://127.0.0.1:$FB_PORT/" "$FB_PID" "" wrk_t1_c50 \
+		-t1 -c50 -s "$lua" -H "Connection: close"
+	wrk_run backend_keepalive fastbackend "http://127.0.0.1:$FB_PORT/" "$FB_PID" "" wrk_t1_c50 \
+		-t1 -c50 -s "$lua"
+}
+
+# REST: wrk GET against fastbackend --echo-raw directly (GET /x), then the
+# same through a wsgate HTTP_PROXY route (GET /rest -> GET /x) for each
+# --workers value; same threads, connections and duration. The gateway's
+# CPU per request is its own; the backend's is aux_cpu.
 scenario_rest() {
-	if [ "${WSGATE_REST:-0}" != 1 ]; then
-		echo "scenario=rest target=wsgate note=skipped_no_REST_routes_in_wsgate_yet" >> "$RESULTS"
-		return
-	fi
-	log "REST scenario: not implemented yet (hook)"
+	command -v wrk >/dev/null || {
+		echo "scenario=rest target=wsgate note=skipped_wrk_not_installed" >> "$RESULTS"; return; }
+	local w api
+	start_backend --echo-raw
+	wrk_run rest fastbackend "http://127.0.0.1:$FB_PORT/x" "$FB_PID" "" "wrk_t${REST_T}_c${REST_C}_direct" \
+		-t"$REST_T" -c"$REST_C"
+	api=$(rest_api_file "$FB_PORT")
+	for w in $WORKERS; do
+		start_wsgate "$api" "$w"
+		curl -sf -o /dev/null "http://127.0.0.1:$T_PORT/rest" 2>/dev/null ||
+			log "warning: GET /rest through wsgate did not answer 2xx"
+		wrk_run rest "wsgate_w$w" "http://127.0.0.1:$T_PORT/rest" "$T_PID" "$FB_PID" \
+			"wrk_t${REST_T}_c${REST_C}_via_HTTP_PROXY" -t"$REST_T" -c"$REST_C"
+		stop_target
+	done
+	stop_pid "$FB_PID"
 }
 
 # ---- the suite ----
@@ -297,23 +338,28 @@ stop_target; start_lwsecho
 for c in 1 100 1000; do scenario_roundtrip lwsecho $c; done
 stop_target
 
-log "wsgate ($WSGATE_BIN)"
+log "wsgate ($WSGATE_BIN), workers: $WORKERS"
 API0=$(api_file 0 "$BACKEND_PORT")
 API1=$(api_file 1 "$BACKEND_PORT")
-start_wsgate "$API1"; scenario_idle wsgate "$IDLE_N"; stop_target
-if [ "$NOFILE" -gt $((IDLE_N2 + 1000)) ]; then
-	start_wsgate "$API1"; scenario_idle wsgate "$IDLE_N2"; stop_target
-fi
-start_wsgate "$API0"; scenario_connect wsgate_no_connect; stop_target
-AUX=$BACKEND_PID
-start_wsgate "$API1"; scenario_connect wsgate; stop_target
-start_wsgate "$API1"
-for c in 1 100 1000; do scenario_roundtrip wsgate $c; done
-unset AUX
-FB_PORT=$BACKEND_PORT FB_PID=$BACKEND_PID
-scenario_post wsgate 100
-scenario_post wsgate 1000
-stop_target
+for W in $WORKERS; do
+	L=wsgate_w$W
+	log "$L"
+	start_wsgate "$API1" "$W"; scenario_idle "$L" "$IDLE_N"; stop_target
+	if [ "$NOFILE" -gt $((IDLE_N2 + 1000)) ]; then
+		start_wsgate "$API1" "$W"; scenario_idle "$L" "$IDLE_N2"; stop_target
+	fi
+	start_wsgate "$API0" "$W"; scenario_connect "${L}_no_connect"; stop_target
+	AUX=$BACKEND_PID
+	start_wsgate "$API1" "$W"; scenario_connect "$L"; stop_target
+	start_wsgate "$API1" "$W"
+	for c in 1 100 1000; do scenario_roundtrip "$L" $c; done
+	unset AUX
+	FB_PORT=$BACKEND_PORT FB_PID=$BACKEND_PID
+	scenario_post "$L" 100
+	scenario_post "$L" 1000
+	stop_target
+done
+log "REST"
 scenario_rest
 
 if [ "$HAVE_PUSHPIN" = 1 ]; then
@@ -330,24 +376,29 @@ if [ "$HAVE_PUSHPIN" = 1 ]; then
 	scenario_post pushpin 100 --pushpin
 	stop_target
 else
-	log "pushpin not installed: skipped (apt-get install pushpin)"
+	log "pushpin skipped (NO_PUSHPIN=1, or pushpin/condure/zurl not installed: apt-get install pushpin)"
 fi
 
 # ---- the table ----
 echo
 echo "wsgate benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU cores, $(uname -r), loopback;" \
 	"message size $SIZE B, ${DUR}s per throughput figure; CPU = target's user+sys per operation"
-awk '
+awk -v workers="$WORKERS" '
 function kv(line, k,   m) { if (match(line, "(^| )" k "=[^ ]*")) { m = substr(line, RSTART, RLENGTH);
 	sub(/^ /, "", m); return substr(m, length(k) + 2) } return "" }
+function ratio(a, b) { return b + 0 ? a / b : 0 }
+function verdict(ok) { return ok ? "MET   " : "MISSED" }
 {
 	s = kv($0, "scenario"); t = kv($0, "target")
 	rows[++n] = $0
+	if (kv($0, "ops_per_s") == "") next
 	thr[s, t] = kv($0, "ops_per_s"); cpu[s, t] = kv($0, "target_cpu_us_per_op")
-	rss[s, t] = kv($0, "rss_per_conn_b")
+	p99[s, t] = kv($0, "p99_us"); rss[s, t] = kv($0, "rss_per_conn_b")
+	if (t ~ /^wsgate/ && !(t in seen)) { seen[t] = 1; wl[++nw] = t }
+	if (!(s in sseen)) { sseen[s] = 1; sl[++ns] = s }
 }
 END {
-	fmt = "%-16s %-18s %12s %9s %9s %11s %9s  %s\n"
+	fmt = "%-17s %-20s %11s %9s %9s %10s %8s  %s\n"
 	printf fmt, "scenario", "target", "ops/s", "p50 us", "p99 us", "CPU us/op", "RSS B/c", "notes"
 	for (i = 1; i <= n; i++) {
 		r = rows[i]; s = kv(r, "scenario"); note = ""
@@ -357,32 +408,67 @@ END {
 		if (s ~ /^post/) note = note "accepted=" kv(r, "posts_per_s") "/s "
 		if (s ~ /^idle/) note = note "conns=" kv(r, "conns") " rss=" kv(r, "rss_before_kb") "->" kv(r, "rss_after_kb") "KB "
 		if (kv(r, "aux_cpu_us_per_op") != "") note = note "backend_cpu=" kv(r, "aux_cpu_us_per_op") "us/op "
-		note = note "load_cpu=" kv(r, "load_cpu_us_per_op") "us/op"
-		if (kv(r, "note") != "") note = kv(r, "note")
+		if (kv(r, "load_cpu_us_per_op") != "") note = note "load_cpu=" kv(r, "load_cpu_us_per_op") "us/op"
+		if (kv(r, "note") != "") note = note " " kv(r, "note")
 		printf fmt, s, kv(r, "target"), kv(r, "ops_per_s"), kv(r, "p50_us"), kv(r, "p99_us"),
 			kv(r, "target_cpu_us_per_op"), kv(r, "rss_per_conn_b"), note
 	}
 	print ""
 	print "wsgate ratios (throughput: wsgate / peer; CPU per op: peer / wsgate, >1 means wsgate is cheaper)"
-	split("connect roundtrip_c1 roundtrip_c100 roundtrip_c1000 post_c100", sc, " ")
-	for (j = 1; j <= 5; j++) {
-		s = sc[j]
-		for (wi = 1; wi <= 2; wi++) {
-		w = wi == 1 ? "wsgate" : "wsgate_no_connect"
-		if (!((s, w) in thr)) continue
-		for (pi = 1; pi <= 2; pi++) {
-			p = pi == 1 ? "lwsecho" : "pushpin"
-			if (!((s, p) in thr) || thr[s, p] + 0 == 0) continue
-			printf "  %-16s %-26s throughput %6.3fx   CPU/op %7.3fx\n", s, w " vs " p,
-				thr[s, w] / thr[s, p], cpu[s, w] + 0 ? cpu[s, p] / cpu[s, w] : 0
+	for (j = 1; j <= ns; j++) {
+		s = sl[j]
+		for (k = 1; k <= nw; k++) {
+			w = wl[k]
+			if (!((s, w) in thr)) continue
+			split("lwsecho pushpin fastbackend", peers, " ")
+			for (pi = 1; pi <= 3; pi++) {
+				p = peers[pi]
+				if (!((s, p) in thr) || thr[s, p] + 0 == 0) continue
+				printf "  %-16s %-30s throughput %7.3fx   CPU/op %7.3fx\n", s, w " vs " p,
+					ratio(thr[s, w], thr[s, p]), ratio(cpu[s, p], cpu[s, w])
+			}
+			if (rss[s, w] + 0) for (pi = 1; pi <= 2; pi++) {
+				p = peers[pi]
+				if (rss[s, p] + 0) printf "  %-16s %-30s RSS/conn   %7.3fx of %s\n", s, w, rss[s, w] / rss[s, p], p
+			}
 		}
+		# scaling: workers N vs workers 1
+		for (k = 1; k <= nw; k++) {
+			w = wl[k]; if (w !~ /^wsgate_w[0-9]+$/ || w == "wsgate_w1") continue
+			if (((s, w) in thr) && ((s, "wsgate_w1") in thr) && thr[s, "wsgate_w1"] + 0)
+				printf "  %-16s %-30s throughput %7.3fx   CPU/op %7.3fx\n", s, w " vs wsgate_w1",
+					ratio(thr[s, w], thr[s, "wsgate_w1"]), ratio(cpu[s, "wsgate_w1"], cpu[s, w])
 		}
 	}
-	for (s in rss) { split(s, a, SUBSEP); if (a[2] != "wsgate") continue
-		if (rss[a[1], "lwsecho"] + 0)
-			printf "  %-16s %-26s RSS/conn   %6.3fx of lwsecho\n", a[1], "wsgate", rss[s] / rss[a[1], "lwsecho"]
-		if (rss[a[1], "pushpin"] + 0)
-			printf "  %-16s %-26s RSS/conn   %6.3fx of pushpin\n", a[1], "wsgate", rss[s] / rss[a[1], "pushpin"] }
+	print ""
+	print "issue 5 targets (per workers value)"
+	nwk = split(workers, wk, " ")
+	for (k = 1; k <= nwk; k++) {
+		w = "wsgate_w" wk[k]
+		s = "roundtrip_c100"
+		if ((s, w) in thr) {
+			if ((s, "lwsecho") in thr) { r = ratio(thr[s, w], thr[s, "lwsecho"])
+				printf "  %s %-13s round trip c100 >= 25%% of lwsecho:      %6.1f%% (%s vs %s msg/s)\n", verdict(r >= 0.25), w, r * 100, thr[s, w], thr[s, "lwsecho"] }
+			if ((s, "pushpin") in thr) { r = ratio(thr[s, w], thr[s, "pushpin"])
+				printf "  %s %-13s round trip c100 >= 20x Pushpin rate:    %6.1fx (%s vs %s msg/s)\n", verdict(r >= 20), w, r, thr[s, w], thr[s, "pushpin"]
+				r = ratio(cpu[s, "pushpin"], cpu[s, w])
+				printf "  %s %-13s round trip c100 <= 1/20 Pushpin CPU:    1/%.1f (%s vs %s us/msg)\n", verdict(r >= 20), w, r, cpu[s, w], cpu[s, "pushpin"] }
+			printf "  %s %-13s round trip c100 p99 < 5 ms:             %6.2f ms\n", verdict(p99[s, w] < 5000), w, p99[s, w] / 1000
+		}
+		s = "idle_10000"
+		if (rss[s, w] != "")
+			printf "  %s %-13s idle <= 4 KB per connection:            %6.0f B\n", verdict(rss[s, w] <= 4096), w, rss[s, w]
+		s = "connect"
+		if (((s, w "_no_connect") in thr) && ((s, "lwsecho") in thr)) { r = ratio(thr[s, w "_no_connect"], thr[s, "lwsecho"])
+			printf "  %s %-13s connect (no $connect) >= 50%% of lwsecho: %6.1f%% (%s vs %s conn/s)\n", verdict(r >= 0.5), w, r * 100, thr[s, w "_no_connect"], thr[s, "lwsecho"] }
+		best = 0; bs = ""
+		for (j = 1; j <= ns; j++) if (sl[j] ~ /^post_/ && ((sl[j], w) in thr) && thr[sl[j], w] + 0 > best) { best = thr[sl[j], w] + 0; bs = sl[j] }
+		if (bs != "")
+			printf "  %s %-13s post >= 50,000 delivered/s:             %6.0f /s (%s)\n", verdict(best >= 50000), w, best, bs
+		s = "rest"
+		if (((s, w) in thr) && ((s, "fastbackend") in thr)) { r = ratio(thr[s, w], thr[s, "fastbackend"])
+			printf "  %s %-13s REST >= 70%% of the backend direct:      %6.1f%% (%s vs %s req/s)\n", verdict(r >= 0.7), w, r * 100, thr[s, w], thr[s, "fastbackend"] }
+	}
 }' "$RESULTS"
 if [ "$NOFILE" -le $((IDLE_N2 + 1000)) ]; then
 	echo "idle at $IDLE_N2 skipped: open-file limit $NOFILE (hard limit; ulimit -n 200000 not permitted here)"
