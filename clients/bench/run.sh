@@ -248,7 +248,7 @@ scenario_post() { # label conns extra-args...
 	local l=$1 c=$2
 	shift 2
 	record "post_c$c" "$l" "$(wsload post --port "$T_PORT" -c "$c" -s "$SIZE" -d "$DUR" \
-		--posters 4 --hs "$HS" --ids "127.0.0.1:$FB_PORT" --mgmt "127.0.0.1:$T_MGMT" \
+		--posters 16 --hs "$HS" --ids "127.0.0.1:$FB_PORT" --mgmt "127.0.0.1:$T_MGMT" \
 		--cpu-pid "$T_PIDS" --aux-pid "$FB_PID" --label "$l" --timeout 60 "$@")"
 }
 
