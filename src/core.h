@@ -95,6 +95,8 @@ struct gw_gateway {
 		struct lws_vhost *vh;
 	} subprotos[GW_MAX_SUBPROTOCOLS];
 	size_t n_subprotos;
+	char *ifaces[2 + GW_MAX_SUBPROTOCOLS]; /* vhost socket names, owned */
+	size_t n_ifaces;
 };
 
 uint64_t gw_now_ms(void);

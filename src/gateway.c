@@ -105,7 +105,12 @@ static struct lws_vhost *make_vhost(gw_gateway_t *gw, const char *name,
 	 * other's requests. A vhost listening on a unix socket has port 0,
 	 * which turns that re-binding off; the abstract socket is never used. */
 	snprintf(iface, sizeof(iface), "@wsgate-%d-%u-%s", (int)getpid(), gw->worker, name);
-	info.iface = iface;
+	if (gw->n_ifaces == sizeof(gw->ifaces) / sizeof(gw->ifaces[0]))
+		return NULL;
+	/* libwebsockets keeps the pointer: the name must live as long as the
+	 * vhost (a dangling one made vhosts look like they shared a socket). */
+	gw->ifaces[gw->n_ifaces] = strdup(iface);
+	info.iface = gw->ifaces[gw->n_ifaces++];
 	info.port = 0;
 	info.protocols = protos;
 	info.options = LWS_SERVER_OPTION_UNIX_SOCK |
@@ -628,6 +633,8 @@ static void worker_free(gw_gateway_t *gw)
 	gw_buf_dispose(&gw->rscratch);
 	for (size_t i = 0; i < gw->n_subprotos; i++)
 		free(gw->subprotos[i].name);
+	for (size_t i = 0; i < gw->n_ifaces; i++)
+		free(gw->ifaces[i]);
 	free(gw->slots);
 	free(gw->free_slots);
 	free(gw);
