@@ -561,9 +561,29 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 		     on_head_timeout);
 }
 
+/* Acts on the state of the request head; 1 while more bytes are needed. */
+static int head_progress(gw_conn_t *conn, enum gw_head_status st)
+{
+	switch (st) {
+	case GW_HEAD_MORE:
+		return 1;
+	case GW_HEAD_DONE:
+		head_complete(conn);
+		break;
+	case GW_HEAD_BAD:
+		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
+		break;
+	case GW_HEAD_TOO_LARGE:
+		RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
+		break;
+	}
+	return 0;
+}
+
 void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
 {
 	char buf[HEAD_MAX_BYTES];
+	enum gw_head_status st;
 	ssize_t n;
 
 	if (conn->state == CS_CONNECTING) {
@@ -586,19 +606,8 @@ void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
 			}
 			if (!n)
 				return;
-			switch (gw_head_feed(conn->head, buf, (size_t)n)) {
-			case GW_HEAD_MORE:
-				continue;
-			case GW_HEAD_DONE:
-				head_complete(conn);
+			if (!head_progress(conn, gw_head_feed(conn->head, buf, (size_t)n)))
 				return;
-			case GW_HEAD_BAD:
-				RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
-				return;
-			case GW_HEAD_TOO_LARGE:
-				RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
-				return;
-			}
 		}
 	}
 	n = recv(conn->watch.fd, buf, sizeof(buf), MSG_PEEK);
@@ -611,22 +620,11 @@ void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
 	/* Each peek returns the head from its first byte: parse it afresh. */
 	gw_head_destroy(conn->head);
 	conn->head = gw_head_create(HEAD_MAX_BYTES);
-	switch (gw_head_feed(conn->head, buf, (size_t)n)) {
-	case GW_HEAD_DONE:
-		head_complete(conn);
-		return;
-	case GW_HEAD_BAD:
-		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
-		return;
-	case GW_HEAD_MORE:
-		if ((size_t)n < sizeof(buf))
-			return;
-		/* a full buffer and still no end of head */
-		__attribute__((fallthrough));
-	case GW_HEAD_TOO_LARGE:
-		RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
-		return;
-	}
+	st = gw_head_feed(conn->head, buf, (size_t)n);
+	/* a full buffer and still no end of head */
+	if (st == GW_HEAD_MORE && (size_t)n == sizeof(buf))
+		st = GW_HEAD_TOO_LARGE;
+	head_progress(conn, st);
 }
 
 /* --- open connections --- */
