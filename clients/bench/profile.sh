@@ -3,7 +3,7 @@
 # during three scenarios, one wsgate --workers 1 process each:
 #   connect    CONNECT_N connections (kept open) through a $connect route
 #   roundtrip  100 connections, one message in flight each, DUR seconds
-#   post       1,000 connections, 4 keep-alive posters, DUR seconds
+#   post       POST_C (1,000) connections, POSTERS (4) keep-alive posters, DUR seconds
 # and prints, per scenario, the top functions by self samples and the top
 # inclusive (children) entries. Raw perf.data and reports stay in OUT.
 #
@@ -78,5 +78,5 @@ profile() { # name wsload-args...
 
 profile connect connect -n "$CONNECT_N" -c 100 --timeout 60
 profile roundtrip roundtrip -c 100 -s 32 -d "$DUR" --warmup 1 --hs 100
-profile post post -c 1000 -s 32 -d "$DUR" --posters 4 --hs 100 --ids "127.0.0.1:$FB_PORT" --mgmt @MGMT@
+profile post post -c ${POST_C:-1000} -s 32 -d "$DUR" --posters ${POSTERS:-4} --hs 100 --ids "127.0.0.1:$FB_PORT" --mgmt @MGMT@
 echo "reports and perf.data in $OUT"
