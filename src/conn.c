@@ -16,6 +16,7 @@
  * A conn is only ever freed by conn_finish(), never twice. */
 #include "core.h"
 #include "head.h"
+#include "httpreq.h"
 #include "integration.h"
 #include "log.h"
 
@@ -111,25 +112,6 @@ struct gw_conn {
 /* The conn being handed to libwebsockets: its first callback runs inside
  * lws_adopt_socket_vhost, before we get the wsi back. */
 static __thread gw_conn_t *adopting;
-
-static const char *status_text(int status)
-{
-	switch (status) {
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-	}
-}
 
 static void free_queue(lws_dll2_owner_t *q)
 {
@@ -273,7 +255,7 @@ static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t le
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
 			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			 status, status_text(status), len);
+			 status, gw_http_reason(status), len);
 
 	/* Small enough for any socket buffer; a peer that does not read loses
 	 * the body, never the loop. */
@@ -639,11 +621,6 @@ const char *gw_conn_id(const gw_conn_t *conn)
 	return conn->id;
 }
 
-const gw_api_t *gw_conn_api(const gw_conn_t *conn)
-{
-	return conn->api;
-}
-
 uint64_t gw_conn_last_active(const gw_conn_t *conn)
 {
 	return conn->last_active;
@@ -688,12 +665,6 @@ int gw_conn_post(gw_conn_t *conn, const void *data, size_t len)
 void gw_conn_wait(gw_conn_t *conn, gw_waiter_t *w)
 {
 	lws_dll2_add_tail(&w->list, &conn->waiters);
-}
-
-void gw_conn_unwait(gw_waiter_t *w)
-{
-	if (!lws_dll2_is_detached(&w->list))
-		lws_dll2_remove(&w->list);
 }
 
 void gw_conn_close(gw_conn_t *conn, int code, const char *reason)

@@ -135,10 +135,8 @@ void gw_conn_on_io(gw_conn_t *conn, uint32_t events);
 int gw_conn_post(gw_conn_t *conn, const void *data, size_t len);
 /* Parks w until the handshake is decided; the post data is queued first. */
 void gw_conn_wait(gw_conn_t *conn, gw_waiter_t *w);
-void gw_conn_unwait(gw_waiter_t *w);
 int gw_conn_is_open(const gw_conn_t *conn);
 const char *gw_conn_id(const gw_conn_t *conn);
-const gw_api_t *gw_conn_api(const gw_conn_t *conn);
 uint64_t gw_conn_last_active(const gw_conn_t *conn);
 /* Closes with 1000 "Connection Closed Normally" (management DELETE). */
 void gw_conn_delete(gw_conn_t *conn);

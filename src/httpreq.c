@@ -233,3 +233,43 @@ gw_buf_t *gw_req_body(gw_req_t *r)
 {
 	return &r->body;
 }
+
+const char *gw_http_reason(int s)
+{
+	switch (s) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return s < 300 ? "OK" : s < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+int gw_http_hop_by_hop(const char *name, size_t len)
+{
+	static const char *const names[] = { "Connection", "Keep-Alive", "Transfer-Encoding",
+		"TE", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Authenticate",
+		"Proxy-Connection", "Content-Length", NULL };
+
+	for (const char *const *h = names; *h; h++)
+		if (strlen(*h) == len && !strncasecmp(*h, name, len))
+			return 1;
+	return 0;
+}

@@ -37,6 +37,12 @@ int gw_req_keep_alive(const gw_req_t *r);
 /* The head is complete, asks for "Expect: 100-continue", and the body has
  * not arrived yet. */
 int gw_req_wants_continue(const gw_req_t *r);
+/* The reason phrase of an HTTP status, for status lines the gateway writes. */
+const char *gw_http_reason(int status);
+/* Hop-by-hop headers (RFC 9110 §7.6.1) and Content-Length, which a proxy
+ * must not forward as they are. */
+int gw_http_hop_by_hop(const char *name, size_t len);
+
 /* The body; gw_buf_t so that it can be swapped out without a copy. */
 gw_buf_t *gw_req_body(gw_req_t *r);
 

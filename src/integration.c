@@ -1,5 +1,6 @@
 /* Integration requests and responses (see integration.h). */
 #include "integration.h"
+#include "httpreq.h"
 #include "log.h"
 
 #include <jansson.h>
@@ -9,11 +10,6 @@
 #include <strings.h>
 
 /* --- values ------------------------------------------------------------ */
-
-static void append_u64(gw_buf_t *b, uint64_t v)
-{
-	gw_buf_append_u64(b, v);
-}
 
 /* Appends the value of context variable name. */
 static void context_var(const gw_invocation_t *inv, const char *name, size_t len, gw_buf_t *b)
@@ -40,9 +36,9 @@ static void context_var(const gw_invocation_t *inv, const char *name, size_t len
 	else if (IS("domainName"))
 		gw_buf_append_str(b, c->domain_name);
 	else if (IS("connectedAt"))
-		append_u64(b, c->connected_at);
+		gw_buf_append_u64(b, c->connected_at);
 	else if (IS("requestTimeEpoch"))
-		append_u64(b, c->request_time);
+		gw_buf_append_u64(b, c->request_time);
 	else if (IS("requestTime")) {
 		gw_event_clf_time(t, c->request_time);
 		gw_buf_append_str(b, t);
@@ -193,18 +189,6 @@ void gw_integ_mock_body(const gw_integration_t *in, const gw_event_ctx_t *ctx, g
 
 /* --- requests ---------------------------------------------------------- */
 
-static int hop_by_hop(gw_str_t n)
-{
-	static const char *const names[] = { "Host", "Connection", "Upgrade", "Keep-Alive",
-		"Transfer-Encoding", "TE", "Trailer", "Proxy-Authorization",
-		"Proxy-Authenticate", "Content-Length", NULL };
-
-	for (const char *const *h = names; *h; h++)
-		if (strlen(*h) == n.len && !strncasecmp(*h, n.ptr, n.len))
-			return 1;
-	return 0;
-}
-
 static void request_head(const gw_invocation_t *inv, const gw_integration_t *in,
 			 const char *method, gw_buf_t *out, gw_buf_t *tmp)
 {
@@ -285,7 +269,9 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 				const gw_header_t *h = &inv->headers[i];
 				char name[128];
 
-				if (hop_by_hop(h->name) || h->name.len >= sizeof(name))
+				if (gw_http_hop_by_hop(h->name.ptr, h->name.len) ||
+				    (h->name.len == 4 && !strncasecmp(h->name.ptr, "Host", 4)) ||
+				    h->name.len >= sizeof(name))
 					continue;
 				memcpy(name, h->name.ptr, h->name.len);
 				name[h->name.len] = '\0';

@@ -238,33 +238,6 @@ const gw_rest_route_t *gw_rest_match(const gw_api_t *api, const char *method,
 
 /* --- answers ------------------------------------------------------------- */
 
-static const char *reason_phrase(int s)
-{
-	switch (s) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Payload Too Large";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Status";
-	}
-}
-
 static int origin_allowed(const gw_cors_t *c, const char *origin)
 {
 	for (size_t i = 0; i < c->n_origins; i++)
@@ -323,7 +296,7 @@ static void respond(gw_rest_t *r, int status, const char *headers, size_t hlen, 
 	gw_buf_append_str(o, "HTTP/1.1 ");
 	gw_buf_append_u64(o, (uint64_t)status);
 	gw_buf_append_char(o, ' ');
-	gw_buf_append_str(o, reason_phrase(status));
+	gw_buf_append_str(o, gw_http_reason(status));
 	gw_buf_append_str(o, "\r\n");
 	if (headers)
 		gw_buf_append(o, headers, hlen);
@@ -350,18 +323,6 @@ static void respond_json(gw_rest_t *r, int status, const char *json)
 }
 
 /* --- integrations ---------------------------------------------------------- */
-
-static int hop_by_hop(const char *n, size_t len)
-{
-	static const char *const names[] = { "Connection", "Keep-Alive", "Transfer-Encoding",
-		"TE", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Authenticate",
-		"Proxy-Connection", "Content-Length", NULL };
-
-	for (const char *const *h = names; *h; h++)
-		if (strlen(*h) == len && !strncasecmp(*h, n, len))
-			return 1;
-	return 0;
-}
 
 static void on_answer(void *user, const gw_http_resp_t *resp);
 
@@ -420,7 +381,7 @@ static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t p
 
 		gw_req_header(r->req, i, &n, &v);
 		/* Expect: the gateway answered 100-continue itself. */
-		if (hop_by_hop(n.ptr, n.len) || (n.len == 4 && !strncasecmp(n.ptr, "Host", 4)) ||
+		if (gw_http_hop_by_hop(n.ptr, n.len) || (n.len == 4 && !strncasecmp(n.ptr, "Host", 4)) ||
 		    (n.len == 6 && !strncasecmp(n.ptr, "Expect", 6)) ||
 		    (n.len == 15 && !strncasecmp(n.ptr, "X-Forwarded-For", 15)) ||
 		    (n.len == 17 && !strncasecmp(n.ptr, "X-Forwarded-Proto", 17)) ||
@@ -546,7 +507,7 @@ static int lambda_answer(gw_rest_t *r, const gw_http_resp_t *resp, gw_buf_t *hdr
 				snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(hv));
 				s = num;
 			}
-			if (!s || hop_by_hop(k, strlen(k)) || strpbrk(k, "\r\n:") || strpbrk(s, "\r\n"))
+			if (!s || gw_http_hop_by_hop(k, strlen(k)) || strpbrk(k, "\r\n:") || strpbrk(s, "\r\n"))
 				continue;
 			/* Once CORS is configured, the gateway's headers win. */
 			if (r->api->cors.enabled && !strncasecmp(k, "access-control-", 15))
@@ -627,7 +588,7 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 		for (size_t i = 0; i < resp->n_headers; i++) {
 			const char *n = resp->header_names[i];
 
-			if (hop_by_hop(n, strlen(n)) ||
+			if (gw_http_hop_by_hop(n, strlen(n)) ||
 			    (r->api->cors.enabled && !strncasecmp(n, "access-control-", 15)))
 				continue;
 			gw_buf_append_str(&hdrs, n);
