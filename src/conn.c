@@ -140,7 +140,7 @@ static void event_ctx(gw_conn_t *conn, gw_event_ctx_t *ctx, const char *route_ke
 	ctx->connection_id = conn->id;
 	ctx->connected_at = conn->connected_at;
 	ctx->request_id = request_id;
-	ctx->request_time = gw_now_ms();
+	ctx->request_time = gw_wall_ms();
 	ctx->source_ip = conn->source_ip;
 	ctx->user_agent = conn->user_agent;
 	ctx->domain_name = conn->host ? conn->host : "localhost";
@@ -192,11 +192,23 @@ static void cancel_calls(gw_conn_t *conn)
 	}
 }
 
+static void conn_free(void *p)
+{
+	gw_conn_t *conn = p;
+
+	free(conn->user_agent);
+	free(conn->host);
+	free(conn->subprotocol);
+	free(conn);
+}
+
 /* The one place a conn is freed. fire: send $disconnect (established only). */
 static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 {
 	gw_gateway_t *gw = conn->gw;
 
+	if (conn->state == CS_CLOSED)
+		return; /* already finished, its memory waits for the safe point */
 	if (fire)
 		gw_info("connection %s closed: %d %s", conn->id, code, reason);
 	conn->state = CS_CLOSED;
@@ -208,11 +220,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 		SSL_free(conn->ssl);
 		conn->ssl = NULL;
 	}
-	if (conn->watch.fd >= 0) {
-		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, conn->watch.fd, NULL);
-		close(conn->watch.fd);
-		conn->watch.fd = -1;
-	}
+	gw_watch_close(gw, &conn->watch);
 	if (conn->wsi)
 		lws_set_opaque_user_data(conn->wsi, NULL);
 	decide_waiters(conn, 0);
@@ -241,11 +249,10 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	gw_gateway_slot_free(gw, conn->slot);
 	gw->n_conns--;
 	gw_head_destroy(conn->head);
+	conn->head = NULL;
 	gw_buf_dispose(&conn->rx);
-	free(conn->user_agent);
-	free(conn->host);
-	free(conn->subprotocol);
-	free(conn);
+	/* Events of this batch may still name the conn: free it after. */
+	gw_defer_free(gw, conn_free, conn);
 }
 
 /* Answers on the raw socket (before any handover) and frees the conn. */
@@ -396,7 +403,8 @@ static void start_connect(gw_conn_t *conn)
 	int rc;
 
 	conn->state = CS_CONNECTING;
-	conn->connected_at = conn->last_active = gw_now_ms();
+	conn->connected_at = gw_wall_ms();
+	conn->last_active = gw_now_ms();
 	if (ua.ptr)
 		conn->user_agent = strndup(ua.ptr, ua.len);
 	if (host.ptr)
@@ -566,6 +574,7 @@ void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
 {
 	char buf[HEAD_MAX_BYTES];
 	enum gw_head_status st;
+	size_t fed;
 	ssize_t n;
 
 	if (conn->state == CS_CONNECTING) {
@@ -599,10 +608,16 @@ void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
 		conn_finish(conn, 0, 0, NULL);
 		return;
 	}
-	/* Each peek returns the head from its first byte: parse it afresh. */
-	gw_head_destroy(conn->head);
-	conn->head = gw_head_create(HEAD_MAX_BYTES);
-	st = gw_head_feed(conn->head, buf, (size_t)n);
+	/* Each peek returns the head from its first byte: feed the parser only
+	 * what it has not seen (re-parsing from the start made a head sent a
+	 * byte at a time cost quadratic CPU). */
+	fed = gw_head_bytes(conn->head).len;
+	if ((size_t)n < fed) {
+		conn_finish(conn, 0, 0, NULL);
+		return;
+	}
+	st = (size_t)n == fed ? GW_HEAD_MORE
+			      : gw_head_feed(conn->head, buf + fed, (size_t)n - fed);
 	/* a full buffer and still no end of head */
 	if (st == GW_HEAD_MORE && (size_t)n == sizeof(buf))
 		st = GW_HEAD_TOO_LARGE;
@@ -623,7 +638,7 @@ const char *gw_conn_id(const gw_conn_t *conn)
 
 uint64_t gw_conn_last_active(const gw_conn_t *conn)
 {
-	return conn->last_active;
+	return gw_mono_to_wall(conn->last_active);
 }
 
 static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary)
@@ -1051,7 +1066,7 @@ void gw_conn_flush_activity(gw_gateway_t *gw)
 
 		if (conn->last_active != conn->last_flushed) {
 			ids[n] = conn->id;
-			times[n] = conn->last_active;
+			times[n] = gw_mono_to_wall(conn->last_active);
 			conn->last_flushed = conn->last_active;
 			if (++n == 256) {
 				gw_registry_touch(gw->reg, ids, times, n);

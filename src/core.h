@@ -27,6 +27,19 @@ typedef struct gw_watch {
 	int fd;
 } gw_watch_t;
 
+/* Safe points. An epoll batch may hold several events for one object; a
+ * handler that closes the object must not leave the later events on freed
+ * memory. So: gw_watch_close() takes the fd out of epoll, closes it and
+ * marks the watch dead (fd -1): the loop skips the dead watch's remaining
+ * events. Memory that holds a watch is released with gw_defer_free(),
+ * which runs after the batch (and after each libwebsockets service round),
+ * never inside it. Every object with a watch follows both rules. */
+struct gw_gateway;
+void gw_watch_close(struct gw_gateway *gw, gw_watch_t *w);
+void gw_defer_free(struct gw_gateway *gw, void (*fn)(void *), void *p);
+/* Runs the deferred frees now (end of a batch, teardown). */
+void gw_defer_run(struct gw_gateway *gw);
+
 typedef struct gw_conn gw_conn_t;
 #define GW_MAX_SUBPROTOCOLS 64
 
@@ -74,6 +87,11 @@ struct gw_gateway {
 	int stopping;
 	int drain_seconds;
 	gw_wheel_t wheel; /* per-connection deadlines */
+	struct gw_deferred {
+		void (*fn)(void *);
+		void *p;
+	} *deferred;
+	size_t n_deferred, cap_deferred;
 	lws_sorted_usec_list_t flush_timer;
 	lws_sorted_usec_list_t stop_timer;
 	int stop_deadline_passed;
@@ -99,7 +117,12 @@ struct gw_gateway {
 	size_t n_ifaces;
 };
 
+/* Monotonic milliseconds: every deadline and duration. */
 uint64_t gw_now_ms(void);
+/* Wall-clock milliseconds: only times that are reported. */
+uint64_t gw_wall_ms(void);
+/* A monotonic time as wall-clock time (for lastActiveAt). */
+uint64_t gw_mono_to_wall(uint64_t mono_ms);
 /* A fresh 16-character request ID (AWS-like shape, unique per process). */
 void gw_gateway_request_id(gw_gateway_t *gw, char out[24]);
 gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len);

@@ -30,12 +30,29 @@ static void worker_free(gw_gateway_t *gw);
 static void shared_destroy(gw_shared_t *sh);
 static void begin_stop(gw_gateway_t *gw, int sig);
 
+/* Deadlines run on the monotonic clock, so a wall-clock jump closes
+ * nothing; only reported times (connectedAt, requestTime) use the wall. */
 uint64_t gw_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t gw_wall_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t gw_mono_to_wall(uint64_t mono_ms)
+{
+	uint64_t now = gw_now_ms(), wall = gw_wall_ms();
+
+	return mono_ms >= now ? wall : wall - (now - mono_ms);
 }
 
 void gw_gateway_request_id(gw_gateway_t *gw, char out[24])
@@ -257,6 +274,38 @@ static void begin_stop(gw_gateway_t *gw, int sig)
 			 (lws_usec_t)gw->drain_seconds * LWS_US_PER_SEC);
 }
 
+void gw_watch_close(gw_gateway_t *gw, gw_watch_t *w)
+{
+	if (w->fd < 0)
+		return;
+	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	close(w->fd);
+	w->fd = -1;
+}
+
+void gw_defer_free(gw_gateway_t *gw, void (*fn)(void *), void *p)
+{
+	if (gw->n_deferred == gw->cap_deferred) {
+		size_t n = gw->cap_deferred ? gw->cap_deferred * 2 : 64;
+		struct gw_deferred *d = realloc(gw->deferred, n * sizeof(*d));
+
+		if (!d)
+			abort();
+		gw->deferred = d;
+		gw->cap_deferred = n;
+	}
+	gw->deferred[gw->n_deferred].fn = fn;
+	gw->deferred[gw->n_deferred++].p = p;
+}
+
+void gw_defer_run(gw_gateway_t *gw)
+{
+	/* By index: a free may defer another one (and grow the array). */
+	for (size_t i = 0; i < gw->n_deferred; i++)
+		gw->deferred[i].fn(gw->deferred[i].p);
+	gw->n_deferred = 0;
+}
+
 static void drain_epoll(gw_gateway_t *gw)
 {
 	struct epoll_event evs[64];
@@ -267,6 +316,9 @@ static void drain_epoll(gw_gateway_t *gw)
 		for (int i = 0; i < n; i++) {
 			gw_watch_t *w = evs[i].data.ptr;
 
+			/* closed by an earlier event of this batch */
+			if (w->fd < 0)
+				continue;
 			switch (w->kind) {
 			case GW_WATCH_LISTENER:
 			case GW_WATCH_MGMT_LISTENER:
@@ -294,6 +346,7 @@ static void drain_epoll(gw_gateway_t *gw)
 				break;
 			}
 		}
+		gw_defer_run(gw);
 	} while (n == 64);
 }
 
@@ -550,6 +603,7 @@ static void run_loop(gw_gateway_t *gw)
 	while (!gw->stop_deadline_passed) {
 		if (lws_service(gw->ctx, 0) < 0)
 			break;
+		gw_defer_run(gw);
 		if (gw->stopping && !gw->n_conns && !gw_rest_count(gw) &&
 		    !gw_backend_inflight(gw->be))
 			break;
@@ -629,6 +683,8 @@ static void worker_free(gw_gateway_t *gw)
 		close(gw->sigwatch.fd);
 	if (gw->epfd >= 0)
 		close(gw->epfd);
+	gw_defer_run(gw);
+	free(gw->deferred);
 	gw_buf_dispose(&gw->scratch);
 	gw_buf_dispose(&gw->rscratch);
 	for (size_t i = 0; i < gw->n_subprotos; i++)

@@ -450,7 +450,7 @@ static void call_lambda(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
 	ev.body_len = gw_req_body(r->req)->len;
 	ev.source_ip = r->source_ip;
 	ev.request_id = r->request_id;
-	ev.time = gw_now_ms();
+	ev.time = gw_wall_ms();
 	gw_buf_init(&body);
 	gw_event_http(&body, &ev);
 	gw_buf_reset(h);
@@ -671,7 +671,7 @@ static void serve(gw_rest_t *r)
 		ctx.route_key = r->route->route.key;
 		ctx.connection_id = "";
 		ctx.request_id = r->request_id;
-		ctx.request_time = gw_now_ms();
+		ctx.request_time = gw_wall_ms();
 		ctx.source_ip = r->source_ip;
 		ctx.domain_name = "";
 		gw_buf_init(&body);
