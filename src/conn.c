@@ -77,6 +77,7 @@ struct gw_conn {
 	char *user_agent;
 	char *host;
 	char *subprotocol;
+	struct lws_vhost *sp_vh; /* its subprotocol's vhost, referenced */
 	uint64_t connected_at;
 	uint64_t last_active;
 	uint64_t last_flushed;
@@ -251,6 +252,9 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	gw_head_destroy(conn->head);
 	conn->head = NULL;
 	gw_buf_dispose(&conn->rx);
+	if (conn->sp_vh)
+		gw_gateway_subprotocol_put(gw, conn->sp_vh);
+	conn->sp_vh = NULL;
 	/* Events of this batch may still name the conn: free it after. */
 	gw_defer_free(gw, conn_free, conn);
 }
@@ -331,7 +335,7 @@ static void handshake_accept(gw_conn_t *conn)
 		conn->subprotocol = strdup(first);
 	}
 	if (conn->subprotocol) {
-		vh = gw_gateway_subprotocol_vhost(gw, conn->subprotocol);
+		vh = conn->sp_vh = gw_gateway_subprotocol_get(gw, conn->subprotocol);
 		if (!vh) {
 			gw_warn("connection %s refused: cannot serve subprotocol \"%s\"",
 				conn->id, conn->subprotocol);

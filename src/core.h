@@ -107,14 +107,18 @@ struct gw_gateway {
 	lws_dll2_owner_t relays;
 	lws_dll2_owner_t rests;       /* REST connections */
 	size_t max_request_bytes;     /* the largest of the APIs' limits */
+	/* Subprotocol vhosts: a fixed table, each entry counted by the
+	 * connections that use it; an unused entry is recycled for a new
+	 * name, so names a client chooses can never exhaust it. */
 	struct gw_subproto {
-		char *name;
+		char name[64];
 		struct lws_protocols protos[2];
 		struct lws_vhost *vh;
+		unsigned refs;
+		uint64_t last_used;
 	} subprotos[GW_MAX_SUBPROTOCOLS];
 	size_t n_subprotos;
-	char *ifaces[2 + GW_MAX_SUBPROTOCOLS]; /* vhost socket names, owned */
-	size_t n_ifaces;
+	char sockdir[64]; /* private folder of the vhosts' unix sockets */
 };
 
 /* Monotonic milliseconds: every deadline and duration. */
@@ -126,9 +130,11 @@ uint64_t gw_mono_to_wall(uint64_t mono_ms);
 /* A fresh 16-character request ID (AWS-like shape, unique per process). */
 void gw_gateway_request_id(gw_gateway_t *gw, char out[24]);
 gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len);
-/* The vhost whose one WebSocket protocol is named proto (created on first
- * use, at most GW_MAX_SUBPROTOCOLS of them), or NULL. */
-struct lws_vhost *gw_gateway_subprotocol_vhost(gw_gateway_t *gw, const char *proto);
+/* The vhost whose one WebSocket protocol is named proto, with a reference
+ * taken (give it back with gw_gateway_subprotocol_put), or NULL when proto
+ * is not a token or every entry is in use. */
+struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto);
+void gw_gateway_subprotocol_put(gw_gateway_t *gw, struct lws_vhost *vh);
 int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot);
 void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot);
 

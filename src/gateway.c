@@ -107,59 +107,110 @@ gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len)
 	return conn;
 }
 
+/* libwebsockets re-binds an HTTP request to the first vhost sharing its
+ * listen port unless the Host header names another: vhosts that only
+ * receive adopted sockets would all share one port and steal each other's
+ * requests. A vhost listening on a unix socket has port 0, which turns that
+ * re-binding off. The socket is created in a private folder (0700) whose
+ * entries are removed at once: it exists, but nothing can reach it (an
+ * abstract socket was reachable by any process of the namespace). */
 static struct lws_vhost *make_vhost(gw_gateway_t *gw, const char *name,
 				    const struct lws_protocols *protos)
 {
 	struct lws_context_creation_info info;
-
+	struct lws_vhost *vh;
 	char iface[108];
 
 	memset(&info, 0, sizeof(info));
 	info.vhost_name = name;
-	/* libwebsockets re-binds an HTTP request to the first vhost sharing its
-	 * listen port unless the Host header names another: vhosts that only
-	 * receive adopted sockets would all share one port and steal each
-	 * other's requests. A vhost listening on a unix socket has port 0,
-	 * which turns that re-binding off; the abstract socket is never used. */
-	snprintf(iface, sizeof(iface), "@wsgate-%d-%u-%s", (int)getpid(), gw->worker, name);
-	if (gw->n_ifaces == sizeof(gw->ifaces) / sizeof(gw->ifaces[0]))
-		return NULL;
-	/* libwebsockets keeps the pointer: the name must live as long as the
-	 * vhost (a dangling one made vhosts look like they shared a socket). */
-	gw->ifaces[gw->n_ifaces] = strdup(iface);
-	info.iface = gw->ifaces[gw->n_ifaces++];
+	if (!gw->sockdir[0]) {
+		snprintf(gw->sockdir, sizeof(gw->sockdir), "/tmp/wsgate-%d-%u-XXXXXX",
+			 (int)getpid(), gw->worker);
+		if (!mkdtemp(gw->sockdir)) {
+			gw->sockdir[0] = '\0';
+			return NULL;
+		}
+	}
+	snprintf(iface, sizeof(iface), "%s/s", gw->sockdir);
+	info.iface = iface;
 	info.port = 0;
 	info.protocols = protos;
 	info.options = LWS_SERVER_OPTION_UNIX_SOCK |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
-	return lws_create_vhost(gw->ctx, &info);
+	vh = lws_create_vhost(gw->ctx, &info);
+	unlink(iface);
+	return vh;
 }
 
-struct lws_vhost *gw_gateway_subprotocol_vhost(gw_gateway_t *gw, const char *proto)
+static int proto_token(const char *proto)
 {
-	struct gw_subproto *sp;
-
-	for (size_t i = 0; i < gw->n_subprotos; i++)
-		if (!strcmp(gw->subprotos[i].name, proto))
-			return gw->subprotos[i].vh;
-	/* RFC 6455 subprotocol names are tokens; reject anything else. */
-	if (!*proto || strlen(proto) > 63 || gw->n_subprotos == GW_MAX_SUBPROTOCOLS)
-		return NULL;
+	/* RFC 6455 subprotocol names are tokens. */
+	if (!*proto || strlen(proto) > 63)
+		return 0;
 	for (const char *p = proto; *p; p++)
 		if (*p <= 32 || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
+			return 0;
+	return 1;
+}
+
+struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto)
+{
+	struct gw_subproto *sp = NULL;
+
+	for (size_t i = 0; i < gw->n_subprotos; i++)
+		if (!strcmp(gw->subprotos[i].name, proto)) {
+			sp = &gw->subprotos[i];
+			goto found;
+		}
+	if (!proto_token(proto))
+		return NULL;
+	if (gw->n_subprotos < GW_MAX_SUBPROTOCOLS) {
+		sp = &gw->subprotos[gw->n_subprotos];
+	} else {
+		/* Recycle the entry unused for longest. */
+		for (size_t i = 0; i < gw->n_subprotos; i++) {
+			struct gw_subproto *c = &gw->subprotos[i];
+
+			if (!c->refs && (!sp || c->last_used < sp->last_used))
+				sp = c;
+		}
+		if (!sp)
 			return NULL;
-	sp = &gw->subprotos[gw->n_subprotos];
-	sp->name = strdup(proto);
+		if (sp->vh)
+			lws_vhost_destroy(sp->vh);
+		sp->vh = NULL;
+	}
+	snprintf(sp->name, sizeof(sp->name), "%s", proto);
 	sp->protos[0] = gw_ws_protocol;
 	sp->protos[0].name = sp->name;
 	memset(&sp->protos[1], 0, sizeof(sp->protos[1]));
+	sp->refs = 0;
 	sp->vh = make_vhost(gw, sp->name, sp->protos);
 	if (!sp->vh) {
-		free(sp->name);
+		/* The entry stays empty (and first to be recycled); entries
+		 * never move, since their vhosts point into them. */
+		sp->name[0] = '\0';
+		sp->last_used = 0;
+		if ((size_t)(sp - gw->subprotos) == gw->n_subprotos)
+			gw->n_subprotos++;
 		return NULL;
 	}
-	gw->n_subprotos++;
+	if ((size_t)(sp - gw->subprotos) == gw->n_subprotos)
+		gw->n_subprotos++;
+found:
+	sp->refs++;
+	sp->last_used = gw_now_ms();
 	return sp->vh;
+}
+
+void gw_gateway_subprotocol_put(gw_gateway_t *gw, struct lws_vhost *vh)
+{
+	for (size_t i = 0; i < gw->n_subprotos; i++)
+		if (gw->subprotos[i].vh == vh && gw->subprotos[i].refs) {
+			gw->subprotos[i].refs--;
+			gw->subprotos[i].last_used = gw_now_ms();
+			return;
+		}
 }
 
 static int bind_listener(const char *host, int port, int *out_port, char *err,
@@ -687,10 +738,8 @@ static void worker_free(gw_gateway_t *gw)
 	free(gw->deferred);
 	gw_buf_dispose(&gw->scratch);
 	gw_buf_dispose(&gw->rscratch);
-	for (size_t i = 0; i < gw->n_subprotos; i++)
-		free(gw->subprotos[i].name);
-	for (size_t i = 0; i < gw->n_ifaces; i++)
-		free(gw->ifaces[i]);
+	if (gw->sockdir[0])
+		rmdir(gw->sockdir);
 	free(gw->slots);
 	free(gw->free_slots);
 	free(gw);
