@@ -33,8 +33,12 @@
 typedef struct hconn hconn_t;
 
 /* Calls of one timeout value, oldest first: their deadlines are in order,
- * so expiring them means looking at the heads only. */
+ * so expiring them means looking at the heads only. Each queue is its own
+ * allocation that never moves and lives as long as the backend: an expiry
+ * callback may start a call with a timeout not seen yet, which adds a queue
+ * while on_tick walks them. */
 struct timeout_queue {
+	lws_dll2_t list; /* be->tqs */
 	unsigned timeout_ms;
 	lws_dll2_owner_t calls;
 };
@@ -46,8 +50,7 @@ struct gw_backend {
 	/* Call timeouts: one coarse tick for all calls, instead of a timer
 	 * each (libwebsockets keeps timers in one sorted list: inserting one
 	 * per call would cost a walk over every connection's timers). */
-	struct timeout_queue *tqs;
-	size_t n_tqs;
+	lws_dll2_owner_t tqs; /* struct timeout_queue */
 	lws_sorted_usec_list_t tick;
 	int tick_armed;
 	gw_endpoint_t **by_index;
@@ -126,23 +129,29 @@ static void set_events(hconn_t *hc, uint32_t want)
 	hc->events = want;
 }
 
+/* Closes now, frees after the epoll batch (safe points, core.h): a later
+ * event of the same batch may still name this connection. */
 static void hconn_close(hconn_t *hc)
 {
-	gw_endpoint_t *ep = hc->ep;
+	gw_gateway_t *gw = hc->ep->be->gw;
 
+	if (hc->watch.fd < 0)
+		return;
 	if (hc->call)
 		hc->call->hc = NULL;
-	epoll_ctl(ep->be->gw->epfd, EPOLL_CTL_DEL, hc->watch.fd, NULL);
+	hc->call = NULL;
 	if (hc->ssl) {
 		SSL_free(hc->ssl);
+		hc->ssl = NULL;
 		ERR_clear_error();
 	}
-	close(hc->watch.fd);
+	gw_watch_close(gw, &hc->watch);
 	gw_resp_destroy(hc->resp);
+	hc->resp = NULL;
 	if (!lws_dll2_is_detached(&hc->idle_list))
 		lws_dll2_remove(&hc->idle_list);
 	lws_dll2_remove(&hc->list);
-	free(hc);
+	gw_defer_free(gw, free, hc);
 }
 
 static hconn_t *hconn_open(gw_endpoint_t *ep, const char **error)
@@ -361,6 +370,11 @@ static void hconn_io(hconn_t *hc, uint32_t events)
 		ssize_t n;
 		int extra;
 
+		if (!c) {
+			hconn_close(hc);
+			return;
+		}
+
 		if (hc->ssl) {
 			int k = SSL_read(hc->ssl, buf, sizeof(buf));
 			if (k <= 0) {
@@ -389,6 +403,10 @@ static void hconn_io(hconn_t *hc, uint32_t events)
 			int keep = n && !extra && gw_resp_keep_alive(hc->resp);
 
 			finish(c, GW_CALL_OK, NULL, hc->resp);
+			/* The callback may have closed this connection (its
+			 * memory lasts until the end of the batch). */
+			if (hc->watch.fd < 0)
+				keep = 0;
 			if (keep)
 				became_idle(hc);
 			else
@@ -491,8 +509,11 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 	uint64_t now = gw_now_ms();
 	int more = 0;
 
-	for (size_t i = 0; i < be->n_tqs; i++) {
-		lws_dll2_owner_t *q = &be->tqs[i].calls;
+	/* An expiry runs a callback that may start, cancel or finish other
+	 * calls: every step re-reads the list heads, and queues (never freed
+	 * before the backend) may be appended, which this walk reaches too. */
+	for (lws_dll2_t *d = be->tqs.head; d; d = d->next) {
+		lws_dll2_owner_t *q = &lws_container_of(d, struct timeout_queue, list)->calls;
 
 		while (q->head) {
 			gw_call_t *c = lws_container_of(q->head, gw_call_t, tlist);
@@ -501,8 +522,11 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 				break;
 			expire(c);
 		}
-		more |= q->head != NULL;
 	}
+	/* Counted after the walk: a callback may have added a call to a queue
+	 * already walked. */
+	for (lws_dll2_t *d = be->tqs.head; d && !more; d = d->next)
+		more = lws_container_of(d, struct timeout_queue, list)->calls.head != NULL;
 	be->tick_armed = more;
 	if (more)
 		lws_sul_schedule(be->gw->ctx, 0, &be->tick, on_tick,
@@ -513,21 +537,16 @@ static void arm_timeout(gw_backend_t *be, gw_call_t *c, unsigned timeout_ms)
 {
 	struct timeout_queue *tq = NULL;
 
-	for (size_t i = 0; i < be->n_tqs && !tq; i++)
-		if (be->tqs[i].timeout_ms == timeout_ms)
-			tq = &be->tqs[i];
+	/* As many queues as distinct timeoutMs values in the configuration. */
+	for (lws_dll2_t *d = be->tqs.head; d && !tq; d = d->next)
+		if (lws_container_of(d, struct timeout_queue, list)->timeout_ms == timeout_ms)
+			tq = lws_container_of(d, struct timeout_queue, list);
 	if (!tq) {
-		be->tqs = realloc(be->tqs, (be->n_tqs + 1) * sizeof(*be->tqs));
-		if (!be->tqs)
+		tq = calloc(1, sizeof(*tq));
+		if (!tq)
 			abort();
-		tq = &be->tqs[be->n_tqs++];
-		memset(tq, 0, sizeof(*tq));
 		tq->timeout_ms = timeout_ms;
-		/* The list owners moved with realloc: re-anchor their members. */
-		for (size_t i = 0; i < be->n_tqs; i++)
-			lws_start_foreach_dll(struct lws_dll2 *, d, be->tqs[i].calls.head) {
-				d->owner = &be->tqs[i].calls;
-			} lws_end_foreach_dll(d);
+		lws_dll2_add_tail(&tq->list, &be->tqs);
 	}
 	c->deadline = gw_now_ms() + timeout_ms;
 	lws_dll2_add_tail(&c->tlist, &tq->calls);
@@ -787,7 +806,12 @@ void gw_backend_destroy(gw_backend_t *be)
 		free(ep->ca_file);
 		free(ep);
 	}
+	while (be->tqs.head) {
+		struct timeout_queue *tq = lws_container_of(be->tqs.head, struct timeout_queue, list);
+
+		lws_dll2_remove(&tq->list);
+		free(tq);
+	}
 	free(be->by_index);
-	free(be->tqs);
 	free(be);
 }
