@@ -31,7 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HEAD_MAX_BYTES 16384
+#define HEAD_MAX_BYTES GW_HEAD_MAX_BYTES
 #define HEAD_TIMEOUT_S 10
 #define INBOUND_QUEUE_MAX 256
 
@@ -44,6 +44,10 @@ typedef struct gw_msg {
 	const gw_route_t *route; /* inbound: chosen on arrival */
 	unsigned char data[]; /* outbound: LWS_PRE headroom, then the payload */
 } gw_msg_t;
+
+/* What a queued message costs, with its header and libwebsockets' headroom:
+ * counting the payload alone let empty messages queue without bound. */
+#define MSG_COST(len) (sizeof(gw_msg_t) + LWS_PRE + (len))
 
 /* One integration call on behalf of a connection (or of a connection that
  * is gone, for $disconnect). */
@@ -69,6 +73,7 @@ struct gw_conn {
 	gw_head_t *head; /* request head, as read from the socket */
 	SSL *ssl;        /* TLS listener: the session, until handed to a relay */
 	int offered_protocols;
+	int approved; /* $connect said yes: the backend expects a $disconnect */
 	/* libwebsockets may destroy the wsi inside lws_adopt_socket_vhost;
 	 * the conn must then outlive that call. */
 	int in_adopt, died_in_adopt;
@@ -259,8 +264,10 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	gw_defer_free(gw, conn_free, conn);
 }
 
-/* Answers on the raw socket (before any handover) and frees the conn. */
-static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t len)
+/* Answers on the raw socket (before any handover) and frees the conn;
+ * fire: the backend approved it and gets its $disconnect. */
+static void respond_raw_fire(gw_conn_t *conn, int status, const char *body, size_t len,
+			     int fire)
 {
 	char head[256];
 	int n = snprintf(head, sizeof(head),
@@ -277,7 +284,15 @@ static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t le
 			(void)!send(conn->watch.fd, body, len, MSG_NOSIGNAL);
 		shutdown(conn->watch.fd, SHUT_WR);
 	}
-	conn_finish(conn, 0, 0, NULL);
+	if (fire)
+		conn_finish(conn, 1, 1006, "Handshake failed");
+	else
+		conn_finish(conn, 0, 0, NULL);
+}
+
+static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t len)
+{
+	respond_raw_fire(conn, status, body, len, 0);
 }
 
 #define RAW_JSON(conn, status, lit) respond_raw(conn, status, lit, sizeof(lit) - 1)
@@ -312,6 +327,8 @@ static struct lws *hand_over(gw_conn_t *conn, struct lws_vhost *vh)
 	return fd < 0 ? NULL : lws_adopt_socket_vhost(vh, fd);
 }
 
+static void refuse_approved(gw_conn_t *conn);
+
 static void handshake_accept(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
@@ -337,9 +354,9 @@ static void handshake_accept(gw_conn_t *conn)
 	if (conn->subprotocol) {
 		vh = conn->sp_vh = gw_gateway_subprotocol_get(gw, conn->subprotocol);
 		if (!vh) {
-			gw_warn("connection %s refused: cannot serve subprotocol \"%s\"",
+			gw_warn("connection %s refused: cannot serve subprotocol \"%.64s\"",
 				conn->id, conn->subprotocol);
-			RAW_JSON(conn, 500, "{\"message\": \"Internal server error\"}");
+			refuse_approved(conn);
 			return;
 		}
 	}
@@ -350,12 +367,50 @@ static void handshake_accept(gw_conn_t *conn)
 	conn->in_adopt = 0;
 	adopting = NULL;
 	if (!wsi || conn->died_in_adopt) {
-		conn_finish(conn, 0, 0, NULL);
+		/* libwebsockets refused what the gateway accepted. */
+		conn_finish(conn, conn->approved, 1006, "Handshake failed");
 		return;
 	}
 	/* The head (up to 16 KB) is not needed for the life of the socket. */
 	gw_head_destroy(conn->head);
 	conn->head = NULL;
+}
+
+/* Whether name is one of the client's Sec-WebSocket-Protocol values. */
+static int protocol_offered(gw_conn_t *conn, const char *name)
+{
+	size_t nlen = strlen(name), nh = gw_head_count(conn->head);
+
+	for (size_t i = 0; i < nh; i++) {
+		gw_str_t k, v;
+		const char *p, *end;
+
+		gw_head_at(conn->head, i, &k, &v);
+		if (k.len != 22 || strncasecmp(k.ptr, "Sec-WebSocket-Protocol", 22))
+			continue;
+		for (p = v.ptr, end = v.ptr + v.len; p < end;) {
+			const char *q;
+
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			q = p;
+			while (q < end && *q != ',' && *q != ' ' && *q != '\t')
+				q++;
+			if ((size_t)(q - p) == nlen && !memcmp(p, name, nlen))
+				return 1;
+			p = q;
+		}
+	}
+	return 0;
+}
+
+/* $connect said yes but the upgrade cannot go on: the client gets 500 and
+ * the backend, which counts the connection as open, its $disconnect. */
+static void refuse_approved(gw_conn_t *conn)
+{
+	static const char body[] = "{\"message\": \"Internal server error\"}";
+
+	respond_raw_fire(conn, 500, body, sizeof(body) - 1, conn->approved);
 }
 
 static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res)
@@ -380,7 +435,17 @@ static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_resu
 		respond_raw(conn, res->status_code, res->body, res->body_len);
 		return;
 	}
-	if (res->subprotocol && conn->offered_protocols) {
+	conn->approved = 1;
+	if (res->subprotocol) {
+		/* A name the client did not offer fails every client (RFC 6455
+		 * 4.1): answer, and tell the backend the connection is gone. */
+		if (!protocol_offered(conn, res->subprotocol)) {
+			gw_warn("connection %s refused: $connect chose subprotocol \"%.64s\" "
+				"that the client did not offer (request %s)", conn->id,
+				res->subprotocol, p->request_id);
+			refuse_approved(conn);
+			return;
+		}
 		free(conn->subprotocol);
 		conn->subprotocol = strdup(res->subprotocol);
 	}
@@ -649,7 +714,9 @@ static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary
 {
 	gw_msg_t *m;
 
-	if (conn->congested || conn->outq_bytes + len > conn->api->outbound_buffer_bytes) {
+	size_t cost = MSG_COST(len);
+
+	if (conn->congested || conn->outq_bytes + cost > conn->api->outbound_buffer_bytes) {
 		conn->congested = 1;
 		return GW_POST_FULL;
 	}
@@ -661,7 +728,7 @@ static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary
 	m->binary = binary;
 	memcpy(m->data + LWS_PRE, data, len);
 	lws_dll2_add_tail(&m->list, &conn->outq);
-	conn->outq_bytes += len;
+	conn->outq_bytes += cost;
 	if (conn->state == CS_OPEN)
 		lws_callback_on_writable(conn->wsi);
 	return GW_POST_OK;
@@ -906,7 +973,7 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 	if (n < (int)m->len)
 		return -1;
 	lws_dll2_remove(&m->list);
-	conn->outq_bytes -= m->len;
+	conn->outq_bytes -= MSG_COST(m->len);
 	free(m);
 	if (conn->congested && conn->outq_bytes <= conn->api->outbound_buffer_bytes / 2)
 		conn->congested = 0;
@@ -928,6 +995,24 @@ static void json_not_found(struct lws *wsi)
 		return;
 	memcpy(start, body, sizeof(body) - 1);
 	lws_write(wsi, start, sizeof(body) - 1, LWS_WRITE_HTTP_FINAL);
+}
+
+/* What is wrong with a close frame's payload: 0 when it is empty or a code
+ * a peer may send (RFC 6455 7.4.1/7.4.2, with the IANA-registered
+ * 1012-1014) and a UTF-8 reason; else the close code to answer with. */
+static int close_payload_invalid(const unsigned char *p, size_t len)
+{
+	unsigned code;
+
+	if (!len)
+		return 0;
+	if (len == 1)
+		return 1002;
+	code = (unsigned)(p[0] << 8 | p[1]);
+	if (code < 1000 || code >= 5000 || code == 1004 || code == 1005 || code == 1006 ||
+	    (code >= 1015 && code < 3000))
+		return 1002;
+	return gw_utf8_valid(p + 2, len - 2) ? 0 : 1007;
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -961,20 +1046,22 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		return 0;
 
 	case LWS_CALLBACK_RECEIVE:
-		if (!conn || conn->state != CS_OPEN)
+		/* Closing: what still arrives is read and dropped, so the close
+		 * frame is not lost to a reset from unread data. */
+		if (!conn || conn->state != CS_OPEN || conn->closing)
 			return 0;
 		if (lws_is_first_fragment(wsi)) {
 			gw_buf_reset(&conn->rx);
 			conn->rx_binary = lws_frame_is_binary(wsi);
 		}
-		if (conn->rx.len + len > conn->api->max_message_bytes) {
-			conn->closing = 1;
-			conn->close_code = 1009;
-			snprintf(conn->close_reason, sizeof(conn->close_reason), "Message too big");
-			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-					 (unsigned char *)conn->close_reason,
-					 strlen(conn->close_reason));
-			return -1;
+		/* The frame's announced length counts, not only what arrived:
+		 * a header announcing 2^63 bytes fails at its first chunk. */
+		if (conn->rx.len + len + lws_remaining_packet_payload(wsi) >
+		    conn->api->max_message_bytes) {
+			gw_buf_dispose(&conn->rx);
+			gw_buf_init(&conn->rx);
+			gw_conn_close(conn, 1009, "Message too big");
+			return 0;
 		}
 		gw_buf_append(&conn->rx, in, len);
 		if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
@@ -990,6 +1077,20 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		if (conn) {
 			const unsigned char *p = in;
 
+			int bad = close_payload_invalid(p, len);
+
+			if (bad) {
+				/* RFC 6455 7.4: never echo an invalid code. */
+				conn->closing = 1;
+				conn->close_code = bad;
+				snprintf(conn->close_reason, sizeof(conn->close_reason), "%s",
+					 bad == 1007 ? "Invalid UTF-8 in close reason"
+						     : "Protocol error");
+				lws_close_reason(wsi, (enum lws_close_status)bad,
+						 (unsigned char *)conn->close_reason,
+						 strlen(conn->close_reason));
+				return -1;
+			}
 			conn->peer_closed = 1;
 			if (len >= 2) {
 				conn->peer_code = p[0] << 8 | p[1];
@@ -1022,7 +1123,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 				conn->died_in_adopt = 1;
 				return 0;
 			}
-			conn_finish(conn, 0, 0, NULL);
+			conn_finish(conn, conn->approved, 1006, "Handshake failed");
 		}
 		return 0;
 

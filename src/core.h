@@ -42,6 +42,8 @@ void gw_defer_run(struct gw_gateway *gw);
 
 typedef struct gw_conn gw_conn_t;
 #define GW_MAX_SUBPROTOCOLS 64
+/* The largest request head, for the gateway and for libwebsockets alike. */
+#define GW_HEAD_MAX_BYTES 16384
 
 /* What the event loops (workers) share: read-only configuration, the LMDB
  * registry (thread-safe by itself), the TLS context, and each other. */

@@ -3,7 +3,8 @@
 import net from 'node:net';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import {
-  test, assert, startPair, connect, connectWithId, nextMessage, waitClose, postTo, sleep, waitUntil,
+  test, assert, startPair, connect, connectWithId, connectRefused, nextMessage, waitClose, postTo, sleep, waitUntil,
+  rawConnect, upgradeRequest, serverFrames, withTimeout,
 } from './helpers.mjs';
 
 /** Inodes of the sockets the process holds. */
@@ -68,4 +69,103 @@ test('item 4: subprotocol names chosen by clients never exhaust the gateway', { 
   assert.equal((await nextMessage(legit.ws)).data, 'hello');
   assert.equal((await postTo(gw, legit.id, 'pushed')).status, 200);
   assert.equal((await nextMessage(legit.ws)).data, 'pushed');
+});
+
+/** A masked client frame. */
+function clientFrame(opcode, payload, { fin = true, mask = true, announce } = {}) {
+  const len = announce ?? payload.length;
+  let head;
+  if (len < 126) head = Buffer.from([(fin ? 0x80 : 0) | opcode, (mask ? 0x80 : 0) | len]);
+  else if (len < 65536) { head = Buffer.alloc(4); head[0] = (fin ? 0x80 : 0) | opcode; head[1] = (mask ? 0x80 : 0) | 126; head.writeUInt16BE(len, 2); }
+  else { head = Buffer.alloc(10); head[0] = (fin ? 0x80 : 0) | opcode; head[1] = (mask ? 0x80 : 0) | 127; head.writeBigUInt64BE(BigInt(len), 2); }
+  if (!mask) return Buffer.concat([head, payload]);
+  const key = Buffer.from([1, 2, 3, 4]);
+  const body = Buffer.from(payload.map((b, i) => b ^ key[i & 3]));
+  return Buffer.concat([head, key, body]);
+}
+
+/** An open raw WebSocket (handshake done) on the gateway. */
+async function rawWebSocket(gw) {
+  const sock = await rawConnect(gw.port);
+  sock.write(upgradeRequest('/'));
+  await waitUntil(() => sock.received.includes('\r\n\r\n'), 5000, 'the 101');
+  assert.match(sock.received.toString('latin1'), /^HTTP\/1\.1 101/);
+  return sock;
+}
+
+function closeCode(frames) {
+  const c = frames.find((f) => f.opcode === 8);
+  if (!c) return undefined;
+  return c.payload.length >= 2 ? c.payload.readUInt16BE(0) : null;
+}
+
+for (const [what, payload, expected] of [
+  ['code 5000', Buffer.from([0x13, 0x88]), 1002],
+  ['code 65535', Buffer.from([0xff, 0xff]), 1002],
+  ['code 999', Buffer.from([0x03, 0xe7]), 1002],
+  ['code 1005 (reserved)', Buffer.from([0x03, 0xed]), 1002],
+  ['a 1-byte payload', Buffer.from([0x03]), 1002],
+  ['code 4000', Buffer.from([0x0f, 0xa0]), 4000],
+  ['code 1000 with a reason', Buffer.from([0x03, 0xe8, 0x62, 0x79, 0x65]), 1000],
+]) {
+  test(`item 28: a client close frame with ${what} is answered with ${expected}`, async () => {
+    const { backend, gw } = await startPair();
+    const sock = await rawWebSocket(gw);
+    sock.write(clientFrame(8, payload));
+    await waitUntil(() => closeCode(serverFrames(sock.received)) !== undefined, 5000, 'a close frame');
+    assert.equal(closeCode(serverFrames(sock.received)), expected);
+    const disc = await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT', 5000, '$disconnect');
+    assert.equal(disc.requestContext.disconnectStatusCode, expected);
+  });
+}
+
+test('item 28: a close reason that is not UTF-8 fails the connection and is never echoed', async () => {
+  const { backend, gw } = await startPair();
+  const sock = await rawWebSocket(gw);
+  sock.write(clientFrame(8, Buffer.from([0x03, 0xe8, 0xff, 0xfe])));
+  await withTimeout(sock.closedPromise, 5000, 'the connection to be failed');
+  const echoed = serverFrames(sock.received).find((f) => f.opcode === 8 && f.payload.includes(Buffer.from([0xff, 0xfe])));
+  assert.equal(echoed, undefined, 'the invalid reason was echoed');
+  await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT', 5000, '$disconnect');
+});
+
+test('item 30: a frame header announcing more than maxMessageBytes is failed with 1009 at once', async () => {
+  const { gw } = await startPair(undefined, { limits: { maxMessageBytes: 1024 } });
+  const sock = await rawWebSocket(gw);
+  // 2^62 bytes announced; only a few arrive.
+  sock.write(clientFrame(2, Buffer.alloc(16, 7), { announce: 2 ** 62 }).subarray(0, 10 + 4 + 16));
+  await waitUntil(() => closeCode(serverFrames(sock.received)) !== undefined, 5000, 'a close frame');
+  assert.equal(closeCode(serverFrames(sock.received)), 1009);
+});
+
+test('item 6: empty posts to a client that does not read are bounded by outboundBufferBytes', { timeout: 60000 }, async () => {
+  const { backend, gw } = await startPair(undefined, { limits: { outboundBufferBytes: 1024 } });
+  const c = await connectWithId(gw, backend);
+  c.ws._socket.pause();
+  let full = 0, ok = 0;
+  for (let round = 0; round < 40 && !full; round++) {
+    const res = await Promise.all(Array.from({ length: 200 }, () => postTo(gw, c.id, '')));
+    for (const r of res) { if (r.status === 429) full++; else if (r.status === 200) ok++; }
+  }
+  assert.ok(full > 0, `${ok} empty posts all got 200 against a 1 KB outbound buffer`);
+});
+
+test('item 19: a subprotocol the client did not offer is refused with 500, and the backend gets $disconnect', async () => {
+  const { backend, gw } = await startPair((e) => {
+    if (e.requestContext.eventType === 'CONNECT') return { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': 'evil' } };
+    return { statusCode: 200 };
+  });
+  const status = await connectRefused(gw.url + '/', { protocols: ['chat'] });
+  assert.equal(status, 500);
+  const conn = await backend.waitFor((e) => e.requestContext?.eventType === 'CONNECT', 5000, '$connect');
+  const disc = await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT', 5000, '$disconnect');
+  assert.equal(disc.requestContext.connectionId, conn.requestContext.connectionId);
+  assert.match(gw.output(), /did not offer/);
+});
+
+test('item 18: a head of 12 KB (large cookies) that $connect approves opens', async () => {
+  const { backend, gw } = await startPair();
+  const c = await connectWithId(gw, backend, { headers: { Cookie: `big=${'x'.repeat(12000)}` } });
+  c.ws.send('hi');
+  assert.equal((await nextMessage(c.ws)).data, 'hi');
 });
