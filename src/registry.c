@@ -2,23 +2,51 @@
  * MDB_NOSYNC: a record describes a live socket, which cannot survive a
  * crash anyway, so paying an fsync per connect would buy nothing; and with
  * MDB_WRITEMAP, so that a commit writes into the map instead of issuing
- * pwrite calls for its pages (build/bench_registry: insert 8.7 -> 2.6 us,
- * delete 11.3 -> 1.8 us on the development machine). */
+ * pwrite calls for its pages (build/bench_registry: insert 7.5 -> 3.6 us,
+ * delete 9.5 -> 2.2 us on the development machine).
+ *
+ * MDB_WRITEMAP has a price: the map is a sparse file, and a store into a
+ * hole of a full filesystem is a SIGBUS, not an error. So no write
+ * transaction may run unless the pages it can add past LMDB's last page
+ * already have disk blocks (posix_fallocate, in steps): a full disk then
+ * refuses the new connection instead of killing the process. */
 #include "registry.h"
 #include "buf.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <msgpack.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#define MAP_BYTES ((size_t)4 << 30) /* virtual: only what is used takes disk */
+#define LOCK_MDB_BYTES 65536       /* LMDB's reader table, preallocated too */
+#define GROW_BYTES ((uint64_t)1 << 20)
+/* Pages one put or delete can add past the last page: a path copied and
+ * split at every level, plus the free list's own record. */
+#define OP_PAGES 32
+/* A connect keeps room for one touch slice and the deletes after it, so
+ * that a full disk stops new connections but not the closing of old ones.
+ * (LMDB never shrinks its file, so connects come back when the disk has
+ * room again, not when closes emptied pages.) */
+#define INSERT_PAGES (OP_PAGES + GW_REGISTRY_TOUCH_SLICE + 2 * OP_PAGES)
+/* The largest record: every string of gw_conn_record_t at its cap. */
+#define RECORD_MAX 2048
 
 struct gw_registry {
 	MDB_env *env;
 	MDB_dbi dbi;
+	int lock_fd;     /* DIR/wsgate.lock, flock()ed while the registry is open */
+	int data_fd;     /* LMDB's data.mdb; -1 when read-only */
+	size_t page;
+	uint64_t backed; /* bytes of data.mdb that have disk blocks */
 };
 
 const char *gw_registry_strerror(int rc)
@@ -27,47 +55,210 @@ const char *gw_registry_strerror(int rc)
 	case GW_REG_OK: return "ok";
 	case GW_REG_NOTFOUND: return "not found";
 	case GW_REG_EXISTS: return "already exists";
+	case GW_REG_FULL: return "no space left in the data folder";
 	default: return "LMDB error";
 	}
+}
+
+/* Takes DIR/wsgate.lock for the life of the registry: a second gateway on
+ * the same folder would otherwise wipe the first one's records. flock()
+ * ends with the process, so a kill -9 leaves nothing to clean up. */
+static int lock_dir(gw_registry_t *reg, const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX], pid[32];
+	struct stat st;
+	ssize_t n;
+
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "%s: cannot create the data folder: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st)) {
+		snprintf(err, errlen, "%s: cannot read the data folder: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: expected a folder for --data, found a file", dir);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/wsgate.lock", dir);
+	reg->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (reg->lock_fd < 0) {
+		snprintf(err, errlen, "%s: cannot create %s: %s (the data folder must be "
+			 "writable)", dir, path, strerror(errno));
+		return -1;
+	}
+	if (flock(reg->lock_fd, LOCK_EX | LOCK_NB)) {
+		int e = errno;
+
+		n = pread(reg->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen, "%s: the data folder is in use by another wsgate "
+				 "(PID %s); each gateway needs its own --data folder", dir,
+				 pid[0] ? pid : "unknown");
+		else
+			snprintf(err, errlen, "%s: cannot lock %s: %s", dir, path, strerror(e));
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(reg->lock_fd, 0) || pwrite(reg->lock_fd, pid, (size_t)n, 0) != n) {
+		snprintf(err, errlen, "%s: cannot write %s: %s", dir, path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Starts from new files: records left by a previous run name sockets that
+ * no longer exist, and the files may hold what a killed process left
+ * (reader slots of dead threads, a map grown for a bigger run, a file of
+ * another LMDB version). The lock file LMDB maps is given its blocks here,
+ * before LMDB writes into it. */
+static int reset_files(const char *dir, char *err, size_t errlen)
+{
+	static const char *const names[] = { "data.mdb", "lock.mdb" };
+	char path[PATH_MAX];
+	int fd, rc;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (unlink(path) && errno != ENOENT) {
+			snprintf(err, errlen, "%s: cannot remove the old %s: %s", dir, path,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot create %s: %s", dir, path, strerror(errno));
+		return -1;
+	}
+	rc = posix_fallocate(fd, 0, LOCK_MDB_BYTES);
+	close(fd);
+	if (rc) {
+		snprintf(err, errlen, "%s: cannot allocate %s: %s", dir, path, strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int last_page(gw_registry_t *reg, uint64_t *pages_used)
+{
+	MDB_envinfo info;
+
+	if (mdb_env_info(reg->env, &info))
+		return -1;
+	*pages_used = (uint64_t)info.me_last_pgno + 1;
+	return 0;
+}
+
+/* Makes sure `pages` pages past the last one used have disk blocks.
+ * Called inside a write transaction, so writers are serialised and the
+ * last page is the one this transaction starts from. */
+static int ensure_room(gw_registry_t *reg, uint64_t pages)
+{
+	uint64_t used, need, want;
+
+	if (last_page(reg, &used))
+		return -1;
+	need = (used + pages) * reg->page;
+	if (need > MAP_BYTES)
+		need = MAP_BYTES; /* beyond it LMDB answers MDB_MAP_FULL itself */
+	if (need <= reg->backed)
+		return 0;
+	want = (need + GROW_BYTES - 1) / GROW_BYTES * GROW_BYTES;
+	if (want > MAP_BYTES)
+		want = MAP_BYTES;
+	if (!posix_fallocate(reg->data_fd, (off_t)reg->backed, (off_t)(want - reg->backed))) {
+		reg->backed = want;
+		return 0;
+	}
+	if (want > need &&
+	    !posix_fallocate(reg->data_fd, (off_t)reg->backed, (off_t)(need - reg->backed))) {
+		reg->backed = need;
+		return 0;
+	}
+	return -1;
+}
+
+/* Begins a write transaction that may add `pages` pages. */
+static int begin_write(gw_registry_t *reg, uint64_t pages, MDB_txn **txn)
+{
+	if (reg->data_fd < 0 || mdb_txn_begin(reg->env, NULL, 0, txn))
+		return GW_REG_ERROR;
+	if (ensure_room(reg, pages)) {
+		mdb_txn_abort(*txn);
+		return GW_REG_FULL;
+	}
+	return 0;
+}
+
+static int lmdb_rc(int rc)
+{
+	switch (rc) {
+	case 0: return GW_REG_OK;
+	case MDB_KEYEXIST: return GW_REG_EXISTS;
+	case MDB_NOTFOUND: return GW_REG_NOTFOUND;
+	case MDB_MAP_FULL:
+	case ENOSPC: return GW_REG_FULL;
+	default: return GW_REG_ERROR;
+	}
+}
+
+static int open_env(gw_registry_t *reg, const char *dir, char *err, size_t errlen)
+{
+	MDB_txn *txn = NULL;
+	MDB_stat st;
+	int rc;
+
+	if ((rc = mdb_env_create(&reg->env)) ||
+	    (rc = mdb_env_set_mapsize(reg->env, MAP_BYTES)) ||
+	    (rc = mdb_env_set_maxreaders(reg->env, 512)) ||
+	    (rc = mdb_env_open(reg->env, dir,
+			       MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS | MDB_WRITEMAP, 0600)) ||
+	    (rc = mdb_env_get_fd(reg->env, &reg->data_fd)) ||
+	    (rc = mdb_env_stat(reg->env, &st))) {
+		snprintf(err, errlen, "%s: cannot open the LMDB registry: %s", dir,
+			 mdb_strerror(rc));
+		reg->data_fd = -1;
+		return -1;
+	}
+	reg->page = st.ms_psize;
+	/* LMDB wrote its two meta pages with write(2): they have blocks. */
+	reg->backed = 2 * (uint64_t)reg->page;
+	rc = begin_write(reg, OP_PAGES, &txn);
+	if (rc) {
+		snprintf(err, errlen, "%s: cannot open the LMDB registry: %s", dir,
+			 gw_registry_strerror(rc));
+		return -1;
+	}
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &reg->dbi)) || (rc = mdb_txn_commit(txn))) {
+		if (rc != MDB_SUCCESS && txn)
+			mdb_txn_abort(txn);
+		snprintf(err, errlen, "%s: cannot open the LMDB registry: %s", dir,
+			 mdb_strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
 int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t errlen)
 {
 	gw_registry_t *reg = calloc(1, sizeof(*reg));
-	MDB_txn *txn = NULL;
-	int rc;
 
 	*out = NULL;
 	if (!reg)
 		abort();
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		snprintf(err, errlen, "%s: cannot create data folder: %s", dir, strerror(errno));
-		goto fail;
-	}
-	if ((rc = mdb_env_create(&reg->env)) ||
-	    /* Sparse file: only pages in use take disk or memory. */
-	    (rc = mdb_env_set_mapsize(reg->env, (size_t)4 << 30)) ||
-	    (rc = mdb_env_set_maxreaders(reg->env, 512)) ||
-	    (rc = mdb_env_open(reg->env, dir, MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS | MDB_WRITEMAP, 0600))) {
-		snprintf(err, errlen, "%s: cannot open LMDB registry: %s", dir, mdb_strerror(rc));
-		goto fail;
-	}
-	if ((rc = mdb_txn_begin(reg->env, NULL, 0, &txn)) ||
-	    (rc = mdb_dbi_open(txn, NULL, 0, &reg->dbi)) ||
-	    (rc = mdb_drop(txn, reg->dbi, 0)) || (rc = mdb_txn_commit(txn))) {
-		txn = NULL;
-		snprintf(err, errlen, "%s: cannot reset LMDB registry: %s", dir, mdb_strerror(rc));
-		goto fail;
+	reg->lock_fd = reg->data_fd = -1;
+	/* Nothing is touched before the lock is held. */
+	if (lock_dir(reg, dir, err, errlen) || reset_files(dir, err, errlen) ||
+	    open_env(reg, dir, err, errlen)) {
+		gw_registry_close(reg);
+		return GW_REG_ERROR;
 	}
 	*out = reg;
 	return 0;
-fail:
-	if (txn)
-		mdb_txn_abort(txn);
-	if (reg->env)
-		mdb_env_close(reg->env);
-	free(reg);
-	return GW_REG_ERROR;
 }
 
 int gw_registry_open_readonly(const char *dir, gw_registry_t **out, char *err,
@@ -80,6 +271,7 @@ int gw_registry_open_readonly(const char *dir, gw_registry_t **out, char *err,
 	*out = NULL;
 	if (!reg)
 		abort();
+	reg->lock_fd = reg->data_fd = -1;
 	if ((rc = mdb_env_create(&reg->env)) ||
 	    (rc = mdb_env_set_maxreaders(reg->env, 512)) ||
 	    (rc = mdb_env_open(reg->env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) ||
@@ -88,9 +280,7 @@ int gw_registry_open_readonly(const char *dir, gw_registry_t **out, char *err,
 		snprintf(err, errlen, "%s: cannot open the LMDB registry: %s", dir, mdb_strerror(rc));
 		if (txn)
 			mdb_txn_abort(txn);
-		if (reg->env)
-			mdb_env_close(reg->env);
-		free(reg);
+		gw_registry_close(reg);
 		return GW_REG_ERROR;
 	}
 	mdb_txn_abort(txn);
@@ -102,7 +292,10 @@ void gw_registry_close(gw_registry_t *reg)
 {
 	if (!reg)
 		return;
-	mdb_env_close(reg->env);
+	if (reg->env)
+		mdb_env_close(reg->env);
+	if (reg->lock_fd >= 0)
+		close(reg->lock_fd); /* releases the flock */
 	free(reg);
 }
 
@@ -135,6 +328,17 @@ static void pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 	msgpack_pack_uint64(pk, v);
 }
 
+/* lastActiveAt always takes 9 bytes (0xcf and 8 big-endian bytes), so that
+ * a touch rewrites it in place. */
+static void pack_kv_fix_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+	size_t kl = strlen(k);
+
+	msgpack_pack_str(pk, kl);
+	msgpack_pack_str_body(pk, k, kl);
+	msgpack_pack_fix_uint64(pk, v);
+}
+
 int gw_registry_encode(const gw_conn_record_t *rec, void **data, size_t *len)
 {
 	msgpack_sbuffer sb;
@@ -149,7 +353,7 @@ int gw_registry_encode(const gw_conn_record_t *rec, void **data, size_t *len)
 	pack_kv_str(&pk, "sourceIp", rec->source_ip);
 	pack_kv_str(&pk, "userAgent", rec->user_agent);
 	pack_kv_u64(&pk, "connectedAt", rec->connected_at);
-	pack_kv_u64(&pk, "lastActiveAt", rec->last_active_at);
+	pack_kv_fix_u64(&pk, "lastActiveAt", rec->last_active_at);
 	pack_kv_u64(&pk, "worker", rec->worker);
 	pack_kv_u64(&pk, "slot", rec->slot);
 	pack_kv_u64(&pk, "state", rec->state);
@@ -289,25 +493,21 @@ static int put(gw_registry_t *reg, const gw_conn_record_t *rec, unsigned flags)
 	size_t len;
 	int rc;
 
+	rc = begin_write(reg, flags & MDB_NOOVERWRITE ? INSERT_PAGES : OP_PAGES, &txn);
+	if (rc)
+		return rc;
 	gw_registry_encode(rec, &data, &len);
 	k.mv_data = (void *)rec->id;
 	k.mv_size = strlen(rec->id);
 	v.mv_data = data;
 	v.mv_size = len;
-	rc = mdb_txn_begin(reg->env, NULL, 0, &txn);
-	if (rc)
-		goto out;
 	rc = mdb_put(txn, reg->dbi, &k, &v, flags);
+	free(data);
 	if (rc) {
 		mdb_txn_abort(txn);
-		goto out;
+		return lmdb_rc(rc);
 	}
-	rc = mdb_txn_commit(txn);
-out:
-	free(data);
-	if (rc == MDB_KEYEXIST)
-		return GW_REG_EXISTS;
-	return rc ? GW_REG_ERROR : GW_REG_OK;
+	return lmdb_rc(mdb_txn_commit(txn));
 }
 
 int gw_registry_insert(gw_registry_t *reg, const gw_conn_record_t *rec)
@@ -347,47 +547,95 @@ int gw_registry_delete(gw_registry_t *reg, const char *id)
 	MDB_val k = { strlen(id), (void *)id };
 	int rc;
 
-	if (mdb_txn_begin(reg->env, NULL, 0, &txn))
-		return GW_REG_ERROR;
+	rc = begin_write(reg, OP_PAGES, &txn);
+	if (rc)
+		return rc;
 	rc = mdb_del(txn, reg->dbi, &k, NULL);
 	if (rc) {
 		mdb_txn_abort(txn);
-		return rc == MDB_NOTFOUND ? GW_REG_NOTFOUND : GW_REG_ERROR;
+		return lmdb_rc(rc);
 	}
-	return mdb_txn_commit(txn) ? GW_REG_ERROR : GW_REG_OK;
+	return lmdb_rc(mdb_txn_commit(txn));
+}
+
+/* Offset of lastActiveAt's 8 value bytes in a record as encode writes it,
+ * or 0 if the record is not in that form. */
+static size_t last_active_offset(const unsigned char *p, size_t len)
+{
+	static const char key[] = "lastActiveAt";
+	const unsigned char *q = p, *end = p + len;
+	size_t count;
+
+	if (!len || (q[0] & 0xf0) != 0x80)
+		return 0;
+	count = *q++ & 0x0f;
+	for (size_t i = 0; i < count; i++) {
+		size_t k = scalar_len(q, (size_t)(end - q), 1), v;
+
+		if (!k)
+			return 0;
+		v = scalar_len(q + k, (size_t)(end - q - k), 0);
+		if (!v)
+			return 0;
+		if (k == sizeof(key) && !memcmp(q + 1, key, sizeof(key) - 1))
+			return v == 9 && q[k] == 0xcf ? (size_t)(q + k + 1 - p) : 0;
+		q += k + v;
+	}
+	return 0;
+}
+
+/* One transaction for up to GW_REGISTRY_TOUCH_SLICE IDs, each record
+ * rewritten with its new time patched in: no decoding, no allocation. */
+static int touch_slice(gw_registry_t *reg, const char *const *ids, const uint64_t *times,
+		       size_t n)
+{
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc;
+
+	rc = begin_write(reg, n + OP_PAGES, &txn);
+	if (rc)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, reg->dbi, &cur))) {
+		mdb_txn_abort(txn);
+		return lmdb_rc(rc);
+	}
+	for (size_t i = 0; i < n; i++) {
+		MDB_val k = { strlen(ids[i]), (void *)ids[i] }, v;
+		unsigned char buf[RECORD_MAX];
+		size_t off;
+
+		if (mdb_cursor_get(cur, &k, &v, MDB_SET_KEY) || v.mv_size > sizeof(buf) ||
+		    !(off = last_active_offset(v.mv_data, v.mv_size)))
+			continue; /* closed meanwhile */
+		memcpy(buf, v.mv_data, v.mv_size);
+		for (int b = 0; b < 8; b++)
+			buf[off + (size_t)b] = (unsigned char)(times[i] >> (56 - 8 * b));
+		v.mv_data = buf;
+		rc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+		if (rc) {
+			mdb_cursor_close(cur);
+			mdb_txn_abort(txn);
+			return lmdb_rc(rc);
+		}
+	}
+	mdb_cursor_close(cur);
+	return lmdb_rc(mdb_txn_commit(txn));
 }
 
 int gw_registry_touch(gw_registry_t *reg, const char *const *ids,
 		      const uint64_t *times, size_t n)
 {
-	MDB_txn *txn;
-	int rc;
+	int rc = GW_REG_OK;
 
-	if (!n)
-		return 0;
-	if (mdb_txn_begin(reg->env, NULL, 0, &txn))
-		return GW_REG_ERROR;
-	for (size_t i = 0; i < n; i++) {
-		MDB_val k = { strlen(ids[i]), (void *)ids[i] }, v;
-		gw_conn_record_t rec;
-		void *data;
-		size_t len;
+	for (size_t i = 0; i < n; i += GW_REGISTRY_TOUCH_SLICE) {
+		size_t k = n - i < GW_REGISTRY_TOUCH_SLICE ? n - i : GW_REGISTRY_TOUCH_SLICE;
+		int r = touch_slice(reg, ids + i, times + i, k);
 
-		if (mdb_get(txn, reg->dbi, &k, &v) ||
-		    gw_registry_decode(v.mv_data, v.mv_size, &rec))
-			continue; /* closed meanwhile */
-		rec.last_active_at = times[i];
-		gw_registry_encode(&rec, &data, &len);
-		v.mv_data = data;
-		v.mv_size = len;
-		rc = mdb_put(txn, reg->dbi, &k, &v, 0);
-		free(data);
-		if (rc) {
-			mdb_txn_abort(txn);
-			return GW_REG_ERROR;
-		}
+		if (r)
+			rc = r;
 	}
-	return mdb_txn_commit(txn) ? GW_REG_ERROR : GW_REG_OK;
+	return rc;
 }
 
 int gw_registry_count(gw_registry_t *reg, size_t *count)

@@ -15,8 +15,12 @@ enum {
 	GW_REG_OK = 0,
 	GW_REG_NOTFOUND = 1,
 	GW_REG_EXISTS = 2,
+	GW_REG_FULL = 3, /* the data folder's filesystem is full: refuse, retry later */
 	GW_REG_ERROR = -1,
 };
+
+/* IDs written per transaction by gw_registry_touch (about 0.3 ms). */
+#define GW_REGISTRY_TOUCH_SLICE 256
 
 enum gw_conn_state { GW_CONN_PENDING = 0, GW_CONN_OPEN = 1 };
 
@@ -35,10 +39,15 @@ typedef struct gw_conn_record {
 	uint32_t state; /* enum gw_conn_state */
 } gw_conn_record_t;
 
-/* Opens (creating) the LMDB environment in DIR (data.mdb, lock.mdb). Records left by a previous run name
- * sockets that no longer exist, so they are dropped. */
+/* Opens (creating) the LMDB environment in DIR (data.mdb, lock.mdb). First
+ * takes an exclusive lock on DIR/wsgate.lock, held until gw_registry_close
+ * (the process's end at the latest): while another gateway holds it, fails
+ * with "DIR: the data folder is in use by another wsgate (PID n); ..." and
+ * touches nothing. Then starts from empty files: records left by a previous
+ * run name sockets that no longer exist. */
 int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t errlen);
-/* Opens an existing registry to read it while a gateway runs (tools). */
+/* Opens an existing registry to read it while a gateway runs (tools); takes
+ * no lock. */
 int gw_registry_open_readonly(const char *dir, gw_registry_t **out, char *err,
 			      size_t errlen);
 void gw_registry_close(gw_registry_t *reg);
@@ -46,14 +55,19 @@ void gw_registry_close(gw_registry_t *reg);
 /* Fills id with a fresh connection ID from OpenSSL's CSPRNG. */
 int gw_registry_new_id(char id[GW_CONN_ID_LEN + 1]);
 
-/* Inserts rec; GW_REG_EXISTS if the ID is taken (IDs are never reused). */
+/* Inserts rec; GW_REG_EXISTS if the ID is taken (IDs are never reused),
+ * GW_REG_FULL if the disk cannot hold it with room left for the closes and
+ * touches of the connections already registered. Writes never fault on a
+ * full disk: every write function may return GW_REG_FULL instead. */
 int gw_registry_insert(gw_registry_t *reg, const gw_conn_record_t *rec);
 /* Overwrites rec (state changes). */
 int gw_registry_update(gw_registry_t *reg, const gw_conn_record_t *rec);
 int gw_registry_get(gw_registry_t *reg, const char *id, size_t idlen,
 		    gw_conn_record_t *rec);
 int gw_registry_delete(gw_registry_t *reg, const char *id);
-/* Sets lastActiveAt of n connections in one write transaction. */
+/* Sets lastActiveAt of n connections, one write transaction per
+ * GW_REGISTRY_TOUCH_SLICE IDs, without allocating; unknown IDs (closed
+ * meanwhile) are skipped. */
 int gw_registry_touch(gw_registry_t *reg, const char *const *ids,
 		      const uint64_t *times, size_t n);
 int gw_registry_count(gw_registry_t *reg, size_t *count);
@@ -61,7 +75,8 @@ int gw_registry_count(gw_registry_t *reg, size_t *count);
 int gw_registry_foreach(gw_registry_t *reg,
 			void (*fn)(const gw_conn_record_t *rec, void *user), void *user);
 
-/* msgpack encoding of one record, exposed for unit tests. */
+/* msgpack encoding of one record, exposed for unit tests and fuzzing.
+ * decode accepts any bytes: GW_REG_ERROR for what encode did not write. */
 int gw_registry_encode(const gw_conn_record_t *rec, void **data, size_t *len);
 int gw_registry_decode(const void *data, size_t len, gw_conn_record_t *rec);
 

@@ -1,11 +1,17 @@
 /* registry.c: LMDB-backed connection registry and its msgpack records. */
+#define _GNU_SOURCE /* unshare */
 #include "unit.h"
 
 #include "registry.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <msgpack.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -247,6 +253,118 @@ static void test_open_failure(void)
 	CHECK_CONTAINS(err, path);
 	snprintf(path, sizeof(path), "%s/afile", dir);
 	unlink(path);
+}
+
+
+/* Item 23: a second gateway on the same folder is refused before it
+ * touches anything, and says who holds the folder. */
+static void test_lock_refuses_second_open(void)
+{
+	gw_registry_t *a = open_reg(), *b = (gw_registry_t *)(void *)&b, *ro = NULL;
+	gw_conn_record_t r = make_record("locked-000000000", 3), got;
+	char err[512] = "", pid[32], path[128];
+
+	if (!a)
+		return;
+	CHECK_INT_EQ(gw_registry_insert(a, &r), GW_REG_OK);
+	CHECK_INT_EQ(gw_registry_open(dir, &b, err, sizeof(err)), GW_REG_ERROR);
+	CHECK(b == NULL);
+	CHECK_CONTAINS(err, dir);
+	CHECK_CONTAINS(err, "in use by another wsgate");
+	snprintf(pid, sizeof(pid), "(PID %ld)", (long)getpid());
+	CHECK_CONTAINS(err, pid);
+	/* The first one's record survived the attempt. */
+	CHECK_INT_EQ(gw_registry_get(a, r.id, 16, &got), GW_REG_OK);
+	/* Tools read without the lock. */
+	CHECK_INT_EQ(gw_registry_open_readonly(dir, &ro, err, sizeof(err)), 0);
+	if (ro) {
+		CHECK_INT_EQ(gw_registry_get(ro, r.id, 16, &got), GW_REG_OK);
+		gw_registry_close(ro);
+	}
+	CHECK_INT_EQ(gw_registry_delete(a, r.id), GW_REG_OK);
+	gw_registry_close(a);
+	/* Closing releases it. */
+	a = open_reg();
+	gw_registry_close(a);
+
+	/* --data naming a regular file. */
+	snprintf(path, sizeof(path), "%s/plainfile", dir);
+	{
+		FILE *f = fopen(path, "w");
+		CHECK(f != NULL);
+		if (f)
+			fclose(f);
+	}
+	b = NULL;
+	CHECK_INT_EQ(gw_registry_open(path, &b, err, sizeof(err)), GW_REG_ERROR);
+	CHECK_CONTAINS(err, path);
+	CHECK_CONTAINS(err, "expected a folder");
+	unlink(path);
+}
+
+/* Item 13: on a full filesystem the registry refuses new records instead
+ * of faulting (MDB_WRITEMAP on a sparse file), keeps closing and touching
+ * the ones it has, and takes new ones again once the disk has room. Runs
+ * in a child with its own mount namespace and a 2 MB tmpfs. */
+static void full_disk(void *arg)
+{
+	enum { MAX = 20000 };
+	char mnt[128], err[256] = "", (*ids)[GW_CONN_ID_LEN + 1];
+	const char *tids[64];
+	uint64_t times[64];
+	gw_registry_t *reg = NULL;
+	gw_conn_record_t r, got;
+	int n = 0, rc = GW_REG_OK;
+
+	(void)arg;
+	snprintf(mnt, sizeof(mnt), "%s/full", dir);
+	mkdir(mnt, 0700);
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("tmpfs", mnt, "tmpfs", 0, "size=2m")) {
+		fprintf(stderr, "    skipped: cannot mount a tmpfs here (%s); needs CAP_SYS_ADMIN\n",
+			strerror(errno));
+		return;
+	}
+	ids = calloc(MAX, sizeof(*ids));
+	CHECK(ids != NULL);
+	CHECK_INT_EQ(gw_registry_open(mnt, &reg, err, sizeof(err)), 0);
+	if (!reg || !ids)
+		return;
+	r = make_record("x", 0);
+	memset(r.user_agent, 'u', sizeof(r.user_agent) - 1);
+	while (n < MAX) {
+		CHECK_INT_EQ(gw_registry_new_id(ids[n]), 0);
+		memcpy(r.id, ids[n], sizeof(r.id));
+		rc = gw_registry_insert(reg, &r);
+		if (rc != GW_REG_OK)
+			break;
+		n++;
+	}
+	CHECK_INT_EQ(rc, GW_REG_FULL);
+	CHECK_MSG(n > 100, "only %d records fit in 2 MB", n);
+	CHECK_STR_EQ(gw_registry_strerror(GW_REG_FULL), "no space left in the data folder");
+	/* What is there still works: read, touch, update, delete. */
+	CHECK_INT_EQ(gw_registry_get(reg, ids[0], 16, &got), GW_REG_OK);
+	for (int i = 0; i < 64; i++) {
+		tids[i] = ids[i * (n / 64)];
+		times[i] = 4000000000000ULL + (uint64_t)i;
+	}
+	CHECK_INT_EQ(gw_registry_touch(reg, tids, times, 64), GW_REG_OK);
+	CHECK_INT_EQ(gw_registry_get(reg, tids[63], 16, &got), GW_REG_OK);
+	CHECK_INT_EQ(got.last_active_at, 4000000000063ULL);
+	memcpy(r.id, ids[1], sizeof(r.id));
+	r.state = GW_CONN_PENDING;
+	CHECK_INT_EQ(gw_registry_update(reg, &r), GW_REG_OK);
+	for (int i = 0; i < n / 2; i++)
+		CHECK_INT_EQ(gw_registry_delete(reg, ids[i]), GW_REG_OK);
+	CHECK_INT_EQ(gw_registry_new_id(r.id), 0);
+	CHECK_INT_EQ(gw_registry_insert(reg, &r), GW_REG_FULL);
+	/* The disk grows: connects come back. */
+	CHECK_INT_EQ(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT, "size=8m"), 0);
+	CHECK_INT_EQ(gw_registry_insert(reg, &r), GW_REG_OK);
+	gw_registry_close(reg);
+	free(ids);
+	umount(mnt);
 }
 
 /* Encodes a map by hand, to feed decode what encode would never write. */
@@ -492,6 +610,8 @@ int main(void)
 	RUN(test_touch);
 	RUN(test_foreach_and_reopen);
 	RUN(test_open_failure);
+	RUN(test_lock_refuses_second_open);
+	CHECK_IN_CHILD(full_disk, NULL);
 	RUN(test_encode_decode);
 	RUN(test_decode_long_strings_truncated);
 	CHECK_IN_CHILD(decode_garbage, NULL);
