@@ -33,7 +33,13 @@
 
 #define HEAD_MAX_BYTES GW_HEAD_MAX_BYTES
 #define HEAD_TIMEOUT_S 10
-#define INBOUND_QUEUE_MAX 256
+/* Inbound flow control: a connection whose queue holds this much stops
+ * being read (TCP pushes back on the client) until it has drained to half;
+ * every connection of a loop stops being read while the loop's queues
+ * together hold INBOUND_LOOP_MAX_BYTES. Nothing received is dropped. */
+#define INBOUND_CONN_MAX_MSGS 64
+#define INBOUND_CONN_MAX_BYTES ((size_t)1 << 20)
+#define INBOUND_LOOP_MAX_BYTES ((size_t)64 << 20)
 
 enum conn_state { CS_HEAD, CS_CONNECTING, CS_ADOPTED, CS_OPEN, CS_CLOSED };
 
@@ -48,6 +54,7 @@ typedef struct gw_msg {
 /* What a queued message costs, with its header and libwebsockets' headroom:
  * counting the payload alone let empty messages queue without bound. */
 #define MSG_COST(len) (sizeof(gw_msg_t) + LWS_PRE + (len))
+#define INQ_COST(len) (sizeof(gw_msg_t) + (len))
 
 /* One integration call on behalf of a connection (or of a connection that
  * is gone, for $disconnect). */
@@ -93,6 +100,9 @@ struct gw_conn {
 	gw_buf_t rx;
 	int rx_binary;
 	lws_dll2_owner_t inq;
+	size_t inq_bytes;
+	int rx_paused;         /* libwebsockets stopped reading it */
+	lws_dll2_t paused_list; /* gw->paused_conns while rx_paused */
 	lws_dll2_owner_t outq;
 	size_t outq_bytes;
 	/* Set when the queue overflowed; cleared once it has drained to half.
@@ -250,6 +260,10 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	}
 	if (!lws_dll2_is_detached(&conn->open_list))
 		lws_dll2_remove(&conn->open_list);
+	gw->inbound_bytes -= conn->inq_bytes;
+	conn->inq_bytes = 0;
+	if (!lws_dll2_is_detached(&conn->paused_list))
+		lws_dll2_remove(&conn->paused_list);
 	free_queue(&conn->inq);
 	free_queue(&conn->outq);
 	gw_gateway_slot_free(gw, conn->slot);
@@ -781,6 +795,7 @@ static void send_error_frame(gw_conn_t *conn, const char *message, const char *r
 }
 
 static void dispatch(gw_conn_t *conn);
+static void inbound_flow(gw_conn_t *conn);
 
 static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res)
 {
@@ -804,6 +819,7 @@ static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_resu
 		break;
 	}
 	dispatch(conn);
+	inbound_flow(conn);
 }
 
 static unsigned in_flight(const gw_conn_t *conn, const gw_route_t *route)
@@ -850,6 +866,8 @@ static void dispatch(gw_conn_t *conn)
 			continue;
 		}
 		lws_dll2_remove(&m->list);
+		conn->inq_bytes -= INQ_COST(m->len);
+		gw->inbound_bytes -= INQ_COST(m->len);
 		gw_gateway_request_id(gw, rid);
 		gw_gateway_request_id(gw, mid);
 		gw_debug("connection %s: message to %s, request %s", conn->id, m->route->key, rid);
@@ -865,6 +883,54 @@ static void dispatch(gw_conn_t *conn)
 		invoke(gw, conn, &inv);
 		free(m);
 	}
+}
+
+static int inbound_full(const gw_conn_t *conn)
+{
+	return conn->inq.count >= INBOUND_CONN_MAX_MSGS ||
+	       conn->inq_bytes >= INBOUND_CONN_MAX_BYTES ||
+	       conn->gw->inbound_bytes >= INBOUND_LOOP_MAX_BYTES;
+}
+
+static int inbound_low(const gw_conn_t *conn)
+{
+	return conn->inq.count <= INBOUND_CONN_MAX_MSGS / 2 &&
+	       conn->inq_bytes <= INBOUND_CONN_MAX_BYTES / 2 &&
+	       conn->gw->inbound_bytes <= INBOUND_LOOP_MAX_BYTES / 2;
+}
+
+static void rx_resume(gw_conn_t *conn)
+{
+	conn->rx_paused = 0;
+	lws_dll2_remove(&conn->paused_list);
+	if (conn->wsi)
+		lws_rx_flow_control(conn->wsi, 1);
+}
+
+/* Pauses or resumes reading the connection after its queue changed; when
+ * the loop's total falls low, the connections paused for it resume too. */
+static void inbound_flow(gw_conn_t *conn)
+{
+	gw_gateway_t *gw = conn->gw;
+
+	if (conn->state != CS_OPEN)
+		return;
+	if (!conn->rx_paused && inbound_full(conn)) {
+		conn->rx_paused = 1;
+		lws_dll2_add_tail(&conn->paused_list, &gw->paused_conns);
+		lws_rx_flow_control(conn->wsi, 0);
+		return;
+	}
+	if (conn->rx_paused && inbound_low(conn))
+		rx_resume(conn);
+	if (gw->inbound_bytes > INBOUND_LOOP_MAX_BYTES / 2)
+		return;
+	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, gw->paused_conns.head) {
+		gw_conn_t *c = lws_container_of(d, gw_conn_t, paused_list);
+
+		if (inbound_low(c))
+			rx_resume(c);
+	} lws_end_foreach_dll_safe(d, d1);
 }
 
 /* The route of a message: its selection expression's value when a route
@@ -893,9 +959,9 @@ static void on_message(gw_conn_t *conn)
 	conn->last_active = gw_now_ms();
 	route = select_route(conn, conn->rx.data ? conn->rx.data : "", conn->rx.len,
 			     conn->rx_binary);
-	if (!route || conn->inq.count >= INBOUND_QUEUE_MAX) {
+	if (!route) {
 		gw_gateway_request_id(conn->gw, rid);
-		send_error_frame(conn, route ? "Too Many Requests" : "Forbidden", rid);
+		send_error_frame(conn, "Forbidden", rid);
 		return;
 	}
 	m = malloc(sizeof(*m) + conn->rx.len);
@@ -907,7 +973,10 @@ static void on_message(gw_conn_t *conn)
 	m->route = route;
 	memcpy(m->data, conn->rx.data, conn->rx.len);
 	lws_dll2_add_tail(&m->list, &conn->inq);
+	conn->inq_bytes += INQ_COST(m->len);
+	conn->gw->inbound_bytes += INQ_COST(m->len);
 	dispatch(conn);
+	inbound_flow(conn);
 }
 
 static void on_idle_timer(gw_wheel_entry_t *e)

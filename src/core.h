@@ -82,6 +82,8 @@ struct gw_gateway {
 	uint32_t n_free;
 	size_t n_conns; /* every conn, whatever its state */
 	lws_dll2_owner_t open_conns;
+	size_t inbound_bytes;         /* queued inbound messages, all conns */
+	lws_dll2_owner_t paused_conns; /* conns not read for inbound flow */
 	gw_buf_t scratch;  /* request building, reused */
 	gw_buf_t rscratch; /* integration answers, route keys, reused */
 	uint64_t request_seq;

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import {
   test, assert, startPair, connect, connectWithId, connectRefused, nextMessage, waitClose, postTo, sleep, waitUntil,
-  rawConnect, upgradeRequest, serverFrames, withTimeout,
+  rawConnect, upgradeRequest, serverFrames, withTimeout, rssKiB,
 } from './helpers.mjs';
 
 /** Inodes of the sockets the process holds. */
@@ -168,4 +168,36 @@ test('item 18: a head of 12 KB (large cookies) that $connect approves opens', as
   const c = await connectWithId(gw, backend, { headers: { Cookie: `big=${'x'.repeat(12000)}` } });
   c.ws.send('hi');
   assert.equal((await nextMessage(c.ws)).data, 'hi');
+});
+
+test('item 5: clients sending faster than a stalled backend are paused, not buffered, and lose nothing', { timeout: 90000 }, async () => {
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  const { backend, gw } = await startPair(async (e) => {
+    if (e.requestContext.eventType === 'MESSAGE') await gate;
+    return { statusCode: 200 };
+  }, { integration: { timeoutMs: 120000 } });
+  const N = 8, M = 120, SIZE = 64 * 1024;
+  const clients = [];
+  for (let i = 0; i < N; i++) clients.push(await connectWithId(gw, backend));
+  const before = rssKiB(gw.proc.pid);
+  const errors = [];
+  for (const c of clients) {
+    c.ws.on('message', (d) => errors.push(d.toString()));
+    for (let j = 0; j < M; j++) c.ws.send(`${String(j).padStart(6, '0')}${'x'.repeat(SIZE - 6)}`);
+  }
+  // Long enough for every byte to reach the gateway if it kept reading.
+  await sleep(4000);
+  const grown = (rssKiB(gw.proc.pid) - before) / 1024;
+  // 8 clients x 120 x 64 KB = 60 MB would be queued without flow control.
+  assert.ok(grown < 40, `gateway RSS grew by ${grown.toFixed(1)} MB with a stalled backend`);
+  release();
+  await waitUntil(() => backend.events.filter((e) => e.requestContext?.eventType === 'MESSAGE').length === N * M,
+    60000, `all ${N * M} messages at the backend`);
+  for (const c of clients) {
+    const got = backend.events.filter((e) => e.requestContext?.eventType === 'MESSAGE' && e.requestContext.connectionId === c.id)
+      .map((e) => Number(e.body.slice(0, 6)));
+    assert.deepEqual(got, Array.from({ length: M }, (_, j) => j), 'messages of one connection in order, none lost');
+  }
+  assert.deepEqual(errors, [], 'error frames were sent to clients');
 });
