@@ -313,6 +313,34 @@ static void lower_json_key(gw_buf_t *b, gw_str_t s)
 	gw_buf_append_json_str(b, tmp, n);
 }
 
+/* JSON escaping makes a control character 6 bytes (\u0001) and a quote or
+ * a backslash 2: a body of control characters would grow 6-fold. Base64
+ * grows everything by 4/3, so a body goes base64 when it is not UTF-8 (as
+ * AWS does for binary) or when escaping would more than double it: a text
+ * body full of quotes (JSON in JSON) stays text. */
+int gw_event_body_base64(const char *body, size_t len, size_t *encoded)
+{
+	const unsigned char *p = (const unsigned char *)body;
+	size_t escaped = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = p[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			escaped += 1;
+		else if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t')
+			escaped += 2;
+		else
+			escaped += 6;
+	}
+	if (escaped <= 2 * len && gw_utf8_valid(p, len)) {
+		*encoded = escaped + 2;
+		return 0;
+	}
+	*encoded = (len + 2) / 3 * 4 + 2;
+	return 1;
+}
+
 void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 {
 	static const gw_str_t cookie = { "cookie", 6 };
@@ -465,8 +493,10 @@ void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 	kv_u64(out, "timeEpoch", e->time);
 	gw_buf_append_char(out, '}');
 	if (e->body_len) {
-		int text = gw_utf8_valid((const unsigned char *)e->body, e->body_len);
+		size_t encoded;
+		int text = !gw_event_body_base64(e->body, e->body_len, &encoded);
 
+		gw_buf_reserve(out, encoded + 64);
 		gw_buf_append_str(out, ",\"body\":");
 		if (text) {
 			gw_buf_append_json_str(out, e->body, e->body_len);

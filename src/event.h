@@ -55,6 +55,10 @@ typedef struct gw_http_event {
 } gw_http_event_t;
 
 void gw_event_http(gw_buf_t *out, const gw_http_event_t *e);
+/* Whether gw_event_http sends this body base64-encoded (not UTF-8, or JSON
+ * escaping would more than double it), and its size in the event, quotes
+ * included: the event is at most about twice the body. */
+int gw_event_body_base64(const char *body, size_t len, size_t *encoded);
 
 /* requestTime in CLF form: "11/Nov/2024:11:35:24 +0000". */
 void gw_event_clf_time(char out[64], uint64_t epoch_ms);

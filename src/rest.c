@@ -4,7 +4,12 @@
  * stops reading, calls the route's integration, writes the answer, then
  * goes on with the next request on the same connection. Request bodies are
  * taken over by the integration call (one copy); a proxied response body is
- * taken over from the integration call (one copy). */
+ * taken over from the integration call (one copy).
+ *
+ * Every phase has a deadline that a peer cannot stretch: a request (head
+ * and body) from its first byte, an idle keep-alive connection between
+ * requests, an answer the client does not read. While the integration
+ * runs, only the client's hang-up is watched. */
 #include "core.h"
 #include "httpreq.h"
 #include "integration.h"
@@ -24,22 +29,39 @@
 
 #define MAX_HEAD 16384
 #define MAX_PARAMS 16
-#define IDLE_TIMEOUT_S 60
-#define READ_TIMEOUT_S 30
+/* No request within this long after the last answer: closed quietly. */
+#define IDLE_TIMEOUT_MS 60000
+/* A request's head and body, from its first byte: this long, plus one
+ * second per BODY_MIN_RATE bytes of body received (a slow upload is fine,
+ * a dribble is not, as Apache's mod_reqtimeout). Beyond it: 408. */
+#define REQUEST_TIMEOUT_MS 10000
+#define BODY_MIN_RATE 1024
+/* An answer must be read within this long, plus one second per
+ * WRITE_MIN_RATE bytes of it. */
+#define WRITE_TIMEOUT_MS 30000
+#define WRITE_MIN_RATE 1024
+/* Reads per wakeup: a client that keeps sending cannot hold the loop. */
+#define MAX_READS 16
+/* The largest Lambda event (the invocation payload limit of a synchronous
+ * Lambda call, 6 MiB). TODO: per API, limits.maxEventBytes (config.c). */
+#define DEFAULT_MAX_EVENT_BYTES 6291456
 
 enum rest_state { RS_READING, RS_CALLING, RS_WRITING };
 
 struct gw_rest {
 	gw_watch_t watch; /* first */
 	gw_gateway_t *gw;
-	lws_dll2_t list; /* gw->rests */
+	lws_dll2_t list; /* gw->rests, while open */
 	enum rest_state state;
 	uint32_t events;
 	gw_req_t *req;
 	char in[16384];
 	size_t in_len;
 	size_t in_off;
+	uint64_t req_start; /* monotonic ms of the request's first byte; 0: idle */
+	gw_wheel_entry_t timer;
 	/* the request being served */
+	gw_buf_t path; /* normalised (see normalize_path) */
 	const gw_api_t *api;
 	const gw_rest_route_t *route;
 	gw_call_t *call;
@@ -53,53 +75,46 @@ struct gw_rest {
 	gw_buf_t out;
 	gw_buf_t out_body;
 	size_t out_off;
-	lws_sorted_usec_list_t timer;
-	int dead; /* closed; freed from the next loop iteration */
+	int closed;  /* fd closed, memory freed after the epoll batch */
+	int driving; /* inside drive(): no re-entry */
+	int peer_eof; /* the client half-closed (EPOLLRDHUP) */
 	int continue_sent;
 };
 
-static void rest_destroy(gw_rest_t *r)
+static void rest_destroy(void *p)
 {
-	lws_sul_cancel(&r->timer);
-	if (r->call)
-		gw_backend_cancel(r->call);
-	if (!r->dead) {
-		epoll_ctl(r->gw->epfd, EPOLL_CTL_DEL, r->watch.fd, NULL);
-		close(r->watch.fd);
-	}
-	lws_dll2_remove(&r->list);
+	gw_rest_t *r = p;
+
 	gw_req_destroy(r->req);
+	gw_buf_dispose(&r->path);
 	gw_buf_dispose(&r->out);
 	gw_buf_dispose(&r->out_body);
 	free(r->origin);
 	free(r);
 }
 
-static void on_reap(lws_sorted_usec_list_t *sul)
+/* Closes now, frees after the epoll batch: later events of this batch and
+ * the callers up the stack may still hold r (safe points, core.h). */
+static void rest_close(gw_rest_t *r)
 {
-	rest_destroy(lws_container_of(sul, gw_rest_t, timer));
-}
-
-/* Closes now, frees later: the callers up the stack may still hold r. */
-static void rest_free(gw_rest_t *r)
-{
-	if (r->dead)
+	if (r->closed)
 		return;
+	r->closed = 1;
 	if (r->call) {
 		gw_backend_cancel(r->call);
 		r->call = NULL;
 	}
-	epoll_ctl(r->gw->epfd, EPOLL_CTL_DEL, r->watch.fd, NULL);
-	close(r->watch.fd);
-	r->dead = 1;
-	lws_sul_schedule(r->gw->ctx, 0, &r->timer, on_reap, 1);
+	gw_wheel_cancel(&r->gw->wheel, &r->timer);
+	gw_watch_close(r->gw, &r->watch);
+	lws_dll2_remove(&r->list);
+	gw_defer_free(r->gw, rest_destroy, r);
 }
 
 static void set_events(gw_rest_t *r, uint32_t want)
 {
 	struct epoll_event ev;
 
-	if (r->events == want)
+	if (r->events == want || r->closed)
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = want;
@@ -108,16 +123,47 @@ static void set_events(gw_rest_t *r, uint32_t want)
 	r->events = want;
 }
 
-static void on_timer(lws_sorted_usec_list_t *sul)
+static void respond_json(gw_rest_t *r, int status, const char *json);
+
+static uint64_t request_deadline(gw_rest_t *r)
 {
-	rest_free(lws_container_of(sul, gw_rest_t, timer));
+	return r->req_start + REQUEST_TIMEOUT_MS + gw_req_body(r->req)->len * 1000 / BODY_MIN_RATE;
 }
 
-static void arm(gw_rest_t *r, int seconds)
+static void on_deadline(gw_wheel_entry_t *e)
 {
-	if (r->dead)
+	gw_rest_t *r = lws_container_of(e, gw_rest_t, timer);
+
+	if (r->closed)
 		return;
-	lws_sul_schedule(r->gw->ctx, 0, &r->timer, on_timer, (lws_usec_t)seconds * LWS_US_PER_SEC);
+	if (r->state == RS_READING && r->req_start) {
+		uint64_t due = request_deadline(r);
+
+		/* The body earned more time since the timer was set. */
+		if (gw_now_ms() < due) {
+			gw_wheel_set(&r->gw->wheel, &r->timer, due, on_deadline);
+			return;
+		}
+		r->close_after = 1;
+		gw_gateway_request_id(r->gw, r->request_id);
+		respond_json(r, 408, "{\"message\":\"Request Timeout\"}");
+		return;
+	}
+	/* Idle between requests, or an answer the client does not read. */
+	rest_close(r);
+}
+
+static void set_deadline(gw_rest_t *r, uint64_t due)
+{
+	if (!r->closed)
+		gw_wheel_set(&r->gw->wheel, &r->timer, due, on_deadline);
+}
+
+/* The first byte of a request: its deadline starts. */
+static void request_started(gw_rest_t *r)
+{
+	r->req_start = gw_now_ms();
+	set_deadline(r, request_deadline(r));
 }
 
 /* --- routing ---------------------------------------------------------------- */
@@ -236,6 +282,167 @@ const gw_rest_route_t *gw_rest_match(const gw_api_t *api, const char *method,
 	return best;
 }
 
+/* --- paths ------------------------------------------------------------------ */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int is_dots(const char *p, size_t n)
+{
+	return (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.');
+}
+
+/* Whether a raw segment is a dot segment once decoded ("%2e%2E" is ".."):
+ * 1 for ".", 2 for "..", 0 otherwise; -1 when its decoded form hides a dot
+ * segment behind an encoded separator ("..%2f", "%2e%5c"), which a backend
+ * that decodes before it normalises would climb with. */
+static int dot_segment(const char *s, size_t n)
+{
+	char d[MAX_HEAD];
+	size_t dl, start = 0;
+
+	if (n > sizeof(d))
+		return -1;
+	dl = gw_url_decode(d, s, n, 0);
+
+	if (is_dots(d, dl))
+		return (int)dl;
+	for (size_t i = 0; i <= dl; i++) {
+		if (i < dl && d[i] != '/' && d[i] != '\\')
+			continue;
+		if (is_dots(d + start, i - start))
+			return -1;
+		start = i + 1;
+	}
+	return 0;
+}
+
+/* RFC 3986 §5.2.4 remove_dot_segments on the raw path, dot segments
+ * recognised in any percent-encoding, empty segments merged (as nginx's
+ * merge_slashes): what routes match and what HTTP_PROXY substitutes can
+ * then never climb out of a prefix. The segments keep their encoding.
+ * Returns -1 for a path that climbs above the root or hides a dot segment. */
+static int normalize_path(gw_str_t in, gw_buf_t *out)
+{
+	size_t i = 0;
+	int trailing = 0;
+
+	gw_buf_reset(out);
+	while (i < in.len) {
+		const char *e;
+		size_t n;
+		int dots;
+
+		if (in.ptr[i] == '/') {
+			i++;
+			continue;
+		}
+		e = memchr(in.ptr + i, '/', in.len - i);
+		n = e ? (size_t)(e - (in.ptr + i)) : in.len - i;
+		dots = dot_segment(in.ptr + i, n);
+		if (dots < 0)
+			return -1;
+		if (dots == 2) {
+			if (!out->len)
+				return -1;
+			while (out->data[out->len - 1] != '/')
+				out->len--;
+			out->len--;
+		} else if (!dots) {
+			gw_buf_append_char(out, '/');
+			gw_buf_append(out, in.ptr + i, n);
+		}
+		trailing = dots || e;
+		i += n;
+	}
+	if (!out->len || trailing || (in.len && in.ptr[in.len - 1] == '/'))
+		gw_buf_append_char(out, '/');
+	return 0;
+}
+
+/* Appends a path parameter's raw value to a backend URL: valid %XX escapes
+ * pass as they are, every byte that could change the URL's structure is
+ * escaped: '#', '?', '%' not starting an escape, '/' unless the parameter
+ * is greedy, and in the query '&', '=', '+', ';'. */
+static void append_param(gw_buf_t *b, const char *p, size_t n, int greedy, int in_query)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		int keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			   (c && strchr("-._~!$'()*,:@", c)) ||
+			   (!in_query && c && strchr("&=+;", c)) || (greedy && c == '/') ||
+			   (c == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0);
+
+		if (keep) {
+			gw_buf_append_char(b, (char)c);
+		} else {
+			char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
+			gw_buf_append(b, esc, 3);
+		}
+	}
+}
+
+/* --- headers ---------------------------------------------------------------- */
+
+static int name_is(gw_str_t n, const char *s)
+{
+	size_t l = strlen(s);
+
+	return n.len == l && !strncasecmp(n.ptr, s, l);
+}
+
+/* Headers only the gateway sets toward a backend: a client's copies are
+ * dropped (X-Forwarded-For is appended to instead). */
+static int gateway_header(gw_str_t n)
+{
+	return name_is(n, "X-Forwarded-For") || name_is(n, "X-Forwarded-Proto") ||
+	       name_is(n, "X-Forwarded-Host") || name_is(n, "X-Forwarded-Port") ||
+	       name_is(n, "X-Amzn-RequestId") || (n.len >= 9 && !strncasecmp(n.ptr, "X-Wsgate-", 9));
+}
+
+/* RFC 9110 §5.6.2 token. */
+static int valid_name(const char *s, size_t n)
+{
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c && strchr("!#$%&'*+-.^_`|~", c))))
+			return 0;
+	}
+	return 1;
+}
+
+/* RFC 9110 §5.5 field-value: no control character but HTAB. */
+static int valid_value(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+/* RFC 9110 §6.4.1, §15.3.5, §15.4.5: 1xx, 204 and 304 have no content. */
+static int status_allows_body(int status)
+{
+	return status >= 200 && status != 204 && status != 304;
+}
+
 /* --- answers ------------------------------------------------------------- */
 
 static int origin_allowed(const gw_cors_t *c, const char *origin)
@@ -286,8 +493,8 @@ static void cors_headers(gw_rest_t *r, gw_buf_t *o, int preflight)
 
 static void flush(gw_rest_t *r);
 
-/* Starts writing an answer: status, extra header lines (may be NULL), and
- * the body in r->out_body. */
+/* Starts writing an answer: status, extra header lines (may be NULL, each
+ * already validated), and the body in r->out_body. */
 static void respond(gw_rest_t *r, int status, const char *headers, size_t hlen, int preflight)
 {
 	gw_buf_t *o = &r->out;
@@ -303,13 +510,22 @@ static void respond(gw_rest_t *r, int status, const char *headers, size_t hlen, 
 	cors_headers(r, o, preflight);
 	gw_buf_append_str(o, "apigw-requestid: ");
 	gw_buf_append_str(o, r->request_id);
-	gw_buf_append_str(o, "\r\nContent-Length: ");
-	gw_buf_append_u64(o, r->out_body.len);
-	gw_buf_append_str(o, r->close_after ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+	gw_buf_append_str(o, "\r\n");
+	/* A body after a 204 or 304 would be read as the next response. */
+	if (status_allows_body(status)) {
+		gw_buf_append_str(o, "Content-Length: ");
+		gw_buf_append_u64(o, r->out_body.len);
+		gw_buf_append_str(o, "\r\n");
+	} else {
+		gw_buf_reset(&r->out_body);
+	}
+	gw_buf_append_str(o, r->close_after ? "Connection: close\r\n\r\n" : "\r\n");
 	if (r->is_head)
 		gw_buf_reset(&r->out_body);
 	r->out_off = 0;
 	r->state = RS_WRITING;
+	set_deadline(r, gw_now_ms() + WRITE_TIMEOUT_MS +
+			(o->len + r->out_body.len) * 1000 / WRITE_MIN_RATE);
 	flush(r);
 }
 
@@ -322,53 +538,95 @@ static void respond_json(gw_rest_t *r, int status, const char *json)
 	respond(r, status, ct, sizeof(ct) - 1, 0);
 }
 
+/* Appends "name: value\r\n" when both are valid (a backend's answer must
+ * not split the client's response). */
+static void append_header(gw_buf_t *b, const char *n, size_t nl, const char *v, size_t vl)
+{
+	if (!valid_name(n, nl) || !valid_value(v, vl))
+		return;
+	gw_buf_append(b, n, nl);
+	gw_buf_append(b, ": ", 2);
+	gw_buf_append(b, v, vl);
+	gw_buf_append(b, "\r\n", 2);
+}
+
 /* --- integrations ---------------------------------------------------------- */
 
 static void on_answer(void *user, const gw_http_resp_t *resp);
+
+/* The value of the path parameter named name[0..n) ("proxy" or "proxy+"),
+ * or -1; *greedy tells whether it may hold slashes. */
+static int param_index(const gw_rest_route_t *rt, const char *name, size_t n, size_t np,
+		       int *greedy)
+{
+	size_t k = 0;
+
+	if (n && name[n - 1] == '+')
+		n--;
+	for (size_t i = 0; i < rt->n_segs; i++) {
+		const gw_rest_seg_t *sg = &rt->segs[i];
+
+		if (sg->kind == GW_SEG_STATIC)
+			continue;
+		if (k < np && sg->len == n && !memcmp(sg->text, name, n)) {
+			*greedy = sg->kind == GW_SEG_GREEDY;
+			return (int)k;
+		}
+		k++;
+	}
+	return -1;
+}
+
+/* The integration's path with {param} and {proxy} taking the request's
+ * values (escaped, see append_param), then the client's query. */
+static void proxy_target(gw_rest_t *r, const gw_integration_t *in, gw_buf_t *h, gw_str_t path,
+			 size_t (*params)[2], size_t np)
+{
+	gw_str_t query = gw_req_query(r->req);
+	const char *p = in->path, *q;
+	int in_query = 0;
+
+	while ((q = strchr(p, '{'))) {
+		const char *close = strchr(q, '}');
+		int k, greedy = 0;
+
+		in_query |= memchr(p, '?', (size_t)(q - p)) != NULL;
+		gw_buf_append(h, p, (size_t)(q - p));
+		if (!close) {
+			p = q;
+			break;
+		}
+		k = param_index(r->route, q + 1, (size_t)(close - q - 1), np, &greedy);
+		if (k >= 0)
+			append_param(h, path.ptr + params[k][0], params[k][1], greedy, in_query);
+		else
+			gw_buf_append(h, q, (size_t)(close + 1 - q));
+		p = close + 1;
+	}
+	gw_buf_append_str(h, p);
+	if (!query.len)
+		return;
+	gw_buf_append_char(h, strchr(in->path, '?') ? '&' : '?');
+	/* A raw '#' would end the backend's query: the fragment is the client's. */
+	for (size_t i = 0; i < query.len; i++) {
+		if (query.ptr[i] == '#')
+			gw_buf_append(h, "%23", 3);
+		else
+			gw_buf_append_char(h, query.ptr[i]);
+	}
+}
 
 static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
 			    size_t (*params)[2], size_t np)
 {
 	gw_gateway_t *gw = r->gw;
 	gw_buf_t *h = &gw->scratch;
-	gw_str_t query = gw_req_query(r->req), host = gw_req_get(r->req, "Host");
-	gw_str_t xff = gw_req_get(r->req, "X-Forwarded-For");
-	const char *p = in->path, *q;
+	gw_str_t host = gw_req_get(r->req, "Host");
 
 	gw_buf_reset(h);
 	gw_buf_append_str(h, in->method ? in->method : gw_req_method(r->req));
 	gw_buf_append_char(h, ' ');
-	/* {param} and {proxy} in the integration's path take the request's. */
-	while ((q = strchr(p, '{'))) {
-		const char *close = strchr(q, '}');
-		int done = 0;
-
-		gw_buf_append(h, p, (size_t)(q - p));
-		if (!close)
-			break;
-		for (size_t i = 0; i < r->route->n_segs && !done; i++) {
-			const gw_rest_seg_t *sg = &r->route->segs[i];
-			size_t k = 0;
-
-			if (sg->kind == GW_SEG_STATIC)
-				continue;
-			for (size_t j = 0; j < i; j++)
-				k += r->route->segs[j].kind != GW_SEG_STATIC;
-			if (k < np && sg->len == (size_t)(close - q - 1) && !memcmp(sg->text, q + 1, sg->len)) {
-				/* already URL-encoded as received: passed through */
-				gw_buf_append(h, path.ptr + params[k][0], params[k][1]);
-				done = 1;
-			}
-		}
-		if (!done)
-			gw_buf_append(h, q, (size_t)(close + 1 - q));
-		p = close + 1;
-	}
-	gw_buf_append_str(h, p);
-	if (query.len) {
-		gw_buf_append_char(h, strchr(in->path, '?') ? '&' : '?');
-		gw_buf_append(h, query.ptr, query.len);
-	}
+	proxy_target(r, in, h, path, params, np);
 	gw_buf_append_str(h, " HTTP/1.1\r\nHost: ");
 	gw_buf_append_str(h, in->host);
 	if (in->port != (in->tls ? 443 : 80)) {
@@ -381,24 +639,30 @@ static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t p
 
 		gw_req_header(r->req, i, &n, &v);
 		/* Expect: the gateway answered 100-continue itself. */
-		if (gw_http_hop_by_hop(n.ptr, n.len) || (n.len == 4 && !strncasecmp(n.ptr, "Host", 4)) ||
-		    (n.len == 6 && !strncasecmp(n.ptr, "Expect", 6)) ||
-		    (n.len == 15 && !strncasecmp(n.ptr, "X-Forwarded-For", 15)) ||
-		    (n.len == 17 && !strncasecmp(n.ptr, "X-Forwarded-Proto", 17)) ||
-		    (n.len == 16 && !strncasecmp(n.ptr, "X-Forwarded-Host", 16)))
+		if (gw_http_hop_by_hop(n.ptr, n.len) || name_is(n, "Host") || name_is(n, "Expect") ||
+		    gateway_header(n))
 			continue;
 		gw_buf_append(h, n.ptr, n.len);
 		gw_buf_append(h, ": ", 2);
 		gw_buf_append(h, v.ptr, v.len);
 		gw_buf_append(h, "\r\n", 2);
 	}
+	/* The client's X-Forwarded-For values, then the address it came from. */
 	gw_buf_append_str(h, "X-Forwarded-For: ");
-	if (xff.len) {
-		gw_buf_append(h, xff.ptr, xff.len);
+	for (size_t i = 0; i < gw_req_header_count(r->req); i++) {
+		gw_str_t n, v;
+
+		gw_req_header(r->req, i, &n, &v);
+		if (!name_is(n, "X-Forwarded-For") || !v.len)
+			continue;
+		gw_buf_append(h, v.ptr, v.len);
 		gw_buf_append_str(h, ", ");
 	}
 	gw_buf_append_str(h, r->source_ip);
 	gw_buf_append_str(h, r->tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+	gw_buf_append_str(h, "X-Forwarded-Port: ");
+	gw_buf_append_u64(h, (uint64_t)gw->port);
+	gw_buf_append_str(h, "\r\n");
 	if (host.len) {
 		gw_buf_append_str(h, "X-Forwarded-Host: ");
 		gw_buf_append(h, host.ptr, host.len);
@@ -413,20 +677,58 @@ static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t p
 				       (unsigned)in->timeout_ms, r->request_id, on_answer, r);
 }
 
-static void call_lambda(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
-			size_t (*params)[2], size_t np)
+/* The event's headers: the client's, less the gateway's own, plus
+ * x-forwarded-for (appended to), -proto and -port as AWS adds them. xff
+ * and port hold the values the added headers point to. */
+static size_t lambda_headers(gw_rest_t *r, gw_header_t *out, size_t max, gw_buf_t *xff,
+			     char port[8])
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < gw_req_header_count(r->req); i++) {
+		gw_str_t hn, hv;
+
+		gw_req_header(r->req, i, &hn, &hv);
+		if (name_is(hn, "X-Forwarded-For") && hv.len) {
+			gw_buf_append(xff, hv.ptr, hv.len);
+			gw_buf_append_str(xff, ", ");
+		}
+		if (gateway_header(hn) || n == max - 3)
+			continue;
+		out[n].name = hn;
+		out[n++].value = hv;
+	}
+	gw_buf_append_str(xff, r->source_ip);
+	snprintf(port, 8, "%d", r->gw->port);
+	out[n].name = GW_STR("x-forwarded-for");
+	out[n++].value = (gw_str_t){ xff->data, xff->len };
+	out[n].name = GW_STR("x-forwarded-port");
+	out[n++].value = (gw_str_t){ port, strlen(port) };
+	out[n].name = GW_STR("x-forwarded-proto");
+	out[n++].value = r->tls ? GW_STR("https") : GW_STR("http");
+	return n;
+}
+
+/* Builds and sends the payload 2.0 event; -1 (nothing sent) when the event
+ * would exceed the Lambda payload limit. */
+static int call_lambda(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
+		       size_t (*params)[2], size_t np)
 {
 	gw_gateway_t *gw = r->gw;
-	gw_header_t headers[100], pp[MAX_PARAMS];
-	size_t nh = gw_req_header_count(r->req), k = 0;
+	gw_header_t headers[103], pp[MAX_PARAMS];
+	gw_buf_t *req_body = gw_req_body(r->req), *h = &gw->scratch;
+	size_t k = 0, max_event = DEFAULT_MAX_EVENT_BYTES, encoded;
 	gw_http_event_t ev;
-	gw_buf_t body;
-	gw_buf_t *h = &gw->scratch;
+	gw_buf_t body, xff;
+	char port[8];
+	int rc = -1;
 
-	if (nh > 100)
-		nh = 100;
-	for (size_t i = 0; i < nh; i++)
-		gw_req_header(r->req, i, &headers[i].name, &headers[i].value);
+	/* Refused before the event is built: the body alone is too large. */
+	gw_event_body_base64(req_body->data, req_body->len, &encoded);
+	if (encoded > max_event)
+		return -1;
+	gw_buf_init(&body);
+	gw_buf_init(&xff);
 	for (size_t i = 0; i < r->route->n_segs && k < np; i++) {
 		const gw_rest_seg_t *sg = &r->route->segs[i];
 
@@ -440,19 +742,20 @@ static void call_lambda(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
 	ev.api = r->api;
 	ev.route_key = r->route->route.key;
 	ev.method = gw_req_method(r->req);
-	ev.path = gw_req_path(r->req);
+	ev.path = path;
 	ev.query = gw_req_query(r->req);
 	ev.headers = headers;
-	ev.n_headers = nh;
+	ev.n_headers = lambda_headers(r, headers, sizeof(headers) / sizeof(headers[0]), &xff, port);
 	ev.path_params = pp;
 	ev.n_path_params = k;
-	ev.body = gw_req_body(r->req)->data;
-	ev.body_len = gw_req_body(r->req)->len;
+	ev.body = req_body->data;
+	ev.body_len = req_body->len;
 	ev.source_ip = r->source_ip;
 	ev.request_id = r->request_id;
 	ev.time = gw_wall_ms();
-	gw_buf_init(&body);
 	gw_event_http(&body, &ev);
+	if (body.len > max_event)
+		goto done;
 	gw_buf_reset(h);
 	gw_buf_append_str(h, "POST ");
 	gw_buf_append_str(h, in->path);
@@ -465,7 +768,11 @@ static void call_lambda(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
 	gw_buf_append_str(h, "\r\n\r\n");
 	r->call = gw_backend_call_body(gw->be, gw_backend_endpoint_for(gw->be, in->index), h->data, h->len, &body,
 				       (unsigned)in->timeout_ms, r->request_id, on_answer, r);
+	rc = 0;
+done:
 	gw_buf_dispose(&body);
+	gw_buf_dispose(&xff);
+	return rc;
 }
 
 /* Lambda payload 2.0 response rules (§8.2), into r->out_body + headers. */
@@ -489,7 +796,8 @@ static int lambda_answer(gw_rest_t *r, const gw_http_resp_t *resp, gw_buf_t *hdr
 		return 200;
 	}
 	v = json_object_get(root, "statusCode");
-	if (!json_is_integer(v) || json_integer_value(v) < 100 || json_integer_value(v) > 599) {
+	/* 1xx is not a final answer: the client would wait for another one. */
+	if (!json_is_integer(v) || json_integer_value(v) < 200 || json_integer_value(v) > 599) {
 		json_decref(root);
 		return -1;
 	}
@@ -501,21 +809,20 @@ static int lambda_answer(gw_rest_t *r, const gw_http_resp_t *resp, gw_buf_t *hdr
 
 		json_object_foreach(v, k, hv) {
 			const char *s = json_is_string(hv) ? json_string_value(hv) : NULL;
+			size_t sl = json_is_string(hv) ? json_string_length(hv) : 0;
 			char num[32];
 
 			if (!s && json_is_integer(hv)) {
 				snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(hv));
 				s = num;
+				sl = strlen(num);
 			}
-			if (!s || gw_http_hop_by_hop(k, strlen(k)) || strpbrk(k, "\r\n:") || strpbrk(s, "\r\n"))
+			if (!s || gw_http_hop_by_hop(k, strlen(k)))
 				continue;
 			/* Once CORS is configured, the gateway's headers win. */
 			if (r->api->cors.enabled && !strncasecmp(k, "access-control-", 15))
 				continue;
-			gw_buf_append_str(hdrs, k);
-			gw_buf_append_str(hdrs, ": ");
-			gw_buf_append_str(hdrs, s);
-			gw_buf_append_str(hdrs, "\r\n");
+			append_header(hdrs, k, strlen(k), s, sl);
 		}
 	}
 	v = json_object_get(root, "cookies");
@@ -524,11 +831,8 @@ static int lambda_answer(gw_rest_t *r, const gw_http_resp_t *resp, gw_buf_t *hdr
 		json_t *c;
 
 		json_array_foreach(v, i, c) {
-			if (!json_is_string(c) || strpbrk(json_string_value(c), "\r\n"))
-				continue;
-			gw_buf_append_str(hdrs, "Set-Cookie: ");
-			gw_buf_append_str(hdrs, json_string_value(c));
-			gw_buf_append_str(hdrs, "\r\n");
+			if (json_is_string(c))
+				append_header(hdrs, "Set-Cookie", 10, json_string_value(c), json_string_length(c));
 		}
 	}
 	v = json_object_get(root, "body");
@@ -585,16 +889,21 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 	} else {
 		/* HTTP_PROXY and MOCK: status, headers and body as they are. */
 		status = resp->status;
+		if (status < 200) {
+			/* 101 Switching Protocols: not an answer to pass on. */
+			gw_warn("request %s: REST integration %s answered HTTP %d", r->request_id,
+				in->name, status);
+			gw_buf_dispose(&hdrs);
+			respond_json(r, 500, "{\"message\":\"Internal Server Error\"}");
+			return;
+		}
 		for (size_t i = 0; i < resp->n_headers; i++) {
-			const char *n = resp->header_names[i];
+			const char *n = resp->header_names[i], *v = resp->header_values[i];
 
 			if (gw_http_hop_by_hop(n, strlen(n)) ||
 			    (r->api->cors.enabled && !strncasecmp(n, "access-control-", 15)))
 				continue;
-			gw_buf_append_str(&hdrs, n);
-			gw_buf_append_str(&hdrs, ": ");
-			gw_buf_append_str(&hdrs, resp->header_values[i]);
-			gw_buf_append_str(&hdrs, "\r\n");
+			append_header(&hdrs, n, strlen(n), v, strlen(v));
 		}
 		if (in->type == GW_INTEG_MOCK && !resp->n_headers)
 			gw_buf_append_str(&hdrs, "Content-Type: application/json\r\n");
@@ -617,7 +926,7 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 static void serve(gw_rest_t *r)
 {
 	gw_gateway_t *gw = r->gw;
-	gw_str_t path = gw_req_path(r->req), origin = gw_req_get(r->req, "Origin");
+	gw_str_t path, origin = gw_req_get(r->req, "Origin");
 	const char *method = gw_req_method(r->req);
 	size_t params[MAX_PARAMS][2], np = 0, strip;
 	const gw_integration_t *in;
@@ -627,9 +936,15 @@ static void serve(gw_rest_t *r)
 	r->close_after = !gw_req_keep_alive(r->req) || gw->stopping;
 	free(r->origin);
 	r->origin = origin.ptr ? strndup(origin.ptr, origin.len) : NULL;
-	r->api = api_for(gw->cfg, path, &strip);
+	r->api = NULL;
 	r->route = NULL;
 	gw_buf_reset(&r->out_body);
+	if (normalize_path(gw_req_path(r->req), &r->path)) {
+		respond_json(r, 400, "{\"message\":\"Bad Request\"}");
+		return;
+	}
+	path = (gw_str_t){ r->path.data, r->path.len };
+	r->api = api_for(gw->cfg, path, &strip);
 	if (!r->api) {
 		respond_json(r, 404, "{\"message\":\"Not Found\"}");
 		return;
@@ -659,8 +974,10 @@ static void serve(gw_rest_t *r)
 		np = MAX_PARAMS;
 	in = r->route->route.integration;
 	r->state = RS_CALLING;
-	set_events(r, 0);
-	lws_sul_cancel(&r->timer);
+	/* Only a hang-up is of interest now (EPOLLHUP and EPOLLERR come
+	 * whatever the mask); the next request waits in the socket. */
+	set_events(r, r->peer_eof ? 0 : EPOLLRDHUP);
+	gw_wheel_cancel(&gw->wheel, &r->timer);
 	switch (in->type) {
 	case GW_INTEG_MOCK: {
 		gw_event_ctx_t ctx;
@@ -685,7 +1002,9 @@ static void serve(gw_rest_t *r)
 		call_http_proxy(r, in, path, params, np);
 		break;
 	case GW_INTEG_AWS_PROXY:
-		call_lambda(r, in, path, params, np);
+		/* As AWS answers a request over Lambda's payload limit. */
+		if (call_lambda(r, in, path, params, np))
+			respond_json(r, 413, "{\"message\": \"Request Too Long\"}");
 		break;
 	}
 }
@@ -696,12 +1015,8 @@ static void parse(gw_rest_t *r)
 	size_t used = 0;
 	enum gw_req_status st;
 
-	if (r->in_off == r->in_len)
-		return;
 	st = gw_req_feed(r->req, r->in + r->in_off, r->in_len - r->in_off, &used);
 	r->in_off += used;
-	if (r->in_off == r->in_len)
-		r->in_off = r->in_len = 0;
 	switch (st) {
 	case GW_REQ_MORE:
 		/* The client waits for this before sending its body. */
@@ -709,12 +1024,13 @@ static void parse(gw_rest_t *r)
 			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 			r->continue_sent = 1;
-			if (send(r->watch.fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL) < 0)
-				gw_debug("REST: cannot send 100 Continue: %s", strerror(errno));
+			/* Nothing else is being written now; a short write
+			 * would leave half a response on the wire. */
+			if (send(r->watch.fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL) != sizeof(cont) - 1)
+				rest_close(r);
 		}
 		return;
 	case GW_REQ_DONE:
-		r->continue_sent = 0;
 		serve(r);
 		return;
 	case GW_REQ_BODY_TOO_LARGE:
@@ -733,6 +1049,64 @@ static void parse(gw_rest_t *r)
 		respond_json(r, 400, "{\"message\":\"Bad Request\"}");
 		return;
 	}
+}
+
+/* Reads and serves requests until the socket is drained or a request is
+ * being served. Never re-entered: an answer completed from inside it
+ * (a synchronous 404) comes back to this loop rather than recursing, so a
+ * pipeline of many requests costs no stack. */
+static void drive(gw_rest_t *r)
+{
+	int reads = 0;
+
+	if (r->driving)
+		return;
+	r->driving = 1;
+	while (!r->closed && r->state == RS_READING) {
+		ssize_t n;
+
+		if (r->in_off < r->in_len) {
+			parse(r);
+			continue;
+		}
+		if (reads++ == MAX_READS)
+			break; /* the socket stays readable: epoll comes back */
+		r->in_off = r->in_len = 0;
+		n = recv(r->watch.fd, r->in, sizeof(r->in), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			rest_close(r);
+			break;
+		}
+		r->in_len = (size_t)n;
+		if (!r->req_start)
+			request_started(r);
+	}
+	r->driving = 0;
+}
+
+/* After an answer: the next request on the connection, maybe buffered. */
+static void next_request(gw_rest_t *r)
+{
+	gw_req_reset(r->req);
+	gw_buf_reset(&r->out);
+	gw_buf_reset(&r->out_body);
+	r->api = NULL;
+	r->route = NULL;
+	free(r->origin);
+	r->origin = NULL;
+	r->continue_sent = 0;
+	r->state = RS_READING;
+	set_events(r, EPOLLIN | EPOLLRDHUP);
+	r->req_start = 0;
+	if (r->in_off < r->in_len)
+		request_started(r);
+	else
+		set_deadline(r, gw_now_ms() + IDLE_TIMEOUT_MS);
+	drive(r);
 }
 
 static void flush(gw_rest_t *r)
@@ -756,12 +1130,14 @@ static void flush(gw_rest_t *r)
 		}
 		n = writev(r->watch.fd, iov, n_iov);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* The write deadline set by respond() stands. */
 				set_events(r, EPOLLOUT);
-				arm(r, READ_TIMEOUT_S);
 				return;
 			}
-			rest_free(r);
+			rest_close(r);
 			return;
 		}
 		r->out_off += (size_t)n;
@@ -769,52 +1145,44 @@ static void flush(gw_rest_t *r)
 	/* Answered. */
 	if (r->close_after) {
 		shutdown(r->watch.fd, SHUT_WR);
-		rest_free(r);
+		rest_close(r);
 		return;
 	}
-	if (r->dead)
+	next_request(r);
+}
+
+/* While the integration runs. A reset or an error ends the call; a
+ * half-close (EPOLLRDHUP) may come from a client that still waits for its
+ * answer: it gets it, then the connection reads its end. */
+static void on_hangup(gw_rest_t *r, uint32_t events)
+{
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		rest_close(r);
 		return;
-	gw_req_reset(r->req);
-	gw_buf_reset(&r->out);
-	gw_buf_reset(&r->out_body);
-	r->state = RS_READING;
-	set_events(r, EPOLLIN | EPOLLRDHUP);
-	arm(r, IDLE_TIMEOUT_S);
-	/* A pipelined request may already be buffered. */
-	parse(r);
+	}
+	if (events & EPOLLRDHUP) {
+		r->peer_eof = 1;
+		set_events(r, 0);
+	}
 }
 
 void gw_rest_on_io(struct gw_watch *w, uint32_t events)
 {
 	gw_rest_t *r = (gw_rest_t *)w;
 
-	if (r->dead)
+	if (r->closed)
 		return;
-	if (r->state == RS_WRITING) {
+	switch (r->state) {
+	case RS_WRITING:
 		flush(r);
 		return;
-	}
-	if (r->state != RS_READING)
+	case RS_CALLING:
+		on_hangup(r, events);
 		return;
-	while (!r->dead && r->state == RS_READING) {
-		ssize_t n;
-
-		if (r->in_len == sizeof(r->in)) {
-			/* Everything buffered was parsed; make room. */
-			r->in_len = r->in_off = 0;
-		}
-		n = recv(r->watch.fd, r->in + r->in_len, sizeof(r->in) - r->in_len, 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			rest_free(r);
-			return;
-		}
-		r->in_len += (size_t)n;
-		arm(r, READ_TIMEOUT_S);
-		parse(r);
+	case RS_READING:
+		drive(r);
+		return;
 	}
-	(void)events;
 }
 
 void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
@@ -830,6 +1198,7 @@ void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
 	r->tls = tls;
 	snprintf(r->source_ip, sizeof(r->source_ip), "%s", source_ip);
 	r->req = gw_req_create(MAX_HEAD, gw->max_request_bytes);
+	gw_buf_init(&r->path);
 	gw_buf_init(&r->out);
 	gw_buf_init(&r->out_body);
 	lws_dll2_add_tail(&r->list, &gw->rests);
@@ -837,10 +1206,11 @@ void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
 	ev.events = r->events = EPOLLIN | EPOLLRDHUP;
 	ev.data.ptr = &r->watch;
 	if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-		rest_free(r);
+		rest_close(r);
 		return;
 	}
-	arm(r, READ_TIMEOUT_S);
+	/* The request is already waiting (conn.c read its head). */
+	request_started(r);
 }
 
 void gw_rest_shutdown(gw_gateway_t *gw)
@@ -848,8 +1218,8 @@ void gw_rest_shutdown(gw_gateway_t *gw)
 	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, gw->rests.head) {
 		gw_rest_t *r = lws_container_of(d, gw_rest_t, list);
 
-		if (r->state == RS_READING && !r->in_len)
-			rest_free(r);
+		if (r->state == RS_READING && !r->req_start)
+			rest_close(r);
 		else
 			r->close_after = 1;
 	} lws_end_foreach_dll_safe(d, d1);
@@ -857,16 +1227,12 @@ void gw_rest_shutdown(gw_gateway_t *gw)
 
 void gw_rest_free_all(gw_gateway_t *gw)
 {
+	/* The memory goes with the loop's last deferred frees. */
 	while (gw->rests.head)
-		rest_destroy(lws_container_of(gw->rests.head, gw_rest_t, list));
+		rest_close(lws_container_of(gw->rests.head, gw_rest_t, list));
 }
 
 size_t gw_rest_count(const gw_gateway_t *gw)
 {
-	size_t n = 0;
-
-	lws_start_foreach_dll(struct lws_dll2 *, d, gw->rests.head) {
-		n += !lws_container_of(d, gw_rest_t, list)->dead;
-	} lws_end_foreach_dll(d);
-	return n;
+	return (size_t)gw->rests.count;
 }

@@ -589,6 +589,74 @@ static void test_url_decode(void)
 	}
 }
 
+/* Issue 9 item 12: a REST body of control characters is not amplified
+ * 6-fold by JSON escaping: it goes base64; text (quotes and all) stays text. */
+static void http_event(gw_buf_t *b, const gw_api_t *api, const char *body, size_t len)
+{
+	gw_http_event_t e;
+
+	memset(&e, 0, sizeof(e));
+	e.api = api;
+	e.route_key = "POST /up";
+	e.method = "POST";
+	e.path = (gw_str_t){ "/up", 3 };
+	e.query = (gw_str_t){ "", 0 };
+	e.body = body;
+	e.body_len = len;
+	e.source_ip = "203.0.113.7";
+	e.request_id = "req-0001";
+	e.time = T_EPOCH_MS;
+	gw_event_http(b, &e);
+}
+
+static void test_http_body_encoding(void)
+{
+	gw_api_t api = test_api();
+	static const char json_text[] = "{\"a\":\"\\\"q\\\"\",\"b\":\"line\nbreak \xc3\xa9\"}";
+	static const char quotes[] = "\"\"\"\"\\\\";
+	size_t n = 100000, enc;
+	char *ctl = malloc(n);
+	gw_buf_t b;
+	json_t *root;
+
+	memset(ctl, 0x01, n);
+	gw_buf_init(&b);
+	http_event(&b, &api, ctl, n);
+	CHECK_MSG(b.len < n * 4 / 3 + 2048, "event of %zu bytes for %zu control bytes", b.len, n);
+	root = parse(__LINE__, &b);
+	if (root) {
+		const char *v = json_string_value(json_object_get(root, "body"));
+		gw_buf_t dec;
+
+		CHECK(json_is_true(json_object_get(root, "isBase64Encoded")));
+		gw_buf_init(&dec);
+		CHECK(v && !gw_base64_decode(&dec, v, strlen(v)));
+		CHECK_MEM_EQ(dec.data, dec.len, ctl, n);
+		gw_buf_dispose(&dec);
+		json_decref(root);
+	}
+	CHECK_INT_EQ(gw_event_body_base64(ctl, n, &enc), 1);
+	CHECK_INT_EQ(enc, (n + 2) / 3 * 4 + 2);
+	/* A few control characters in text: still text. */
+	CHECK_INT_EQ(gw_event_body_base64("a\x01" "bcdefghij", 11, &enc), 0);
+	CHECK_INT_EQ(enc, 18);
+	/* Text full of quotes doubles at most: stays text. */
+	CHECK_INT_EQ(gw_event_body_base64(quotes, sizeof(quotes) - 1, &enc), 0);
+	CHECK_INT_EQ(enc, 2 * (sizeof(quotes) - 1) + 2);
+	http_event(&b, &api, json_text, sizeof(json_text) - 1);
+	root = parse(__LINE__, &b);
+	if (root) {
+		CHECK(json_is_false(json_object_get(root, "isBase64Encoded")));
+		CHECK_JSTRN(root, "body", json_text, sizeof(json_text) - 1);
+		json_decref(root);
+	}
+	/* Not UTF-8: base64. */
+	CHECK_INT_EQ(gw_event_body_base64("x\xffy", 3, &enc), 1);
+	CHECK_INT_EQ(enc, 6);
+	gw_buf_dispose(&b);
+	free(ctl);
+}
+
 int main(void)
 {
 	RUN(test_connect);
@@ -600,5 +668,6 @@ int main(void)
 	RUN(test_disconnect);
 	RUN(test_times);
 	RUN(test_url_decode);
+	RUN(test_http_body_encoding);
 	UNIT_MAIN_END();
 }
