@@ -10,6 +10,7 @@ SUDO=""
 pkgs=(build-essential cmake pkg-config
       libwebsockets-dev libssl-dev liblmdb-dev libmsgpack-dev
       libjansson-dev libhttp-parser-dev lmdb-utils openssl chromium
+      clang libclang-rt-14-dev
       nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,63 @@
+/* Shared by the libFuzzer harnesses: silence the gateway's log, cut an
+ * input into pieces of fuzzer-chosen sizes (so that incremental parsers see
+ * every split point), and fail loudly when an invariant breaks. */
+#ifndef GW_FUZZ_COMMON_H
+#define GW_FUZZ_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+/* An invariant of the parser under test: a broken one is a finding. */
+#define FZ_CHECK(cond)                                                         \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "fuzz invariant failed: %s (%s:%d)\n", \
+				#cond, __FILE__, __LINE__);                    \
+			abort();                                               \
+		}                                                              \
+	} while (0)
+
+/* Piece sizes come from a small PRNG seeded by the input's first bytes:
+ * the fuzzer steers them, and a saved input replays the same pieces. */
+typedef struct fz_split {
+	uint32_t state;
+	uint32_t max; /* largest piece */
+} fz_split_t;
+
+static inline void fz_split_init(fz_split_t *s, uint8_t seed, uint8_t max)
+{
+	s->state = 0x9e3779b9u ^ seed;
+	s->max = max ? max : 256;
+}
+
+static inline size_t fz_split_next(fz_split_t *s, size_t left)
+{
+	size_t n;
+
+	s->state ^= s->state << 13;
+	s->state ^= s->state >> 17;
+	s->state ^= s->state << 5;
+	n = 1 + s->state % s->max;
+	return n < left ? n : left;
+}
+
+/* Reads every byte of a span so that ASan checks it lies in live memory. */
+static inline unsigned fz_touch(const char *p, size_t n)
+{
+	volatile unsigned sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += (unsigned char)p[i];
+	return sum;
+}
+
+static inline void fz_quiet(void)
+{
+	gw_log_threshold = -1;
+}
+
+#endif

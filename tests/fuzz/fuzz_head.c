@@ -1,0 +1,111 @@
+/* The WebSocket upgrade head (head.c), as conn.c reads it: bytes arrive in
+ * pieces of any size and are parsed incrementally. The same bytes fed in
+ * one piece must give the same head: a split point must never change what
+ * the gateway sees. Input: [seed][max piece][head bytes...]. */
+#include "fuzz_common.h"
+#include "head.h"
+
+#include <string.h>
+
+#define MAX_HEAD 16384
+
+typedef struct outcome {
+	enum gw_head_status st;
+	gw_head_t *h;
+} outcome_t;
+
+static outcome_t run(const uint8_t *data, size_t size, fz_split_t *split)
+{
+	outcome_t o = { GW_HEAD_MORE, gw_head_create(MAX_HEAD) };
+	size_t off = 0;
+
+	while (off < size && o.st == GW_HEAD_MORE) {
+		size_t n = split ? fz_split_next(split, size - off) : size - off;
+
+		o.st = gw_head_feed(o.h, (const char *)data + off, n);
+		off += n;
+	}
+	/* Bytes after the head (sent before the 101) are kept as they are. */
+	if (o.st == GW_HEAD_DONE && off < size)
+		FZ_CHECK(gw_head_feed(o.h, (const char *)data + off, size - off) == GW_HEAD_DONE);
+	return o;
+}
+
+static void inspect(const gw_head_t *h)
+{
+	gw_str_t all = gw_head_bytes(h), url = gw_head_url(h), v;
+
+	FZ_CHECK(gw_head_length(h) <= all.len);
+	fz_touch(all.ptr, all.len);
+	fz_touch(url.ptr, url.len);
+	FZ_CHECK(!url.len || (url.ptr >= all.ptr && url.ptr + url.len <= all.ptr + all.len));
+	for (size_t i = 0; i < gw_head_count(h); i++) {
+		gw_str_t name, value;
+
+		gw_head_at(h, i, &name, &value);
+		fz_touch(name.ptr, name.len);
+		fz_touch(value.ptr, value.len);
+		FZ_CHECK(name.ptr + name.len <= all.ptr + gw_head_length(h));
+		FZ_CHECK(!value.len || value.ptr + value.len <= all.ptr + gw_head_length(h));
+	}
+	(void)gw_head_is_get(h);
+	(void)gw_head_is_websocket(h);
+	v = gw_head_get(h, "Sec-WebSocket-Key");
+	fz_touch(v.ptr, v.len);
+	v = gw_head_get(h, "Sec-WebSocket-Protocol");
+	fz_touch(v.ptr, v.len);
+}
+
+static int same_str(gw_str_t a, gw_str_t b)
+{
+	return a.len == b.len && (!a.len || !memcmp(a.ptr, b.ptr, a.len));
+}
+
+static void compare(const gw_head_t *a, const gw_head_t *b)
+{
+	FZ_CHECK(gw_head_length(a) == gw_head_length(b));
+	FZ_CHECK(same_str(gw_head_url(a), gw_head_url(b)));
+	FZ_CHECK(gw_head_count(a) == gw_head_count(b));
+	for (size_t i = 0; i < gw_head_count(a); i++) {
+		gw_str_t an, av, bn, bv;
+
+		gw_head_at(a, i, &an, &av);
+		gw_head_at(b, i, &bn, &bv);
+		FZ_CHECK(same_str(an, bn));
+		FZ_CHECK(same_str(av, bv));
+	}
+	FZ_CHECK(gw_head_is_get(a) == gw_head_is_get(b));
+	FZ_CHECK(gw_head_is_websocket(a) == gw_head_is_websocket(b));
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	fz_quiet();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fz_split_t split;
+	outcome_t whole, pieces;
+
+	if (size < 2)
+		return 0;
+	fz_split_init(&split, data[0], data[1]);
+	data += 2;
+	size -= 2;
+	pieces = run(data, size, &split);
+	if (pieces.st == GW_HEAD_DONE)
+		inspect(pieces.h);
+	/* One piece over the limit is refused before parsing; compare only
+	 * what fits. */
+	if (size <= MAX_HEAD) {
+		whole = run(data, size, NULL);
+		FZ_CHECK(whole.st == pieces.st);
+		if (whole.st == GW_HEAD_DONE)
+			compare(whole.h, pieces.h);
+		gw_head_destroy(whole.h);
+	}
+	gw_head_destroy(pieces.h);
+	return 0;
+}

@@ -1,0 +1,146 @@
+/* REST requests (httpreq.c) as rest.c reads them: pipelined requests on a
+ * keep-alive connection, bytes in pieces of any size, each complete
+ * request routed (gw_rest_match) against a fixed API. Fed in pieces or
+ * whole, the same bytes must give the same sequence of requests.
+ * Input: [seed][max piece][bytes...]. */
+#include "config.h"
+#include "fuzz_common.h"
+#include "fuzz_memfile.h"
+#include "httpreq.h"
+#include "rest.h"
+
+#include <string.h>
+
+#define MAX_HEAD 8192
+#define MAX_BODY 65536
+#define MAX_PARAMS 16
+
+static const char API[] =
+	"{ \"name\": \"shop\", \"stage\": \"prod\", \"basePath\": \"/\",\n"
+	"  \"integrations\": { \"be\": { \"type\": \"MOCK\", \"statusCode\": 200 } },\n"
+	"  \"routes\": {\n"
+	"    \"GET /items\": { \"integration\": \"be\" },\n"
+	"    \"GET /items/{id}\": { \"integration\": \"be\" },\n"
+	"    \"POST /rooms/{room}/messages/{msg}\": { \"integration\": \"be\" },\n"
+	"    \"GET /pets/dog/{id}\": { \"integration\": \"be\" },\n"
+	"    \"GET /pets/{proxy+}\": { \"integration\": \"be\" },\n"
+	"    \"ANY /{proxy+}\": { \"integration\": \"be\" },\n"
+	"    \"GET /\": { \"integration\": \"be\" }\n"
+	"  } }\n";
+
+static gw_config_t *cfg;
+
+/* A digest of what the gateway would act on, per request. */
+static uint64_t mix(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 0x100000001b3ull;
+	return (h ^ n) * 0x100000001b3ull;
+}
+
+static uint64_t mix_str(uint64_t h, gw_str_t s)
+{
+	fz_touch(s.ptr, s.len);
+	return mix(h, s.ptr, s.len);
+}
+
+static uint64_t serve(uint64_t h, gw_req_t *r)
+{
+	const char *method = gw_req_method(r);
+	gw_str_t path = gw_req_path(r);
+	gw_buf_t *body = gw_req_body(r);
+	size_t params[MAX_PARAMS][2];
+	const gw_rest_route_t *rr;
+	int ka = gw_req_keep_alive(r);
+
+	h = mix(h, method, strlen(method));
+	h = mix_str(h, path);
+	h = mix_str(h, gw_req_query(r));
+	for (size_t i = 0; i < gw_req_header_count(r); i++) {
+		gw_str_t name, value;
+
+		gw_req_header(r, i, &name, &value);
+		h = mix_str(h, name);
+		h = mix_str(h, value);
+		(void)gw_http_hop_by_hop(name.ptr, name.len);
+	}
+	h = mix_str(h, gw_req_get(r, "Origin"));
+	h = mix(h, body->data, body->len);
+	h = mix(h, &ka, sizeof(ka));
+	FZ_CHECK(body->len <= MAX_BODY);
+	memset(params, 0, sizeof(params));
+	rr = gw_rest_match(&cfg->apis[0], method, path.ptr, path.len, params, MAX_PARAMS);
+	if (rr) {
+		for (size_t i = 0; i < MAX_PARAMS; i++) {
+			FZ_CHECK(params[i][0] + params[i][1] <= path.len);
+			fz_touch(path.ptr + params[i][0], params[i][1]);
+		}
+		h = mix(h, rr->route.key, rr->route.key_len);
+	}
+	return h;
+}
+
+/* Runs the connection; returns a digest of its requests and final status. */
+static uint64_t run(const uint8_t *data, size_t size, fz_split_t *split)
+{
+	gw_req_t *r = gw_req_create(MAX_HEAD, MAX_BODY);
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t off = 0, end = 0;
+	enum gw_req_status st = GW_REQ_MORE;
+
+	/* off: parsed so far; end: received so far (rest.c's in_off/in_len). */
+	while (off < size) {
+		size_t used = 0;
+
+		if (off == end)
+			end += split ? fz_split_next(split, size - end) : size - end;
+		st = gw_req_feed(r, (const char *)data + off, end - off, &used);
+		FZ_CHECK(used <= end - off);
+		off += used;
+		if (st == GW_REQ_MORE) {
+			(void)gw_req_wants_continue(r);
+			FZ_CHECK(off == end);
+			continue;
+		}
+		if (st != GW_REQ_DONE)
+			break;
+		h = serve(h, r);
+		if (!gw_req_keep_alive(r))
+			break;
+		gw_req_reset(r);
+	}
+	h = mix(h, &st, sizeof(st));
+	gw_req_destroy(r);
+	return h;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	fz_memfile_t f;
+	gw_buf_t err;
+
+	fz_quiet();
+	gw_buf_init(&err);
+	fz_memfile_open(&f, "api.json");
+	fz_memfile_set(&f, API, sizeof(API) - 1);
+	if (gw_config_load(f.path, &cfg, &err)) {
+		fprintf(stderr, "fuzz_httpreq: %.*s\n", (int)err.len, err.data);
+		abort();
+	}
+	close(f.fd);
+	gw_buf_dispose(&err);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fz_split_t split;
+
+	if (size < 2)
+		return 0;
+	fz_split_init(&split, data[0], data[1]);
+	FZ_CHECK(run(data + 2, size - 2, &split) == run(data + 2, size - 2, NULL));
+	return 0;
+}
