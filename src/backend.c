@@ -231,6 +231,8 @@ static void assign(hconn_t *hc, gw_call_t *c)
 	hc->wr_off = 0;
 	hc->got = 0;
 	gw_resp_reset(hc->resp);
+	/* An answer to HEAD has no body, whatever its Content-Length says. */
+	gw_resp_set_head(hc->resp, c->req_len >= 5 && !memcmp(c->req, "HEAD ", 5));
 }
 
 /* The connection failed while c was on it. A reused connection that had

@@ -1,13 +1,30 @@
 /* Integration requests and responses (see integration.h). */
 #include "integration.h"
 #include "httpreq.h"
+#include "httpresp.h"
 #include "log.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+/* At most one line a second for *last's call site, across loops: a backend
+ * can trigger these on every call. */
+static int log_allowed(uint64_t *last)
+{
+	struct timespec ts;
+	uint64_t now, prev;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec + 1;
+	prev = __atomic_load_n(last, __ATOMIC_RELAXED);
+	return now != prev &&
+	       __atomic_compare_exchange_n(last, &prev, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
 
 /* --- values ------------------------------------------------------------ */
 
@@ -122,14 +139,20 @@ static void param_value(const gw_invocation_t *inv, const gw_param_map_t *pm, gw
 	}
 }
 
-/* Header values cannot carry line breaks: control characters are dropped. */
+/* Header values cannot carry line breaks: control characters (but HTAB)
+ * are dropped. */
+static void append_value(gw_buf_t *out, const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)v[i] >= 0x20 || v[i] == '\t') && v[i] != 0x7f)
+			gw_buf_append_char(out, v[i]);
+}
+
 static void append_header(gw_buf_t *out, const char *name, const char *v, size_t n)
 {
 	gw_buf_append_str(out, name);
 	gw_buf_append(out, ": ", 2);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)v[i] >= 0x20 && v[i] != 0x7f)
-			gw_buf_append_char(out, v[i]);
+	append_value(out, v, n);
 	gw_buf_append(out, "\r\n", 2);
 }
 
@@ -226,6 +249,44 @@ static void request_head(const gw_invocation_t *inv, const gw_integration_t *in,
 	}
 }
 
+/* The handshake headers for an HTTP_PROXY $connect: the client's, less
+ * those only the gateway may set (gw_http_forwardable_header), then the
+ * gateway's own X-Forwarded-* values. */
+static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
+{
+	gw_str_t host = { NULL, 0 };
+
+	for (size_t i = 0; i < inv->n_headers; i++) {
+		const gw_header_t *h = &inv->headers[i];
+
+		if (h->name.len == 4 && !strncasecmp(h->name.ptr, "Host", 4) && !host.ptr)
+			host = h->value;
+		if (!gw_http_forwardable_header(h->name.ptr, h->name.len))
+			continue;
+		gw_buf_append(req, h->name.ptr, h->name.len);
+		gw_buf_append(req, ": ", 2);
+		append_value(req, h->value.ptr, h->value.len);
+		gw_buf_append(req, "\r\n", 2);
+	}
+	/* client-xff, source-ip (nginx's $proxy_add_x_forwarded_for): the
+	 * backend trusts only the right-most entry, the one the gateway saw. */
+	gw_buf_append_str(req, "X-Forwarded-For: ");
+	for (size_t i = 0; i < inv->n_headers; i++) {
+		const gw_header_t *h = &inv->headers[i];
+
+		if (h->name.len != 15 || strncasecmp(h->name.ptr, "X-Forwarded-For", 15) ||
+		    !h->value.len)
+			continue;
+		append_value(req, h->value.ptr, h->value.len);
+		gw_buf_append(req, ", ", 2);
+	}
+	append_value(req, inv->ctx->source_ip, strlen(inv->ctx->source_ip));
+	gw_buf_append_str(req, inv->tls ? "\r\nX-Forwarded-Proto: https\r\n"
+					: "\r\nX-Forwarded-Proto: http\r\n");
+	if (host.ptr)
+		append_header(req, "X-Forwarded-Host", host.ptr, host.len);
+}
+
 gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_t *req,
 			   gw_call_cb cb, void *user)
 {
@@ -265,20 +326,7 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 		 * headers travel on $connect. */
 		request_head(inv, in, in->method ? in->method : "POST", req, &tmp);
 		if (inv->type == GW_EV_CONNECT) {
-			for (size_t i = 0; i < inv->n_headers; i++) {
-				const gw_header_t *h = &inv->headers[i];
-				char name[128];
-
-				if (gw_http_hop_by_hop(h->name.ptr, h->name.len) ||
-				    (h->name.len == 4 && !strncasecmp(h->name.ptr, "Host", 4)) ||
-				    h->name.len >= sizeof(name))
-					continue;
-				memcpy(name, h->name.ptr, h->name.len);
-				name[h->name.len] = '\0';
-				append_header(req, name, h->value.ptr, h->value.len);
-			}
-			append_header(req, "X-Forwarded-For", inv->ctx->source_ip,
-				      strlen(inv->ctx->source_ip));
+			forward_client_headers(inv, req);
 		} else if (inv->type == GW_EV_MESSAGE) {
 			gw_buf_append(&body, inv->body, inv->body_len);
 			gw_buf_append_str(req, inv->binary
@@ -354,6 +402,12 @@ int gw_lambda_parse(const char *data, size_t len, gw_buf_t *scratch, gw_integ_re
 			*error = "integration response statusCode is out of range";
 			goto out;
 		}
+		/* An interim status would leave the client waiting for the
+		 * real answer, and read the next one in its place. */
+		if (sc < 200) {
+			*error = "integration response statusCode is informational (1xx)";
+			goto out;
+		}
 		res->status_code = (int)sc;
 	}
 	v = json_object_get(root, "body");
@@ -389,6 +443,11 @@ int gw_lambda_parse(const char *data, size_t len, gw_buf_t *scratch, gw_integ_re
 
 		json_object_foreach(headers, k, hv) {
 			if (!strcasecmp(k, "Sec-WebSocket-Protocol") && json_is_string(hv)) {
+				/* One subprotocol, a token (RFC 6455 §4.3). */
+				if (!gw_http_token(json_string_value(hv), json_string_length(hv))) {
+					res->dropped_headers++;
+					continue;
+				}
 				proto_off = scratch->len;
 				gw_buf_append_str(scratch, json_string_value(hv));
 				gw_buf_append_char(scratch, '\0');
@@ -403,6 +462,15 @@ int gw_lambda_parse(const char *data, size_t len, gw_buf_t *scratch, gw_integ_re
 out:
 	json_decref(root);
 	return rc;
+}
+
+static void log_dropped(const gw_integration_t *in, unsigned n)
+{
+	static uint64_t last;
+
+	if (n && log_allowed(&last))
+		gw_warn("integration %s: %u invalid header%s left out of its answer "
+			"(logged at most once a second)", in->name, n, n == 1 ? "" : "s");
 }
 
 void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
@@ -429,6 +497,7 @@ void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 		if (resp->status < 200 || resp->status > 299) {
 			error = "integration answered a non-2xx HTTP status";
 		} else if (!gw_lambda_parse(resp->body, resp->body_len, scratch, res, &error)) {
+			log_dropped(in, res->dropped_headers);
 			return;
 		}
 		gw_warn("integration %s: %s (HTTP %d)", in->name, error, resp->status);
@@ -441,12 +510,28 @@ void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 			res->outcome = GW_INTEG_FAILED;
 			return;
 		}
-		for (size_t i = 0; i < resp->n_headers; i++)
-			if (!strcasecmp(resp->header_names[i], "Sec-WebSocket-Protocol"))
-				res->subprotocol = resp->header_values[i];
+		for (size_t i = 0; i < resp->n_headers; i++) {
+			const char *v = resp->header_values[i];
+
+			if (strcasecmp(resp->header_names[i], "Sec-WebSocket-Protocol"))
+				continue;
+			if (gw_http_token(v, strlen(v)))
+				res->subprotocol = v;
+			else
+				res->dropped_headers++;
+		}
+		log_dropped(in, res->dropped_headers);
 		break;
 	case GW_INTEG_MOCK:
 		break;
+	}
+	/* A final answer is never 1xx (see gw_lambda_parse). */
+	if (resp->status < 200) {
+		gw_warn("integration %s: informational HTTP status %d as a final answer",
+			in->name, resp->status);
+		memset(res, 0, sizeof(*res));
+		res->outcome = GW_INTEG_FAILED;
+		return;
 	}
 	res->status_code = resp->status;
 	res->body = resp->body;

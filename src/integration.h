@@ -16,6 +16,7 @@ typedef struct gw_invocation {
 	const gw_route_t *route;
 	enum gw_event_type type;
 	const gw_event_ctx_t *ctx;
+	int tls; /* the client came over TLS: X-Forwarded-Proto https */
 	/* MESSAGE */
 	const char *body;
 	size_t body_len;
@@ -41,6 +42,9 @@ typedef struct gw_integ_result {
 	size_t body_len;
 	int body_binary;
 	const char *subprotocol; /* Sec-WebSocket-Protocol chosen, or NULL */
+	/* Headers of the answer left out because they were not valid HTTP
+	 * (a subprotocol that is not a token). */
+	unsigned dropped_headers;
 } gw_integ_result_t;
 
 /* Starts the call (scratch is reused for building the request). */
@@ -54,7 +58,8 @@ void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 /* A MOCK body with ${context.X} and ${stageVariables.X} filled in. */
 void gw_integ_mock_body(const gw_integration_t *in, const gw_event_ctx_t *ctx, gw_buf_t *out);
 
-/* Lambda proxy response parsing, exposed for unit tests. */
+/* Lambda proxy response parsing, exposed for unit tests. A statusCode
+ * outside 200..599 is an error (1xx cannot end an exchange). */
 int gw_lambda_parse(const char *data, size_t len, gw_buf_t *scratch, gw_integ_result_t *res,
 		    const char **error);
 

@@ -113,3 +113,190 @@ test('item 2: a call queued by an expiry on an already-walked timeout queue stil
   assert.deepEqual(responses.map((r) => r.status), [504, 504]);
   assert.ok(Date.now() - t0 < 2000, 'both timed out in about 350 ms');
 });
+
+// ---------------------------------------------------------------------------
+// Item 16: client-supplied gateway headers
+// ---------------------------------------------------------------------------
+
+/** The values of header `name` (lower case) in a raw header list, in order. */
+function allValues(rawHeaders, name) {
+  const out = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === name) out.push(rawHeaders[i + 1]);
+  return out;
+}
+
+function httpOnlyApi(uri) {
+  return {
+    name: 'chat', stage: 'dev', basePath: '/', routeSelectionExpression: '$request.body.action',
+    integrations: { hp: { type: 'HTTP_PROXY', uri, timeoutMs: 5000 } },
+    routes: { $connect: { integration: 'hp' }, $disconnect: { integration: 'hp' }, $default: { integration: 'hp' } },
+  };
+}
+
+test('item 16: HTTP_PROXY $connect: a client cannot set X-Wsgate-* or X-Forwarded-*; its X-Forwarded-For is appended to', async () => {
+  const hb = await startHttpBackend(() => ({ status: 200 }));
+  const gw = await startGateway({ routes: httpOnlyApi(`${hb.origin}/ws`) });
+  const sock = await rawConnect(gw.port);
+  sock.write([
+    'GET /?a=1 HTTP/1.1', `Host: front.example:${gw.port}`, 'Upgrade: websocket', 'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13',
+    'X-Wsgate-Connection-Id: spoofed-id', 'X-Wsgate-Event-Type: DISCONNECT', 'X-Wsgate-Route-Key: $default',
+    'X-Wsgate-Request-Id: spoofed-rid', 'x-wsgate-disconnect-status-code: 1000',
+    'X-Forwarded-For: 10.9.8.7', 'X-Forwarded-For: 10.0.0.1', 'X-Forwarded-Proto: https',
+    'X-Forwarded-Host: evil.example', 'X-Forwarded-Port: 443', 'Forwarded: for=10.9.8.7;proto=https',
+    'X-Amzn-RequestId: spoofed', 'X-Keep: yes', '', '',
+  ].join('\r\n'));
+  const r = await hb.waitFor((x) => x.method === 'POST');
+  await waitUntil(() => sock.received.includes('\r\n\r\n'), 5000, 'the 101');
+  assert.match(sock.received.toString('latin1'), /^HTTP\/1.1 101 /);
+  const one = (name) => {
+    const v = allValues(r.rawHeaders, name);
+    assert.equal(v.length, 1, `exactly one ${name}: ${JSON.stringify(v)}`);
+    return v[0];
+  };
+  assert.match(one('x-wsgate-connection-id'), /^[A-Za-z0-9_-]{16,}$/);
+  assert.notEqual(one('x-wsgate-connection-id'), 'spoofed-id');
+  assert.equal(one('x-wsgate-event-type'), 'CONNECT');
+  assert.equal(one('x-wsgate-route-key'), '$connect');
+  assert.notEqual(one('x-wsgate-request-id'), 'spoofed-rid');
+  assert.deepEqual(allValues(r.rawHeaders, 'x-wsgate-disconnect-status-code'), []);
+  assert.equal(one('x-forwarded-for'), '10.9.8.7, 10.0.0.1, 127.0.0.1');
+  assert.equal(one('x-forwarded-proto'), 'http');
+  assert.equal(one('x-forwarded-host'), `front.example:${gw.port}`);
+  assert.deepEqual(allValues(r.rawHeaders, 'x-forwarded-port'), []);
+  assert.deepEqual(allValues(r.rawHeaders, 'forwarded'), []);
+  assert.deepEqual(allValues(r.rawHeaders, 'x-amzn-requestid'), []);
+  assert.equal(one('x-keep'), 'yes');
+  assert.equal(one('host'), `127.0.0.1:${hb.port}`);
+});
+
+// ---------------------------------------------------------------------------
+// Item 17: statuses without a body, header validation, hostile backends
+// ---------------------------------------------------------------------------
+
+const SMUGGLED = 'HTTP/1.1 200 OK\r\nSet-Cookie: x=1\r\nContent-Type: text/html\r\nContent-Length: 25\r\n\r\n<script>alert(1)</script>';
+
+// The REST answer is written by rest.c and the $connect refusal by conn.c:
+// these pass once they use gw_http_status_allows_body() (httpresp.h).
+const PENDING_REST = { todo: 'needs rest.c to apply gw_http_status_allows_body and refuse 1xx' };
+const PENDING_CONN = { todo: 'needs conn.c respond_raw to apply gw_http_status_allows_body' };
+
+test('item 17: REST AWS_PROXY 204 and 304 answers carry no body; the next pipelined answer is intact', PENDING_REST, async () => {
+  const backend = await startBackend((e) => {
+    if (e.rawPath === '/s/204') return { statusCode: 204, body: SMUGGLED };
+    if (e.rawPath === '/s/304') return { statusCode: 304, headers: { etag: '"e"' }, body: SMUGGLED };
+    return { statusCode: 200, headers: { 'content-type': 'text/plain' }, body: `ok ${e.rawPath}` };
+  });
+  const gw = await startGateway({ routes: restApi({
+    integrations: { l: { type: 'AWS_PROXY', uri: backend.url, timeoutMs: 5000 } },
+    routes: { 'GET /s/{n}': { integration: 'l' } },
+  }) });
+  const sock = await rawConnect(gw.port);
+  sock.write('GET /s/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /s/1 HTTP/1.1\r\nHost: x\r\n\r\n'
+    + 'GET /s/304 HTTP/1.1\r\nHost: x\r\n\r\nGET /s/2 HTTP/1.1\r\nHost: x\r\n\r\n');
+  const { responses, rest } = await waitResponses(sock, ['GET', 'GET', 'GET', 'GET']);
+  await sleep(100);
+  const all = sock.received.toString('latin1');
+  assert.deepEqual(responses.map((r) => r.status), [204, 200, 304, 200], all);
+  assert.deepEqual(responses.map((r) => r.body.toString()), ['', 'ok /s/1', '', 'ok /s/2']);
+  assert.equal(rest.length, 0, 'nothing after the last answer');
+  assert.doesNotMatch(all, /Set-Cookie|<script>/i, 'the smuggled response never reaches the client');
+});
+
+test('item 17: a REST AWS_PROXY statusCode 1xx is not sent as a final answer', PENDING_REST, async () => {
+  const backend = await startBackend((e) => (e.rawPath === '/s/100'
+    ? { statusCode: 100, body: SMUGGLED } : { statusCode: 200, body: 'next' }));
+  const gw = await startGateway({ routes: restApi({
+    integrations: { l: { type: 'AWS_PROXY', uri: backend.url, timeoutMs: 5000 } },
+    routes: { 'GET /s/{n}': { integration: 'l' } },
+  }) });
+  const sock = await rawConnect(gw.port);
+  sock.write('GET /s/100 HTTP/1.1\r\nHost: x\r\n\r\nGET /s/1 HTTP/1.1\r\nHost: x\r\n\r\n');
+  const { responses } = await waitResponses(sock, ['GET', 'GET']);
+  assert.ok(responses[0].status >= 500, `an integration failure, not ${responses[0].status}`);
+  assert.equal(responses[1].status, 200);
+  assert.equal(responses[1].body.toString(), 'next');
+  assert.doesNotMatch(sock.received.toString('latin1'), /Set-Cookie|<script>/i);
+});
+
+test('item 17: a $connect statusCode 1xx is an integration failure (500), its body never sent', async () => {
+  const backend = await startBackend((e) => (e.requestContext?.eventType === 'CONNECT'
+    ? { statusCode: 101, body: SMUGGLED } : { statusCode: 200 }));
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  const sock = await rawConnect(gw.port);
+  sock.write([
+    'GET / HTTP/1.1', 'Host: x', 'Upgrade: websocket', 'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', '',
+  ].join('\r\n'));
+  await sock.closedPromise;
+  const all = sock.received.toString('latin1');
+  assert.match(all, /^HTTP\/1.1 500 /, all);
+  assert.doesNotMatch(all, /Set-Cookie|<script>/i);
+});
+
+test('item 17: a $connect refusal with 304 carries no body', PENDING_CONN, async () => {
+  const backend = await startBackend((e) => (e.requestContext?.eventType === 'CONNECT'
+    ? { statusCode: 304, body: SMUGGLED } : { statusCode: 200 }));
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  const sock = await rawConnect(gw.port);
+  sock.write([
+    'GET / HTTP/1.1', 'Host: x', 'Upgrade: websocket', 'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', '',
+  ].join('\r\n'));
+  await sock.closedPromise;
+  const all = sock.received.toString('latin1');
+  assert.match(all, /^HTTP\/1.1 304 /, all);
+  assert.ok(all.endsWith('\r\n\r\n'), `nothing after the head: ${JSON.stringify(all)}`);
+});
+
+test('item 17: a $connect subprotocol that is not a token is dropped, never written into the 101', async () => {
+  const backend = await startBackend((e) => (e.requestContext?.eventType === 'CONNECT'
+    ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': 'v1\r\nSet-Cookie: x=1' } } : { statusCode: 200 }));
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  const sock = await rawConnect(gw.port);
+  sock.write([
+    'GET / HTTP/1.1', 'Host: x', 'Upgrade: websocket', 'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Protocol: v1', '', '',
+  ].join('\r\n'));
+  await waitUntil(() => sock.received.includes('\r\n\r\n') || sock.destroyed, 5000, 'an answer');
+  const all = sock.received.toString('latin1');
+  assert.doesNotMatch(all, /Set-Cookie/i, all);
+  await waitUntil(() => /invalid header/.test(gw.output()), 2000, 'the log line');
+});
+
+test('item 17: a backend header that is not a token fails the call, nothing of it is forwarded', async () => {
+  const hb = await startHttpBackend((r) => {
+    if (r.path === '/p/sp') return raw('HTTP/1.1 200 OK\r\nX Y: sp\r\nContent-Length: 2\r\n\r\nok');
+    if (r.path === '/p/101') return raw('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nHTTP/1.1 200 OK\r\nSet-Cookie: x=1\r\n\r\n');
+    return { status: 200, body: `proxied ${r.path}` };
+  });
+  const gw = await startGateway({ routes: restApi({
+    integrations: { p: { type: 'HTTP_PROXY', uri: `${hb.origin}/p/{n}`, timeoutMs: 5000 } },
+    routes: { 'ANY /p/{n}': { integration: 'p' } },
+  }) });
+  const sock = await rawConnect(gw.port);
+  sock.write('GET /p/sp HTTP/1.1\r\nHost: x\r\n\r\nGET /p/101 HTTP/1.1\r\nHost: x\r\n\r\nGET /p/1 HTTP/1.1\r\nHost: x\r\n\r\n');
+  const { responses } = await waitResponses(sock, ['GET', 'GET', 'GET']);
+  assert.ok(responses[0].status >= 500, `X Y: ${responses[0].status}`);
+  assert.ok(responses[1].status >= 500, `101: ${responses[1].status}`);
+  assert.equal(responses[2].status, 200);
+  assert.equal(responses[2].body.toString(), 'proxied /p/1');
+  assert.doesNotMatch(sock.received.toString('latin1'), /X Y|Set-Cookie|101/);
+});
+
+test('HTTP_PROXY: an answer to HEAD ends at its head, whatever its Content-Length', async () => {
+  const hb = await startHttpBackend((r) => (r.method === 'HEAD'
+    ? raw('HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nX-H: 1\r\n\r\n') : { status: 200, body: 'get' }));
+  const gw = await startGateway({ routes: restApi({
+    integrations: { p: { type: 'HTTP_PROXY', uri: `${hb.origin}/p`, timeoutMs: 3000 } },
+    routes: { 'ANY /p': { integration: 'p' } },
+  }) });
+  const sock = await rawConnect(gw.port);
+  const t0 = Date.now();
+  sock.write('HEAD /p HTTP/1.1\r\nHost: x\r\n\r\nGET /p HTTP/1.1\r\nHost: x\r\n\r\n');
+  const { responses } = await waitResponses(sock, ['HEAD', 'GET']);
+  assert.deepEqual(responses.map((r) => r.status), [200, 200]);
+  assert.equal(responses[1].body.toString(), 'get');
+  assert.ok(Date.now() - t0 < 2000, 'no wait for a body that never comes');
+});

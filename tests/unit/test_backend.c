@@ -1,6 +1,8 @@
-/* integration.c: gw_lambda_parse (Lambda proxy responses). */
+/* integration.c: gw_lambda_parse (Lambda proxy responses); httpresp.c: the
+ * backend response parser and the HTTP rules shared with rest.c. */
 #include "unit.h"
 
+#include "httpresp.h"
 #include "integration.h"
 
 #include <stdlib.h>
@@ -28,7 +30,7 @@ static const struct parse_case cases[] = {
 	OK("missing statusCode means 200", "{\"body\":\"x\"}", 200, "x", 0, NULL),
 	OK("empty object", "{}", 200, "", 0, NULL),
 	OK("statusCode as string", "{\"statusCode\":\"401\",\"body\":\"no\"}", 401, "no", 0, NULL),
-	OK("statusCode 100", "{\"statusCode\":100}", 100, "", 0, NULL),
+	OK("statusCode 200", "{\"statusCode\":200}", 200, "", 0, NULL),
 	OK("statusCode 599", "{\"statusCode\":599}", 599, "", 0, NULL),
 	OK("null body", "{\"statusCode\":204,\"body\":null}", 204, "", 0, NULL),
 	OK("base64 body", "{\"body\":\"AAH/\",\"isBase64Encoded\":true}", 200, "\0\1\xff", 1, NULL),
@@ -48,6 +50,17 @@ static const struct parse_case cases[] = {
 	OK("subprotocol not a string is ignored",
 	   "{\"headers\":{\"Sec-WebSocket-Protocol\":[\"a\"]}}", 200, "", 0, NULL),
 	OK("headers not an object are ignored", "{\"headers\":[1]}", 200, "", 0, NULL),
+	/* issue 9 item 17: a subprotocol is one token, or it is dropped */
+	OK("subprotocol with CR LF dropped",
+	   "{\"headers\":{\"Sec-WebSocket-Protocol\":\"a\\r\\nSet-Cookie: x=1\"}}", 200, "", 0, NULL),
+	OK("subprotocol with a space dropped",
+	   "{\"headers\":{\"Sec-WebSocket-Protocol\":\"a b\"}}", 200, "", 0, NULL),
+	OK("subprotocol list dropped",
+	   "{\"headers\":{\"Sec-WebSocket-Protocol\":\"a, b\"}}", 200, "", 0, NULL),
+	OK("empty subprotocol dropped",
+	   "{\"headers\":{\"Sec-WebSocket-Protocol\":\"\"}}", 200, "", 0, NULL),
+	OK("subprotocol with NUL dropped",
+	   "{\"headers\":{\"Sec-WebSocket-Protocol\":\"a\\u0000b\"}}", 200, "", 0, NULL),
 	OK("object body as compact JSON", "{\"body\":{ \"a\" : [1, 2, {\"b\": null}] }}", 200,
 	   "{\"a\":[1,2,{\"b\":null}]}", 0, NULL),
 	OK("number body", "{\"body\":42}", 200, "42", 0, NULL),
@@ -60,6 +73,10 @@ static const struct parse_case cases[] = {
 	OK("unknown keys ignored", "{\"statusCode\":200,\"multiValueHeaders\":{},\"cookies\":[]}",
 	   200, "", 0, NULL),
 	FAIL("statusCode 99", "{\"statusCode\":99}"),
+	/* issue 9 item 17: an interim status cannot end an exchange */
+	FAIL("statusCode 100", "{\"statusCode\":100}"),
+	FAIL("statusCode 101", "{\"statusCode\":101,\"body\":\"x\"}"),
+	FAIL("statusCode 199 as string", "{\"statusCode\":\"199\"}"),
 	FAIL("statusCode 600", "{\"statusCode\":600}"),
 	FAIL("statusCode negative", "{\"statusCode\":-200}"),
 	FAIL("statusCode 2^32+200", "{\"statusCode\":4294967496}"),
@@ -162,10 +179,217 @@ static void test_large_binary_body(void)
 	gw_buf_dispose(&scratch);
 }
 
+
+/* --- httpresp.c ------------------------------------------------------------ */
+
+struct resp_case {
+	int line;
+	const char *what;
+	const char *data;
+	size_t len;
+	int head;                 /* the request was HEAD */
+	enum gw_resp_status want; /* after feeding everything (and EOF if eof) */
+	int eof;
+	int status;               /* when DONE */
+	const char *body;         /* when DONE */
+	size_t n_headers;         /* when DONE */
+};
+
+#define R(what, data, head, want, eof, status, body, nh) \
+	{ __LINE__, what, data, sizeof(data) - 1, head, want, eof, status, body, nh }
+
+static const struct resp_case resp_cases[] = {
+	R("plain", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nhi", 0, GW_RESP_DONE, 0,
+	  200, "hi", 2),
+	R("chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", 0,
+	  GW_RESP_DONE, 0, 200, "hi", 1),
+	R("until EOF", "HTTP/1.1 200 OK\r\n\r\nabc", 0, GW_RESP_DONE, 1, 200, "abc", 0),
+	R("interim answers skipped",
+	  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+	  "HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx", 0, GW_RESP_DONE, 0, 201, "x", 1),
+	R("204 has no body", "HTTP/1.1 204 No Content\r\n\r\n", 0, GW_RESP_DONE, 0, 204, "", 0),
+	/* issue 9: header names that are not tokens (http-parser lets spaces
+	 * through) would be written out again as they are */
+	R("space in a name", "HTTP/1.1 200 OK\r\nX Y: sp\r\nContent-Length: 0\r\n\r\n", 0,
+	  GW_RESP_BAD, 0, 0, NULL, 0),
+	R("space before the colon",
+	  "HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nContent-Length: 0\r\n\r\n", 0,
+	  GW_RESP_BAD, 0, 0, NULL, 0),
+	R("vertical tab in a value", "HTTP/1.1 200 OK\r\nX: a\x0b b\r\nContent-Length: 0\r\n\r\n",
+	  0, GW_RESP_BAD, 0, 0, NULL, 0),
+	R("NUL in a value", "HTTP/1.1 200 OK\r\nX: a\0b\r\nContent-Length: 0\r\n\r\n", 0,
+	  GW_RESP_BAD, 0, 0, NULL, 0),
+	R("empty name", "HTTP/1.1 200 OK\r\n: empty\r\nContent-Length: 0\r\n\r\n", 0, GW_RESP_BAD,
+	  0, 0, NULL, 0),
+	/* issue 9: trailers are not headers (they come after the checks) */
+	R("trailers are not headers",
+	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n"
+	  "Set-Cookie: evil=1\r\n\r\n", 0, GW_RESP_DONE, 0, 200, "x", 1),
+	/* issue 9: the gateway never asked to switch protocols */
+	R("101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+	  0, GW_RESP_BAD, 0, 0, NULL, 0),
+	R("101 alone", "HTTP/1.1 101 Switching Protocols\r\n\r\n", 0, GW_RESP_BAD, 0, 0, NULL, 0),
+	/* issue 9: an answer to HEAD ends at its head */
+	R("HEAD with Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", 1,
+	  GW_RESP_DONE, 0, 200, "", 1),
+	R("HEAD after 100 Continue",
+	  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", 1,
+	  GW_RESP_DONE, 0, 200, "", 1),
+	/* sizes a hostile backend chooses */
+	R("Content-Length over 2^64",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551617\r\n\r\n", 0, GW_RESP_BAD, 0, 0,
+	  NULL, 0),
+	R("two Content-Lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+	  0, GW_RESP_BAD, 0, 0, NULL, 0),
+	R("Content-Length and chunked",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+	  0, GW_RESP_BAD, 0, 0, NULL, 0),
+	R("chunk size over 2^64",
+	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nx", 0,
+	  GW_RESP_BAD, 0, 0, NULL, 0),
+	R("giant Content-Length, short body then EOF",
+	  "HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\n\r\nabc", 0, GW_RESP_BAD, 1, 0,
+	  NULL, 0),
+	R("nothing", "", 0, GW_RESP_BAD, 1, 0, NULL, 0),
+	R("not HTTP", "SSH-2.0-OpenSSH\r\n", 0, GW_RESP_BAD, 0, 0, NULL, 0),
+};
+
+static enum gw_resp_status feed_case(gw_resp_t *r, const struct resp_case *c, size_t step,
+				     int *extra)
+{
+	enum gw_resp_status st = GW_RESP_MORE;
+	size_t off = 0;
+
+	gw_resp_reset(r);
+	gw_resp_set_head(r, c->head);
+	*extra = 0;
+	while (off < c->len && st == GW_RESP_MORE) {
+		size_t n = c->len - off < step ? c->len - off : step;
+
+		st = gw_resp_feed(r, c->data + off, n, extra);
+		off += n;
+	}
+	if (st == GW_RESP_MORE && c->eof)
+		st = gw_resp_feed(r, "", 0, extra);
+	return st;
+}
+
+static void test_resp_table(void)
+{
+	gw_resp_t *r = gw_resp_create(1 << 20);
+	/* Whole, then byte by byte: the same outcome either way. */
+	static const size_t steps[] = { (size_t)-1, 1, 7 };
+
+	for (size_t i = 0; i < sizeof(resp_cases) / sizeof(resp_cases[0]); i++) {
+		const struct resp_case *c = &resp_cases[i];
+
+		for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+			int before = unit_failures, extra;
+			enum gw_resp_status st = feed_case(r, c, steps[k], &extra);
+
+			CHECK_INT_EQ(st, c->want);
+			if (st == GW_RESP_DONE && c->want == GW_RESP_DONE) {
+				gw_str_t b = gw_resp_body(r);
+
+				CHECK_INT_EQ(gw_resp_status_code(r), c->status);
+				CHECK_MEM_EQ(b.ptr, b.len, c->body, strlen(c->body));
+				CHECK_INT_EQ(gw_resp_header_count(r), c->n_headers);
+				CHECK_INT_EQ(extra, 0);
+			}
+			if (unit_failures != before)
+				fprintf(stderr, "    case \"%s\" (line %d), step %zu\n", c->what,
+					c->line, steps[k]);
+		}
+	}
+	gw_resp_destroy(r);
+}
+
+static void test_resp_limits(void)
+{
+	gw_resp_t *r = gw_resp_create(1000);
+	gw_buf_t b;
+	int extra;
+
+	gw_buf_init(&b);
+	/* A body over the limit, announced or not. */
+	gw_buf_append_str(&b, "HTTP/1.1 200 OK\r\nContent-Length: 1001\r\n\r\n");
+	for (int i = 0; i < 1001; i++)
+		gw_buf_append_char(&b, 'x');
+	CHECK_INT_EQ(gw_resp_feed(r, b.data, b.len, &extra), GW_RESP_TOO_LARGE);
+	gw_resp_reset(r);
+	gw_buf_reset(&b);
+	gw_buf_append_str(&b, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+	for (int i = 0; i < 300; i++)
+		gw_buf_append_str(&b, "4\r\nabcd\r\n");
+	CHECK_INT_EQ(gw_resp_feed(r, b.data, b.len, &extra), GW_RESP_TOO_LARGE);
+	/* A header flood: at most 100 headers kept, and the head is bounded. */
+	gw_resp_reset(r);
+	gw_buf_reset(&b);
+	gw_buf_append_str(&b, "HTTP/1.1 200 OK\r\n");
+	for (int i = 0; i < 300; i++)
+		gw_buf_append_str(&b, "X-Flood: 1\r\n");
+	gw_buf_append_str(&b, "Content-Length: 0\r\n\r\n");
+	CHECK_INT_EQ(gw_resp_feed(r, b.data, b.len, &extra), GW_RESP_DONE);
+	CHECK_INT_EQ(gw_resp_header_count(r), 100);
+	gw_resp_reset(r);
+	gw_buf_reset(&b);
+	gw_buf_append_str(&b, "HTTP/1.1 200 OK\r\nX-Big: ");
+	for (int i = 0; i < 200000; i++)
+		gw_buf_append_char(&b, 'a');
+	CHECK_INT_EQ(gw_resp_feed(r, b.data, b.len, &extra), GW_RESP_BAD);
+	/* Endless interim answers are bounded by the call's timeout, not here;
+	 * they keep no memory. */
+	gw_resp_reset(r);
+	for (int i = 0; i < 10000; i++)
+		CHECK(gw_resp_feed(r, "HTTP/1.1 100 Continue\r\nX: y\r\n\r\n", 31, &extra) ==
+		      GW_RESP_MORE);
+	CHECK(gw_resp_header_count(r) <= 1);
+	gw_buf_dispose(&b);
+	gw_resp_destroy(r);
+}
+
+static void test_http_rules(void)
+{
+	static const char tchars[] = "!#$%&'*+-.^_`|~09azAZ";
+
+	CHECK(gw_http_token(tchars, sizeof(tchars) - 1));
+	CHECK(!gw_http_token("", 0));
+	for (int c = 0; c < 256; c++) {
+		char ch = (char)c;
+		int want = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+			   (c >= 'A' && c <= 'Z') || (c && strchr("!#$%&'*+-.^_`|~", c));
+
+		CHECK_MSG(gw_http_token(&ch, 1) == want, "token char 0x%02x", c);
+		want = c == '\t' || (c >= 0x20 && c != 0x7f);
+		CHECK_MSG(gw_http_field_value(&ch, 1) == want, "value char 0x%02x", c);
+	}
+	CHECK(gw_http_field_value("", 0));
+	CHECK(gw_http_field_value("a b\tc \xc3\xa9", 8));
+	CHECK(!gw_http_field_value("a\r\nb", 4));
+	for (int s = 100; s < 600; s++)
+		CHECK_MSG(gw_http_status_allows_body(s) == (s >= 200 && s != 204 && s != 304),
+			  "status %d", s);
+	static const char *const own[] = { "Host", "host", "Expect", "Connection", "Upgrade",
+		"Content-Length", "Transfer-Encoding", "TE", "Keep-Alive", "Proxy-Connection",
+		"X-Forwarded-For", "x-forwarded-for", "X-Forwarded-Proto", "X-Forwarded-Host",
+		"X-Forwarded-Port", "Forwarded", "X-Amzn-RequestId", "X-Wsgate-Connection-Id",
+		"x-wsgate-event-type", "X-WSGATE-", "X-Wsgate-Anything", "Transfer-Encoding ",
+		"X Y", "", "A:B", NULL };
+	for (const char *const *h = own; *h; h++)
+		CHECK_MSG(!gw_http_forwardable_header(*h, strlen(*h)), "%s", *h);
+	static const char *const fwd[] = { "Cookie", "Authorization", "User-Agent",
+		"Sec-WebSocket-Protocol", "X-Wsgate", "X-Forwarded", "X-Amzn-Trace-Id", "Origin", NULL };
+	for (const char *const *h = fwd; *h; h++)
+		CHECK_MSG(gw_http_forwardable_header(*h, strlen(*h)), "%s", *h);
+}
+
 int main(void)
 {
 	RUN(test_parse_table);
 	RUN(test_scratch_reuse);
 	RUN(test_large_binary_body);
+	RUN(test_resp_table);
+	RUN(test_resp_limits);
+	RUN(test_http_rules);
 	UNIT_MAIN_END();
 }
