@@ -176,12 +176,11 @@ test('item 16: HTTP_PROXY $connect: a client cannot set X-Wsgate-* or X-Forwarde
 
 const SMUGGLED = 'HTTP/1.1 200 OK\r\nSet-Cookie: x=1\r\nContent-Type: text/html\r\nContent-Length: 25\r\n\r\n<script>alert(1)</script>';
 
-// The REST answer is written by rest.c and the $connect refusal by conn.c:
-// these pass once they use gw_http_status_allows_body() (httpresp.h).
-const PENDING_REST = { todo: 'needs rest.c to apply gw_http_status_allows_body and refuse 1xx' };
+// The $connect refusal is written by conn.c: this passes once it uses
+// gw_http_status_allows_body() (httpresp.h).
 const PENDING_CONN = { todo: 'needs conn.c respond_raw to apply gw_http_status_allows_body' };
 
-test('item 17: REST AWS_PROXY 204 and 304 answers carry no body; the next pipelined answer is intact', PENDING_REST, async () => {
+test('item 17: REST AWS_PROXY 204 and 304 answers carry no body; the next pipelined answer is intact', async () => {
   const backend = await startBackend((e) => {
     if (e.rawPath === '/s/204') return { statusCode: 204, body: SMUGGLED };
     if (e.rawPath === '/s/304') return { statusCode: 304, headers: { etag: '"e"' }, body: SMUGGLED };
@@ -203,7 +202,7 @@ test('item 17: REST AWS_PROXY 204 and 304 answers carry no body; the next pipeli
   assert.doesNotMatch(all, /Set-Cookie|<script>/i, 'the smuggled response never reaches the client');
 });
 
-test('item 17: a REST AWS_PROXY statusCode 1xx is not sent as a final answer', PENDING_REST, async () => {
+test('item 17: a REST AWS_PROXY statusCode 1xx is not sent as a final answer', async () => {
   const backend = await startBackend((e) => (e.rawPath === '/s/100'
     ? { statusCode: 100, body: SMUGGLED } : { statusCode: 200, body: 'next' }));
   const gw = await startGateway({ routes: restApi({
