@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,7 +25,27 @@ struct loader {
 	const char *file;
 	gw_buf_t *err;
 	int errors;
+	unsigned flags; /* GW_CONFIG_* */
 };
+
+/* Keys and values quoted in a message may hold control characters: shown
+ * as \n, \r, \t or \xNN, so that each problem stays one line. */
+static void append_visible(gw_buf_t *b, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		char esc[8];
+
+		if (*p >= 0x20 && *p != 0x7f) {
+			gw_buf_append_char(b, (char)*p);
+			continue;
+		}
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			snprintf(esc, sizeof(esc), "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
+		else
+			snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		gw_buf_append_str(b, esc);
+	}
+}
 
 __attribute__((format(printf, 3, 4))) static void
 problem(struct loader *l, const char *key, const char *fmt, ...)
@@ -35,13 +56,13 @@ problem(struct loader *l, const char *key, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	gw_buf_append_str(l->err, l->file);
+	append_visible(l->err, l->file);
 	gw_buf_append_str(l->err, ": ");
 	if (key && *key) {
-		gw_buf_append_str(l->err, key);
+		append_visible(l->err, key);
 		gw_buf_append_str(l->err, ": ");
 	}
-	gw_buf_append_str(l->err, msg);
+	append_visible(l->err, msg);
 	gw_buf_append_char(l->err, '\n');
 	l->errors++;
 }
@@ -125,6 +146,29 @@ static long long get_int(struct loader *l, json_t *obj, const char *key,
 	return n;
 }
 
+enum text_kind { TEXT_FIELD, TEXT_URL };
+
+/* Text that ends up in an HTTP request line or header (a URL, a header
+ * name or value, an origin): a CR or LF in it would split the message and
+ * let the configuration smuggle requests or headers. */
+static int text_ok(struct loader *l, const char *path, const char *s, enum text_kind kind)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p != 0x7f && !(kind == TEXT_URL && *p == ' '))
+			continue;
+		if (kind == TEXT_URL)
+			problem(l, path, "expected a URL without spaces or control characters "
+				"(percent-encode them), found byte 0x%02x at offset %zu", *p,
+				(size_t)(p - (const unsigned char *)s));
+		else
+			problem(l, path, "expected text without control characters (CR, LF, "
+				"tab...), found byte 0x%02x at offset %zu", *p,
+				(size_t)(p - (const unsigned char *)s));
+		return 0;
+	}
+	return 1;
+}
+
 /* Splits http(s)://host[:port]/path and resolves host once, here, so that
  * no DNS lookup ever runs on the event loop. */
 static int parse_uri(struct loader *l, const char *path, gw_integration_t *in)
@@ -173,6 +217,10 @@ static int parse_uri(struct loader *l, const char *path, gw_integration_t *in)
 		return -1;
 	}
 	in->path = strdup(slash ? slash : "/");
+	if (l->flags & GW_CONFIG_NO_RESOLVE) {
+		in->address = strdup(in->host);
+		return 0;
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -248,6 +296,29 @@ static int param_name_ok(const char *s)
 	return 1;
 }
 
+/* Headers a mapping may not set (reference §8.6 "Reserved headers", plus
+ * Host and the gateway's own X-Wsgate-*): the gateway writes them itself,
+ * and a second Content-Length, Transfer-Encoding or Host toward a
+ * keep-alive backend is request smuggling. */
+static int reserved_header(const char *name)
+{
+	static const char *const exact[] = { "authorization", "connection",
+		"content-encoding", "content-length", "content-location", "forwarded",
+		"host", "keep-alive", "origin", "proxy-authenticate", "proxy-authorization",
+		"te", "trailer", "trailers", "transfer-encoding", "upgrade", "x-forwarded-for",
+		"x-forwarded-host", "x-forwarded-proto", "via", NULL };
+	static const char *const prefix[] = { "access-control-", "apigw-", "x-amz-",
+		"x-amzn-", "x-wsgate-", NULL };
+
+	for (const char *const *e = exact; *e; e++)
+		if (!strcasecmp(name, *e))
+			return 1;
+	for (const char *const *p = prefix; *p; p++)
+		if (!strncasecmp(name, *p, strlen(*p)))
+			return 1;
+	return 0;
+}
+
 static void load_params(struct loader *l, const char *base, json_t *obj, gw_integration_t *in)
 {
 	static const char th[] = "integration.request.header.";
@@ -277,6 +348,11 @@ static void load_params(struct loader *l, const char *base, json_t *obj, gw_inte
 		in->n_params = i;
 		if (!param_name_ok(pm->name))
 			problem(l, path, "expected a parameter name of [a-zA-Z0-9._$-]");
+		else if (!pm->to_query && reserved_header(pm->name))
+			problem(l, path, "header \"%s\" is reserved (expected a header other "
+				"than Host, Content-Length, Transfer-Encoding, Connection, "
+				"Authorization, X-Forwarded-*, Access-Control-*, X-Amz-*, "
+				"X-Wsgate-* and the other hop-by-hop headers)", pm->name);
 		if (!json_is_string(v)) {
 			problem(l, path, "expected a string source, found %s", json_kind(v));
 			continue;
@@ -285,6 +361,7 @@ static void load_params(struct loader *l, const char *base, json_t *obj, gw_inte
 		if (src[0] == '\'' && strlen(src) >= 2 && src[strlen(src) - 1] == '\'') {
 			pm->source = GW_SRC_STATIC;
 			pm->arg = strndup(src + 1, strlen(src) - 2);
+			text_ok(l, path, pm->arg, TEXT_FIELD);
 		} else if (!strncmp(src, "context.", 8)) {
 			pm->source = GW_SRC_CONTEXT;
 			pm->arg = strdup(src + 8);
@@ -339,6 +416,7 @@ static void load_integrations(struct loader *l, json_t *root, gw_api_t *api)
 		api->n_integrations = i;
 		in->name = strdup(name);
 		snprintf(base, sizeof(base), "integrations.%s", name);
+		text_ok(l, base, name, TEXT_FIELD);
 		if (!json_is_object(v)) {
 			problem(l, base, "expected an object, found %s", json_kind(v));
 			continue;
@@ -405,7 +483,8 @@ static void load_integrations(struct loader *l, json_t *root, gw_api_t *api)
 		if (raw) {
 			in->uri = substitute_stage_vars(l, path, api, raw);
 			free(raw);
-			parse_uri(l, path, in);
+			if (text_ok(l, path, in->uri, TEXT_URL))
+				parse_uri(l, path, in);
 		}
 	}
 }
@@ -433,6 +512,7 @@ static void load_stage_vars(struct loader *l, json_t *root, gw_api_t *api)
 		}
 		if (!param_name_ok(k))
 			problem(l, path, "expected a name of [a-zA-Z0-9._$-]");
+		text_ok(l, path, json_string_value(v), TEXT_FIELD);
 		api->stage_vars[i].name = strdup(k);
 		api->stage_vars[i].value = strdup(json_string_value(v));
 		api->n_stage_vars = ++i;
@@ -571,6 +651,7 @@ static void load_cors(struct loader *l, json_t *root, gw_api_t *api)
 					json_kind(obj));
 				continue;
 			}
+			text_ok(l, "cors.allowOrigins", json_string_value(obj), TEXT_FIELD);
 			api->cors.origins[api->cors.n_origins++] = strdup(json_string_value(obj));
 		}
 		obj = json_object_get(root, "cors");
@@ -597,6 +678,7 @@ static void load_cors(struct loader *l, json_t *root, gw_api_t *api)
 				problem(l, path, "expected strings, found %s", json_kind(e));
 				continue;
 			}
+			text_ok(l, path, json_string_value(e), TEXT_FIELD);
 			if (b.len)
 				gw_buf_append_char(&b, ',');
 			gw_buf_append_str(&b, json_string_value(e));
@@ -608,6 +690,15 @@ static void load_cors(struct loader *l, json_t *root, gw_api_t *api)
 	if (v && !json_is_boolean(v))
 		problem(l, "cors.allowCredentials", "expected true or false, found %s", json_kind(v));
 	api->cors.credentials = v && json_is_true(v);
+	/* AWS refuses it too: "*" with credentials would hand any site the
+	 * user's cookies (the answer reflects the caller's Origin). */
+	for (i = 0; api->cors.credentials && i < api->cors.n_origins; i++)
+		if (!strcmp(api->cors.origins[i], "*")) {
+			problem(l, "cors.allowCredentials", "cannot be true when cors.allowOrigins "
+				"contains \"*\" (expected false, or the allowed origins listed "
+				"one by one)");
+			break;
+		}
 }
 
 static int cmp_route(const void *a, const void *b)
@@ -657,6 +748,10 @@ static void load_routes(struct loader *l, json_t *root, gw_api_t *api)
 		r->key_len = strlen(key);
 		r->max_in_flight = 1;
 		snprintf(base, sizeof(base), "routes.%s", key);
+		if (is_rest_key(key))
+			text_ok(l, base, strchr(key, ' ') + 1, TEXT_URL);
+		else
+			text_ok(l, base, key, TEXT_FIELD);
 		if (key[0] == '$' && strcmp(key, "$connect") && strcmp(key, "$disconnect") &&
 		    strcmp(key, "$default"))
 			problem(l, base, "the '$' prefix is reserved (expected $connect, "
@@ -769,6 +864,8 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	}
 	check_keys(l, "", root, keys);
 	api->name = get_string(l, root, "name", "name", "api", 1);
+	if (api->name)
+		text_ok(l, "name", api->name, TEXT_FIELD);
 	api->stage = get_string(l, root, "stage", "stage", "dev", 0);
 	if (api->stage && !valid_stage(api->stage))
 		problem(l, "stage", "expected 1 to 128 characters of [A-Za-z0-9_-], "
@@ -777,6 +874,8 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	if (api->base_path && (api->base_path[0] != '/' || strchr(api->base_path, '?')))
 		problem(l, "basePath", "expected a path starting with '/' and "
 			"without a query, found \"%s\"", api->base_path);
+	else if (api->base_path)
+		text_ok(l, "basePath", api->base_path, TEXT_URL);
 	api->route_selection_expression = get_string(l, root,
 		"routeSelectionExpression", "routeSelectionExpression",
 		"$request.body.action", 0);
@@ -852,17 +951,15 @@ void gw_config_free(gw_config_t *cfg)
 	free(cfg);
 }
 
-static int load_file(gw_config_t *cfg, const char *file, gw_buf_t *err)
+static int load_root(gw_config_t *cfg, const char *file, json_t *root,
+		     const json_error_t *jerr, unsigned flags, gw_buf_t *err)
 {
-	struct loader l = { file, err, 0 };
-	json_error_t jerr;
-	json_t *root;
+	struct loader l = { file, err, 0, flags };
 	gw_api_t *api;
 
-	root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		problem(&l, NULL, "line %d, column %d: invalid JSON: %s", jerr.line,
-			jerr.column, jerr.text);
+		problem(&l, NULL, "line %d, column %d: invalid JSON: %s", jerr->line,
+			jerr->column, jerr->text);
 		return -1;
 	}
 	api = &cfg->apis[cfg->n_apis++];
@@ -870,6 +967,48 @@ static int load_file(gw_config_t *cfg, const char *file, gw_buf_t *err)
 	load_api(&l, root, api);
 	json_decref(root);
 	return l.errors ? -1 : 0;
+}
+
+static int load_file(gw_config_t *cfg, const char *file, gw_buf_t *err)
+{
+	json_error_t jerr;
+	struct stat st;
+
+	/* A FIFO or a device would be read forever. */
+	if (stat(file, &st) || !S_ISREG(st.st_mode)) {
+		gw_buf_append_str(err, file);
+		gw_buf_append_str(err, ": cannot read (expected a regular JSON file)\n");
+		return -1;
+	}
+	return load_root(cfg, file, json_load_file(file, JSON_REJECT_DUPLICATES, &jerr), &jerr,
+			 0, err);
+}
+
+static void assign_indexes(gw_config_t *cfg)
+{
+	for (size_t a = 0; a < cfg->n_apis; a++)
+		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++)
+			cfg->apis[a].integrations[i].index = cfg->n_integrations++;
+}
+
+int gw_config_parse_buffer(const char *name, const char *data, size_t len, unsigned flags,
+			   gw_config_t **out, gw_buf_t *err)
+{
+	gw_config_t *cfg = calloc(1, sizeof(*cfg));
+	json_error_t jerr;
+	json_t *root;
+
+	*out = NULL;
+	if (!cfg || !(cfg->apis = calloc(1, sizeof(*cfg->apis))))
+		abort();
+	root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (load_root(cfg, name, root, &jerr, flags, err)) {
+		gw_config_free(cfg);
+		return -1;
+	}
+	assign_indexes(cfg);
+	*out = cfg;
+	return 0;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -944,7 +1083,7 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 			    gw_config_api_for_path(&(gw_config_t){ &cfg->apis[j], 1, 0 },
 						   cfg->apis[i].base_path,
 						   strlen(cfg->apis[i].base_path))) {
-				struct loader l = { cfg->apis[i].file, err, 0 };
+				struct loader l = { cfg->apis[i].file, err, 0, 0 };
 				problem(&l, "basePath", "\"%s\" is already used by %s "
 					"(expected a basePath unique across API files)",
 					cfg->apis[i].base_path, cfg->apis[j].file);
@@ -952,9 +1091,7 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 			}
 	if (rc)
 		goto fail;
-	for (size_t a = 0; a < cfg->n_apis; a++)
-		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++)
-			cfg->apis[a].integrations[i].index = cfg->n_integrations++;
+	assign_indexes(cfg);
 	for (size_t i = 0; i < n; i++)
 		free(files[i]);
 	free(files);

@@ -138,6 +138,14 @@ typedef struct gw_config {
 int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err);
 void gw_config_free(gw_config_t *cfg);
 
+/* Host names of integration URIs are not resolved (address = host): for
+ * fuzzing, where a lookup per input would be the whole cost. */
+#define GW_CONFIG_NO_RESOLVE 1u
+/* One API file held in memory; name stands for the file in messages.
+ * Same checks and same contract as gw_config_load. */
+int gw_config_parse_buffer(const char *name, const char *data, size_t len, unsigned flags,
+			   gw_config_t **out, gw_buf_t *err);
+
 /* The route whose key equals key exactly, or NULL. */
 const gw_route_t *gw_config_route(const gw_api_t *api, const char *key, size_t len);
 const char *gw_config_stage_var(const gw_api_t *api, const char *name, size_t len);

@@ -150,3 +150,41 @@ test('item 13: a full disk under --data refuses new connections with 500; the pr
     mnt.unmount();
   }
 });
+
+async function check(api) {
+  const dir = writeRoutes({ 'api.json': api });
+  try {
+    return { file: path.join(dir, 'api.json'), ...(await runGateway(['--check', '--routes', dir])) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('item 27: --check refuses CORS allowOrigins ["*"] with allowCredentials true, as AWS does', async () => {
+  const res = await check(makeApi('http://127.0.0.1:9/x', { cors: { allowOrigins: ['*'], allowCredentials: true } }));
+  assert.equal(res.code, 1, res.output);
+  assert.match(res.stderr, new RegExp(`${res.file}: cors\\.allowCredentials: cannot be true when cors\\.allowOrigins contains "\\*"`));
+  const ok = await check(makeApi('http://127.0.0.1:9/x', { cors: { allowOrigins: ['https://app.example'], allowCredentials: true } }));
+  assert.equal(ok.code, 0, ok.output);
+});
+
+test('item 27: --check refuses CR/LF in uri, stageVariables, requestParameters and CORS headers', async () => {
+  const cases = [
+    [{ integration: { uri: 'http://127.0.0.1:9/x\r\nX-Evil: 1' } }, 'integrations.backend.uri: expected a URL without spaces or control characters'],
+    [{ stageVariables: { host: '127.0.0.1:9\r\nX-Evil: 1' }, integration: { uri: 'http://${stageVariables.host}/x' } },
+      'stageVariables.host: expected text without control characters'],
+    [{ integration: { type: 'HTTP_PROXY', requestParameters: { 'integration.request.header.X-A': "'a\r\nX-B: b'" } } },
+      'integrations.backend.requestParameters.integration.request.header.X-A: expected text without control characters'],
+    [{ integration: { type: 'HTTP_PROXY', requestParameters: { 'integration.request.header.Transfer-Encoding': "'chunked'" } } },
+      'integrations.backend.requestParameters.integration.request.header.Transfer-Encoding: header "Transfer-Encoding" is reserved'],
+    [{ cors: { allowOrigins: ['https://a.example'], exposeHeaders: ['x\r\nSet-Cookie: a=b'] } },
+      'cors.exposeHeaders: expected text without control characters'],
+  ];
+  for (const [overrides, expected] of cases) {
+    const res = await check(makeApi('http://127.0.0.1:9/x', overrides));
+    assert.equal(res.code, 1, `${JSON.stringify(overrides)} passed --check:\n${res.output}`);
+    assert.ok(res.stderr.includes(`${res.file}: ${expected}`), `expected "${expected}" in:\n${res.stderr}`);
+    // One line per problem: the CR/LF is shown escaped, not printed.
+    for (const line of res.stderr.split('\n').filter(Boolean)) assert.match(line, /^(\/|wsgate: )/, res.stderr);
+  }
+});

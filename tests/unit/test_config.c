@@ -365,6 +365,59 @@ static const struct bad_case bad_cases[] = {
 	{ "duplicate key",
 	  "{ \"name\": \"x\", \"name\": \"y\", " INTEG_OK ", " ROUTES_OK " }",
 	  NULL, "invalid JSON", "name" },
+	/* Item 27: what AWS refuses, and CR/LF that would split a request. */
+	{ "item 27: CORS * with credentials",
+	  "{ \"name\": \"x\", \"cors\": { \"allowOrigins\": [\"https://a.example\", \"*\"], "
+	  "\"allowCredentials\": true }, " INTEG_OK ", " ROUTES_OK " }",
+	  "cors.allowCredentials", "cannot be true when cors.allowOrigins contains \"*\"", "expected false" },
+	{ "item 27: CR/LF in uri",
+	  "{ \"name\": \"x\", \"integrations\": { \"backend\": { \"type\": \"HTTP_PROXY\", "
+	  "\"uri\": \"http://127.0.0.1/a HTTP/1.1\\r\\nHost: evil\\r\\n\\r\\nGET /b\" } }, " ROUTES_OK " }",
+	  "integrations.backend.uri", "expected a URL without spaces or control characters", "0x20" },
+	{ "item 27: CR/LF in a stage variable",
+	  "{ \"name\": \"x\", \"stageVariables\": { \"h\": \"127.0.0.1\\r\\nX-Evil: 1\" }, " INTEG_OK ", " ROUTES_OK " }",
+	  "stageVariables.h", "expected text without control characters", "0x0d" },
+	{ "item 27: a stage variable with LF substituted into uri",
+	  "{ \"name\": \"x\", \"stageVariables\": { \"p\": \"a\\nb\" }, \"integrations\": { \"backend\": "
+	  "{ \"type\": \"AWS_PROXY\", \"uri\": \"http://127.0.0.1/${stageVariables.p}\" } }, " ROUTES_OK " }",
+	  "integrations.backend.uri", "expected a URL without spaces or control characters", "0x0a" },
+	{ "item 27: CR/LF in a static requestParameters value",
+	  "{ \"name\": \"x\", \"integrations\": { \"backend\": { \"type\": \"AWS_PROXY\", \"uri\": \"http://127.0.0.1/\", "
+	  "\"requestParameters\": { \"integration.request.header.X-A\": \"'v\\r\\nX-B: 1'\" } } }, " ROUTES_OK " }",
+	  "integrations.backend.requestParameters.integration.request.header.X-A",
+	  "expected text without control characters", NULL },
+	{ "requestParameters onto Content-Length",
+	  "{ \"name\": \"x\", \"integrations\": { \"backend\": { \"type\": \"AWS_PROXY\", \"uri\": \"http://127.0.0.1/\", "
+	  "\"requestParameters\": { \"integration.request.header.content-length\": \"route.request.header.x\" } } }, " ROUTES_OK " }",
+	  "integrations.backend.requestParameters.integration.request.header.content-length",
+	  "is reserved", "Content-Length" },
+	{ "requestParameters onto Host",
+	  "{ \"name\": \"x\", \"integrations\": { \"backend\": { \"type\": \"AWS_PROXY\", \"uri\": \"http://127.0.0.1/\", "
+	  "\"requestParameters\": { \"integration.request.header.Host\": \"'evil'\" } } }, " ROUTES_OK " }",
+	  "integrations.backend.requestParameters.integration.request.header.Host", "is reserved", NULL },
+	{ "requestParameters onto X-Wsgate-Connection-Id",
+	  "{ \"name\": \"x\", \"integrations\": { \"backend\": { \"type\": \"AWS_PROXY\", \"uri\": \"http://127.0.0.1/\", "
+	  "\"requestParameters\": { \"integration.request.header.X-Wsgate-Connection-Id\": \"'x'\" } } }, " ROUTES_OK " }",
+	  "integrations.backend.requestParameters.integration.request.header.X-Wsgate-Connection-Id",
+	  "is reserved", NULL },
+	{ "item 27: LF in cors.allowHeaders",
+	  "{ \"name\": \"x\", \"cors\": { \"allowOrigins\": [\"*\"], \"allowHeaders\": [\"a\\nb\"] }, " INTEG_OK ", " ROUTES_OK " }",
+	  "cors.allowHeaders", "expected text without control characters", "0x0a" },
+	{ "item 27: CR in cors.allowOrigins",
+	  "{ \"name\": \"x\", \"cors\": { \"allowOrigins\": [\"https://a\\r\"] }, " INTEG_OK ", " ROUTES_OK " }",
+	  "cors.allowOrigins", "expected text without control characters", "0x0d" },
+	{ "item 27: tab in basePath",
+	  "{ \"name\": \"x\", \"basePath\": \"/a\\tb\", " INTEG_OK ", " ROUTES_OK " }",
+	  "basePath", "expected a URL without spaces or control characters", "0x09" },
+	{ "item 27: LF in name",
+	  "{ \"name\": \"x\\ny\", " INTEG_OK ", " ROUTES_OK " }",
+	  "name", "expected text without control characters", "0x0a" },
+	{ "item 27: LF in a route key",
+	  "{ \"name\": \"x\", " INTEG_OK ", \"routes\": { \"a\\nb\": { \"integration\": \"backend\" } } }",
+	  "routes.a\\nb", "expected text without control characters", "0x0a" },
+	{ "item 27: space in a REST route path",
+	  "{ \"name\": \"x\", " INTEG_OK ", \"routes\": { \"GET /a b\": { \"integration\": \"backend\" } } }",
+	  "routes.GET /a b", "expected a URL without spaces", "offset 2" },
 };
 
 static void test_invalid_files(void)
@@ -427,6 +480,52 @@ static void test_all_problems_reported(void)
 	CHECK(has_line(err.data, path, "integrations.backend.uri", "http://", "gopher://h"));
 	CHECK(has_line(err.data, path, "routes.$x", "reserved", NULL));
 	CHECK(has_line(err.data, path, "routes.$x.integration", "unknown integration", "\"nope\""));
+	gw_buf_dispose(&err);
+}
+
+/* gw_config_parse_buffer: the loader's checks on a buffer (for fuzzing):
+ * same messages, named after the given name, and never a crash. */
+static void test_parse_buffer(void)
+{
+	static const char cors_ok[] =
+		"{ \"name\": \"x\", \"cors\": { \"allowOrigins\": [\"*\"], \"allowCredentials\": false }, "
+		"\"integrations\": { \"backend\": { \"type\": \"AWS_PROXY\", "
+		"\"uri\": \"http://no-such-host.invalid/x\", \"requestParameters\": "
+		"{ \"integration.request.querystring.Host\": \"'ok'\", "
+		"\"integration.request.header.X-Tab\": \"'a b'\" } } }, "
+		"\"routes\": { \"$default\": { \"integration\": \"backend\" }, "
+		"\"GET /a/{b}\": { \"integration\": \"backend\" } } }";
+	static const char creds_ok[] =
+		"{ \"name\": \"x\", \"cors\": { \"allowOrigins\": [\"https://a.example\"], "
+		"\"allowCredentials\": true }, \"integrations\": { \"m\": { \"type\": \"MOCK\", "
+		"\"body\": \"line 1\\r\\nline 2\" } }, \"routes\": { \"$default\": { \"integration\": \"m\" } } }";
+	gw_config_t *cfg = NULL;
+	gw_buf_t err;
+
+	gw_buf_init(&err);
+	/* Valid: "*" without credentials, a query parameter named Host, an
+	 * unresolved host name, CR/LF in a MOCK body (a body, not a header). */
+	CHECK_INT_EQ(gw_config_parse_buffer("mem.json", cors_ok, sizeof(cors_ok) - 1,
+					    GW_CONFIG_NO_RESOLVE, &cfg, &err), 0);
+	CHECK_MSG(cfg != NULL, "%s", err.data ? err.data : "");
+	if (cfg) {
+		CHECK_INT_EQ(cfg->n_apis, 1);
+		CHECK_STR_EQ(cfg->apis[0].integrations[0].address, "no-such-host.invalid");
+		gw_config_free(cfg);
+	}
+	CHECK_INT_EQ(gw_config_parse_buffer("mem.json", creds_ok, sizeof(creds_ok) - 1, 0, &cfg,
+					    &err), 0);
+	gw_config_free(cfg);
+	/* Invalid JSON and garbage: an error naming the buffer, no crash. */
+	gw_buf_reset(&err);
+	CHECK_INT_EQ(gw_config_parse_buffer("mem.json", "{\"a\":", 5, 0, &cfg, &err), -1);
+	CHECK(cfg == NULL);
+	CHECK(has_line(err.data ? err.data : "", "mem.json", NULL, "invalid JSON", NULL));
+	gw_buf_reset(&err);
+	CHECK_INT_EQ(gw_config_parse_buffer("mem.json", "\0\xff\x01", 3, 0, &cfg, &err), -1);
+	CHECK(has_line(err.data ? err.data : "", "mem.json", NULL, "invalid JSON", NULL));
+	gw_buf_reset(&err);
+	CHECK_INT_EQ(gw_config_parse_buffer("mem.json", "", 0, 0, &cfg, &err), -1);
 	gw_buf_dispose(&err);
 }
 
@@ -540,6 +639,7 @@ int main(void)
 	RUN(test_folder);
 	RUN(test_invalid_files);
 	RUN(test_all_problems_reported);
+	RUN(test_parse_buffer);
 	RUN(test_folder_errors);
 	remove_tree(root_dir);
 	UNIT_MAIN_END();
