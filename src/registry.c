@@ -366,7 +366,9 @@ static void copy_str(char *dst, size_t cap, const msgpack_object *o)
 {
 	size_t n = o->via.str.size < cap - 1 ? o->via.str.size : cap - 1;
 
-	memcpy(dst, o->via.str.ptr, n);
+	/* msgpack-c leaves ptr NULL for an empty string: memcpy must not see it. */
+	if (n)
+		memcpy(dst, o->via.str.ptr, n);
 	dst[n] = '\0';
 }
 

@@ -521,6 +521,21 @@ static void decode_random(void *arg)
 	}
 }
 
+/* Fuzz finding registry-1: an empty string (NULL in msgpack-c) reached
+ * memcpy, which UBSan aborts on. */
+static void decode_empty_strings(void *arg)
+{
+	static const char empty_key[] = "\x81\xa0\x27";
+	static const char empty_values[] = "\x83\xa2" "id\xa1" "x\xa3" "api\xa0\xa5" "stage\xa0";
+	gw_conn_record_t got;
+
+	(void)arg;
+	CHECK_INT_EQ(gw_registry_decode(empty_key, sizeof(empty_key) - 1, &got), GW_REG_ERROR);
+	CHECK_INT_EQ(gw_registry_decode(empty_values, sizeof(empty_values) - 1, &got), GW_REG_OK);
+	CHECK_STR_EQ(got.api, "");
+	CHECK_STR_EQ(got.stage, "");
+}
+
 static void test_decode_wrong_types(void)
 {
 	gw_conn_record_t got;
@@ -617,6 +632,7 @@ int main(void)
 	CHECK_IN_CHILD(decode_garbage, NULL);
 	CHECK_IN_CHILD(decode_huge_counts, NULL);
 	CHECK_IN_CHILD(decode_random, NULL);
+	CHECK_IN_CHILD(decode_empty_strings, NULL);
 	RUN(test_decode_wrong_types);
 	RUN(test_new_id);
 	RUN(test_strerror);
