@@ -748,10 +748,11 @@ static void load_routes(struct loader *l, json_t *root, gw_api_t *api)
 		r->key_len = strlen(key);
 		r->max_in_flight = 1;
 		snprintf(base, sizeof(base), "routes.%s", key);
+		/* A WebSocket route key may hold any character a message can (it
+		 * reaches headers only through append_header, which drops
+		 * control characters); a REST path can never hold a space. */
 		if (is_rest_key(key))
 			text_ok(l, base, strchr(key, ' ') + 1, TEXT_URL);
-		else
-			text_ok(l, base, key, TEXT_FIELD);
 		if (key[0] == '$' && strcmp(key, "$connect") && strcmp(key, "$disconnect") &&
 		    strcmp(key, "$default"))
 			problem(l, base, "the '$' prefix is reserved (expected $connect, "

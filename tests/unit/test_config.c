@@ -412,9 +412,10 @@ static const struct bad_case bad_cases[] = {
 	{ "item 27: LF in name",
 	  "{ \"name\": \"x\\ny\", " INTEG_OK ", " ROUTES_OK " }",
 	  "name", "expected text without control characters", "0x0a" },
-	{ "item 27: LF in a route key",
-	  "{ \"name\": \"x\", " INTEG_OK ", \"routes\": { \"a\\nb\": { \"integration\": \"backend\" } } }",
-	  "routes.a\\nb", "expected text without control characters", "0x0a" },
+	{ "item 27: LF in an integration name, shown escaped",
+	  "{ \"name\": \"x\", \"integrations\": { \"a\\nb\": { \"type\": \"MOCK\" } }, "
+	  "\"routes\": { \"$default\": { \"integration\": \"a\\nb\" } } }",
+	  "integrations.a\\nb", "expected text without control characters", "0x0a" },
 	{ "item 27: space in a REST route path",
 	  "{ \"name\": \"x\", " INTEG_OK ", \"routes\": { \"GET /a b\": { \"integration\": \"backend\" } } }",
 	  "routes.GET /a b", "expected a URL without spaces", "offset 2" },
