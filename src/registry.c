@@ -81,8 +81,16 @@ static int lock_dir(gw_registry_t *reg, const char *dir, char *err, size_t errle
 		snprintf(err, errlen, "%s: expected a folder for --data, found a file", dir);
 		return -1;
 	}
+	/* Another user could plant symbolic links there, which the gateway
+	 * would truncate and map (a data folder under /tmp, say). */
+	if (st.st_mode & S_IWOTH) {
+		snprintf(err, errlen, "%s: the data folder is writable by every user (mode %04o); "
+			 "expected a folder only the gateway's user can write (chmod o-w)", dir,
+			 (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
 	snprintf(path, sizeof(path), "%s/wsgate.lock", dir);
-	reg->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	reg->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (reg->lock_fd < 0) {
 		snprintf(err, errlen, "%s: cannot create %s: %s (the data folder must be "
 			 "writable)", dir, path, strerror(errno));
@@ -121,6 +129,8 @@ static int reset_files(const char *dir, char *err, size_t errlen)
 	char path[PATH_MAX];
 	int fd, rc;
 
+	/* Both created here, O_EXCL (never through a symbolic link): LMDB
+	 * then opens the regular files it finds. */
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		if (unlink(path) && errno != ENOENT) {
@@ -128,17 +138,19 @@ static int reset_files(const char *dir, char *err, size_t errlen)
 				 strerror(errno));
 			return -1;
 		}
-	}
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot create %s: %s", dir, path, strerror(errno));
-		return -1;
-	}
-	rc = posix_fallocate(fd, 0, LOCK_MDB_BYTES);
-	close(fd);
-	if (rc) {
-		snprintf(err, errlen, "%s: cannot allocate %s: %s", dir, path, strerror(rc));
-		return -1;
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			snprintf(err, errlen, "%s: cannot create %s: %s", dir, path,
+				 strerror(errno));
+			return -1;
+		}
+		rc = i ? posix_fallocate(fd, 0, LOCK_MDB_BYTES) : 0;
+		close(fd);
+		if (rc) {
+			snprintf(err, errlen, "%s: cannot allocate %s: %s", dir, path,
+				 strerror(rc));
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -4,7 +4,7 @@
 // --data naming a file).
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -64,7 +64,7 @@ test('item 23: kill -9, then a restart on the same --data starts and drops the d
   assert.equal((await nextMessage(second.ws)).data, 'hello');
 });
 
-test('--data naming a file, or a folder that cannot be created, is refused with the reason', async () => {
+test('--data naming a file, a folder that cannot be created or a folder every user can write is refused with the reason', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-ops-'));
   try {
     const file = path.join(dir, 'afile');
@@ -79,6 +79,14 @@ test('--data naming a file, or a folder that cannot be created, is refused with 
     assert.equal(res.started, false);
     assert.equal(res.code, 1);
     assert.match(res.stderr, /cannot create the data folder: Not a directory/);
+    // A folder every user can write (where links could be planted) is refused.
+    const shared = path.join(dir, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    res = await runGateway([...args, '--data', shared]);
+    assert.equal(res.started, false);
+    assert.equal(res.code, 1);
+    assert.ok(res.stderr.includes(`${shared}: the data folder is writable by every user (mode 1777)`), res.stderr);
     rmSync(routes, { recursive: true, force: true });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -88,7 +96,7 @@ test('--data naming a file, or a folder that cannot be created, is refused with 
 function mountTmpfs(size) {
   const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-full-'));
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     return { error: `${e.stderr ?? e.message}`.trim() };

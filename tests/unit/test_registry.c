@@ -302,6 +302,53 @@ static void test_lock_refuses_second_open(void)
 	unlink(path);
 }
 
+/* A data folder other users can write is refused (they could plant
+ * symbolic links the gateway would truncate); links planted in a private
+ * folder are never followed. */
+static void test_symlinks_and_modes(void)
+{
+	char sub[128], victim[128], link[160], err[512] = "";
+	gw_registry_t *reg = NULL;
+	struct stat st;
+	FILE *f;
+
+	snprintf(sub, sizeof(sub), "%s/shared", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	CHECK_INT_EQ(mkdir(sub, 0700), 0);
+	CHECK_INT_EQ(chmod(sub, 01777), 0);
+	CHECK_INT_EQ(gw_registry_open(sub, &reg, err, sizeof(err)), GW_REG_ERROR);
+	CHECK_CONTAINS(err, "writable by every user (mode 1777)");
+	CHECK_INT_EQ(chmod(sub, 0755), 0);
+
+	f = fopen(victim, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs("precious", f);
+		fclose(f);
+	}
+	/* wsgate.lock as a link: refused, the target left alone. */
+	snprintf(link, sizeof(link), "%s/wsgate.lock", sub);
+	CHECK_INT_EQ(symlink(victim, link), 0);
+	CHECK_INT_EQ(gw_registry_open(sub, &reg, err, sizeof(err)), GW_REG_ERROR);
+	CHECK_CONTAINS(err, "wsgate.lock");
+	CHECK(stat(victim, &st) == 0 && st.st_size == 8);
+	unlink(link);
+	/* data.mdb and lock.mdb as links: replaced by files, targets intact. */
+	snprintf(link, sizeof(link), "%s/data.mdb", sub);
+	CHECK_INT_EQ(symlink(victim, link), 0);
+	snprintf(link, sizeof(link), "%s/lock.mdb", sub);
+	CHECK_INT_EQ(symlink(victim, link), 0);
+	CHECK_INT_EQ(gw_registry_open(sub, &reg, err, sizeof(err)), 0);
+	if (reg) {
+		gw_conn_record_t r = make_record("linked-000000000", 1);
+		CHECK_INT_EQ(gw_registry_insert(reg, &r), GW_REG_OK);
+		gw_registry_close(reg);
+	}
+	CHECK(stat(victim, &st) == 0 && st.st_size == 8);
+	CHECK(lstat(link, &st) == 0 && S_ISREG(st.st_mode));
+	unlink(victim);
+}
+
 /* Item 13: on a full filesystem the registry refuses new records instead
  * of faulting (MDB_WRITEMAP on a sparse file), keeps closing and touching
  * the ones it has, and takes new ones again once the disk has room. Runs
@@ -320,7 +367,7 @@ static void full_disk(void *arg)
 	snprintf(mnt, sizeof(mnt), "%s/full", dir);
 	mkdir(mnt, 0700);
 	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
-	    mount("tmpfs", mnt, "tmpfs", 0, "size=2m")) {
+	    mount("tmpfs", mnt, "tmpfs", 0, "size=2m,mode=0700")) {
 		fprintf(stderr, "    skipped: cannot mount a tmpfs here (%s); needs CAP_SYS_ADMIN\n",
 			strerror(errno));
 		return;
@@ -360,7 +407,7 @@ static void full_disk(void *arg)
 	CHECK_INT_EQ(gw_registry_new_id(r.id), 0);
 	CHECK_INT_EQ(gw_registry_insert(reg, &r), GW_REG_FULL);
 	/* The disk grows: connects come back. */
-	CHECK_INT_EQ(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT, "size=8m"), 0);
+	CHECK_INT_EQ(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT, "size=8m,mode=0700"), 0);
 	CHECK_INT_EQ(gw_registry_insert(reg, &r), GW_REG_OK);
 	gw_registry_close(reg);
 	free(ids);
@@ -626,6 +673,7 @@ int main(void)
 	RUN(test_foreach_and_reopen);
 	RUN(test_open_failure);
 	RUN(test_lock_refuses_second_open);
+	RUN(test_symlinks_and_modes);
 	CHECK_IN_CHILD(full_disk, NULL);
 	RUN(test_encode_decode);
 	RUN(test_decode_long_strings_truncated);
