@@ -1,6 +1,10 @@
 /* TLS termination and the plaintext relay (see tls.h). The relay keeps at
  * most one 16 KB chunk in flight per direction and stops reading a side
- * while the other cannot take more, so a slow peer never grows memory. */
+ * while the other cannot take more, so a slow peer never grows memory.
+ * Bytes move through one per-thread scratch buffer; a relay owns heap
+ * memory only for what the receiving side has not taken yet, so an idle
+ * wss:// connection costs a few hundred bytes here (and OpenSSL drops its
+ * own buffers while idle: SSL_MODE_RELEASE_BUFFERS). */
 #include "core.h"
 #include "log.h"
 #include "tls.h"
@@ -16,19 +20,34 @@
 
 #define CHUNK 16384
 
+/* TLS 1.2: forward secrecy and AEAD only (Mozilla's "intermediate" list).
+ * TLS 1.3 suites all qualify and keep OpenSSL's defaults. */
+#define TLS12_CIPHERS                                                   \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"    \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"    \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+/* Pending bytes of one direction: heap memory only while not empty. */
+typedef struct pending {
+	char *data;
+	size_t off, len;
+} pending_t;
+
 struct gw_relay {
 	gw_watch_t tls_w;   /* the client's TLS socket */
 	gw_watch_t plain_w; /* our end of the socketpair */
 	gw_gateway_t *gw;
 	SSL *ssl;
 	lws_dll2_t list;
-	size_t up_off, up_len;     /* TLS -> plaintext, pending */
-	size_t down_off, down_len; /* plaintext -> TLS, pending */
+	pending_t up;   /* TLS -> plaintext */
+	pending_t down; /* plaintext -> TLS */
 	int plain_eof;
+	int closed;
 	uint32_t tls_ev, plain_ev;
-	char up[CHUNK];
-	char down[CHUNK];
 };
+
+/* Each loop is one thread; a chunk never outlives one pump() step. */
+static __thread char scratch[CHUNK];
 
 SSL_CTX *gw_tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
 {
@@ -39,8 +58,17 @@ SSL_CTX *gw_tls_server_ctx(const char *cert, const char *key, char *err, size_t 
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* No renegotiation (a client could make the server redo handshakes at
+	 * will), no compression (CRIME), the server's suite order. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+				 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
+		snprintf(err, errlen, "cannot set the TLS 1.2 cipher suites: %s",
+			 ERR_reason_error_string(ERR_get_error()));
+		goto fail;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		snprintf(err, errlen, "%s: cannot load the certificate chain: %s", cert,
 			 ERR_reason_error_string(ERR_get_error()));
@@ -96,100 +124,184 @@ static void set_events(gw_relay_t *r, gw_watch_t *w, uint32_t *cur, uint32_t wan
 	*cur = want;
 }
 
-static void relay_free(gw_relay_t *r)
+/* Keeps what the receiving side did not take (from a chunk in scratch). */
+static void pending_keep(pending_t *p, const char *rest, size_t len)
 {
-	epoll_ctl(r->gw->epfd, EPOLL_CTL_DEL, r->tls_w.fd, NULL);
-	epoll_ctl(r->gw->epfd, EPOLL_CTL_DEL, r->plain_w.fd, NULL);
-	SSL_shutdown(r->ssl);
-	SSL_free(r->ssl);
-	ERR_clear_error();
-	close(r->tls_w.fd);
-	close(r->plain_w.fd);
-	lws_dll2_remove(&r->list);
+	p->data = malloc(len);
+	if (!p->data)
+		abort();
+	memcpy(p->data, rest, len);
+	p->off = 0;
+	p->len = len;
+}
+
+static void pending_took(pending_t *p, size_t n)
+{
+	p->off += n;
+	p->len -= n;
+	if (!p->len) {
+		free(p->data);
+		p->data = NULL;
+		p->off = 0;
+	}
+}
+
+static void relay_free(void *p)
+{
+	gw_relay_t *r = p;
+
+	free(r->up.data);
+	free(r->down.data);
 	free(r);
 }
 
+/* Closes both sockets now (the loop skips their remaining events) and
+ * frees the memory after the epoll batch. graceful: the session ended
+ * cleanly, tell the client (close_notify); after a TLS or socket error
+ * OpenSSL must not be asked to write again. */
+static void relay_close(gw_relay_t *r, int graceful)
+{
+	if (r->closed)
+		return;
+	r->closed = 1;
+	if (graceful)
+		SSL_shutdown(r->ssl);
+	SSL_free(r->ssl);
+	r->ssl = NULL;
+	ERR_clear_error();
+	gw_watch_close(r->gw, &r->tls_w);
+	gw_watch_close(r->gw, &r->plain_w);
+	lws_dll2_remove(&r->list);
+	gw_defer_free(r->gw, relay_free, r);
+}
+
+/* What one direction's step did. */
+enum step { STEP_IDLE, STEP_MOVED, STEP_GONE };
+
+/* Sends buf to libwebsockets: the pending bytes, or a fresh chunk of which
+ * whatever the socketpair does not take is kept. */
+static enum step plain_send(gw_relay_t *r, const char *buf, size_t len)
+{
+	ssize_t n = send(r->plain_w.fd, buf, len, MSG_NOSIGNAL);
+	size_t took;
+
+	if (n < 0 && errno != EAGAIN && errno != EINTR)
+		return STEP_GONE;
+	took = n > 0 ? (size_t)n : 0;
+	if (r->up.len)
+		pending_took(&r->up, took);
+	else if (took < len)
+		pending_keep(&r->up, buf + took, len - took);
+	return took ? STEP_MOVED : STEP_IDLE;
+}
+
+/* The same for the client's side. A retried SSL_write must offer the same
+ * bytes again, which the pending copy guarantees. */
+static enum step tls_write(gw_relay_t *r, const char *buf, size_t len, int *wants_write,
+			   int *wants_read)
+{
+	int k = SSL_write(r->ssl, buf, (int)len);
+	size_t took = k > 0 ? (size_t)k : 0;
+
+	if (k <= 0) {
+		int e = SSL_get_error(r->ssl, k);
+
+		if (e == SSL_ERROR_WANT_WRITE)
+			*wants_write = 1;
+		else if (e == SSL_ERROR_WANT_READ)
+			*wants_read = 1;
+		else
+			return STEP_GONE;
+	}
+	if (r->down.len)
+		pending_took(&r->down, took);
+	else if (took < len)
+		pending_keep(&r->down, buf + took, len - took);
+	return took ? STEP_MOVED : STEP_IDLE;
+}
+
+/* Client to libwebsockets: one chunk. */
+static enum step pump_up(gw_relay_t *r, int *tls_wants_write)
+{
+	int k, e;
+
+	if (r->up.len)
+		return plain_send(r, r->up.data + r->up.off, r->up.len);
+	k = SSL_read(r->ssl, scratch, CHUNK);
+	if (k > 0)
+		return plain_send(r, scratch, (size_t)k) == STEP_GONE ? STEP_GONE : STEP_MOVED;
+	e = SSL_get_error(r->ssl, k);
+	if (e == SSL_ERROR_WANT_WRITE)
+		*tls_wants_write = 1;
+	else if (e != SSL_ERROR_WANT_READ)
+		return STEP_GONE; /* client closed or TLS failed */
+	return STEP_IDLE;
+}
+
+/* libwebsockets to the client: one chunk. */
+static enum step pump_down(gw_relay_t *r, int *tls_wants_write, int *tls_wants_read)
+{
+	ssize_t n;
+
+	if (r->down.len)
+		return tls_write(r, r->down.data + r->down.off, r->down.len, tls_wants_write,
+				 tls_wants_read);
+	if (r->plain_eof)
+		return STEP_IDLE;
+	n = recv(r->plain_w.fd, scratch, CHUNK, 0);
+	if (n > 0)
+		return tls_write(r, scratch, (size_t)n, tls_wants_write, tls_wants_read) ==
+				       STEP_GONE
+			       ? STEP_GONE
+			       : STEP_MOVED;
+	if (n == 0) {
+		r->plain_eof = 1;
+		return STEP_MOVED;
+	}
+	return errno == EAGAIN || errno == EINTR ? STEP_IDLE : STEP_GONE;
+}
+
 /* Moves bytes both ways until nothing moves, then re-arms the watches for
- * exactly what would let it move again. Returns -1 once r is freed. */
+ * exactly what would let it move again. Returns -1 once r is closed (its
+ * memory is freed after the epoll batch). */
 static int pump(gw_relay_t *r)
 {
 	int tls_wants_write = 0, tls_wants_read_for_write = 0;
+	enum step up, down;
 
-	for (;;) {
-		int progress = 0;
-		ssize_t n;
-
-		if (!r->up_len) {
-			int k = SSL_read(r->ssl, r->up, CHUNK);
-
-			if (k > 0) {
-				r->up_off = 0;
-				r->up_len = (size_t)k;
-				progress = 1;
-			} else {
-				int e = SSL_get_error(r->ssl, k);
-
-				if (e == SSL_ERROR_WANT_WRITE)
-					tls_wants_write = 1;
-				else if (e != SSL_ERROR_WANT_READ)
-					goto gone; /* client closed or TLS failed */
-			}
-		}
-		if (r->up_len) {
-			n = send(r->plain_w.fd, r->up + r->up_off, r->up_len, MSG_NOSIGNAL);
-			if (n > 0) {
-				r->up_off += (size_t)n;
-				r->up_len -= (size_t)n;
-				progress = 1;
-			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				goto gone;
-			}
-		}
-		if (!r->down_len && !r->plain_eof) {
-			n = recv(r->plain_w.fd, r->down, CHUNK, 0);
-			if (n > 0) {
-				r->down_off = 0;
-				r->down_len = (size_t)n;
-				progress = 1;
-			} else if (n == 0) {
-				r->plain_eof = 1;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				goto gone;
-			}
-		}
-		if (r->down_len) {
-			int k = SSL_write(r->ssl, r->down + r->down_off, (int)r->down_len);
-
-			if (k > 0) {
-				r->down_off += (size_t)k;
-				r->down_len -= (size_t)k;
-				progress = 1;
-			} else {
-				int e = SSL_get_error(r->ssl, k);
-
-				if (e == SSL_ERROR_WANT_WRITE)
-					tls_wants_write = 1;
-				else if (e == SSL_ERROR_WANT_READ)
-					tls_wants_read_for_write = 1;
-				else
-					goto gone;
-			}
-		}
-		/* libwebsockets closed its side and everything it said is out. */
-		if (r->plain_eof && !r->down_len)
+	if (r->closed)
+		return -1;
+	do {
+		up = pump_up(r, &tls_wants_write);
+		if (up == STEP_GONE)
 			goto gone;
-		if (!progress)
-			break;
-	}
+		down = pump_down(r, &tls_wants_write, &tls_wants_read_for_write);
+		if (down == STEP_GONE)
+			goto gone;
+		/* libwebsockets closed its side and everything it said is out. */
+		if (r->plain_eof && !r->down.len) {
+			relay_close(r, 1);
+			return -1;
+		}
+	} while (up == STEP_MOVED || down == STEP_MOVED);
 	set_events(r, &r->tls_w, &r->tls_ev,
-		   ((!r->up_len || tls_wants_read_for_write) ? EPOLLIN : 0) |
+		   ((!r->up.len || tls_wants_read_for_write) ? EPOLLIN : 0) |
 		   (tls_wants_write ? EPOLLOUT : 0));
 	set_events(r, &r->plain_w, &r->plain_ev,
-		   (!r->down_len && !r->plain_eof ? EPOLLIN : 0) | (r->up_len ? EPOLLOUT : 0));
+		   (!r->down.len && !r->plain_eof ? EPOLLIN : 0) | (r->up.len ? EPOLLOUT : 0));
 	return 0;
 gone:
-	relay_free(r);
+	relay_close(r, 0);
 	return -1;
+}
+
+static int watch_add(gw_relay_t *r, gw_watch_t *w)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.data.ptr = w;
+	return epoll_ctl(r->gw->epfd, EPOLL_CTL_ADD, w->fd, &ev);
 }
 
 int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
@@ -197,7 +309,6 @@ int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 {
 	gw_relay_t *r;
 	int sv[2];
-	struct epoll_event ev;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv)) {
 		gw_warn("tls: socketpair: %s", strerror(errno));
@@ -219,16 +330,21 @@ int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 	r->plain_w.kind = GW_WATCH_RELAY_PLAIN;
 	r->plain_w.fd = sv[0];
 	lws_dll2_add_tail(&r->list, &gw->relays);
-	memset(&ev, 0, sizeof(ev));
-	ev.events = 0;
-	ev.data.ptr = &r->tls_w;
-	epoll_ctl(gw->epfd, EPOLL_CTL_ADD, tls_fd, &ev);
-	ev.data.ptr = &r->plain_w;
-	epoll_ctl(gw->epfd, EPOLL_CTL_ADD, sv[0], &ev);
-	/* Plaintext already buffered inside OpenSSL raises no socket event. */
+	/* From here on the relay owns ssl, tls_fd and sv[0]: relay_close
+	 * releases them; only sv[1], meant for libwebsockets, is ours. */
+	if (watch_add(r, &r->tls_w) || watch_add(r, &r->plain_w)) {
+		gw_warn("tls: epoll_ctl: %s", strerror(errno));
+		relay_close(r, 0);
+		goto fail_sv1;
+	}
+	/* Plaintext already buffered inside OpenSSL raises no socket event;
+	 * a client already gone closes the relay here. */
 	if (pump(r))
-		return -1;
+		goto fail_sv1;
 	return sv[1];
+fail_sv1:
+	close(sv[1]);
+	return -1;
 fail:
 	SSL_free(ssl);
 	close(tls_fd);
@@ -251,6 +367,7 @@ gw_relay_t *gw_relay_from_watch(gw_watch_t *w)
 
 void gw_relay_free_all(gw_gateway_t *gw)
 {
+	/* relay_close unlinks; the memory goes with the loop's deferred frees. */
 	while (gw->relays.head)
-		relay_free(lws_container_of(gw->relays.head, gw_relay_t, list));
+		relay_close(lws_container_of(gw->relays.head, gw_relay_t, list), 0);
 }
