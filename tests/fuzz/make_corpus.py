@@ -218,4 +218,18 @@ mgmt = ['/@connections/AbCdEfGhIjKlMnOp', '/dev/@connections/AbCdEfGhIjKlMnOp', 
         '/dev/@connections/' + 'x' * 200, '/dev/@connections/0123456789abcdef?x=1', '//@connections/a']
 for i, m in enumerate(mgmt):
     put('mgmt', i, m)
+targets = ['/files/a/b.txt?x=1', '/files/a/../b', '/files/%2e%2e/etc/passwd', '/files/a%2fb/..%2f..',
+           '/items/7', '/items/a%3Fb?c=d', '/items/x%23y', '/a/1/b/2?q=3', '/a/x&y=z/b/u;v',
+           '/shop/items/3', '/shop/items/%41', '//files///x//', '/files/a/./b/', '/other/thing', '/']
+for i, t in enumerate(targets):
+    put('rest', i, bytes([0]) + t.encode())
+    put('rest', 50 + i, bytes([1]) + t.encode())
+answers = lambdas + [{'statusCode': 200, 'headers': {'X-A': 'b', 'X Y': 'sp', 'X-C': 'v\x0bw', ': e': 'x',
+                                                   'Content-Length': '5', 'Access-Control-Allow-Origin': '*',
+                                                   'X-N': 42}},
+                     {'statusCode': 302, 'headers': {'Location': '/x'}, 'cookies': ['a=1', 'b=\r\nX: y', 3]},
+                     {'statusCode': 200, 'body': [1, 2]}, [1, 2], {'x': 1}]
+for i, a in enumerate(answers):
+    put('rest', 100 + i, b'\x01https://a.example\n' + json.dumps(a).encode())
+    put('rest', 200 + i, b'\x03https://evil.example\n' + json.dumps(a).encode())
 print('corpus written to', OUT)
