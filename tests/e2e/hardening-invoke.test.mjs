@@ -2,7 +2,10 @@
 // requests and answers (integration.c) and the backend response parser
 // (httpresp.c): what a hostile client or a compromised backend can do to
 // them. Items are named after the issue's numbers.
-import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   test, assert, startBackend, startHttpBackend, startGateway, rawConnect, connect, connectRefused,
   makeApi, header, raw, sleep, waitUntil, HANG,
@@ -168,6 +171,25 @@ test('item 16: HTTP_PROXY $connect: a client cannot set X-Wsgate-* or X-Forwarde
   assert.deepEqual(allValues(r.rawHeaders, 'x-amzn-requestid'), []);
   assert.equal(one('x-keep'), 'yes');
   assert.equal(one('host'), `127.0.0.1:${hb.port}`);
+});
+
+test('item 16: HTTP_PROXY $connect over wss: X-Forwarded-Proto is https whatever the client says', {
+  todo: 'needs conn.c to set gw_invocation_t.tls (inv.tls = conn->ssl != NULL) in start_connect',
+}, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgate-invoke-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
+      '-keyout', key, '-out', cert, '-days', '2'], { stdio: 'ignore' });
+    const hb = await startHttpBackend(() => ({ status: 200 }));
+    const gw = await startGateway({ routes: httpOnlyApi(`${hb.origin}/ws`), args: ['--tls-cert', cert, '--tls-key', key] });
+    await connect(`wss://127.0.0.1:${gw.port}/`, { rejectUnauthorized: false, headers: { 'X-Forwarded-Proto': 'http' } });
+    const r = await hb.waitFor((x) => x.method === 'POST');
+    assert.deepEqual(allValues(r.rawHeaders, 'x-forwarded-proto'), ['https']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // ---------------------------------------------------------------------------

@@ -207,6 +207,8 @@ static const struct resp_case resp_cases[] = {
 	R("interim answers skipped",
 	  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
 	  "HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx", 0, GW_RESP_DONE, 0, 201, "x", 1),
+	R("empty values", "HTTP/1.1 200 OK\r\nA:\r\nB: \r\nC: 1\r\nContent-Length: 0\r\n\r\n", 0,
+	  GW_RESP_DONE, 0, 200, "", 4),
 	R("204 has no body", "HTTP/1.1 204 No Content\r\n\r\n", 0, GW_RESP_DONE, 0, 204, "", 0),
 	/* issue 9: header names that are not tokens (http-parser lets spaces
 	 * through) would be written out again as they are */
@@ -331,6 +333,30 @@ static void test_resp_limits(void)
 	gw_buf_append_str(&b, "Content-Length: 0\r\n\r\n");
 	CHECK_INT_EQ(gw_resp_feed(r, b.data, b.len, &extra), GW_RESP_DONE);
 	CHECK_INT_EQ(gw_resp_header_count(r), 100);
+	{
+		const char *n, *v;
+
+		gw_resp_header(r, 99, &n, &v);
+		CHECK_STR_EQ(n, "X-Flood");
+		CHECK_STR_EQ(v, "1");
+	}
+	/* Names and values stay apart, empty values included. */
+	gw_resp_reset(r);
+	{
+		static const char e[] = "HTTP/1.1 200 OK\r\nA:\r\nB: \r\nC: 1\r\nContent-Length: 0\r\n\r\n";
+		const char *n, *v;
+
+		CHECK_INT_EQ(gw_resp_feed(r, e, sizeof(e) - 1, &extra), GW_RESP_DONE);
+		gw_resp_header(r, 0, &n, &v);
+		CHECK_STR_EQ(n, "A");
+		CHECK_STR_EQ(v, "");
+		gw_resp_header(r, 1, &n, &v);
+		CHECK_STR_EQ(n, "B");
+		CHECK_STR_EQ(v, "");
+		gw_resp_header(r, 2, &n, &v);
+		CHECK_STR_EQ(n, "C");
+		CHECK_STR_EQ(v, "1");
+	}
 	gw_resp_reset(r);
 	gw_buf_reset(&b);
 	gw_buf_append_str(&b, "HTTP/1.1 200 OK\r\nX-Big: ");
