@@ -217,6 +217,12 @@ static int parse_uri(struct loader *l, const char *path, gw_integration_t *in)
 		return -1;
 	}
 	in->path = strdup(slash ? slash : "/");
+	/* A fragment is not part of a request target: sent, it would reach the
+	 * backend as part of the path. */
+	if (strchr(in->path, '#')) {
+		problem(l, path, "expected a URL without a fragment ('#'), found \"%s\"", u);
+		return -1;
+	}
 	if (l->flags & GW_CONFIG_NO_RESOLVE) {
 		in->address = strdup(in->host);
 		return 0;
@@ -865,7 +871,10 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	}
 	check_keys(l, "", root, keys);
 	api->name = get_string(l, root, "name", "name", "api", 1);
-	if (api->name)
+	if (api->name && strlen(api->name) > GW_API_NAME_MAX)
+		problem(l, "name", "expected at most %d bytes, found %zu", GW_API_NAME_MAX,
+			strlen(api->name));
+	else if (api->name)
 		text_ok(l, "name", api->name, TEXT_FIELD);
 	api->stage = get_string(l, root, "stage", "stage", "dev", 0);
 	if (api->stage && !valid_stage(api->stage))

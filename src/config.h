@@ -99,6 +99,9 @@ typedef struct gw_stage_var {
 	char *value;
 } gw_stage_var_t;
 
+/* AWS's limit on an API name; the registry record holds that much. */
+#define GW_API_NAME_MAX 128
+
 typedef struct gw_api {
 	char *file;
 	char *name;

@@ -28,7 +28,7 @@ typedef struct gw_registry gw_registry_t;
 
 typedef struct gw_conn_record {
 	char id[GW_CONN_ID_LEN + 1];
-	char api[128];
+	char api[130];   /* an API name: at most 128 bytes (config.h) */
 	char stage[130];
 	char source_ip[64];
 	char user_agent[512];
