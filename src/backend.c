@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -29,6 +30,7 @@
 
 
 #define MAX_RESPONSE_BYTES (10u << 20)
+#define LOG_BURST 20 /* failed-call lines a second */
 
 typedef struct hconn hconn_t;
 
@@ -449,11 +451,37 @@ static void call_free(gw_call_t *c)
 	free(c);
 }
 
+int gw_backend_log_allowed(unsigned *left_out)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static uint64_t second;
+	static unsigned logged, dropped;
+	uint64_t now = gw_now_ms() / 1000;
+	int ok;
+
+	pthread_mutex_lock(&lock);
+	if (now != second) {
+		second = now;
+		logged = 0;
+	}
+	ok = logged < LOG_BURST;
+	if (ok) {
+		logged++;
+		*left_out = dropped;
+		dropped = 0;
+	} else {
+		dropped++;
+	}
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
 static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
 		   gw_resp_t *resp)
 {
 	const char *names[100], *values[100];
 	gw_http_resp_t r;
+	unsigned left_out;
 
 	if (c->finished)
 		return;
@@ -478,10 +506,15 @@ static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
 		r.body = c->body.data ? c->body.data : "";
 		r.body_len = c->body.len;
 		r.body_buf = &c->body;
-	} else {
-		gw_warn("request %s: integration call %s: %s", c->request_id,
+	} else if (!c->cancelled && gw_backend_log_allowed(&left_out)) {
+		char more[64] = "";
+
+		if (left_out)
+			snprintf(more, sizeof(more), " (%u similar line%s not logged)", left_out,
+				 left_out == 1 ? "" : "s");
+		gw_warn("request %s: integration call %s: %s%s", c->request_id,
 			o == GW_CALL_TIMEOUT ? "timed out" : o == GW_CALL_BUSY ? "refused" : "failed",
-			error ? error : "unknown error");
+			error ? error : "unknown error", more);
 	}
 	if (!c->cancelled)
 		c->cb(c->user, &r);

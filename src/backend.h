@@ -84,4 +84,10 @@ size_t gw_backend_inflight(const gw_backend_t *be);
 
 void gw_backend_on_io(struct gw_watch *w, uint32_t events);
 
+/* Whether a line about a failed integration call may be logged now: at
+ * most a burst a second for the whole process, since a client can make
+ * every call fail. When allowed, *left_out is how many lines were not
+ * logged since the last one (say so in the line). */
+int gw_backend_log_allowed(unsigned *left_out);
+
 #endif

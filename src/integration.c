@@ -5,26 +5,10 @@
 #include "log.h"
 
 #include <jansson.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
-/* At most one line a second for *last's call site, across loops: a backend
- * can trigger these on every call. */
-static int log_allowed(uint64_t *last)
-{
-	struct timespec ts;
-	uint64_t now, prev;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec + 1;
-	prev = __atomic_load_n(last, __ATOMIC_RELAXED);
-	return now != prev &&
-	       __atomic_compare_exchange_n(last, &prev, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-}
 
 /* --- values ------------------------------------------------------------ */
 
@@ -466,11 +450,26 @@ out:
 
 static void log_dropped(const gw_integration_t *in, unsigned n)
 {
-	static uint64_t last;
+	unsigned left_out;
 
-	if (n && log_allowed(&last))
+	if (n && gw_backend_log_allowed(&left_out))
 		gw_warn("integration %s: %u invalid header%s left out of its answer "
-			"(logged at most once a second)", in->name, n, n == 1 ? "" : "s");
+			"(and %u similar lines not logged)", in->name, n, n == 1 ? "" : "s",
+			left_out);
+}
+
+/* An answer that fails the call: a client can cause one per message. */
+static void log_failure(const gw_integration_t *in, const char *error, int status)
+{
+	unsigned left_out;
+	char more[64] = "";
+
+	if (!gw_backend_log_allowed(&left_out))
+		return;
+	if (left_out)
+		snprintf(more, sizeof(more), " (%u similar line%s not logged)", left_out,
+			 left_out == 1 ? "" : "s");
+	gw_warn("integration %s: %s (HTTP %d)%s", in->name, error, status, more);
 }
 
 void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
@@ -500,13 +499,13 @@ void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 			log_dropped(in, res->dropped_headers);
 			return;
 		}
-		gw_warn("integration %s: %s (HTTP %d)", in->name, error, resp->status);
+		log_failure(in, error, resp->status);
 		memset(res, 0, sizeof(*res));
 		res->outcome = GW_INTEG_FAILED;
 		return;
 	case GW_INTEG_HTTP_PROXY:
 		if (resp->status >= 500) {
-			gw_warn("integration %s: HTTP %d", in->name, resp->status);
+			log_failure(in, "a 5xx answer", resp->status);
 			res->outcome = GW_INTEG_FAILED;
 			return;
 		}
@@ -527,8 +526,7 @@ void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 	}
 	/* A final answer is never 1xx (see gw_lambda_parse). */
 	if (resp->status < 200) {
-		gw_warn("integration %s: informational HTTP status %d as a final answer",
-			in->name, resp->status);
+		log_failure(in, "an informational status as a final answer", resp->status);
 		memset(res, 0, sizeof(*res));
 		res->outcome = GW_INTEG_FAILED;
 		return;

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   test, assert, startBackend, startHttpBackend, startGateway, rawConnect, connect, connectRefused,
-  makeApi, header, raw, sleep, waitUntil, HANG,
+  makeApi, raw, sleep, waitUntil, unusedUrl, HANG,
 } from './helpers.mjs';
 
 /** An API file with only the given integrations and routes. */
@@ -320,4 +320,32 @@ test('HTTP_PROXY: an answer to HEAD ends at its head, whatever its Content-Lengt
   assert.deepEqual(responses.map((r) => r.status), [200, 200]);
   assert.equal(responses[1].body.toString(), 'get');
   assert.ok(Date.now() - t0 < 2000, 'no wait for a body that never comes');
+});
+
+// ---------------------------------------------------------------------------
+// Log floods a client can cause through a failing integration
+// ---------------------------------------------------------------------------
+
+test('failing integration calls are logged at a bounded rate, with a count of the lines left out', async () => {
+  const gw = await startGateway({ routes: restApi({
+    integrations: { dead: { type: 'AWS_PROXY', uri: await unusedUrl(), timeoutMs: 2000 } },
+    routes: { 'GET /dead': { integration: 'dead' } },
+  }) });
+  const sock = await rawConnect(gw.port);
+  const N = 600;
+  for (let i = 0; i < N; i += 50) {
+    sock.received = Buffer.alloc(0);
+    sock.write('GET /dead HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(50));
+    const { responses } = await waitResponses(sock, Array(50).fill('GET'));
+    assert.ok(responses.every((r) => r.status === 500), 'every answer is 500');
+  }
+  await sleep(1100);
+  // One more after the second has turned: the count is reported.
+  sock.received = Buffer.alloc(0);
+  sock.write('GET /dead HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitResponses(sock, ['GET']);
+  await sleep(200);
+  const lines = gw.output().split('\n').filter((l) => /integration call failed/.test(l));
+  assert.ok(lines.length < 100, `${lines.length} warning lines for ${N} failed calls`);
+  assert.match(lines.at(-1), /\d+ similar lines? not logged/, 'the lines left out are counted');
 });
