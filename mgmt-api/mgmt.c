@@ -8,13 +8,25 @@
  * lws_cancel_service wakes that loop); the result comes back the same way
  * and is matched to the waiting HTTP request by a token. Neither loop ever
  * waits for the other. A POST to a connection whose $connect is still
- * running is parked until the handshake is decided: 200 or 410. */
+ * running is parked until the handshake is decided: 200 or 410.
+ *
+ * What a caller cannot do: reach a connection through another API's stage
+ * (403), send a body whose length is not declared up front (411: the
+ * framing of what follows would be a guess), take more than
+ * BODY_DEADLINE_S to send a body (408), or upgrade the listener to
+ * WebSocket or h2c (400). Each of those answers closes the connection. */
 #include "core.h"
 #include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The largest body taken (the largest maxMessageBytes the gateway accepts);
+ * the API's own limit is applied by gw_conn_post. */
+#define BODY_MAX ((size_t)16 << 20)
+/* From the request head to the body's last byte. */
+#define BODY_DEADLINE_S 10
 
 enum op { OP_NONE, OP_GET, OP_POST, OP_DELETE };
 
@@ -41,10 +53,14 @@ struct mgmt_pss {
 	enum op op;
 	char id[128];
 	size_t id_len;
+	char stage[132]; /* "" when the path has no stage prefix */
 	gw_buf_t body;
 	int too_large;
 	int bad_path;
 	int started;
+	int close_after; /* the answer ends the connection */
+	int closing;     /* answered; close once it is flushed */
+	lws_sorted_usec_list_t body_timer;
 	/* the answer, written when the socket is writable */
 	int ready;
 	int status;
@@ -234,6 +250,11 @@ static void start(struct lws *wsi, struct mgmt_pss *pss)
 		set_answer(pss, 410, "GoneException", NULL);
 		return;
 	}
+	/* As on AWS, a stage only reaches its own API's connections. */
+	if (pss->stage[0] && strcmp(pss->stage, rec.stage)) {
+		set_answer(pss, 403, "ForbiddenException", "Forbidden");
+		return;
+	}
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		abort();
@@ -270,6 +291,10 @@ static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 					(const unsigned char *)pss->error_type,
 					(int)strlen(pss->error_type), &p, end))
 		return -1;
+	if (pss->close_after &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+					 (const unsigned char *)"close", 5, &p, end))
+		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	if (pss->out.len) {
@@ -287,23 +312,62 @@ static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 	pss->ready = 0;
 	gw_buf_reset(&pss->body);
 	gw_buf_reset(&pss->out);
+	if (pss->close_after) {
+		/* What follows on the socket cannot be framed: hang up once the
+		 * answer is out. */
+		pss->closing = 1;
+		if (!lws_partial_buffered(wsi))
+			return -1;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 /* "/@connections/{id}" or "/{stage}/@connections/{id}"; the URI arrives
- * already percent-decoded by libwebsockets. */
-static int parse_path(struct mgmt_pss *pss, const char *uri)
+ * already percent-decoded by libwebsockets, so len (not a NUL) ends it: a
+ * "%00" inside the ID must not cut it short. */
+static int parse_path(struct mgmt_pss *pss, const char *uri, size_t len)
 {
-	const char *p = strstr(uri, "/@connections/");
-	const char *first_slash = strchr(uri + 1, '/');
+	static const char conns[] = "/@connections/";
+	const char *end = uri + len, *p = uri, *id;
+	size_t stage_len = 0;
 
-	if (!p || (p != uri && p != first_slash))
+	pss->stage[0] = '\0';
+	pss->id_len = 0;
+	if (len && uri[0] == '/' && (size_t)(end - p) > sizeof(conns) - 1 &&
+	    memcmp(p, conns, sizeof(conns) - 1)) {
+		const char *slash = memchr(uri + 1, '/', len - 1);
+
+		if (!slash)
+			return -1;
+		stage_len = (size_t)(slash - uri - 1);
+		if (!stage_len || stage_len >= sizeof(pss->stage))
+			return -1;
+		p = slash;
+	}
+	if ((size_t)(end - p) <= sizeof(conns) - 1 || memcmp(p, conns, sizeof(conns) - 1))
 		return -1;
-	p += strlen("/@connections/");
-	pss->id_len = strlen(p);
-	if (!pss->id_len || pss->id_len >= sizeof(pss->id) || strchr(p, '/'))
+	id = p + sizeof(conns) - 1;
+	pss->id_len = (size_t)(end - id);
+	if (!pss->id_len || pss->id_len >= sizeof(pss->id) || memchr(id, '/', pss->id_len) ||
+	    memchr(id, '\0', pss->id_len))
 		return -1;
-	memcpy(pss->id, p, pss->id_len + 1);
+	memcpy(pss->id, id, pss->id_len);
+	pss->id[pss->id_len] = '\0';
+	memcpy(pss->stage, uri + 1, stage_len);
+	pss->stage[stage_len] = '\0';
+	return 0;
+}
+
+/* A stage prefix must name a stage this gateway serves. */
+static int stage_known(const gw_gateway_t *gw, const char *stage)
+{
+	if (!stage[0])
+		return 1;
+	for (size_t i = 0; i < gw->cfg->n_apis; i++)
+		if (!strcmp(gw->cfg->apis[i].stage, stage))
+			return 1;
 	return 0;
 }
 
@@ -318,54 +382,167 @@ static enum op request_method(struct lws *wsi)
 	return OP_NONE;
 }
 
+/* An answer that ends the connection (the request's framing is unknown). */
+static void answer_and_close(struct mgmt_pss *pss, int status, const char *type,
+			     const char *message)
+{
+	pss->close_after = 1;
+	set_answer(pss, status, type, message);
+}
+
+static void on_body_deadline(lws_sorted_usec_list_t *sul)
+{
+	struct mgmt_pss *pss = lws_container_of(sul, struct mgmt_pss, body_timer);
+
+	if (pss->ready || pss->started || pss->closing)
+		return;
+	pss->started = 1;
+	answer_and_close(pss, 408, NULL, "Request Timeout");
+}
+
+/* Content-Length as digits only; -1 when absent or anything else. */
+static long long content_length(struct lws *wsi, int *present)
+{
+	char cl[24];
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	long long v = 0;
+
+	*present = n > 0;
+	if (n <= 0 || n >= (int)sizeof(cl) - 1 ||
+	    lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (cl[i] < '0' || cl[i] > '9' || v > (1LL << 40))
+			return -1;
+		v = v * 10 + (cl[i] - '0');
+	}
+	return v;
+}
+
+/* A POST's body framing: 0 to read a body, 1 when it is empty, -1 when
+ * the request has been answered. */
+static int check_body(struct lws *wsi, struct mgmt_pss *pss)
+{
+	int has_cl;
+	long long cl = content_length(wsi, &has_cl);
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+		/* Chunked bodies are not read; with a Content-Length too, the
+		 * request is ambiguous (RFC 9112 6.1). */
+		if (has_cl)
+			answer_and_close(pss, 400, "BadRequestException", "Bad Request");
+		else
+			answer_and_close(pss, 411, "LengthRequiredException", "Length Required");
+		return -1;
+	}
+	if (!has_cl) {
+		answer_and_close(pss, 411, "LengthRequiredException", "Length Required");
+		return -1;
+	}
+	if (cl < 0) {
+		answer_and_close(pss, 400, "BadRequestException", "Bad Request");
+		return -1;
+	}
+	if ((unsigned long long)cl > BODY_MAX) {
+		answer_and_close(pss, 413, "PayloadTooLargeException",
+				 "Message is larger than the maximum message size");
+		return -1;
+	}
+	if (!cl)
+		return 1; /* libwebsockets will not call BODY_COMPLETION */
+	lws_sul_schedule(lws_get_context(wsi), 0, &pss->body_timer, on_body_deadline,
+			 (lws_usec_t)BODY_DEADLINE_S * LWS_US_PER_SEC);
+	return 0;
+}
+
+static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, size_t len)
+{
+	int empty = 0;
+
+	pss->gw = lws_context_user(lws_get_context(wsi));
+	pss->wsi = wsi;
+	gw_buf_reset(&pss->body);
+	pss->too_large = 0;
+	pss->started = 0;
+	pss->close_after = 0;
+	gw_gateway_request_id(pss->gw, pss->request_id);
+	pss->op = request_method(wsi);
+	pss->bad_path = parse_path(pss, uri, len) || !stage_known(pss->gw, pss->stage);
+	if (pss->op == OP_POST && (empty = check_body(wsi, pss)) < 0)
+		return;
+	if (pss->bad_path) {
+		/* A POST's body is still coming: the answer ends the connection
+		 * rather than leaving the body to be read as the next request. */
+		pss->close_after = pss->op == OP_POST && !empty;
+		lws_sul_cancel(&pss->body_timer);
+		set_answer(pss, 403, "ForbiddenException", "Forbidden");
+		return;
+	}
+	if (pss->op == OP_NONE) {
+		set_answer(pss, 405, "MethodNotAllowedException", "Method Not Allowed");
+		return;
+	}
+	if (pss->op != OP_POST || empty)
+		start(wsi, pss);
+}
+
+/* Answers an upgrade request 400 and hangs up (the ah is still bound). */
+static int refuse_upgrade(struct lws *wsi)
+{
+	static const char body[] = "{\"message\":\"Bad Request\"}";
+	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+		      *end = buf + sizeof(buf);
+	char rid[24];
+
+	gw_gateway_request_id(lws_context_user(lws_get_context(wsi)), rid);
+	if (lws_add_http_common_headers(wsi, 400, "application/json", sizeof(body) - 1, &p,
+					end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-amzn-RequestId:",
+					(const unsigned char *)rid, (int)strlen(rid), &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+					 (const unsigned char *)"close", 5, &p, end) ||
+	    lws_finalize_http_header(wsi, &p, end))
+		return -1;
+	if ((size_t)(end - p) < sizeof(body))
+		return -1;
+	memcpy(p, body, sizeof(body) - 1);
+	p += sizeof(body) - 1;
+	(void)!lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL);
+	return -1;
+}
+
 static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			 void *in, size_t len)
 {
 	struct mgmt_pss *pss = user;
 
 	switch (reason) {
-	case LWS_CALLBACK_HTTP: {
-		char cl[24];
-
-		pss->gw = lws_context_user(lws_get_context(wsi));
-		pss->wsi = wsi;
-		gw_buf_reset(&pss->body);
-		pss->too_large = 0;
-		pss->started = 0;
-		gw_gateway_request_id(pss->gw, pss->request_id);
-		pss->op = request_method(wsi);
-		pss->bad_path = parse_path(pss, in);
-		if (pss->bad_path) {
-			set_answer(pss, 403, "ForbiddenException", "Forbidden");
-			return 0;
-		}
-		if (pss->op == OP_NONE) {
-			set_answer(pss, 405, "MethodNotAllowedException", "Method Not Allowed");
-			return 0;
-		}
-		/* GET, DELETE, and a POST without a body (libwebsockets will not
-		 * call BODY_COMPLETION then) start now. */
-		if (pss->op != OP_POST ||
-		    (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-		     atoll(cl) == 0))
-			start(wsi, pss);
+	case LWS_CALLBACK_HTTP:
+		on_request(wsi, pss, in, len);
 		return 0;
-	}
 
 	case LWS_CALLBACK_HTTP_BODY:
-		/* Bounded by the largest maxMessageBytes the gateway accepts. */
-		if (pss->body.len + len > (16u << 20))
+		if (pss->closing || pss->ready)
+			return 0; /* answered already: the rest is dropped */
+		if (pss->body.len + len > BODY_MAX)
 			pss->too_large = 1;
 		else if (!pss->too_large)
 			gw_buf_append(&pss->body, in, len);
 		return 0;
 
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (pss->op == OP_POST && !pss->bad_path && !pss->ready)
+		lws_sul_cancel(&pss->body_timer);
+		if (pss->op == OP_POST && !pss->bad_path && !pss->ready && !pss->closing)
 			start(wsi, pss);
 		return 0;
 
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/* WebSocket or h2c: the management API is plain HTTP/1.1. */
+		return refuse_upgrade(wsi);
+
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (pss && pss->closing)
+			return -1;
 		if (!pss || !pss->ready)
 			return 0;
 		return write_answer(wsi, pss);
@@ -373,6 +550,7 @@ static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (pss) {
+			lws_sul_cancel(&pss->body_timer);
 			/* An operation still running will find no one to answer. */
 			if (!lws_dll2_is_detached(&pss->pending))
 				lws_dll2_remove(&pss->pending);
