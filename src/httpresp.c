@@ -174,8 +174,10 @@ enum gw_resp_status gw_resp_feed(gw_resp_t *r, const char *data, size_t len, int
 		used = off + http_parser_execute(&r->parser, &settings, data + off, len - off);
 	}
 	/* 101 switches protocols, which the gateway never asks for: the
-	 * connection could not be read as HTTP any further. */
-	if (r->done && r->parser.status_code == 101)
+	 * connection could not be read as HTTP any further. A status outside
+	 * 100..599 means nothing to a client it would be passed on to. */
+	if (r->done && (r->parser.status_code == 101 || r->parser.status_code < 100 ||
+			r->parser.status_code > 599))
 		return GW_RESP_BAD;
 	if (r->done) {
 		/* message_complete counts its byte (CALLBACK_NOTIFY): exact. */

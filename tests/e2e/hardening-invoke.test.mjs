@@ -289,6 +289,7 @@ test('item 17: a $connect subprotocol that is not a token is dropped, never writ
 test('item 17: a backend header that is not a token fails the call, nothing of it is forwarded', async () => {
   const hb = await startHttpBackend((r) => {
     if (r.path === '/p/sp') return raw('HTTP/1.1 200 OK\r\nX Y: sp\r\nContent-Length: 2\r\n\r\nok');
+    if (r.path === '/p/999') return raw('HTTP/1.1 999 Whatever\r\nContent-Length: 0\r\n\r\n');
     if (r.path === '/p/101') return raw('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nHTTP/1.1 200 OK\r\nSet-Cookie: x=1\r\n\r\n');
     return { status: 200, body: `proxied ${r.path}` };
   });
@@ -297,12 +298,14 @@ test('item 17: a backend header that is not a token fails the call, nothing of i
     routes: { 'ANY /p/{n}': { integration: 'p' } },
   }) });
   const sock = await rawConnect(gw.port);
-  sock.write('GET /p/sp HTTP/1.1\r\nHost: x\r\n\r\nGET /p/101 HTTP/1.1\r\nHost: x\r\n\r\nGET /p/1 HTTP/1.1\r\nHost: x\r\n\r\n');
-  const { responses } = await waitResponses(sock, ['GET', 'GET', 'GET']);
+  sock.write('GET /p/sp HTTP/1.1\r\nHost: x\r\n\r\nGET /p/101 HTTP/1.1\r\nHost: x\r\n\r\n'
+    + 'GET /p/999 HTTP/1.1\r\nHost: x\r\n\r\nGET /p/1 HTTP/1.1\r\nHost: x\r\n\r\n');
+  const { responses } = await waitResponses(sock, ['GET', 'GET', 'GET', 'GET']);
   assert.ok(responses[0].status >= 500, `X Y: ${responses[0].status}`);
   assert.ok(responses[1].status >= 500, `101: ${responses[1].status}`);
-  assert.equal(responses[2].status, 200);
-  assert.equal(responses[2].body.toString(), 'proxied /p/1');
+  assert.ok(responses[2].status >= 500 && responses[2].status < 600, `999: ${responses[2].status}`);
+  assert.equal(responses[3].status, 200);
+  assert.equal(responses[3].body.toString(), 'proxied /p/1');
   assert.doesNotMatch(sock.received.toString('latin1'), /X Y|Set-Cookie|101/);
 });
 

@@ -230,6 +230,10 @@ static const struct resp_case resp_cases[] = {
 	/* issue 9: the gateway never asked to switch protocols */
 	R("101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
 	  0, GW_RESP_BAD, 0, 0, NULL, 0),
+	R("status 099", "HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n", 0, GW_RESP_BAD, 0, 0, NULL, 0),
+	R("status 600", "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n", 0, GW_RESP_BAD, 0, 0, NULL, 0),
+	R("status 999", "HTTP/1.1 999 X\r\nContent-Length: 0\r\n\r\n", 0, GW_RESP_BAD, 0, 0, NULL, 0),
+	R("status 599", "HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n", 0, GW_RESP_DONE, 0, 599, "", 1),
 	R("101 alone", "HTTP/1.1 101 Switching Protocols\r\n\r\n", 0, GW_RESP_BAD, 0, 0, NULL, 0),
 	/* issue 9: an answer to HEAD ends at its head */
 	R("HEAD with Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", 1,
