@@ -13,6 +13,9 @@
 #include <strings.h>
 
 #define MAX_HEADERS 100
+/* What a pooled connection keeps allocated between calls: enough for the
+ * usual answer, not one large answer's worth for the connection's life. */
+#define KEEP_BYTES (64u << 10)
 
 struct gw_resp {
 	http_parser parser;
@@ -139,6 +142,10 @@ void gw_resp_reset(gw_resp_t *r)
 {
 	http_parser_init(&r->parser, HTTP_RESPONSE);
 	r->parser.data = r;
+	if (r->hdrs.cap > KEEP_BYTES)
+		gw_buf_dispose(&r->hdrs);
+	if (r->body.cap > KEEP_BYTES)
+		gw_buf_dispose(&r->body);
 	gw_buf_reset(&r->hdrs);
 	gw_buf_reset(&r->body);
 	r->n = 0;

@@ -378,6 +378,39 @@ static void test_resp_limits(void)
 	gw_resp_destroy(r);
 }
 
+static void test_resp_memory(void)
+{
+	/* A pooled connection keeps its parser between calls: one large
+	 * answer must not leave megabytes allocated for the connection's life. */
+	gw_resp_t *r = gw_resp_create(4 << 20);
+	gw_buf_t b;
+	int extra;
+
+	gw_buf_init(&b);
+	gw_buf_append_str(&b, "HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\nX-Big: ");
+	for (int i = 0; i < 60000; i++)
+		gw_buf_append_char(&b, 'h');
+	gw_buf_append_str(&b, "\r\n\r\n");
+	for (int i = 0; i < 2000000; i++)
+		gw_buf_append_char(&b, 'x');
+	CHECK_INT_EQ(gw_resp_feed(r, b.data, b.len, &extra), GW_RESP_DONE);
+	CHECK(gw_resp_body_buf(r)->cap >= 2000000);
+	gw_resp_reset(r);
+	CHECK_MSG(gw_resp_body_buf(r)->cap <= (64 << 10), "kept %zu bytes",
+		  gw_resp_body_buf(r)->cap);
+	/* Small answers keep their buffer (no allocation per call). */
+	CHECK_INT_EQ(gw_resp_feed(r, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 41, &extra),
+		     GW_RESP_DONE);
+	{
+		const char *data = gw_resp_body_buf(r)->data;
+
+		gw_resp_reset(r);
+		CHECK(gw_resp_body_buf(r)->data == data);
+	}
+	gw_buf_dispose(&b);
+	gw_resp_destroy(r);
+}
+
 static void test_http_rules(void)
 {
 	static const char tchars[] = "!#$%&'*+-.^_`|~09azAZ";
@@ -420,6 +453,7 @@ int main(void)
 	RUN(test_large_binary_body);
 	RUN(test_resp_table);
 	RUN(test_resp_limits);
+	RUN(test_resp_memory);
 	RUN(test_http_rules);
 	UNIT_MAIN_END();
 }
