@@ -437,6 +437,87 @@ static int valid_value(const char *s, size_t n)
 	return 1;
 }
 
+/* A Host value: reg-name, IP literal or address, and a port (RFC 3986 §3.2.2). */
+static int valid_host(gw_str_t v)
+{
+	for (size_t i = 0; i < v.len; i++) {
+		unsigned char c = (unsigned char)v.ptr[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c && strchr("-._~!$&'()*+,;=:%[]", c))))
+			return 0;
+	}
+	return 1;
+}
+
+/* What the gateway refuses in a head before anything sees it: a field name
+ * that is not a token ("Transfer-Encoding : chunked" would reach a lenient
+ * backend as a second framing), several Host fields or an invalid one
+ * (RFC 9112 §3.2, §5.1). */
+static int head_acceptable(gw_req_t *req)
+{
+	size_t hosts = 0;
+
+	for (size_t i = 0; i < gw_req_header_count(req); i++) {
+		gw_str_t n, v;
+
+		gw_req_header(req, i, &n, &v);
+		if (!valid_name(n.ptr, n.len))
+			return 0;
+		if (name_is(n, "Host") && (hosts++ || !valid_host(v)))
+			return 0;
+	}
+	return 1;
+}
+
+/* Whether the Connection header lists name: such a header is hop-by-hop
+ * too (RFC 9110 §7.6.1). */
+static int connection_listed(gw_req_t *req, gw_str_t name)
+{
+	for (size_t i = 0; i < gw_req_header_count(req); i++) {
+		gw_str_t n, v;
+		size_t k = 0;
+
+		gw_req_header(req, i, &n, &v);
+		if (!name_is(n, "Connection"))
+			continue;
+		while (k < v.len) {
+			size_t start, end;
+
+			while (k < v.len && (v.ptr[k] == ' ' || v.ptr[k] == '\t' || v.ptr[k] == ','))
+				k++;
+			start = k;
+			while (k < v.len && v.ptr[k] != ',')
+				k++;
+			end = k;
+			while (end > start && (v.ptr[end - 1] == ' ' || v.ptr[end - 1] == '\t'))
+				end--;
+			if (end - start == name.len && !strncasecmp(v.ptr + start, name.ptr, name.len))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* The path of an absolute-form target ("http://host/p"), which a server
+ * must accept (RFC 9112 §3.2.2); any other target as it is. */
+static gw_str_t origin_form(gw_str_t t)
+{
+	size_t skip = 0;
+	const char *slash;
+
+	if (t.len >= 7 && !strncasecmp(t.ptr, "http://", 7))
+		skip = 7;
+	else if (t.len >= 8 && !strncasecmp(t.ptr, "https://", 8))
+		skip = 8;
+	if (!skip)
+		return t;
+	slash = memchr(t.ptr + skip, '/', t.len - skip);
+	if (!slash)
+		return GW_STR("/");
+	return (gw_str_t){ slash, t.len - (size_t)(slash - t.ptr) };
+}
+
 /* RFC 9110 §6.4.1, §15.3.5, §15.4.5: 1xx, 204 and 304 have no content. */
 static int status_allows_body(int status)
 {
@@ -622,9 +703,10 @@ static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t p
 	gw_gateway_t *gw = r->gw;
 	gw_buf_t *h = &gw->scratch;
 	gw_str_t host = gw_req_get(r->req, "Host");
+	const char *method = in->method ? in->method : gw_req_method(r->req);
 
 	gw_buf_reset(h);
-	gw_buf_append_str(h, in->method ? in->method : gw_req_method(r->req));
+	gw_buf_append_str(h, method);
 	gw_buf_append_char(h, ' ');
 	proxy_target(r, in, h, path, params, np);
 	gw_buf_append_str(h, " HTTP/1.1\r\nHost: ");
@@ -640,7 +722,7 @@ static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t p
 		gw_req_header(r->req, i, &n, &v);
 		/* Expect: the gateway answered 100-continue itself. */
 		if (gw_http_hop_by_hop(n.ptr, n.len) || name_is(n, "Host") || name_is(n, "Expect") ||
-		    gateway_header(n))
+		    gateway_header(n) || connection_listed(r->req, n))
 			continue;
 		gw_buf_append(h, n.ptr, n.len);
 		gw_buf_append(h, ": ", 2);
@@ -939,7 +1021,12 @@ static void serve(gw_rest_t *r)
 	r->api = NULL;
 	r->route = NULL;
 	gw_buf_reset(&r->out_body);
-	if (normalize_path(gw_req_path(r->req), &r->path)) {
+	if (!head_acceptable(r->req)) {
+		r->close_after = 1;
+		respond_json(r, 400, "{\"message\":\"Bad Request\"}");
+		return;
+	}
+	if (normalize_path(origin_form(gw_req_path(r->req)), &r->path)) {
 		respond_json(r, 400, "{\"message\":\"Bad Request\"}");
 		return;
 	}

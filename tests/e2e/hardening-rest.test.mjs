@@ -351,3 +351,42 @@ test('item 17: header names and values from a Lambda answer or an HTTP_PROXY res
     assert.equal(p.status, 500);
   }
 });
+
+// ---------------------------------------------------------------------------
+// Found while probing (item 14 on the REST side, RFC 9112 §3.2, §5.1, RFC 9110 §7.6.1)
+// ---------------------------------------------------------------------------
+
+test('item 14 (REST): a field name that is not a token, or two Host fields, get 400 and never reach the backend', async () => {
+  const hb = await startHttpBackend(() => ({ status: 200, body: 'x' }));
+  const gw = await startGateway({ routes: restApi({
+    integrations: { p: httpProxy(`${hb.origin}/p`) },
+    routes: { 'ANY /p': { integration: 'p' } },
+  }) });
+  for (const head of [
+    'POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    'GET /p HTTP/1.1\r\nHost : evil\r\n\r\n',
+    'GET /p HTTP/1.1\r\nHost: a\r\nHost: evil\r\n\r\n',
+    'GET /p HTTP/1.1\r\nHost: a/b@evil\r\n\r\n',
+  ]) {
+    const res = await rawRequest(gw, head);
+    assert.equal(res.status, 400, JSON.stringify(head));
+    assert.equal(res.headers.connection, 'close');
+  }
+  assert.equal(hb.requests.length, 0, 'nothing reached the backend');
+});
+
+test('HTTP_PROXY: headers the Connection header names are hop-by-hop; an absolute-form target is routed by its path', async () => {
+  const hb = await startHttpBackend(() => ({ status: 200, body: 'x' }));
+  const gw = await startGateway({ routes: restApi({
+    integrations: { p: httpProxy(`${hb.origin}/p`) },
+    routes: { 'GET /p': { integration: 'p' } },
+  }) });
+  const res = await rawRequest(gw, 'GET /p HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret-Hop\r\n'
+    + 'X-Secret-Hop: 1\r\nX-Kept: 2\r\n\r\n');
+  assert.equal(res.status, 200);
+  assert.equal(hb.requests[0].headers['x-secret-hop'], undefined);
+  assert.equal(hb.requests[0].headers['x-kept'], '2');
+  const abs = await rawRequest(gw, 'GET http://a/p?q=1 HTTP/1.1\r\nHost: a\r\n\r\n');
+  assert.equal(abs.status, 200);
+  assert.equal(hb.requests[1].url, '/p?q=1');
+});
