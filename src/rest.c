@@ -688,12 +688,19 @@ static void proxy_target(gw_rest_t *r, const gw_integration_t *in, gw_buf_t *h, 
 	if (!query.len)
 		return;
 	gw_buf_append_char(h, strchr(in->path, '?') ? '&' : '?');
-	/* A raw '#' would end the backend's query: the fragment is the client's. */
+	/* A raw '#' would end the backend's query (the fragment is the
+	 * client's); a space or a control byte, which a lenient parser lets
+	 * into a target, would split the backend's request line. */
 	for (size_t i = 0; i < query.len; i++) {
-		if (query.ptr[i] == '#')
-			gw_buf_append(h, "%23", 3);
-		else
-			gw_buf_append_char(h, query.ptr[i]);
+		unsigned char c = (unsigned char)query.ptr[i];
+
+		if (c == '#' || c <= 0x20 || c >= 0x7f) {
+			char esc[3] = { '%', "0123456789ABCDEF"[c >> 4], "0123456789ABCDEF"[c & 15] };
+
+			gw_buf_append(h, esc, 3);
+		} else {
+			gw_buf_append_char(h, (char)c);
+		}
 	}
 }
 
