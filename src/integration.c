@@ -233,6 +233,29 @@ static void request_head(const gw_invocation_t *inv, const gw_integration_t *in,
 	}
 }
 
+static int is_header(const gw_header_t *h, const char *name)
+{
+	size_t n = strlen(name);
+
+	return h->name.len == n && !strncasecmp(h->name.ptr, name, n);
+}
+
+/* X-Forwarded-For as the gateway passes it on: the client's values, if
+ * any, then the address the gateway saw (nginx's
+ * $proxy_add_x_forwarded_for): a backend trusts only the right-most one. */
+static void forwarded_for(const gw_invocation_t *inv, gw_buf_t *out)
+{
+	for (size_t i = 0; i < inv->n_headers; i++) {
+		const gw_header_t *h = &inv->headers[i];
+
+		if (!is_header(h, "X-Forwarded-For") || !h->value.len)
+			continue;
+		append_value(out, h->value.ptr, h->value.len);
+		gw_buf_append(out, ", ", 2);
+	}
+	append_value(out, inv->ctx->source_ip, strlen(inv->ctx->source_ip));
+}
+
 /* The handshake headers for an HTTP_PROXY $connect: the client's, less
  * those only the gateway may set (gw_http_forwardable_header), then the
  * gateway's own X-Forwarded-* values. */
@@ -243,7 +266,7 @@ static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
 	for (size_t i = 0; i < inv->n_headers; i++) {
 		const gw_header_t *h = &inv->headers[i];
 
-		if (h->name.len == 4 && !strncasecmp(h->name.ptr, "Host", 4) && !host.ptr)
+		if (is_header(h, "Host") && !host.ptr)
 			host = h->value;
 		if (!gw_http_forwardable_header(h->name.ptr, h->name.len))
 			continue;
@@ -252,23 +275,37 @@ static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
 		append_value(req, h->value.ptr, h->value.len);
 		gw_buf_append(req, "\r\n", 2);
 	}
-	/* client-xff, source-ip (nginx's $proxy_add_x_forwarded_for): the
-	 * backend trusts only the right-most entry, the one the gateway saw. */
 	gw_buf_append_str(req, "X-Forwarded-For: ");
-	for (size_t i = 0; i < inv->n_headers; i++) {
-		const gw_header_t *h = &inv->headers[i];
-
-		if (h->name.len != 15 || strncasecmp(h->name.ptr, "X-Forwarded-For", 15) ||
-		    !h->value.len)
-			continue;
-		append_value(req, h->value.ptr, h->value.len);
-		gw_buf_append(req, ", ", 2);
-	}
-	append_value(req, inv->ctx->source_ip, strlen(inv->ctx->source_ip));
+	forwarded_for(inv, req);
 	gw_buf_append_str(req, inv->tls ? "\r\nX-Forwarded-Proto: https\r\n"
 					: "\r\nX-Forwarded-Proto: http\r\n");
 	if (host.ptr)
 		append_header(req, "X-Forwarded-Host", host.ptr, host.len);
+}
+
+/* The $connect event's headers, as AWS writes them: the client's, but
+ * X-Forwarded-For and X-Forwarded-Proto are the gateway's (a client's
+ * X-Forwarded-Port is left out: the gateway does not set one). xff holds
+ * the value; out has room for n_headers + 2. */
+static size_t event_headers(const gw_invocation_t *inv, gw_buf_t *xff, gw_header_t *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < inv->n_headers; i++) {
+		const gw_header_t *h = &inv->headers[i];
+
+		if (is_header(h, "X-Forwarded-For") || is_header(h, "X-Forwarded-Proto") ||
+		    is_header(h, "X-Forwarded-Port"))
+			continue;
+		out[n++] = *h;
+	}
+	gw_buf_reset(xff);
+	gw_buf_reserve(xff, 64);
+	forwarded_for(inv, xff);
+	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-For"), { xff->data, xff->len } };
+	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-Proto"),
+				  inv->tls ? GW_STR("https") : GW_STR("http") };
+	return n;
 }
 
 gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_t *req,
@@ -290,10 +327,16 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 	}
 	if (in->type == GW_INTEG_AWS_PROXY) {
 		switch (inv->type) {
-		case GW_EV_CONNECT:
-			gw_event_connect(&body, inv->ctx, inv->headers, inv->n_headers, inv->query,
-					 inv->query_len);
+		case GW_EV_CONNECT: {
+			gw_header_t *hs = calloc(inv->n_headers + 2, sizeof(*hs));
+
+			if (!hs)
+				abort();
+			gw_event_connect(&body, inv->ctx, hs, event_headers(inv, &tmp, hs),
+					 inv->query, inv->query_len);
+			free(hs);
 			break;
+		}
 		case GW_EV_MESSAGE:
 			gw_event_message(&body, inv->ctx, inv->body, inv->body_len, inv->binary);
 			break;

@@ -173,6 +173,24 @@ test('item 16: HTTP_PROXY $connect: a client cannot set X-Wsgate-* or X-Forwarde
   assert.equal(one('host'), `127.0.0.1:${hb.port}`);
 });
 
+test('item 16: AWS_PROXY $connect event: X-Forwarded-For ends with the real address, X-Forwarded-Proto is the gateway\'s', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  await connect(gw.url, { headers: {
+    'X-Forwarded-For': '10.9.8.7', 'x-forwarded-proto': 'https', 'X-Forwarded-Port': '443', 'X-Tag': 'kept',
+  } });
+  const ev = await backend.waitForEvent('CONNECT');
+  const h = Object.fromEntries(Object.entries(ev.headers).map(([k, v]) => [k.toLowerCase(), v]));
+  const mv = Object.fromEntries(Object.entries(ev.multiValueHeaders).map(([k, v]) => [k.toLowerCase(), v]));
+  assert.equal(h['x-forwarded-for'], '10.9.8.7, 127.0.0.1');
+  assert.deepEqual(mv['x-forwarded-for'], ['10.9.8.7, 127.0.0.1']);
+  assert.equal(h['x-forwarded-proto'], 'http');
+  assert.deepEqual(mv['x-forwarded-proto'], ['http']);
+  assert.equal(h['x-forwarded-port'], undefined);
+  assert.equal(h['x-tag'], 'kept');
+  assert.equal(ev.requestContext.identity.sourceIp, '127.0.0.1');
+});
+
 test('item 16: HTTP_PROXY $connect over wss: X-Forwarded-Proto is https whatever the client says', {
   todo: 'needs conn.c to set gw_invocation_t.tls (inv.tls = conn->ssl != NULL) in start_connect',
 }, async () => {
