@@ -86,7 +86,7 @@ run() {
 	[ -f tests/fuzz/dict/"$name".dict ] && dict=(-dict=tests/fuzz/dict/"$name".dict)
 	out=$build/logs/$name.log
 	nice "$build/fuzz_$name" -max_total_time="$seconds" -print_final_stats=1 \
-		-timeout=10 -rss_limit_mb=1024 -max_len=${FUZZ_MAX_LEN:-20000} "${dict[@]}" \
+		-timeout=10 -rss_limit_mb=1024 -max_len=${FUZZ_MAX_LEN:-6000} "${dict[@]}" \
 		-artifact_prefix="$build/artifacts/$name/" \
 		"$corpus" tests/fuzz/corpus/"$name" >"$out" 2>&1
 	rc=$?

@@ -2,12 +2,23 @@
  * pieces of any size and are parsed incrementally. The same bytes fed in
  * one piece must give the same head: a split point must never change what
  * the gateway sees. Input: [seed][max piece][head bytes...]. */
+#include "config.h"
+#include "event.h"
 #include "fuzz_common.h"
+#include "fuzz_event.h"
+#include "fuzz_memfile.h"
 #include "head.h"
 
 #include <string.h>
 
-#define MAX_HEAD 16384
+static const char API[] =
+	"{ \"name\": \"chat\", \"stage\": \"dev\", \"basePath\": \"/chat\",\n"
+	"  \"integrations\": { \"be\": { \"type\": \"MOCK\" } },\n"
+	"  \"routes\": { \"$connect\": { \"integration\": \"be\" } } }\n";
+
+static gw_config_t *cfg;
+
+#define MAX_HEAD 4096
 
 typedef struct outcome {
 	enum gw_head_status st;
@@ -25,9 +36,13 @@ static outcome_t run(const uint8_t *data, size_t size, fz_split_t *split)
 		o.st = gw_head_feed(o.h, (const char *)data + off, n);
 		off += n;
 	}
-	/* Bytes after the head (sent before the 101) are kept as they are. */
-	if (o.st == GW_HEAD_DONE && off < size)
-		FZ_CHECK(gw_head_feed(o.h, (const char *)data + off, size - off) == GW_HEAD_DONE);
+	/* Bytes after the head (sent before the 101) are kept as they are,
+	 * within the same limit. */
+	if (o.st == GW_HEAD_DONE && off < size) {
+		enum gw_head_status st = gw_head_feed(o.h, (const char *)data + off, size - off);
+
+		FZ_CHECK(st == GW_HEAD_DONE || (st == GW_HEAD_TOO_LARGE && size > MAX_HEAD));
+	}
 	return o;
 }
 
@@ -56,6 +71,59 @@ static void inspect(const gw_head_t *h)
 	fz_touch(v.ptr, v.len);
 }
 
+static char *dup_header(const gw_head_t *h, const char *name)
+{
+	gw_str_t v = gw_head_get(h, name);
+
+	return v.ptr ? strndup(v.ptr, v.len) : NULL;
+}
+
+/* The $connect event as conn.c builds it (at most 128 headers), and a
+ * MESSAGE event carrying the bytes sent after the head. */
+static void events(const gw_head_t *h)
+{
+	gw_header_t headers[128];
+	gw_str_t url = gw_head_url(h), all = gw_head_bytes(h);
+	const char *q = url.len ? memchr(url.ptr, '?', url.len) : NULL;
+	size_t nh = gw_head_count(h) < 128 ? gw_head_count(h) : 128, rest;
+	char *host = dup_header(h, "Host"), *ua = dup_header(h, "User-Agent");
+	const char *msg = all.ptr + gw_head_length(h);
+	gw_event_ctx_t ctx;
+	gw_buf_t out;
+	json_t *j;
+	int binary;
+
+	for (size_t i = 0; i < nh; i++)
+		gw_head_at(h, i, &headers[i].name, &headers[i].value);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.api = &cfg->apis[0];
+	ctx.route_key = "$connect";
+	ctx.connection_id = "AbCdEfGhIjKlMnOp";
+	ctx.request_id = "req";
+	ctx.source_ip = "127.0.0.1";
+	ctx.user_agent = ua;
+	ctx.domain_name = host ? host : "localhost";
+	gw_buf_init(&out);
+	gw_event_connect(&out, &ctx, headers, nh, q ? q + 1 : NULL,
+			 q ? url.len - (size_t)(q + 1 - url.ptr) : 0);
+	json_decref(fz_json(&out));
+	rest = all.len - gw_head_length(h);
+	binary = !gw_utf8_valid((const unsigned char *)msg, rest);
+	ctx.route_key = "$default";
+	ctx.message_id = "msg";
+	gw_event_message(&out, &ctx, msg, rest, binary);
+	j = fz_json(&out);
+	fz_check_body(j, msg, rest);
+	json_decref(j);
+	ctx.disconnect_code = 1006;
+	ctx.disconnect_reason = "";
+	gw_event_disconnect(&out, &ctx);
+	json_decref(fz_json(&out));
+	gw_buf_dispose(&out);
+	free(host);
+	free(ua);
+}
+
 static int same_str(gw_str_t a, gw_str_t b)
 {
 	return a.len == b.len && (!a.len || !memcmp(a.ptr, b.ptr, a.len));
@@ -80,7 +148,19 @@ static void compare(const gw_head_t *a, const gw_head_t *b)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	fz_memfile_t f;
+	gw_buf_t err;
+
 	fz_quiet();
+	gw_buf_init(&err);
+	fz_memfile_open(&f, "api.json");
+	fz_memfile_set(&f, API, sizeof(API) - 1);
+	if (gw_config_load(f.path, &cfg, &err)) {
+		fprintf(stderr, "fuzz_head: %.*s\n", (int)err.len, err.data);
+		abort();
+	}
+	close(f.fd);
+	gw_buf_dispose(&err);
 	return 0;
 }
 
@@ -95,8 +175,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += 2;
 	size -= 2;
 	pieces = run(data, size, &split);
-	if (pieces.st == GW_HEAD_DONE)
+	if (pieces.st == GW_HEAD_DONE) {
 		inspect(pieces.h);
+		events(pieces.h);
+	}
 	/* One piece over the limit is refused before parsing; compare only
 	 * what fits. */
 	if (size <= MAX_HEAD) {

@@ -4,15 +4,17 @@
  * whole, the same bytes must give the same sequence of requests.
  * Input: [seed][max piece][bytes...]. */
 #include "config.h"
+#include "event.h"
 #include "fuzz_common.h"
+#include "fuzz_event.h"
 #include "fuzz_memfile.h"
 #include "httpreq.h"
 #include "rest.h"
 
 #include <string.h>
 
-#define MAX_HEAD 8192
-#define MAX_BODY 65536
+#define MAX_HEAD 2048
+#define MAX_BODY 4096
 #define MAX_PARAMS 16
 
 static const char API[] =
@@ -44,6 +46,53 @@ static uint64_t mix_str(uint64_t h, gw_str_t s)
 {
 	fz_touch(s.ptr, s.len);
 	return mix(h, s.ptr, s.len);
+}
+
+/* The payload 2.0 event as rest.c's call_lambda builds it. */
+static void event(gw_req_t *r, const gw_rest_route_t *rr, gw_str_t path,
+		  size_t (*params)[2])
+{
+	gw_header_t headers[103], pp[MAX_PARAMS];
+	gw_buf_t *body = gw_req_body(r), out;
+	size_t n = 0, k = 0;
+	gw_http_event_t ev;
+	json_t *j;
+
+	for (size_t i = 0; i < gw_req_header_count(r) && n < 100; i++, n++)
+		gw_req_header(r, i, &headers[n].name, &headers[n].value);
+	headers[n].name = GW_STR("x-forwarded-for");
+	headers[n++].value = GW_STR("127.0.0.1");
+	headers[n].name = GW_STR("x-forwarded-port");
+	headers[n++].value = GW_STR("8080");
+	headers[n].name = GW_STR("x-forwarded-proto");
+	headers[n++].value = GW_STR("http");
+	for (size_t i = 0; i < rr->n_segs && k < MAX_PARAMS; i++) {
+		if (rr->segs[i].kind == GW_SEG_STATIC)
+			continue;
+		pp[k].name = (gw_str_t){ rr->segs[i].text, rr->segs[i].len };
+		pp[k].value = (gw_str_t){ path.ptr + params[k][0], params[k][1] };
+		k++;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.api = &cfg->apis[0];
+	ev.route_key = rr->route.key;
+	ev.method = gw_req_method(r);
+	ev.path = path;
+	ev.query = gw_req_query(r);
+	ev.headers = headers;
+	ev.n_headers = n;
+	ev.path_params = pp;
+	ev.n_path_params = k;
+	ev.body = body->data;
+	ev.body_len = body->len;
+	ev.source_ip = "127.0.0.1";
+	ev.request_id = "req";
+	gw_buf_init(&out);
+	gw_event_http(&out, &ev);
+	j = fz_json(&out);
+	fz_check_body(j, body->data, body->len);
+	json_decref(j);
+	gw_buf_dispose(&out);
 }
 
 static uint64_t serve(uint64_t h, gw_req_t *r)
@@ -78,6 +127,7 @@ static uint64_t serve(uint64_t h, gw_req_t *r)
 			fz_touch(path.ptr + params[i][0], params[i][1]);
 		}
 		h = mix(h, rr->route.key, rr->route.key_len);
+		event(r, rr, path, params);
 	}
 	return h;
 }
@@ -89,6 +139,7 @@ static uint64_t run(const uint8_t *data, size_t size, fz_split_t *split)
 	uint64_t h = 0xcbf29ce484222325ull;
 	size_t off = 0, end = 0;
 	enum gw_req_status st = GW_REQ_MORE;
+	int refused;
 
 	/* off: parsed so far; end: received so far (rest.c's in_off/in_len). */
 	while (off < size) {
@@ -107,11 +158,23 @@ static uint64_t run(const uint8_t *data, size_t size, fz_split_t *split)
 		if (st != GW_REQ_DONE)
 			break;
 		h = serve(h, r);
+		if (getenv("FZ_DEBUG"))
+			fprintf(stderr, "  request %s %.*s, %zu headers, body %zu, ends at %zu\n",
+				gw_req_method(r), (int)gw_req_path(r).len, gw_req_path(r).ptr,
+				gw_req_header_count(r), gw_req_body(r)->len, off);
 		if (!gw_req_keep_alive(r))
 			break;
 		gw_req_reset(r);
 	}
-	h = mix(h, &st, sizeof(st));
+	/* Which refusal (400 or 431/413) may depend on where the pieces end:
+	 * http-parser reports a span when a piece ends, so a limit can trip
+	 * before a syntax error further on is seen. Refused is refused. */
+	refused = st != GW_REQ_MORE && st != GW_REQ_DONE;
+	h = mix(h, refused ? (const void *)"refused" : (const void *)&st,
+		refused ? 7 : sizeof(st));
+	if (getenv("FZ_DEBUG"))
+		fprintf(stderr, "%s: status %d after %zu of %zu bytes, digest %016llx\n",
+			split ? "pieces" : "whole", (int)st, off, size, (unsigned long long)h);
 	gw_req_destroy(r);
 	return h;
 }

@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#define MAX_BODY 65536
+#define MAX_BODY 8192
 #define MAX_HEADERS 100
 
 static uint64_t mix(uint64_t h, const void *p, size_t n)
@@ -94,7 +94,8 @@ static uint64_t run(const uint8_t *data, size_t size, fz_split_t *split)
 	FZ_CHECK(st != GW_RESP_MORE);
 	if (st == GW_RESP_DONE)
 		h = inspect(h, r, split != NULL);
-	h = mix(h, &st, sizeof(st));
+	/* BAD or TOO_LARGE: refused either way (see fuzz_httpreq.c). */
+	h = mix(h, st == GW_RESP_DONE ? "done" : "fail", 4);
 	gw_resp_destroy(r);
 	return h;
 }
@@ -115,7 +116,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_split_init(&split, data[0], data[1]);
 	a = run(data + 2, size - 2, &split);
 	b = run(data + 2, size - 2, NULL);
-	(void)a;
-	(void)b;
+	FZ_CHECK(a == b);
 	return 0;
 }
