@@ -1,7 +1,8 @@
 /* Management paths (mgmt-api/mgmt.c): "/@connections/{id}" and
  * "/{stage}/@connections/{id}" as libwebsockets hands them over (already
- * percent-decoded, NUL-terminated), then the id looked up in a registry as
- * the request would. parse_path is static: this file includes mgmt.c to
+ * percent-decoded), then the id looked up in a registry as
+ * the request would. The URI comes with its length (a "%00" decodes to a
+ * NUL inside it). parse_path is static: this file includes mgmt.c to
  * reach it (the fuzz library leaves mgmt.c out, so nothing is defined
  * twice). POST bodies are opaque bytes, never parsed, so the path is all
  * a management client controls. Input: the URI. */
@@ -51,27 +52,43 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* Open finding mgmt-1 (crashes/mgmt/nul-in-stage, owner "tlsmgmt"):
+ * parse_path copies a stage holding a NUL ("/%00x/@connections/ID",
+ * "/dev%00x/..."), which then reads as "" (no stage: any API's
+ * connection) or as a shorter stage. Until parse_path refuses a NUL in
+ * the stage as it does in the ID, such URIs are left out so that the
+ * fuzzer looks for other findings. Set to 0 once fixed. */
+#define SKIP_OPEN_FINDING_1 1
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const char conns[] = "/@connections/";
 	struct mgmt_pss pss;
 	gw_conn_record_t rec;
-	char *uri;
+	const char *uri = (const char *)data;
 
-	/* libwebsockets hands over a C string, never an empty one ("Missing
-	 * URI in HTTP request" is refused before any callback). */
-	uri = strndup((const char *)data, size);
-	if (!uri[0]) {
-		free(uri);
-		return 0;
+	if (SKIP_OPEN_FINDING_1 && size > 1 && uri[0] == '/') {
+		const char *slash = memchr(uri + 1, '/', size - 1);
+
+		if (slash && memchr(uri + 1, '\0', (size_t)(slash - uri - 1)))
+			return 0;
 	}
 	memset(&pss, 0, sizeof(pss));
-	if (!parse_path(&pss, uri)) {
-		FZ_CHECK(pss.id_len > 0 && pss.id_len < sizeof(pss.id));
-		FZ_CHECK(strlen(pss.id) == pss.id_len);
-		FZ_CHECK(!strchr(pss.id, '/'));
-		if (gw_registry_get(reg, pss.id, pss.id_len, &rec) == GW_REG_OK)
-			FZ_CHECK(strlen(rec.id) == pss.id_len && !memcmp(rec.id, pss.id, pss.id_len));
-	}
-	free(uri);
+	if (parse_path(&pss, uri, size))
+		return 0;
+	FZ_CHECK(pss.id_len > 0 && pss.id_len < sizeof(pss.id));
+	FZ_CHECK(strlen(pss.id) == pss.id_len && !strchr(pss.id, '/'));
+	FZ_CHECK(!memcmp(pss.id, uri + size - pss.id_len, pss.id_len));
+	FZ_CHECK(memchr(pss.stage, '\0', sizeof(pss.stage)) && !strchr(pss.stage, '/'));
+	/* "/{stage}/@connections/{id}", or no stage at all. */
+	if (pss.stage[0])
+		FZ_CHECK(uri[0] == '/' && !memcmp(uri + 1, pss.stage, strlen(pss.stage)) &&
+			 !memcmp(uri + 1 + strlen(pss.stage), conns, sizeof(conns) - 1) &&
+			 1 + strlen(pss.stage) + sizeof(conns) - 1 + pss.id_len == size);
+	else
+		FZ_CHECK(!memcmp(uri, conns, sizeof(conns) - 1) &&
+			 sizeof(conns) - 1 + pss.id_len == size);
+	if (gw_registry_get(reg, pss.id, pss.id_len, &rec) == GW_REG_OK)
+		FZ_CHECK(strlen(rec.id) == pss.id_len && !memcmp(rec.id, pss.id, pss.id_len));
 	return 0;
 }
