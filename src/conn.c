@@ -513,7 +513,8 @@ static void start_connect(gw_conn_t *conn)
 		rc = gw_registry_insert(gw->reg, &rec);
 	} while (rc == GW_REG_EXISTS);
 	if (rc) {
-		gw_err("cannot register a new connection: %s", gw_registry_strerror(rc));
+		gw_log_limited(GW_LOG_ERROR, 10000, "cannot register a new connection: %s",
+			       gw_registry_strerror(rc));
 		RAW_JSON(conn, 500, "{\"message\": \"Internal server error\"}");
 		return;
 	}
@@ -704,6 +705,12 @@ void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
 	/* a full buffer and still no end of head */
 	if (st == GW_HEAD_MORE && (size_t)n == sizeof(buf))
 		st = GW_HEAD_TOO_LARGE;
+	/* A peer that hung up mid-head can never finish it; the peeked bytes
+	 * hide the end of stream from recv, so the event has to tell. */
+	if (st == GW_HEAD_MORE && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+		conn_finish(conn, 0, 0, NULL);
+		return;
+	}
 	head_progress(conn, st);
 }
 

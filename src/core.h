@@ -55,6 +55,8 @@ typedef struct gw_shared {
 	struct gw_gateway **workers;
 	pthread_t *threads;
 	int drain_seconds;
+	int listen_fd, mgmt_fd; /* shared by the loops, each with its own dup */
+	int port, mgmt_port;
 } gw_shared_t;
 
 /* One event loop: a libwebsockets context, an epoll set, its own listening
@@ -97,6 +99,8 @@ struct gw_gateway {
 	} *deferred;
 	size_t n_deferred, cap_deferred;
 	lws_sorted_usec_list_t flush_timer;
+	lws_sorted_usec_list_t accept_timer;
+	int accept_paused; /* 1 gateway, 2 management listener */
 	lws_sorted_usec_list_t stop_timer;
 	int stop_deadline_passed;
 	int destroying; /* no more $disconnect calls: the loop is gone */

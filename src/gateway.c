@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -24,6 +26,7 @@
 #include <pthread.h>
 
 #define FLUSH_INTERVAL_S 5
+#define ACCEPT_PAUSE_MS 100
 
 static void worker_teardown(gw_gateway_t *gw);
 static void worker_free(gw_gateway_t *gw);
@@ -235,10 +238,9 @@ static int bind_listener(const char *host, int port, int *out_port, char *err,
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
+	/* No SO_REUSEPORT: it let a second process bind the same port and take
+	 * half the connections. The loops share this one socket instead. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* Every event loop listens on the same port; the kernel spreads the
-	 * connections between them. */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4096))
 		goto fail;
 	if (getsockname(fd, (struct sockaddr *)&sa, &salen))
@@ -255,16 +257,92 @@ fail:
 	return -1;
 }
 
+static int listener_add(gw_gateway_t *gw, gw_watch_t *l)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	/* Every loop waits on the same socket: wake one, not all. */
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.ptr = l;
+	return epoll_ctl(gw->epfd, EPOLL_CTL_ADD, l->fd, &ev);
+}
+
+static void on_accept_resume(lws_sorted_usec_list_t *sul)
+{
+	gw_gateway_t *gw = lws_container_of(sul, gw_gateway_t, accept_timer);
+	gw_watch_t *ls[] = { &gw->listener, &gw->mgmt_listener };
+
+	for (int i = 0; i < 2; i++)
+		if ((gw->accept_paused & (1 << i)) && ls[i]->fd >= 0 && !gw->stopping)
+			listener_add(gw, ls[i]);
+	gw->accept_paused = 0;
+}
+
+/* Out of descriptors: stop watching the listener for a while instead of
+ * waking up on it forever (nginx does the same). */
+static void pause_accepting(gw_gateway_t *gw, gw_watch_t *l)
+{
+	int bit = l == &gw->listener ? 1 : 2;
+
+	if (gw->accept_paused & bit)
+		return;
+	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+	if (!gw->accept_paused)
+		lws_sul_schedule(gw->ctx, 0, &gw->accept_timer, on_accept_resume,
+				 ACCEPT_PAUSE_MS * LWS_US_PER_MS);
+	gw->accept_paused |= bit;
+}
+
+/* Descriptors kept for the management API, backend calls and the relay:
+ * client connections stop short of the limit. */
+static int fd_reserved(int fd)
+{
+	struct rlimit rl;
+	rlim_t reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	reserve = rl.rlim_cur / 16;
+	reserve = reserve < 16 ? 16 : reserve > 256 ? 256 : reserve;
+	return (rlim_t)fd + reserve >= rl.rlim_cur;
+}
+
+static void shed(int fd)
+{
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+				   "application/json\r\nContent-Length: 36\r\nConnection: "
+				   "close\r\n\r\n{\"message\":\"Service Unavailable\"}";
+
+	(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
 static void accept_all(gw_gateway_t *gw, gw_watch_t *l)
 {
 	static const int one = 1;
+	int client = l->kind == GW_WATCH_LISTENER, checked = 0;
 
 	for (;;) {
 		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				gw_warn("accept: %s", strerror(errno));
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				gw_log_limited(GW_LOG_WARN, 10000, "%s listener: %s; not accepting "
+					       "for %d ms", client ? "gateway" : "management",
+					       strerror(errno), ACCEPT_PAUSE_MS);
+				pause_accepting(gw, l);
+			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+				gw_log_limited(GW_LOG_WARN, 10000, "accept: %s", strerror(errno));
+			}
+			return;
+		}
+		if (client && (checked || fd_reserved(fd)) && (checked = fd_reserved(fd))) {
+			gw_log_limited(GW_LOG_WARN, 10000, "near the descriptor limit: new "
+				       "connections get 503 for %d ms", ACCEPT_PAUSE_MS);
+			shed(fd);
+			pause_accepting(gw, l);
 			return;
 		}
 		/* Answers are small and written whole: never wait for an ACK
@@ -272,7 +350,8 @@ static void accept_all(gw_gateway_t *gw, gw_watch_t *l)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (l->kind == GW_WATCH_MGMT_LISTENER) {
 			if (!lws_adopt_socket_vhost(gw->vh_mgmt, fd))
-				gw_warn("management: cannot adopt a connection");
+				gw_log_limited(GW_LOG_WARN, 10000,
+					       "management: cannot adopt a connection");
 		} else {
 			gw_conn_accept(gw, fd);
 		}
@@ -283,13 +362,9 @@ static void stop_listening(gw_gateway_t *gw)
 {
 	gw_watch_t *ls[] = { &gw->listener, &gw->mgmt_listener };
 
-	for (int i = 0; i < 2; i++) {
-		if (ls[i]->fd < 0)
-			continue;
-		epoll_ctl(gw->epfd, EPOLL_CTL_DEL, ls[i]->fd, NULL);
-		close(ls[i]->fd);
-		ls[i]->fd = -1;
-	}
+	for (int i = 0; i < 2; i++)
+		gw_watch_close(gw, ls[i]);
+	gw->accept_paused = 0;
 }
 
 static void on_stop_deadline(lws_sorted_usec_list_t *sul)
@@ -470,9 +545,8 @@ static int watch_add(gw_gateway_t *gw, gw_watch_t *w)
 
 /* One event loop. The first binds the ports asked for (possibly 0); the
  * others bind the ports it got. */
-static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index,
-				   const gw_gateway_opts_t *opts, int port, int mgmt_port,
-				   char *err, size_t errlen)
+static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
+				   size_t errlen)
 {
 	static struct lws_protocols ws_protos[3], mgmt_protos[2];
 	struct lws_context_creation_info info;
@@ -498,17 +572,21 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index,
 		snprintf(err, errlen, "OpenSSL's random generator failed");
 		goto fail;
 	}
+	/* Each loop holds its own descriptor of the shared listening sockets,
+	 * so closing one loop's never closes another's. */
 	gw->listener.kind = GW_WATCH_LISTENER;
-	gw->listener.fd = bind_listener(opts->listen_host, port, &gw->port, err, errlen);
-	if (gw->listener.fd < 0)
-		goto fail;
+	gw->listener.fd = fcntl(sh->listen_fd, F_DUPFD_CLOEXEC, 0);
 	gw->mgmt_listener.kind = GW_WATCH_MGMT_LISTENER;
-	gw->mgmt_listener.fd = bind_listener(opts->mgmt_host, mgmt_port, &gw->mgmt_port,
-					     err, errlen);
-	if (gw->mgmt_listener.fd < 0)
+	gw->mgmt_listener.fd = fcntl(sh->mgmt_fd, F_DUPFD_CLOEXEC, 0);
+	gw->port = sh->port;
+	gw->mgmt_port = sh->mgmt_port;
+	if (gw->listener.fd < 0 || gw->mgmt_listener.fd < 0) {
+		snprintf(err, errlen, "cannot share the listening sockets: %s", strerror(errno));
 		goto fail;
+	}
 	gw->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (gw->epfd < 0 || watch_add(gw, &gw->listener) || watch_add(gw, &gw->mgmt_listener)) {
+	if (gw->epfd < 0 || listener_add(gw, &gw->listener) ||
+	    listener_add(gw, &gw->mgmt_listener)) {
 		snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
 		goto fail;
 	}
@@ -626,13 +704,23 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 		if (!sh->tls)
 			goto fail;
 	}
+	/* A second process on the same data folder stops at the registry's
+	 * lock before touching it; one on the same ports (with another
+	 * folder) fails to bind, since the loops share one socket rather
+	 * than SO_REUSEPORT. */
+	sh->listen_fd = sh->mgmt_fd = -1;
 	if (gw_registry_open(opts->data_dir, &sh->reg, err, errlen))
 		goto fail;
+	sh->listen_fd = bind_listener(opts->listen_host, opts->listen_port, &sh->port, err,
+				      errlen);
+	if (sh->listen_fd < 0)
+		goto fail;
+	sh->mgmt_fd = bind_listener(opts->mgmt_host, opts->mgmt_port, &sh->mgmt_port, err,
+				    errlen);
+	if (sh->mgmt_fd < 0)
+		goto fail;
 	for (unsigned i = 0; i < sh->n_workers; i++) {
-		gw_gateway_t *first = sh->workers[0];
-
-		sh->workers[i] = worker_create(sh, i, opts, i ? first->port : opts->listen_port,
-					       i ? first->mgmt_port : opts->mgmt_port, err, errlen);
+		sh->workers[i] = worker_create(sh, i, err, errlen);
 		if (!sh->workers[i])
 			goto fail;
 	}
@@ -678,10 +766,19 @@ int gw_gateway_run(gw_gateway_t *gw)
 
 	for (unsigned i = 1; i < sh->n_workers; i++)
 		if (pthread_create(&sh->threads[i], NULL, thread_main, sh->workers[i])) {
-			gw_err("cannot start event loop %u", i);
+			/* Its listeners would take a share of the connections
+			 * that nobody serves: close them; the others serve all. */
+			gw_err("cannot start event loop %u: serving with the others", i);
+			stop_listening(sh->workers[i]);
 			sh->threads[i] = 0;
 		}
-	gw_info("%u event loop%s running", sh->n_workers, sh->n_workers == 1 ? "" : "s");
+	{
+		unsigned running = 1;
+
+		for (unsigned i = 1; i < sh->n_workers; i++)
+			running += sh->threads[i] != 0;
+		gw_info("%u event loop%s running", running, running == 1 ? "" : "s");
+	}
 	run_loop(gw);
 	/* A loop may end on its own error: make sure the others end too. */
 	for (unsigned i = 1; i < sh->n_workers; i++) {
@@ -709,6 +806,7 @@ static void worker_teardown(gw_gateway_t *gw)
 	if (gw->ctx) {
 		lws_sul_cancel(&gw->flush_timer);
 		lws_sul_cancel(&gw->stop_timer);
+		lws_sul_cancel(&gw->accept_timer);
 		gw_wheel_dispose(&gw->wheel);
 		pthread_mutex_lock(&gw->inbox_lock);
 		gw->ctx_alive = 0;
@@ -755,6 +853,10 @@ static void shared_destroy(gw_shared_t *sh)
 		worker_teardown(sh->workers[i]);
 	for (unsigned i = 0; i < sh->n_workers; i++)
 		worker_free(sh->workers[i]);
+	if (sh->listen_fd >= 0)
+		close(sh->listen_fd);
+	if (sh->mgmt_fd >= 0)
+		close(sh->mgmt_fd);
 	gw_registry_close(sh->reg);
 	gw_config_free(sh->cfg);
 	if (sh->tls)

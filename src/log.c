@@ -57,3 +57,23 @@ void gw_log_emit(int level, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "%s\n", line);
 }
+
+int gw_log_admit(unsigned long long *next_ms, unsigned *dropped, unsigned interval_ms,
+		 unsigned *suppressed)
+{
+	struct timespec ts;
+	unsigned long long now, next;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+	/* Several loops may share a call site: atomics, and one winner. */
+	next = __atomic_load_n(next_ms, __ATOMIC_RELAXED);
+	if (now < next ||
+	    !__atomic_compare_exchange_n(next_ms, &next, now + interval_ms, 0, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED)) {
+		__atomic_add_fetch(dropped, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	*suppressed = __atomic_exchange_n(dropped, 0, __ATOMIC_RELAXED);
+	return 1;
+}

@@ -18,6 +18,23 @@ void gw_log_emit(int level, const char *fmt, ...)
 		if ((level) <= gw_log_threshold)                               \
 			gw_log_emit((level), __VA_ARGS__);                     \
 	} while (0)
+/* At most one line per interval from one call site, telling how many were
+ * left out since: for what a peer can trigger at will (a full fd table, a
+ * flood of bad requests). */
+int gw_log_admit(unsigned long long *next_ms, unsigned *dropped, unsigned interval_ms,
+		 unsigned *suppressed);
+#define gw_log_limited(level, interval_ms, fmt, ...)                           \
+	do {                                                                   \
+		static unsigned long long gw_log_next_;                        \
+		static unsigned gw_log_dropped_;                               \
+		unsigned gw_log_n_;                                            \
+		if ((level) <= gw_log_threshold &&                             \
+		    gw_log_admit(&gw_log_next_, &gw_log_dropped_, (interval_ms), \
+				 &gw_log_n_))                                  \
+			gw_log_emit((level), fmt " (%u more like this since)",  \
+				    ##__VA_ARGS__, gw_log_n_);                 \
+	} while (0)
+
 #define gw_err(...) gw_log(GW_LOG_ERROR, __VA_ARGS__)
 #define gw_warn(...) gw_log(GW_LOG_WARN, __VA_ARGS__)
 #define gw_info(...) gw_log(GW_LOG_INFO, __VA_ARGS__)

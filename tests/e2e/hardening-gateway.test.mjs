@@ -1,10 +1,14 @@
 // Hardening of the gateway core (issue 9): what any client can do to the
 // loop, the listeners and the handover to libwebsockets.
 import net from 'node:net';
-import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { tmpdir } from 'node:os';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync, mkdtempSync, rmSync } from 'node:fs';
 import {
   test, assert, startPair, connect, connectWithId, connectRefused, nextMessage, waitClose, postTo, sleep, waitUntil,
-  rawConnect, upgradeRequest, serverFrames, withTimeout, rssKiB,
+  rawConnect, upgradeRequest, serverFrames, withTimeout, rssKiB, startBackend, makeApi, writeRoutes, runGateway,
+  WSGATE_BIN,
 } from './helpers.mjs';
 
 /** Inodes of the sockets the process holds. */
@@ -70,6 +74,12 @@ test('item 4: subprotocol names chosen by clients never exhaust the gateway', { 
   assert.equal((await postTo(gw, legit.id, 'pushed')).status, 200);
   assert.equal((await nextMessage(legit.ws)).data, 'pushed');
 });
+
+/** User+system CPU seconds of a process. */
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
 
 /** A masked client frame. */
 function clientFrame(opcode, payload, { fin = true, mask = true, announce } = {}) {
@@ -200,4 +210,85 @@ test('item 5: clients sending faster than a stalled backend are paused, not buff
     assert.deepEqual(got, Array.from({ length: M }, (_, j) => j), 'messages of one connection in order, none lost');
   }
   assert.deepEqual(errors, [], 'error frames were sent to clients');
+});
+
+/** Starts wsgate under a wrapper command (prlimit ...); resolves a gw-like object. */
+async function startWrapped(wrapper, routes, extraArgs = []) {
+  const routesDir = writeRoutes({ 'api.json': routes });
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'wsgate-data-'));
+  const proc = spawn(wrapper[0], [...wrapper.slice(1), WSGATE_BIN, '--routes', routesDir, '--listen', '127.0.0.1:0',
+    '--mgmt-listen', '127.0.0.1:0', '--data', dataDir, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  await waitUntil(() => /listening on .*\(management\)/.test(out), 10000, 'the wrapped gateway to listen');
+  const port = Number(/:(\d+) \(gateway\)/.exec(out)[1]);
+  const mgmtPort = Number(/:(\d+) \(management\)/.exec(out)[1]);
+  return { proc, port, mgmtPort, url: `ws://127.0.0.1:${port}`, output: () => out,
+    stop: () => { proc.kill('SIGKILL'); rmSync(dataDir, { recursive: true, force: true }); } };
+}
+
+test('item 26: a loop whose thread cannot start leaves no connection unserved', { timeout: 60000 }, async () => {
+  const backend = await startBackend();
+  // A stack limit no thread can get: pthread_create fails for loops 1 and 2.
+  const gw = await startWrapped(['prlimit', '--stack=100000000000'], makeApi(backend.url), ['--workers', '3']);
+  try {
+    assert.match(gw.output(), /cannot start event loop/);
+    for (let i = 0; i < 30; i++) {
+      const c = await connectWithId(gw, backend, { timeoutMs: 3000 });
+      c.ws.send(`m${i}`);
+      assert.equal((await nextMessage(c.ws)).data, `m${i}`);
+      assert.equal((await postTo(gw, c.id, 'p')).status, 200);
+      c.ws.close();
+    }
+  } finally { gw.stop(); }
+});
+
+test('item 23: a second gateway on the same ports (another --data) fails to start and takes no traffic', async () => {
+  const { backend, gw } = await startPair();
+  const c = await connectWithId(gw, backend);
+  const routesDir = writeRoutes({ 'api.json': makeApi(backend.url) });
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'wsgate-data-'));
+  const res = await runGateway(['--routes', routesDir, '--listen', `127.0.0.1:${gw.port}`,
+    '--mgmt-listen', `127.0.0.1:${gw.mgmtPort}`, '--data', dataDir]);
+  rmSync(dataDir, { recursive: true, force: true });
+  assert.equal(res.started, false, 'the second gateway started listening');
+  assert.notEqual(res.code, 0);
+  assert.match(res.output, /cannot listen on 127\.0\.0\.1:\d+/);
+  for (let i = 0; i < 10; i++) assert.equal((await postTo(gw, c.id, `p${i}`)).status, 200);
+});
+
+test('item 8: at the descriptor limit the gateway neither spins nor floods its log, and the management API still works', { timeout: 60000 }, async () => {
+  const { backend, gw } = await startPair();
+  const c = await connectWithId(gw, backend);
+  execFileSync('prlimit', ['--pid', String(gw.proc.pid), '--nofile=160:160']);
+  const flood = [];
+  try {
+    for (let i = 0; i < 220; i++) {
+      const s = net.connect(gw.port, '127.0.0.1');
+      s.on('error', () => {});
+      s.on('connect', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n')); // a head never finished
+      flood.push(s);
+    }
+    await sleep(500);
+    const cpu0 = cpuSeconds(gw.proc.pid), log0 = gw.output().length;
+    await sleep(2000);
+    const cpu = cpuSeconds(gw.proc.pid) - cpu0, logged = gw.output().length - log0;
+    assert.ok(cpu < 0.5, `the gateway used ${cpu.toFixed(2)} s of CPU in 2 s while out of descriptors`);
+    assert.ok(logged < 2000, `the gateway logged ${logged} bytes in 2 s while out of descriptors`);
+    // Management calls and backend calls have descriptors kept for them.
+    assert.equal((await postTo(gw, c.id, 'still here')).status, 200);
+    assert.equal((await nextMessage(c.ws)).data, 'still here');
+    c.ws.send('echo');
+    assert.equal((await nextMessage(c.ws)).data, 'echo');
+  } finally {
+    for (const s of flood) s.destroy();
+  }
+  // Accepting resumes once the descriptors are free again.
+  let fresh;
+  await waitUntil(async () => {
+    try { fresh = await connectWithId(gw, backend); return true; } catch { return false; }
+  }, 5000, 'a new connection after the flood');
+  fresh.ws.send('after');
+  assert.equal((await nextMessage(fresh.ws)).data, 'after');
 });
