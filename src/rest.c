@@ -12,6 +12,7 @@
  * runs, only the client's hang-up is watched. */
 #include "core.h"
 #include "httpreq.h"
+#include "httpresp.h"
 #include "integration.h"
 #include "log.h"
 #include "rest.h"
@@ -69,6 +70,9 @@ struct gw_rest {
 	char source_ip[64];
 	int tls;
 	int is_head;
+	/* HEAD through HTTP_PROXY: the backend's Content-Length (the GET's
+	 * length, RFC 9110 §9.3.2), or -1 */
+	long long head_length;
 	int close_after;
 	char *origin; /* Origin header, when CORS applies */
 	/* the answer */
@@ -401,40 +405,16 @@ static int name_is(gw_str_t n, const char *s)
 	return n.len == l && !strncasecmp(n.ptr, s, l);
 }
 
-/* Headers only the gateway sets toward a backend: a client's copies are
- * dropped (X-Forwarded-For is appended to instead). */
+/* Headers only the gateway sets toward a backend, dropped from a Lambda
+ * event's client headers (X-Forwarded-For is appended to instead); the
+ * same list as gw_http_forwardable_header's, which also drops what a
+ * proxied request must not carry (Host, hop-by-hop, Content-Length). */
 static int gateway_header(gw_str_t n)
 {
 	return name_is(n, "X-Forwarded-For") || name_is(n, "X-Forwarded-Proto") ||
 	       name_is(n, "X-Forwarded-Host") || name_is(n, "X-Forwarded-Port") ||
-	       name_is(n, "X-Amzn-RequestId") || (n.len >= 9 && !strncasecmp(n.ptr, "X-Wsgate-", 9));
-}
-
-/* RFC 9110 §5.6.2 token. */
-static int valid_name(const char *s, size_t n)
-{
-	if (!n)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      (c && strchr("!#$%&'*+-.^_`|~", c))))
-			return 0;
-	}
-	return 1;
-}
-
-/* RFC 9110 §5.5 field-value: no control character but HTAB. */
-static int valid_value(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return 0;
-	}
-	return 1;
+	       name_is(n, "Forwarded") || name_is(n, "X-Amzn-RequestId") ||
+	       (n.len >= 9 && !strncasecmp(n.ptr, "X-Wsgate-", 9));
 }
 
 /* A Host value: reg-name, IP literal or address, and a port (RFC 3986 §3.2.2). */
@@ -462,7 +442,7 @@ static int head_acceptable(gw_req_t *req)
 		gw_str_t n, v;
 
 		gw_req_header(req, i, &n, &v);
-		if (!valid_name(n.ptr, n.len))
+		if (!gw_http_token(n.ptr, n.len))
 			return 0;
 		if (name_is(n, "Host") && (hosts++ || !valid_host(v)))
 			return 0;
@@ -516,12 +496,6 @@ static gw_str_t origin_form(gw_str_t t)
 	if (!slash)
 		return GW_STR("/");
 	return (gw_str_t){ slash, t.len - (size_t)(slash - t.ptr) };
-}
-
-/* RFC 9110 §6.4.1, §15.3.5, §15.4.5: 1xx, 204 and 304 have no content. */
-static int status_allows_body(int status)
-{
-	return status >= 200 && status != 204 && status != 304;
 }
 
 /* --- answers ------------------------------------------------------------- */
@@ -593,9 +567,10 @@ static void respond(gw_rest_t *r, int status, const char *headers, size_t hlen, 
 	gw_buf_append_str(o, r->request_id);
 	gw_buf_append_str(o, "\r\n");
 	/* A body after a 204 or 304 would be read as the next response. */
-	if (status_allows_body(status)) {
+	if (gw_http_status_allows_body(status)) {
 		gw_buf_append_str(o, "Content-Length: ");
-		gw_buf_append_u64(o, r->out_body.len);
+		gw_buf_append_u64(o, r->is_head && r->head_length >= 0 ? (uint64_t)r->head_length
+								       : r->out_body.len);
 		gw_buf_append_str(o, "\r\n");
 	} else {
 		gw_buf_reset(&r->out_body);
@@ -623,7 +598,7 @@ static void respond_json(gw_rest_t *r, int status, const char *json)
  * not split the client's response). */
 static void append_header(gw_buf_t *b, const char *n, size_t nl, const char *v, size_t vl)
 {
-	if (!valid_name(n, nl) || !valid_value(v, vl))
+	if (!gw_http_token(n, nl) || !gw_http_field_value(v, vl))
 		return;
 	gw_buf_append(b, n, nl);
 	gw_buf_append(b, ": ", 2);
@@ -728,8 +703,7 @@ static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t p
 
 		gw_req_header(r->req, i, &n, &v);
 		/* Expect: the gateway answered 100-continue itself. */
-		if (gw_http_hop_by_hop(n.ptr, n.len) || name_is(n, "Host") || name_is(n, "Expect") ||
-		    gateway_header(n) || connection_listed(r->req, n))
+		if (!gw_http_forwardable_header(n.ptr, n.len) || connection_listed(r->req, n))
 			continue;
 		gw_buf_append(h, n.ptr, n.len);
 		gw_buf_append(h, ": ", 2);
@@ -989,6 +963,10 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 		for (size_t i = 0; i < resp->n_headers; i++) {
 			const char *n = resp->header_names[i], *v = resp->header_values[i];
 
+			if (r->is_head && !strcasecmp(n, "Content-Length") && *v &&
+			    strspn(v, "0123456789") == strlen(v) && strlen(v) < 16)
+				r->head_length = atoll(v);
+
 			if (gw_http_hop_by_hop(n, strlen(n)) ||
 			    (r->api->cors.enabled && !strncasecmp(n, "access-control-", 15)))
 				continue;
@@ -1022,6 +1000,7 @@ static void serve(gw_rest_t *r)
 
 	gw_gateway_request_id(gw, r->request_id);
 	r->is_head = !strcmp(method, "HEAD");
+	r->head_length = -1;
 	r->close_after = !gw_req_keep_alive(r->req) || gw->stopping;
 	free(r->origin);
 	r->origin = origin.ptr ? strndup(origin.ptr, origin.len) : NULL;

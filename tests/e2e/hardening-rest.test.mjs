@@ -410,3 +410,22 @@ test('HTTP_PROXY: a tab or a byte >= 0x80 in the query is escaped, never written
     assert.equal(hb.requests.length, 0);
   }
 });
+
+test('HTTP_PROXY: HEAD is answered at once with the length a GET would have, and the connection stays usable', async () => {
+  // node answers HEAD with the Content-Length the handler sets and no body.
+  const hb = await startHttpBackend(() => ({ status: 200, body: 'eleven char' }));
+  const gw = await startGateway({ routes: restApi({
+    integrations: { p: httpProxy(`${hb.origin}/p`, { timeoutMs: 3000 }) },
+    routes: { 'ANY /p': { integration: 'p' } },
+  }) });
+  const sock = await rawConnect(gw.port);
+  const t0 = Date.now();
+  sock.write('HEAD /p HTTP/1.1\r\nHost: a\r\n\r\nGET /p HTTP/1.1\r\nHost: a\r\n\r\n');
+  const { responses, rest } = await waitResponses(sock, ['HEAD', 'GET']);
+  assert.ok(Date.now() - t0 < 2000, `answered after ${Date.now() - t0} ms`);
+  assert.equal(responses[0].status, 200);
+  assert.equal(responses[0].headers['content-length'], '11');
+  assert.equal(responses[1].body.toString(), 'eleven char');
+  assert.equal(rest.length, 0);
+  assert.equal(hb.requests[0].method, 'HEAD');
+});
