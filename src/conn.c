@@ -16,6 +16,7 @@
  * A conn is only ever freed by conn_finish(), never twice. */
 #include "core.h"
 #include "head.h"
+#include "httpresp.h"
 #include "httpreq.h"
 #include "integration.h"
 #include "log.h"
@@ -80,6 +81,7 @@ struct gw_conn {
 	gw_head_t *head; /* request head, as read from the socket */
 	SSL *ssl;        /* TLS listener: the session, until handed to a relay */
 	int offered_protocols;
+	int tls; /* came over the TLS listener: X-Forwarded-Proto https */
 	int approved; /* $connect said yes: the backend expects a $disconnect */
 	/* libwebsockets may destroy the wsi inside lws_adopt_socket_vhost;
 	 * the conn must then outlive that call. */
@@ -255,6 +257,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 		inv.route = conn->api->disconnect_route;
 		inv.type = GW_EV_DISCONNECT;
 		inv.ctx = &ctx;
+		inv.tls = conn->tls;
 		/* Best effort, as on AWS: the answer is not waited for. */
 		invoke(gw, NULL, &inv);
 	}
@@ -284,10 +287,25 @@ static void respond_raw_fire(gw_conn_t *conn, int status, const char *body, size
 			     int fire)
 {
 	char head[256];
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-			 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			 status, gw_http_reason(status), len);
+	int n;
+
+	/* 1xx would tell the client the upgrade goes on; 204 and 304 carry no
+	 * body, or it would be read as a second response. */
+	if (status < 200 || status > 599) {
+		status = 500;
+		body = "{\"message\": \"Internal server error\"}";
+		len = strlen(body);
+	}
+	if (!gw_http_status_allows_body(status))
+		len = 0;
+	if (status == 204)
+		n = snprintf(head, sizeof(head), "HTTP/1.1 204 %s\r\nConnection: close\r\n\r\n",
+			     gw_http_reason(status));
+	else
+		n = snprintf(head, sizeof(head),
+			     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+			     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			     status, gw_http_reason(status), len);
 
 	/* Small enough for any socket buffer; a peer that does not read loses
 	 * the body, never the loop. */
@@ -542,6 +560,7 @@ static void start_connect(gw_conn_t *conn)
 		inv.route = conn->api->connect_route;
 		inv.type = GW_EV_CONNECT;
 		inv.ctx = &ctx;
+		inv.tls = conn->tls;
 		inv.headers = headers;
 		inv.n_headers = nh;
 		inv.query = q ? q + 1 : NULL;
@@ -594,6 +613,7 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 	if (!conn)
 		abort();
 	conn->gw = gw;
+	conn->tls = gw->tls != NULL;
 	conn->watch.kind = GW_WATCH_CONN;
 	conn->watch.fd = fd;
 	conn->head = gw_head_create(HEAD_MAX_BYTES);
@@ -884,6 +904,7 @@ static void dispatch(gw_conn_t *conn)
 		inv.route = m->route;
 		inv.type = GW_EV_MESSAGE;
 		inv.ctx = &ctx;
+		inv.tls = conn->tls;
 		inv.body = (const char *)m->data;
 		inv.body_len = m->len;
 		inv.binary = m->binary;

@@ -191,9 +191,7 @@ test('item 16: AWS_PROXY $connect event: X-Forwarded-For ends with the real addr
   assert.equal(ev.requestContext.identity.sourceIp, '127.0.0.1');
 });
 
-test('item 16: HTTP_PROXY $connect over wss: X-Forwarded-Proto is https whatever the client says', {
-  todo: 'needs conn.c to set gw_invocation_t.tls (inv.tls = conn->ssl != NULL) in start_connect',
-}, async () => {
+test('item 16: HTTP_PROXY $connect over wss: X-Forwarded-Proto is https whatever the client says', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgate-invoke-tls-'));
   const cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
@@ -216,9 +214,6 @@ test('item 16: HTTP_PROXY $connect over wss: X-Forwarded-Proto is https whatever
 
 const SMUGGLED = 'HTTP/1.1 200 OK\r\nSet-Cookie: x=1\r\nContent-Type: text/html\r\nContent-Length: 25\r\n\r\n<script>alert(1)</script>';
 
-// The $connect refusal is written by conn.c: this passes once it uses
-// gw_http_status_allows_body() (httpresp.h).
-const PENDING_CONN = { todo: 'needs conn.c respond_raw to apply gw_http_status_allows_body' };
 
 test('item 17: REST AWS_PROXY 204 and 304 answers carry no body; the next pipelined answer is intact', async () => {
   const backend = await startBackend((e) => {
@@ -273,7 +268,7 @@ test('item 17: a $connect statusCode 1xx is an integration failure (500), its bo
   assert.doesNotMatch(all, /Set-Cookie|<script>/i);
 });
 
-test('item 17: a $connect refusal with 304 carries no body', PENDING_CONN, async () => {
+test('item 17: a $connect refusal with 304 carries no body', async () => {
   const backend = await startBackend((e) => (e.requestContext?.eventType === 'CONNECT'
     ? { statusCode: 304, body: SMUGGLED } : { statusCode: 200 }));
   const gw = await startGateway({ routes: makeApi(backend.url) });
