@@ -450,6 +450,29 @@ static int head_acceptable(gw_req_t *req)
 	return 1;
 }
 
+/* Whether every Transfer-Encoding is just "chunked": a body in another
+ * coding ("gzip, chunked") would reach the backend still coded but no
+ * longer labelled; RFC 9112 §6.1 answers 501 to a coding not understood. */
+static int codings_understood(gw_req_t *req)
+{
+	for (size_t i = 0; i < gw_req_header_count(req); i++) {
+		gw_str_t n, v;
+
+		gw_req_header(req, i, &n, &v);
+		if (!name_is(n, "Transfer-Encoding"))
+			continue;
+		while (v.len && (v.ptr[0] == ' ' || v.ptr[0] == '\t')) {
+			v.ptr++;
+			v.len--;
+		}
+		while (v.len && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
+			v.len--;
+		if (!name_is(v, "chunked"))
+			return 0;
+	}
+	return 1;
+}
+
 /* Whether the Connection header lists name: such a header is hop-by-hop
  * too (RFC 9110 §7.6.1). */
 static int connection_listed(gw_req_t *req, gw_str_t name)
@@ -1010,6 +1033,11 @@ static void serve(gw_rest_t *r)
 	if (!head_acceptable(r->req)) {
 		r->close_after = 1;
 		respond_json(r, 400, "{\"message\":\"Bad Request\"}");
+		return;
+	}
+	if (!codings_understood(r->req)) {
+		r->close_after = 1;
+		respond_json(r, 501, "{\"message\":\"Not Implemented\"}");
 		return;
 	}
 	if (normalize_path(origin_form(gw_req_path(r->req)), &r->path)) {

@@ -429,3 +429,18 @@ test('HTTP_PROXY: HEAD is answered at once with the length a GET would have, and
   assert.equal(rest.length, 0);
   assert.equal(hb.requests[0].method, 'HEAD');
 });
+
+test('a transfer coding other than chunked gets 501, never a body still coded but unlabelled at the backend', async () => {
+  const hb = await startHttpBackend(() => ({ status: 200, body: 'x' }));
+  const gw = await startGateway({ routes: restApi({
+    integrations: { p: httpProxy(`${hb.origin}/p`) },
+    routes: { 'ANY /p': { integration: 'p' } },
+  }) });
+  const res = await rawRequest(gw, 'POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 'POST');
+  assert.equal(res.status, 501);
+  assert.equal(hb.requests.length, 0);
+  // Plain chunked is fine.
+  const ok = await rawRequest(gw, 'POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 'POST');
+  assert.equal(ok.status, 200);
+  assert.equal(hb.requests[0].text, 'abc');
+});
