@@ -1257,26 +1257,38 @@ void gw_conn_shutdown_all(gw_gateway_t *gw)
 	}
 }
 
+/* Writes the dirty lastActiveAt of at most max connections, taken from the
+ * head of the open list and moved to its tail, so successive slices go
+ * round the list; returns how many were looked at. */
+size_t gw_conn_flush_slice(gw_gateway_t *gw, size_t max)
+{
+	const char *ids[GW_REGISTRY_TOUCH_SLICE];
+	uint64_t times[GW_REGISTRY_TOUCH_SLICE];
+	size_t n = 0, seen = 0;
+
+	while (seen < max && gw->open_conns.head) {
+		gw_conn_t *conn = lws_container_of(gw->open_conns.head, gw_conn_t, open_list);
+
+		lws_dll2_remove(&conn->open_list);
+		lws_dll2_add_tail(&conn->open_list, &gw->open_conns);
+		seen++;
+		if (conn->last_active == conn->last_flushed)
+			continue;
+		ids[n] = conn->id;
+		times[n] = gw_mono_to_wall(conn->last_active);
+		conn->last_flushed = conn->last_active;
+		if (++n == GW_REGISTRY_TOUCH_SLICE) {
+			gw_registry_touch(gw->reg, ids, times, n);
+			n = 0;
+		}
+	}
+	gw_registry_touch(gw->reg, ids, times, n);
+	return seen;
+}
+
 void gw_conn_flush_activity(gw_gateway_t *gw)
 {
-	const char *ids[256];
-	uint64_t times[256];
-	size_t n = 0;
-
-	lws_start_foreach_dll(struct lws_dll2 *, d, gw->open_conns.head) {
-		gw_conn_t *conn = lws_container_of(d, gw_conn_t, open_list);
-
-		if (conn->last_active != conn->last_flushed) {
-			ids[n] = conn->id;
-			times[n] = gw_mono_to_wall(conn->last_active);
-			conn->last_flushed = conn->last_active;
-			if (++n == 256) {
-				gw_registry_touch(gw->reg, ids, times, n);
-				n = 0;
-			}
-		}
-	} lws_end_foreach_dll(d);
-	gw_registry_touch(gw->reg, ids, times, n);
+	gw_conn_flush_slice(gw, gw->open_conns.count);
 }
 
 void gw_conn_free_unadopted(gw_gateway_t *gw)

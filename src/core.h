@@ -99,6 +99,7 @@ struct gw_gateway {
 	} *deferred;
 	size_t n_deferred, cap_deferred;
 	lws_sorted_usec_list_t flush_timer;
+	size_t flush_left; /* connections still to look at in this round */
 	lws_sorted_usec_list_t accept_timer;
 	int accept_paused; /* 1 gateway, 2 management listener */
 	lws_sorted_usec_list_t stop_timer;
@@ -182,8 +183,10 @@ void gw_conn_close(gw_conn_t *conn, int code, const char *reason);
 void gw_conn_shutdown_all(gw_gateway_t *gw);
 /* Destroy: frees conns libwebsockets does not know about. */
 void gw_conn_free_unadopted(gw_gateway_t *gw);
-/* Writes dirty lastActiveAt values to the registry in one transaction. */
+/* Writes every dirty lastActiveAt value to the registry (at exit). */
 void gw_conn_flush_activity(gw_gateway_t *gw);
+/* The same for at most max connections, going round the open list. */
+size_t gw_conn_flush_slice(gw_gateway_t *gw, size_t max);
 
 /* Hands node to another loop's inbox and wakes that loop. */
 void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node);

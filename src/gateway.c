@@ -27,6 +27,7 @@
 
 #define FLUSH_INTERVAL_S 5
 #define ACCEPT_PAUSE_MS 100
+#define FLUSH_SLICE GW_REGISTRY_TOUCH_SLICE
 
 static void worker_teardown(gw_gateway_t *gw);
 static void worker_free(gw_gateway_t *gw);
@@ -527,10 +528,18 @@ static const struct lws_protocols raw_protocol = {
 static void on_flush_timer(lws_sorted_usec_list_t *sul)
 {
 	gw_gateway_t *gw = lws_container_of(sul, gw_gateway_t, flush_timer);
+	size_t seen;
 
-	gw_conn_flush_activity(gw);
+	/* One slice per timer callback, 1 ms apart, so that no callback holds
+	 * the loop long (100k connections in one took ~230 ms). */
+	if (!gw->flush_left)
+		gw->flush_left = gw->open_conns.count;
+	seen = gw_conn_flush_slice(gw, gw->flush_left < FLUSH_SLICE ? gw->flush_left
+								    : FLUSH_SLICE);
+	gw->flush_left = seen && gw->flush_left > seen ? gw->flush_left - seen : 0;
 	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
-			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
+			 gw->flush_left ? LWS_US_PER_MS
+					: (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
 }
 
 static int watch_add(gw_gateway_t *gw, gw_watch_t *w)
