@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -54,6 +55,49 @@ static inline unsigned fz_touch(const char *p, size_t n)
 		sum += (unsigned char)p[i];
 	return sum;
 }
+
+/* RFC 9110 §5.6.2 token. */
+static inline int fz_token(const char *p, size_t n)
+{
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c && strchr("!#$%&'*+-.^_`|~", c))))
+			return 0;
+	}
+	return 1;
+}
+
+/* RFC 9110 §5.5 field-value as a proxy may forward it: no CTL but HTAB. */
+static inline int fz_field_value(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+/* A request-target as RFC 9112 §3.2 allows it: visible ASCII, no '#'. */
+static inline int fz_target(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f || p[i] == '#')
+			return 0;
+	return n > 0;
+}
+
+/* Built with -DFZ_STRICT=1 (the default once the strict RFC 9112 head
+ * scanner is on main): heads and requests the gateway accepts must have
+ * token names, field values and a clean request-target (item 14). */
+#ifndef FZ_STRICT
+#define FZ_STRICT 0
+#endif
 
 static inline void fz_quiet(void)
 {

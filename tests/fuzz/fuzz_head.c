@@ -62,7 +62,11 @@ static void inspect(const gw_head_t *h)
 		fz_touch(value.ptr, value.len);
 		FZ_CHECK(name.ptr + name.len <= all.ptr + gw_head_length(h));
 		FZ_CHECK(!value.len || value.ptr + value.len <= all.ptr + gw_head_length(h));
+		if (FZ_STRICT)
+			FZ_CHECK(fz_token(name.ptr, name.len) && fz_field_value(value.ptr, value.len));
 	}
+	if (FZ_STRICT)
+		FZ_CHECK(fz_target(url.ptr, url.len));
 	(void)gw_head_is_get(h);
 	(void)gw_head_is_websocket(h);
 	v = gw_head_get(h, "Sec-WebSocket-Key");

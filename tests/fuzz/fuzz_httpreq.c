@@ -104,6 +104,11 @@ static uint64_t serve(uint64_t h, gw_req_t *r)
 	const gw_rest_route_t *rr;
 	int ka = gw_req_keep_alive(r);
 
+	if (FZ_STRICT) {
+		gw_str_t q = gw_req_query(r);
+
+		FZ_CHECK(fz_target(path.ptr, path.len) && (!q.len || fz_target(q.ptr, q.len)));
+	}
 	h = mix(h, method, strlen(method));
 	h = mix_str(h, path);
 	h = mix_str(h, gw_req_query(r));
@@ -113,6 +118,10 @@ static uint64_t serve(uint64_t h, gw_req_t *r)
 		gw_req_header(r, i, &name, &value);
 		h = mix_str(h, name);
 		h = mix_str(h, value);
+		/* Open finding httpreq-1 (crashes/OPEN): chunked trailers become
+		 * headers unchecked; left out until fixed. */
+		if (FZ_STRICT && !gw_req_get(r, "Transfer-Encoding").ptr)
+			FZ_CHECK(fz_token(name.ptr, name.len) && fz_field_value(value.ptr, value.len));
 		(void)gw_http_hop_by_hop(name.ptr, name.len);
 	}
 	h = mix_str(h, gw_req_get(r, "Origin"));
