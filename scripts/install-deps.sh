@@ -11,6 +11,7 @@ pkgs=(build-essential cmake pkg-config
       libwebsockets-dev libssl-dev liblmdb-dev libmsgpack-dev
       libjansson-dev libhttp-parser-dev lmdb-utils openssl chromium
       clang libclang-rt-14-dev
+      faketime util-linux
       nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,11 +4,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import {
   test, assert, startPair, connect, connectWithId, connectRefused, nextMessage, waitClose, postTo, sleep, waitUntil,
   rawConnect, upgradeRequest, serverFrames, withTimeout, rssKiB, startBackend, makeApi, writeRoutes, runGateway,
-  WSGATE_BIN,
+  WSGATE_BIN, startGateway, mgmtRequest,
 } from './helpers.mjs';
 
 /** Inodes of the sockets the process holds. */
@@ -291,4 +291,37 @@ test('item 8: at the descriptor limit the gateway neither spins nor floods its l
   }, 5000, 'a new connection after the flood');
   fresh.ws.send('after');
   assert.equal((await nextMessage(fresh.ws)).data, 'after');
+});
+
+const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
+
+test('item 24: a forward jump of the wall clock closes nothing', { timeout: 60000 }, async () => {
+  // libfaketime (Debian's faketime) moves the gateway's CLOCK_REALTIME only;
+  // the machine's clock is left alone.
+  assert.ok(existsSync(FAKETIME_LIB), `${FAKETIME_LIB} is missing: scripts/install-deps.sh installs faketime`);
+  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-faketime-'));
+  const stamp = path.join(dir, 'offset');
+  writeFileSync(stamp, '+0\n');
+  try {
+    const backend = await startBackend();
+    const gw = await startGateway({
+      routes: makeApi(backend.url, { limits: { idleTimeoutSeconds: 60, maxConnectionSeconds: 120 } }),
+      env: {
+        LD_PRELOAD: FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE: stamp, FAKETIME_NO_CACHE: '1',
+        FAKETIME_DONT_FAKE_MONOTONIC: '1', ASAN_OPTIONS: 'detect_leaks=1:verify_asan_link_order=0',
+      },
+    });
+    const c = await connectWithId(gw, backend);
+    writeFileSync(stamp, '+3h\n');
+    await sleep(2500);
+    c.ws.send('still open?');
+    assert.equal((await nextMessage(c.ws)).data, 'still open?');
+    assert.equal((await postTo(gw, c.id, 'yes')).status, 200);
+    assert.equal((await nextMessage(c.ws)).data, 'yes');
+    // Reported times follow the wall clock the process sees.
+    const got = await mgmtRequest(gw, 'GET', `/dev/@connections/${c.id}`);
+    assert.ok(Date.parse(got.json().lastActiveAt) > Date.now() + 2 * 3600 * 1000, got.text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
