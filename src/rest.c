@@ -47,7 +47,15 @@
  * Lambda call, 6 MiB). TODO: per API, limits.maxEventBytes (config.c). */
 #define DEFAULT_MAX_EVENT_BYTES 6291456
 
-enum rest_state { RS_READING, RS_CALLING, RS_WRITING };
+/* After the last answer of a connection the client may still be sending
+ * (the rest of a body refused with 413, pipelined requests): closing with
+ * unread bytes sends a reset that destroys the answer before the client
+ * reads it. So the input is read and dropped for a while first, as nginx's
+ * lingering_close, within a time and a byte budget. */
+#define LINGER_MS 5000
+#define LINGER_MAX_BYTES (16u << 20)
+
+enum rest_state { RS_READING, RS_CALLING, RS_WRITING, RS_LINGER };
 
 struct gw_rest {
 	gw_watch_t watch; /* first */
@@ -83,6 +91,7 @@ struct gw_rest {
 	int driving; /* inside drive(): no re-entry */
 	int peer_eof; /* the client half-closed (EPOLLRDHUP) */
 	int continue_sent;
+	size_t lingered; /* bytes dropped while lingering */
 };
 
 static void rest_destroy(void *p)
@@ -1210,6 +1219,24 @@ static void next_request(gw_rest_t *r)
 	drive(r);
 }
 
+/* Reads and drops what the client still sends after its last answer,
+ * until it closes, the budget is spent or the deadline passes. */
+static void linger(gw_rest_t *r)
+{
+	for (int reads = 0; reads < MAX_READS; reads++) {
+		ssize_t n = recv(r->watch.fd, r->in, sizeof(r->in), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0 || (r->lingered += (size_t)n) > LINGER_MAX_BYTES) {
+			rest_close(r);
+			return;
+		}
+	}
+}
+
 static void flush(gw_rest_t *r)
 {
 	/* Head and body in one writev: one syscall, one segment when small. */
@@ -1246,7 +1273,15 @@ static void flush(gw_rest_t *r)
 	/* Answered. */
 	if (r->close_after) {
 		shutdown(r->watch.fd, SHUT_WR);
-		rest_close(r);
+		if (r->gw->stopping) {
+			rest_close(r);
+			return;
+		}
+		r->state = RS_LINGER;
+		r->in_off = r->in_len = 0;
+		set_events(r, EPOLLIN | EPOLLRDHUP);
+		set_deadline(r, gw_now_ms() + LINGER_MS);
+		linger(r);
 		return;
 	}
 	next_request(r);
@@ -1282,6 +1317,9 @@ void gw_rest_on_io(struct gw_watch *w, uint32_t events)
 		return;
 	case RS_READING:
 		drive(r);
+		return;
+	case RS_LINGER:
+		linger(r);
 		return;
 	}
 }
@@ -1319,7 +1357,7 @@ void gw_rest_shutdown(gw_gateway_t *gw)
 	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, gw->rests.head) {
 		gw_rest_t *r = lws_container_of(d, gw_rest_t, list);
 
-		if (r->state == RS_READING && !r->req_start)
+		if ((r->state == RS_READING && !r->req_start) || r->state == RS_LINGER)
 			rest_close(r);
 		else
 			r->close_after = 1;

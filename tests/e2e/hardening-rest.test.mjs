@@ -2,6 +2,7 @@
 // REST side of the gateway listener. Each test names the issue item it
 // shows fixed. Real gateway, real backends (node:http), raw client sockets.
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import {
   test, assert, startBackend, startHttpBackend, startGateway, rawConnect, raw, sleep, waitUntil,
@@ -443,4 +444,29 @@ test('a transfer coding other than chunked gets 501, never a body still coded bu
   const ok = await rawRequest(gw, 'POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 'POST');
   assert.equal(ok.status, 200);
   assert.equal(hb.requests[0].text, 'abc');
+});
+
+test('a 413 reaches a client still sending its body (the gateway reads and drops the rest before closing, no reset)', async () => {
+  const hb = await startHttpBackend(() => ({ status: 200, body: 'x' }));
+  const gw = await startGateway({ routes: restApi({
+    integrations: { p: httpProxy(`${hb.origin}/p`) },
+    routes: { 'POST /p': { integration: 'p' } },
+    limits: { maxRequestBytes: 1000 },
+  }) });
+  const post = (chunked) => new Promise((resolve) => {
+    const req = http.request({
+      host: '127.0.0.1', port: gw.port, method: 'POST', path: '/p', agent: false,
+      headers: chunked ? {} : { 'content-length': 4 << 20 },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', (e) => resolve(e.code));
+    if (chunked) req.write(Buffer.alloc(1 << 20));
+    req.end(Buffer.alloc(chunked ? 3 << 20 : 4 << 20));
+  });
+  const seen = [];
+  for (let i = 0; i < 5; i++) seen.push(await post(false), await post(true));
+  assert.deepEqual(seen, Array(10).fill(413));
+  assert.equal(hb.requests.length, 0);
 });
