@@ -58,6 +58,7 @@ struct mgmt_pss {
 	int too_large;
 	int bad_path;
 	int started;
+	int bodies_done; /* BODY_COMPLETION calls for this request */
 	int close_after; /* the answer ends the connection */
 	int closing;     /* answered; close once it is flushed */
 	lws_sorted_usec_list_t body_timer;
@@ -464,26 +465,32 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	gw_buf_reset(&pss->body);
 	pss->too_large = 0;
 	pss->started = 0;
+	pss->bodies_done = 0;
 	pss->close_after = 0;
 	gw_gateway_request_id(pss->gw, pss->request_id);
 	pss->op = request_method(wsi);
 	pss->bad_path = parse_path(pss, uri, len) || !stage_known(pss->gw, pss->stage);
 	if (pss->op == OP_POST && (empty = check_body(wsi, pss)) < 0)
 		return;
+	/* Answers given before a body is read end the connection: the body
+	 * must not be read as the next request. */
 	if (pss->bad_path) {
-		/* A POST's body is still coming: the answer ends the connection
-		 * rather than leaving the body to be read as the next request. */
-		pss->close_after = pss->op == OP_POST && !empty;
 		lws_sul_cancel(&pss->body_timer);
-		set_answer(pss, 403, "ForbiddenException", "Forbidden");
+		answer_and_close(pss, 403, "ForbiddenException", "Forbidden");
 		return;
 	}
 	if (pss->op == OP_NONE) {
-		set_answer(pss, 405, "MethodNotAllowedException", "Method Not Allowed");
+		answer_and_close(pss, 405, "MethodNotAllowedException", "Method Not Allowed");
 		return;
 	}
-	if (pss->op != OP_POST || empty)
-		start(wsi, pss);
+	if (pss->op == OP_POST && !empty)
+		return; /* started once the body is complete */
+	/* Without a body, libwebsockets gives no sign of requests pipelined
+	 * behind this one, and 4.1 would feed a pipelined POST the wrong body
+	 * bytes: such an answer ends the connection (a POST with a body is
+	 * watched in BODY_COMPLETION instead and keeps it alive). */
+	pss->close_after = 1;
+	start(wsi, pss);
 }
 
 /* Answers an upgrade request 400 and hangs up (the ah is still bound). */
@@ -532,7 +539,19 @@ static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		lws_sul_cancel(&pss->body_timer);
-		if (pss->op == OP_POST && !pss->bad_path && !pss->ready && !pss->closing)
+		if (pss->closing)
+			return 0;
+		if (pss->bodies_done++) {
+			/* Called again: requests are pipelined behind this one.
+			 * libwebsockets 4.1 would feed the next one the wrong body
+			 * bytes, and until this answer is written it calls here in
+			 * a busy loop without offering WRITEABLE. So: answer now
+			 * if the answer is known, and end the connection either
+			 * way (the operation itself still runs). */
+			pss->close_after = 1;
+			return pss->ready ? write_answer(wsi, pss) : -1;
+		}
+		if (pss->op == OP_POST && !pss->bad_path && !pss->ready)
 			start(wsi, pss);
 		return 0;
 

@@ -1,6 +1,7 @@
 // Hardening of the management API (issue 9): every request gets an answer
 // in bounded time, a stage only reaches its own API's connections, and the
 // listener never leaves HTTP/1.1.
+import fs from 'node:fs';
 import {
   test, assert, startBackend, startGateway, startPair, makeApi, connectWithId, nextMessage,
   pendingMessages, mgmtRequest, postTo, getConn, rawConnect, sleep, withTimeout, WebSocket,
@@ -165,4 +166,66 @@ test('a POST refused for its path has its body dropped, never run as a second re
   assert.equal((res.text.match(/HTTP\/1\.1 /g) ?? []).length, 1, `one answer only:\n${res.text}`);
   await sleep(200);
   assert.equal(pendingMessages(ws).length, 0, 'the body was run as a request');
+});
+
+/** CPU time (user + system, in ticks of 10 ms) the process has used. */
+function cpuTicks(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+test('pipelined management POSTs: no wrong bytes delivered, no busy loop, the gateway still stops', { timeout: 30000 }, async () => {
+  // $connect answers after 1.5 s, so that a POST waits on it.
+  const { backend, gw } = await startPair(async (e) => {
+    if (e.requestContext.eventType === 'CONNECT' && e.headers?.['X-Slow']) await sleep(1500);
+    return { statusCode: 200 };
+  });
+  const { ws, id } = await connectWithId(gw, backend);
+  const post = (to, b) => `POST /dev/@connections/${to} HTTP/1.1\r\nHost: x\r\nContent-Length: ${b.length}\r\n\r\n${b}`;
+  // Pipelining is not served: the first answer (when known at once) then a
+  // close; never the second request's head delivered as a message.
+  for (let i = 0; i < 6; i++) {
+    const res = await rawMgmt(gw, post(id, `first-${i}`) + post(id, `second-${i}`), { waitMs: 2000 });
+    assert.ok(res.closed, `closed:\n${res.text}`);
+    assert.ok(res.status === 200 || res.status === null, res.text);
+  }
+  // Behind requests without a body.
+  for (const head of [`GET /dev/@connections/${id}`, `DELETE /dev/@connections/nope`, `POST /dev/@connections/${id}`]) {
+    const first = `${head} HTTP/1.1\r\nHost: x\r\n${head.startsWith('POST') ? 'Content-Length: 0\r\n' : ''}\r\n`;
+    const res = await rawMgmt(gw, first + post(id, 'second-9'), { waitMs: 2000 });
+    assert.ok(res.closed && res.status !== null, `${head}: answered and closed:\n${res.text}`);
+  }
+  await sleep(300);
+  for (const m of pendingMessages(ws)) assert.match(m.data, /^((first|second)-\d)?$/, 'only bodies are delivered');
+  // Pipelined behind a POST parked on a pending $connect.
+  const slow = new WebSocket(`${gw.url}/`, { headers: { 'X-Slow': '1' } });
+  slow.on('error', () => {});
+  const ev = await backend.waitFor((e) => e.requestContext?.eventType === 'CONNECT' && e.headers?.['X-Slow']);
+  const sid = ev.requestContext.connectionId;
+  const before = cpuTicks(gw.proc.pid);
+  const parked = await rawMgmt(gw, post(sid, 'x') + post(sid, 'y'), { waitMs: 1000 });
+  const used = cpuTicks(gw.proc.pid) - before;
+  assert.ok(parked.closed, 'closed');
+  assert.ok(used < 30, `the gateway used ${used * 10} ms of CPU while a pipelined POST waited`);
+  slow.terminate();
+  // Unpipelined requests on one connection are still served.
+  assert.equal((await postTo(gw, id, 'single')).status, 200);
+});
+
+test('sequential management POSTs share one keep-alive connection', async () => {
+  const { backend, gw } = await startPair();
+  const { ws, id } = await connectWithId(gw, backend);
+  const sock = await rawConnect(gw.mgmtPort);
+  for (let i = 0; i < 10; i++) {
+    const before = sock.received.length;
+    const body = `keep-${i}`;
+    sock.write(`POST /dev/@connections/${id} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await withTimeout((async () => { while (!sock.received.subarray(before).includes('HTTP/1.1 200')) await sleep(5); })(), 3000, `answer ${i}`);
+    await sleep(20);
+  }
+  assert.ok(!sock.destroyed && !/connection: close/i.test(sock.received.toString()), sock.received.toString());
+  sock.destroy();
+  const got = [];
+  while (got.length < 10) got.push((await nextMessage(ws)).data);
+  assert.deepEqual(got, [...Array(10).keys()].map((i) => `keep-${i}`));
 });
