@@ -3,7 +3,7 @@
 # (default build/fuzz), for every parser a peer controls.
 #
 #   scripts/fuzz.sh --ci            build, replay tests/fuzz/crashes/, then
-#                                   run each harness FUZZ_CI_SECONDS (14) on
+#                                   run each harness FUZZ_CI_SECONDS (12) on
 #                                   its corpus; fails on any crash, leak or UB
 #   scripts/fuzz.sh [SECONDS] [NAME...]
 #                                   run longer (default 300 s each), keeping
@@ -19,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-ALL=(head httpreq httpresp lambda select registry config mgmt rest)
+ALL=(head httpreq httpresp lambda select registry config mgmt rest buf)
 build=${FUZZ_BUILD:-build/fuzz}
 ci=0
 seconds=300
@@ -33,7 +33,7 @@ for a in "$@"; do
 	esac
 done
 [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
-[ $ci -eq 1 ] && seconds=${FUZZ_CI_SECONDS:-14}
+[ $ci -eq 1 ] && seconds=${FUZZ_CI_SECONDS:-12}
 
 CC=${FUZZ_CC:-$(command -v clang || command -v clang-14 || true)}
 if [ -z "$CC" ]; then

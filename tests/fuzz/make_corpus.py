@@ -232,4 +232,8 @@ answers = lambdas + [{'statusCode': 200, 'headers': {'X-A': 'b', 'X Y': 'sp', 'X
 for i, a in enumerate(answers):
     put('rest', 100 + i, b'\x01https://a.example\n' + json.dumps(a).encode())
     put('rest', 200 + i, b'\x03https://evil.example\n' + json.dumps(a).encode())
+bufs = [b'plain ascii', 'é€🚀'.encode(), b'\xed\xa0\x80', b'\xc0\xaf', b'\xf4\x90\x80\x80',
+        b'\x00\x01\x1f"\\\x7f', b'aGVsbG8=', b'a%2Fb+c%zz%4', b'\xe2\x82', b'====', b'YQ', b'Y===']
+for i, b in enumerate(bufs):
+    put('buf', i, b)
 print('corpus written to', OUT)
