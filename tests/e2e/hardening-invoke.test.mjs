@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   test, assert, startBackend, startHttpBackend, startGateway, rawConnect, connect, connectRefused,
-  makeApi, raw, sleep, waitUntil, unusedUrl, HANG,
+  makeApi, raw, sleep, waitUntil, unusedUrl, HANG, DESTROY,
 } from './helpers.mjs';
 
 /** An API file with only the given integrations and routes. */
@@ -364,4 +364,41 @@ test('failing integration calls are logged at a bounded rate, with a count of th
   const lines = gw.output().split('\n').filter((l) => /integration call failed/.test(l));
   assert.ok(lines.length < 100, `${lines.length} warning lines for ${N} failed calls`);
   assert.match(lines.at(-1), /\d+ similar lines? not logged/, 'the lines left out are counted');
+});
+
+// ---------------------------------------------------------------------------
+// Backend pool under churn: timeouts, resets, cancellations, a full queue
+// ---------------------------------------------------------------------------
+
+test('backend pool: calls timing out, reset, cancelled and queued at once leave the gateway sound', async () => {
+  let n = 0;
+  const backend = await startBackend(async (e) => {
+    if (e.requestContext?.eventType !== 'MESSAGE') return { statusCode: 200 };
+    const k = n++ % 5;
+    if (k === 0) return DESTROY;
+    if (k === 1) return HANG;
+    await sleep(k * 30);
+    return { statusCode: 200, body: e.body };
+  });
+  const gw = await startGateway({ routes: makeApi(backend.url, {
+    integration: { timeoutMs: 120, maxConnections: 3, maxQueue: 20 },
+  }) });
+  const rounds = [];
+  for (let c = 0; c < 24; c++) {
+    rounds.push((async () => {
+      const ws = await connect(gw.url);
+      for (let m = 0; m < 12; m++) ws.send(`m${c}-${m}`);
+      await sleep(20 + (c % 6) * 40);
+      if (c % 2) ws.terminate(); else ws.close();
+    })());
+  }
+  await Promise.all(rounds);
+  await sleep(400);
+  backend.dropHung();
+  // Still serving, with answers.
+  n = 2;
+  const ws = await connect(gw.url);
+  ws.send('after');
+  const got = await new Promise((resolve) => ws.once('message', (d) => resolve(d.toString())));
+  assert.equal(got, 'after');
 });
