@@ -256,9 +256,38 @@ static void forwarded_for(const gw_invocation_t *inv, gw_buf_t *out)
 	append_value(out, inv->ctx->source_ip, strlen(inv->ctx->source_ip));
 }
 
+/* Whether the client's Connection header lists name: a header so named is
+ * hop-by-hop too (RFC 9110 §7.6.1). */
+static int connection_listed(const gw_invocation_t *inv, gw_str_t name)
+{
+	for (size_t i = 0; i < inv->n_headers; i++) {
+		const gw_header_t *h = &inv->headers[i];
+		const char *v = h->value.ptr;
+		size_t k = 0, len = h->value.len;
+
+		if (!is_header(h, "Connection"))
+			continue;
+		while (k < len) {
+			size_t start, end;
+
+			while (k < len && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+				k++;
+			start = k;
+			while (k < len && v[k] != ',')
+				k++;
+			end = k;
+			while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+				end--;
+			if (end - start == name.len && !strncasecmp(v + start, name.ptr, name.len))
+				return 1;
+		}
+	}
+	return 0;
+}
+
 /* The handshake headers for an HTTP_PROXY $connect: the client's, less
- * those only the gateway may set (gw_http_forwardable_header), then the
- * gateway's own X-Forwarded-* values. */
+ * those only the gateway may set (gw_http_forwardable_header) and those its
+ * Connection header names, then the gateway's own X-Forwarded-* values. */
 static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
 {
 	gw_str_t host = { NULL, 0 };
@@ -268,7 +297,8 @@ static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
 
 		if (is_header(h, "Host") && !host.ptr)
 			host = h->value;
-		if (!gw_http_forwardable_header(h->name.ptr, h->name.len))
+		if (!gw_http_forwardable_header(h->name.ptr, h->name.len) ||
+		    connection_listed(inv, h->name))
 			continue;
 		gw_buf_append(req, h->name.ptr, h->name.len);
 		gw_buf_append(req, ": ", 2);

@@ -147,7 +147,7 @@ test('item 16: HTTP_PROXY $connect: a client cannot set X-Wsgate-* or X-Forwarde
     'X-Wsgate-Request-Id: spoofed-rid', 'x-wsgate-disconnect-status-code: 1000',
     'X-Forwarded-For: 10.9.8.7', 'X-Forwarded-For: 10.0.0.1', 'X-Forwarded-Proto: https',
     'X-Forwarded-Host: evil.example', 'X-Forwarded-Port: 443', 'Forwarded: for=10.9.8.7;proto=https',
-    'X-Amzn-RequestId: spoofed', 'X-Keep: yes', '', '',
+    'X-Amzn-RequestId: spoofed', 'X-Keep: yes', 'X-Hop: no', 'Connection: x-hop', '', '',
   ].join('\r\n'));
   const r = await hb.waitFor((x) => x.method === 'POST');
   await waitUntil(() => sock.received.includes('\r\n\r\n'), 5000, 'the 101');
@@ -170,6 +170,7 @@ test('item 16: HTTP_PROXY $connect: a client cannot set X-Wsgate-* or X-Forwarde
   assert.deepEqual(allValues(r.rawHeaders, 'forwarded'), []);
   assert.deepEqual(allValues(r.rawHeaders, 'x-amzn-requestid'), []);
   assert.equal(one('x-keep'), 'yes');
+  assert.deepEqual(allValues(r.rawHeaders, 'x-hop'), [], 'a header the Connection header lists is hop-by-hop');
   assert.equal(one('host'), `127.0.0.1:${hb.port}`);
 });
 
