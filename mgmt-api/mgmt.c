@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The largest body taken (the largest maxMessageBytes the gateway accepts);
- * the API's own limit is applied by gw_conn_post. */
-#define BODY_MAX ((size_t)16 << 20)
+
+/* The largest maxMessageBytes a configuration may set. */
+#define BODY_LIMIT ((size_t)16 << 20)
 /* From the request head to the body's last byte. */
 #define BODY_DEADLINE_S 10
 
@@ -55,6 +55,7 @@ struct mgmt_pss {
 	size_t id_len;
 	char stage[132]; /* "" when the path has no stage prefix */
 	gw_buf_t body;
+	size_t body_max; /* what this request's body may hold */
 	int too_large;
 	int bad_path;
 	int started;
@@ -361,6 +362,23 @@ static int parse_path(struct mgmt_pss *pss, const char *uri, size_t len)
 	return 0;
 }
 
+/* The largest body worth reading for this path: the maxMessageBytes of
+ * the stage's API, or the largest of all without a stage. Anything larger
+ * gets 413 anyway (gw_conn_post applies the connection's own limit), and
+ * reading it would let a few callers hold gigabytes. */
+static size_t body_max(const gw_gateway_t *gw, const char *stage)
+{
+	size_t max = 0;
+
+	for (size_t i = 0; i < gw->cfg->n_apis; i++) {
+		const gw_api_t *api = &gw->cfg->apis[i];
+
+		if ((!stage[0] || !strcmp(api->stage, stage)) && api->max_message_bytes > max)
+			max = api->max_message_bytes;
+	}
+	return max;
+}
+
 /* A stage prefix must name a stage this gateway serves. */
 static int stage_known(const gw_gateway_t *gw, const char *stage)
 {
@@ -444,7 +462,10 @@ static int check_body(struct lws *wsi, struct mgmt_pss *pss)
 		answer_and_close(pss, 400, "BadRequestException", "Bad Request");
 		return -1;
 	}
-	if ((unsigned long long)cl > BODY_MAX) {
+	/* A body over the limit is read and dropped, then answered 413 (a
+	 * client still sending would not see an early answer); one larger
+	 * than any limit could be is refused at once. */
+	if ((unsigned long long)cl > BODY_LIMIT) {
 		answer_and_close(pss, 413, "PayloadTooLargeException",
 				 "Message is larger than the maximum message size");
 		return -1;
@@ -470,6 +491,7 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	gw_gateway_request_id(pss->gw, pss->request_id);
 	pss->op = request_method(wsi);
 	pss->bad_path = parse_path(pss, uri, len) || !stage_known(pss->gw, pss->stage);
+	pss->body_max = pss->bad_path ? 0 : body_max(pss->gw, pss->stage);
 	if (pss->op == OP_POST && (empty = check_body(wsi, pss)) < 0)
 		return;
 	/* Answers given before a body is read end the connection: the body
@@ -531,7 +553,7 @@ static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_BODY:
 		if (pss->closing || pss->ready)
 			return 0; /* answered already: the rest is dropped */
-		if (pss->body.len + len > BODY_MAX)
+		if (pss->body.len + len > pss->body_max)
 			pss->too_large = 1;
 		else if (!pss->too_large)
 			gw_buf_append(&pss->body, in, len);

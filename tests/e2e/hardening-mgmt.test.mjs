@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import {
   test, assert, startBackend, startGateway, startPair, makeApi, connectWithId, nextMessage,
-  pendingMessages, mgmtRequest, postTo, getConn, rawConnect, sleep, withTimeout, WebSocket,
+  pendingMessages, mgmtRequest, postTo, getConn, rawConnect, sleep, withTimeout, WebSocket, rssKiB,
 } from './helpers.mjs';
 
 /**
@@ -228,4 +228,28 @@ test('sequential management POSTs share one keep-alive connection', async () => 
   const got = [];
   while (got.length < 10) got.push((await nextMessage(ws)).data);
   assert.deepEqual(got, [...Array(10).keys()].map((i) => `keep-${i}`));
+});
+
+test('management bodies over the API limit are dropped as they arrive, not held (413 at the end)', { timeout: 30000 }, async () => {
+  const { backend, gw } = await startPair();
+  const { id } = await connectWithId(gw, backend);
+  await sleep(200);
+  const before = rssKiB(gw.proc.pid);
+  const size = 8 << 20;
+  const socks = [];
+  for (let i = 0; i < 8; i++) {
+    const s = await rawConnect(gw.mgmtPort);
+    s.write(postHead(`/dev/@connections/${id}`, `Content-Length: ${size + 1}\r\n`));
+    s.write(Buffer.alloc(size, 0x61));
+    socks.push(s);
+  }
+  await sleep(1500);
+  const grown = rssKiB(gw.proc.pid) - before;
+  for (const s of socks) s.write('a');
+  for (const s of socks) {
+    await withTimeout((async () => { while (!s.received.includes('\r\n\r\n')) await sleep(10); })(), 8000, 'the 413');
+    assert.match(s.received.toString(), /^HTTP\/1\.1 413/);
+    s.destroy();
+  }
+  assert.ok(grown < 16 * 1024, `RSS grew by ${grown} KiB while 8 clients sent 8 MB bodies`);
 });
