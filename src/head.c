@@ -1,9 +1,10 @@
-/* Incremental request-head parsing with http-parser. Spans are kept as
- * offsets into the growing buffer, since pointers would not survive its
- * reallocation. */
+/* Incremental request-head parsing with http-parser, behind a strict
+ * RFC 9112 scanner. Spans are kept as offsets into the growing buffer,
+ * since pointers would not survive its reallocation. */
 #include "head.h"
 
 #include <http_parser.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,14 +18,269 @@ typedef struct span {
 struct gw_head {
 	gw_buf_t buf;
 	size_t max;
-	size_t parsed;
+	size_t scanned; /* bytes seen by the strict scanner */
+	size_t parsed;	/* bytes consumed by http-parser */
+	gw_http_scan_t scan;
 	http_parser parser;
 	span_t url;
 	span_t name[MAX_HEADERS], value[MAX_HEADERS];
 	size_t n;
 	int last; /* 1 field, 2 value */
 	int done;
+	int too_many;
+	enum gw_head_status failed; /* BAD or TOO_LARGE once refused */
 };
+
+/* --- RFC 9110/9112 syntax --- */
+
+static int is_tchar(unsigned char c)
+{
+	/* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+	 *         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int gw_http_is_token(const char *p, size_t n)
+{
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_tchar((unsigned char)p[i]))
+			return 0;
+	return 1;
+}
+
+enum {
+	SC_START, /* before the request line; empty lines are ignored (§2.2) */
+	SC_START_LF,
+	SC_METHOD,
+	SC_TARGET,
+	SC_TARGET_PCT1, /* after '%' */
+	SC_TARGET_PCT2,
+	SC_VERSION,
+	SC_LINE_LF,
+	SC_FIELD, /* start of a field line, or of the final empty line */
+	SC_NAME,
+	SC_VALUE,
+	SC_VALUE_LF,
+	SC_END_LF,
+	SC_DONE,
+	SC_BAD,
+};
+
+/* Leading empty lines tolerated before a request line (RFC 9112 §2.2 asks
+ * for at least one; more is a client sending garbage). */
+#define MAX_LEADING_EMPTY_LINES 4
+
+void gw_http_scan_init(gw_http_scan_t *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = SC_START;
+}
+
+/* One byte; the next state (SC_BAD on a syntax error). */
+static int scan_byte(gw_http_scan_t *s, unsigned char c)
+{
+	switch (s->state) {
+	case SC_START:
+		if (c == '\r')
+			return ++s->n > MAX_LEADING_EMPTY_LINES ? SC_BAD : SC_START_LF;
+		s->n = 0;
+		return is_tchar(c) ? SC_METHOD : SC_BAD;
+	case SC_START_LF:
+		return c == '\n' ? SC_START : SC_BAD;
+	case SC_METHOD:
+		if (c == ' ')
+			return SC_TARGET;
+		return is_tchar(c) ? SC_METHOD : SC_BAD;
+	case SC_TARGET:
+		/* Visible ASCII only: no CTL, no obs-text, and no '#', which
+		 * no request-target form allows (RFC 9112 §3.2). */
+		if (c == ' ') {
+			if (!s->n)
+				return SC_BAD;
+			s->n = 0;
+			return SC_VERSION;
+		}
+		if (c <= 0x20 || c >= 0x7f || c == '#')
+			return SC_BAD;
+		s->n = 1;
+		return c == '%' ? SC_TARGET_PCT1 : SC_TARGET;
+	case SC_TARGET_PCT1:
+		return hexval(c) < 0 ? SC_BAD : SC_TARGET_PCT2;
+	case SC_TARGET_PCT2:
+		return hexval(c) < 0 ? SC_BAD : SC_TARGET;
+	case SC_VERSION:
+		if (c == '\r') {
+			/* Only HTTP/1.x: HTTP/0.9 has no version, an HTTP/2
+			 * preface is "PRI * HTTP/2.0". */
+			if (s->n == 8 && (!memcmp(s->version, "HTTP/1.1", 8) ||
+					  !memcmp(s->version, "HTTP/1.0", 8)))
+				return SC_LINE_LF;
+			return SC_BAD;
+		}
+		if (s->n == sizeof(s->version))
+			return SC_BAD;
+		s->version[s->n++] = (char)c;
+		return SC_VERSION;
+	case SC_LINE_LF:
+	case SC_VALUE_LF:
+		/* A bare CR is invalid (§2.2); so is a bare LF here, as
+		 * lenient parsers disagree on it. */
+		return c == '\n' ? SC_FIELD : SC_BAD;
+	case SC_FIELD:
+		if (c == '\r')
+			return SC_END_LF;
+		/* SP or HTAB here is obs-fold, or whitespace before the first
+		 * field: both rejected (§5.2, §2.2). */
+		return is_tchar(c) ? SC_NAME : SC_BAD;
+	case SC_NAME:
+		/* No whitespace between name and colon (§5.1). */
+		if (c == ':')
+			return SC_VALUE;
+		return is_tchar(c) ? SC_NAME : SC_BAD;
+	case SC_VALUE:
+		/* field-content: VCHAR, obs-text, SP, HTAB; no NUL, no CTL. */
+		if (c == '\r')
+			return SC_VALUE_LF;
+		return c == '\t' || (c >= 0x20 && c != 0x7f) ? SC_VALUE : SC_BAD;
+	case SC_END_LF:
+		return c == '\n' ? SC_DONE : SC_BAD;
+	default:
+		return SC_BAD;
+	}
+}
+
+enum gw_head_status gw_http_scan(gw_http_scan_t *s, const char *p, size_t len, size_t *used)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		s->state = scan_byte(s, (unsigned char)p[i]);
+		if (s->state == SC_BAD) {
+			*used = i;
+			return GW_HEAD_BAD;
+		}
+		if (s->state == SC_DONE) {
+			*used = i + 1;
+			return GW_HEAD_DONE;
+		}
+	}
+	*used = len;
+	return GW_HEAD_MORE;
+}
+
+static int ieq(gw_str_t s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return s.len == n && !strncasecmp(s.ptr, lit, n);
+}
+
+/* Without the optional whitespace around a field value or list element. */
+static gw_str_t trim(gw_str_t s)
+{
+	while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t')) {
+		s.ptr++;
+		s.len--;
+	}
+	while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t'))
+		s.len--;
+	return s;
+}
+
+/* RFC 9110 §7.2: uri-host [ ":" port ], possibly empty. */
+static int host_valid(gw_str_t v)
+{
+	for (size_t i = 0; i < v.len; i++) {
+		unsigned char c = (unsigned char)v.ptr[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      strchr("-._~!$&'()*+,;=:[]%", c)))
+			return 0;
+	}
+	return 1;
+}
+
+/* 1*DIGIT within uint64, or -1. */
+static int parse_length(gw_str_t v, uint64_t *out)
+{
+	uint64_t n = 0;
+
+	if (!v.len)
+		return -1;
+	for (size_t i = 0; i < v.len; i++) {
+		if (v.ptr[i] < '0' || v.ptr[i] > '9' || n > (UINT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(v.ptr[i] - '0');
+	}
+	*out = n;
+	return 0;
+}
+
+int gw_http_check_fields(const gw_str_t *names, const gw_str_t *values, size_t n,
+			 int http_minor, const char **why)
+{
+	size_t hosts = 0, lengths = 0, encodings = 0;
+	uint64_t length = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		gw_str_t v = trim(values[i]);
+		uint64_t l;
+
+		if (ieq(names[i], "Host")) {
+			hosts++;
+			if (!host_valid(v)) {
+				*why = "invalid Host";
+				return -1;
+			}
+		} else if (ieq(names[i], "Content-Length")) {
+			if (parse_length(v, &l)) {
+				*why = "invalid Content-Length";
+				return -1;
+			}
+			if (lengths++ && l != length) {
+				*why = "conflicting Content-Length";
+				return -1;
+			}
+			length = l;
+		} else if (ieq(names[i], "Transfer-Encoding")) {
+			encodings++;
+			/* Anything but a lone "chunked" leaves the body's end
+			 * to the receiver's interpretation (§6.3). */
+			if (!ieq(v, "chunked")) {
+				*why = "unsupported Transfer-Encoding";
+				return -1;
+			}
+		}
+	}
+	if (hosts > 1 || (http_minor >= 1 && !hosts)) {
+		*why = hosts ? "more than one Host" : "no Host";
+		return -1;
+	}
+	if (encodings > 1 || (encodings && (lengths || http_minor < 1))) {
+		*why = encodings > 1 ? "repeated Transfer-Encoding"
+		       : lengths     ? "Transfer-Encoding with Content-Length"
+				     : "Transfer-Encoding in HTTP/1.0";
+		return -1;
+	}
+	return 0;
+}
+
+/* --- http-parser callbacks --- */
 
 static int on_url(http_parser *p, const char *at, size_t len)
 {
@@ -41,8 +297,10 @@ static int on_field(http_parser *p, const char *at, size_t len)
 	gw_head_t *h = p->data;
 
 	if (h->last != 1) {
-		if (h->n == MAX_HEADERS)
+		if (h->n == MAX_HEADERS) {
+			h->too_many = 1;
 			return -1;
+		}
 		h->name[h->n].off = (size_t)(at - h->buf.data);
 		h->name[h->n].len = 0;
 		h->value[h->n].off = h->value[h->n].len = 0;
@@ -88,6 +346,7 @@ gw_head_t *gw_head_create(size_t max_bytes)
 	if (!h)
 		abort();
 	h->max = max_bytes;
+	gw_http_scan_init(&h->scan);
 	http_parser_init(&h->parser, HTTP_REQUEST);
 	h->parser.data = h;
 	return h;
@@ -101,30 +360,63 @@ void gw_head_destroy(gw_head_t *h)
 	free(h);
 }
 
-enum gw_head_status gw_head_feed(gw_head_t *h, const char *data, size_t len)
+static enum gw_head_status refuse(gw_head_t *h, enum gw_head_status st)
 {
-	if (h->buf.len + len > h->max)
-		return GW_HEAD_TOO_LARGE;
-	gw_buf_append(&h->buf, data, len);
-	if (h->done)
-		return GW_HEAD_DONE;
-	h->parsed += http_parser_execute(&h->parser, &settings, h->buf.data + h->parsed,
-					 h->buf.len - h->parsed);
-	if (h->done) {
-		/* Paused inside on_headers_complete, http-parser does not count
-		 * the byte it was on: the head's final LF. */
-		if (h->parsed < h->buf.len)
-			h->parsed++;
-		return GW_HEAD_DONE;
-	}
-	if (HTTP_PARSER_ERRNO(&h->parser) != HPE_OK)
-		return GW_HEAD_BAD;
-	return GW_HEAD_MORE;
+	h->failed = st;
+	return st;
 }
 
 static gw_str_t str(const gw_head_t *h, span_t s)
 {
 	return (gw_str_t){ h->buf.data + s.off, s.len };
+}
+
+static int check_fields(const gw_head_t *h)
+{
+	gw_str_t names[MAX_HEADERS], values[MAX_HEADERS];
+	const char *why;
+
+	for (size_t i = 0; i < h->n; i++)
+		gw_head_at(h, i, &names[i], &values[i]);
+	return gw_http_check_fields(names, values, h->n, h->parser.http_minor, &why);
+}
+
+enum gw_head_status gw_head_feed(gw_head_t *h, const char *data, size_t len)
+{
+	enum gw_head_status st;
+	size_t used;
+
+	if (h->failed)
+		return h->failed;
+	if (h->buf.len + len > h->max)
+		return refuse(h, GW_HEAD_TOO_LARGE);
+	gw_buf_append(&h->buf, data, len);
+	if (h->done)
+		return GW_HEAD_DONE;
+	/* The scanner sees each byte once, and http-parser only what the
+	 * scanner passed, never beyond the head. */
+	st = gw_http_scan(&h->scan, h->buf.data + h->scanned, h->buf.len - h->scanned, &used);
+	h->scanned += used;
+	if (st == GW_HEAD_BAD)
+		return refuse(h, GW_HEAD_BAD);
+	http_parser_execute(&h->parser, &settings, h->buf.data + h->parsed, h->scanned - h->parsed);
+	if (h->too_many)
+		return refuse(h, GW_HEAD_TOO_LARGE);
+	if (!h->done) {
+		/* Both must agree on where the head ends. */
+		if (HTTP_PARSER_ERRNO(&h->parser) != HPE_OK || st == GW_HEAD_DONE)
+			return refuse(h, GW_HEAD_BAD);
+		h->parsed = h->scanned;
+		return GW_HEAD_MORE;
+	}
+	/* Paused inside on_headers_complete, http-parser does not count the
+	 * byte it was on (the final LF): the scanner's count is exact. */
+	if (st != GW_HEAD_DONE)
+		return refuse(h, GW_HEAD_BAD);
+	h->parsed = h->scanned;
+	if (check_fields(h))
+		return refuse(h, GW_HEAD_BAD);
+	return GW_HEAD_DONE;
 }
 
 gw_str_t gw_head_url(const gw_head_t *h)
@@ -178,4 +470,245 @@ gw_str_t gw_head_bytes(const gw_head_t *h)
 size_t gw_head_length(const gw_head_t *h)
 {
 	return h->parsed;
+}
+
+/* --- what libwebsockets 4.1 refuses in an upgrade --- */
+
+/* The names libwebsockets 4.1 recognises (lib/roles/http/lextable-strings.h,
+ * as built by Debian: with HTTP/2 and the uncommon headers), in its lower
+ * case, with the character that ends each. */
+static const char *const lws_known[] = {
+	"get ", "post ", "options ", "host:", "connection:", "upgrade:", "origin:",
+	"sec-websocket-draft:", "sec-websocket-extensions:", "sec-websocket-key1:",
+	"sec-websocket-key2:", "sec-websocket-protocol:", "sec-websocket-accept:",
+	"sec-websocket-nonce:", "http/1.1 ", "http2-settings:", "accept:",
+	"access-control-request-headers:", "if-modified-since:", "if-none-match:",
+	"accept-encoding:", "accept-language:", "pragma:", "cache-control:",
+	"authorization:", "cookie:", "content-length:", "content-type:", "date:", "range:",
+	"referer:", "sec-websocket-key:", "sec-websocket-version:", "sec-websocket-origin:",
+	"accept-charset:", "accept-ranges:", "access-control-allow-origin:", "age:", "allow:",
+	"content-disposition:", "content-encoding:", "content-language:",
+	"content-location:", "content-range:", "etag:", "expect:", "expires:", "from:",
+	"if-match:", "if-range:", "if-unmodified-since:", "last-modified:", "link:",
+	"location:", "max-forwards:", "proxy-authenticate:", "proxy-authorization:",
+	"refresh:", "retry-after:", "server:", "set-cookie:", "strict-transport-security:",
+	"transfer-encoding:", "user-agent:", "vary:", "via:", "www-authenticate:", "patch ",
+	"put ", "delete ", "uri-args", "proxy ", "x-real-ip:", "http/1.0 ", "x-forwarded-for:",
+	"connect ", "head ", "te:", "replay-nonce:", "x-auth-token:", NULL,
+};
+
+/* Header fragments an lws 4.1 head can hold (frags[WSI_TOKEN_COUNT], the
+ * first unused): the URI, the version, each known header, each URI
+ * argument. */
+#define LWS_MAX_FRAGS 94
+/* Per-name bytes libwebsockets keeps for an unknown header (its custom
+ * header record) and what is kept at most besides the fields. */
+#define LWS_UNKNOWN_OVERHEAD 8
+#define LWS_FIXED_OVERHEAD 32
+
+/* 1 a header libwebsockets stores as a fragment, 0 one it keeps as a custom
+ * header, -1 one its parser loses: a name that is a proper prefix of a known
+ * one walks its lookup table up to the ':' and the colon then fails to end
+ * it, so the name runs on into the following lines and the head is never
+ * complete (e.g. "X-A:", "Con:", "Get:"). */
+static int lws_header_kind(gw_str_t name)
+{
+	int prefix = 0;
+
+	for (const char *const *k = lws_known; *k; k++) {
+		size_t kl = strlen(*k);
+
+		if (name.len >= kl || strncasecmp(*k, name.ptr, name.len))
+			continue;
+		if ((*k)[name.len] == ':' && kl == name.len + 1)
+			return 1;
+		prefix = 1;
+	}
+	return prefix ? -1 : 0;
+}
+
+/* A list (RFC 9110 §5.6.1) of tokens no longer than max_token, without
+ * empty elements (libwebsockets' tokenizer refuses them); *found when one
+ * is want (case-insensitive). 0 or -1. */
+static int token_list(gw_str_t v, size_t max_token, const char *want, int *found)
+{
+	size_t i = 0;
+
+	for (;;) {
+		gw_str_t e = { v.ptr + i, 0 };
+
+		while (i + e.len < v.len && v.ptr[i + e.len] != ',')
+			e.len++;
+		i += e.len;
+		e = trim(e);
+		if (!gw_http_is_token(e.ptr, e.len) || e.len > max_token)
+			return -1;
+		if (want && ieq(e, want))
+			*found = 1;
+		if (i == v.len)
+			return 0;
+		i++; /* the comma */
+	}
+}
+
+/* Exactly one header of this name; its value, or {NULL, 0}. */
+static gw_str_t single(const gw_head_t *h, const char *name)
+{
+	gw_str_t found = { NULL, 0 }, n, v;
+
+	for (size_t i = 0; i < h->n; i++) {
+		gw_head_at(h, i, &n, &v);
+		if (!ieq(n, name))
+			continue;
+		if (found.ptr)
+			return (gw_str_t){ NULL, 0 };
+		found = v;
+	}
+	return found;
+}
+
+/* The joined length libwebsockets gives all headers of this name (values
+ * separated by one byte); 0 when absent. */
+static size_t joined_length(const gw_head_t *h, const char *name, size_t *count)
+{
+	size_t len = 0;
+	gw_str_t n, v;
+
+	*count = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		gw_head_at(h, i, &n, &v);
+		if (ieq(n, name))
+			len += (*count)++ ? v.len + 1 : v.len;
+	}
+	return len;
+}
+
+/* RFC 6455 §4.1: base64 of 16 bytes, so 22 characters, the last carrying
+ * only 2 bits, then "==". */
+static int ws_key_valid(gw_str_t k)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *last;
+
+	if (k.len != 24 || k.ptr[22] != '=' || k.ptr[23] != '=')
+		return 0;
+	for (size_t i = 0; i < 22; i++)
+		if (!k.ptr[i] || !strchr(b64, k.ptr[i]))
+			return 0;
+	last = strchr(b64, k.ptr[21]);
+	return ((last - b64) & 0xf) == 0;
+}
+
+/* The request target as libwebsockets decodes it: origin-form, and no
+ * %00, after which it drops the connection. Percent-escapes are already
+ * known to be well-formed (scanner). */
+static int ws_url_valid(gw_str_t u)
+{
+	if (!u.len || u.ptr[0] != '/')
+		return 0;
+	for (size_t i = 0; i + 2 < u.len; i++)
+		if (u.ptr[i] == '%' && u.ptr[i + 1] == '0' && u.ptr[i + 2] == '0')
+			return 0;
+	return 1;
+}
+
+/* Fragments and header space the head takes in libwebsockets, bounded
+ * from above. */
+static void lws_usage(const gw_head_t *h, size_t *frags, size_t *space)
+{
+	gw_str_t u = gw_head_url(h), n, v;
+
+	*frags = 2; /* URI, version */
+	*space = LWS_FIXED_OVERHEAD + u.len;
+	for (size_t i = 0; i < u.len; i++)
+		if (u.ptr[i] == '&' || u.ptr[i] == ';')
+			++*frags;
+	if (memchr(u.ptr, '?', u.len))
+		++*frags;
+	for (size_t i = 0; i < h->n; i++) {
+		gw_head_at(h, i, &n, &v);
+		if (lws_header_kind(n) == 1) {
+			++*frags;
+			*space += v.len + 2;
+		} else {
+			*space += LWS_UNKNOWN_OVERHEAD + n.len + 1 + v.len + 2;
+		}
+	}
+}
+
+/* The header-by-header rules; NULL when they hold. */
+static const char *ws_fields_problem(const gw_head_t *h)
+{
+	size_t count, len;
+	gw_str_t n, v;
+	int found = 0;
+
+	for (size_t i = 0; i < h->n; i++) {
+		gw_head_at(h, i, &n, &v);
+		if (lws_header_kind(n) < 0)
+			return "a header name libwebsockets cannot parse";
+		if (ieq(n, "Transfer-Encoding") || (ieq(n, "Content-Length") && !ieq(trim(v), "0")))
+			return "a body on an upgrade";
+	}
+	v = single(h, "Host");
+	if (!v.ptr || !trim(v).len)
+		return "no Host";
+	v = single(h, "Upgrade");
+	if (!v.ptr || !ieq(v, "websocket"))
+		return "Upgrade is not exactly websocket";
+	if (!ws_key_valid(single(h, "Sec-WebSocket-Key")))
+		return "invalid Sec-WebSocket-Key";
+	if (!ieq(trim(single(h, "Sec-WebSocket-Version")), "13"))
+		return "Sec-WebSocket-Version is not 13";
+	/* libwebsockets copies these into 128-byte buffers. */
+	if (joined_length(h, "Connection", &count) > 126)
+		return "Connection too long";
+	for (size_t i = 0; i < h->n; i++) {
+		gw_head_at(h, i, &n, &v);
+		if (ieq(n, "Connection") && token_list(v, SIZE_MAX, "upgrade", &found))
+			return "malformed Connection";
+		/* and each protocol name into 64 bytes */
+		if (ieq(n, "Sec-WebSocket-Protocol") && token_list(v, 62, NULL, &found))
+			return "malformed Sec-WebSocket-Protocol";
+	}
+	if (!found)
+		return "Connection without upgrade";
+	if (joined_length(h, "Sec-WebSocket-Protocol", &count) > 126)
+		return "Sec-WebSocket-Protocol too long";
+	/* Its extension parser stops at 255 bytes. */
+	len = joined_length(h, "Sec-WebSocket-Extensions", &count);
+	if (len > 254)
+		return "Sec-WebSocket-Extensions too long";
+	return NULL;
+}
+
+enum gw_head_status gw_head_check_websocket(const gw_head_t *h, size_t lws_space,
+					    const char **why)
+{
+	size_t frags, space;
+
+	*why = NULL;
+	if (!h->done || h->failed) {
+		*why = "incomplete head";
+		return GW_HEAD_BAD;
+	}
+	if (h->parser.method != HTTP_GET || h->parser.http_major != 1 || h->parser.http_minor != 1)
+		*why = "not an HTTP/1.1 GET";
+	else if (!ws_url_valid(gw_head_url(h)))
+		*why = "a request target libwebsockets refuses";
+	else
+		*why = ws_fields_problem(h);
+	if (*why)
+		return GW_HEAD_BAD;
+	lws_usage(h, &frags, &space);
+	if (frags > LWS_MAX_FRAGS) {
+		*why = "too many headers and URI arguments for libwebsockets";
+		return GW_HEAD_TOO_LARGE;
+	}
+	if (space + 1 >= lws_space) {
+		*why = "head too large for libwebsockets' header space";
+		return GW_HEAD_TOO_LARGE;
+	}
+	return GW_HEAD_DONE;
 }

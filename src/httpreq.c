@@ -1,5 +1,7 @@
-/* REST request parsing over http-parser (see httpreq.h). */
+/* REST request parsing over http-parser (see httpreq.h), behind the strict
+ * RFC 9112 scanner of head.c. */
 #include "httpreq.h"
+#include "head.h"
 
 #include <http_parser.h>
 #include <stdlib.h>
@@ -22,7 +24,9 @@ struct gw_req {
 	int last;
 	size_t head_bytes;
 	gw_buf_t body;
-	int done, body_too_large, head_too_large, head_done;
+	gw_http_scan_t scan;
+	int scan_done; /* the scanner has passed the whole head */
+	int done, body_too_large, head_too_large, head_done, bad;
 };
 
 static int add(gw_req_t *r, span_t *s, const char *at, size_t len)
@@ -70,11 +74,22 @@ static int on_value(http_parser *p, const char *at, size_t len)
 	return add(r, &r->value[r->n - 1], at, len);
 }
 
+static gw_str_t str(const gw_req_t *r, span_t s);
+
 static int on_headers_complete(http_parser *p)
 {
 	gw_req_t *r = p->data;
+	gw_str_t names[MAX_HEADERS], values[MAX_HEADERS];
+	const char *why;
 
 	r->head_done = 1;
+	/* Framing a proxy must not guess at (RFC 9112 §6.3). */
+	for (size_t i = 0; i < r->n; i++)
+		gw_req_header(r, i, &names[i], &values[i]);
+	if (gw_http_check_fields(names, values, r->n, p->http_minor, &why)) {
+		r->bad = 1;
+		return -1;
+	}
 	/* Refused before a byte of it is read. */
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > r->max_body) {
 		r->body_too_large = 1;
@@ -143,7 +158,9 @@ void gw_req_reset(gw_req_t *r)
 	memset(&r->url, 0, sizeof(r->url));
 	r->n = 0;
 	r->last = 0;
-	r->done = r->body_too_large = r->head_too_large = r->head_done = 0;
+	r->done = r->body_too_large = r->head_too_large = r->head_done = r->bad = 0;
+	gw_http_scan_init(&r->scan);
+	r->scan_done = 0;
 }
 
 int gw_req_wants_continue(const gw_req_t *r)
@@ -155,7 +172,24 @@ int gw_req_wants_continue(const gw_req_t *r)
 
 enum gw_req_status gw_req_feed(gw_req_t *r, const char *data, size_t len, size_t *used)
 {
-	size_t n = http_parser_execute(&r->parser, &settings, data, len);
+	size_t n;
+
+	if (r->bad) {
+		*used = 0;
+		return GW_REQ_BAD;
+	}
+	/* Each head byte is scanned once; the body is http-parser's alone. */
+	if (!r->scan_done) {
+		enum gw_head_status st = gw_http_scan(&r->scan, data, len, &n);
+
+		if (st == GW_HEAD_BAD) {
+			r->bad = 1;
+			*used = n;
+			return GW_REQ_BAD;
+		}
+		r->scan_done = st == GW_HEAD_DONE;
+	}
+	n = http_parser_execute(&r->parser, &settings, data, len);
 
 	if (r->done) {
 		/* http-parser counts the byte it paused on for message_complete
@@ -168,8 +202,15 @@ enum gw_req_status gw_req_feed(gw_req_t *r, const char *data, size_t len, size_t
 		return GW_REQ_BODY_TOO_LARGE;
 	if (r->head_too_large)
 		return GW_REQ_HEAD_TOO_LARGE;
-	if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK)
+	if (r->bad || HTTP_PARSER_ERRNO(&r->parser) != HPE_OK) {
+		r->bad = 1;
 		return GW_REQ_BAD;
+	}
+	/* Both must agree on where the head ends. */
+	if (r->scan_done != r->head_done) {
+		r->bad = 1;
+		return GW_REQ_BAD;
+	}
 	return GW_REQ_MORE;
 }
 
