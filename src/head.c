@@ -501,10 +501,13 @@ static const char *const lws_known[] = {
  * first unused): the URI, the version, each known header, each URI
  * argument. */
 #define LWS_MAX_FRAGS 94
-/* Per-name bytes libwebsockets keeps for an unknown header (its custom
- * header record) and what is kept at most besides the fields. */
+/* Header space libwebsockets takes, bounded from above (measured against
+ * 4.1.6, tests/e2e/hardening-parse.test.mjs): an unknown header keeps an
+ * 8-byte record, its name and value; a known one its value, a NUL and, when
+ * repeated, a separator; the URI a NUL per argument and its end; and a
+ * header name is stored while being matched (up to 8 + 31 bytes). */
 #define LWS_UNKNOWN_OVERHEAD 8
-#define LWS_FIXED_OVERHEAD 32
+#define LWS_FIXED_OVERHEAD 48
 
 /* 1 a header libwebsockets stores as a fragment, 0 one it keeps as a custom
  * header, -1 one its parser loses: a name that is a proper prefix of a known
@@ -620,17 +623,21 @@ static void lws_usage(const gw_head_t *h, size_t *frags, size_t *space)
 	gw_str_t u = gw_head_url(h), n, v;
 
 	*frags = 2; /* URI, version */
-	*space = LWS_FIXED_OVERHEAD + u.len;
+	*space = LWS_FIXED_OVERHEAD + u.len + 3;
 	for (size_t i = 0; i < u.len; i++)
-		if (u.ptr[i] == '&' || u.ptr[i] == ';')
+		if (u.ptr[i] == '&' || u.ptr[i] == ';') {
 			++*frags;
-	if (memchr(u.ptr, '?', u.len))
+			++*space;
+		}
+	if (memchr(u.ptr, '?', u.len)) {
 		++*frags;
+		++*space;
+	}
 	for (size_t i = 0; i < h->n; i++) {
 		gw_head_at(h, i, &n, &v);
 		if (lws_header_kind(n) == 1) {
 			++*frags;
-			*space += v.len + 2;
+			*space += v.len + 3;
 		} else {
 			*space += LWS_UNKNOWN_OVERHEAD + n.len + 1 + v.len + 2;
 		}

@@ -4,6 +4,7 @@
 #include "head.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #define MAX_HEAD 8192
 
@@ -300,6 +301,285 @@ static void test_many_headers(void)
 	gw_buf_dispose(&req);
 }
 
+
+/* Item 14: what http-parser 2.9 lets through and a proxy must not. */
+static void test_item14_field_syntax(void)
+{
+	static const char *const bad[] = {
+		"GET / HTTP/1.1\r\nHost : evil\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nX Y: sp\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\n: empty\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nX-\xc3\xa9: 1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x0b" "b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\nX-A: b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\n two\r\n\r\n",
+		"GET / HTTP/1.1\r\n\tHost: h\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+		"GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t n = strlen(bad[i]);
+		gw_head_t *h = gw_head_create(MAX_HEAD);
+		enum gw_head_status st = gw_head_feed(h, bad[i], n), b = GW_HEAD_MORE;
+
+		CHECK_MSG(st == GW_HEAD_BAD, "case %zu: status %d, expected GW_HEAD_BAD", i, st);
+		gw_head_destroy(h);
+		/* the same a byte at a time */
+		h = gw_head_create(MAX_HEAD);
+		for (size_t j = 0; j < n && b == GW_HEAD_MORE; j++)
+			b = gw_head_feed(h, bad[i] + j, 1);
+		CHECK_MSG(b == GW_HEAD_BAD, "case %zu byte by byte: status %d", i, b);
+		gw_head_destroy(h);
+	}
+}
+
+/* An upgrade head with `extra` header lines (each ending in CRLF) and the
+ * standard ones, `omit` left out (a name, or NULL). */
+static char *upgrade_with(const char *url, const char *omit, const char *extra)
+{
+	static const char *const std[] = { "Host: gw.example.com", "Upgrade: websocket",
+		"Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+		"Sec-WebSocket-Version: 13" };
+	gw_buf_t b;
+
+	gw_buf_init(&b);
+	gw_buf_append_str(&b, "GET ");
+	gw_buf_append_str(&b, url);
+	gw_buf_append_str(&b, " HTTP/1.1\r\n");
+	for (size_t i = 0; i < 5; i++) {
+		if (omit && !strncmp(std[i], omit, strlen(omit)))
+			continue;
+		gw_buf_append_str(&b, std[i]);
+		gw_buf_append_str(&b, "\r\n");
+	}
+	gw_buf_append_str(&b, extra);
+	gw_buf_append_str(&b, "\r\n");
+	gw_buf_append_char(&b, '\0');
+	return b.data;
+}
+
+static enum gw_head_status ws_check(const char *req, size_t lws_space, const char **why)
+{
+	gw_head_t *h = gw_head_create(16384);
+	enum gw_head_status st = gw_head_feed(h, req, strlen(req));
+
+	*why = "(parse)";
+	if (st == GW_HEAD_DONE)
+		st = gw_head_check_websocket(h, lws_space, why);
+	gw_head_destroy(h);
+	return st;
+}
+
+static char *repeat(const char *prefix, const char *unit, size_t n, const char *suffix)
+{
+	gw_buf_t b;
+
+	gw_buf_init(&b);
+	gw_buf_append_str(&b, prefix);
+	for (size_t i = 0; i < n; i++)
+		gw_buf_append_str(&b, unit);
+	gw_buf_append_str(&b, suffix);
+	gw_buf_append_char(&b, '\0');
+	return b.data;
+}
+
+/* Item 18: every head below was approved by the gateway (so $connect was
+ * called) and then dropped by libwebsockets 4.1.6, as measured against
+ * this build (tests/e2e/hardening-parse.test.mjs); the check refuses each
+ * first, and still accepts what libwebsockets accepts. */
+static void test_item18_websocket_check(void)
+{
+	struct {
+		const char *url, *omit, *extra;
+		enum gw_head_status want;
+	} t[] = {
+		{ "/", NULL, "", GW_HEAD_DONE },
+		{ "/chat?token=abc&x=1", NULL, "Sec-WebSocket-Protocol: chat.v2, graphql-ws\r\n"
+		  "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+		  "Origin: https://app.example.com\r\nCookie: a=b; c=d\r\nX-Foo: 1\r\n", GW_HEAD_DONE },
+		{ "/", "Connection", "Connection: keep-alive, Upgrade\r\n", GW_HEAD_DONE },
+		{ "/", "Connection", "Connection: upgrade,\r\n", GW_HEAD_BAD }, /* empty element */
+		{ "/", "Upgrade", "Upgrade: WebSocket\r\n", GW_HEAD_DONE },
+		{ "/?a=%41", NULL, "", GW_HEAD_DONE },
+		/* %00 in the query or the path */
+		{ "/?a=%00", NULL, "", GW_HEAD_BAD },
+		{ "/a%00", NULL, "", GW_HEAD_BAD },
+		/* obs-fold is refused by the parser already */
+		{ "/", NULL, "X-A: one\r\n two\r\n", GW_HEAD_BAD },
+		/* Sec-WebSocket-Key: 16 bytes in base64, once */
+		{ "/", "Sec-WebSocket-Key", "", GW_HEAD_BAD },
+		{ "/", "Sec-WebSocket-Key", "Sec-WebSocket-Key: abc\r\n", GW_HEAD_BAD },
+		{ "/", "Sec-WebSocket-Key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n", GW_HEAD_BAD },
+		{ "/", "Sec-WebSocket-Key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n", GW_HEAD_BAD },
+		{ "/", NULL, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", GW_HEAD_BAD },
+		/* Sec-WebSocket-Version 13 */
+		{ "/", "Sec-WebSocket-Version", "", GW_HEAD_BAD },
+		{ "/", "Sec-WebSocket-Version", "Sec-WebSocket-Version: 8\r\n", GW_HEAD_BAD },
+		/* Upgrade: exactly websocket */
+		{ "/", "Upgrade", "Upgrade: websocket, h2c\r\n", GW_HEAD_BAD },
+		{ "/", "Upgrade", "Upgrade: websocket \r\n", GW_HEAD_BAD },
+		{ "/", NULL, "Upgrade: websocket\r\n", GW_HEAD_BAD },
+		/* Connection: a token list naming upgrade, under 127 bytes */
+		{ "/", "Connection", "Connection: ,, Upgrade ,\r\n", GW_HEAD_BAD },
+		{ "/", "Connection", "Connection: Upgrade;\r\n", GW_HEAD_BAD },
+		/* Host, once and not empty */
+		{ "/", "Host", "", GW_HEAD_BAD },
+		{ "/", "Host", "Host:\r\n", GW_HEAD_BAD },
+		/* names libwebsockets' lookup table loses the end of */
+		{ "/", NULL, "X-A: 1\r\n", GW_HEAD_BAD },
+		{ "/", NULL, "Con: 1\r\n", GW_HEAD_BAD },
+		{ "/", NULL, "Get: 1\r\n", GW_HEAD_BAD },
+		{ "/", NULL, "T: 1\r\n", GW_HEAD_BAD },
+		{ "/", NULL, "Acceptx: 1\r\n", GW_HEAD_DONE },
+		{ "/", NULL, "X-Foo: 1\r\n", GW_HEAD_DONE },
+		/* subprotocols: names up to 62 bytes, the list under 127 */
+		{ "/", NULL, "Sec-WebSocket-Protocol: a;b\r\n", GW_HEAD_BAD },
+		{ "/", NULL, "Sec-WebSocket-Protocol: \r\n", GW_HEAD_BAD },
+		/* a body on an upgrade, and HTTP/1.0 */
+		{ "/", NULL, "Content-Length: 5\r\n", GW_HEAD_BAD },
+		{ "/", NULL, "Content-Length: 0\r\n", GW_HEAD_DONE },
+	};
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char *req = upgrade_with(t[i].url, t[i].omit, t[i].extra);
+		enum gw_head_status st = ws_check(req, 4096, &why);
+
+		CHECK_MSG(st == t[i].want, "case %zu: status %d (%s), expected %d", i, st,
+			  why ? why : "ok", t[i].want);
+		if (st != t[i].want)
+			unit_dump("request", req, strlen(req));
+		free(req);
+	}
+}
+
+/* Item 18, sizes: the limits measured on libwebsockets 4.1.6. */
+static void test_item18_websocket_limits(void)
+{
+	static const struct {
+		const char *prefix, *unit, *suffix;
+		size_t n;
+		int in_url;
+		enum gw_head_status want;
+	} t[] = {
+		/* Sec-WebSocket-Key: lws takes < 128 bytes; we want exactly 24 */
+		{ "Sec-WebSocket-Key: ", "A", "\r\n", 130, 0, GW_HEAD_BAD },
+		/* Connection: 126 bytes (both headers joined) fit its 128-byte copy */
+		{ "Connection: Upgrade, ", "x", "\r\n", 109, 0, GW_HEAD_DONE },
+		{ "Connection: Upgrade, ", "x", "\r\n", 110, 0, GW_HEAD_BAD },
+		/* Sec-WebSocket-Protocol: each name below 63 bytes */
+		{ "Sec-WebSocket-Protocol: ", "p", "\r\n", 62, 0, GW_HEAD_DONE },
+		{ "Sec-WebSocket-Protocol: ", "p", "\r\n", 63, 0, GW_HEAD_BAD },
+		{ "Sec-WebSocket-Protocol: p0000000", ", p0000000", "\r\n", 13, 0, GW_HEAD_BAD },
+		/* Sec-WebSocket-Extensions: 254 bytes */
+		{ "Sec-WebSocket-Extensions: ", "x", "\r\n", 254, 0, GW_HEAD_DONE },
+		{ "Sec-WebSocket-Extensions: ", "x", "\r\n", 255, 0, GW_HEAD_BAD },
+		/* header fragments: 85 URI arguments fit, 88 do not */
+		{ "/?a=1", "&a=1", "", 84, 1, GW_HEAD_DONE },
+		{ "/?a=1", "&a=1", "", 87, 1, GW_HEAD_TOO_LARGE },
+		{ "/?a=1", ";a=1", "", 87, 1, GW_HEAD_TOO_LARGE },
+		/* 87 known headers fit, 88 do not; unknown ones take none */
+		{ "", "Accept: x\r\n", "", 87, 0, GW_HEAD_DONE },
+		{ "", "Accept: x\r\n", "", 88, 0, GW_HEAD_TOO_LARGE },
+		{ "", "X-Foo: x\r\n", "", 94, 0, GW_HEAD_DONE },
+		/* header space (4096 by default): a 3,960-byte header fits, 4,000 do not */
+		{ "X-Big: ", "a", "\r\n", 3960, 0, GW_HEAD_DONE },
+		{ "X-Big: ", "a", "\r\n", 3997, 0, GW_HEAD_TOO_LARGE },
+		{ "/?x=", "q", "", 3997, 1, GW_HEAD_TOO_LARGE },
+		{ "Cookie: a=", "b", "\r\n", 5000, 0, GW_HEAD_TOO_LARGE },
+	};
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char *part = repeat(t[i].prefix, t[i].unit, t[i].n, t[i].suffix);
+		char *req = t[i].in_url ? upgrade_with(part, NULL, "") : upgrade_with("/", NULL, part);
+		enum gw_head_status st = ws_check(req, 4096, &why);
+
+		CHECK_MSG(st == t[i].want, "case %zu (%s%s x %zu): status %d (%s), expected %d", i,
+			  t[i].prefix, t[i].unit, t[i].n, st, why ? why : "ok", t[i].want);
+		free(part);
+		free(req);
+	}
+	/* With the header space raised to the head limit and beyond, a
+	 * 12 KB cookie is fine. */
+	{
+		char *part = repeat("Cookie: a=", "b", 12000, "\r\n");
+		char *req = upgrade_with("/", NULL, part);
+
+		CHECK_INT_EQ(ws_check(req, 16384 + 2048, &why), GW_HEAD_DONE);
+		CHECK_INT_EQ(ws_check(req, 4096, &why), GW_HEAD_TOO_LARGE);
+		free(part);
+		free(req);
+	}
+}
+
+static void test_item18_not_a_done_head(void)
+{
+	gw_head_t *h = gw_head_create(MAX_HEAD);
+	const char *why = NULL;
+
+	CHECK_INT_EQ(gw_head_feed(h, "GET / HTTP/1.1\r\n", 16), GW_HEAD_MORE);
+	CHECK_INT_EQ(gw_head_check_websocket(h, 4096, &why), GW_HEAD_BAD);
+	CHECK(why != NULL);
+	gw_head_destroy(h);
+	/* POST and HTTP/1.0 upgrades */
+	h = gw_head_create(MAX_HEAD);
+	CHECK_INT_EQ(gw_head_feed(h, upgrade_req, sizeof(upgrade_req) - 1), GW_HEAD_DONE);
+	CHECK_INT_EQ(gw_head_check_websocket(h, 4096, &why), GW_HEAD_DONE);
+	gw_head_destroy(h);
+	{
+		static const char post[] = "POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+					   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+					   "Sec-WebSocket-Version: 13\r\n\r\n";
+		static const char v10[] = "GET / HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\n"
+					  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+					  "Sec-WebSocket-Version: 13\r\n\r\n";
+
+		CHECK_INT_EQ(ws_check(post, 4096, &why), GW_HEAD_BAD);
+		CHECK_INT_EQ(ws_check(v10, 4096, &why), GW_HEAD_BAD);
+	}
+}
+
+/* Item 11 (upgrade side): a 15 KB head a byte at a time stays linear. */
+static void test_item11_byte_at_a_time_is_linear(void)
+{
+	gw_buf_t req;
+	gw_head_t *h = gw_head_create(16384);
+	enum gw_head_status st = GW_HEAD_MORE;
+	clock_t t0;
+	double took;
+	char pad[200];
+
+	memset(pad, 'a', sizeof(pad));
+	memcpy(pad, "X-Padding: ", 11);
+	memcpy(pad + sizeof(pad) - 2, "\r\n", 2);
+	gw_buf_init(&req);
+	gw_buf_append_str(&req, "GET /x HTTP/1.1\r\nHost: h\r\n");
+	while (req.len < 15000)
+		gw_buf_append(&req, pad, sizeof(pad));
+	gw_buf_append_str(&req, "\r\n");
+	t0 = clock();
+	for (size_t i = 0; i < req.len && st == GW_HEAD_MORE; i++)
+		st = gw_head_feed(h, req.data + i, 1);
+	took = (double)(clock() - t0) / CLOCKS_PER_SEC;
+	CHECK_INT_EQ(st, GW_HEAD_DONE);
+	CHECK_INT_EQ(gw_head_length(h), req.len);
+	CHECK_MSG(took < 0.05, "byte at a time took %.3f s", took);
+	gw_head_destroy(h);
+	gw_buf_dispose(&req);
+}
+
 int main(void)
 {
 	RUN(test_one_piece);
@@ -310,5 +590,10 @@ int main(void)
 	RUN(test_incomplete_and_bad);
 	RUN(test_too_large);
 	RUN(test_many_headers);
+	RUN(test_item14_field_syntax);
+	RUN(test_item18_websocket_check);
+	RUN(test_item18_websocket_limits);
+	RUN(test_item18_not_a_done_head);
+	RUN(test_item11_byte_at_a_time_is_linear);
 	UNIT_MAIN_END();
 }
