@@ -53,6 +53,10 @@ static int on_field(http_parser *p, const char *at, size_t len)
 {
 	gw_req_t *r = p->data;
 
+	/* Trailer fields of a chunked body are dropped (RFC 9110 §6.5.1):
+	 * they were never checked as the head was, and must not join it. */
+	if (r->head_done)
+		return 0;
 	if (r->last != 1) {
 		if (r->n == MAX_HEADERS) {
 			r->head_too_large = 1;
@@ -70,6 +74,8 @@ static int on_value(http_parser *p, const char *at, size_t len)
 {
 	gw_req_t *r = p->data;
 
+	if (r->head_done)
+		return 0;
 	r->last = 2;
 	return add(r, &r->value[r->n - 1], at, len);
 }
@@ -83,6 +89,12 @@ static int on_headers_complete(http_parser *p)
 	const char *why;
 
 	r->head_done = 1;
+	/* http-parser ends a CONNECT at its head and would take its body for
+	 * the next request; there is no tunnel to open anyway. */
+	if (p->method == HTTP_CONNECT) {
+		r->bad = 1;
+		return -1;
+	}
 	/* Framing a proxy must not guess at (RFC 9112 §6.3). */
 	for (size_t i = 0; i < r->n; i++)
 		gw_req_header(r, i, &names[i], &values[i]);

@@ -259,6 +259,30 @@ static void test_item11_byte_at_a_time_is_linear(void)
 	gw_buf_dispose(&req);
 }
 
+
+/* Beyond the items: trailers of a chunked body joined the headers (with
+ * http-parser's lenient syntax, "Host : evil" included), and a CONNECT's
+ * body was parsed as a second request. */
+static void test_trailers_and_connect(void)
+{
+	static const char trailer[] = "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+				      "3\r\nabc\r\n0\r\nHost : evil\r\nX-Wsgate-Connection-Id: forged\r\n\r\n";
+	static const char connect[] = "CONNECT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 27\r\n\r\n"
+				      "GET /admin HTTP/1.1\r\nHost: h\r\n\r\n";
+	gw_req_t *r = gw_req_create(MAX_HEAD, MAX_BODY);
+	size_t used;
+
+	CHECK_INT_EQ(feed(r, trailer, sizeof(trailer) - 1, 0, &used), GW_REQ_DONE);
+	CHECK_INT_EQ(gw_req_header_count(r), 2);
+	CHECK(str_is(gw_req_get(r, "Host"), "h"));
+	CHECK(gw_req_get(r, "X-Wsgate-Connection-Id").ptr == NULL);
+	CHECK_MEM_EQ(gw_req_body(r)->data, gw_req_body(r)->len, "abc", 3);
+	gw_req_destroy(r);
+	r = gw_req_create(MAX_HEAD, MAX_BODY);
+	CHECK_INT_EQ(feed(r, connect, sizeof(connect) - 1, 0, &used), GW_REQ_BAD);
+	gw_req_destroy(r);
+}
+
 int main(void)
 {
 	RUN(test_valid_requests);
@@ -266,6 +290,7 @@ int main(void)
 	RUN(test_item14_bad_heads);
 	RUN(test_accepted_edge_cases);
 	RUN(test_limits);
+	RUN(test_trailers_and_connect);
 	RUN(test_item11_byte_at_a_time_is_linear);
 	UNIT_MAIN_END();
 }
