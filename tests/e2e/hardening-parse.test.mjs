@@ -109,6 +109,22 @@ test('item 14: bad field syntax and ambiguous framing get 400 and never reach a 
   assert.equal(hb.requests[0].headers['x-a'], Buffer.from('caf\xc3\xa9', 'latin1').toString('latin1'));
 });
 
+test('item 14, trailers: fields after a chunked body never reach a backend as headers; CONNECT is refused', async () => {
+  const { hb, gw } = await startParseGateway();
+  const res = await rawExchange(gw.port, 'POST /p/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n'
+    + '3\r\nabc\r\n0\r\nX-Forged: 1\r\nX-Wsgate-Event-Type: MESSAGE\r\n\r\n');
+  assert.equal(res.status, 200, res.text);
+  assert.equal(hb.requests.length, 1);
+  assert.equal(hb.requests[0].text, 'abc');
+  assert.equal(hb.requests[0].headers['x-forged'], undefined, 'a trailer became a header');
+  // A CONNECT's body was parsed as a second request.
+  const smuggled = 'GET /p/admin HTTP/1.1\r\nHost: x\r\n\r\n';
+  const c = await rawExchange(gw.port, `CONNECT /p/c HTTP/1.1\r\nHost: x\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`);
+  assert.equal(c.status, 400, c.text);
+  await sleep(100);
+  assert.equal(hb.requests.length, 1, 'nothing more reached the backend');
+});
+
 // ---------------------------------------------------------------------------
 // Item 11
 // ---------------------------------------------------------------------------
