@@ -107,15 +107,15 @@ static int scan_byte(gw_http_scan_t *s, unsigned char c)
 			return SC_TARGET;
 		return is_tchar(c) ? SC_METHOD : SC_BAD;
 	case SC_TARGET:
-		/* Visible ASCII only: no CTL, no obs-text, and no '#', which
-		 * no request-target form allows (RFC 9112 §3.2). */
+		/* Visible ASCII only: no CTL, no obs-text (RFC 9112 §3.2). A
+		 * '#' is taken as data (rest.c encodes it for backends). */
 		if (c == ' ') {
 			if (!s->n)
 				return SC_BAD;
 			s->n = 0;
 			return SC_VERSION;
 		}
-		if (c <= 0x20 || c >= 0x7f || c == '#')
+		if (c <= 0x20 || c >= 0x7f)
 			return SC_BAD;
 		s->n = 1;
 		return c == '%' ? SC_TARGET_PCT1 : SC_TARGET;
@@ -231,11 +231,38 @@ static int parse_length(gw_str_t v, uint64_t *out)
 	return 0;
 }
 
+/* Walks the codings of one Transfer-Encoding value: -1 when one is empty
+ * or comes after chunked (chunked twice included); *last_chunked tells
+ * whether the last one seen is chunked. */
+static int codings(gw_str_t v, int *last_chunked)
+{
+	size_t i = 0;
+
+	for (;;) {
+		gw_str_t c = { v.ptr + i, 0 };
+
+		while (i + c.len < v.len && v.ptr[i + c.len] != ',' && v.ptr[i + c.len] != ';')
+			c.len++;
+		i += c.len;
+		/* parameters of a coding are skipped up to the next comma */
+		while (i < v.len && v.ptr[i] != ',')
+			i++;
+		c = trim(c);
+		if (!c.len || *last_chunked)
+			return -1;
+		*last_chunked = ieq(c, "chunked");
+		if (i == v.len)
+			return 0;
+		i++;
+	}
+}
+
 int gw_http_check_fields(const gw_str_t *names, const gw_str_t *values, size_t n,
 			 int http_minor, const char **why)
 {
 	size_t hosts = 0, lengths = 0, encodings = 0;
 	uint64_t length = 0;
+	int last_chunked = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		gw_str_t v = trim(values[i]);
@@ -259,10 +286,8 @@ int gw_http_check_fields(const gw_str_t *names, const gw_str_t *values, size_t n
 			length = l;
 		} else if (ieq(names[i], "Transfer-Encoding")) {
 			encodings++;
-			/* Anything but a lone "chunked" leaves the body's end
-			 * to the receiver's interpretation (§6.3). */
-			if (!ieq(v, "chunked")) {
-				*why = "unsupported Transfer-Encoding";
+			if (codings(v, &last_chunked)) {
+				*why = "chunked applied twice, or an empty coding";
 				return -1;
 			}
 		}
@@ -271,8 +296,10 @@ int gw_http_check_fields(const gw_str_t *names, const gw_str_t *values, size_t n
 		*why = hosts ? "more than one Host" : "no Host";
 		return -1;
 	}
-	if (encodings > 1 || (encodings && (lengths || http_minor < 1))) {
-		*why = encodings > 1 ? "repeated Transfer-Encoding"
+	/* Without chunked last, the end of the body is anybody's guess
+	 * (§6.3); codings before it are for the caller to refuse (501). */
+	if (encodings && (!last_chunked || lengths || http_minor < 1)) {
+		*why = !last_chunked ? "Transfer-Encoding not ending in chunked"
 		       : lengths     ? "Transfer-Encoding with Content-Length"
 				     : "Transfer-Encoding in HTTP/1.0";
 		return -1;

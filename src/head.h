@@ -71,8 +71,9 @@ int gw_http_is_token(const char *p, size_t n);
 /* The rules on a complete head's fields that http-parser does not enforce
  * (RFC 9112 §3.2, §6.1, §6.3): exactly one valid Host in HTTP/1.1, at most
  * one in 1.0; Content-Length digits only, repeated only with the same value;
- * Transfer-Encoding only as a single "chunked", never with Content-Length
- * nor in HTTP/1.0. 0, or -1 with *why set. */
+ * Transfer-Encoding ending in chunked, chunked only once, never with
+ * Content-Length nor in HTTP/1.0 (other codings are left to the caller,
+ * which answers 501). 0, or -1 with *why set. */
 int gw_http_check_fields(const gw_str_t *names, const gw_str_t *values, size_t n,
 			 int http_minor, const char **why);
 

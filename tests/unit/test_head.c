@@ -322,7 +322,6 @@ static void test_item14_field_syntax(void)
 		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
 		"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
 		"GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n",
-		"GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n",
 		"GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n",
 		"GET /\r\n\r\n",
 		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
