@@ -41,6 +41,8 @@
  * WRITE_MIN_RATE bytes of it. */
 #define WRITE_TIMEOUT_MS 30000
 #define WRITE_MIN_RATE 1024
+/* Larger buffers are released after each request (see trim). */
+#define KEEP_BUFFER_BYTES 65536
 /* Reads per wakeup: a client that keeps sending cannot hold the loop. */
 #define MAX_READS 16
 /* The largest Lambda event (the invocation payload limit of a synchronous
@@ -1198,12 +1200,23 @@ static void drive(gw_rest_t *r)
 	r->driving = 0;
 }
 
+/* A buffer that grew for one large request or answer (up to 10 MB) is
+ * released rather than kept for the connection's idle life. */
+static void trim(gw_buf_t *b)
+{
+	if (b->cap > KEEP_BUFFER_BYTES)
+		gw_buf_dispose(b);
+	else
+		gw_buf_reset(b);
+}
+
 /* After an answer: the next request on the connection, maybe buffered. */
 static void next_request(gw_rest_t *r)
 {
+	trim(gw_req_body(r->req));
 	gw_req_reset(r->req);
-	gw_buf_reset(&r->out);
-	gw_buf_reset(&r->out_body);
+	trim(&r->out);
+	trim(&r->out_body);
 	r->api = NULL;
 	r->route = NULL;
 	free(r->origin);

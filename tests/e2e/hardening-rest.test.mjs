@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import {
-  test, assert, startBackend, startHttpBackend, startGateway, rawConnect, raw, sleep, waitUntil,
+  test, assert, startBackend, startHttpBackend, startGateway, rawConnect, raw, sleep, waitUntil, rssKiB,
 } from './helpers.mjs';
 
 const restApi = ({ integrations, routes, ...rest }) => ({
@@ -469,4 +469,27 @@ test('a 413 reaches a client still sending its body (the gateway reads and drops
   for (let i = 0; i < 5; i++) seen.push(await post(false), await post(true));
   assert.deepEqual(seen, Array(10).fill(413));
   assert.equal(hb.requests.length, 0);
+});
+
+test('an idle keep-alive connection does not keep the buffers of a large request (20 x 4 MB bodies)', async () => {
+  const backend = await startBackend(() => ({ statusCode: 200, body: 'ok' }));
+  // No ASan quarantine: freed memory is to leave the process in both builds.
+  const gw = await startGateway({
+    routes: restApi({ integrations: { l: awsProxy(backend) }, routes: { 'POST /l': { integration: 'l' } } }),
+    env: { ASAN_OPTIONS: 'detect_leaks=1:quarantine_size_mb=0' },
+  });
+  const base = rssKiB(gw.proc.pid);
+  const body = Buffer.alloc(4 << 20, 'a');
+  const socks = [];
+  for (let i = 0; i < 20; i++) {
+    const s = await rawConnect(gw.port);
+    s.write(`POST /l HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n`);
+    s.write(body);
+    await waitResponses(s, ['POST'], 15000);
+    socks.push(s);
+  }
+  await sleep(300);
+  const grown = (rssKiB(gw.proc.pid) - base) / 1024;
+  assert.ok(grown < 45, `RSS grew by ${grown.toFixed(1)} MB with 20 idle connections`);
+  for (const s of socks) assert.ok(!s.destroyed, 'the connections stay open');
 });
