@@ -2,7 +2,7 @@
 // TLS socket and libwebsockets' plaintext socket must survive clients that
 // vanish at any moment, never leak a descriptor, and TLS 1.2 offers only
 // forward-secret AEAD suites.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -200,7 +200,7 @@ function sClient(port, args) {
   });
 }
 
-test('item 29: TLS 1.2 offers only ECDHE with AEAD; TLS 1.3 works', async () => {
+test('item 29: TLS 1.2 offers only ECDHE with AEAD, renegotiation is refused; TLS 1.3 works', async () => {
   const { gw } = await startPair(echoHandler, {}, tlsArgs);
   for (const weak of ['AES128-SHA', 'AES256-GCM-SHA384', 'ECDHE-RSA-AES128-SHA', 'DHE-RSA-AES128-GCM-SHA256']) {
     const r = await sClient(gw.port, ['-tls1_2', '-cipher', weak]);
@@ -212,6 +212,17 @@ test('item 29: TLS 1.2 offers only ECDHE with AEAD; TLS 1.3 works', async () => 
   }
   const r13 = await sClient(gw.port, ['-tls1_3']);
   assert.ok(r13.ok && /TLSv1\.3/.test(r13.out), `TLS 1.3 failed:\n${r13.out.slice(-800)}`);
+  // A client asking to renegotiate is refused (OpenSSL 3 already refuses
+  // client-initiated renegotiation; the option keeps it so).
+  const reneg = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${gw.port}`, '-servername', 'localhost', '-tls1_2']);
+  let out = '';
+  reneg.stdout.on('data', (d) => { out += d; });
+  reneg.stderr.on('data', (d) => { out += d; });
+  await waitUntil(() => out.includes('Verify return code'), 5000, 's_client to connect');
+  reneg.stdin.write('R\n');
+  await waitUntil(() => /no renegotiation|closed|errno/.test(out), 5000, 'the renegotiation to fail').catch(() => {});
+  reneg.kill();
+  assert.match(out, /no renegotiation/, out.slice(-600));
   const ws = await connect(`wss://127.0.0.1:${gw.port}/`, insecure);
   ws.send('after s_client');
   assert.equal((await nextMessage(ws)).data, 'after s_client');
