@@ -3,6 +3,7 @@
 #include "event.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -303,14 +304,19 @@ static size_t joined(gw_buf_t *b, const gw_header_t *h, size_t n, gw_str_t name,
 	return count;
 }
 
+/* The whole name, lowercased: two long names that differ only after a
+ * cut would become one key twice. */
 static void lower_json_key(gw_buf_t *b, gw_str_t s)
 {
-	char tmp[256];
-	size_t n = s.len < sizeof(tmp) ? s.len : sizeof(tmp);
+	char small[256], *tmp = s.len <= sizeof(small) ? small : malloc(s.len);
 
-	for (size_t i = 0; i < n; i++)
+	if (!tmp)
+		abort();
+	for (size_t i = 0; i < s.len; i++)
 		tmp[i] = (s.ptr[i] >= 'A' && s.ptr[i] <= 'Z') ? (char)(s.ptr[i] + 32) : s.ptr[i];
-	gw_buf_append_json_str(b, tmp, n);
+	gw_buf_append_json_str(b, tmp, s.len);
+	if (tmp != small)
+		free(tmp);
 }
 
 /* JSON escaping makes a control character 6 bytes (\u0001) and a quote or

@@ -650,6 +650,43 @@ static void test_http_body_encoding(void)
 		CHECK_JSTRN(root, "body", json_text, sizeof(json_text) - 1);
 		json_decref(root);
 	}
+	/* Long header names are lowercased whole, not cut (two names that
+	 * differ after 256 bytes stay two keys). */
+	{
+		char n1[300], n2[300], want[301];
+		gw_header_t h[2];
+		gw_http_event_t e;
+
+		memset(n1, 'A', sizeof(n1));
+		memcpy(n2, n1, sizeof(n2));
+		n2[299] = 'B';
+		memset(want, 'a', 300);
+		want[300] = '\0';
+		h[0].name = (gw_str_t){ n1, sizeof(n1) };
+		h[0].value = (gw_str_t){ "1", 1 };
+		h[1].name = (gw_str_t){ n2, sizeof(n2) };
+		h[1].value = (gw_str_t){ "2", 1 };
+		memset(&e, 0, sizeof(e));
+		e.api = &api;
+		e.route_key = "GET /";
+		e.method = "GET";
+		e.path = (gw_str_t){ "/", 1 };
+		e.query = (gw_str_t){ "", 0 };
+		e.headers = h;
+		e.n_headers = 2;
+		e.source_ip = "203.0.113.7";
+		e.request_id = "req-0001";
+		e.time = T_EPOCH_MS;
+		gw_event_http(&b, &e);
+		root = parse(__LINE__, &b);
+		if (root) {
+			json_t *hs = json_object_get(root, "headers");
+
+			CHECK_INT_EQ(json_object_size(hs), 2);
+			CHECK(json_is_string(json_object_get(hs, want)));
+			json_decref(root);
+		}
+	}
 	/* Not UTF-8: base64. */
 	CHECK_INT_EQ(gw_event_body_base64("x\xffy", 3, &enc), 1);
 	CHECK_INT_EQ(enc, 6);
