@@ -671,6 +671,18 @@ static void lws_usage(const gw_head_t *h, size_t *frags, size_t *space)
 	}
 }
 
+/* Whether header i has a tab before its value: libwebsockets skips only
+ * spaces there for the headers it knows, and keeps the rest ("Upgrade:
+ * <TAB>websocket" is then no websocket to it). */
+static int tab_before_value(const gw_head_t *h, size_t i)
+{
+	size_t colon = h->name[i].off + h->name[i].len;
+
+	if (!h->value[i].len || h->value[i].off <= colon)
+		return 0;
+	return memchr(h->buf.data + colon, '\t', h->value[i].off - colon) != NULL;
+}
+
 /* The header-by-header rules; NULL when they hold. */
 static const char *ws_fields_problem(const gw_head_t *h)
 {
@@ -679,9 +691,18 @@ static const char *ws_fields_problem(const gw_head_t *h)
 	int found = 0;
 
 	for (size_t i = 0; i < h->n; i++) {
+		int kind;
+
 		gw_head_at(h, i, &n, &v);
-		if (lws_header_kind(n) < 0)
+		kind = lws_header_kind(n);
+		if (kind < 0)
 			return "a header name libwebsockets cannot parse";
+		if (kind == 1 && tab_before_value(h, i))
+			return "a tab before a value libwebsockets keeps";
+		/* conn.c picks the vhost by the first name up to a comma or a
+		 * space; libwebsockets' own list parser would not match it. */
+		if (ieq(n, "Sec-WebSocket-Protocol") && memchr(v.ptr, '\t', v.len))
+			return "a tab in Sec-WebSocket-Protocol";
 		if (ieq(n, "Transfer-Encoding") || (ieq(n, "Content-Length") && !ieq(trim(v), "0")))
 			return "a body on an upgrade";
 	}

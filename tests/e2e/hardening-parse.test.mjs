@@ -224,6 +224,8 @@ test('item 18: heads libwebsockets 4.1 would drop are refused before $connect, 4
       'a header name lws mis-parses (X-A)': [upgradeWith(['X-A: 1']), 400],
       'a 63-byte subprotocol name': [upgradeWith([`Sec-WebSocket-Protocol: ${'p'.repeat(63)}`]), 400],
       'a 255-byte Sec-WebSocket-Extensions': [upgradeWith([`Sec-WebSocket-Extensions: ${'x'.repeat(255)}`]), 400],
+      'a tab before websocket': [upgradeRequest('/').replace('Upgrade: websocket', 'Upgrade:\twebsocket'), 400],
+      'a tab in Sec-WebSocket-Protocol': [upgradeWith(['Sec-WebSocket-Protocol: chat\t, x']), 400],
       'Sec-WebSocket-Version 8': [upgradeRequest('/').replace('Version: 13', 'Version: 8'), 400],
       '88 URI arguments': [upgradeRequest(`/?${Array.from({ length: 88 }, (_, i) => `a${i}=1`).join('&')}`), 431],
       '88 Accept headers': [upgradeWith(Array.from({ length: 88 }, () => 'Accept: x')), 431],

@@ -445,6 +445,11 @@ static void test_item18_websocket_check(void)
 		/* subprotocols: names up to 62 bytes, the list under 127 */
 		{ "/", NULL, "Sec-WebSocket-Protocol: a;b\r\n", GW_HEAD_BAD },
 		{ "/", NULL, "Sec-WebSocket-Protocol: \r\n", GW_HEAD_BAD },
+		/* tabs: lws keeps one before a known header's value */
+		{ "/", "Upgrade", "Upgrade:\twebsocket\r\n", GW_HEAD_BAD },
+		{ "/", "Upgrade", "Upgrade: \twebsocket\r\n", GW_HEAD_BAD },
+		{ "/", NULL, "X-Foo:\t1\r\n", GW_HEAD_DONE },
+		{ "/", NULL, "Sec-WebSocket-Protocol: chat\t, x\r\n", GW_HEAD_BAD },
 		/* a body on an upgrade, and HTTP/1.0 */
 		{ "/", NULL, "Content-Length: 5\r\n", GW_HEAD_BAD },
 		{ "/", NULL, "Content-Length: 0\r\n", GW_HEAD_DONE },
