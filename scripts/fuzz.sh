@@ -3,7 +3,7 @@
 # (default build/fuzz), for every parser a peer controls.
 #
 #   scripts/fuzz.sh --ci            build, replay tests/fuzz/crashes/, then
-#                                   run each harness FUZZ_CI_SECONDS (12) on
+#                                   run each harness FUZZ_CI_SECONDS (10) on
 #                                   its corpus; fails on any crash, leak or UB
 #   scripts/fuzz.sh [SECONDS] [NAME...]
 #                                   run longer (default 300 s each), keeping
@@ -33,7 +33,7 @@ for a in "$@"; do
 	esac
 done
 [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
-[ $ci -eq 1 ] && seconds=${FUZZ_CI_SECONDS:-12}
+[ $ci -eq 1 ] && seconds=${FUZZ_CI_SECONDS:-10}
 
 CC=${FUZZ_CC:-$(command -v clang || command -v clang-14 || true)}
 if [ -z "$CC" ]; then
