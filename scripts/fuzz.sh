@@ -42,7 +42,7 @@ if [ -z "$CC" ]; then
 fi
 
 echo "fuzz: building with $CC in $build"
-cmake -S tests/fuzz -B "$build" -DCMAKE_C_COMPILER="$CC" >/dev/null || exit 1
+cmake -S tests/fuzz -B "$build" -DCMAKE_C_COMPILER="$CC" -DFZ_STRICT="${FUZZ_STRICT:-ON}" >/dev/null || exit 1
 nice cmake --build "$build" -j"$(nproc)" >"$build/build.log" 2>&1 || {
 	tail -40 "$build/build.log" >&2
 	echo "fuzz: build failed (full log: $build/build.log)" >&2

@@ -68,7 +68,16 @@ static void inspect(const gw_head_t *h)
 	if (FZ_STRICT)
 		FZ_CHECK(fz_target(url.ptr, url.len));
 	(void)gw_head_is_get(h);
-	(void)gw_head_is_websocket(h);
+	if (gw_head_is_websocket(h)) {
+		/* What libwebsockets would refuse, decided before $connect. */
+		const char *why = NULL;
+		enum gw_head_status st = gw_head_check_websocket(h, 4096, &why);
+
+		FZ_CHECK(st == GW_HEAD_DONE || st == GW_HEAD_BAD || st == GW_HEAD_TOO_LARGE);
+		FZ_CHECK(st == GW_HEAD_DONE || (why && *why));
+		if (st == GW_HEAD_DONE)
+			FZ_CHECK(gw_head_check_websocket(h, 1u << 20, &why) == GW_HEAD_DONE);
+	}
 	v = gw_head_get(h, "Sec-WebSocket-Key");
 	fz_touch(v.ptr, v.len);
 	v = gw_head_get(h, "Sec-WebSocket-Protocol");

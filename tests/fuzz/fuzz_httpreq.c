@@ -118,9 +118,7 @@ static uint64_t serve(uint64_t h, gw_req_t *r)
 		gw_req_header(r, i, &name, &value);
 		h = mix_str(h, name);
 		h = mix_str(h, value);
-		/* Open finding httpreq-1 (crashes/OPEN): chunked trailers become
-		 * headers unchecked; left out until fixed. */
-		if (FZ_STRICT && !gw_req_get(r, "Transfer-Encoding").ptr)
+		if (FZ_STRICT)
 			FZ_CHECK(fz_token(name.ptr, name.len) && fz_field_value(value.ptr, value.len));
 		(void)gw_http_hop_by_hop(name.ptr, name.len);
 	}
