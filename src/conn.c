@@ -576,6 +576,7 @@ static void head_complete(gw_conn_t *conn)
 	const char *q = memchr(url.ptr, '?', url.len);
 	size_t plen = q ? (size_t)(q - url.ptr) : url.len;
 	int upgrade = gw_head_is_websocket(conn->head);
+	const char *why = "";
 
 	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
 	if (!upgrade) {
@@ -588,6 +589,20 @@ static void head_complete(gw_conn_t *conn)
 		return;
 	}
 	if (!gw_head_is_get(conn->head)) {
+		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
+		return;
+	}
+	/* What libwebsockets would refuse after $connect said yes is refused
+	 * now, before any backend hears of the connection. */
+	switch (gw_head_check_websocket(conn->head, GW_HEAD_MAX_BYTES, &why)) {
+	case GW_HEAD_DONE:
+		break;
+	case GW_HEAD_TOO_LARGE:
+		gw_log_limited(GW_LOG_INFO, 10000, "upgrade refused (431): %s", why);
+		RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
+		return;
+	default:
+		gw_log_limited(GW_LOG_INFO, 10000, "upgrade refused (400): %s", why);
 		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
 		return;
 	}
