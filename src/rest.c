@@ -41,6 +41,7 @@
  * WRITE_MIN_RATE bytes of it. */
 #define WRITE_TIMEOUT_MS 30000
 #define WRITE_MIN_RATE 1024
+#define IN_BYTES 16384
 /* Larger buffers are released after each request (see trim). */
 #define KEEP_BUFFER_BYTES 65536
 /* Reads per wakeup: a client that keeps sending cannot hold the loop. */
@@ -66,7 +67,7 @@ struct gw_rest {
 	enum rest_state state;
 	uint32_t events;
 	gw_req_t *req;
-	char in[16384];
+	char *in; /* IN_BYTES, only while a request is being read or waits */
 	size_t in_len;
 	size_t in_off;
 	uint64_t req_start; /* monotonic ms of the request's first byte; 0: idle */
@@ -101,6 +102,7 @@ static void rest_destroy(void *p)
 	gw_rest_t *r = p;
 
 	gw_req_destroy(r->req);
+	free(r->in);
 	gw_buf_dispose(&r->path);
 	gw_buf_dispose(&r->out);
 	gw_buf_dispose(&r->out_body);
@@ -1184,7 +1186,9 @@ static void drive(gw_rest_t *r)
 		if (reads++ == MAX_READS)
 			break; /* the socket stays readable: epoll comes back */
 		r->in_off = r->in_len = 0;
-		n = recv(r->watch.fd, r->in, sizeof(r->in), 0);
+		if (!r->in && !(r->in = malloc(IN_BYTES)))
+			abort();
+		n = recv(r->watch.fd, r->in, IN_BYTES, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -1225,10 +1229,15 @@ static void next_request(gw_rest_t *r)
 	r->state = RS_READING;
 	set_events(r, EPOLLIN | EPOLLRDHUP);
 	r->req_start = 0;
-	if (r->in_off < r->in_len)
+	if (r->in_off < r->in_len) {
 		request_started(r);
-	else
+	} else {
+		/* Idle keep-alive connections hold no input buffer (as nginx). */
+		free(r->in);
+		r->in = NULL;
+		r->in_off = r->in_len = 0;
 		set_deadline(r, gw_now_ms() + IDLE_TIMEOUT_MS);
+	}
 	drive(r);
 }
 
@@ -1236,8 +1245,10 @@ static void next_request(gw_rest_t *r)
  * until it closes, the budget is spent or the deadline passes. */
 static void linger(gw_rest_t *r)
 {
-	for (int reads = 0; reads < MAX_READS; reads++) {
-		ssize_t n = recv(r->watch.fd, r->in, sizeof(r->in), 0);
+	char drop[4096];
+
+	for (int reads = 0; reads < MAX_READS * 4; reads++) {
+		ssize_t n = recv(r->watch.fd, drop, sizeof(drop), 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -6,6 +6,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import {
   test, assert, startBackend, startHttpBackend, startGateway, rawConnect, raw, sleep, waitUntil, rssKiB,
+  WSGATE_BIN,
 } from './helpers.mjs';
 
 const restApi = ({ integrations, routes, ...rest }) => ({
@@ -492,4 +493,28 @@ test('an idle keep-alive connection does not keep the buffers of a large request
   const grown = (rssKiB(gw.proc.pid) - base) / 1024;
   assert.ok(grown < 45, `RSS grew by ${grown.toFixed(1)} MB with 20 idle connections`);
   for (const s of socks) assert.ok(!s.destroyed, 'the connections stay open');
+});
+
+test('an idle keep-alive connection holds no 16 KB input buffer (1,500 idle connections)', async () => {
+  const gw = await startGateway({
+    routes: restApi({
+      integrations: { m: { type: 'MOCK', statusCode: 200, body: '{}' } },
+      routes: { 'GET /m': { integration: 'm' } },
+    }),
+    env: { ASAN_OPTIONS: 'detect_leaks=1:quarantine_size_mb=0' },
+  });
+  const base = rssKiB(gw.proc.pid);
+  const socks = [];
+  for (let i = 0; i < 1500; i++) {
+    const s = await rawConnect(gw.port);
+    s.write('GET /m HTTP/1.1\r\nHost: a\r\n\r\n');
+    socks.push(s);
+  }
+  await waitUntil(() => socks.every((s) => s.received.length), 10000, 'every answer');
+  await sleep(300);
+  const perConn = (rssKiB(gw.proc.pid) - base) / socks.length;
+  // With a 16 KB buffer each: ~16.6 KiB (release), ~29 KiB (ASan).
+  const limit = /asan/.test(WSGATE_BIN) ? 22 : 13;
+  assert.ok(perConn < limit, `${perConn.toFixed(1)} KiB of RSS per idle connection`);
+  for (const s of socks) s.destroy();
 });
