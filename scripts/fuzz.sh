@@ -19,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-ALL=(head httpreq httpresp lambda select registry config mgmt rest buf)
+ALL=(head httpreq httpresp lambda select registry config mgmt rest buf invoke)
 build=${FUZZ_BUILD:-build/fuzz}
 ci=0
 seconds=300

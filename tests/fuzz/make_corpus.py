@@ -236,4 +236,13 @@ bufs = [b'plain ascii', 'é€🚀'.encode(), b'\xed\xa0\x80', b'\xc0\xaf', b'\x
         b'\x00\x01\x1f"\\\x7f', b'aGVsbG8=', b'a%2Fb+c%zz%4', b'\xe2\x82', b'====', b'YQ', b'Y===']
 for i, b in enumerate(bufs):
     put('buf', i, b)
+invokes = [b'\x00{"action":"x","a":"v\\r\\nX-Evil: 1","b":"&c=d","o":{"k":[1,2]}}',
+           b'\x01\x00\x01binary\xff', b'\x00plain text, not JSON',
+           b'\x02' + heads[1].encode(), b'\x02GET /chat?q=a%0d%0aX:%20y&q=2&q HTTP/1.1\r\nHost: h\r\n'
+           b'X-Client: c\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Client\r\n'
+           b'X-Wsgate-Connection-Id: spoof\r\nX-Forwarded-For: 1.2.3.4\r\nForwarded: for=x\r\n\r\n',
+           b'\x03bye', b'\x07', b'\x04{"action":"lambda","a":"x\\u0000y"}', b'\x06' + heads[0].encode(),
+           b'\x0a' + heads[0].encode()]
+for i, b in enumerate(invokes):
+    put('invoke', i, b)
 print('corpus written to', OUT)
