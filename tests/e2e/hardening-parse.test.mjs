@@ -230,36 +230,34 @@ test('item 18: obs-fold and a missing Host are refused before $connect', async (
 
 // Each of these was approved by the gateway ($connect called) and then
 // dropped by libwebsockets 4.1.6 with a bare TCP close or a 403: a "ghost".
-// gw_head_check_websocket() (head.c) refuses them; the call in conn.c
-// belongs to the gateway's owner.
-test('item 18: heads libwebsockets 4.1 would drop are refused before $connect, 400 or 431',
-  { todo: 'needs gw_head_check_websocket() called in conn.c before $connect' }, async () => {
-    await assertRefusedBeforeConnect({
-      '%00 in the query': [upgradeRequest('/?a=%00'), 400],
-      'a bad escape in the query': [upgradeRequest('/?a=%zz'), 400],
-      'a 130-byte Sec-WebSocket-Key': [upgradeRequest('/').replace(KEY, 'A'.repeat(130)), 400],
-      'a Sec-WebSocket-Key that is not 16 bytes': [upgradeRequest('/').replace(KEY, 'abc'), 400],
-      'a malformed Connection': [upgradeRequest('/').replace('Connection: Upgrade', 'Connection: ,, Upgrade ,'), 400],
-      'a Connection over 126 bytes': [upgradeRequest('/').replace('Connection: Upgrade', `Connection: keep-alive, ${'x'.repeat(130)}, Upgrade`), 400],
-      'Upgrade: websocket, h2c': [upgradeRequest('/').replace('Upgrade: websocket', 'Upgrade: websocket, h2c'), 400],
-      'an empty Host': [upgradeRequest('/').replace('Host: 127.0.0.1', 'Host:'), 400],
-      'a header name lws mis-parses (X-A)': [upgradeWith(['X-A: 1']), 400],
-      'a 63-byte subprotocol name': [upgradeWith([`Sec-WebSocket-Protocol: ${'p'.repeat(63)}`]), 400],
-      'a 255-byte Sec-WebSocket-Extensions': [upgradeWith([`Sec-WebSocket-Extensions: ${'x'.repeat(255)}`]), 400],
-      'a tab before websocket': [upgradeRequest('/').replace('Upgrade: websocket', 'Upgrade:\twebsocket'), 400],
-      'a tab in Sec-WebSocket-Protocol': [upgradeWith(['Sec-WebSocket-Protocol: chat\t, x']), 400],
-      'Sec-WebSocket-Version 8': [upgradeRequest('/').replace('Version: 13', 'Version: 8'), 400],
-      '88 URI arguments': [upgradeRequest(`/?${Array.from({ length: 88 }, (_, i) => `a${i}=1`).join('&')}`), 431],
-      '88 Accept headers': [upgradeWith(Array.from({ length: 88 }, () => 'Accept: x')), 431],
-    });
+// gw_head_check_websocket() (head.c), called by conn.c, refuses them.
+test('item 18: heads libwebsockets 4.1 would drop are refused before $connect, 400 or 431', async () => {
+  await assertRefusedBeforeConnect({
+    '%00 in the query': [upgradeRequest('/?a=%00'), 400],
+    'a bad escape in the query': [upgradeRequest('/?a=%zz'), 400],
+    'a 130-byte Sec-WebSocket-Key': [upgradeRequest('/').replace(KEY, 'A'.repeat(130)), 400],
+    'a Sec-WebSocket-Key that is not 16 bytes': [upgradeRequest('/').replace(KEY, 'abc'), 400],
+    'a malformed Connection': [upgradeRequest('/').replace('Connection: Upgrade', 'Connection: ,, Upgrade ,'), 400],
+    'a Connection over 126 bytes': [upgradeRequest('/').replace('Connection: Upgrade', `Connection: keep-alive, ${'x'.repeat(130)}, Upgrade`), 400],
+    'Upgrade: websocket, h2c': [upgradeRequest('/').replace('Upgrade: websocket', 'Upgrade: websocket, h2c'), 400],
+    'an empty Host': [upgradeRequest('/').replace('Host: 127.0.0.1', 'Host:'), 400],
+    'a header name lws mis-parses (X-A)': [upgradeWith(['X-A: 1']), 400],
+    'a 63-byte subprotocol name': [upgradeWith([`Sec-WebSocket-Protocol: ${'p'.repeat(63)}`]), 400],
+    'a 255-byte Sec-WebSocket-Extensions': [upgradeWith([`Sec-WebSocket-Extensions: ${'x'.repeat(255)}`]), 400],
+    'a tab before websocket': [upgradeRequest('/').replace('Upgrade: websocket', 'Upgrade:\twebsocket'), 400],
+    'a tab in Sec-WebSocket-Protocol': [upgradeWith(['Sec-WebSocket-Protocol: chat\t, x']), 400],
+    'Sec-WebSocket-Version 8': [upgradeRequest('/').replace('Version: 13', 'Version: 8'), 400],
+    '88 URI arguments': [upgradeRequest(`/?${Array.from({ length: 88 }, (_, i) => `a${i}=1`).join('&')}`), 431],
+    '88 Accept headers': [upgradeWith(Array.from({ length: 88 }, () => 'Accept: x')), 431],
   });
+});
 
 test('item 18: a 12 KB cookie connects: libwebsockets has header space for the whole head', async () => {
-    const { backend, gw } = await startParseGateway();
-    const res = await rawExchange(gw.port, upgradeWith([`Cookie: session=${'c'.repeat(12000)}`]), { waitMs: 1500 });
-    assert.equal(res.status, 101, res.text.slice(0, 200));
-    assert.equal(backend.eventsOf('CONNECT').length, 1);
-  });
+  const { backend, gw } = await startParseGateway();
+  const res = await rawExchange(gw.port, upgradeWith([`Cookie: session=${'c'.repeat(12000)}`]), { waitMs: 1500 });
+  assert.equal(res.status, 101, res.text.slice(0, 200));
+  assert.equal(backend.eventsOf('CONNECT').length, 1);
+});
 
 test('item 18: what libwebsockets accepts still connects (browser-like heads)', async () => {
   const { backend, gw } = await startParseGateway();
