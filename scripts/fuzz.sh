@@ -8,6 +8,9 @@
 #   scripts/fuzz.sh [SECONDS] [NAME...]
 #                                   run longer (default 300 s each), keeping
 #                                   what the fuzzer finds in $FUZZ_BUILD/corpus
+#   scripts/fuzz.sh --merge [NAME...]
+#                                   add to tests/fuzz/corpus/NAME the inputs of
+#                                   $FUZZ_BUILD/corpus/NAME that add coverage
 #
 # The corpus in the repo (tests/fuzz/corpus/NAME) is only read: new inputs
 # go to a folder under $FUZZ_BUILD. A crash is written to
@@ -22,12 +25,14 @@ root=$PWD
 ALL=(head httpreq httpresp lambda select registry config mgmt rest buf invoke)
 build=${FUZZ_BUILD:-build/fuzz}
 ci=0
+merge=0
 seconds=300
 names=()
 for a in "$@"; do
 	case "$a" in
 	--ci) ci=1 ;;
-	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	--merge) merge=1 ;;
+	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
 	[0-9]*) seconds=$a ;;
 	*) names+=("$a") ;;
 	esac
@@ -105,6 +110,17 @@ run() {
 }
 
 mkdir -p "$build/logs"
+if [ $merge -eq 1 ]; then
+	for name in "${names[@]}"; do
+		[ -d "$build/corpus/$name" ] || continue
+		n=$(ls tests/fuzz/corpus/"$name" | wc -l)
+		"$build/fuzz_$name" -merge=1 -max_len=${FUZZ_MAX_LEN:-6000} tests/fuzz/corpus/"$name" \
+			"$build/corpus/$name" >"$build/logs/$name.merge.log" 2>&1 || {
+			echo "fuzz: $name: merge failed ($build/logs/$name.merge.log)"; exit 1; }
+		echo "fuzz: $name: corpus $n -> $(ls tests/fuzz/corpus/"$name" | wc -l) inputs"
+	done
+	exit 0
+fi
 for name in "${names[@]}"; do
 	if [ ! -x "$build/fuzz_$name" ]; then
 		echo "fuzz: no harness named $name (${ALL[*]})" >&2
