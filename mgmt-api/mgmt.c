@@ -344,7 +344,8 @@ static int parse_path(struct mgmt_pss *pss, const char *uri, size_t len)
 		if (!slash)
 			return -1;
 		stage_len = (size_t)(slash - uri - 1);
-		if (!stage_len || stage_len >= sizeof(pss->stage))
+		if (!stage_len || stage_len >= sizeof(pss->stage) ||
+		    memchr(uri + 1, '\0', stage_len))
 			return -1;
 		p = slash;
 	}
