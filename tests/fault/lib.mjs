@@ -30,12 +30,25 @@ export { assert, sleep };
 export const SCALE = Number(process.env.FAULT_SCALE || 1);
 export const races = (n) => Math.max(1, Math.round(n * SCALE));
 
-/** Runs fn(i) for i in [0, total), `width` at a time (each batch awaited). */
+/**
+ * Runs fn(i) for i in [0, total), `width` at a time (each batch awaited).
+ * Resolves the errors thrown, if any (every race runs regardless).
+ */
 export async function inBatches(total, width, fn) {
+  const errors = [];
   for (let base = 0; base < total; base += width) {
     const n = Math.min(width, total - base);
-    await Promise.all(Array.from({ length: n }, (_, j) => fn(base + j).catch((e) => e)));
+    await Promise.all(Array.from({ length: n }, (_, j) => fn(base + j).catch((e) => { errors.push(e); })));
   }
+  return errors;
+}
+
+function assertNoErrors(errors, what) {
+  if (!errors.length) return;
+  const kinds = new Map();
+  for (const e of errors) kinds.set(e.message, (kinds.get(e.message) ?? 0) + 1);
+  const list = [...kinds].slice(0, 5).map(([m, n]) => `${n} x ${m}`).join('; ');
+  throw new Error(`${errors.length} of the ${what} failed: ${list}`);
 }
 
 export const jitter = (lo, hi) => lo + Math.floor(Math.random() * (hi - lo + 1));
@@ -334,7 +347,7 @@ export function sanitizerReport(out) {
 const DEFAULT_ASAN = 'detect_leaks=1:abort_on_error=0';
 // ASan keeps freed memory in quarantine (256 MB by default), which would read
 // as growth: a small one still catches a use within the same epoll batch.
-const QUARANTINE = 'quarantine_size_mb=16';
+const QUARANTINE = process.env.FAULT_QUARANTINE ?? 'quarantine_size_mb=4';
 
 /** Starts the gateway for a fault scenario (2 event loops unless told). */
 export async function startFaultGateway(api, { workers = 2, args = [], env = {} } = {}) {
@@ -578,3 +591,42 @@ export function httpRequest(method, urlPath, body = '', { declared } = {}) {
 }
 
 export { http };
+
+// ---------------------------------------------------------------------------
+// One scenario: warm up, baseline, `total` races `width` at a time, recover
+// ---------------------------------------------------------------------------
+
+/**
+ * Starts the backends and a gateway, runs `width` warm-up races, takes the
+ * baseline, runs `total` races, then checks that the gateway serves, is back
+ * to its baseline and (unless accounting: false) balanced its books.
+ * race(ctx, i) gets ctx = { gw, backend, breaking } and must settle by itself.
+ * Resolves ctx; the gateway is stopped (and its exit checked) at the end.
+ */
+export async function raceScenario({
+  race, total, width, tls: useTls = false, workers = 2, breaking: wantBreaking = false,
+  accounting = true, accountingModes, maxConnections = 16, stop = true, settleMs = 8000, name = 'scenario',
+}) {
+  const backend = await startAccountingBackend();
+  const breaking = wantBreaking ? await startBreakingBackend() : null;
+  const gw = await startFaultGateway(faultApi(backend, { breaking, maxConnections }),
+    { workers, args: useTls ? tlsArgs() : [] });
+  const ctx = { gw, backend, breaking };
+  assertNoErrors(await inBatches(width, width, (i) => race(ctx, -1 - i)), 'warm-up races');
+  await sleep(300);
+  const ports = breaking ? [backend.port, breaking.port] : [backend.port];
+  const base = baseline(gw, ports, maxConnections * workers * ports.length);
+
+  const t0 = Date.now();
+  const errors = await inBatches(races(total), width, (i) => race(ctx, i));
+  assertNoErrors(errors, `${races(total)} races`);
+  ctx.raceMs = Date.now() - t0;
+  assert.equal(gw.exitInfo, null, 'the gateway is still running');
+  await assertServes(gw, backend, { tls: useTls });
+  ctx.after = await assertBackToBaseline(gw, base, { timeoutMs: settleMs });
+  console.log(`${name}: ${races(total)} races (${width} at a time) in ${ctx.raceMs} ms; `
+    + `fds ${base.fds.total} -> ${ctx.after.fds.total}, RSS ${base.rss} -> ${ctx.after.rss} KiB`);
+  if (accounting) await assertAccounting(backend, { modes: accountingModes });
+  if (stop) await gw.stop();
+  return ctx;
+}
