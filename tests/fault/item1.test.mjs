@@ -4,7 +4,7 @@
 //  (b) wss://: a client sends a close frame and drops TCP, so both relay
 //      sockets are ready in one batch.
 import {
-  faultTest, assert, races, inBatches, jitter, startAccountingBackend, faultApi, startFaultGateway,
+  faultTest, assert, closedOf, races, inBatches, jitter, startAccountingBackend, faultApi, startFaultGateway,
   openSocket, rawUpgrade, upgradeHead, hangUp, frame, tlsArgs, baseline, assertRecovered, sleep,
 } from './lib.mjs';
 
@@ -13,7 +13,7 @@ const WIDTH = 40;
 /** One upgrade refused after `delay` ms, the client gone after ~the same time. */
 async function refusedRace(port, i) {
   const { tcp } = await openSocket(port);
-  const closed = new Promise((r) => tcp.once('close', r));
+  const closed = closedOf(tcp);
   tcp.write(upgradeHead(`/?mode=refuse&delay=30&tag=r${i}`));
   setTimeout(() => hangUp(tcp, i), jitter(24, 36));
   await closed;
@@ -38,7 +38,7 @@ faultTest('item 1a: $connect refusals racing client hang-ups (40 parallel upgrad
 async function closeAndDrop(port, i) {
   const { tcp, sock, status } = await rawUpgrade(port, `mode=ok&tag=t${i}`, { tls: true });
   if (status !== 101) { tcp.destroy(); return; }
-  const closed = new Promise((r) => tcp.once('close', r));
+  const closed = closedOf(tcp);
   const payload = Buffer.from([0x03, 0xe8]);
   sock.write(frame(0x8, payload), () => hangUp(tcp, i));
   await closed;

@@ -15,6 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { Duplex } from 'node:stream';
 import {
   test, assert, startGateway, connect, nextMessage, postTo, waitClose, sleep, withTimeout, rssKiB,
 } from '../e2e/helpers.mjs';
@@ -385,6 +386,29 @@ export function tlsArgs() {
 
 
 /**
+ * A stream that carries TLS records over `tcp` without handing it its
+ * socket: TLS on a net.Socket takes over the socket's handle, and a reset of
+ * that socket then leaves a handle open for ever (the process never exits).
+ */
+function bridge(tcp) {
+  const d = new Duplex({
+    read() {},
+    write(chunk, _enc, cb) {
+      if (tcp.destroyed) cb();
+      else tcp.write(chunk, () => cb());
+    },
+    // holdFin: the TLS close_notify goes out without a FIN (libuv cannot
+    // reset a socket whose shutdown is under way).
+    final(cb) { if (!tcp.holdFin) tcp.end(); cb(); },
+  });
+  tcp.on('data', (c) => d.push(c));
+  tcp.on('end', () => d.push(null));
+  tcp.on('close', () => d.destroy());
+  d.on('error', () => {});
+  return d;
+}
+
+/**
  * A TCP connection to the gateway, optionally wrapped in TLS. Resolves
  * { tcp, sock } once connected (and the TLS handshake done, when tls);
  * `tcp` is the plain socket (what resetAndDestroy() works on), `sock` the
@@ -395,11 +419,16 @@ export function openSocket(port, { tls: useTls = false, timeoutMs = 5000 } = {})
   liveSockets.add(tcp);
   tcp.on('close', () => liveSockets.delete(tcp));
   tcp.on('error', () => {});
+  let closed;
+  tcp.gone = new Promise((r) => { closed = r; tcp.once('close', r); });
   const p = new Promise((resolve, reject) => {
     tcp.once('error', reject);
     tcp.once('connect', () => {
       if (!useTls) { resolve({ tcp, sock: tcp }); return; }
-      const sock = tls.connect({ socket: tcp, rejectUnauthorized: false, servername: 'localhost' });
+      const sock = tls.connect({ socket: bridge(tcp), rejectUnauthorized: false, servername: 'localhost' });
+      tcp.peer = sock;
+      liveSockets.add(sock);
+      sock.once('close', () => { liveSockets.delete(sock); closed(); });
       sock.on('error', () => {});
       sock.once('error', reject);
       sock.once('secureConnect', () => resolve({ tcp, sock }));
@@ -410,14 +439,25 @@ export function openSocket(port, { tls: useTls = false, timeoutMs = 5000 } = {})
 
 /** Sends RST (SO_LINGER 0) and forgets the socket. */
 export function reset(tcp) {
-  if (tcp.destroyed) return;
-  try { tcp.resetAndDestroy(); } catch { tcp.destroy(); }
+  if (!tcp.destroyed) {
+    try { tcp.resetAndDestroy(); } catch { tcp.destroy(); }
+  }
+  tcp.peer?.destroy();
 }
 
 /** Closes gracefully (FIN) or resets, alternately by i. */
 export function hangUp(tcp, i) {
   if (i & 1) reset(tcp);
-  else tcp.destroy();
+  else { tcp.destroy(); tcp.peer?.destroy(); }
+}
+
+/**
+ * Resolves once a socket from openSocket() closed; bounded, so that a client
+ * library quirk cannot hang a race (a gateway that keeps the socket open is
+ * caught by the descriptor check).
+ */
+export function closedOf(tcp, ms = 5000) {
+  return Promise.race([tcp.gone, sleep(ms)]);
 }
 
 export function upgradeHead(urlPath, headers = {}) {
@@ -501,10 +541,24 @@ function tcpInodes(pid) {
  * The gateway's descriptors: total, and those that are TCP connections to a
  * backend (kept alive in a bounded pool), to clients, or anything else.
  */
+function unixInodes(pid) {
+  const set = new Set();
+  try {
+    for (const line of fs.readFileSync(`/proc/${pid}/net/unix`, 'utf8').split('\n').slice(1)) {
+      const c = line.trim().split(/\s+/);
+      if (c.length >= 7) set.add(c[6]);
+    }
+  } catch { /* no such file */ }
+  return set;
+}
+
 export function fdReport(gw, backendPorts = []) {
   const pid = gw.proc.pid;
   const inodes = tcpInodes(pid);
-  const r = { total: 0, backend: 0, clients: 0, other: 0, closeWait: 0 };
+  const unix = unixInodes(pid);
+  // other counts everything that is not a backend or client connection;
+  // unix (socketpairs: the TLS relay) is part of it, shown apart.
+  const r = { total: 0, backend: 0, clients: 0, other: 0, unix: 0, closeWait: 0 };
   for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
     let target;
     try { target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
@@ -515,6 +569,7 @@ export function fdReport(gw, backendPorts = []) {
     if (t && backendPorts.includes(t.rport)) r.backend++;
     else if (t && (t.lport === gw.port || t.lport === gw.mgmtPort) && t.state !== '0A') r.clients++;
     else r.other++;
+    if (m && unix.has(m[1])) r.unix++;
   }
   return r;
 }

@@ -3,12 +3,10 @@
 // gateway serves, its descriptors and memory are back to the baseline, and
 // every $connect the backend approved got exactly one $disconnect.
 import {
-  faultTest, assert, raceScenario, openSocket, rawUpgrade, upgradeHead, hangUp, frame, jitter, sleep,
+  faultTest, assert, closedOf, raceScenario, openSocket, rawUpgrade, upgradeHead, hangUp, frame, jitter, sleep,
   readStatus, httpRequest,
 } from './lib.mjs';
 import { postTo } from '../e2e/helpers.mjs';
-
-const closedOf = (tcp) => new Promise((r) => { if (tcp.destroyed) r(); else tcp.once('close', r); });
 
 const HEAD_TIMEOUT_MS = 10000; // conn.c HEAD_TIMEOUT_S
 const heads = [upgradeHead('/?tag=cut'), httpRequest('POST', '/rest/a', 'hello')];

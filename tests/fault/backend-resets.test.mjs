@@ -1,0 +1,91 @@
+// Backends that close or reset in the middle of their answer (cut in the
+// status line, in the headers or in the body; or no answer at all): for
+// $connect, for messages (AWS_PROXY), and for REST routes (AWS_PROXY and
+// HTTP_PROXY, the latter a raw net server).
+import {
+  faultTest, assert, closedOf, raceScenario, openSocket, rawUpgrade, upgradeHead, readStatus, frame,
+  httpRequest, hangUp, sleep,
+} from './lib.mjs';
+
+faultTest('$connect answers cut or reset by the backend: the client gets 500, no $disconnect follows', { timeout: 120000 }, async () => {
+  const statuses = new Map();
+  await raceScenario({
+    name: 'backend cuts $connect',
+    total: 1000,
+    width: 40,
+    race: async ({ gw }, i) => {
+      const { tcp } = await openSocket(gw.port);
+      const closed = closedOf(tcp);
+      tcp.write(upgradeHead(`/?mode=${i & 1 ? 'break' : 'reset'}&tag=b${i}`));
+      const { status } = await readStatus(tcp);
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      hangUp(tcp, i);
+      await closed;
+    },
+  });
+  assert.deepEqual([...statuses.keys()], [500], `statuses seen: ${JSON.stringify(Object.fromEntries(statuses))}`);
+});
+
+/** Reads server frames until one arrives (text), bounded. */
+function nextFrame(sock, ms = 5000) {
+  let buf = Buffer.alloc(0);
+  return new Promise((resolve) => {
+    const done = (v) => { clearTimeout(timer); sock.off('data', onData); resolve(v); };
+    const onData = (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 2) return;
+      const len = buf[1] & 0x7f;
+      const hl = len === 126 ? 4 : len === 127 ? 10 : 2;
+      const plen = len === 126 ? buf.readUInt16BE(2) : len;
+      if (buf.length >= hl + plen) done(buf.subarray(hl, hl + plen).toString('utf8'));
+    };
+    const timer = setTimeout(() => done(null), ms);
+    sock.on('data', onData);
+  });
+}
+
+faultTest('message answers cut or reset by the backend: the client gets an error frame and stays open', { timeout: 120000 }, async () => {
+  const answers = new Map();
+  await raceScenario({
+    name: 'backend cuts messages',
+    breaking: true,
+    total: 1000,
+    width: 40,
+    race: async ({ gw }, i) => {
+      const { tcp, sock, status } = await rawUpgrade(gw.port, `tag=m${i}`);
+      assert.equal(status, 101);
+      const closed = closedOf(tcp);
+      const body = [JSON.stringify({ action: 'broken' }), 'break', 'reset'][(i + 1000) % 3];
+      const answer = nextFrame(sock);
+      sock.write(frame(0x1, body));
+      const text = await answer;
+      const kind = text === null ? 'no answer' : (() => { try { return JSON.parse(text).message; } catch { return text; } })();
+      answers.set(kind, (answers.get(kind) ?? 0) + 1);
+      sock.write(frame(0x8, Buffer.from([0x03, 0xe8])), () => setTimeout(() => hangUp(tcp, i), 5));
+      await closed;
+    },
+  });
+  assert.deepEqual([...answers.keys()], ['Internal server error'], `answers: ${JSON.stringify(Object.fromEntries(answers))}`);
+});
+
+faultTest('REST answers cut or reset by the backend (AWS_PROXY and HTTP_PROXY): the client gets 5xx', { timeout: 120000 }, async () => {
+  const statuses = new Map();
+  await raceScenario({
+    name: 'backend cuts REST',
+    breaking: true,
+    total: 1000,
+    width: 40,
+    race: async ({ gw }, i) => {
+      const { tcp } = await openSocket(gw.port);
+      const closed = closedOf(tcp);
+      const paths = [`/proxy/a${i}`, `/lambda/b${i}`, `/rest/c${i}/break`, `/rest/d${i}/reset`];
+      tcp.write(httpRequest('POST', paths[(i + 1000) % 4], 'payload'));
+      const { status } = await readStatus(tcp).catch(() => ({ status: 'closed' }));
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      hangUp(tcp, i);
+      await closed;
+    },
+  });
+  for (const s of statuses.keys()) assert.ok(s === 500 || s === 502, `statuses: ${JSON.stringify(Object.fromEntries(statuses))}`);
+  await sleep(0);
+});
