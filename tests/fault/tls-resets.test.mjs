@@ -9,12 +9,6 @@ import {
 import net from 'node:net';
 import tls from 'node:tls';
 
-// Known: the relay (tls.c) is freed inside the epoll batch (see item 1b).
-const RELAY_UAF = 'open: tls.c pump() frees the relay (relay_free) inside the batch; heap-use-after-free in drain_epoll (item 1b)';
-// Known: when the relay's first pump() fails, its socketpair end sv[1] is
-// never closed (item 3): one unix socket leaked per client gone by then.
-const RELAY_FD_LEAK = 'open (item 3): tls.c gw_relay_start leaks sv[1] when the first pump() fails; unix sockets pile up';
-
 faultTest('clients resetting during the TLS handshake leave the gateway clean', { timeout: 120000 }, async () => {
   await raceScenario({
     name: 'TLS handshake',
@@ -40,7 +34,7 @@ faultTest('clients resetting during the TLS handshake leave the gateway clean', 
   });
 });
 
-faultTest('wss clients resetting mid-head, during a slow $connect and during a refusal leave the gateway clean', { timeout: 120000, todo: RELAY_FD_LEAK }, async () => {
+faultTest('wss clients resetting mid-head, during a slow $connect and during a refusal leave the gateway clean', { timeout: 120000 }, async () => {
   const head = upgradeHead('/?tag=cut');
   await raceScenario({
     name: 'TLS before the handover',
@@ -68,7 +62,7 @@ faultTest('wss clients resetting mid-head, during a slow $connect and during a r
   });
 });
 
-faultTest('https REST requests reset mid-body and during a backend call leave the gateway clean', { timeout: 120000, todo: RELAY_FD_LEAK }, async () => {
+faultTest('https REST requests reset mid-body and during a backend call leave the gateway clean', { timeout: 120000 }, async () => {
   await raceScenario({
     name: 'TLS REST',
     tls: true,
@@ -89,7 +83,7 @@ faultTest('https REST requests reset mid-body and during a backend call leave th
   });
 });
 
-faultTest('wss clients resetting mid-frame on the relay leave the gateway clean', { timeout: 120000, todo: RELAY_UAF }, async () => {
+faultTest('wss clients resetting mid-frame on the relay leave the gateway clean', { timeout: 120000 }, async () => {
   const big = frame(0x1, 'y'.repeat(3000));
   await raceScenario({
     name: 'TLS mid-frame',
@@ -106,7 +100,7 @@ faultTest('wss clients resetting mid-frame on the relay leave the gateway clean'
   });
 });
 
-faultTest('wss clients resetting during the TLS shutdown (close_notify then RST, close frame then close_notify)', { timeout: 120000, todo: RELAY_UAF }, async () => {
+faultTest('wss clients resetting during the TLS shutdown (close_notify then RST, close frame then close_notify)', { timeout: 120000 }, async () => {
   await raceScenario({
     name: 'TLS shutdown',
     tls: true,
