@@ -52,14 +52,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Open finding mgmt-1 (crashes/mgmt/nul-in-stage, owner "tlsmgmt"):
- * parse_path copies a stage holding a NUL ("/%00x/@connections/ID",
- * "/dev%00x/..."), which then reads as "" (no stage: any API's
- * connection) or as a shorter stage. Until parse_path refuses a NUL in
- * the stage as it does in the ID, such URIs are left out so that the
- * fuzzer looks for other findings. Set to 0 once fixed. */
-#define SKIP_OPEN_FINDING_1 1
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char conns[] = "/@connections/";
@@ -67,12 +59,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gw_conn_record_t rec;
 	const char *uri = (const char *)data;
 
-	if (SKIP_OPEN_FINDING_1 && size > 1 && uri[0] == '/') {
-		const char *slash = memchr(uri + 1, '/', size - 1);
-
-		if (slash && memchr(uri + 1, '\0', (size_t)(slash - uri - 1)))
-			return 0;
-	}
 	memset(&pss, 0, sizeof(pss));
 	if (parse_path(&pss, uri, size))
 		return 0;
