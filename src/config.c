@@ -816,7 +816,8 @@ const gw_route_t *gw_config_route(const gw_api_t *api, const char *key, size_t l
 static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "maxMessageBytes", "idleTimeoutSeconds",
-		"maxConnectionSeconds", "outboundBufferBytes", "maxRequestBytes", NULL };
+		"maxConnectionSeconds", "outboundBufferBytes", "maxRequestBytes", "maxEventBytes",
+		NULL };
 	json_t *obj = json_object_get(root, "limits");
 
 	api->max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
@@ -824,6 +825,7 @@ static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 	api->max_connection_s = DEFAULT_MAX_CONNECTION_S;
 	api->outbound_buffer_bytes = DEFAULT_OUTBOUND_BUFFER_BYTES;
 	api->max_request_bytes = 10u << 20;
+	api->max_event_bytes = DEFAULT_MAX_EVENT_BYTES;
 	if (!obj)
 		return;
 	if (!json_is_object(obj)) {
@@ -842,6 +844,8 @@ static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 		1LL << 30);
 	api->max_request_bytes = (size_t)get_int(l, obj, "maxRequestBytes",
 		"limits.maxRequestBytes", 10 << 20, 0, 1LL << 30);
+	api->max_event_bytes = (size_t)get_int(l, obj, "maxEventBytes",
+		"limits.maxEventBytes", DEFAULT_MAX_EVENT_BYTES, 1024, 1LL << 30);
 }
 
 static int valid_stage(const char *s)

@@ -5,6 +5,9 @@
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
+/* A synchronous Lambda invocation's payload limit. */
+#define DEFAULT_MAX_EVENT_BYTES 6291456
+
 #include "buf.h"
 
 #include <stddef.h>
@@ -123,6 +126,7 @@ typedef struct gw_api {
 	size_t n_rest_routes;
 	gw_cors_t cors;
 	size_t max_request_bytes; /* REST bodies */
+	size_t max_event_bytes;   /* REST Lambda events (AWS's 6 MiB payload limit) */
 	/* Reserved routes, or NULL when the API does not define them. */
 	const gw_route_t *connect_route;
 	const gw_route_t *disconnect_route;

@@ -83,6 +83,7 @@ struct gw_conn {
 	int offered_protocols;
 	int tls; /* came over the TLS listener: X-Forwarded-Proto https */
 	int approved; /* $connect said yes: the backend expects a $disconnect */
+	int peek_checked, peek_off; /* SO_PEEK_OFF tried, and set */
 	/* libwebsockets may destroy the wsi inside lws_adopt_socket_vhost;
 	 * the conn must then outlive that call. */
 	int in_adopt, died_in_adopt;
@@ -341,6 +342,11 @@ static int detach_socket(gw_conn_t *conn)
 
 	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
 	conn->watch.fd = -1;
+	if (conn->peek_off) {
+		static const int off = -1;
+
+		setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	}
 	if (conn->ssl) {
 		gw_str_t all = gw_head_bytes(conn->head);
 		SSL *ssl = conn->ssl;
@@ -377,7 +383,8 @@ static void handshake_accept(gw_conn_t *conn)
 		gw_str_t v = gw_head_get(conn->head, "Sec-WebSocket-Protocol");
 		size_t n = 0;
 
-		while (n < v.len && n < sizeof(first) - 1 && v.ptr[n] != ',' && v.ptr[n] != ' ')
+		while (n < v.len && n < sizeof(first) - 1 && v.ptr[n] != ',' && v.ptr[n] != ' ' &&
+		       v.ptr[n] != '\t')
 			n++;
 		memcpy(first, v.ptr, n);
 		first[n] = '\0';
@@ -594,7 +601,7 @@ static void head_complete(gw_conn_t *conn)
 	}
 	/* What libwebsockets would refuse after $connect said yes is refused
 	 * now, before any backend hears of the connection. */
-	switch (gw_head_check_websocket(conn->head, GW_HEAD_MAX_BYTES, &why)) {
+	switch (gw_head_check_websocket(conn->head, GW_LWS_HEADER_SPACE, &why)) {
 	case GW_HEAD_DONE:
 		break;
 	case GW_HEAD_TOO_LARGE:
@@ -720,23 +727,41 @@ void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
 				return;
 		}
 	}
-	n = recv(conn->watch.fd, buf, sizeof(buf), MSG_PEEK);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		conn_finish(conn, 0, 0, NULL);
-		return;
-	}
-	/* Each peek returns the head from its first byte: feed the parser only
-	 * what it has not seen (re-parsing from the start made a head sent a
-	 * byte at a time cost quadratic CPU). */
 	fed = gw_head_bytes(conn->head).len;
-	if ((size_t)n < fed) {
-		conn_finish(conn, 0, 0, NULL);
-		return;
+	if (!conn->peek_checked) {
+		/* With a peek offset each peek returns only bytes not seen yet:
+		 * a head sent a byte at a time is copied once, not once per
+		 * byte (TCP has it since Linux 6.10). */
+		static const int zero = 0;
+
+		conn->peek_checked = 1;
+		conn->peek_off = !setsockopt(conn->watch.fd, SOL_SOCKET, SO_PEEK_OFF, &zero,
+					     sizeof(zero));
 	}
-	st = (size_t)n == fed ? GW_HEAD_MORE
-			      : gw_head_feed(conn->head, buf + fed, (size_t)n - fed);
+	if (conn->peek_off) {
+		n = fed < sizeof(buf) ? recv(conn->watch.fd, buf, sizeof(buf) - fed, MSG_PEEK) : 0;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n < 0 || (!n && fed < sizeof(buf))) {
+			conn_finish(conn, 0, 0, NULL);
+			return;
+		}
+		st = n ? gw_head_feed(conn->head, buf, (size_t)n) : GW_HEAD_MORE;
+		n += (ssize_t)fed;
+	} else {
+		n = recv(conn->watch.fd, buf, sizeof(buf), MSG_PEEK);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0 || (size_t)n < fed) {
+			conn_finish(conn, 0, 0, NULL);
+			return;
+		}
+		/* Each peek returns the head from its first byte: feed the
+		 * parser only what it has not seen (re-parsing from the start
+		 * made a head sent a byte at a time cost quadratic CPU). */
+		st = (size_t)n == fed ? GW_HEAD_MORE
+				      : gw_head_feed(conn->head, buf + fed, (size_t)n - fed);
+	}
 	/* a full buffer and still no end of head */
 	if (st == GW_HEAD_MORE && (size_t)n == sizeof(buf))
 		st = GW_HEAD_TOO_LARGE;

@@ -42,8 +42,11 @@ void gw_defer_run(struct gw_gateway *gw);
 
 typedef struct gw_conn gw_conn_t;
 #define GW_MAX_SUBPROTOCOLS 64
-/* The largest request head, for the gateway and for libwebsockets alike. */
+/* The largest request head the gateway reads, and the header space given
+ * to libwebsockets for the same head: it stores each header with a few
+ * bytes more than the raw head takes. */
 #define GW_HEAD_MAX_BYTES 16384
+#define GW_LWS_HEADER_SPACE (GW_HEAD_MAX_BYTES + 2048)
 
 /* What the event loops (workers) share: read-only configuration, the LMDB
  * registry (thread-safe by itself), the TLS context, and each other. */

@@ -629,7 +629,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	/* libwebsockets re-reads the head the gateway approved: it must have
 	 * room for every head the gateway accepts (its 4 KB default refused
 	 * browsers' large cookies after $connect said yes). */
-	info.max_http_header_data = GW_HEAD_MAX_BYTES;
+	info.max_http_header_data = GW_LWS_HEADER_SPACE;
 	gw->ctx = lws_create_context(&info);
 	if (!gw->ctx) {
 		snprintf(err, errlen, "cannot create the libwebsockets context");

@@ -46,9 +46,6 @@
 #define KEEP_BUFFER_BYTES 65536
 /* Reads per wakeup: a client that keeps sending cannot hold the loop. */
 #define MAX_READS 16
-/* The largest Lambda event (the invocation payload limit of a synchronous
- * Lambda call, 6 MiB). TODO: per API, limits.maxEventBytes (config.c). */
-#define DEFAULT_MAX_EVENT_BYTES 6291456
 
 /* After the last answer of a connection the client may still be sending
  * (the rest of a body refused with 413, pipelined requests): closing with
@@ -816,7 +813,7 @@ static int call_lambda(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
 	gw_gateway_t *gw = r->gw;
 	gw_header_t headers[103], pp[MAX_PARAMS];
 	gw_buf_t *req_body = gw_req_body(r->req), *h = &gw->scratch;
-	size_t k = 0, max_event = DEFAULT_MAX_EVENT_BYTES, encoded;
+	size_t k = 0, max_event = r->api->max_event_bytes, encoded;
 	gw_http_event_t ev;
 	gw_buf_t body, xff;
 	char port[8];

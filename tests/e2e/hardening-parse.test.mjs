@@ -195,7 +195,7 @@ test('item 11: a 15 KB head sent one byte per segment is answered at a low CPU c
 // (0.09 s of system time for one head, against 0.01 s with SO_PEEK_OFF, on
 // the ASan build).
 test('item 11: the head peek reads each byte once (REST and upgrade)',
-  { timeout: 60000, todo: 'needs SO_PEEK_OFF in conn.c (gateway owner)' }, async () => {
+  { timeout: 60000 }, async () => {
     const { gw } = await startParseGateway();
     for (const [what, head] of Object.entries({ rest: restHead(), up: upgradeHead() })) {
       const r = await trickle(gw, head);
