@@ -122,7 +122,8 @@ function breakAnswer(socket, variant) {
 /**
  * The backend of every fault scenario. Behaviour is chosen by the client:
  *  $connect: query `mode` = ok (default) | slow | refuse | break | reset, with
- *            `delay` (ms) before acting; `tag` is recorded.
+ *            `delay` (ms) before acting; `tag` is recorded; `disc` = break |
+ *            reset | slow: what the $disconnect of that connection gets.
  *  messages: body `break` / `reset` (answer cut / no answer), `slow:MS`,
  *            anything else is echoed.
  *  REST (payload 2.0): rawPath ending in /slow (300 ms), /break, /reset, or
@@ -162,7 +163,9 @@ export async function startAccountingBackend() {
         if (rc.eventType === 'CONNECT') {
           const q = ev.queryStringParameters ?? {};
           const mode = q.mode ?? 'ok';
-          const rec = { mode, tag: q.tag, status: null };
+          // A $connect delivered twice (a retried call) is a fault too.
+          const calls = (connects.get(id)?.calls ?? 0) + 1;
+          const rec = { mode, tag: q.tag, disc: q.disc, status: null, calls };
           connects.set(id, rec);
           const how = mode === 'break' || mode === 'reset' ? mode : 'answer';
           rec.status = await act(req, res, how, Number(q.delay ?? 0), () => {
@@ -172,7 +175,9 @@ export async function startAccountingBackend() {
           });
         } else if (rc.eventType === 'DISCONNECT') {
           disconnects.set(id, (disconnects.get(id) ?? 0) + 1);
-          answer(res, { statusCode: 200 });
+          const how = connects.get(id)?.disc ?? 'answer';
+          await act(req, res, how === 'slow' ? 'answer' : how, how === 'slow' ? 200 : 0,
+            () => answer(res, { statusCode: 200 }));
         } else if (rc.eventType === 'MESSAGE') {
           stats.messages++;
           const body = ev.body ?? '';
@@ -228,14 +233,15 @@ export async function startAccountingBackend() {
  * books balance or nothing has moved for `quietMs`.
  */
 export function accountingProblems(backend, { modes } = {}) {
-  const problems = { missing: [], duplicate: [], unexpected: [], unknown: [], pending: [] };
+  const problems = { missing: [], duplicate: [], unexpected: [], unknown: [], pending: [], repeatedConnect: [] };
   for (const [id, r] of backend.connects) {
     if (modes && !modes.includes(r.mode)) continue;
     const n = backend.disconnects.get(id) ?? 0;
+    if (r.calls > 1) problems.repeatedConnect.push(`${id} (${r.mode}) x${r.calls}`);
     if (r.status === null) problems.pending.push(id);
     else if (typeof r.status === 'number' && r.status < 300) {
       if (n === 0) problems.missing.push(`${id} (${r.mode}${r.tag ? ` ${r.tag}` : ''})`);
-      else if (n > 1) problems.duplicate.push(`${id} x${n}`);
+      else if (n > 1) problems.duplicate.push(`${id}${r.disc ? ` (disc=${r.disc})` : ''} x${n}`);
     } else if (n > 0) problems.unexpected.push(`${id} (${r.mode} answered ${r.status}) x${n}`);
   }
   if (!modes) {

@@ -6,7 +6,7 @@ import {
   faultTest, assert, closedOf, raceScenario, openSocket, rawUpgrade, upgradeHead, hangUp, frame, jitter, sleep,
   readStatus, httpRequest,
 } from './lib.mjs';
-import { postTo } from '../e2e/helpers.mjs';
+import { postTo, deleteConn } from '../e2e/helpers.mjs';
 
 const heads = [upgradeHead('/?tag=cut'), httpRequest('POST', '/rest/a', 'hello')];
 
@@ -167,4 +167,31 @@ faultTest('a refused upgrade read to the end, then reset, leaves the gateway cle
       await closed;
     },
   });
+});
+
+faultTest('management DELETEs racing the client\'s own close or reset: exactly one $disconnect each', { timeout: 120000 }, async () => {
+  const statuses = new Map();
+  await raceScenario({
+    name: 'DELETE races',
+    total: 1000,
+    width: 40,
+    race: async ({ gw, backend }, i) => {
+      const { tcp, sock, status } = await rawUpgrade(gw.port, `tag=k${i}`);
+      assert.equal(status, 101);
+      sock.on('data', () => {});
+      let id;
+      for (let k = 0; k < 50 && !(id = backend.idOfTag(`k${i}`)); k++) await sleep(5);
+      assert.ok(id, `the backend saw k${i}`);
+      const closed = closedOf(tcp);
+      const del = deleteConn(gw, id).then((r) => r.status, (e) => `error: ${e.message}`);
+      setTimeout(() => {
+        if (i & 2) sock.write(frame(0x8, Buffer.from([0x0f, 0xa0])), () => hangUp(tcp, i));
+        else hangUp(tcp, i);
+      }, jitter(0, 3));
+      const s = await del;
+      statuses.set(s, (statuses.get(s) ?? 0) + 1);
+      await closed;
+    },
+  });
+  for (const s of statuses.keys()) assert.ok(s === 204 || s === 410, `DELETE answers: ${JSON.stringify(Object.fromEntries(statuses))}`);
 });
