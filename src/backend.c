@@ -120,14 +120,9 @@ static void hconn_close(hconn_t *hc);
 
 static void set_events(hconn_t *hc, uint32_t want)
 {
-	struct epoll_event ev;
-
 	if (hc->events == want)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.events = want;
-	ev.data.ptr = &hc->watch;
-	epoll_ctl(hc->ep->be->gw->epfd, EPOLL_CTL_MOD, hc->watch.fd, &ev);
+	gw_loop_mod(hc->ep->be->gw->loop, &hc->watch, want);
 	hc->events = want;
 }
 
@@ -156,11 +151,12 @@ static void hconn_close(hconn_t *hc)
 	gw_defer_free(gw, free, hc);
 }
 
+static void hconn_on_io(gw_watch_t *w, uint32_t events);
+
 static hconn_t *hconn_open(gw_endpoint_t *ep, const char **error)
 {
 	struct sockaddr_storage sa;
 	socklen_t salen;
-	struct epoll_event ev;
 	hconn_t *hc;
 	int fd, one = 1;
 
@@ -192,7 +188,7 @@ static hconn_t *hconn_open(gw_endpoint_t *ep, const char **error)
 	hc = calloc(1, sizeof(*hc));
 	if (!hc)
 		abort();
-	hc->watch.kind = GW_WATCH_BACKEND;
+	hc->watch.cb = hconn_on_io;
 	hc->watch.fd = fd;
 	hc->ep = ep;
 	hc->connecting = 1;
@@ -211,10 +207,8 @@ static hconn_t *hconn_open(gw_endpoint_t *ep, const char **error)
 		}
 		SSL_set_connect_state(hc->ssl);
 	}
-	memset(&ev, 0, sizeof(ev));
-	ev.events = hc->events = EPOLLOUT;
-	ev.data.ptr = &hc->watch;
-	if (epoll_ctl(ep->be->gw->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+	hc->events = EPOLLOUT;
+	if (gw_loop_add(ep->be->gw->loop, &hc->watch, hc->events)) {
 		*error = "cannot watch the socket";
 		if (hc->ssl)
 			SSL_free(hc->ssl);
@@ -428,9 +422,9 @@ static void hconn_io(hconn_t *hc, uint32_t events)
 	}
 }
 
-void gw_backend_on_io(struct gw_watch *w, uint32_t events)
+static void hconn_on_io(gw_watch_t *w, uint32_t events)
 {
-	hconn_io((hconn_t *)w, events);
+	hconn_io(lws_container_of(w, hconn_t, watch), events);
 }
 
 /* --- calls ---------------------------------------------------------------- */

@@ -16,7 +16,6 @@ typedef struct gw_gateway gw_gateway_t;
 typedef struct gw_backend gw_backend_t;
 typedef struct gw_endpoint gw_endpoint_t;
 typedef struct gw_call gw_call_t;
-struct gw_watch;
 
 enum gw_call_outcome {
 	GW_CALL_OK = 0,   /* a complete HTTP response (any status) */
@@ -82,7 +81,6 @@ gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size
 void gw_backend_cancel(gw_call_t *call);
 size_t gw_backend_inflight(const gw_backend_t *be);
 
-void gw_backend_on_io(struct gw_watch *w, uint32_t events);
 
 /* Whether a line about a failed integration call may be logged now: at
  * most a burst a second for the whole process, since a client can make

@@ -70,7 +70,7 @@ typedef struct pending {
 } pending_t;
 
 struct gw_conn {
-	gw_watch_t watch; /* first: epoll hands back &watch */
+	gw_watch_t watch;
 	gw_gateway_t *gw;
 	const gw_api_t *api;
 	enum conn_state state;
@@ -340,7 +340,7 @@ static int detach_socket(gw_conn_t *conn)
 	gw_gateway_t *gw = conn->gw;
 	int fd = conn->watch.fd;
 
-	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, fd, NULL);
+	gw_loop_del(gw->loop, &conn->watch);
 	conn->watch.fd = -1;
 	if (conn->peek_off) {
 		static const int off = -1;
@@ -625,18 +625,20 @@ static void head_complete(gw_conn_t *conn)
 	start_connect(conn);
 }
 
+static void conn_on_io(gw_watch_t *w, uint32_t events);
+
 void gw_conn_accept(gw_gateway_t *gw, int fd)
 {
 	gw_conn_t *conn = calloc(1, sizeof(*conn));
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
-	struct epoll_event ev;
+	uint32_t events;
 
 	if (!conn)
 		abort();
 	conn->gw = gw;
 	conn->tls = gw->tls != NULL;
-	conn->watch.kind = GW_WATCH_CONN;
+	conn->watch.cb = conn_on_io;
 	conn->watch.fd = fd;
 	conn->head = gw_head_create(HEAD_MAX_BYTES);
 	gw_buf_init(&conn->rx);
@@ -654,11 +656,10 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 				  conn->source_ip, sizeof(conn->source_ip));
 		}
 	}
-	memset(&ev, 0, sizeof(ev));
 	/* Edge-triggered: the head is peeked, not read, so a level-triggered
 	 * watch would fire forever on a partial head. TLS also needs to know
 	 * when a handshake write can go on. */
-	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (gw->tls ? EPOLLOUT : 0);
+	events = EPOLLIN | EPOLLRDHUP | EPOLLET | (gw->tls ? EPOLLOUT : 0);
 	if (gw->tls) {
 		conn->ssl = SSL_new(gw->tls);
 		if (!conn->ssl || SSL_set_fd(conn->ssl, fd) != 1) {
@@ -667,8 +668,7 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 		}
 		SSL_set_accept_state(conn->ssl);
 	}
-	ev.data.ptr = &conn->watch;
-	if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+	if (gw_loop_add(gw->loop, &conn->watch, events)) {
 		gw_err("epoll_ctl: %s", strerror(errno));
 		conn_finish(conn, 0, 0, NULL);
 		return;
@@ -696,8 +696,9 @@ static int head_progress(gw_conn_t *conn, enum gw_head_status st)
 	return 0;
 }
 
-void gw_conn_on_io(gw_conn_t *conn, uint32_t events)
+static void conn_on_io(gw_watch_t *w, uint32_t events)
 {
+	gw_conn_t *conn = lws_container_of(w, gw_conn_t, watch);
 	char buf[HEAD_MAX_BYTES];
 	enum gw_head_status st;
 	size_t fed;

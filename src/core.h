@@ -8,6 +8,7 @@
 #include "config.h"
 #include "event.h"
 #include "gateway.h"
+#include "loop.h"
 #include "registry.h"
 #include "tls.h"
 #include "wheel.h"
@@ -17,27 +18,14 @@
 #include <pthread.h>
 #include <stdint.h>
 
-/* What an epoll registration points at. */
-enum gw_watch_kind { GW_WATCH_LISTENER, GW_WATCH_MGMT_LISTENER, GW_WATCH_SIGNAL,
-		     GW_WATCH_CONN, GW_WATCH_RELAY_TLS, GW_WATCH_RELAY_PLAIN,
-		     GW_WATCH_BACKEND, GW_WATCH_REST };
-
-typedef struct gw_watch {
-	enum gw_watch_kind kind;
-	int fd;
-} gw_watch_t;
-
-/* Safe points. An epoll batch may hold several events for one object; a
- * handler that closes the object must not leave the later events on freed
- * memory. So: gw_watch_close() takes the fd out of epoll, closes it and
- * marks the watch dead (fd -1): the loop skips the dead watch's remaining
- * events. Memory that holds a watch is released with gw_defer_free(),
- * which runs after the batch (and after each libwebsockets service round),
- * never inside it. Every object with a watch follows both rules. */
+/* Safe points (loop.h), for the loop of gw: gw_watch_close() takes the fd
+ * out of epoll, closes it and marks the watch dead; memory that holds a
+ * watch is released with gw_defer_free(), after the batch. Every object
+ * with a watch follows both rules. */
 struct gw_gateway;
 void gw_watch_close(struct gw_gateway *gw, gw_watch_t *w);
 void gw_defer_free(struct gw_gateway *gw, void (*fn)(void *), void *p);
-/* Runs the deferred frees now (end of a batch, teardown). */
+/* Runs the deferred frees now (end of a service round, teardown). */
 void gw_defer_run(struct gw_gateway *gw);
 
 typedef struct gw_conn gw_conn_t;
@@ -73,7 +61,7 @@ struct gw_gateway {
 	struct lws_context *ctx;
 	struct lws_vhost *vh_ws;
 	struct lws_vhost *vh_mgmt;
-	int epfd;
+	gw_loop_t *loop; /* the gateway's own sockets (loop.h) */
 	gw_watch_t listener;
 	gw_watch_t mgmt_listener;
 	gw_watch_t sigwatch;
@@ -96,11 +84,6 @@ struct gw_gateway {
 	int stopping;
 	int drain_seconds;
 	gw_wheel_t wheel; /* per-connection deadlines */
-	struct gw_deferred {
-		void (*fn)(void *);
-		void *p;
-	} *deferred;
-	size_t n_deferred, cap_deferred;
 	lws_sorted_usec_list_t flush_timer;
 	size_t flush_left; /* connections still to look at in this round */
 	lws_sorted_usec_list_t accept_timer;
@@ -171,7 +154,6 @@ extern const struct lws_protocols gw_ws_protocol;
 /* A socket accepted on the gateway listener: reads the request head, then
  * either hands it to libwebsockets or holds it for $connect. */
 void gw_conn_accept(gw_gateway_t *gw, int fd);
-void gw_conn_on_io(gw_conn_t *conn, uint32_t events);
 
 int gw_conn_post(gw_conn_t *conn, const void *data, size_t len);
 /* Parks w until the handshake is decided; the post data is queued first. */

@@ -260,13 +260,8 @@ fail:
 
 static int listener_add(gw_gateway_t *gw, gw_watch_t *l)
 {
-	struct epoll_event ev;
-
-	memset(&ev, 0, sizeof(ev));
 	/* Every loop waits on the same socket: wake one, not all. */
-	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-	ev.data.ptr = l;
-	return epoll_ctl(gw->epfd, EPOLL_CTL_ADD, l->fd, &ev);
+	return gw_loop_add(gw->loop, l, EPOLLIN | EPOLLEXCLUSIVE);
 }
 
 static void on_accept_resume(lws_sorted_usec_list_t *sul)
@@ -288,7 +283,7 @@ static void pause_accepting(gw_gateway_t *gw, gw_watch_t *l)
 
 	if (gw->accept_paused & bit)
 		return;
-	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+	gw_loop_del(gw->loop, l);
 	if (!gw->accept_paused)
 		lws_sul_schedule(gw->ctx, 0, &gw->accept_timer, on_accept_resume,
 				 ACCEPT_PAUSE_MS * LWS_US_PER_MS);
@@ -322,7 +317,7 @@ static void shed(int fd)
 static void accept_all(gw_gateway_t *gw, gw_watch_t *l)
 {
 	static const int one = 1;
-	int client = l->kind == GW_WATCH_LISTENER, checked = 0;
+	int client = l == &gw->listener;
 
 	for (;;) {
 		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -339,7 +334,7 @@ static void accept_all(gw_gateway_t *gw, gw_watch_t *l)
 			}
 			return;
 		}
-		if (client && (checked || fd_reserved(fd)) && (checked = fd_reserved(fd))) {
+		if (client && fd_reserved(fd)) {
 			gw_log_limited(GW_LOG_WARN, 10000, "near the descriptor limit: new "
 				       "connections get 503 for %d ms", ACCEPT_PAUSE_MS);
 			shed(fd);
@@ -349,7 +344,7 @@ static void accept_all(gw_gateway_t *gw, gw_watch_t *l)
 		/* Answers are small and written whole: never wait for an ACK
 		 * (Nagle held REST bodies 40 ms behind their headers). */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (l->kind == GW_WATCH_MGMT_LISTENER) {
+		if (!client) {
 			if (!lws_adopt_socket_vhost(gw->vh_mgmt, fd))
 				gw_log_limited(GW_LOG_WARN, 10000,
 					       "management: cannot adopt a connection");
@@ -403,78 +398,35 @@ static void begin_stop(gw_gateway_t *gw, int sig)
 
 void gw_watch_close(gw_gateway_t *gw, gw_watch_t *w)
 {
-	if (w->fd < 0)
-		return;
-	epoll_ctl(gw->epfd, EPOLL_CTL_DEL, w->fd, NULL);
-	close(w->fd);
-	w->fd = -1;
+	gw_loop_close(gw->loop, w);
 }
 
 void gw_defer_free(gw_gateway_t *gw, void (*fn)(void *), void *p)
 {
-	if (gw->n_deferred == gw->cap_deferred) {
-		size_t n = gw->cap_deferred ? gw->cap_deferred * 2 : 64;
-		struct gw_deferred *d = realloc(gw->deferred, n * sizeof(*d));
-
-		if (!d)
-			abort();
-		gw->deferred = d;
-		gw->cap_deferred = n;
-	}
-	gw->deferred[gw->n_deferred].fn = fn;
-	gw->deferred[gw->n_deferred++].p = p;
+	gw_loop_defer_free(gw->loop, fn, p);
 }
 
 void gw_defer_run(gw_gateway_t *gw)
 {
-	/* By index: a free may defer another one (and grow the array). */
-	for (size_t i = 0; i < gw->n_deferred; i++)
-		gw->deferred[i].fn(gw->deferred[i].p);
-	gw->n_deferred = 0;
+	gw_loop_run_deferred(gw->loop);
 }
 
-static void drain_epoll(gw_gateway_t *gw)
+static void on_listener(gw_watch_t *w, uint32_t events)
 {
-	struct epoll_event evs[64];
-	int n;
+	accept_all(lws_container_of(w, gw_gateway_t, listener), w);
+}
 
-	do {
-		n = epoll_wait(gw->epfd, evs, 64, 0);
-		for (int i = 0; i < n; i++) {
-			gw_watch_t *w = evs[i].data.ptr;
+static void on_mgmt_listener(gw_watch_t *w, uint32_t events)
+{
+	accept_all(lws_container_of(w, gw_gateway_t, mgmt_listener), w);
+}
 
-			/* closed by an earlier event of this batch */
-			if (w->fd < 0)
-				continue;
-			switch (w->kind) {
-			case GW_WATCH_LISTENER:
-			case GW_WATCH_MGMT_LISTENER:
-				accept_all(gw, w);
-				break;
-			case GW_WATCH_SIGNAL: {
-				struct signalfd_siginfo si;
-				if (read(w->fd, &si, sizeof(si)) == sizeof(si))
-					begin_stop(gw, (int)si.ssi_signo);
-				break;
-			}
-			case GW_WATCH_CONN:
-				gw_conn_on_io((gw_conn_t *)w, evs[i].events);
-				break;
-			case GW_WATCH_REST:
-				gw_rest_on_io(w, evs[i].events);
-				break;
-			case GW_WATCH_BACKEND:
-				gw_backend_on_io(w, evs[i].events);
-				break;
-			case GW_WATCH_RELAY_TLS:
-			case GW_WATCH_RELAY_PLAIN:
-				gw_relay_on_io(gw_relay_from_watch(w),
-					       w->kind == GW_WATCH_RELAY_PLAIN, evs[i].events);
-				break;
-			}
-		}
-		gw_defer_run(gw);
-	} while (n == 64);
+static void on_signal(gw_watch_t *w, uint32_t events)
+{
+	struct signalfd_siginfo si;
+
+	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
+		begin_stop(lws_container_of(w, gw_gateway_t, sigwatch), (int)si.ssi_signo);
 }
 
 void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node)
@@ -515,7 +467,7 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	gw_gateway_t *gw = lws_context_user(lws_get_context(wsi));
 
 	if (reason == LWS_CALLBACK_RAW_RX_FILE)
-		drain_epoll(gw);
+		gw_loop_drain(gw->loop);
 	else if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED)
 		drain_inbox(gw);
 	return 0;
@@ -542,16 +494,6 @@ static void on_flush_timer(lws_sorted_usec_list_t *sul)
 					: (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
 }
 
-static int watch_add(gw_gateway_t *gw, gw_watch_t *w)
-{
-	struct epoll_event ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
-	ev.data.ptr = w;
-	return epoll_ctl(gw->epfd, EPOLL_CTL_ADD, w->fd, &ev);
-}
-
 /* One event loop. The first binds the ports asked for (possibly 0); the
  * others bind the ports it got. */
 static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
@@ -574,7 +516,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	for (size_t a = 0; a < cfg->n_apis; a++)
 		if (cfg->apis[a].max_request_bytes > gw->max_request_bytes)
 			gw->max_request_bytes = cfg->apis[a].max_request_bytes;
-	gw->epfd = gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
+	gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
 	gw->drain_seconds = sh->drain_seconds;
 	gw_buf_init(&gw->scratch);
 	if (RAND_bytes(gw->request_salt, sizeof(gw->request_salt)) != 1) {
@@ -583,9 +525,9 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	}
 	/* Each loop holds its own descriptor of the shared listening sockets,
 	 * so closing one loop's never closes another's. */
-	gw->listener.kind = GW_WATCH_LISTENER;
+	gw->listener.cb = on_listener;
 	gw->listener.fd = fcntl(sh->listen_fd, F_DUPFD_CLOEXEC, 0);
-	gw->mgmt_listener.kind = GW_WATCH_MGMT_LISTENER;
+	gw->mgmt_listener.cb = on_mgmt_listener;
 	gw->mgmt_listener.fd = fcntl(sh->mgmt_fd, F_DUPFD_CLOEXEC, 0);
 	gw->port = sh->port;
 	gw->mgmt_port = sh->mgmt_port;
@@ -593,8 +535,8 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 		snprintf(err, errlen, "cannot share the listening sockets: %s", strerror(errno));
 		goto fail;
 	}
-	gw->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (gw->epfd < 0 || listener_add(gw, &gw->listener) ||
+	gw->loop = gw_loop_create();
+	if (!gw->loop || listener_add(gw, &gw->listener) ||
 	    listener_add(gw, &gw->mgmt_listener)) {
 		snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
 		goto fail;
@@ -607,9 +549,9 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 		sigemptyset(&mask);
 		sigaddset(&mask, SIGINT);
 		sigaddset(&mask, SIGTERM);
-		gw->sigwatch.kind = GW_WATCH_SIGNAL;
+		gw->sigwatch.cb = on_signal;
 		gw->sigwatch.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-		if (gw->sigwatch.fd < 0 || watch_add(gw, &gw->sigwatch)) {
+		if (gw->sigwatch.fd < 0 || gw_loop_add(gw->loop, &gw->sigwatch, EPOLLIN)) {
 			snprintf(err, errlen, "cannot watch signals: %s", strerror(errno));
 			goto fail;
 		}
@@ -646,7 +588,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 		snprintf(err, errlen, "cannot create the libwebsockets vhosts");
 		goto fail;
 	}
-	fd.filefd = gw->epfd;
+	fd.filefd = gw_loop_fd(gw->loop);
 	if (!lws_adopt_descriptor_vhost(gw->vh_ws, LWS_ADOPT_RAW_FILE_DESC, fd,
 					"gw-epoll", NULL)) {
 		snprintf(err, errlen, "cannot watch the gateway's sockets");
@@ -840,13 +782,17 @@ static void worker_free(gw_gateway_t *gw)
 		gw_mgmt_free_message(d);
 	}
 	pthread_mutex_destroy(&gw->inbox_lock);
-	stop_listening(gw);
-	if (gw->sigwatch.fd >= 0)
-		close(gw->sigwatch.fd);
-	if (gw->epfd >= 0)
-		close(gw->epfd);
-	gw_defer_run(gw);
-	free(gw->deferred);
+	if (gw->loop) {
+		stop_listening(gw);
+		gw_loop_close(gw->loop, &gw->sigwatch);
+		gw_loop_destroy(gw->loop);
+	} else {
+		gw_watch_t *ws[] = { &gw->listener, &gw->mgmt_listener, &gw->sigwatch };
+
+		for (int i = 0; i < 3; i++)
+			if (ws[i]->fd >= 0)
+				close(ws[i]->fd);
+	}
 	gw_buf_dispose(&gw->scratch);
 	gw_buf_dispose(&gw->rscratch);
 	if (gw->sockdir[0])

@@ -126,14 +126,9 @@ static void rest_close(gw_rest_t *r)
 
 static void set_events(gw_rest_t *r, uint32_t want)
 {
-	struct epoll_event ev;
-
 	if (r->events == want || r->closed)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.events = want;
-	ev.data.ptr = &r->watch;
-	epoll_ctl(r->gw->epfd, EPOLL_CTL_MOD, r->watch.fd, &ev);
+	gw_loop_mod(r->gw->loop, &r->watch, want);
 	r->events = want;
 }
 
@@ -1323,9 +1318,9 @@ static void on_hangup(gw_rest_t *r, uint32_t events)
 	}
 }
 
-void gw_rest_on_io(struct gw_watch *w, uint32_t events)
+static void rest_on_io(gw_watch_t *w, uint32_t events)
 {
-	gw_rest_t *r = (gw_rest_t *)w;
+	gw_rest_t *r = lws_container_of(w, gw_rest_t, watch);
 
 	if (r->closed)
 		return;
@@ -1348,12 +1343,11 @@ void gw_rest_on_io(struct gw_watch *w, uint32_t events)
 void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
 {
 	gw_rest_t *r = calloc(1, sizeof(*r));
-	struct epoll_event ev;
 
 	if (!r)
 		abort();
 	r->gw = gw;
-	r->watch.kind = GW_WATCH_REST;
+	r->watch.cb = rest_on_io;
 	r->watch.fd = fd;
 	r->tls = tls;
 	snprintf(r->source_ip, sizeof(r->source_ip), "%s", source_ip);
@@ -1362,10 +1356,8 @@ void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
 	gw_buf_init(&r->out);
 	gw_buf_init(&r->out_body);
 	lws_dll2_add_tail(&r->list, &gw->rests);
-	memset(&ev, 0, sizeof(ev));
-	ev.events = r->events = EPOLLIN | EPOLLRDHUP;
-	ev.data.ptr = &r->watch;
-	if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+	r->events = EPOLLIN | EPOLLRDHUP;
+	if (gw_loop_add(gw->loop, &r->watch, r->events)) {
 		rest_close(r);
 		return;
 	}

@@ -12,12 +12,10 @@ typedef struct gw_gateway gw_gateway_t;
 typedef struct gw_rest gw_rest_t;
 typedef struct gw_api gw_api_t;
 typedef struct gw_rest_route gw_rest_route_t;
-struct gw_watch;
 
 /* Takes fd (a client socket whose request is still unread, or the plain
  * end of a TLS relay). */
 void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls);
-void gw_rest_on_io(struct gw_watch *w, uint32_t events);
 /* Shutdown: idle connections close now, busy ones after their answer. */
 void gw_rest_shutdown(gw_gateway_t *gw);
 void gw_rest_free_all(gw_gateway_t *gw);

@@ -113,14 +113,9 @@ void gw_tls_write_and_close(SSL *ssl, const void *a, size_t alen, const void *b,
 
 static void set_events(gw_relay_t *r, gw_watch_t *w, uint32_t *cur, uint32_t want)
 {
-	struct epoll_event ev;
-
 	if (*cur == want)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.events = want;
-	ev.data.ptr = w;
-	epoll_ctl(r->gw->epfd, EPOLL_CTL_MOD, w->fd, &ev);
+	gw_loop_mod(r->gw->loop, w, want);
 	*cur = want;
 }
 
@@ -297,11 +292,17 @@ gone:
 
 static int watch_add(gw_relay_t *r, gw_watch_t *w)
 {
-	struct epoll_event ev;
+	return gw_loop_add(r->gw->loop, w, 0);
+}
 
-	memset(&ev, 0, sizeof(ev));
-	ev.data.ptr = w;
-	return epoll_ctl(r->gw->epfd, EPOLL_CTL_ADD, w->fd, &ev);
+static void on_tls_side(gw_watch_t *w, uint32_t events)
+{
+	pump(lws_container_of(w, gw_relay_t, tls_w));
+}
+
+static void on_plain_side(gw_watch_t *w, uint32_t events)
+{
+	pump(lws_container_of(w, gw_relay_t, plain_w));
 }
 
 int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
@@ -325,9 +326,9 @@ int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 		abort();
 	r->gw = gw;
 	r->ssl = ssl;
-	r->tls_w.kind = GW_WATCH_RELAY_TLS;
+	r->tls_w.cb = on_tls_side;
 	r->tls_w.fd = tls_fd;
-	r->plain_w.kind = GW_WATCH_RELAY_PLAIN;
+	r->plain_w.cb = on_plain_side;
 	r->plain_w.fd = sv[0];
 	lws_dll2_add_tail(&r->list, &gw->relays);
 	/* From here on the relay owns ssl, tls_fd and sv[0]: relay_close
@@ -351,19 +352,6 @@ fail:
 	return -1;
 }
 
-void gw_relay_on_io(gw_relay_t *r, int plain_side, uint32_t events)
-{
-	(void)plain_side;
-	(void)events;
-	pump(r);
-}
-
-gw_relay_t *gw_relay_from_watch(gw_watch_t *w)
-{
-	if (w->kind == GW_WATCH_RELAY_TLS)
-		return lws_container_of(w, gw_relay_t, tls_w);
-	return lws_container_of(w, gw_relay_t, plain_w);
-}
 
 void gw_relay_free_all(gw_gateway_t *gw)
 {

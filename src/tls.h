@@ -29,9 +29,7 @@ void gw_tls_write_and_close(SSL *ssl, const void *a, size_t alen, const void *b,
  * socket are then closed). */
 int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 		   size_t len);
-void gw_relay_on_io(gw_relay_t *r, int plain_side, uint32_t events);
-struct gw_watch;
-gw_relay_t *gw_relay_from_watch(struct gw_watch *w);
+
 void gw_relay_free_all(gw_gateway_t *gw);
 
 #endif
