@@ -124,6 +124,7 @@ struct gw_conn {
 	gw_wheel_entry_t head_timer;
 	gw_wheel_entry_t idle_timer;
 	gw_wheel_entry_t max_timer;
+	gw_wheel_entry_t close_timer; /* a close not written by then drops TCP */
 	lws_dll2_owner_t waiters;
 	lws_dll2_t open_list;
 };
@@ -234,6 +235,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
 	gw_wheel_cancel(&gw->wheel, &conn->idle_timer);
 	gw_wheel_cancel(&gw->wheel, &conn->max_timer);
+	gw_wheel_cancel(&gw->wheel, &conn->close_timer);
 	cancel_calls(conn);
 	if (conn->ssl) {
 		SSL_free(conn->ssl);
@@ -835,6 +837,21 @@ void gw_conn_wait(gw_conn_t *conn, gw_waiter_t *w)
 	lws_dll2_add_tail(&w->list, &conn->waiters);
 }
 
+/* A client that does not read never lets the close frame out: past the
+ * deadline its socket is dropped, which completes the close (and sends its
+ * $disconnect) instead of holding the connection as long as it likes. */
+static void on_close_timer(gw_wheel_entry_t *e)
+{
+	gw_conn_t *conn = lws_container_of(e, gw_conn_t, close_timer);
+
+	if (conn->state != CS_OPEN || !conn->wsi)
+		return;
+	gw_log_limited(GW_LOG_WARN, 10000, "connection %s: close not written in %d s "
+		       "(the client does not read); connection dropped", conn->id,
+		       GW_CLOSE_TIMEOUT_S);
+	lws_set_timeout(conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
 void gw_conn_close(gw_conn_t *conn, int code, const char *reason)
 {
 	if (conn->state != CS_OPEN || conn->closing)
@@ -842,6 +859,8 @@ void gw_conn_close(gw_conn_t *conn, int code, const char *reason)
 	conn->closing = 1;
 	conn->close_code = code;
 	snprintf(conn->close_reason, sizeof(conn->close_reason), "%s", reason);
+	gw_wheel_set(&conn->gw->wheel, &conn->close_timer,
+		     gw_now_ms() + (uint64_t)GW_CLOSE_TIMEOUT_S * 1000, on_close_timer);
 	lws_callback_on_writable(conn->wsi);
 }
 

@@ -35,6 +35,9 @@ typedef struct gw_conn gw_conn_t;
  * bytes more than the raw head takes. */
 #define GW_HEAD_MAX_BYTES 16384
 #define GW_LWS_HEADER_SPACE (GW_HEAD_MAX_BYTES + 2048)
+/* How long a close may wait for a client that does not read, and
+ * libwebsockets' own deadlines. */
+#define GW_CLOSE_TIMEOUT_S 10
 
 /* What the event loops (workers) share: read-only configuration, the LMDB
  * registry (thread-safe by itself), the TLS context, and each other. */

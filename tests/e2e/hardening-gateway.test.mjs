@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, mkdtempSync, rmSyn
 import {
   test, assert, startPair, connect, connectWithId, connectRefused, nextMessage, waitClose, postTo, sleep, waitUntil,
   rawConnect, upgradeRequest, serverFrames, withTimeout, rssKiB, startBackend, makeApi, writeRoutes, runGateway,
-  WSGATE_BIN, startGateway, mgmtRequest,
+  WSGATE_BIN, startGateway, mgmtRequest, deleteConn, getConn,
 } from './helpers.mjs';
 
 /** Inodes of the sockets the process holds. */
@@ -324,4 +324,23 @@ test('item 24: a forward jump of the wall clock closes nothing', { timeout: 6000
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a client that stops reading is still closed by DELETE, within the close deadline, with its $disconnect', { timeout: 90000 }, async () => {
+  const { backend, gw } = await startPair(undefined, { limits: { outboundBufferBytes: 16 << 20 } });
+  const c = await connectWithId(gw, backend);
+  c.ws._socket.pause();
+  // Fill the kernel's buffers both ways so that no close frame can be written.
+  const big = 'x'.repeat(100000);
+  for (let i = 0; i < 120; i++) {
+    const r = await postTo(gw, c.id, big);
+    if (r.status !== 200) break;
+  }
+  assert.equal((await deleteConn(gw, c.id)).status, 204);
+  const t0 = Date.now();
+  await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT' && e.requestContext.connectionId === c.id,
+    30000, 'the $disconnect of a client that does not read');
+  const took = (Date.now() - t0) / 1000;
+  assert.ok(took < 25, `closing took ${took} s`);
+  assert.equal((await getConn(gw, c.id)).status, 410);
 });
