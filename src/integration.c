@@ -16,7 +16,8 @@
 static void context_var(const gw_invocation_t *inv, const char *name, size_t len, gw_buf_t *b)
 {
 	const gw_event_ctx_t *c = inv->ctx;
-	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT" };
+	/* A REST route's MOCK reads MESSAGE, as it always has. */
+	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT", "MESSAGE" };
 	char t[64];
 
 #define IS(s) (len == sizeof(s) - 1 && !memcmp(name, s, len))
@@ -66,10 +67,14 @@ static void header_of_client(const gw_invocation_t *inv, const char *name, gw_bu
 
 static void query_of_client(const gw_invocation_t *inv, const char *name, gw_buf_t *b)
 {
-	const char *p = inv->query, *end = inv->query + inv->query_len;
+	const char *p = inv->query, *end;
 	size_t nl = strlen(name);
 
-	while (p && p < end) {
+	/* A URL without '?' comes as NULL: no arithmetic on it. */
+	if (!p)
+		return;
+	end = p + inv->query_len;
+	while (p < end) {
 		const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
 		const char *eq = memchr(p, '=', (size_t)(e - p));
 		char key[256];
@@ -196,14 +201,13 @@ void gw_integ_mock_body(const gw_integration_t *in, const gw_event_ctx_t *ctx, g
 
 /* --- requests ---------------------------------------------------------- */
 
-static void request_head(const gw_invocation_t *inv, const gw_integration_t *in,
-			 const char *method, gw_buf_t *out, gw_buf_t *tmp)
+/* Mapped query parameters (WebSocket routes only) after the integration's
+ * own query, if any. */
+static void mapped_query(const gw_invocation_t *inv, const gw_integration_t *in,
+			 gw_buf_t *out, gw_buf_t *tmp)
 {
 	int has_query = strchr(in->path, '?') != NULL;
 
-	gw_buf_append_str(out, method);
-	gw_buf_append_char(out, ' ');
-	gw_buf_append_str(out, in->path);
 	for (size_t i = 0; i < in->n_params; i++) {
 		const gw_param_map_t *pm = &in->params[i];
 
@@ -216,6 +220,22 @@ static void request_head(const gw_invocation_t *inv, const gw_integration_t *in,
 		gw_buf_append_char(out, '=');
 		append_query_escaped(out, tmp->data, tmp->len);
 	}
+}
+
+/* The request line and Host (with the port unless the scheme's): the one
+ * place either is written. A REST request names its own target. */
+static void request_line(const gw_invocation_t *inv, const gw_integration_t *in,
+			 const char *method, gw_buf_t *out, gw_buf_t *tmp)
+{
+	gw_buf_append_str(out, method);
+	gw_buf_append_char(out, ' ');
+	if (inv->target.ptr) {
+		gw_buf_append(out, inv->target.ptr, inv->target.len);
+	} else {
+		gw_buf_append_str(out, in->path);
+		if (inv->type != GW_EV_HTTP)
+			mapped_query(inv, in, out, tmp);
+	}
 	gw_buf_append_str(out, " HTTP/1.1\r\nHost: ");
 	gw_buf_append_str(out, in->host);
 	if (in->port != (in->tls ? 443 : 80)) {
@@ -223,6 +243,8 @@ static void request_head(const gw_invocation_t *inv, const gw_integration_t *in,
 		gw_buf_append_u64(out, (uint64_t)in->port);
 	}
 	gw_buf_append_str(out, "\r\n");
+	if (inv->type == GW_EV_HTTP)
+		return;
 	for (size_t i = 0; i < in->n_params; i++) {
 		const gw_param_map_t *pm = &in->params[i];
 
@@ -233,11 +255,23 @@ static void request_head(const gw_invocation_t *inv, const gw_integration_t *in,
 	}
 }
 
-static int is_header(const gw_header_t *h, const char *name)
+static int is_header(gw_str_t name, const char *s)
 {
-	size_t n = strlen(name);
+	size_t n = strlen(s);
 
-	return h->name.len == n && !strncasecmp(h->name.ptr, name, n);
+	return name.len == n && !strncasecmp(name.ptr, s, n);
+}
+
+/* Headers only the gateway sets toward a backend: a client's are dropped
+ * from a Lambda event (X-Forwarded-For is appended to instead). The same
+ * list as gw_http_forwardable_header's, which also drops what a proxied
+ * request must not carry (Host, hop-by-hop, Content-Length). */
+static int gateway_header(gw_str_t n)
+{
+	return is_header(n, "X-Forwarded-For") || is_header(n, "X-Forwarded-Proto") ||
+	       is_header(n, "X-Forwarded-Host") || is_header(n, "X-Forwarded-Port") ||
+	       is_header(n, "Forwarded") || is_header(n, "X-Amzn-RequestId") ||
+	       (n.len >= 9 && !strncasecmp(n.ptr, "X-Wsgate-", 9));
 }
 
 /* X-Forwarded-For as the gateway passes it on: the client's values, if
@@ -248,7 +282,7 @@ static void forwarded_for(const gw_invocation_t *inv, gw_buf_t *out)
 	for (size_t i = 0; i < inv->n_headers; i++) {
 		const gw_header_t *h = &inv->headers[i];
 
-		if (!is_header(h, "X-Forwarded-For") || !h->value.len)
+		if (!is_header(h->name, "X-Forwarded-For") || !h->value.len)
 			continue;
 		append_value(out, h->value.ptr, h->value.len);
 		gw_buf_append(out, ", ", 2);
@@ -265,7 +299,7 @@ static int connection_listed(const gw_invocation_t *inv, gw_str_t name)
 		const char *v = h->value.ptr;
 		size_t k = 0, len = h->value.len;
 
-		if (!is_header(h, "Connection"))
+		if (!is_header(h->name, "Connection"))
 			continue;
 		while (k < len) {
 			size_t start, end;
@@ -285,9 +319,9 @@ static int connection_listed(const gw_invocation_t *inv, gw_str_t name)
 	return 0;
 }
 
-/* The handshake headers for an HTTP_PROXY $connect: the client's, less
- * those only the gateway may set (gw_http_forwardable_header) and those its
- * Connection header names, then the gateway's own X-Forwarded-* values. */
+/* A proxied request's client headers: all but those only the gateway may
+ * set (gw_http_forwardable_header) and those the client's Connection
+ * header names, then the gateway's own X-Forwarded-* values. */
 static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
 {
 	gw_str_t host = { NULL, 0 };
@@ -295,8 +329,9 @@ static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
 	for (size_t i = 0; i < inv->n_headers; i++) {
 		const gw_header_t *h = &inv->headers[i];
 
-		if (is_header(h, "Host") && !host.ptr)
+		if (is_header(h->name, "Host") && !host.ptr)
 			host = h->value;
+		/* Expect too: the gateway answered 100-continue itself. */
 		if (!gw_http_forwardable_header(h->name.ptr, h->name.len) ||
 		    connection_listed(inv, h->name))
 			continue;
@@ -309,46 +344,126 @@ static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
 	forwarded_for(inv, req);
 	gw_buf_append_str(req, inv->tls ? "\r\nX-Forwarded-Proto: https\r\n"
 					: "\r\nX-Forwarded-Proto: http\r\n");
+	if (inv->forwarded_port) {
+		gw_buf_append_str(req, "X-Forwarded-Port: ");
+		gw_buf_append_u64(req, (uint64_t)inv->forwarded_port);
+		gw_buf_append_str(req, "\r\n");
+	}
 	if (host.ptr)
 		append_header(req, "X-Forwarded-Host", host.ptr, host.len);
 }
 
-/* The $connect event's headers, as AWS writes them: the client's, but
- * X-Forwarded-For and X-Forwarded-Proto are the gateway's (a client's
- * X-Forwarded-Port is left out: the gateway does not set one). xff holds
- * the value; out has room for n_headers + 2. */
-static size_t event_headers(const gw_invocation_t *inv, gw_buf_t *xff, gw_header_t *out)
+/* A Lambda event's headers, as AWS writes them: the client's, less those
+ * only the gateway sets, then X-Forwarded-For (appended to), -Port (when
+ * the gateway sets one) and -Proto. vals holds the values pointed to and
+ * is not to grow while out is used; out has room for
+ * GW_INVOKE_MAX_HEADERS + 3. */
+static size_t event_headers(const gw_invocation_t *inv, gw_buf_t *vals, gw_header_t *out)
 {
-	size_t n = 0;
+	size_t n = 0, xff, port;
 
-	for (size_t i = 0; i < inv->n_headers; i++) {
-		const gw_header_t *h = &inv->headers[i];
-
-		if (is_header(h, "X-Forwarded-For") || is_header(h, "X-Forwarded-Proto") ||
-		    is_header(h, "X-Forwarded-Port"))
-			continue;
-		out[n++] = *h;
-	}
-	gw_buf_reset(xff);
-	gw_buf_reserve(xff, 64);
-	forwarded_for(inv, xff);
-	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-For"), { xff->data, xff->len } };
+	for (size_t i = 0; i < inv->n_headers && n < GW_INVOKE_MAX_HEADERS; i++)
+		if (!gateway_header(inv->headers[i].name))
+			out[n++] = inv->headers[i];
+	gw_buf_reset(vals);
+	forwarded_for(inv, vals);
+	xff = vals->len;
+	gw_buf_append_u64(vals, (uint64_t)inv->forwarded_port);
+	port = vals->len - xff;
+	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-For"), { vals->data, xff } };
+	if (inv->forwarded_port)
+		out[n++] = (gw_header_t){ GW_STR("X-Forwarded-Port"), { vals->data + xff, port } };
 	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-Proto"),
 				  inv->tls ? GW_STR("https") : GW_STR("http") };
 	return n;
 }
 
-gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_t *req,
-			   gw_call_cb cb, void *user)
+/* The Lambda event into body, vals holding what it points to; -1 when an
+ * HTTP event would be larger than allowed. */
+static int lambda_event(const gw_invocation_t *inv, gw_buf_t *vals, gw_buf_t *body)
+{
+	gw_header_t hs[GW_INVOKE_MAX_HEADERS + 3];
+	gw_http_event_t ev;
+	size_t encoded;
+
+	switch (inv->type) {
+	case GW_EV_CONNECT:
+		gw_event_connect(body, inv->ctx, hs, event_headers(inv, vals, hs), inv->query,
+				 inv->query_len);
+		return 0;
+	case GW_EV_MESSAGE:
+		gw_event_message(body, inv->ctx, inv->body, inv->body_len, inv->binary);
+		return 0;
+	case GW_EV_DISCONNECT:
+		gw_event_disconnect(body, inv->ctx);
+		return 0;
+	case GW_EV_HTTP:
+		break;
+	}
+	/* Refused before the event is built: the body alone is too large. */
+	gw_event_body_base64(inv->http->body, inv->http->body_len, &encoded);
+	if (encoded > inv->max_event_bytes)
+		return -1;
+	ev = *inv->http;
+	ev.headers = hs;
+	ev.n_headers = event_headers(inv, vals, hs);
+	gw_event_http(body, &ev);
+	return body->len > inv->max_event_bytes ? -1 : 0;
+}
+
+/* HTTP_PROXY: the message (or the REST request's body) is the body; the
+ * client's headers travel on $connect and REST requests. */
+static void proxy_head(const gw_invocation_t *inv, const gw_integration_t *in, gw_buf_t *req,
+		       gw_buf_t *tmp, gw_buf_t *body)
 {
 	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT" };
-	const gw_integration_t *in = inv->route->integration;
-	gw_buf_t body, tmp;
-	gw_call_t *call;
+	const gw_event_ctx_t *ctx = inv->ctx;
+	const char *method = in->method ? in->method : inv->method ? inv->method : "POST";
 
+	request_line(inv, in, method, req, tmp);
+	switch (inv->type) {
+	case GW_EV_HTTP:
+		forward_client_headers(inv, req);
+		append_header(req, "X-Amzn-RequestId", ctx->request_id, strlen(ctx->request_id));
+		return;
+	case GW_EV_CONNECT:
+		forward_client_headers(inv, req);
+		break;
+	case GW_EV_MESSAGE:
+		gw_buf_append(body, inv->body, inv->body_len);
+		gw_buf_append_str(req, inv->binary
+				? "Content-Type: application/octet-stream\r\n"
+				: "Content-Type: application/json; charset=utf-8\r\n");
+		break;
+	case GW_EV_DISCONNECT: {
+		char code[16];
+
+		snprintf(code, sizeof(code), "%d", ctx->disconnect_code);
+		append_header(req, "X-Wsgate-Disconnect-Status-Code", code, strlen(code));
+		append_header(req, "X-Wsgate-Disconnect-Reason", ctx->disconnect_reason,
+			      strlen(ctx->disconnect_reason));
+		break;
+	}
+	}
+	/* Always there, so a backend works without any mapping. */
+	append_header(req, "X-Wsgate-Connection-Id", ctx->connection_id,
+		      strlen(ctx->connection_id));
+	append_header(req, "X-Wsgate-Route-Key", ctx->route_key, strlen(ctx->route_key));
+	append_header(req, "X-Wsgate-Event-Type", types[inv->type], strlen(types[inv->type]));
+	append_header(req, "X-Wsgate-Request-Id", ctx->request_id, strlen(ctx->request_id));
+}
+
+gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_t *head,
+			   gw_call_cb cb, void *user)
+{
+	const gw_integration_t *in = inv->route->integration;
+	gw_buf_t body, tmp, *sent = inv->body_buf ? inv->body_buf : &body;
+	gw_call_t *call = NULL;
+
+	/* body goes to the call; tmp allocates only for mapped parameters. */
 	gw_buf_init(&body);
 	gw_buf_init(&tmp);
-	gw_buf_reset(req);
+	gw_buf_reset(head);
 	if (in->type == GW_INTEG_MOCK) {
 		substitute(inv, in->mock_body, &body);
 		call = gw_backend_local(be, in->mock_status, body.data ? body.data : "", body.len,
@@ -356,62 +471,24 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 		goto out;
 	}
 	if (in->type == GW_INTEG_AWS_PROXY) {
-		switch (inv->type) {
-		case GW_EV_CONNECT: {
-			gw_header_t *hs = calloc(inv->n_headers + 2, sizeof(*hs));
-
-			if (!hs)
-				abort();
-			gw_event_connect(&body, inv->ctx, hs, event_headers(inv, &tmp, hs),
-					 inv->query, inv->query_len);
-			free(hs);
-			break;
-		}
-		case GW_EV_MESSAGE:
-			gw_event_message(&body, inv->ctx, inv->body, inv->body_len, inv->binary);
-			break;
-		case GW_EV_DISCONNECT:
-			gw_event_disconnect(&body, inv->ctx);
-			break;
-		}
-		request_head(inv, in, "POST", req, &tmp);
-		gw_buf_append_str(req, "Content-Type: application/json\r\n");
-		append_header(req, "X-Amzn-RequestId", inv->ctx->request_id,
+		/* The event's header values live in head until it is built. */
+		sent = &body;
+		if (lambda_event(inv, head, &body))
+			goto out;
+		gw_buf_reset(head);
+		request_line(inv, in, "POST", head, &tmp);
+		gw_buf_append_str(head, "Content-Type: application/json\r\n");
+		append_header(head, "X-Amzn-RequestId", inv->ctx->request_id,
 			      strlen(inv->ctx->request_id));
 	} else {
-		/* HTTP_PROXY: the message is the body; the client's handshake
-		 * headers travel on $connect. */
-		request_head(inv, in, in->method ? in->method : "POST", req, &tmp);
-		if (inv->type == GW_EV_CONNECT) {
-			forward_client_headers(inv, req);
-		} else if (inv->type == GW_EV_MESSAGE) {
-			gw_buf_append(&body, inv->body, inv->body_len);
-			gw_buf_append_str(req, inv->binary
-					? "Content-Type: application/octet-stream\r\n"
-					: "Content-Type: application/json; charset=utf-8\r\n");
-		} else {
-			char code[16];
-			snprintf(code, sizeof(code), "%d", inv->ctx->disconnect_code);
-			append_header(req, "X-Wsgate-Disconnect-Status-Code", code, strlen(code));
-			append_header(req, "X-Wsgate-Disconnect-Reason", inv->ctx->disconnect_reason,
-				      strlen(inv->ctx->disconnect_reason));
-		}
-		/* Always there, so a backend works without any mapping. */
-		append_header(req, "X-Wsgate-Connection-Id", inv->ctx->connection_id,
-			      strlen(inv->ctx->connection_id));
-		append_header(req, "X-Wsgate-Route-Key", inv->ctx->route_key,
-			      strlen(inv->ctx->route_key));
-		append_header(req, "X-Wsgate-Event-Type", types[inv->type],
-			      strlen(types[inv->type]));
-		append_header(req, "X-Wsgate-Request-Id", inv->ctx->request_id,
-			      strlen(inv->ctx->request_id));
+		proxy_head(inv, in, head, &tmp, &body);
 	}
-	gw_buf_append_str(req, "Content-Length: ");
-	gw_buf_append_u64(req, body.len);
-	gw_buf_append_str(req, "\r\n\r\n");
-	gw_buf_append(req, body.data ? body.data : "", body.len);
-	call = gw_backend_call(be, gw_backend_endpoint_for(be, in->index), req->data, req->len, (unsigned)in->timeout_ms,
-			       inv->ctx->request_id, cb, user);
+	gw_buf_append_str(head, "Content-Length: ");
+	gw_buf_append_u64(head, sent->len);
+	gw_buf_append_str(head, "\r\n\r\n");
+	call = gw_backend_call_body(be, gw_backend_endpoint_for(be, in->index), head->data,
+				    head->len, sent, (unsigned)in->timeout_ms,
+				    inv->ctx->request_id, cb, user);
 out:
 	gw_buf_dispose(&body);
 	gw_buf_dispose(&tmp);

@@ -1,7 +1,10 @@
-/* What a route's integration means: the request built for each type
- * (AWS_PROXY: a Lambda proxy event; HTTP_PROXY: the message itself, with
- * mapped parameters and the gateway's own headers; MOCK: no request at
- * all) and how its answer is read back. backend.c moves the bytes. */
+/* The one invoke path of WebSocket and REST routes: "call this
+ * integration with this event" becomes a backend request (AWS_PROXY: a
+ * Lambda proxy event, WebSocket or payload 2.0; HTTP_PROXY: the message or
+ * the REST request itself, with mapped parameters and the gateway's own
+ * headers; MOCK: no request at all), and its answer is read back. The
+ * request line, Host, hop-by-hop handling and X-Forwarded-* are written
+ * here only. backend.c moves the bytes. */
 #ifndef GW_INTEGRATION_H
 #define GW_INTEGRATION_H
 
@@ -9,7 +12,8 @@
 #include "config.h"
 #include "event.h"
 
-enum gw_event_type { GW_EV_CONNECT, GW_EV_MESSAGE, GW_EV_DISCONNECT };
+/* GW_EV_HTTP: a request on a REST route. */
+enum gw_event_type { GW_EV_CONNECT, GW_EV_MESSAGE, GW_EV_DISCONNECT, GW_EV_HTTP };
 
 /* Everything one invocation may draw on. */
 typedef struct gw_invocation {
@@ -21,12 +25,22 @@ typedef struct gw_invocation {
 	const char *body;
 	size_t body_len;
 	int binary;
-	/* CONNECT */
+	/* CONNECT and HTTP: the client's headers (at most GW_INVOKE_MAX_HEADERS) */
 	const gw_header_t *headers;
 	size_t n_headers;
+	/* CONNECT */
 	const char *query;
 	size_t query_len;
+	/* HTTP. Requests parameters are not mapped for REST routes. */
+	const char *method;      /* HTTP_PROXY, unless the integration names one */
+	gw_str_t target;         /* HTTP_PROXY's request target; else the path */
+	gw_buf_t *body_buf;      /* the request body: the call takes it over */
+	const gw_http_event_t *http; /* AWS_PROXY; its headers are the gateway's */
+	int forwarded_port;      /* X-Forwarded-Port to add, 0: none */
+	size_t max_event_bytes;  /* AWS_PROXY: a larger event is not sent */
 } gw_invocation_t;
+
+#define GW_INVOKE_MAX_HEADERS 128
 
 enum gw_integ_outcome {
 	GW_INTEG_OK = 0,
@@ -47,7 +61,9 @@ typedef struct gw_integ_result {
 	unsigned dropped_headers;
 } gw_integ_result_t;
 
-/* Starts the call (scratch is reused for building the request). */
+/* Starts the call (scratch is reused for building the request head; the
+ * body is built once and taken over by the call). NULL only for an HTTP
+ * event larger than max_event_bytes: nothing was sent. */
 gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_t *scratch,
 			   gw_call_cb cb, void *user);
 /* Reads an answer of the given integration. Pointers may point into

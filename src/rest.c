@@ -410,18 +410,6 @@ static int name_is(gw_str_t n, const char *s)
 	return n.len == l && !strncasecmp(n.ptr, s, l);
 }
 
-/* Headers only the gateway sets toward a backend, dropped from a Lambda
- * event's client headers (X-Forwarded-For is appended to instead); the
- * same list as gw_http_forwardable_header's, which also drops what a
- * proxied request must not carry (Host, hop-by-hop, Content-Length). */
-static int gateway_header(gw_str_t n)
-{
-	return name_is(n, "X-Forwarded-For") || name_is(n, "X-Forwarded-Proto") ||
-	       name_is(n, "X-Forwarded-Host") || name_is(n, "X-Forwarded-Port") ||
-	       name_is(n, "Forwarded") || name_is(n, "X-Amzn-RequestId") ||
-	       (n.len >= 9 && !strncasecmp(n.ptr, "X-Wsgate-", 9));
-}
-
 /* A Host value: reg-name, IP literal or address, and a port (RFC 3986 §3.2.2). */
 static int valid_host(gw_str_t v)
 {
@@ -476,35 +464,6 @@ static int codings_understood(gw_req_t *req)
 			return 0;
 	}
 	return 1;
-}
-
-/* Whether the Connection header lists name: such a header is hop-by-hop
- * too (RFC 9110 §7.6.1). */
-static int connection_listed(gw_req_t *req, gw_str_t name)
-{
-	for (size_t i = 0; i < gw_req_header_count(req); i++) {
-		gw_str_t n, v;
-		size_t k = 0;
-
-		gw_req_header(req, i, &n, &v);
-		if (!name_is(n, "Connection"))
-			continue;
-		while (k < v.len) {
-			size_t start, end;
-
-			while (k < v.len && (v.ptr[k] == ' ' || v.ptr[k] == '\t' || v.ptr[k] == ','))
-				k++;
-			start = k;
-			while (k < v.len && v.ptr[k] != ',')
-				k++;
-			end = k;
-			while (end > start && (v.ptr[end - 1] == ' ' || v.ptr[end - 1] == '\t'))
-				end--;
-			if (end - start == name.len && !strncasecmp(v.ptr + start, name.ptr, name.len))
-				return 1;
-		}
-	}
-	return 0;
 }
 
 /* The path of an absolute-form target ("http://host/p"), which a server
@@ -707,119 +666,47 @@ static void proxy_target(gw_rest_t *r, const gw_integration_t *in, gw_buf_t *h, 
 	}
 }
 
-static void call_http_proxy(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
-			    size_t (*params)[2], size_t np)
+/* Calls the route's integration (integration.c builds the request). A
+ * Lambda event over the payload limit is answered as AWS does. */
+static void call_integration(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
+			     size_t (*params)[2], size_t np)
 {
 	gw_gateway_t *gw = r->gw;
-	gw_buf_t *h = &gw->scratch;
-	gw_str_t host = gw_req_get(r->req, "Host");
-	const char *method = in->method ? in->method : gw_req_method(r->req);
-
-	gw_buf_reset(h);
-	gw_buf_append_str(h, method);
-	gw_buf_append_char(h, ' ');
-	proxy_target(r, in, h, path, params, np);
-	gw_buf_append_str(h, " HTTP/1.1\r\nHost: ");
-	gw_buf_append_str(h, in->host);
-	if (in->port != (in->tls ? 443 : 80)) {
-		gw_buf_append_char(h, ':');
-		gw_buf_append_u64(h, (uint64_t)in->port);
-	}
-	gw_buf_append_str(h, "\r\n");
-	for (size_t i = 0; i < gw_req_header_count(r->req); i++) {
-		gw_str_t n, v;
-
-		gw_req_header(r->req, i, &n, &v);
-		/* Expect: the gateway answered 100-continue itself. */
-		if (!gw_http_forwardable_header(n.ptr, n.len) || connection_listed(r->req, n))
-			continue;
-		gw_buf_append(h, n.ptr, n.len);
-		gw_buf_append(h, ": ", 2);
-		gw_buf_append(h, v.ptr, v.len);
-		gw_buf_append(h, "\r\n", 2);
-	}
-	/* The client's X-Forwarded-For values, then the address it came from. */
-	gw_buf_append_str(h, "X-Forwarded-For: ");
-	for (size_t i = 0; i < gw_req_header_count(r->req); i++) {
-		gw_str_t n, v;
-
-		gw_req_header(r->req, i, &n, &v);
-		if (!name_is(n, "X-Forwarded-For") || !v.len)
-			continue;
-		gw_buf_append(h, v.ptr, v.len);
-		gw_buf_append_str(h, ", ");
-	}
-	gw_buf_append_str(h, r->source_ip);
-	gw_buf_append_str(h, r->tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
-	gw_buf_append_str(h, "X-Forwarded-Port: ");
-	gw_buf_append_u64(h, (uint64_t)gw->port);
-	gw_buf_append_str(h, "\r\n");
-	if (host.len) {
-		gw_buf_append_str(h, "X-Forwarded-Host: ");
-		gw_buf_append(h, host.ptr, host.len);
-		gw_buf_append_str(h, "\r\n");
-	}
-	gw_buf_append_str(h, "X-Amzn-RequestId: ");
-	gw_buf_append_str(h, r->request_id);
-	gw_buf_append_str(h, "\r\nContent-Length: ");
-	gw_buf_append_u64(h, gw_req_body(r->req)->len);
-	gw_buf_append_str(h, "\r\n\r\n");
-	r->call = gw_backend_call_body(gw->be, gw_backend_endpoint_for(gw->be, in->index), h->data, h->len, gw_req_body(r->req),
-				       (unsigned)in->timeout_ms, r->request_id, on_answer, r);
-}
-
-/* The event's headers: the client's, less the gateway's own, plus
- * x-forwarded-for (appended to), -proto and -port as AWS adds them. xff
- * and port hold the values the added headers point to. */
-static size_t lambda_headers(gw_rest_t *r, gw_header_t *out, size_t max, gw_buf_t *xff,
-			     char port[8])
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < gw_req_header_count(r->req); i++) {
-		gw_str_t hn, hv;
-
-		gw_req_header(r->req, i, &hn, &hv);
-		if (name_is(hn, "X-Forwarded-For") && hv.len) {
-			gw_buf_append(xff, hv.ptr, hv.len);
-			gw_buf_append_str(xff, ", ");
-		}
-		if (gateway_header(hn) || n == max - 3)
-			continue;
-		out[n].name = hn;
-		out[n++].value = hv;
-	}
-	gw_buf_append_str(xff, r->source_ip);
-	snprintf(port, 8, "%d", r->gw->port);
-	out[n].name = GW_STR("x-forwarded-for");
-	out[n++].value = (gw_str_t){ xff->data, xff->len };
-	out[n].name = GW_STR("x-forwarded-port");
-	out[n++].value = (gw_str_t){ port, strlen(port) };
-	out[n].name = GW_STR("x-forwarded-proto");
-	out[n++].value = r->tls ? GW_STR("https") : GW_STR("http");
-	return n;
-}
-
-/* Builds and sends the payload 2.0 event; -1 (nothing sent) when the event
- * would exceed the Lambda payload limit. */
-static int call_lambda(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
-		       size_t (*params)[2], size_t np)
-{
-	gw_gateway_t *gw = r->gw;
-	gw_header_t headers[103], pp[MAX_PARAMS];
-	gw_buf_t *req_body = gw_req_body(r->req), *h = &gw->scratch;
-	size_t k = 0, max_event = r->api->max_event_bytes, encoded;
+	gw_header_t hs[GW_INVOKE_MAX_HEADERS], pp[MAX_PARAMS];
+	size_t k = 0, nh = gw_req_header_count(r->req);
+	gw_invocation_t inv;
 	gw_http_event_t ev;
-	gw_buf_t body, xff;
-	char port[8];
-	int rc = -1;
+	gw_event_ctx_t ctx;
 
-	/* Refused before the event is built: the body alone is too large. */
-	gw_event_body_base64(req_body->data, req_body->len, &encoded);
-	if (encoded > max_event)
-		return -1;
-	gw_buf_init(&body);
-	gw_buf_init(&xff);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.api = r->api;
+	ctx.route_key = r->route->route.key;
+	ctx.connection_id = "";
+	ctx.request_id = r->request_id;
+	ctx.request_time = gw_wall_ms();
+	ctx.source_ip = r->source_ip;
+	ctx.domain_name = "";
+	if (nh > GW_INVOKE_MAX_HEADERS)
+		nh = GW_INVOKE_MAX_HEADERS;
+	for (size_t i = 0; i < nh; i++)
+		gw_req_header(r->req, i, &hs[i].name, &hs[i].value);
+	memset(&inv, 0, sizeof(inv));
+	inv.route = &r->route->route;
+	inv.type = GW_EV_HTTP;
+	inv.ctx = &ctx;
+	inv.tls = r->tls;
+	inv.headers = hs;
+	inv.n_headers = nh;
+	inv.method = gw_req_method(r->req);
+	inv.forwarded_port = gw->port;
+	inv.max_event_bytes = r->api->max_event_bytes;
+	if (in->type == GW_INTEG_HTTP_PROXY) {
+		/* r->out is free until the answer: it holds the target. */
+		gw_buf_reset(&r->out);
+		proxy_target(r, in, &r->out, path, params, np);
+		inv.target = (gw_str_t){ r->out.data, r->out.len };
+		inv.body_buf = gw_req_body(r->req);
+	}
 	for (size_t i = 0; i < r->route->n_segs && k < np; i++) {
 		const gw_rest_seg_t *sg = &r->route->segs[i];
 
@@ -832,38 +719,20 @@ static int call_lambda(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
 	memset(&ev, 0, sizeof(ev));
 	ev.api = r->api;
 	ev.route_key = r->route->route.key;
-	ev.method = gw_req_method(r->req);
+	ev.method = inv.method;
 	ev.path = path;
 	ev.query = gw_req_query(r->req);
-	ev.headers = headers;
-	ev.n_headers = lambda_headers(r, headers, sizeof(headers) / sizeof(headers[0]), &xff, port);
 	ev.path_params = pp;
 	ev.n_path_params = k;
-	ev.body = req_body->data;
-	ev.body_len = req_body->len;
+	ev.body = gw_req_body(r->req)->data;
+	ev.body_len = gw_req_body(r->req)->len;
 	ev.source_ip = r->source_ip;
 	ev.request_id = r->request_id;
-	ev.time = gw_wall_ms();
-	gw_event_http(&body, &ev);
-	if (body.len > max_event)
-		goto done;
-	gw_buf_reset(h);
-	gw_buf_append_str(h, "POST ");
-	gw_buf_append_str(h, in->path);
-	gw_buf_append_str(h, " HTTP/1.1\r\nHost: ");
-	gw_buf_append_str(h, in->host);
-	gw_buf_append_str(h, "\r\nContent-Type: application/json\r\nX-Amzn-RequestId: ");
-	gw_buf_append_str(h, r->request_id);
-	gw_buf_append_str(h, "\r\nContent-Length: ");
-	gw_buf_append_u64(h, body.len);
-	gw_buf_append_str(h, "\r\n\r\n");
-	r->call = gw_backend_call_body(gw->be, gw_backend_endpoint_for(gw->be, in->index), h->data, h->len, &body,
-				       (unsigned)in->timeout_ms, r->request_id, on_answer, r);
-	rc = 0;
-done:
-	gw_buf_dispose(&body);
-	gw_buf_dispose(&xff);
-	return rc;
+	ev.time = ctx.request_time;
+	inv.http = &ev;
+	r->call = gw_integ_invoke(gw->be, &inv, &gw->scratch, on_answer, r);
+	if (!r->call)
+		respond_json(r, 413, "{\"message\": \"Request Too Long\"}");
 }
 
 /* Lambda payload 2.0 response rules (§8.2), into r->out_body + headers. */
@@ -1084,35 +953,7 @@ static void serve(gw_rest_t *r)
 	 * whatever the mask); the next request waits in the socket. */
 	set_events(r, r->peer_eof ? 0 : EPOLLRDHUP);
 	gw_wheel_cancel(&gw->wheel, &r->timer);
-	switch (in->type) {
-	case GW_INTEG_MOCK: {
-		gw_event_ctx_t ctx;
-		gw_buf_t body;
-
-		memset(&ctx, 0, sizeof(ctx));
-		ctx.api = r->api;
-		ctx.route_key = r->route->route.key;
-		ctx.connection_id = "";
-		ctx.request_id = r->request_id;
-		ctx.request_time = gw_wall_ms();
-		ctx.source_ip = r->source_ip;
-		ctx.domain_name = "";
-		gw_buf_init(&body);
-		gw_integ_mock_body(in, &ctx, &body);
-		r->call = gw_backend_local(gw->be, in->mock_status, body.data ? body.data : "",
-					   body.len, on_answer, r);
-		gw_buf_dispose(&body);
-		break;
-	}
-	case GW_INTEG_HTTP_PROXY:
-		call_http_proxy(r, in, path, params, np);
-		break;
-	case GW_INTEG_AWS_PROXY:
-		/* As AWS answers a request over Lambda's payload limit. */
-		if (call_lambda(r, in, path, params, np))
-			respond_json(r, 413, "{\"message\": \"Request Too Long\"}");
-		break;
-	}
+	call_integration(r, in, path, params, np);
 }
 
 /* Parses buffered bytes; serves a complete request. */
