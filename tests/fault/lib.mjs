@@ -691,3 +691,27 @@ export async function raceScenario({
   if (stop) await gw.stop();
   return ctx;
 }
+
+/**
+ * A race: a client connects, four management POSTs (the last one 64 KB) are
+ * sent to it, and it hangs up while they are in flight. Counts the POST
+ * answers in `statuses`.
+ */
+export const pushRace = (statuses, { tls: useTls = false } = {}) => async ({ gw, backend }, i) => {
+  const tag = `p${i}`;
+  const { tcp, sock, status } = await rawUpgrade(gw.port, `tag=${tag}`, { tls: useTls });
+  assert.equal(status, 101);
+  sock.on('data', () => {}); // read some, then stop reading at the reset
+  let id;
+  for (let k = 0; k < 50 && !(id = backend.idOfTag(tag)); k++) await sleep(5);
+  assert.ok(id, `the backend saw ${tag}`);
+  const closed = closedOf(tcp);
+  const posts = [];
+  for (let k = 0; k < 4; k++) {
+    const size = k === 3 ? 64 * 1024 : 100;
+    posts.push(postTo(gw, id, Buffer.alloc(size, 0x61)).then((r) => r.status, (e) => `error: ${e.message}`));
+  }
+  setTimeout(() => hangUp(tcp, i), jitter(0, 6));
+  for (const s of await Promise.all(posts)) statuses.set(s, (statuses.get(s) ?? 0) + 1);
+  await closed;
+};

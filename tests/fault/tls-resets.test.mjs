@@ -4,7 +4,7 @@
 // shutdown. Item 1(b) itself is in item1.test.mjs.
 import {
   faultTest, assert, closedOf, raceScenario, openSocket, rawUpgrade, upgradeHead, hangUp, reset, frame, jitter, sleep,
-  httpRequest,
+  httpRequest, pushRace,
 } from './lib.mjs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -121,4 +121,19 @@ faultTest('wss clients resetting during the TLS shutdown (close_notify then RST,
       await closed;
     },
   });
+});
+
+faultTest('wss clients resetting while management POSTs to them are in flight', { timeout: 120000 }, async () => {
+  const statuses = new Map();
+  const ctx = await raceScenario({
+    name: 'TLS during pushes',
+    tls: true,
+    total: 1000,
+    width: 40,
+    stop: false,
+    race: pushRace(statuses, { tls: true }),
+  });
+  const seen = Object.fromEntries(statuses);
+  for (const s of statuses.keys()) assert.ok(s === 200 || s === 410, `management POST answers: ${JSON.stringify(seen)}`);
+  await ctx.gw.stop();
 });
