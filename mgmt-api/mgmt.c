@@ -1,21 +1,21 @@
 /* The management API: AWS's @connections endpoint (PostToConnection,
  * GetConnection, DeleteConnection), wire-compatible with the AWS SDKs.
  *
- * A request finds its connection through the registry, whose record names
- * the event loop (worker) holding the socket. Every request becomes an
- * operation message: run at once when this loop owns the connection,
- * otherwise handed to the owner's inbox (a mutex-guarded list, then
- * lws_cancel_service wakes that loop); the result comes back the same way
- * and is matched to the waiting HTTP request by a token. Neither loop ever
- * waits for the other. A POST to a connection whose $connect is still
- * running is parked until the handshake is decided: 200 or 410.
+ * This file only translates: an HTTP request becomes an operation (bus.h)
+ * sent to the loop that owns the connection, which its ID names (connid.h);
+ * the operation's result, answered by callback on this loop, becomes the
+ * HTTP answer, matched to the waiting request by a token. A malformed,
+ * forged or stale ID is answered 410 without any lookup; the registry is
+ * not read on this path (GET reads it on the owner's loop). A POST to a
+ * connection whose $connect is still running waits until the handshake is
+ * decided: 200 or 410.
  *
  * What a caller cannot do: reach a connection through another API's stage
  * (403), send a body whose length is not declared up front (411: the
  * framing of what follows would be a guess), take more than
  * BODY_DEADLINE_S to send a body (408), or upgrade the listener to
  * WebSocket or h2c (400). Each of those answers closes the connection. */
-#include "core.h"
+#include "bus.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -28,24 +28,8 @@
 /* From the request head to the body's last byte. */
 #define BODY_DEADLINE_S 10
 
-enum op { OP_NONE, OP_GET, OP_POST, OP_DELETE };
-
-/* One management operation, travelling between loops. */
-typedef struct op_msg {
-	lws_dll2_t list;    /* an inbox */
-	int is_reply;
-	enum op op;
-	uint32_t from;      /* the worker whose HTTP request waits */
-	uint64_t token;
-	char id[128];
-	size_t id_len;
-	gw_buf_t data;      /* POST body, or the GET answer */
-	int status;
-	const char *error_type;
-	const char *message;
-	gw_waiter_t waiter; /* parked on a pending $connect */
-	gw_gateway_t *at;   /* the loop it is parked on */
-} op_msg_t;
+/* The request's method, as an operation (OP_NONE: none that we serve). */
+enum op { OP_NONE = 0, OP_POST = GW_OP_POST, OP_GET = GW_OP_GET, OP_DELETE = GW_OP_DELETE };
 
 struct mgmt_pss {
 	gw_gateway_t *gw;
@@ -73,14 +57,6 @@ struct mgmt_pss {
 	lws_dll2_t pending; /* gw->mgmt_pending, while an operation runs */
 };
 
-static void complete(gw_gateway_t *gw, op_msg_t *m);
-
-static void msg_free(op_msg_t *m)
-{
-	gw_buf_dispose(&m->data);
-	free(m);
-}
-
 static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
 		       const char *message)
 {
@@ -96,148 +72,52 @@ static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
 	lws_callback_on_writable(pss->wsi);
 }
 
-static void result(op_msg_t *m, int status, const char *error_type, const char *message)
-{
-	m->status = status;
-	m->error_type = error_type;
-	m->message = message;
-}
-
-static void on_decided(gw_waiter_t *w, int ok)
-{
-	op_msg_t *m = lws_container_of(w, op_msg_t, waiter);
-
-	if (ok)
-		result(m, 200, NULL, NULL);
-	else
-		result(m, 410, "GoneException", NULL);
-	complete(m->at, m);
-}
-
-/* Runs m on the loop that owns the connection. */
-static void execute(gw_gateway_t *gw, op_msg_t *m)
-{
-	gw_conn_t *conn = gw_gateway_find_conn(gw, m->id, m->id_len);
-	gw_conn_record_t rec;
-	char t[64];
-
-	gw_buf_t body = m->data;
-
-	gw_buf_init(&m->data);
-	if (!conn) {
-		result(m, 410, "GoneException", NULL);
-		goto done;
-	}
-	switch (m->op) {
-	case OP_POST:
-		switch (gw_conn_post(conn, body.data ? body.data : "", body.len)) {
-		case GW_POST_OK:
-			result(m, 200, NULL, NULL);
-			break;
-		case GW_POST_PENDING:
-			/* Queued behind the 101; the answer waits for $connect. */
-			memset(&m->waiter, 0, sizeof(m->waiter));
-			m->waiter.decided = on_decided;
-			m->at = gw;
-			gw_conn_wait(conn, &m->waiter);
-			gw_buf_dispose(&body);
-			return;
-		case GW_POST_TOO_LARGE:
-			result(m, 413, "PayloadTooLargeException",
-			       "Message is larger than the maximum message size");
-			break;
-		case GW_POST_FULL:
-			result(m, 429, "LimitExceededException", "The client side buffer is full");
-			break;
-		default:
-			result(m, 410, "GoneException", NULL);
-		}
-		break;
-	case OP_GET:
-		if (!gw_conn_is_open(conn) ||
-		    gw_registry_get(gw->reg, m->id, m->id_len, &rec) != GW_REG_OK) {
-			result(m, 410, "GoneException", NULL);
-			break;
-		}
-		gw_event_iso_time(t, rec.connected_at);
-		gw_buf_append_str(&m->data, "{\"connectedAt\":\"");
-		gw_buf_append_str(&m->data, t);
-		gw_buf_append_str(&m->data, "\",\"identity\":{\"sourceIp\":");
-		gw_buf_append_json_str(&m->data, rec.source_ip, strlen(rec.source_ip));
-		gw_buf_append_str(&m->data, ",\"userAgent\":");
-		gw_buf_append_json_str(&m->data, rec.user_agent, strlen(rec.user_agent));
-		/* The live value, newer than the registry's batched copy. */
-		gw_event_iso_time(t, gw_conn_last_active(conn));
-		gw_buf_append_str(&m->data, "},\"lastActiveAt\":\"");
-		gw_buf_append_str(&m->data, t);
-		gw_buf_append_str(&m->data, "\"}");
-		result(m, 200, NULL, NULL);
-		break;
-	case OP_DELETE:
-		if (!gw_conn_is_open(conn)) {
-			result(m, 410, "GoneException", NULL);
-			break;
-		}
-		gw_conn_delete(conn);
-		result(m, 204, NULL, NULL);
-		break;
-	default:
-		result(m, 405, "MethodNotAllowedException", "Method Not Allowed");
-	}
-done:
-	gw_buf_dispose(&body);
-	complete(gw, m);
-}
-
-/* On the loop of the waiting HTTP request: answer it, if still there. */
-static void deliver(gw_gateway_t *gw, op_msg_t *m)
+/* On this loop, with the operation's result: answer the HTTP request
+ * still waiting for it, if any (it may have hung up meanwhile). */
+static void on_done(gw_gateway_t *gw, gw_op_t *op)
 {
 	lws_start_foreach_dll(struct lws_dll2 *, d, gw->mgmt_pending.head) {
 		struct mgmt_pss *pss = lws_container_of(d, struct mgmt_pss, pending);
 
-		if (pss->token == m->token) {
+		if (pss->token == op->token) {
 			lws_dll2_remove(&pss->pending);
-			set_answer(pss, m->status, m->error_type, m->message);
-			if (m->data.len) {
+			set_answer(pss, op->status, op->error_type, op->message);
+			if (op->data.len) {
 				gw_buf_reset(&pss->out);
-				gw_buf_append(&pss->out, m->data.data, m->data.len);
+				gw_buf_append(&pss->out, op->data.data, op->data.len);
 			}
 			break;
 		}
 	} lws_end_foreach_dll(d);
-	msg_free(m);
-}
-
-static void complete(gw_gateway_t *gw, op_msg_t *m)
-{
-	m->is_reply = 1;
-	if (m->from == gw->worker)
-		deliver(gw, m);
-	else
-		gw_worker_post(gw->sh->workers[m->from], &m->list);
-}
-
-void gw_mgmt_on_message(gw_gateway_t *gw, lws_dll2_t *node)
-{
-	op_msg_t *m = lws_container_of(node, op_msg_t, list);
-
-	if (m->is_reply)
-		deliver(gw, m);
-	else
-		execute(gw, m);
+	gw_op_destroy(op);
 }
 
 void gw_mgmt_free_message(lws_dll2_t *node)
 {
-	msg_free(lws_container_of(node, op_msg_t, list));
+	gw_bus_free_message(node);
 }
 
-/* Starts the operation of pss: locally, on the owner's loop, or 410. */
-static void start(struct lws *wsi, struct mgmt_pss *pss)
+/* As on AWS, a stage only reaches its own API's connections. The ID
+ * names the API; past 255 APIs it cannot, and the registry tells. */
+static int stage_allowed(gw_gateway_t *gw, const char *stage, const gw_op_t *op)
+{
+	gw_conn_record_t rec;
+
+	if (!stage[0])
+		return 1;
+	if (op->target.api != GW_CONNID_API_MANY)
+		return op->target.api < gw->cfg->n_apis &&
+		       !strcmp(stage, gw->cfg->apis[op->target.api].stage);
+	return gw_registry_get(gw->reg, op->id, strlen(op->id), &rec) == GW_REG_OK &&
+	       !strcmp(stage, rec.stage);
+}
+
+/* Turns the request into an operation for the connection's loop. A
+ * malformed, forged or stale ID is refused (410) without any lookup. */
+static void start(struct mgmt_pss *pss)
 {
 	gw_gateway_t *gw = pss->gw;
-	gw_conn_record_t rec;
-	op_msg_t *m;
+	gw_op_t *op;
 
 	if (pss->started)
 		return;
@@ -247,33 +127,23 @@ static void start(struct lws *wsi, struct mgmt_pss *pss)
 			   "Message is larger than the maximum message size");
 		return;
 	}
-	if (gw_registry_get(gw->reg, pss->id, pss->id_len, &rec) != GW_REG_OK ||
-	    rec.worker >= gw->sh->n_workers) {
+	op = gw_op_create((enum gw_op_kind)pss->op, pss->id, pss->id_len);
+	if (!op) {
 		set_answer(pss, 410, "GoneException", NULL);
 		return;
 	}
-	/* As on AWS, a stage only reaches its own API's connections. */
-	if (pss->stage[0] && strcmp(pss->stage, rec.stage)) {
+	if (!stage_allowed(gw, pss->stage, op)) {
+		gw_op_destroy(op);
 		set_answer(pss, 403, "ForbiddenException", "Forbidden");
 		return;
 	}
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		abort();
-	m->op = pss->op;
-	m->from = gw->worker;
-	m->token = pss->token = ++gw->mgmt_tokens;
-	memcpy(m->id, pss->id, pss->id_len + 1);
-	m->id_len = pss->id_len;
+	op->token = pss->token = ++gw->mgmt_tokens;
+	op->done = on_done;
 	/* The body travels by swap, not by copy. */
-	m->data = pss->body;
+	op->data = pss->body;
 	gw_buf_init(&pss->body);
 	lws_dll2_add_tail(&pss->pending, &gw->mgmt_pending);
-	if (rec.worker == gw->worker)
-		execute(gw, m);
-	else
-		gw_worker_post(gw->sh->workers[rec.worker], &m->list);
-	(void)wsi;
+	gw_bus_send(gw, op);
 }
 
 static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
@@ -513,7 +383,7 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	 * bytes: such an answer ends the connection (a POST with a body is
 	 * watched in BODY_COMPLETION instead and keeps it alive). */
 	pss->close_after = 1;
-	start(wsi, pss);
+	start(pss);
 }
 
 /* Answers an upgrade request 400 and hangs up (the ah is still bound). */
@@ -575,7 +445,7 @@ static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			return pss->ready ? write_answer(wsi, pss) : -1;
 		}
 		if (pss->op == OP_POST && !pss->bad_path && !pss->ready)
-			start(wsi, pss);
+			start(pss);
 		return 0;
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:

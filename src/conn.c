@@ -15,6 +15,7 @@
  * (libwebsockets handshaking) -> OPEN -> freed in LWS_CALLBACK_CLOSED.
  * A conn is only ever freed by conn_finish(), never twice. */
 #include "core.h"
+#include "bus.h"
 #include "head.h"
 #include "httpresp.h"
 #include "httpreq.h"
@@ -530,15 +531,13 @@ static void start_connect(gw_conn_t *conn)
 	rec.connected_at = rec.last_active_at = conn->connected_at;
 	rec.worker = gw->worker;
 	rec.slot = conn->slot;
-	/* IDs are never reused: a collision with a live one draws again. */
-	do {
-		if (gw_registry_new_id(conn->id)) {
-			rc = GW_REG_ERROR;
-			break;
-		}
+	/* The ID names this loop, slot and generation (bus.h): never reused. */
+	rc = GW_REG_ERROR;
+	if (!gw_gateway_conn_id(gw, conn->slot, (size_t)(conn->api - gw->cfg->apis),
+				conn->id)) {
 		memcpy(rec.id, conn->id, sizeof(rec.id));
 		rc = gw_registry_insert(gw->reg, &rec);
-	} while (rc == GW_REG_EXISTS);
+	}
 	if (rc) {
 		gw_log_limited(GW_LOG_ERROR, 10000, "cannot register a new connection: %s",
 			       gw_registry_strerror(rc));

@@ -5,6 +5,7 @@
  * set that is itself adopted into libwebsockets as a raw file, so a single
  * poll() covers everything and nothing ever blocks. */
 #include "core.h"
+#include "bus.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -70,15 +71,28 @@ void gw_gateway_request_id(gw_gateway_t *gw, char out[24])
 	gw_base64url(out, raw, sizeof(raw));
 }
 
+/* Each slot has a generation, bumped when the slot is freed, which the
+ * connection ID carries: an ID outliving its connection names an older
+ * generation and finds nothing. The generations live in the second half
+ * of free_slots' allocation ([0, n_slots) the free stack, [n_slots,
+ * 2 n_slots) the generations), so the slot table stays one structure. */
+static uint32_t *slot_gen(gw_gateway_t *gw, uint32_t slot)
+{
+	return &gw->free_slots[gw->n_slots + slot];
+}
+
 int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot)
 {
 	if (!gw->n_free) {
 		uint32_t old = gw->n_slots, n = old ? old * 2 : 1024;
 
 		gw->slots = realloc(gw->slots, n * sizeof(*gw->slots));
-		gw->free_slots = realloc(gw->free_slots, n * sizeof(*gw->free_slots));
+		gw->free_slots = realloc(gw->free_slots, 2 * (size_t)n * sizeof(*gw->free_slots));
 		if (!gw->slots || !gw->free_slots)
 			abort();
+		/* The generations move up behind the larger stack. */
+		memmove(gw->free_slots + n, gw->free_slots + old, old * sizeof(uint32_t));
+		memset(gw->free_slots + n + old, 0, (n - old) * sizeof(uint32_t));
 		for (uint32_t i = old; i < n; i++) {
 			gw->slots[i] = NULL;
 			gw->free_slots[gw->n_free++] = n - 1 - (i - old);
@@ -93,22 +107,45 @@ int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot)
 void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot)
 {
 	gw->slots[slot] = NULL;
-	gw->free_slots[gw->n_free++] = slot;
+	/* A slot whose generation would wrap is retired, never reused: so an
+	 * ID is never issued twice. */
+	if (++*slot_gen(gw, slot) != 0)
+		gw->free_slots[gw->n_free++] = slot;
+}
+
+int gw_gateway_conn_id(gw_gateway_t *gw, uint32_t slot, size_t api,
+		       char out[GW_CONN_ID_LEN + 1])
+{
+	const gw_connid_key_t *key = gw_connid_process_key();
+	gw_connid_t cid = {
+		.node = 0,
+		.loop = gw->worker,
+		.api = api < GW_CONNID_API_MANY ? (uint32_t)api : GW_CONNID_API_MANY,
+		.slot = slot,
+		.gen = *slot_gen(gw, slot),
+	};
+
+	if (!key || slot >= gw->n_slots)
+		return -1;
+	return gw_connid_encode(key, &cid, out) ? -1 : 0;
+}
+
+gw_conn_t *gw_gateway_conn_at(gw_gateway_t *gw, const gw_connid_t *cid)
+{
+	if (cid->node != 0 || cid->loop != gw->worker || cid->slot >= gw->n_slots ||
+	    cid->gen != *slot_gen(gw, cid->slot))
+		return NULL;
+	return gw->slots[cid->slot];
 }
 
 gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len)
 {
-	gw_conn_record_t rec;
-	gw_conn_t *conn;
+	const gw_connid_key_t *key = gw_connid_process_key();
+	gw_connid_t cid;
 
-	if (gw_registry_get(gw->reg, id, len, &rec) != GW_REG_OK)
+	if (!key || gw_connid_decode(key, id, len, &cid) != GW_CONNID_OK)
 		return NULL;
-	if (rec.worker != gw->worker || rec.slot >= gw->n_slots)
-		return NULL;
-	conn = gw->slots[rec.slot];
-	if (!conn || strlen(gw_conn_id(conn)) != len || memcmp(gw_conn_id(conn), id, len))
-		return NULL;
-	return conn;
+	return gw_gateway_conn_at(gw, &cid);
 }
 
 /* libwebsockets re-binds an HTTP request to the first vhost sharing its
@@ -457,7 +494,7 @@ static void drain_inbox(gw_gateway_t *gw)
 
 		batch.head = d->next;
 		memset(d, 0, sizeof(*d));
-		gw_mgmt_on_message(gw, d);
+		gw_bus_on_message(gw, d);
 	}
 }
 

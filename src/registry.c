@@ -313,7 +313,7 @@ void gw_registry_close(gw_registry_t *reg)
 
 int gw_registry_new_id(char id[GW_CONN_ID_LEN + 1])
 {
-	unsigned char raw[12];
+	unsigned char raw[GW_CONN_ID_LEN / 4 * 3];
 
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return GW_REG_ERROR;

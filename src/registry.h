@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_CONN_ID_LEN 16 /* 96 random bits, URL-safe base64 */
+/* A connection ID: loop, slot, generation and a MAC, URL-safe (connid.h). */
+#define GW_CONN_ID_LEN 24
 
 enum {
 	GW_REG_OK = 0,
@@ -52,7 +53,8 @@ int gw_registry_open_readonly(const char *dir, gw_registry_t **out, char *err,
 			      size_t errlen);
 void gw_registry_close(gw_registry_t *reg);
 
-/* Fills id with a fresh connection ID from OpenSSL's CSPRNG. */
+/* Fills id with GW_CONN_ID_LEN random URL-safe characters (tests, tools;
+ * the gateway's IDs come from connid.h). */
 int gw_registry_new_id(char id[GW_CONN_ID_LEN + 1]);
 
 /* Inserts rec; GW_REG_EXISTS if the ID is taken (IDs are never reused),

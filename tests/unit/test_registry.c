@@ -391,13 +391,13 @@ static void full_disk(void *arg)
 	CHECK_MSG(n > 100, "only %d records fit in 2 MB", n);
 	CHECK_STR_EQ(gw_registry_strerror(GW_REG_FULL), "no space left in the data folder");
 	/* What is there still works: read, touch, update, delete. */
-	CHECK_INT_EQ(gw_registry_get(reg, ids[0], 16, &got), GW_REG_OK);
+	CHECK_INT_EQ(gw_registry_get(reg, ids[0], GW_CONN_ID_LEN, &got), GW_REG_OK);
 	for (int i = 0; i < 64; i++) {
 		tids[i] = ids[i * (n / 64)];
 		times[i] = 4000000000000ULL + (uint64_t)i;
 	}
 	CHECK_INT_EQ(gw_registry_touch(reg, tids, times, 64), GW_REG_OK);
-	CHECK_INT_EQ(gw_registry_get(reg, tids[63], 16, &got), GW_REG_OK);
+	CHECK_INT_EQ(gw_registry_get(reg, tids[63], GW_CONN_ID_LEN, &got), GW_REG_OK);
 	CHECK_INT_EQ(got.last_active_at, 4000000000063ULL);
 	memcpy(r.id, ids[1], sizeof(r.id));
 	r.state = GW_CONN_PENDING;

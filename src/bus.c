@@ -1,0 +1,210 @@
+/* The bus (bus.h): operations sent to the loop that owns a connection,
+ * run there, and answered on the sender's loop. The transport of today
+ * is the loops' inboxes; what an operation does to a connection is here
+ * too, so that the management API only translates HTTP. */
+#include "bus.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void finish(gw_gateway_t *gw, gw_op_t *op);
+
+gw_op_t *gw_op_create(enum gw_op_kind kind, const char *id, size_t len)
+{
+	const gw_connid_key_t *key = gw_connid_process_key();
+	gw_connid_t cid;
+	gw_op_t *op;
+
+	if (!key || gw_connid_decode(key, id, len, &cid) != GW_CONNID_OK)
+		return NULL;
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		abort();
+	op->kind = kind;
+	memcpy(op->id, id, GW_CONNID_LEN);
+	op->target = cid;
+	gw_buf_init(&op->data);
+	return op;
+}
+
+void gw_op_destroy(gw_op_t *op)
+{
+	if (!op)
+		return;
+	gw_buf_dispose(&op->data);
+	free(op);
+}
+
+static void result(gw_op_t *op, int status, const char *error_type, const char *message)
+{
+	op->status = status;
+	op->error_type = error_type;
+	op->message = message;
+}
+
+static void gone(gw_op_t *op)
+{
+	result(op, 410, "GoneException", NULL);
+}
+
+/* --- the inbox transport --- */
+
+static void inbox_forward(gw_gateway_t *from, gw_op_t *op)
+{
+	gw_worker_post(from->sh->workers[op->target.loop], &op->list);
+}
+
+static void inbox_reply(gw_gateway_t *owner, gw_op_t *op)
+{
+	gw_worker_post(owner->sh->workers[op->from], &op->list);
+}
+
+const gw_bus_transport_t gw_bus_inbox = { "inbox", inbox_forward, inbox_reply };
+
+/* --- operations, on the owner's loop --- */
+
+static void on_decided(gw_waiter_t *w, int ok)
+{
+	gw_op_t *op = lws_container_of(w, gw_op_t, waiter);
+
+	if (ok)
+		result(op, 200, NULL, NULL);
+	else
+		gone(op);
+	finish(op->at, op);
+}
+
+/* Returns 1 when op waits for a pending $connect (finished later). */
+static int run_post(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
+{
+	gw_buf_t body = op->data;
+	int parked = 0;
+
+	gw_buf_init(&op->data);
+	switch (gw_conn_post(conn, body.data ? body.data : "", body.len)) {
+	case GW_POST_OK:
+		result(op, 200, NULL, NULL);
+		break;
+	case GW_POST_PENDING:
+		/* Queued behind the 101; the answer waits for $connect. */
+		memset(&op->waiter, 0, sizeof(op->waiter));
+		op->waiter.decided = on_decided;
+		op->at = gw;
+		gw_conn_wait(conn, &op->waiter);
+		parked = 1;
+		break;
+	case GW_POST_TOO_LARGE:
+		result(op, 413, "PayloadTooLargeException",
+		       "Message is larger than the maximum message size");
+		break;
+	case GW_POST_FULL:
+		result(op, 429, "LimitExceededException", "The client side buffer is full");
+		break;
+	default:
+		gone(op);
+	}
+	gw_buf_dispose(&body);
+	return parked;
+}
+
+/* connectedAt and identity come from the registry record; lastActiveAt
+ * from the connection, newer than the registry's batched copy. */
+static void run_get(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
+{
+	gw_conn_record_t rec;
+	char t[64];
+
+	gw_buf_reset(&op->data);
+	if (!gw_conn_is_open(conn) ||
+	    gw_registry_get(gw->reg, op->id, strlen(op->id), &rec) != GW_REG_OK) {
+		gone(op);
+		return;
+	}
+	gw_event_iso_time(t, rec.connected_at);
+	gw_buf_append_str(&op->data, "{\"connectedAt\":\"");
+	gw_buf_append_str(&op->data, t);
+	gw_buf_append_str(&op->data, "\",\"identity\":{\"sourceIp\":");
+	gw_buf_append_json_str(&op->data, rec.source_ip, strlen(rec.source_ip));
+	gw_buf_append_str(&op->data, ",\"userAgent\":");
+	gw_buf_append_json_str(&op->data, rec.user_agent, strlen(rec.user_agent));
+	gw_event_iso_time(t, gw_conn_last_active(conn));
+	gw_buf_append_str(&op->data, "},\"lastActiveAt\":\"");
+	gw_buf_append_str(&op->data, t);
+	gw_buf_append_str(&op->data, "\"}");
+	result(op, 200, NULL, NULL);
+}
+
+static void execute(gw_gateway_t *gw, gw_op_t *op)
+{
+	gw_conn_t *conn = gw_gateway_conn_at(gw, &op->target);
+
+	if (!conn) {
+		gone(op);
+		goto done;
+	}
+	switch (op->kind) {
+	case GW_OP_POST:
+		if (run_post(gw, conn, op))
+			return;
+		break;
+	case GW_OP_GET:
+		run_get(gw, conn, op);
+		break;
+	case GW_OP_DELETE:
+		if (!gw_conn_is_open(conn)) {
+			gone(op);
+			break;
+		}
+		gw_conn_delete(conn);
+		result(op, 204, NULL, NULL);
+		break;
+	default:
+		result(op, 405, "MethodNotAllowedException", "Method Not Allowed");
+	}
+done:
+	if (op->kind != GW_OP_GET)
+		gw_buf_dispose(&op->data);
+	finish(gw, op);
+}
+
+/* On the owner's loop: send the result back to the sender. */
+static void finish(gw_gateway_t *gw, gw_op_t *op)
+{
+	op->is_reply = 1;
+	if (op->from == gw->worker)
+		op->done(gw, op);
+	else
+		gw_bus_inbox.reply(gw, op);
+}
+
+void gw_bus_send(gw_gateway_t *gw, gw_op_t *op)
+{
+	op->from = gw->worker;
+	op->is_reply = 0;
+	/* Another node's connection needs a transport not written yet. */
+	if (op->target.node != 0 || op->target.loop >= gw->sh->n_workers) {
+		gone(op);
+		op->is_reply = 1;
+		op->done(gw, op);
+		return;
+	}
+	if (op->target.loop == gw->worker)
+		execute(gw, op);
+	else
+		gw_bus_inbox.forward(gw, op);
+}
+
+void gw_bus_on_message(gw_gateway_t *gw, lws_dll2_t *node)
+{
+	gw_op_t *op = lws_container_of(node, gw_op_t, list);
+
+	if (op->is_reply)
+		op->done(gw, op);
+	else
+		execute(gw, op);
+}
+
+void gw_bus_free_message(lws_dll2_t *node)
+{
+	gw_op_destroy(lws_container_of(node, gw_op_t, list));
+}

@@ -1,0 +1,89 @@
+/* The bus: management operations travel to the event loop that owns a
+ * connection, run there, and their results travel back to the sender's
+ * loop, where a callback answers. The connection ID (connid.h) names the
+ * owner, so no lookup precedes the trip.
+ *
+ * An operation is a small heap object with one owner at a time: the
+ * sender fills it and gives it to gw_bus_send; the bus gives it back to
+ * the sender's done callback, exactly once, which destroys it. Neither
+ * loop ever waits for the other.
+ *
+ * Transports: today one, the inboxes between the loops of this process
+ * (a mutex-guarded list, then lws_cancel_service wakes the loop). The
+ * transport is a pair of functions (forward to the owner, reply to the
+ * sender), so a second one (NATS, for other nodes) is another
+ * gw_bus_transport_t chosen by the ID's node. */
+#ifndef GW_BUS_H
+#define GW_BUS_H
+
+#include "connid.h"
+#include "core.h"
+
+_Static_assert(GW_CONN_ID_LEN == GW_CONNID_LEN, "the registry stores connid.h IDs");
+
+enum gw_op_kind {
+	GW_OP_POST = 1, /* data: the message; 200, 410, 413, 429 */
+	GW_OP_GET,      /* data out: the GetConnection JSON; 200, 410 */
+	GW_OP_DELETE,   /* 204, 410 */
+	/* room for GW_OP_PUBLISH (a channel) and GW_OP_LIST */
+};
+
+typedef struct gw_op gw_op_t;
+typedef void (*gw_op_done_cb)(gw_gateway_t *gw, gw_op_t *op);
+
+struct gw_op {
+	/* the request, set by the sender */
+	enum gw_op_kind kind;
+	char id[GW_CONN_ID_LEN + 1];
+	gw_connid_t target; /* id, decoded and verified */
+	gw_buf_t data;      /* POST body in, GET answer out */
+	gw_op_done_cb done; /* on the sender's loop, once */
+	uint64_t token;     /* the sender's, untouched by the bus */
+	/* the result: an HTTP status and AWS's error type, static strings */
+	int status;
+	const char *error_type;
+	const char *message;
+	/* the bus's own */
+	lws_dll2_t list;
+	uint32_t from; /* the sender's loop */
+	int is_reply;
+	gw_waiter_t waiter; /* parked on a pending $connect */
+	gw_gateway_t *at;   /* the loop it is parked on */
+};
+
+/* A way to carry operations between loops (or, later, nodes). */
+typedef struct gw_bus_transport {
+	const char *name;
+	/* Hands op to the loop named by op->target. */
+	void (*forward)(gw_gateway_t *from, gw_op_t *op);
+	/* Hands the finished op back to the loop op->from. */
+	void (*reply)(gw_gateway_t *owner, gw_op_t *op);
+} gw_bus_transport_t;
+
+/* Between the loops of this process. */
+extern const gw_bus_transport_t gw_bus_inbox;
+
+/* An operation on the connection named by id (any bytes): NULL when id is
+ * not a valid connection ID of this process (wrong shape or MAC), which
+ * the caller answers 410 without any trip. Aborts when out of memory. */
+gw_op_t *gw_op_create(enum gw_op_kind kind, const char *id, size_t len);
+void gw_op_destroy(gw_op_t *op);
+
+/* Runs op on its owner's loop (at once when that is gw) and later calls
+ * op->done on gw with the result. */
+void gw_bus_send(gw_gateway_t *gw, gw_op_t *op);
+/* The inbox transport's delivery: called by the loop for each message. */
+void gw_bus_on_message(gw_gateway_t *gw, lws_dll2_t *node);
+/* Frees a message left in an inbox at teardown. */
+void gw_bus_free_message(lws_dll2_t *node);
+
+/* --- the slot table (gateway.c) --- */
+/* Writes the ID of the connection that holds slot on loop gw under the
+ * API of index api; -1 when the slot cannot be named (beyond 24 bits). */
+int gw_gateway_conn_id(gw_gateway_t *gw, uint32_t slot, size_t api,
+		       char out[GW_CONN_ID_LEN + 1]);
+/* The connection id names, when it is on loop gw and still holds its
+ * slot in the same generation; NULL otherwise. O(1), no registry read. */
+gw_conn_t *gw_gateway_conn_at(gw_gateway_t *gw, const gw_connid_t *cid);
+
+#endif
