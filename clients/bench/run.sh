@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The wsgate benchmark suite: bare libwebsockets echo (the ceiling), wsgate,
-# and Pushpin if installed, side by side on loopback. Bounded in time
+# Pushpin if installed and nginx (REST reverse proxy) if installed, side by
+# side on loopback. Bounded in time
 # (about 4 minutes with the defaults, at most 10), prints one table.
 #
 #   clients/bench/run.sh
@@ -15,7 +16,13 @@
 #   IDLE_N       idle connections (default 10000); IDLE_N2 (default 50000)
 #                runs too when the file-descriptor limit allows it
 #   SIZE         message size in bytes (default 32)
+#   CONNECT_SIZES  connections opened in the connect-scaling rows
+#                (default "2000 10000 18000", capped by the open-file limit)
+#   TLS_IDLE_N   idle wss:// and ws:// connections for the TLS memory rows (2000)
+#   ONLY         sections to run (default all): backend lwsecho wsgate rest
+#                connect_scale tls pushpin
 #   NO_PUSHPIN=1 skip Pushpin even if installed
+#   NO_NGINX=1   skip the nginx reverse-proxy REST row even if installed
 #   KEEP=1       keep the temporary folder (logs, raw results)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +33,10 @@ IDLE_N=${IDLE_N:-10000}
 IDLE_N2=${IDLE_N2:-50000}
 SIZE=${SIZE:-32}
 WORKERS=${WORKERS:-1 2}
+CONNECT_SIZES=${CONNECT_SIZES:-2000 10000 18000}
+TLS_IDLE_N=${TLS_IDLE_N:-2000}
+ONLY=" ${ONLY:-backend lwsecho wsgate rest connect_scale tls pushpin} "
+want() { [[ "$ONLY" == *" $1 "* ]]; }
 REST_T=${REST_T:-1}
 REST_C=${REST_C:-50}
 NCPU=$(nproc)
@@ -113,11 +124,12 @@ api_file() { # with_connect(0|1) backend_port -> path
 	echo "$f"
 }
 
-start_wsgate() { # api-file workers ; sets T_PID T_PORT T_MGMT T_PIDS
-	local d
+start_wsgate() { # api-file workers [extra args...] ; sets T_PID T_PORT T_MGMT T_PIDS
+	local d api=$1 w=${2:-1}
+	shift 2
 	d=$(mktemp -d "$TMP/wsgate.XXXX")
-	"$WSGATE_BIN" --routes "$1" --listen 127.0.0.1:0 --mgmt-listen 127.0.0.1:0 \
-		--data "$d/data" --workers "${2:-1}" --log-level warn 2>"$d/stderr" &
+	"$WSGATE_BIN" --routes "$api" --listen 127.0.0.1:0 --mgmt-listen 127.0.0.1:0 \
+		--data "$d/data" --workers "$w" --log-level warn "$@" 2>"$d/stderr" &
 	T_PID=$!
 	T_PIDS=$T_PID
 	STARTED+=("$T_PID")
@@ -221,6 +233,46 @@ EOF
 
 stop_target() { stop_pid "$T_PID"; }
 
+# nginx (Debian's) as a REST reverse proxy with upstream keep-alive, its own
+# prefix, config and temp folders, in the foreground on a loopback port:
+# never the system service. Its workers' CPU is what a request costs it.
+start_nginx() { # backend-port workers ; sets NG_PID NG_PORT NG_WORKERS
+	local d
+	d=$(mktemp -d "$TMP/nginx.XXXX")
+	chmod 755 "$TMP" "$d"
+	free_port; NG_PORT=$FREE
+	cat > "$d/nginx.conf" <<EOF
+daemon off;
+worker_processes $2;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $d/body;
+	proxy_temp_path $d/proxy;
+	fastcgi_temp_path $d/fastcgi;
+	uwsgi_temp_path $d/uwsgi;
+	scgi_temp_path $d/scgi;
+	upstream be { server 127.0.0.1:$1; keepalive 64; }
+	server {
+		listen 127.0.0.1:$NG_PORT;
+		location = /rest {
+			proxy_pass http://be/x;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+	}
+}
+EOF
+	nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log" 2>>"$d/error.log" &
+	NG_PID=$!
+	STARTED+=("$NG_PID")
+	wait_port "$NG_PORT" 5 || { echo "nginx did not start:" >&2; cat "$d/error.log" >&2; exit 1; }
+	sleep 0.2
+	NG_WORKERS=$(pgrep -P "$NG_PID" | tr '\n' ',' | sed 's/,$//')
+}
+
 # ---- measurements ----
 record() { # scenario target wsload-line
 	local line=$3
@@ -252,6 +304,12 @@ scenario_post() { # label conns extra-args...
 		--cpu-pid "$T_PIDS" --aux-pid "$FB_PID" --label "$l" --timeout 60 "$@")"
 }
 
+cpu_ticks() { # pid[,pid...] -> utime+stime summed, in clock ticks
+	local p t=0
+	for p in ${1//,/ }; do t=$(( t + $(awk '{print $14+$15}' "/proc/$p/stat") )); done
+	echo "$t"
+}
+
 # One wrk run -> one result line. wrk_run scenario target url cpu-pid aux-pid
 # note [wrk args...]; cpu-pid (the target) and aux-pid (its backend, may be
 # empty) are sampled from /proc/PID/stat around the run.
@@ -259,11 +317,11 @@ wrk_run() {
 	local sc=$1 tg=$2 url=$3 cp=$4 ap=$5 note=$6 c0 c1 a0=0 a1=0 out hz
 	shift 6
 	hz=$(getconf CLK_TCK)
-	c0=$(awk '{print $14+$15}' "/proc/$cp/stat")
-	[ -n "$ap" ] && a0=$(awk '{print $14+$15}' "/proc/$ap/stat")
+	c0=$(cpu_ticks "$cp")
+	[ -n "$ap" ] && a0=$(cpu_ticks "$ap")
 	out=$(timeout $((DUR + 30)) wrk "$@" -d"${DUR}s" --latency "$url" 2>&1)
-	c1=$(awk '{print $14+$15}' "/proc/$cp/stat")
-	[ -n "$ap" ] && a1=$(awk '{print $14+$15}' "/proc/$ap/stat")
+	c1=$(cpu_ticks "$cp")
+	[ -n "$ap" ] && a1=$(cpu_ticks "$ap")
 	echo "$out" > "$TMP/wrk-$sc-$tg.txt"
 	echo "$out" | awk -v sc="$sc" -v tg="$tg" -v c0="$c0" -v c1="$c1" -v a0="$a0" -v a1="$a1" \
 		-v aux="$ap" -v hz="$hz" -v dur="$DUR" -v note="$note" '
@@ -295,26 +353,77 @@ scenario_backend() {
 }
 
 # REST: wrk GET against fastbackend --echo-raw directly (GET /x), then the
-# same through a wsgate HTTP_PROXY route (GET /rest -> GET /x) for each
-# --workers value; same threads, connections and duration. The gateway's
-# CPU per request is its own; the backend's is aux_cpu.
+# same through nginx as a reverse proxy with upstream keep-alive (GET /rest ->
+# GET /x, worker_processes = N) and through a wsgate HTTP_PROXY route (GET
+# /rest -> GET /x, --workers N), for each WORKERS value, side by side; same
+# threads, connections and duration. REST_ROUNDS (default 2) repeats the
+# three rows (scenario rest, rest_r2, ...) on the same processes, since the
+# machine may be shared. The target's CPU per request is its own (nginx: its
+# workers'); the backend's is aux_cpu.
+REST_ROUNDS=${REST_ROUNDS:-2}
 scenario_rest() {
 	command -v wrk >/dev/null || {
 		echo "scenario=rest target=wsgate note=skipped_wrk_not_installed" >> "$RESULTS"; return; }
-	local w api
+	local w api r sc ng=0 wargs="-t$REST_T -c$REST_C" nt="wrk_t${REST_T}_c${REST_C}"
+	local -A gpid gport npid nport nwk
+	[ "${NO_NGINX:-0}" != 1 ] && command -v nginx >/dev/null && ng=1
+	[ $ng = 1 ] || log "nginx not installed (apt-get install nginx) or NO_NGINX=1: no reverse-proxy row"
 	start_backend --echo-raw
-	wrk_run rest fastbackend "http://127.0.0.1:$FB_PORT/x" "$FB_PID" "" "wrk_t${REST_T}_c${REST_C}_direct" \
-		-t"$REST_T" -c"$REST_C"
 	api=$(rest_api_file "$FB_PORT")
 	for w in $WORKERS; do
 		start_wsgate "$api" "$w"
+		gpid[$w]=$T_PID gport[$w]=$T_PORT
 		curl -sf -o /dev/null "http://127.0.0.1:$T_PORT/rest" 2>/dev/null ||
 			log "warning: GET /rest through wsgate did not answer 2xx"
-		wrk_run rest "wsgate_w$w" "http://127.0.0.1:$T_PORT/rest" "$T_PID" "$FB_PID" \
-			"wrk_t${REST_T}_c${REST_C}_via_HTTP_PROXY" -t"$REST_T" -c"$REST_C"
-		stop_target
+		if [ $ng = 1 ]; then
+			start_nginx "$FB_PORT" "$w"
+			npid[$w]=$NG_PID nport[$w]=$NG_PORT nwk[$w]=$NG_WORKERS
+			curl -sf -o /dev/null "http://127.0.0.1:$NG_PORT/rest" 2>/dev/null ||
+				log "warning: GET /rest through nginx did not answer 2xx"
+		fi
+	done
+	for r in $(seq 1 "$REST_ROUNDS"); do
+		sc=rest; [ "$r" -gt 1 ] && sc=rest_r$r
+		# shellcheck disable=SC2086
+		wrk_run $sc fastbackend "http://127.0.0.1:$FB_PORT/x" "$FB_PID" "" "${nt}_direct" $wargs
+		for w in $WORKERS; do
+			[ $ng = 1 ] && wrk_run $sc "nginx_w$w" "http://127.0.0.1:${nport[$w]}/rest" "${nwk[$w]}" \
+				"$FB_PID" "${nt}_proxy_pass_keepalive64" $wargs
+			wrk_run $sc "wsgate_w$w" "http://127.0.0.1:${gport[$w]}/rest" "${gpid[$w]}" "$FB_PID" \
+				"${nt}_via_HTTP_PROXY" $wargs
+		done
+	done
+	for w in $WORKERS; do
+		stop_pid "${gpid[$w]}"
+		[ $ng = 1 ] && stop_pid "${npid[$w]}"
 	done
 	stop_pid "$FB_PID"
+}
+
+# wss:// against ws://, one loop, a MOCK $default route answering each
+# message, the same Node client (tlsload.mjs, the ws package) for both:
+# idle memory per connection (TLS_IDLE_N) and the round trip at 100
+# connections (gateway CPU per message). Self-signed P-256 certificate.
+scenario_tls() {
+	command -v node >/dev/null || { log "node missing: TLS rows skipped"; return; }
+	local api=$TMP/api-mock.json cert=$TMP/tls-cert.pem key=$TMP/tls-key.pem sch tl
+	printf '{"name":"bench","stage":"dev","integrations":{"m":{"type":"MOCK","statusCode":200,"body":"pong"}},"routes":{"$default":{"integration":"m","routeResponse":true}}}\n' > "$api"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+		-keyout "$key" -out "$cert" -days 2 2>/dev/null || { log "openssl req failed: TLS rows skipped"; return; }
+	for sch in ws wss; do
+		tl=wsgate_w1_$sch
+		if [ $sch = wss ]; then start_wsgate "$api" 1 --tls-cert "$cert" --tls-key "$key"; else start_wsgate "$api" 1; fi
+		record idle_tls "$tl" "$(timeout 120 node "$HERE/tlsload.mjs" idle --url "$sch://127.0.0.1:$T_PORT/" \
+			-n "$TLS_IDLE_N" --pid "$T_PID" --label "$tl" 2>>"$TMP/tlsload.err" | tail -1)"
+		stop_target
+	done
+	for sch in ws wss; do
+		tl=wsgate_w1_$sch
+		if [ $sch = wss ]; then start_wsgate "$api" 1 --tls-cert "$cert" --tls-key "$key"; else start_wsgate "$api" 1; fi
+		record roundtrip_tls "$tl" "$(timeout 60 node "$HERE/tlsload.mjs" roundtrip --url "$sch://127.0.0.1:$T_PORT/" \
+			-c 100 -s "$SIZE" -d "$DUR" --pid "$T_PID" --label "$tl" 2>>"$TMP/tlsload.err" | tail -1)"
+		stop_target
+	done
 }
 
 # ---- the suite ----
@@ -325,8 +434,9 @@ log "backend"
 start_backend
 BACKEND_PORT=$FB_PORT
 BACKEND_PID=$FB_PID
-scenario_backend
+want backend && scenario_backend
 
+if want lwsecho; then
 log "lwsecho (ceiling)"
 start_lwsecho; scenario_idle lwsecho "$IDLE_N"; stop_target
 if [ "$NOFILE" -gt $((IDLE_N2 + 1000)) ]; then
@@ -337,11 +447,12 @@ scenario_connect lwsecho
 stop_target; start_lwsecho
 for c in 1 100 1000; do scenario_roundtrip lwsecho $c; done
 stop_target
+fi
 
 log "wsgate ($WSGATE_BIN), workers: $WORKERS"
 API0=$(api_file 0 "$BACKEND_PORT")
 API1=$(api_file 1 "$BACKEND_PORT")
-for W in $WORKERS; do
+want wsgate && for W in $WORKERS; do
 	L=wsgate_w$W
 	log "$L"
 	start_wsgate "$API1" "$W"; scenario_idle "$L" "$IDLE_N"; stop_target
@@ -359,10 +470,30 @@ for W in $WORKERS; do
 	scenario_post "$L" 1000
 	stop_target
 done
-log "REST"
-scenario_rest
+want rest && { log "REST"; scenario_rest; }
 
-if [ "$HAVE_PUSHPIN" = 1 ]; then
+# Connect cost against the number of open connections: CONNECT_SIZES
+# connections opened and kept, 100 handshakes in flight, no $connect route,
+# one loop; lwsecho and wsgate alternate on fresh processes. Scenario
+# connect_N (N capped by the open-file limit, less 500 for the rest).
+if want connect_scale; then
+	log "connect scaling: $CONNECT_SIZES"
+	for N in $CONNECT_SIZES; do
+		[ "$N" -gt $((NOFILE - 500)) ] && { log "connect_$N skipped: open-file limit $NOFILE"; continue; }
+		start_lwsecho
+		record "connect_$N" lwsecho "$(wsload connect --port "$T_PORT" -n "$N" -c "$HS" \
+			--cpu-pid "$T_PIDS" --label lwsecho --timeout 90)"
+		stop_target
+		start_wsgate "$API0" 1
+		record "connect_$N" wsgate_w1_no_connect "$(wsload connect --port "$T_PORT" -n "$N" -c "$HS" \
+			--cpu-pid "$T_PIDS" --label wsgate_w1_no_connect --timeout 90)"
+		stop_target
+	done
+fi
+
+want tls && scenario_tls
+
+if want pushpin && [ "$HAVE_PUSHPIN" = 1 ]; then
 	log "pushpin ($(pushpin --version 2>&1 | head -1))"
 	HS=50
 	start_backend --pushpin
@@ -420,8 +551,8 @@ END {
 		for (k = 1; k <= nw; k++) {
 			w = wl[k]
 			if (!((s, w) in thr)) continue
-			split("lwsecho pushpin fastbackend", peers, " ")
-			for (pi = 1; pi <= 3; pi++) {
+			split("lwsecho pushpin fastbackend nginx_w" substr(w, 9), peers, " ")
+			for (pi = 1; pi <= 4; pi++) {
 				p = peers[pi]
 				if (!((s, p) in thr) || thr[s, p] + 0 == 0) continue
 				printf "  %-16s %-30s throughput %7.3fx   CPU/op %7.3fx\n", s, w " vs " p,
@@ -441,7 +572,7 @@ END {
 		}
 	}
 	print ""
-	print "issue 5 targets (per workers value)"
+	print "issue 5 and 10 targets (per workers value)"
 	nwk = split(workers, wk, " ")
 	for (k = 1; k <= nwk; k++) {
 		w = "wsgate_w" wk[k]
@@ -468,6 +599,25 @@ END {
 		s = "rest"
 		if (((s, w) in thr) && ((s, "fastbackend") in thr)) { r = ratio(thr[s, w], thr[s, "fastbackend"])
 			printf "  %s %-13s REST >= 70%% of the backend direct:      %6.1f%% (%s vs %s req/s)\n", verdict(r >= 0.7), w, r * 100, thr[s, w], thr[s, "fastbackend"] }
+		for (j = 1; j <= ns; j++) {
+			s = sl[j]; ng = "nginx_w" wk[k]
+			if (s !~ /^rest/ || !((s, w) in thr) || !((s, ng) in thr)) continue
+			r = ratio(thr[s, w], thr[s, ng])
+			printf "  %s %-13s %-8s REST rate >= nginx:              %6.1f%% (%s vs %s req/s)\n", verdict(r >= 1), w, s, r * 100, thr[s, w], thr[s, ng]
+			printf "  %s %-13s %-8s REST CPU/req <= nginx:           %6.2f vs %s us/req\n", verdict(cpu[s, w] + 0 <= cpu[s, ng] + 0), w, s, cpu[s, w], cpu[s, ng]
+		}
+		for (j = 1; j <= ns; j++) {
+			s = sl[j]; t = w "_no_connect"
+			if (s !~ /^connect_/ || !((s, t) in thr) || !((s, "lwsecho") in thr)) continue
+			r = ratio(thr[s, t], thr[s, "lwsecho"])
+			printf "  %s %-13s %-13s >= 70%% of lwsecho:        %6.1f%% (%s vs %s conn/s)\n", verdict(r >= 0.7), w, s, r * 100, thr[s, t], thr[s, "lwsecho"]
+		}
+		if ((("idle_tls", "wsgate_w1_wss") in rss) && wk[k] == 1)
+			printf "  %s %-13s idle wss:// <= 8 KB per connection:      %6.0f B (ws:// %s B)\n", verdict(rss["idle_tls", "wsgate_w1_wss"] + 0 <= 8192), w, rss["idle_tls", "wsgate_w1_wss"], rss["idle_tls", "wsgate_w1_ws"]
+		if ((("roundtrip_tls", "wsgate_w1_wss") in cpu) && (("roundtrip_tls", "wsgate_w1_ws") in cpu) && wk[k] == 1) {
+			r = ratio(cpu["roundtrip_tls", "wsgate_w1_wss"], cpu["roundtrip_tls", "wsgate_w1_ws"])
+			printf "  %s %-13s wss:// CPU/msg <= 1.6x ws://:            %6.2fx (%s vs %s us/msg)\n", verdict(r <= 1.6), w, r, cpu["roundtrip_tls", "wsgate_w1_wss"], cpu["roundtrip_tls", "wsgate_w1_ws"]
+		}
 	}
 }' "$RESULTS"
 if [ "$NOFILE" -le $((IDLE_N2 + 1000)) ]; then
