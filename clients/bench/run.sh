@@ -474,18 +474,20 @@ want rest && { log "REST"; scenario_rest; }
 
 # Connect cost against the number of open connections: CONNECT_SIZES
 # connections opened and kept, 100 handshakes in flight, no $connect route,
-# one loop; lwsecho and wsgate alternate on fresh processes. Scenario
+# one loop, sources spread over 127.0.0.1-8 (the client's ephemeral-port
+# search grows with the ports in use); lwsecho and wsgate alternate on fresh
+# processes. Scenario
 # connect_N (N capped by the open-file limit, less 500 for the rest).
 if want connect_scale; then
 	log "connect scaling: $CONNECT_SIZES"
 	for N in $CONNECT_SIZES; do
 		[ "$N" -gt $((NOFILE - 500)) ] && { log "connect_$N skipped: open-file limit $NOFILE"; continue; }
 		start_lwsecho
-		record "connect_$N" lwsecho "$(wsload connect --port "$T_PORT" -n "$N" -c "$HS" \
+		record "connect_$N" lwsecho "$(wsload connect --port "$T_PORT" -n "$N" -c "$HS" --src-ips 8 \
 			--cpu-pid "$T_PIDS" --label lwsecho --timeout 90)"
 		stop_target
 		start_wsgate "$API0" 1
-		record "connect_$N" wsgate_w1_no_connect "$(wsload connect --port "$T_PORT" -n "$N" -c "$HS" \
+		record "connect_$N" wsgate_w1_no_connect "$(wsload connect --port "$T_PORT" -n "$N" -c "$HS" --src-ips 8 \
 			--cpu-pid "$T_PIDS" --label wsgate_w1_no_connect --timeout 90)"
 		stop_target
 	done
