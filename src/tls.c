@@ -64,6 +64,10 @@ SSL_CTX *gw_tls_server_ctx(const char *cert, const char *key, char *err, size_t 
 				 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	/* One read() per batch of records rather than two per record (header,
+	 * then body); what OpenSSL holds beyond a record shows in
+	 * SSL_has_pending(), which the relay and the head reader honour. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
 		snprintf(err, errlen, "cannot set the TLS 1.2 cipher suites: %s",
 			 ERR_reason_error_string(ERR_get_error()));
@@ -170,8 +174,11 @@ static void relay_close(gw_relay_t *r, int graceful)
 	gw_defer_free(r->gw, relay_free, r);
 }
 
-/* What one direction's step did. */
-enum step { STEP_IDLE, STEP_MOVED, STEP_GONE };
+/* What one direction's step did. STEP_LAST: bytes moved and the source
+ * looked drained (a short read, nothing left inside OpenSSL), so asking
+ * again would only cost a read that says EAGAIN; the level-triggered watch
+ * reports anything that arrives later. */
+enum step { STEP_IDLE, STEP_MOVED, STEP_LAST, STEP_GONE };
 
 /* Sends buf to libwebsockets: the pending bytes, or a fresh chunk of which
  * whatever the socketpair does not take is kept. */
@@ -223,8 +230,11 @@ static enum step pump_up(gw_relay_t *r, int *tls_wants_write)
 	if (r->up.len)
 		return plain_send(r, r->up.data + r->up.off, r->up.len);
 	k = SSL_read(r->ssl, scratch, CHUNK);
-	if (k > 0)
-		return plain_send(r, scratch, (size_t)k) == STEP_GONE ? STEP_GONE : STEP_MOVED;
+	if (k > 0) {
+		if (plain_send(r, scratch, (size_t)k) == STEP_GONE)
+			return STEP_GONE;
+		return r->up.len || SSL_has_pending(r->ssl) ? STEP_MOVED : STEP_LAST;
+	}
 	e = SSL_get_error(r->ssl, k);
 	if (e == SSL_ERROR_WANT_WRITE)
 		*tls_wants_write = 1;
@@ -244,11 +254,13 @@ static enum step pump_down(gw_relay_t *r, int *tls_wants_write, int *tls_wants_r
 	if (r->plain_eof)
 		return STEP_IDLE;
 	n = recv(r->plain_w.fd, scratch, CHUNK, 0);
-	if (n > 0)
-		return tls_write(r, scratch, (size_t)n, tls_wants_write, tls_wants_read) ==
-				       STEP_GONE
-			       ? STEP_GONE
-			       : STEP_MOVED;
+	if (n > 0) {
+		if (tls_write(r, scratch, (size_t)n, tls_wants_write, tls_wants_read) ==
+		    STEP_GONE)
+			return STEP_GONE;
+		/* A partial write raises no WANT_WRITE: go round to get one. */
+		return r->down.len || n == CHUNK ? STEP_MOVED : STEP_LAST;
+	}
 	if (n == 0) {
 		r->plain_eof = 1;
 		return STEP_MOVED;
@@ -257,9 +269,12 @@ static enum step pump_down(gw_relay_t *r, int *tls_wants_write, int *tls_wants_r
 }
 
 /* Moves bytes both ways until nothing moves, then re-arms the watches for
- * exactly what would let it move again. Returns -1 once r is closed (its
+ * exactly what would let it move again. A direction is tried when its
+ * source's watch fired (from_tls, from_plain), when it has bytes pending,
+ * and again while it moved and may have more; asking a side that did not
+ * fire would cost a read that says EAGAIN. Returns -1 once r is closed (its
  * memory is freed after the epoll batch). */
-static int pump(gw_relay_t *r)
+static int pump(gw_relay_t *r, int from_tls, int from_plain)
 {
 	int tls_wants_write = 0, tls_wants_read_for_write = 0;
 	enum step up, down;
@@ -267,12 +282,18 @@ static int pump(gw_relay_t *r)
 	if (r->closed)
 		return -1;
 	do {
-		up = pump_up(r, &tls_wants_write);
+		up = STEP_IDLE;
+		if (from_tls || r->up.len || SSL_has_pending(r->ssl))
+			up = pump_up(r, &tls_wants_write);
 		if (up == STEP_GONE)
 			goto gone;
-		down = pump_down(r, &tls_wants_write, &tls_wants_read_for_write);
+		down = STEP_IDLE;
+		if (from_plain || r->down.len)
+			down = pump_down(r, &tls_wants_write, &tls_wants_read_for_write);
 		if (down == STEP_GONE)
 			goto gone;
+		from_tls = up == STEP_MOVED;
+		from_plain = down == STEP_MOVED;
 		/* libwebsockets closed its side and everything it said is out. */
 		if (r->plain_eof && !r->down.len) {
 			relay_close(r, 1);
@@ -297,12 +318,12 @@ static int watch_add(gw_relay_t *r, gw_watch_t *w)
 
 static void on_tls_side(gw_watch_t *w, uint32_t events)
 {
-	pump(lws_container_of(w, gw_relay_t, tls_w));
+	pump(lws_container_of(w, gw_relay_t, tls_w), 1, 0);
 }
 
 static void on_plain_side(gw_watch_t *w, uint32_t events)
 {
-	pump(lws_container_of(w, gw_relay_t, plain_w));
+	pump(lws_container_of(w, gw_relay_t, plain_w), 0, 1);
 }
 
 int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
@@ -340,7 +361,7 @@ int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 	}
 	/* Plaintext already buffered inside OpenSSL raises no socket event;
 	 * a client already gone closes the relay here. */
-	if (pump(r))
+	if (pump(r, 1, 1))
 		goto fail_sv1;
 	return sv[1];
 fail_sv1:
