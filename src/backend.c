@@ -6,8 +6,14 @@
  * reused connection that turns out to have been closed by the server
  * (nothing read yet) is retried once on a fresh one, which is how traffic
  * resumes by itself after a backend restart. Each call and connection has
- * one owner: calls belong to the backend's list until finished; a
- * connection belongs to its endpoint. */
+ * one owner: calls belong to the backend's list until delivered; a
+ * connection belongs to its endpoint.
+ *
+ * A finished call is not delivered where it finished (inside a socket
+ * handler, an expiry, gw_backend_call): it goes on the backend's done list,
+ * which a loop task drains at the next safe point (loop.h), after the
+ * batch. Its response parser moves into the call, so the connection can
+ * be reused before the callback reads the answer. */
 #include "backend.h"
 #include "core.h"
 #include "httpresp.h"
@@ -59,6 +65,14 @@ struct gw_backend {
 	unsigned n_index;
 	lws_dll2_owner_t endpoints;
 	lws_dll2_owner_t calls;
+	lws_dll2_owner_t done; /* finished, not yet delivered, oldest first */
+	int draining;
+	/* libwebsockets runs its timers before it polls: a call finished by
+	 * one (an expiry, a MOCK call started from another module's timer)
+	 * would wait for the next event. This timer ends that wait. */
+	lws_sorted_usec_list_t kick;
+	int kick_armed;
+	int in_io; /* depth of the backend's own handlers (I/O, expiry) */
 };
 
 struct gw_endpoint {
@@ -71,6 +85,9 @@ struct gw_endpoint {
 	lws_dll2_owner_t idle;  /* hconn_t */
 	lws_dll2_owner_t queue; /* gw_call_t waiting for a connection */
 	lws_dll2_owner_t conns; /* every hconn_t */
+	/* Response parsers given back by delivered calls, for reuse. */
+	gw_resp_t **spare;
+	unsigned n_spare;
 };
 
 struct hconn {
@@ -89,22 +106,22 @@ struct hconn {
 
 struct gw_call {
 	lws_dll2_t list;  /* be->calls */
-	lws_dll2_t qlist; /* ep->queue */
+	lws_dll2_t qlist; /* ep->queue, then be->done once finished */
 	lws_dll2_t tlist; /* a timeout queue */
 	uint64_t deadline; /* epoch ms */
 	gw_backend_t *be;
 	gw_endpoint_t *ep;
 	hconn_t *hc;
-	lws_sorted_usec_list_t timer;
 	gw_call_cb cb;
 	void *user;
 	char *req;
 	size_t req_len;
 	gw_buf_t req_body; /* sent after req, when given separately */
 	int cancelled, finished, retried;
-	/* deferred outcome, delivered by the timer */
-	enum gw_call_outcome d_outcome;
-	const char *d_error;
+	/* the outcome, from finish() to delivery */
+	enum gw_call_outcome outcome;
+	const char *error;
+	gw_resp_t *resp; /* the parsed answer, when OK from a backend */
 	/* local (MOCK) answer */
 	int status;
 	gw_buf_t body;
@@ -112,7 +129,8 @@ struct gw_call {
 };
 
 static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
-		   gw_resp_t *resp);
+		   gw_resp_t **resp);
+static void arm_kick(gw_backend_t *be);
 static void dispatch(gw_endpoint_t *ep);
 static void hconn_close(hconn_t *hc);
 
@@ -192,7 +210,6 @@ static hconn_t *hconn_open(gw_endpoint_t *ep, const char **error)
 	hc->watch.fd = fd;
 	hc->ep = ep;
 	hc->connecting = 1;
-	hc->resp = gw_resp_create(MAX_RESPONSE_BYTES);
 	if (ep->tls) {
 		hc->ssl = SSL_new(ep->ssl_ctx);
 		if (!hc->ssl || SSL_set_fd(hc->ssl, fd) != 1 ||
@@ -222,10 +239,16 @@ static hconn_t *hconn_open(gw_endpoint_t *ep, const char **error)
 
 static void assign(hconn_t *hc, gw_call_t *c)
 {
+	gw_endpoint_t *ep = hc->ep;
+
 	hc->call = c;
 	c->hc = hc;
 	hc->wr_off = 0;
 	hc->got = 0;
+	/* The last call took the connection's parser with its answer. */
+	if (!hc->resp)
+		hc->resp = ep->n_spare ? ep->spare[--ep->n_spare]
+				       : gw_resp_create(MAX_RESPONSE_BYTES);
 	gw_resp_reset(hc->resp);
 	/* An answer to HEAD has no body, whatever its Content-Length says. */
 	gw_resp_set_head(hc->resp, c->req_len >= 5 && !memcmp(c->req, "HEAD ", 5));
@@ -400,11 +423,7 @@ static void hconn_io(hconn_t *hc, uint32_t events)
 		if (st == GW_RESP_DONE) {
 			int keep = n && !extra && gw_resp_keep_alive(hc->resp);
 
-			finish(c, GW_CALL_OK, NULL, hc->resp);
-			/* The callback may have closed this connection (its
-			 * memory lasts until the end of the batch). */
-			if (hc->watch.fd < 0)
-				keep = 0;
+			finish(c, GW_CALL_OK, NULL, &hc->resp);
 			if (keep)
 				became_idle(hc);
 			else
@@ -424,14 +443,37 @@ static void hconn_io(hconn_t *hc, uint32_t events)
 
 static void hconn_on_io(gw_watch_t *w, uint32_t events)
 {
-	hconn_io(lws_container_of(w, hconn_t, watch), events);
+	hconn_t *hc = lws_container_of(w, hconn_t, watch);
+	gw_backend_t *be = hc->ep->be;
+
+	be->in_io++;
+	hconn_io(hc, events);
+	be->in_io--;
 }
 
 /* --- calls ---------------------------------------------------------------- */
 
+/* Keeps a delivered call's parser for the endpoint's next call, up to one
+ * per connection the endpoint may have. */
+static void give_back(gw_endpoint_t *ep, gw_resp_t *resp)
+{
+	if (!ep || ep->n_spare >= ep->max_connections) {
+		gw_resp_destroy(resp);
+		return;
+	}
+	if (!ep->spare) {
+		ep->spare = calloc(ep->max_connections, sizeof(*ep->spare));
+		if (!ep->spare)
+			abort();
+	}
+	gw_resp_reset(resp); /* drops a large body's memory */
+	ep->spare[ep->n_spare++] = resp;
+}
+
 static void call_free(gw_call_t *c)
 {
-	lws_sul_cancel(&c->timer);
+	if (c->resp)
+		give_back(c->ep, c->resp);
 	if (!lws_dll2_is_detached(&c->tlist))
 		lws_dll2_remove(&c->tlist);
 	if (!lws_dll2_is_detached(&c->qlist))
@@ -470,49 +512,122 @@ int gw_backend_log_allowed(unsigned *left_out)
 	return ok;
 }
 
+/* The call is over: off its connection and queues, onto the done list,
+ * delivered at the next safe point (or dropped, when cancelled). An OK
+ * answer from a backend brings its parser along (*resp is taken). */
 static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
-		   gw_resp_t *resp)
+		   gw_resp_t **resp)
 {
-	const char *names[100], *values[100];
-	gw_http_resp_t r;
-	unsigned left_out;
-
 	if (c->finished)
 		return;
 	c->finished = 1;
-	memset(&r, 0, sizeof(r));
-	r.outcome = o;
-	r.error = error;
-	if (o == GW_CALL_OK && resp) {
-		gw_str_t body = gw_resp_body(resp);
+	c->outcome = o;
+	c->error = error;
+	if (resp) {
+		c->resp = *resp;
+		*resp = NULL;
+	}
+	if (!lws_dll2_is_detached(&c->tlist))
+		lws_dll2_remove(&c->tlist);
+	if (!lws_dll2_is_detached(&c->qlist))
+		lws_dll2_remove(&c->qlist);
+	if (c->hc)
+		c->hc->call = NULL;
+	c->hc = NULL;
+	if (c->cancelled) {
+		call_free(c);
+		return;
+	}
+	lws_dll2_add_tail(&c->qlist, &c->be->done);
+	/* In a socket handler (or a drain), the batch's safe point follows;
+	 * elsewhere it may be a timer's callback, before libwebsockets polls. */
+	if (!c->be->in_io && !c->be->draining)
+		arm_kick(c->be);
+}
 
-		r.status = gw_resp_status_code(resp);
-		r.n_headers = gw_resp_header_count(resp);
+static void log_failure(const gw_call_t *c)
+{
+	unsigned left_out;
+	char more[64] = "";
+
+	if (!gw_backend_log_allowed(&left_out))
+		return;
+	if (left_out)
+		snprintf(more, sizeof(more), " (%u similar line%s not logged)", left_out,
+			 left_out == 1 ? "" : "s");
+	gw_warn("request %s: integration call %s: %s%s", c->request_id,
+		c->outcome == GW_CALL_TIMEOUT ? "timed out"
+		: c->outcome == GW_CALL_BUSY  ? "refused"
+					      : "failed",
+		c->error ? c->error : "unknown error", more);
+}
+
+/* Runs the callback of a finished call, off the done list, then frees it
+ * (a gw_backend_cancel() from inside the callback is a no-op). */
+static void deliver(gw_call_t *c)
+{
+	const char *names[100], *values[100];
+	gw_http_resp_t r;
+
+	lws_dll2_remove(&c->qlist);
+	memset(&r, 0, sizeof(r));
+	r.outcome = c->outcome;
+	r.error = c->error;
+	if (c->outcome == GW_CALL_OK && c->resp) {
+		gw_str_t body = gw_resp_body(c->resp);
+
+		r.status = gw_resp_status_code(c->resp);
+		r.n_headers = gw_resp_header_count(c->resp);
+		if (r.n_headers > sizeof(names) / sizeof(names[0]))
+			r.n_headers = sizeof(names) / sizeof(names[0]);
 		for (size_t i = 0; i < r.n_headers; i++)
-			gw_resp_header(resp, i, &names[i], &values[i]);
+			gw_resp_header(c->resp, i, &names[i], &values[i]);
 		r.header_names = names;
 		r.header_values = values;
 		r.body = body.ptr;
 		r.body_len = body.len;
-		r.body_buf = gw_resp_body_buf(resp);
-	} else if (o == GW_CALL_OK) {
+		r.body_buf = gw_resp_body_buf(c->resp);
+	} else if (c->outcome == GW_CALL_OK) {
 		r.status = c->status;
 		r.body = c->body.data ? c->body.data : "";
 		r.body_len = c->body.len;
 		r.body_buf = &c->body;
-	} else if (!c->cancelled && gw_backend_log_allowed(&left_out)) {
-		char more[64] = "";
-
-		if (left_out)
-			snprintf(more, sizeof(more), " (%u similar line%s not logged)", left_out,
-				 left_out == 1 ? "" : "s");
-		gw_warn("request %s: integration call %s: %s%s", c->request_id,
-			o == GW_CALL_TIMEOUT ? "timed out" : o == GW_CALL_BUSY ? "refused" : "failed",
-			error ? error : "unknown error", more);
+	} else {
+		log_failure(c);
 	}
-	if (!c->cancelled)
-		c->cb(c->user, &r);
+	c->cb(c->user, &r);
 	call_free(c);
+}
+
+/* The loop task: every call finished since the last safe point, in the
+ * order they finished, including those finished by these callbacks (a
+ * MOCK answer to a call started from one of them). */
+static void drain(void *arg)
+{
+	gw_backend_t *be = arg;
+
+	if (be->draining)
+		return;
+	be->draining = 1;
+	while (be->done.head)
+		deliver(lws_container_of(be->done.head, gw_call_t, qlist));
+	be->draining = 0;
+}
+
+static void on_kick(lws_sorted_usec_list_t *sul)
+{
+	gw_backend_t *be = lws_container_of(sul, gw_backend_t, kick);
+
+	be->kick_armed = 0;
+	drain(be);
+}
+
+static void arm_kick(gw_backend_t *be)
+{
+	if (be->kick_armed)
+		return;
+	be->kick_armed = 1;
+	lws_sul_schedule(be->gw->ctx, 0, &be->kick, on_kick, 1);
 }
 
 static void expire(gw_call_t *c)
@@ -538,9 +653,10 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 	uint64_t now = gw_now_ms();
 	int more = 0;
 
-	/* An expiry runs a callback that may start, cancel or finish other
-	 * calls: every step re-reads the list heads, and queues (never freed
-	 * before the backend) may be appended, which this walk reaches too. */
+	be->in_io++;
+	/* An expiry only queues the call's completion (delivered at the safe
+	 * point), but dispatching the next queued call may finish others:
+	 * every step re-reads the list heads. */
 	for (lws_dll2_t *d = be->tqs.head; d; d = d->next) {
 		lws_dll2_owner_t *q = &lws_container_of(d, struct timeout_queue, list)->calls;
 
@@ -557,6 +673,9 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 	for (lws_dll2_t *d = be->tqs.head; d && !more; d = d->next)
 		more = lws_container_of(d, struct timeout_queue, list)->calls.head != NULL;
 	be->tick_armed = more;
+	be->in_io--;
+	if (be->done.head)
+		arm_kick(be);
 	if (more)
 		lws_sul_schedule(be->gw->ctx, 0, &be->tick, on_tick,
 				 (lws_usec_t)TICK_MS * LWS_US_PER_MS);
@@ -586,20 +705,6 @@ static void arm_timeout(gw_backend_t *be, gw_call_t *c, unsigned timeout_ms)
 	}
 }
 
-static void on_timer(lws_sorted_usec_list_t *sul)
-{
-	gw_call_t *c = lws_container_of(sul, gw_call_t, timer);
-
-	finish(c, c->d_outcome, c->d_error, NULL);
-}
-
-static void defer(gw_call_t *c, enum gw_call_outcome o, const char *error)
-{
-	c->d_outcome = o;
-	c->d_error = error;
-	lws_sul_schedule(c->be->gw->ctx, 0, &c->timer, on_timer, 1);
-}
-
 static void dispatch(gw_endpoint_t *ep)
 {
 	while (ep->queue.head) {
@@ -614,8 +719,7 @@ static void dispatch(gw_endpoint_t *ep)
 
 			hc = hconn_open(ep, &error);
 			if (!hc) {
-				lws_dll2_remove(&c->qlist);
-				defer(c, GW_CALL_FAILED, error);
+				finish(c, GW_CALL_FAILED, error, NULL);
 				continue;
 			}
 		} else {
@@ -672,8 +776,8 @@ static gw_call_t *call_start(gw_backend_t *be, gw_endpoint_t *ep, const char *re
 	 * already as long as allowed. */
 	if (!ep->idle.head && ep->conns.count >= ep->max_connections &&
 	    ep->queue.count >= ep->max_queue) {
-		defer(c, GW_CALL_BUSY, "every connection to the integration is busy and "
-				       "its queue is full");
+		finish(c, GW_CALL_BUSY, "every connection to the integration is busy and "
+				       "its queue is full", NULL);
 		return c;
 	}
 	arm_timeout(be, c, timeout_ms);
@@ -704,19 +808,31 @@ gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size
 	c->status = status;
 	gw_buf_append(&c->body, body, len);
 	snprintf(c->request_id, sizeof(c->request_id), "local");
-	defer(c, GW_CALL_OK, NULL);
+	finish(c, GW_CALL_OK, NULL, NULL);
 	return c;
 }
 
 void gw_backend_cancel(gw_call_t *c)
 {
-	if (!c || c->finished)
+	if (!c)
 		return;
+	if (c->finished) {
+		/* Finished, not delivered yet: dropped. Being delivered (its
+		 * callback is running): nothing to do. */
+		if (!lws_dll2_is_detached(&c->qlist))
+			call_free(c);
+		return;
+	}
 	/* In flight: let the response arrive so the connection stays
-	 * reusable; queued or local: gone now. */
+	 * reusable; queued: gone now. */
 	c->cancelled = 1;
 	if (!c->hc)
-		finish(c, GW_CALL_FAILED, "cancelled", NULL);
+		call_free(c);
+}
+
+int gw_backend_in_io(const gw_backend_t *be)
+{
+	return be->in_io;
 }
 
 size_t gw_backend_inflight(const gw_backend_t *be)
@@ -756,6 +872,9 @@ gw_backend_t *gw_backend_create(gw_gateway_t *gw)
 	if (!be)
 		abort();
 	be->gw = gw;
+	/* A fixed, small table: running out is a programming error. */
+	if (gw_loop_add_task(gw->loop, drain, be))
+		abort();
 	return be;
 }
 
@@ -815,7 +934,9 @@ void gw_backend_destroy(gw_backend_t *be)
 {
 	if (!be)
 		return;
+	gw_loop_remove_task(be->gw->loop, drain, be);
 	lws_sul_cancel(&be->tick);
+	lws_sul_cancel(&be->kick);
 	while (be->calls.head) {
 		gw_call_t *c = lws_container_of(be->calls.head, gw_call_t, list);
 		c->cancelled = 1;
@@ -833,6 +954,9 @@ void gw_backend_destroy(gw_backend_t *be)
 		free(ep->host);
 		free(ep->address);
 		free(ep->ca_file);
+		while (ep->n_spare)
+			gw_resp_destroy(ep->spare[--ep->n_spare]);
+		free(ep->spare);
 		free(ep);
 	}
 	while (be->tqs.head) {

@@ -80,6 +80,9 @@ gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size
 			    gw_call_cb cb, void *user);
 void gw_backend_cancel(gw_call_t *call);
 size_t gw_backend_inflight(const gw_backend_t *be);
+/* Whether one of the backend's own handlers (socket I/O, expiry) is on the
+ * stack: never, when a callback runs (tests check it). */
+int gw_backend_in_io(const gw_backend_t *be);
 
 
 /* Whether a line about a failed integration call may be logged now: at

@@ -13,8 +13,15 @@ struct deferred {
 	void *p;
 };
 
+struct task {
+	void (*fn)(void *);
+	void *arg;
+};
+
 struct gw_loop {
 	int epfd;
+	/* A fixed table: never reallocated while the safe point walks it. */
+	struct task tasks[GW_LOOP_MAX_TASKS];
 	struct deferred *deferred;
 	size_t n_deferred, cap_deferred;
 };
@@ -98,8 +105,30 @@ void gw_loop_defer_free(gw_loop_t *l, void (*fn)(void *), void *p)
 	l->deferred[l->n_deferred++].p = p;
 }
 
+int gw_loop_add_task(gw_loop_t *l, void (*fn)(void *), void *arg)
+{
+	for (size_t i = 0; i < GW_LOOP_MAX_TASKS; i++)
+		if (!l->tasks[i].fn) {
+			l->tasks[i].fn = fn;
+			l->tasks[i].arg = arg;
+			return 0;
+		}
+	return -1;
+}
+
+void gw_loop_remove_task(gw_loop_t *l, void (*fn)(void *), void *arg)
+{
+	for (size_t i = 0; i < GW_LOOP_MAX_TASKS; i++)
+		if (l->tasks[i].fn == fn && l->tasks[i].arg == arg)
+			l->tasks[i].fn = NULL;
+}
+
 void gw_loop_run_deferred(gw_loop_t *l)
 {
+	/* Tasks first: what they close is freed in the same pass. */
+	for (size_t i = 0; i < GW_LOOP_MAX_TASKS; i++)
+		if (l->tasks[i].fn)
+			l->tasks[i].fn(l->tasks[i].arg);
 	/* By index: a free may defer another one (and grow the array). */
 	for (size_t i = 0; i < l->n_deferred; i++)
 		l->deferred[i].fn(l->deferred[i].p);

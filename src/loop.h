@@ -41,8 +41,18 @@ void gw_loop_del(gw_loop_t *l, gw_watch_t *w);
 void gw_loop_close(gw_loop_t *l, gw_watch_t *w);
 
 void gw_loop_defer_free(gw_loop_t *l, void (*fn)(void *), void *p);
-/* Runs the deferred frees now (end of a batch, of a service round). */
+/* The safe point: runs the post-batch tasks, then the deferred frees (end
+ * of a batch, of a service round). */
 void gw_loop_run_deferred(gw_loop_t *l);
+
+/* A post-batch task: fn(arg) runs at every safe point, before the deferred
+ * frees, so work queued by event handlers (completions of backend calls)
+ * is done after the handlers returned, never inside them. A module adds
+ * its task when it is created and removes it before it is freed. At most
+ * GW_LOOP_MAX_TASKS; -1 when full. */
+#define GW_LOOP_MAX_TASKS 8
+int gw_loop_add_task(gw_loop_t *l, void (*fn)(void *), void *arg);
+void gw_loop_remove_task(gw_loop_t *l, void (*fn)(void *), void *arg);
 
 /* Handles every ready event, batch by batch, without waiting. */
 void gw_loop_drain(gw_loop_t *l);

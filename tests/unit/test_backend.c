@@ -1,11 +1,19 @@
 /* integration.c: gw_lambda_parse (Lambda proxy responses); httpresp.c: the
- * backend response parser and the HTTP rules shared with rest.c. */
+ * backend response parser and the HTTP rules shared with rest.c; backend.c:
+ * completions delivered from the loop's safe point, against a real socket. */
 #include "unit.h"
 
+#include "core.h"
 #include "httpresp.h"
 #include "integration.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
 
 struct parse_case {
 	int line;
@@ -446,6 +454,279 @@ static void test_http_rules(void)
 		CHECK_MSG(gw_http_forwardable_header(*h, strlen(*h)), "%s", *h);
 }
 
+/* --- backend.c: completions delivered after the I/O batch ---------------- */
+
+/* A backend in a thread: accepts n connections, reads one request on each,
+ * then (once told to) answers all of them at once with the request's path
+ * as the body, so that both answers land in one epoll batch. */
+struct srv {
+	int lfd, port, n;
+	int fds[4];
+	int received, go, answered, stop; /* atomics */
+	pthread_t thread;
+};
+
+static void *srv_main(void *arg)
+{
+	struct srv *s = arg;
+	char paths[4][16];
+
+	for (int i = 0; i < s->n; i++) {
+		char req[1024];
+		size_t got = 0;
+
+		s->fds[i] = accept(s->lfd, NULL, NULL);
+		while (got < sizeof(req) - 1) {
+			ssize_t k = read(s->fds[i], req + got, sizeof(req) - 1 - got);
+			if (k <= 0)
+				break;
+			got += (size_t)k;
+			req[got] = 0;
+			if (strstr(req, "\r\n\r\n"))
+				break;
+		}
+		req[got] = 0;
+		sscanf(req, "GET /%15[a-z] ", paths[i]);
+		__atomic_add_fetch(&s->received, 1, __ATOMIC_SEQ_CST);
+	}
+	while (!__atomic_load_n(&s->go, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	for (int i = 0; i < s->n; i++) {
+		char resp[128];
+		int len = snprintf(resp, sizeof(resp),
+				   "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+				   strlen(paths[i]), paths[i]);
+		if (write(s->fds[i], resp, (size_t)len) != len)
+			break;
+	}
+	__atomic_store_n(&s->answered, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	for (int i = 0; i < s->n; i++)
+		close(s->fds[i]);
+	return NULL;
+}
+
+static void srv_start(struct srv *s, int n)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+
+	memset(s, 0, sizeof(*s));
+	s->n = n;
+	s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(!bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	CHECK(!listen(s->lfd, 8));
+	CHECK(!getsockname(s->lfd, (struct sockaddr *)&sa, &sl));
+	s->port = ntohs(sa.sin_port);
+	CHECK(!pthread_create(&s->thread, NULL, srv_main, s));
+}
+
+static void srv_stop(struct srv *s)
+{
+	__atomic_store_n(&s->go, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(s->thread, NULL);
+	close(s->lfd);
+}
+
+static gw_gateway_t *fake_gw(void)
+{
+	struct lws_context_creation_info info;
+	gw_gateway_t *gw = calloc(1, sizeof(*gw));
+
+	lws_set_log_level(0, NULL);
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	gw->ctx = lws_create_context(&info);
+	gw->loop = gw_loop_create();
+	CHECK(gw->ctx != NULL && gw->loop != NULL);
+	gw->be = gw_backend_create(gw);
+	return gw;
+}
+
+static void fake_gw_free(gw_gateway_t *gw)
+{
+	gw_backend_destroy(gw->be);
+	gw_loop_destroy(gw->loop);
+	lws_context_destroy(gw->ctx);
+	free(gw);
+}
+
+static uint64_t ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One round of the loop, as the gateway runs it: an epoll batch, then the
+ * safe point. */
+static void pump_once(gw_gateway_t *gw, int wait_ms)
+{
+	struct pollfd p = { .fd = gw_loop_fd(gw->loop), .events = POLLIN };
+
+	poll(&p, 1, wait_ms);
+	gw_loop_drain(gw->loop);
+	gw_defer_run(gw);
+}
+
+static void pump_until(gw_gateway_t *gw, const int *flag, int want, int ms)
+{
+	uint64_t end = ms_now() + (uint64_t)ms;
+
+	while (__atomic_load_n(flag, __ATOMIC_SEQ_CST) < want && ms_now() < end)
+		pump_once(gw, 5);
+}
+
+struct rec {
+	gw_backend_t *be;
+	int delivered;
+	int in_io;     /* the backend's I/O handler was on the stack */
+	int in_start;  /* gw_backend_call/local was on the stack */
+	int status;
+	char body[16];
+	gw_call_t **cancel; /* cancels this other call when delivered */
+};
+
+static int starting;
+
+static void on_done(void *user, const gw_http_resp_t *r)
+{
+	struct rec *rec = user;
+
+	rec->delivered++;
+	rec->in_io = gw_backend_in_io(rec->be);
+	rec->in_start = starting;
+	rec->status = r->outcome == GW_CALL_OK ? r->status : -1;
+	snprintf(rec->body, sizeof(rec->body), "%.*s", (int)r->body_len, r->body ? r->body : "");
+	if (rec->cancel && *rec->cancel) {
+		gw_backend_cancel(*rec->cancel);
+		*rec->cancel = NULL;
+	}
+}
+
+static gw_endpoint_t *endpoint(gw_gateway_t *gw, int port)
+{
+	gw_endpoint_opts_t eo;
+	char err[128];
+
+	memset(&eo, 0, sizeof(eo));
+	eo.host = "127.0.0.1";
+	eo.address = "127.0.0.1";
+	eo.port = port;
+	eo.max_connections = 2;
+	eo.max_queue = 4;
+	return gw_backend_endpoint(gw->be, &eo, err, sizeof(err));
+}
+
+static gw_call_t *start(gw_gateway_t *gw, gw_endpoint_t *ep, const char *path,
+			struct rec *rec)
+{
+	char req[128];
+	int len = snprintf(req, sizeof(req), "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	gw_call_t *c;
+
+	rec->be = gw->be;
+	starting = 1;
+	c = gw_backend_call(gw->be, ep, req, (size_t)len, 5000, "t", on_done, rec);
+	starting = 0;
+	return c;
+}
+
+/* Two answers read in one epoll batch: each is delivered once, after the
+ * batch (the backend's handler is off the stack), each with its own body
+ * (the connection's parser may be reused before the callback runs). */
+static void test_issue10_item1_completion_after_batch(void)
+{
+	gw_gateway_t *gw = fake_gw();
+	struct rec a = { 0 }, b = { 0 };
+	gw_endpoint_t *ep;
+	struct srv s;
+
+	srv_start(&s, 2);
+	ep = endpoint(gw, s.port);
+	CHECK(ep != NULL);
+	start(gw, ep, "alpha", &a);
+	start(gw, ep, "beta", &b);
+	pump_until(gw, &s.received, 2, 3000);
+	CHECK_INT_EQ(s.received, 2);
+	__atomic_store_n(&s.go, 1, __ATOMIC_SEQ_CST);
+	pump_until(gw, &s.answered, 1, 3000);
+	usleep(30000);
+	pump_once(gw, 0);
+	for (int i = 0; i < 100 && a.delivered + b.delivered < 2; i++)
+		pump_once(gw, 10);
+	CHECK_INT_EQ(a.delivered, 1);
+	CHECK_INT_EQ(b.delivered, 1);
+	CHECK_INT_EQ(a.in_io, 0);
+	CHECK_INT_EQ(b.in_io, 0);
+	CHECK_INT_EQ(a.status, 200);
+	CHECK_STR_EQ(a.body, "alpha");
+	CHECK_STR_EQ(b.body, "beta");
+	CHECK_INT_EQ(gw_backend_inflight(gw->be), 0);
+	fake_gw_free(gw);
+	srv_stop(&s);
+}
+
+/* Two answers read in one batch; whichever is delivered first cancels the
+ * other, completed but not yet delivered: it is dropped. */
+static void test_issue10_item1_cancel_completed(void)
+{
+	gw_gateway_t *gw = fake_gw();
+	struct rec a = { 0 }, b = { 0 };
+	gw_call_t *ca, *cb;
+	gw_endpoint_t *ep;
+	struct srv s;
+
+	srv_start(&s, 2);
+	ep = endpoint(gw, s.port);
+	ca = start(gw, ep, "alpha", &a);
+	cb = start(gw, ep, "beta", &b);
+	a.cancel = &cb;
+	b.cancel = &ca;
+	pump_until(gw, &s.received, 2, 3000);
+	__atomic_store_n(&s.go, 1, __ATOMIC_SEQ_CST);
+	pump_until(gw, &s.answered, 1, 3000);
+	usleep(30000);
+	for (int i = 0; i < 20; i++)
+		pump_once(gw, 5);
+	CHECK_INT_EQ(a.delivered + b.delivered, 1);
+	CHECK_INT_EQ(gw_backend_inflight(gw->be), 0);
+	fake_gw_free(gw);
+	srv_stop(&s);
+}
+
+/* A local (MOCK) answer is delivered at the safe point, not from inside
+ * gw_backend_local; cancelled before that, it is never delivered. */
+static void test_issue10_item1_local(void)
+{
+	gw_gateway_t *gw = fake_gw();
+	struct rec a = { 0 }, b = { 0 };
+	gw_call_t *cb;
+
+	a.be = b.be = gw->be;
+	starting = 1;
+	gw_backend_local(gw->be, 201, "m", 1, on_done, &a);
+	cb = gw_backend_local(gw->be, 202, "n", 1, on_done, &b);
+	starting = 0;
+	CHECK_INT_EQ(a.delivered, 0);
+	gw_backend_cancel(cb);
+	for (int i = 0; i < 20 && !a.delivered; i++)
+		pump_once(gw, 1);
+	CHECK_INT_EQ(a.delivered, 1);
+	CHECK_INT_EQ(a.in_start, 0);
+	CHECK_INT_EQ(a.status, 201);
+	CHECK_STR_EQ(a.body, "m");
+	CHECK_INT_EQ(b.delivered, 0);
+	CHECK_INT_EQ(gw_backend_inflight(gw->be), 0);
+	fake_gw_free(gw);
+}
+
 int main(void)
 {
 	RUN(test_parse_table);
@@ -455,5 +736,8 @@ int main(void)
 	RUN(test_resp_limits);
 	RUN(test_resp_memory);
 	RUN(test_http_rules);
+	RUN(test_issue10_item1_completion_after_batch);
+	RUN(test_issue10_item1_cancel_completed);
+	RUN(test_issue10_item1_local);
 	UNIT_MAIN_END();
 }
