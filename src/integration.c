@@ -686,3 +686,136 @@ void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 	res->body_len = resp->body_len;
 	res->body_binary = !gw_utf8_valid((const unsigned char *)resp->body, resp->body_len);
 }
+
+/* --- REST answers ------------------------------------------------------ */
+
+/* Appends an answer's header line for the client unless the gateway
+ * writes it itself (hop-by-hop, framing; Access-Control-* once CORS is
+ * configured) or it is not valid HTTP (it must not split the response). */
+static void answer_header(gw_buf_t *b, const char *n, size_t nl, const char *v, size_t vl,
+			  int cors)
+{
+	if (gw_http_hop_by_hop(n, nl) || (cors && nl >= 15 && !strncasecmp(n, "access-control-", 15)))
+		return;
+	if (!gw_http_token(n, nl) || !gw_http_field_value(v, vl))
+		return;
+	gw_buf_append(b, n, nl);
+	gw_buf_append(b, ": ", 2);
+	gw_buf_append(b, v, vl);
+	gw_buf_append(b, "\r\n", 2);
+}
+
+static void payload2_headers(json_t *v, int cors, gw_buf_t *hdrs)
+{
+	const char *k;
+	json_t *hv;
+
+	json_object_foreach(v, k, hv) {
+		const char *s = json_is_string(hv) ? json_string_value(hv) : NULL;
+		size_t sl = json_is_string(hv) ? json_string_length(hv) : 0;
+		char num[32];
+
+		if (!s && json_is_integer(hv)) {
+			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(hv));
+			s = num;
+			sl = strlen(num);
+		}
+		if (s)
+			answer_header(hdrs, k, strlen(k), s, sl, cors);
+	}
+}
+
+/* Lambda payload 2.0 response rules (reference §8.2). */
+static int payload2_answer(const gw_http_resp_t *resp, int cors, gw_buf_t *hdrs, gw_buf_t *body)
+{
+	json_error_t jerr;
+	json_t *root, *v;
+	int status = -1;
+
+	if (resp->status < 200 || resp->status > 299)
+		return -1;
+	root = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (!root)
+		return -1;
+	if (!json_is_object(root) || !json_object_get(root, "statusCode")) {
+		/* A bare JSON answer: 200, application/json, the answer itself. */
+		gw_buf_append(body, resp->body, resp->body_len);
+		gw_buf_append_str(hdrs, "Content-Type: application/json\r\n");
+		status = 200;
+		goto out;
+	}
+	v = json_object_get(root, "statusCode");
+	/* 1xx is not a final answer: the client would wait for another one. */
+	if (!json_is_integer(v) || json_integer_value(v) < 200 || json_integer_value(v) > 599)
+		goto out;
+	v = json_object_get(root, "headers");
+	if (json_is_object(v))
+		payload2_headers(v, cors, hdrs);
+	v = json_object_get(root, "cookies");
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *c;
+
+		json_array_foreach(v, i, c) {
+			if (json_is_string(c))
+				answer_header(hdrs, "Set-Cookie", 10, json_string_value(c),
+					      json_string_length(c), cors);
+		}
+	}
+	v = json_object_get(root, "body");
+	if (json_is_string(v)) {
+		if (!json_is_true(json_object_get(root, "isBase64Encoded")))
+			gw_buf_append(body, json_string_value(v), json_string_length(v));
+		else if (gw_base64_decode(body, json_string_value(v), json_string_length(v)))
+			goto out;
+	} else if (v && !json_is_null(v)) {
+		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (s) {
+			gw_buf_append_str(body, s);
+			free(s);
+		}
+	}
+	status = (int)json_integer_value(json_object_get(root, "statusCode"));
+out:
+	json_decref(root);
+	return status;
+}
+
+/* HTTP_PROXY and MOCK: status, headers and body as they are. */
+static int proxy_answer(const gw_integration_t *in, const gw_http_resp_t *resp, int cors,
+			gw_buf_t *hdrs, gw_buf_t *body)
+{
+	/* 101 Switching Protocols is not an answer to pass on. */
+	if (resp->status < 200)
+		return -1;
+	for (size_t i = 0; i < resp->n_headers; i++) {
+		const char *n = resp->header_names[i], *v = resp->header_values[i];
+
+		answer_header(hdrs, n, strlen(n), v, strlen(v), cors);
+	}
+	if (in->type == GW_INTEG_MOCK && !resp->n_headers)
+		gw_buf_append_str(hdrs, "Content-Type: application/json\r\n");
+	/* Take the body over instead of copying it. */
+	if (resp->body_buf) {
+		gw_buf_dispose(body);
+		*body = *resp->body_buf;
+		gw_buf_init(resp->body_buf);
+	} else {
+		gw_buf_append(body, resp->body, resp->body_len);
+	}
+	return resp->status;
+}
+
+int gw_integ_http_answer(const gw_integration_t *in, const gw_http_resp_t *resp, int cors,
+			 gw_buf_t *hdrs, gw_buf_t *body)
+{
+	int lambda = in->type == GW_INTEG_AWS_PROXY, status;
+
+	gw_buf_reset(body);
+	status = lambda ? payload2_answer(resp, cors, hdrs, body)
+			: proxy_answer(in, resp, cors, hdrs, body);
+	if (status < 0)
+		log_failure(in, lambda ? "an invalid Lambda payload 2.0 answer"
+				       : "an informational status as a final answer", resp->status);
+	return status;
+}

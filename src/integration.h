@@ -71,6 +71,14 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 		     gw_buf_t *scratch, gw_integ_result_t *res);
 
+/* A REST route's answer (payload 2.0 for AWS_PROXY; HTTP_PROXY and MOCK
+ * as they are): its status, or -1 when it cannot be passed on. Header
+ * lines go to hdrs: valid ones, less hop-by-hop and, when cors (the
+ * gateway's CORS headers win), Access-Control-*. The body goes to body,
+ * taken over from the call when it can be. */
+int gw_integ_http_answer(const gw_integration_t *in, const gw_http_resp_t *resp, int cors,
+			 gw_buf_t *hdrs, gw_buf_t *body);
+
 /* A MOCK body with ${context.X} and ${stageVariables.X} filled in. */
 void gw_integ_mock_body(const gw_integration_t *in, const gw_event_ctx_t *ctx, gw_buf_t *out);
 

@@ -18,7 +18,6 @@
 #include "rest.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,18 +580,6 @@ static void respond_json(gw_rest_t *r, int status, const char *json)
 	respond(r, status, ct, sizeof(ct) - 1, 0);
 }
 
-/* Appends "name: value\r\n" when both are valid (a backend's answer must
- * not split the client's response). */
-static void append_header(gw_buf_t *b, const char *n, size_t nl, const char *v, size_t vl)
-{
-	if (!gw_http_token(n, nl) || !gw_http_field_value(v, vl))
-		return;
-	gw_buf_append(b, n, nl);
-	gw_buf_append(b, ": ", 2);
-	gw_buf_append(b, v, vl);
-	gw_buf_append(b, "\r\n", 2);
-}
-
 /* --- integrations ---------------------------------------------------------- */
 
 static void on_answer(void *user, const gw_http_resp_t *resp);
@@ -735,87 +722,6 @@ static void call_integration(gw_rest_t *r, const gw_integration_t *in, gw_str_t 
 		respond_json(r, 413, "{\"message\": \"Request Too Long\"}");
 }
 
-/* Lambda payload 2.0 response rules (§8.2), into r->out_body + headers. */
-static int lambda_answer(gw_rest_t *r, const gw_http_resp_t *resp, gw_buf_t *hdrs)
-{
-	json_error_t jerr;
-	json_t *root, *v;
-	int status = 200;
-
-	if (resp->status < 200 || resp->status > 299)
-		return -1;
-	root = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-	if (!root)
-		return -1;
-	gw_buf_reset(&r->out_body);
-	if (!json_is_object(root) || !json_object_get(root, "statusCode")) {
-		/* A bare JSON answer: 200, application/json, the answer itself. */
-		gw_buf_append(&r->out_body, resp->body, resp->body_len);
-		gw_buf_append_str(hdrs, "Content-Type: application/json\r\n");
-		json_decref(root);
-		return 200;
-	}
-	v = json_object_get(root, "statusCode");
-	/* 1xx is not a final answer: the client would wait for another one. */
-	if (!json_is_integer(v) || json_integer_value(v) < 200 || json_integer_value(v) > 599) {
-		json_decref(root);
-		return -1;
-	}
-	status = (int)json_integer_value(v);
-	v = json_object_get(root, "headers");
-	if (json_is_object(v)) {
-		const char *k;
-		json_t *hv;
-
-		json_object_foreach(v, k, hv) {
-			const char *s = json_is_string(hv) ? json_string_value(hv) : NULL;
-			size_t sl = json_is_string(hv) ? json_string_length(hv) : 0;
-			char num[32];
-
-			if (!s && json_is_integer(hv)) {
-				snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(hv));
-				s = num;
-				sl = strlen(num);
-			}
-			if (!s || gw_http_hop_by_hop(k, strlen(k)))
-				continue;
-			/* Once CORS is configured, the gateway's headers win. */
-			if (r->api->cors.enabled && !strncasecmp(k, "access-control-", 15))
-				continue;
-			append_header(hdrs, k, strlen(k), s, sl);
-		}
-	}
-	v = json_object_get(root, "cookies");
-	if (json_is_array(v)) {
-		size_t i;
-		json_t *c;
-
-		json_array_foreach(v, i, c) {
-			if (json_is_string(c))
-				append_header(hdrs, "Set-Cookie", 10, json_string_value(c), json_string_length(c));
-		}
-	}
-	v = json_object_get(root, "body");
-	if (json_is_string(v)) {
-		if (json_is_true(json_object_get(root, "isBase64Encoded"))) {
-			if (gw_base64_decode(&r->out_body, json_string_value(v), json_string_length(v))) {
-				json_decref(root);
-				return -1;
-			}
-		} else {
-			gw_buf_append(&r->out_body, json_string_value(v), json_string_length(v));
-		}
-	} else if (v && !json_is_null(v)) {
-		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (s) {
-			gw_buf_append_str(&r->out_body, s);
-			free(s);
-		}
-	}
-	json_decref(root);
-	return status;
-}
-
 static void on_answer(void *user, const gw_http_resp_t *resp)
 {
 	gw_rest_t *r = user;
@@ -836,50 +742,21 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 		respond_json(r, 500, "{\"message\":\"Internal Server Error\"}");
 		return;
 	}
+	/* HEAD through HTTP_PROXY: the length a GET would have. */
+	for (size_t i = 0; r->is_head && in->type != GW_INTEG_AWS_PROXY && i < resp->n_headers; i++) {
+		const char *n = resp->header_names[i], *v = resp->header_values[i];
+
+		if (!strcasecmp(n, "Content-Length") && *v && strspn(v, "0123456789") == strlen(v) &&
+		    strlen(v) < 16)
+			r->head_length = atoll(v);
+	}
 	gw_buf_init(&hdrs);
-	if (in->type == GW_INTEG_AWS_PROXY) {
-		status = lambda_answer(r, resp, &hdrs);
-		if (status < 0) {
-			gw_warn("request %s: REST integration %s gave an invalid Lambda response "
-				"(HTTP %d)", r->request_id, in->name, resp->status);
-			gw_buf_dispose(&hdrs);
-			respond_json(r, 500, "{\"message\":\"Internal Server Error\"}");
-			return;
-		}
-	} else {
-		/* HTTP_PROXY and MOCK: status, headers and body as they are. */
-		status = resp->status;
-		if (status < 200) {
-			/* 101 Switching Protocols: not an answer to pass on. */
-			gw_warn("request %s: REST integration %s answered HTTP %d", r->request_id,
-				in->name, status);
-			gw_buf_dispose(&hdrs);
-			respond_json(r, 500, "{\"message\":\"Internal Server Error\"}");
-			return;
-		}
-		for (size_t i = 0; i < resp->n_headers; i++) {
-			const char *n = resp->header_names[i], *v = resp->header_values[i];
-
-			if (r->is_head && !strcasecmp(n, "Content-Length") && *v &&
-			    strspn(v, "0123456789") == strlen(v) && strlen(v) < 16)
-				r->head_length = atoll(v);
-
-			if (gw_http_hop_by_hop(n, strlen(n)) ||
-			    (r->api->cors.enabled && !strncasecmp(n, "access-control-", 15)))
-				continue;
-			append_header(&hdrs, n, strlen(n), v, strlen(v));
-		}
-		if (in->type == GW_INTEG_MOCK && !resp->n_headers)
-			gw_buf_append_str(&hdrs, "Content-Type: application/json\r\n");
-		/* Take the body over instead of copying it. */
-		gw_buf_dispose(&r->out_body);
-		if (resp->body_buf) {
-			r->out_body = *resp->body_buf;
-			gw_buf_init(resp->body_buf);
-		} else {
-			gw_buf_init(&r->out_body);
-			gw_buf_append(&r->out_body, resp->body, resp->body_len);
-		}
+	status = gw_integ_http_answer(in, resp, r->api->cors.enabled, &hdrs, &r->out_body);
+	if (status < 0) {
+		/* Logged (rate-limited) by integration.c. */
+		gw_buf_dispose(&hdrs);
+		respond_json(r, 500, "{\"message\":\"Internal Server Error\"}");
+		return;
 	}
 	respond(r, status, hdrs.data, hdrs.len, 0);
 	gw_buf_dispose(&hdrs);

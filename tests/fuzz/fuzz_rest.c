@@ -6,7 +6,7 @@
  *    prefix and suffix, no '#', no control byte, no escape from the prefix
  *    after normalisation, parameters that cannot add path segments or
  *    query parameters (item 15).
- *  - mode odd: a Lambda payload 2.0 answer (lambda_answer), then the CORS
+ *  - mode odd: a Lambda payload 2.0 answer (gw_integ_http_answer), then the CORS
  *    headers for an Origin: every header line the gateway would write is
  *    "token: field-value\r\n" and none is hop-by-hop (item 17).
  * rest.c's helpers are static: this file includes rest.c (the fuzz library
@@ -68,6 +68,7 @@ static void check_line_headers(const char *p, size_t n)
 
 static void lambda(const uint8_t *data, size_t size, int shop, const char *origin)
 {
+	static const gw_integration_t aws = { .name = "fuzz", .type = GW_INTEG_AWS_PROXY };
 	gw_rest_t r;
 	gw_buf_t hdrs;
 	gw_http_resp_t resp = {
@@ -82,7 +83,7 @@ static void lambda(const uint8_t *data, size_t size, int shop, const char *origi
 	gw_buf_init(&hdrs);
 	r.api = &cfg->apis[shop];
 	r.origin = (char *)origin;
-	status = lambda_answer(&r, &resp, &hdrs);
+	status = gw_integ_http_answer(&aws, &resp, r.api->cors.enabled, &hdrs, &r.out_body);
 	FZ_CHECK(status == -1 || (status >= 200 && status <= 599));
 	if (status > 0) {
 		check_line_headers(hdrs.data, hdrs.len);
