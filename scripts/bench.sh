@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite on Debian 12, bounded in time (10 minutes):
-#   1. scripts/install-deps.sh (build dependencies), then pushpin and wrk
-#      with apt-get if missing;
+#   1. scripts/install-deps.sh (build dependencies), then pushpin, wrk and
+#      nginx with apt-get if missing (nginx only as run.sh's own foreground
+#      reverse proxy, never the system service);
 #   2. builds wsgate (CMake, RelWithDebInfo, in build-bench/) and the tools
 #      (make -C clients/bench);
 #   3. raises the open-file limit as far as allowed;
@@ -14,7 +15,8 @@
 #
 # Environment: BENCH_TIMEOUT (seconds for run.sh, default 540), BUILD_DIR
 # (default build-bench), SKIP_DEPS=1 (no apt-get), and everything run.sh
-# reads (DUR, WORKERS, CONNECT_N, IDLE_N, IDLE_N2, SIZE, NO_PUSHPIN, KEEP...).
+# reads (DUR, WORKERS, CONNECT_N, CONNECT_SIZES, IDLE_N, IDLE_N2, TLS_IDLE_N,
+# REST_ROUNDS, SIZE, ONLY, NO_PUSHPIN, NO_NGINX, KEEP...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -28,7 +30,7 @@ SUDO=""
 if [ "${SKIP_DEPS:-0}" != 1 ]; then
 	scripts/install-deps.sh
 	want=()
-	for p in pushpin wrk; do
+	for p in pushpin wrk nginx; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || want+=("$p")
 	done
 	if [ ${#want[@]} -gt 0 ]; then
@@ -36,7 +38,12 @@ if [ "${SKIP_DEPS:-0}" != 1 ]; then
 		$SUDO apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${want[@]}"
 	fi
-	# The Debian package starts a system-wide Pushpin; the suite runs its own.
+	# The Debian packages may start system-wide services; they are left
+	# alone: the suite runs its own nginx (own prefix, loopback port, in the
+	# foreground) and its own Pushpin.
+	if command -v systemctl >/dev/null && systemctl is-active -q nginx 2>/dev/null; then
+		echo "bench: note: a system nginx service is running; the suite runs its own on a loopback port"
+	fi
 	if command -v systemctl >/dev/null && systemctl is-active -q pushpin 2>/dev/null; then
 		echo "bench: note: a system Pushpin service is running (ports 7999/5561); the suite uses its own ports"
 	fi
