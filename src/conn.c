@@ -84,6 +84,7 @@ struct gw_conn {
 	int offered_protocols;
 	int tls; /* came over the TLS listener: X-Forwarded-Proto https */
 	int approved; /* $connect said yes: the backend expects a $disconnect */
+	int gone;     /* the client hung up while $connect ran */
 	int peek_checked, peek_off; /* SO_PEEK_OFF tried, and set */
 	/* libwebsockets may destroy the wsi inside lws_adopt_socket_vhost;
 	 * the conn must then outlive that call. */
@@ -168,6 +169,22 @@ static void event_ctx(gw_conn_t *conn, gw_event_ctx_t *ctx, const char *route_ke
 }
 
 static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
+static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason);
+
+/* The client hung up while $connect runs: its socket goes now, the call
+ * stays, and its answer decides whether the backend gets a $disconnect. */
+static void client_gone(gw_conn_t *conn)
+{
+	conn->gone = 1;
+	if (conn->ssl) {
+		SSL_free(conn->ssl);
+		conn->ssl = NULL;
+	}
+	gw_watch_close(conn->gw, &conn->watch);
+	if (!conn->calls.head)
+		conn_finish(conn, 0, 0, NULL);
+}
+
 static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
 
 static void on_call_result(void *user, const gw_http_resp_t *resp)
@@ -312,8 +329,10 @@ static void respond_raw_fire(gw_conn_t *conn, int status, const char *body, size
 			     status, gw_http_reason(status), len);
 
 	/* Small enough for any socket buffer; a peer that does not read loses
-	 * the body, never the loop. */
-	if (conn->ssl) {
+	 * the body, never the loop. A client already gone gets nothing. */
+	if (conn->watch.fd < 0) {
+		/* nothing to answer */
+	} else if (conn->ssl) {
 		gw_tls_write_and_close(conn->ssl, head, (size_t)n, body, len);
 	} else {
 		if (send(conn->watch.fd, head, (size_t)n, MSG_NOSIGNAL) == n && len)
@@ -457,6 +476,15 @@ static void refuse_approved(gw_conn_t *conn)
 
 static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res)
 {
+	if (conn->gone) {
+		/* The backend approved a connection whose client had left: it
+		 * counts it as open, so it hears of its end. */
+		int approved = res->outcome == GW_INTEG_OK && res->status_code >= 200 &&
+			       res->status_code <= 299;
+
+		conn_finish(conn, approved, 1006, "Connection lost");
+		return;
+	}
 	switch (res->outcome) {
 	case GW_INTEG_OK:
 		break;
@@ -710,7 +738,7 @@ static void conn_on_io(gw_watch_t *w, uint32_t events)
 		 * hang-up matters. Nothing was established: no $disconnect. */
 		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 			gw_info("connection %s: client left during $connect", conn->id);
-			conn_finish(conn, 0, 0, NULL);
+			client_gone(conn);
 		}
 		return;
 	}

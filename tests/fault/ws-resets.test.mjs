@@ -60,8 +60,6 @@ faultTest('clients resetting while a slow $connect is in flight leave the gatewa
 
 faultTest('a $connect the backend approved after the client left still gets its $disconnect', {
   timeout: 60000,
-  todo: 'open (conn.c gw_conn_on_io, CS_CONNECTING): the call is cancelled and no $disconnect is sent, '
-    + 'although the backend answers 200: a ghost connection in the backend',
 }, async () => {
   await raceScenario({
     name: 'ghost $connect',
