@@ -70,11 +70,12 @@ struct gw_gateway {
 	gw_watch_t sigwatch;
 	int port, mgmt_port;
 	uint32_t worker;
-	/* Slot table: registry records name a slot; the conn there must carry
-	 * the same ID, which makes stale records harmless. */
+	/* Slot table: IDs name loop, slot and generation (connid.h); a slot's
+	 * generation rises each time it is freed, so a stale ID finds nothing. */
 	gw_conn_t **slots;
 	uint32_t n_slots;
 	uint32_t *free_slots;
+	uint32_t *slot_gens;
 	uint32_t n_free;
 	size_t n_conns; /* every conn, whatever its state */
 	lws_dll2_owner_t open_conns;
@@ -181,7 +182,6 @@ void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node);
 
 /* --- management API (mgmt-api/mgmt.c) --- */
 extern const struct lws_protocols gw_mgmt_protocol;
-void gw_mgmt_on_message(gw_gateway_t *gw, lws_dll2_t *node);
 void gw_mgmt_free_message(lws_dll2_t *node);
 
 #endif

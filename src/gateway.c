@@ -73,12 +73,10 @@ void gw_gateway_request_id(gw_gateway_t *gw, char out[24])
 
 /* Each slot has a generation, bumped when the slot is freed, which the
  * connection ID carries: an ID outliving its connection names an older
- * generation and finds nothing. The generations live in the second half
- * of free_slots' allocation ([0, n_slots) the free stack, [n_slots,
- * 2 n_slots) the generations), so the slot table stays one structure. */
+ * generation and finds nothing. */
 static uint32_t *slot_gen(gw_gateway_t *gw, uint32_t slot)
 {
-	return &gw->free_slots[gw->n_slots + slot];
+	return &gw->slot_gens[slot];
 }
 
 int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot)
@@ -87,12 +85,11 @@ int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot)
 		uint32_t old = gw->n_slots, n = old ? old * 2 : 1024;
 
 		gw->slots = realloc(gw->slots, n * sizeof(*gw->slots));
-		gw->free_slots = realloc(gw->free_slots, 2 * (size_t)n * sizeof(*gw->free_slots));
-		if (!gw->slots || !gw->free_slots)
+		gw->free_slots = realloc(gw->free_slots, n * sizeof(*gw->free_slots));
+		gw->slot_gens = realloc(gw->slot_gens, n * sizeof(*gw->slot_gens));
+		if (!gw->slots || !gw->free_slots || !gw->slot_gens)
 			abort();
-		/* The generations move up behind the larger stack. */
-		memmove(gw->free_slots + n, gw->free_slots + old, old * sizeof(uint32_t));
-		memset(gw->free_slots + n + old, 0, (n - old) * sizeof(uint32_t));
+		memset(gw->slot_gens + old, 0, (n - old) * sizeof(*gw->slot_gens));
 		for (uint32_t i = old; i < n; i++) {
 			gw->slots[i] = NULL;
 			gw->free_slots[gw->n_free++] = n - 1 - (i - old);
@@ -838,6 +835,7 @@ static void worker_free(gw_gateway_t *gw)
 		rmdir(gw->sockdir);
 	free(gw->slots);
 	free(gw->free_slots);
+	free(gw->slot_gens);
 	free(gw);
 }
 

@@ -135,7 +135,7 @@ static void test_slots_stale_and_unique(void)
 
 	/* Last generation: once freed, the slot is never handed out again. */
 	CHECK_INT_EQ(gw_gateway_slot_alloc(gw, fake(4), &slot), 0);
-	gw->free_slots[gw->n_slots + slot] = UINT32_MAX; /* its generation */
+	gw->slot_gens[slot] = UINT32_MAX;
 	gw_gateway_slot_free(gw, slot);
 	n = gw->n_slots; /* the table grows once the free slots run out */
 	for (uint32_t i = 0; i < n; i++) {
@@ -148,6 +148,7 @@ static void test_slots_stale_and_unique(void)
 	free(ids);
 	free(gw->slots);
 	free(gw->free_slots);
+	free(gw->slot_gens);
 	free(gw);
 }
 
