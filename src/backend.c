@@ -87,7 +87,7 @@ struct gw_endpoint {
 	lws_dll2_owner_t conns; /* every hconn_t */
 	/* Response parsers given back by delivered calls, for reuse. */
 	gw_resp_t **spare;
-	unsigned n_spare;
+	unsigned n_spare, cap_spare;
 };
 
 struct hconn {
@@ -457,14 +457,15 @@ static void hconn_on_io(gw_watch_t *w, uint32_t events)
  * per connection the endpoint may have. */
 static void give_back(gw_endpoint_t *ep, gw_resp_t *resp)
 {
-	if (!ep || ep->n_spare >= ep->max_connections) {
-		gw_resp_destroy(resp);
-		return;
-	}
-	if (!ep->spare) {
-		ep->spare = calloc(ep->max_connections, sizeof(*ep->spare));
+	if (ep && !ep->spare) {
+		ep->cap_spare = ep->max_connections;
+		ep->spare = calloc(ep->cap_spare, sizeof(*ep->spare));
 		if (!ep->spare)
 			abort();
+	}
+	if (!ep || ep->n_spare >= ep->cap_spare) {
+		gw_resp_destroy(resp);
+		return;
 	}
 	gw_resp_reset(resp); /* drops a large body's memory */
 	ep->spare[ep->n_spare++] = resp;
@@ -883,20 +884,40 @@ static int same(const char *a, const char *b)
 	return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
+gw_endpoint_t *gw_backend_find(gw_backend_t *be, const gw_endpoint_opts_t *o)
+{
+	lws_start_foreach_dll(struct lws_dll2 *, d, be->endpoints.head) {
+		gw_endpoint_t *ep = lws_container_of(d, gw_endpoint_t, list);
+
+		if (ep->port == o->port && ep->tls == o->tls && !strcmp(ep->address, o->address) &&
+		    same(ep->ca_file, o->ca_file) && (!o->tls || !strcmp(ep->host, o->host)))
+			return ep;
+	} lws_end_foreach_dll(d);
+	return NULL;
+}
+
+void gw_endpoint_limits(const gw_endpoint_t *ep, unsigned *max_connections,
+			unsigned *max_queue)
+{
+	*max_connections = ep->max_connections;
+	*max_queue = ep->max_queue;
+}
+
 gw_endpoint_t *gw_backend_endpoint(gw_backend_t *be, const gw_endpoint_opts_t *o,
 				   char *err, size_t errlen)
 {
-	gw_endpoint_t *ep;
+	unsigned max_connections = o->max_connections ? o->max_connections : 64;
+	gw_endpoint_t *ep = gw_backend_find(be, o);
 
-	lws_start_foreach_dll(struct lws_dll2 *, d, be->endpoints.head) {
-		ep = lws_container_of(d, gw_endpoint_t, list);
-		if (ep->port == o->port && ep->tls == o->tls && !strcmp(ep->address, o->address) &&
-		    !strcmp(ep->host, o->host) && same(ep->ca_file, o->ca_file) &&
-		    ep->max_connections == (o->max_connections ? o->max_connections : 64) &&
-		    ep->max_queue == o->max_queue)
-			return ep;
-	} lws_end_foreach_dll(d);
-
+	if (ep) {
+		/* Shared by integrations with different limits: none gets
+		 * fewer connections or queue places than it asked for. */
+		if (ep->max_connections < max_connections)
+			ep->max_connections = max_connections;
+		if (ep->max_queue < o->max_queue)
+			ep->max_queue = o->max_queue;
+		return ep;
+	}
 	ep = calloc(1, sizeof(*ep));
 	if (!ep)
 		abort();
@@ -906,7 +927,7 @@ gw_endpoint_t *gw_backend_endpoint(gw_backend_t *be, const gw_endpoint_opts_t *o
 	ep->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
 	ep->port = o->port;
 	ep->tls = o->tls;
-	ep->max_connections = o->max_connections ? o->max_connections : 64;
+	ep->max_connections = max_connections;
 	ep->max_queue = o->max_queue;
 	if (o->tls) {
 		ep->ssl_ctx = SSL_CTX_new(TLS_client_method());

@@ -56,12 +56,25 @@ typedef struct gw_endpoint_opts {
 gw_backend_t *gw_backend_create(gw_gateway_t *gw);
 /* Fails every call still running (their callbacks are not called). */
 void gw_backend_destroy(gw_backend_t *be);
-/* The pool for these options, created on first use; NULL (err filled) if
- * TLS cannot be set up. */
+/* A pool is keyed by where it connects and how it checks the peer:
+ * (address, port, tls, ca_file), and the TLS name (host) with TLS (a plain
+ * connection serves any Host header). Not by the integration or the
+ * configuration that asked: a later configuration finds the same pools.
+ *
+ * The pool for these options, created on first use; an existing one takes
+ * the larger of its limits and these. NULL (err filled) if TLS cannot be
+ * set up. */
 gw_endpoint_t *gw_backend_endpoint(gw_backend_t *be, const gw_endpoint_opts_t *o,
 				   char *err, size_t errlen);
+/* The pool with o's key, NULL if there is none (limits are ignored). */
+gw_endpoint_t *gw_backend_find(gw_backend_t *be, const gw_endpoint_opts_t *o);
+void gw_endpoint_limits(const gw_endpoint_t *ep, unsigned *max_connections,
+			unsigned *max_queue);
 
-/* The pool of integration index i (see gw_integration_t.index). */
+/* This loop's configuration, resolved once: integration index i (see
+ * gw_integration_t.index) uses pool ep, found by key at load. A later
+ * configuration looks its pools up by key again (gw_backend_endpoint)
+ * and binds its own indexes; the pools and their connections stay. */
 void gw_backend_bind(gw_backend_t *be, unsigned index, gw_endpoint_t *ep);
 gw_endpoint_t *gw_backend_endpoint_for(gw_backend_t *be, unsigned index);
 

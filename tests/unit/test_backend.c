@@ -727,6 +727,60 @@ static void test_issue10_item1_local(void)
 	fake_gw_free(gw);
 }
 
+/* Pools are keyed by where they connect and how they check the peer
+ * (address, port, TLS, CA, and the TLS name with TLS), not by which
+ * integration of which configuration asked: a later configuration finds
+ * the same pools. Limits are the largest asked for. */
+static void test_issue10_item5_pools_keyed(void)
+{
+	gw_gateway_t *gw = fake_gw();
+	gw_endpoint_opts_t a, o;
+	gw_endpoint_t *ea, *ed;
+	unsigned mc = 0, mq = 0;
+	char err[128];
+
+	memset(&a, 0, sizeof(a));
+	a.host = "a.example";
+	a.address = "127.0.0.1";
+	a.port = 8080;
+	a.max_connections = 2;
+	a.max_queue = 1;
+	ea = gw_backend_endpoint(gw->be, &a, err, sizeof(err));
+	CHECK(ea != NULL);
+	CHECK(gw_backend_find(gw->be, &a) == ea);
+	/* Another Host, other limits: the same pool (plain HTTP). */
+	o = a;
+	o.host = "b.example";
+	o.max_connections = 8;
+	o.max_queue = 5;
+	CHECK(gw_backend_endpoint(gw->be, &o, err, sizeof(err)) == ea);
+	CHECK(gw_backend_find(gw->be, &o) == ea);
+	gw_endpoint_limits(ea, &mc, &mq);
+	CHECK_INT_EQ(mc, 8);
+	CHECK_INT_EQ(mq, 5);
+	/* Smaller limits later do not shrink it. */
+	CHECK(gw_backend_endpoint(gw->be, &a, err, sizeof(err)) == ea);
+	gw_endpoint_limits(ea, &mc, &mq);
+	CHECK_INT_EQ(mc, 8);
+	CHECK_INT_EQ(mq, 5);
+	/* Another port: another pool. */
+	o = a;
+	o.port = 8081;
+	CHECK(gw_backend_find(gw->be, &o) == NULL);
+	CHECK(gw_backend_endpoint(gw->be, &o, err, sizeof(err)) != ea);
+	/* TLS: another pool, and the name checked is part of the key. */
+	o = a;
+	o.tls = 1;
+	ed = gw_backend_endpoint(gw->be, &o, err, sizeof(err));
+	CHECK(ed != NULL && ed != ea);
+	o.max_connections = 3;
+	CHECK(gw_backend_endpoint(gw->be, &o, err, sizeof(err)) == ed);
+	o.host = "b.example";
+	CHECK(gw_backend_find(gw->be, &o) == NULL);
+	CHECK(gw_backend_endpoint(gw->be, &o, err, sizeof(err)) != ed);
+	fake_gw_free(gw);
+}
+
 int main(void)
 {
 	RUN(test_parse_table);
@@ -739,5 +793,6 @@ int main(void)
 	RUN(test_issue10_item1_completion_after_batch);
 	RUN(test_issue10_item1_cancel_completed);
 	RUN(test_issue10_item1_local);
+	RUN(test_issue10_item5_pools_keyed);
 	UNIT_MAIN_END();
 }
