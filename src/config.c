@@ -955,9 +955,22 @@ static void api_dispose(gw_api_t *api)
 	free(api->route_selection_expression);
 }
 
+gw_config_t *gw_config_ref(gw_config_t *cfg)
+{
+	__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	return cfg;
+}
+
 void gw_config_free(gw_config_t *cfg)
 {
-	if (!cfg)
+	gw_config_unref(cfg);
+}
+
+void gw_config_unref(gw_config_t *cfg)
+{
+	/* Release, then acquire by the last owner: every owner's reads of the
+	 * snapshot happen before it is freed. */
+	if (!cfg || __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	for (size_t i = 0; i < cfg->n_apis; i++)
 		api_dispose(&cfg->apis[i]);
@@ -1015,6 +1028,7 @@ int gw_config_parse_buffer(const char *name, const char *data, size_t len, unsig
 	*out = NULL;
 	if (!cfg || !(cfg->apis = calloc(1, sizeof(*cfg->apis))))
 		abort();
+	cfg->refs = 1;
 	root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (load_root(cfg, name, root, &jerr, flags, err)) {
 		gw_config_free(cfg);
@@ -1041,6 +1055,7 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 	*out = NULL;
 	if (!cfg)
 		abort();
+	cfg->refs = 1;
 	if (stat(path, &st)) {
 		gw_buf_append_str(err, path);
 		gw_buf_append_str(err, ": cannot open (expected an API file or a folder of them)\n");
@@ -1094,7 +1109,7 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 	for (size_t i = 0; i < cfg->n_apis; i++)
 		for (size_t j = 0; j < i; j++)
 			if (cfg->apis[i].base_path && cfg->apis[j].base_path &&
-			    gw_config_api_for_path(&(gw_config_t){ &cfg->apis[j], 1, 0 },
+			    gw_config_api_for_path(&(gw_config_t){ &cfg->apis[j], 1, 0, 0 },
 						   cfg->apis[i].base_path,
 						   strlen(cfg->apis[i].base_path))) {
 				struct loader l = { cfg->apis[i].file, err, 0, 0 };

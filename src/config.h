@@ -133,16 +133,27 @@ typedef struct gw_api {
 	const gw_route_t *default_route;
 } gw_api_t;
 
+/* A configuration is an immutable snapshot, counted by reference: never
+ * changed after it is loaded, shared by the event loops, and each
+ * connection holds the one it connected under, so a later issue can swap
+ * in a new one (hot reload) without touching open sockets. */
 typedef struct gw_config {
 	gw_api_t *apis;
 	size_t n_apis;
 	unsigned n_integrations; /* over all APIs */
+	unsigned refs;           /* atomics only: loops are threads */
 } gw_config_t;
 
 /* Loads one API file, or every *.json in a folder (in name order). On
  * failure returns -1, leaves *out NULL and appends one line per problem to
- * err, each "FILE: KEY.PATH: what was expected". */
+ * err, each "FILE: KEY.PATH: what was expected". A loaded configuration
+ * has one reference, the caller's. */
 int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err);
+/* One more reference (from any thread); returns cfg. */
+gw_config_t *gw_config_ref(gw_config_t *cfg);
+/* Drops a reference; the last one frees the snapshot. NULL is a no-op. */
+void gw_config_unref(gw_config_t *cfg);
+/* The same as gw_config_unref: drops the loader's reference. */
 void gw_config_free(gw_config_t *cfg);
 
 /* Host names of integration URIs are not resolved (address = host): for
