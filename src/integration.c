@@ -355,22 +355,21 @@ static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
 
 /* A Lambda event's headers, as AWS writes them: the client's, less those
  * only the gateway sets, then X-Forwarded-For (appended to), -Port (when
- * the gateway sets one) and -Proto. vals holds the values pointed to and
- * is not to grow while out is used; out has room for
+ * the gateway sets one) and -Proto. The values pointed to are appended to
+ * vals, which is not to grow while out is used; out has room for
  * GW_INVOKE_MAX_HEADERS + 3. */
 static size_t event_headers(const gw_invocation_t *inv, gw_buf_t *vals, gw_header_t *out)
 {
-	size_t n = 0, xff, port;
+	size_t n = 0, start = vals->len, xff, port;
 
 	for (size_t i = 0; i < inv->n_headers && n < GW_INVOKE_MAX_HEADERS; i++)
 		if (!gateway_header(inv->headers[i].name))
 			out[n++] = inv->headers[i];
-	gw_buf_reset(vals);
 	forwarded_for(inv, vals);
 	xff = vals->len;
 	gw_buf_append_u64(vals, (uint64_t)inv->forwarded_port);
 	port = vals->len - xff;
-	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-For"), { vals->data, xff } };
+	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-For"), { vals->data + start, xff - start } };
 	if (inv->forwarded_port)
 		out[n++] = (gw_header_t){ GW_STR("X-Forwarded-Port"), { vals->data + xff, port } };
 	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-Proto"),
@@ -412,15 +411,17 @@ static int lambda_event(const gw_invocation_t *inv, gw_buf_t *vals, gw_buf_t *bo
 }
 
 /* HTTP_PROXY: the message (or the REST request's body) is the body; the
- * client's headers travel on $connect and REST requests. */
+ * client's headers travel on $connect and REST requests. body is scratch
+ * space for mapped parameters first. */
 static void proxy_head(const gw_invocation_t *inv, const gw_integration_t *in, gw_buf_t *req,
-		       gw_buf_t *tmp, gw_buf_t *body)
+		       gw_buf_t *body)
 {
 	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT" };
 	const gw_event_ctx_t *ctx = inv->ctx;
 	const char *method = in->method ? in->method : inv->method ? inv->method : "POST";
 
-	request_line(inv, in, method, req, tmp);
+	request_line(inv, in, method, req, body);
+	gw_buf_reset(body);
 	switch (inv->type) {
 	case GW_EV_HTTP:
 		forward_client_headers(inv, req);
@@ -453,16 +454,19 @@ static void proxy_head(const gw_invocation_t *inv, const gw_integration_t *in, g
 	append_header(req, "X-Wsgate-Request-Id", ctx->request_id, strlen(ctx->request_id));
 }
 
+/* Memory: the head is built in the caller's reused buffer; the body is
+ * built (or given) once and taken over by the call, and serves as the
+ * scratch space for mapped parameters before that. */
 gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_t *head,
 			   gw_call_cb cb, void *user)
 {
 	const gw_integration_t *in = inv->route->integration;
-	gw_buf_t body, tmp, *sent = inv->body_buf ? inv->body_buf : &body;
+	gw_buf_t body, *sent = inv->body_buf ? inv->body_buf : &body;
 	gw_call_t *call = NULL;
+	size_t mark;
+	int rc;
 
-	/* body goes to the call; tmp allocates only for mapped parameters. */
 	gw_buf_init(&body);
-	gw_buf_init(&tmp);
 	gw_buf_reset(head);
 	if (in->type == GW_INTEG_MOCK) {
 		substitute(inv, in->mock_body, &body);
@@ -471,17 +475,19 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 		goto out;
 	}
 	if (in->type == GW_INTEG_AWS_PROXY) {
-		/* The event's header values live in head until it is built. */
 		sent = &body;
-		if (lambda_event(inv, head, &body))
-			goto out;
-		gw_buf_reset(head);
-		request_line(inv, in, "POST", head, &tmp);
+		request_line(inv, in, "POST", head, &body);
 		gw_buf_append_str(head, "Content-Type: application/json\r\n");
 		append_header(head, "X-Amzn-RequestId", inv->ctx->request_id,
 			      strlen(inv->ctx->request_id));
+		/* The event's header values live past the head until it is built. */
+		mark = head->len;
+		rc = lambda_event(inv, head, &body);
+		head->len = mark;
+		if (rc)
+			goto out;
 	} else {
-		proxy_head(inv, in, head, &tmp, &body);
+		proxy_head(inv, in, head, &body);
 	}
 	gw_buf_append_str(head, "Content-Length: ");
 	gw_buf_append_u64(head, sent->len);
@@ -491,7 +497,6 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 				    inv->ctx->request_id, cb, user);
 out:
 	gw_buf_dispose(&body);
-	gw_buf_dispose(&tmp);
 	return call;
 }
 
