@@ -152,6 +152,9 @@ gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len)
  * re-binding off. The socket is created in a private folder (0700) whose
  * entries are removed at once: it exists, but nothing can reach it (an
  * abstract socket was reachable by any process of the namespace). */
+static const lws_retry_bo_t no_validity = { .secs_since_valid_ping = 0,
+					     .secs_since_valid_hangup = 0 };
+
 static struct lws_vhost *make_vhost(gw_gateway_t *gw, const char *name,
 				    const struct lws_protocols *protos)
 {
@@ -173,6 +176,12 @@ static struct lws_vhost *make_vhost(gw_gateway_t *gw, const char *name,
 	info.iface = iface;
 	info.port = 0;
 	info.protocols = protos;
+	/* No libwebsockets validity timers (pings, hang-up after silence): the
+	 * gateway keeps its own idle and duration deadlines on its wheel, and
+	 * libwebsockets 4.1 kept one timer per connection in a sorted list
+	 * walked at every insert, which made each new connection cost
+	 * O(open connections) (half the samples at 10k connections). */
+	info.retry_and_idle_policy = &no_validity;
 	info.options = LWS_SERVER_OPTION_UNIX_SOCK |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	vh = lws_create_vhost(gw->ctx, &info);
