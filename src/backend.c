@@ -61,8 +61,9 @@ struct gw_backend {
 	lws_dll2_owner_t tqs; /* struct timeout_queue */
 	lws_sorted_usec_list_t tick;
 	int tick_armed;
-	gw_endpoint_t **by_index;
+	gw_endpoint_t **by_index; /* for cfg's integrations */
 	unsigned n_index;
+	gw_config_t *cfg; /* a reference */
 	lws_dll2_owner_t endpoints;
 	lws_dll2_owner_t calls;
 	lws_dll2_owner_t done; /* finished, not yet delivered, oldest first */
@@ -873,6 +874,9 @@ gw_backend_t *gw_backend_create(gw_gateway_t *gw)
 	if (!be)
 		abort();
 	be->gw = gw;
+	/* The pools are bound to this configuration's integrations: it stays
+	 * while they are (none in unit tests). */
+	be->cfg = gw->cfg ? gw_config_ref(gw->cfg) : NULL;
 	/* A fixed, small table: running out is a programming error. */
 	if (gw_loop_add_task(gw->loop, drain, be))
 		abort();
@@ -987,5 +991,6 @@ void gw_backend_destroy(gw_backend_t *be)
 		free(tq);
 	}
 	free(be->by_index);
+	gw_config_unref(be->cfg);
 	free(be);
 }

@@ -73,6 +73,7 @@ typedef struct pending {
 struct gw_conn {
 	gw_watch_t watch;
 	gw_gateway_t *gw;
+	gw_config_t *cfg; /* the snapshot it connected under (a reference) */
 	const gw_api_t *api;
 	enum conn_state state;
 	uint32_t slot;
@@ -234,6 +235,7 @@ static void conn_free(void *p)
 {
 	gw_conn_t *conn = p;
 
+	gw_config_unref(conn->cfg);
 	free(conn->user_agent);
 	free(conn->host);
 	free(conn->subprotocol);
@@ -666,6 +668,7 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 	if (!conn)
 		abort();
 	conn->gw = gw;
+	conn->cfg = gw_config_ref(gw->cfg);
 	conn->tls = gw->tls != NULL;
 	conn->watch.cb = conn_on_io;
 	conn->watch.fd = fd;
