@@ -223,8 +223,9 @@ static void mapped_query(const gw_invocation_t *inv, const gw_integration_t *in,
 }
 
 /* The request line and Host (with the port unless the scheme's): the one
- * place either is written. A REST request names its own target. */
-static void request_line(const gw_invocation_t *inv, const gw_integration_t *in,
+ * place either is written. A REST request names its own target; a
+ * WebSocket event's mapped parameters follow (REST routes map none). */
+static void request_start(const gw_invocation_t *inv, const gw_integration_t *in,
 			 const char *method, gw_buf_t *out, gw_buf_t *tmp)
 {
 	gw_buf_append_str(out, method);
@@ -420,7 +421,7 @@ static void proxy_head(const gw_invocation_t *inv, const gw_integration_t *in, g
 	const gw_event_ctx_t *ctx = inv->ctx;
 	const char *method = in->method ? in->method : inv->method ? inv->method : "POST";
 
-	request_line(inv, in, method, req, body);
+	request_start(inv, in, method, req, body);
 	gw_buf_reset(body);
 	switch (inv->type) {
 	case GW_EV_HTTP:
@@ -476,7 +477,7 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 	}
 	if (in->type == GW_INTEG_AWS_PROXY) {
 		sent = &body;
-		request_line(inv, in, "POST", head, &body);
+		request_start(inv, in, "POST", head, &body);
 		gw_buf_append_str(head, "Content-Type: application/json\r\n");
 		append_header(head, "X-Amzn-RequestId", inv->ctx->request_id,
 			      strlen(inv->ctx->request_id));

@@ -31,7 +31,7 @@ typedef struct gw_invocation {
 	/* CONNECT */
 	const char *query;
 	size_t query_len;
-	/* HTTP. Requests parameters are not mapped for REST routes. */
+	/* HTTP (request parameters are not mapped for REST routes) */
 	const char *method;      /* HTTP_PROXY, unless the integration names one */
 	gw_str_t target;         /* HTTP_PROXY's request target; else the path */
 	gw_buf_t *body_buf;      /* the request body: the call takes it over */
