@@ -2,10 +2,13 @@
  *
  * A call is queued on its endpoint; an idle keep-alive connection takes it,
  * or a new one is opened while the endpoint is under max_connections. A
- * call never waits on a dead backend for longer than its timeout, and a
- * reused connection that turns out to have been closed by the server
- * (nothing read yet) is retried once on a fresh one, which is how traffic
- * resumes by itself after a backend restart. Each call and connection has
+ * call never waits on a dead backend for longer than its timeout. An idle
+ * connection is checked before it is reused (a server that closed it has
+ * left an end of stream to peek at), which is how traffic resumes by itself
+ * after a backend restart; a reused connection that fails before answering
+ * is retried once on a fresh one only when the request was not written
+ * whole, or is idempotent: a POST the backend may have read is never sent
+ * twice (an event delivered twice is worse than a 500, as nginx judges). Each call and connection has
  * one owner: calls belong to the backend's list until delivered; a
  * connection belongs to its endpoint.
  *
@@ -255,14 +258,28 @@ static void assign(hconn_t *hc, gw_call_t *c)
 	gw_resp_set_head(hc->resp, c->req_len >= 5 && !memcmp(c->req, "HEAD ", 5));
 }
 
+static int idempotent(const gw_call_t *c)
+{
+	static const char *const methods[] = { "GET ", "HEAD ", "PUT ", "DELETE ", "OPTIONS " };
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		size_t n = strlen(methods[i]);
+
+		if (c->req_len >= n && !memcmp(c->req, methods[i], n))
+			return 1;
+	}
+	return 0;
+}
+
 /* The connection failed while c was on it. A reused connection that had
  * not answered anything was most likely closed by the server while idle:
- * try once more on a fresh one. */
+ * try once more on a fresh one, unless the server may have acted on it. */
 static void hconn_failed(hconn_t *hc, const char *error)
 {
 	gw_call_t *c = hc->call;
 	gw_endpoint_t *ep = hc->ep;
-	int retry = c && hc->reused && !hc->got && !c->retried;
+	int retry = c && hc->reused && !hc->got && !c->retried &&
+		    (hc->wr_off < c->req_len + c->req_body.len || idempotent(c));
 
 	hconn_close(hc);
 	if (!c)
@@ -707,6 +724,20 @@ static void arm_timeout(gw_backend_t *be, gw_call_t *c, unsigned timeout_ms)
 	}
 }
 
+/* Whether an idle connection may take a call: a server that closed it left
+ * an end of stream (or a reset) to peek at. Unsolicited bytes on a plain
+ * connection (a 408 sent before closing) condemn it too; over TLS they may
+ * be a session ticket, left to OpenSSL. */
+static int idle_alive(hconn_t *hc)
+{
+	char b;
+	ssize_t n = recv(hc->watch.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+	return n > 0 && hc->ssl;
+}
+
 static void dispatch(gw_endpoint_t *ep)
 {
 	while (ep->queue.head) {
@@ -716,6 +747,10 @@ static void dispatch(gw_endpoint_t *ep)
 		if (ep->idle.head) {
 			hc = lws_container_of(ep->idle.head, hconn_t, idle_list);
 			lws_dll2_remove(&hc->idle_list);
+			if (!idle_alive(hc)) {
+				hconn_close(hc);
+				continue;
+			}
 		} else if (ep->conns.count < ep->max_connections) {
 			const char *error = NULL;
 

@@ -563,7 +563,7 @@ static void start_connect(gw_conn_t *conn)
 	rec.slot = conn->slot;
 	/* The ID names this loop, slot and generation (bus.h): never reused. */
 	rc = GW_REG_ERROR;
-	if (!gw_gateway_conn_id(gw, conn->slot, (size_t)(conn->api - gw->cfg->apis),
+	if (!gw_gateway_conn_id(gw, conn->slot, (size_t)(conn->api - conn->cfg->apis),
 				conn->id)) {
 		memcpy(rec.id, conn->id, sizeof(rec.id));
 		rc = gw_registry_insert(gw->reg, &rec);
@@ -644,7 +644,7 @@ static void head_complete(gw_conn_t *conn)
 		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
 		return;
 	}
-	conn->api = gw_config_api_for_path(gw->cfg, url.ptr, plen);
+	conn->api = gw_config_api_for_path(conn->cfg, url.ptr, plen);
 	if (!conn->api) {
 		RAW_JSON(conn, 404, "{\"message\":\"Not Found\"}");
 		return;

@@ -552,7 +552,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 		abort();
 	gw->sh = sh;
 	gw->worker = index;
-	gw->cfg = cfg;
+	gw->cfg = gw_config_ref(cfg); /* the loop's snapshot (config.h) */
 	gw->reg = sh->reg;
 	gw->tls = sh->tls;
 	pthread_mutex_init(&gw->inbox_lock, NULL);
@@ -838,6 +838,7 @@ static void worker_free(gw_gateway_t *gw)
 			if (ws[i]->fd >= 0)
 				close(ws[i]->fd);
 	}
+	gw_config_unref(gw->cfg);
 	gw_buf_dispose(&gw->scratch);
 	gw_buf_dispose(&gw->rscratch);
 	if (gw->sockdir[0])

@@ -110,14 +110,13 @@ faultTest('$disconnect answers cut mid-way or slow: each connection still gets e
 });
 
 // A call on a reused keep-alive connection that fails before any byte of an
-// answer is retried once (backend.c hconn_failed): right for a connection
-// the backend closed while idle, but a backend that read the request and
-// then reset got it twice. Seen: ~14% of these $disconnect calls twice;
-// messages and $connect calls are retried the same way.
+// answer used to be retried once (backend.c hconn_failed): right for a
+// connection the backend closed while idle, but a backend that read the
+// request and then reset got it twice (~14% of these $disconnect calls).
+// Now an idle connection is checked before reuse, and a POST written whole
+// is never retried.
 faultTest('a $disconnect the backend read and then reset is not sent again', {
   timeout: 120000,
-  todo: 'open (backend.c hconn_failed): a call reset after it was written is retried on a fresh connection, '
-    + 'so a non-idempotent event reaches the backend twice',
 }, async () => {
   await raceScenario({
     name: 'backend resets $disconnect',
@@ -129,7 +128,6 @@ faultTest('a $disconnect the backend read and then reset is not sent again', {
 
 faultTest('a message the backend read and then reset is delivered once', {
   timeout: 60000,
-  todo: 'open (backend.c hconn_failed): the message call is retried after the backend had it',
 }, async () => {
   const { backend, gw } = await raceScenario({
     name: 'backend resets messages',
