@@ -108,7 +108,7 @@ struct gw_conn {
 	lws_dll2_owner_t inq;
 	size_t inq_bytes;
 	int rx_paused;         /* libwebsockets stopped reading it */
-	lws_dll2_t paused_list; /* gw->paused_conns while rx_paused */
+	lws_dll2_t paused_list; /* gw->paused_conns: paused for the loop's limit */
 	lws_dll2_owner_t outq;
 	size_t outq_bytes;
 	/* Set when the queue overflowed; cleared once it has drained to half.
@@ -171,12 +171,15 @@ static void event_ctx(gw_conn_t *conn, gw_event_ctx_t *ctx, const char *route_ke
 
 static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
 static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason);
+static void resume_loop_paused(gw_gateway_t *gw);
 
 /* The client hung up while $connect runs: its socket goes now, the call
  * stays, and its answer decides whether the backend gets a $disconnect. */
-static void client_gone(gw_conn_t *conn)
+static void client_gone(gw_conn_t *conn, int code, const char *reason)
 {
 	conn->gone = 1;
+	conn->close_code = code;
+	snprintf(conn->close_reason, sizeof(conn->close_reason), "%s", reason);
 	if (conn->ssl) {
 		SSL_free(conn->ssl);
 		conn->ssl = NULL;
@@ -290,6 +293,8 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	conn->inq_bytes = 0;
 	if (!lws_dll2_is_detached(&conn->paused_list))
 		lws_dll2_remove(&conn->paused_list);
+	/* What this connection held may be what kept others paused. */
+	resume_loop_paused(gw);
 	free_queue(&conn->inq);
 	free_queue(&conn->outq);
 	gw_gateway_slot_free(gw, conn->slot);
@@ -304,10 +309,8 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	gw_defer_free(gw, conn_free, conn);
 }
 
-/* Answers on the raw socket (before any handover) and frees the conn;
- * fire: the backend approved it and gets its $disconnect. */
-static void respond_raw_fire(gw_conn_t *conn, int status, const char *body, size_t len,
-			     int fire)
+/* Writes an answer on the raw socket (before any handover). */
+static void answer_raw(gw_conn_t *conn, int status, const char *body, size_t len)
 {
 	char head[256];
 	int n;
@@ -341,6 +344,14 @@ static void respond_raw_fire(gw_conn_t *conn, int status, const char *body, size
 			(void)!send(conn->watch.fd, body, len, MSG_NOSIGNAL);
 		shutdown(conn->watch.fd, SHUT_WR);
 	}
+}
+
+/* Answers on the raw socket and frees the conn; fire: the backend approved
+ * it and gets its $disconnect. */
+static void respond_raw_fire(gw_conn_t *conn, int status, const char *body, size_t len,
+			     int fire)
+{
+	answer_raw(conn, status, body, len);
 	if (fire)
 		conn_finish(conn, 1, 1006, "Handshake failed");
 	else
@@ -397,6 +408,7 @@ static void handshake_accept(gw_conn_t *conn)
 	struct lws_vhost *vh = gw->vh_ws;
 	struct lws *wsi;
 	char first[64];
+	int client_chosen = 0;
 
 	/* libwebsockets only completes an upgrade whose offered subprotocol
 	 * names one of the vhost's protocols, and echoes that name: so the
@@ -413,12 +425,14 @@ static void handshake_accept(gw_conn_t *conn)
 		memcpy(first, v.ptr, n);
 		first[n] = '\0';
 		conn->subprotocol = strdup(first);
+		client_chosen = 1;
 	}
 	if (conn->subprotocol) {
-		vh = conn->sp_vh = gw_gateway_subprotocol_get(gw, conn->subprotocol);
+		vh = conn->sp_vh = gw_gateway_subprotocol_get(gw, conn->subprotocol,
+							      client_chosen);
 		if (!vh) {
-			gw_warn("connection %s refused: cannot serve subprotocol \"%.64s\"",
-				conn->id, conn->subprotocol);
+			gw_log_limited(GW_LOG_WARN, 10000, "connection %s refused: cannot serve "
+				       "subprotocol \"%.64s\"", conn->id, conn->subprotocol);
 			refuse_approved(conn);
 			return;
 		}
@@ -484,7 +498,7 @@ static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_resu
 		int approved = res->outcome == GW_INTEG_OK && res->status_code >= 200 &&
 			       res->status_code <= 299;
 
-		conn_finish(conn, approved, 1006, "Connection lost");
+		conn_finish(conn, approved, conn->close_code, conn->close_reason);
 		return;
 	}
 	switch (res->outcome) {
@@ -741,7 +755,7 @@ static void conn_on_io(gw_watch_t *w, uint32_t events)
 		 * hang-up matters. Nothing was established: no $disconnect. */
 		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 			gw_info("connection %s: client left during $connect", conn->id);
-			client_gone(conn);
+			client_gone(conn, 1006, "Connection lost");
 		}
 		return;
 	}
@@ -1003,52 +1017,65 @@ static void dispatch(gw_conn_t *conn)
 	}
 }
 
-static int inbound_full(const gw_conn_t *conn)
+static int own_full(const gw_conn_t *conn)
 {
 	return conn->inq.count >= INBOUND_CONN_MAX_MSGS ||
-	       conn->inq_bytes >= INBOUND_CONN_MAX_BYTES ||
-	       conn->gw->inbound_bytes >= INBOUND_LOOP_MAX_BYTES;
+	       conn->inq_bytes >= INBOUND_CONN_MAX_BYTES;
 }
 
-static int inbound_low(const gw_conn_t *conn)
+static int own_low(const gw_conn_t *conn)
 {
 	return conn->inq.count <= INBOUND_CONN_MAX_MSGS / 2 &&
-	       conn->inq_bytes <= INBOUND_CONN_MAX_BYTES / 2 &&
-	       conn->gw->inbound_bytes <= INBOUND_LOOP_MAX_BYTES / 2;
+	       conn->inq_bytes <= INBOUND_CONN_MAX_BYTES / 2;
 }
 
 static void rx_resume(gw_conn_t *conn)
 {
 	conn->rx_paused = 0;
-	lws_dll2_remove(&conn->paused_list);
 	if (conn->wsi)
 		lws_rx_flow_control(conn->wsi, 1);
 }
 
-/* Pauses or resumes reading the connection after its queue changed; when
- * the loop's total falls low, the connections paused for it resume too. */
+/* Once the loop's queues hold half its limit, the connections paused for
+ * it are let go: those whose own queue is low resume; the others stay
+ * paused until their own answers drain them (their inbound_flow). Only
+ * connections paused for the loop are on the list, so connections parked
+ * on their own limit cost nothing here. */
+static void resume_loop_paused(gw_gateway_t *gw)
+{
+	if (gw->inbound_bytes > INBOUND_LOOP_MAX_BYTES / 2)
+		return;
+	while (gw->paused_conns.head) {
+		gw_conn_t *c = lws_container_of(gw->paused_conns.head, gw_conn_t, paused_list);
+
+		lws_dll2_remove(&c->paused_list);
+		if (own_low(c))
+			rx_resume(c);
+	}
+}
+
+/* Pauses or resumes reading the connection after its queue changed. */
 static void inbound_flow(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
 
 	if (conn->state != CS_OPEN)
 		return;
-	if (!conn->rx_paused && inbound_full(conn)) {
-		conn->rx_paused = 1;
-		lws_dll2_add_tail(&conn->paused_list, &gw->paused_conns);
-		lws_rx_flow_control(conn->wsi, 0);
-		return;
+	if (!conn->rx_paused) {
+		if (own_full(conn) || gw->inbound_bytes >= INBOUND_LOOP_MAX_BYTES) {
+			conn->rx_paused = 1;
+			if (!own_full(conn))
+				lws_dll2_add_tail(&conn->paused_list, &gw->paused_conns);
+			lws_rx_flow_control(conn->wsi, 0);
+			return;
+		}
+	} else if (lws_dll2_is_detached(&conn->paused_list) && own_low(conn)) {
+		if (gw->inbound_bytes >= INBOUND_LOOP_MAX_BYTES)
+			lws_dll2_add_tail(&conn->paused_list, &gw->paused_conns);
+		else
+			rx_resume(conn);
 	}
-	if (conn->rx_paused && inbound_low(conn))
-		rx_resume(conn);
-	if (gw->inbound_bytes > INBOUND_LOOP_MAX_BYTES / 2)
-		return;
-	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, gw->paused_conns.head) {
-		gw_conn_t *c = lws_container_of(d, gw_conn_t, paused_list);
-
-		if (inbound_low(c))
-			rx_resume(c);
-	} lws_end_foreach_dll_safe(d, d1);
+	resume_loop_paused(gw);
 }
 
 /* The route of a message: its selection expression's value when a route
@@ -1336,7 +1363,14 @@ void gw_conn_shutdown_all(gw_gateway_t *gw)
 			conn_finish(conn, 0, 0, NULL);
 			break;
 		case CS_CONNECTING:
-			RAW_JSON(conn, 503, "{\"message\":\"Service Unavailable\"}");
+			/* The client hears 503 now; the call goes on, so that a
+			 * backend approving it still gets its $disconnect. */
+			if (!conn->gone) {
+				static const char busy[] = "{\"message\":\"Service Unavailable\"}";
+
+				answer_raw(conn, 503, busy, sizeof(busy) - 1);
+				client_gone(conn, 1001, "Going away");
+			}
 			break;
 		case CS_OPEN:
 			gw_conn_close(conn, 1001, "Going away");

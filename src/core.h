@@ -114,6 +114,7 @@ struct gw_gateway {
 		struct lws_protocols protos[2];
 		struct lws_vhost *vh;
 		unsigned refs;
+		int backend_chosen; /* a $connect answer named it */
 		uint64_t last_used;
 	} subprotos[GW_MAX_SUBPROTOCOLS];
 	size_t n_subprotos;
@@ -132,7 +133,8 @@ gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len);
 /* The vhost whose one WebSocket protocol is named proto, with a reference
  * taken (give it back with gw_gateway_subprotocol_put), or NULL when proto
  * is not a token or every entry is in use. */
-struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto);
+struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto,
+					      int client_chosen);
 void gw_gateway_subprotocol_put(gw_gateway_t *gw, struct lws_vhost *vh);
 int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot);
 void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot);

@@ -200,16 +200,25 @@ static int proto_token(const char *proto)
 	return 1;
 }
 
-struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto)
+struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto,
+					      int client_chosen)
 {
 	struct gw_subproto *sp = NULL;
+	size_t client_held = 0;
 
+	if (!proto_token(proto))
+		return NULL;
 	for (size_t i = 0; i < gw->n_subprotos; i++)
-		if (!strcmp(gw->subprotos[i].name, proto)) {
+		if (gw->subprotos[i].vh && !strcmp(gw->subprotos[i].name, proto)) {
 			sp = &gw->subprotos[i];
 			goto found;
 		}
-	if (!proto_token(proto))
+	/* Names only a client chose may hold at most half the table, so that
+	 * clients holding connections cannot lock out the names backends
+	 * choose. */
+	for (size_t i = 0; i < gw->n_subprotos; i++)
+		client_held += gw->subprotos[i].refs && !gw->subprotos[i].backend_chosen;
+	if (client_chosen && client_held >= GW_MAX_SUBPROTOCOLS / 2)
 		return NULL;
 	if (gw->n_subprotos < GW_MAX_SUBPROTOCOLS) {
 		sp = &gw->subprotos[gw->n_subprotos];
@@ -232,6 +241,7 @@ struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto
 	sp->protos[0].name = sp->name;
 	memset(&sp->protos[1], 0, sizeof(sp->protos[1]));
 	sp->refs = 0;
+	sp->backend_chosen = 0;
 	sp->vh = make_vhost(gw, sp->name, sp->protos);
 	if (!sp->vh) {
 		/* The entry stays empty (and first to be recycled); entries
@@ -245,6 +255,7 @@ struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto
 	if ((size_t)(sp - gw->subprotos) == gw->n_subprotos)
 		gw->n_subprotos++;
 found:
+	sp->backend_chosen |= !client_chosen;
 	sp->refs++;
 	sp->last_used = gw_now_ms();
 	return sp->vh;

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, mkdtempSync, rmSyn
 import {
   test, assert, startPair, connect, connectWithId, connectRefused, nextMessage, waitClose, postTo, sleep, waitUntil,
   rawConnect, upgradeRequest, serverFrames, withTimeout, rssKiB, startBackend, makeApi, writeRoutes, runGateway,
-  WSGATE_BIN, startGateway, mgmtRequest, deleteConn, getConn,
+  WSGATE_BIN, startGateway, mgmtRequest, deleteConn, getConn, echoHandler,
 } from './helpers.mjs';
 
 /** Inodes of the sockets the process holds. */
@@ -50,7 +50,14 @@ test('item 20: nothing listens on a unix socket that another process can reach',
 });
 
 test('item 4: subprotocol names chosen by clients never exhaust the gateway', { timeout: 90000 }, async () => {
-  const { backend, gw } = await startPair();
+  // The backend chooses chat.v1 when offered; other names are the client's.
+  const { backend, gw } = await startPair((e) => {
+    const offered = Object.entries(e.headers ?? {}).find(([k]) => k.toLowerCase() === 'sec-websocket-protocol')?.[1] ?? '';
+    if (e.requestContext.eventType === 'CONNECT' && offered.split(/\s*,\s*/).includes('chat.v1')) {
+      return { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': 'chat.v1' } };
+    }
+    return echoHandler(e);
+  });
   // Well past the old 64-per-loop table, one after the other.
   for (let i = 0; i < 300; i++) {
     const ws = await connect(gw.url + '/', { protocols: [`junk-${i}`] });
@@ -58,21 +65,39 @@ test('item 4: subprotocol names chosen by clients never exhaust the gateway', { 
     ws.close();
     await waitClose(ws);
   }
-  // 70 held at once: more than the table holds; the extra are refused
-  // cleanly (never a hang), and once they close every name works again.
+  // 140 junk names held at once: those past what clients may hold are
+  // refused cleanly, and a name the backend chooses still works meanwhile.
   const held = [];
-  for (let i = 0; i < 70; i++) {
+  for (let i = 0; i < 140; i++) {
     try { held.push(await connect(gw.url + '/', { protocols: [`held-${i}`] })); } catch { /* refused: fine */ }
   }
-  assert.ok(held.length >= 60, `only ${held.length} of 70 held subprotocol connections opened`);
-  for (const ws of held) { ws.close(); await waitClose(ws); }
-  await sleep(100);
+  assert.ok(held.length >= 20 && held.length < 140, `${held.length} of 140 held subprotocol connections opened`);
   const legit = await connectWithId(gw, backend, { protocols: ['chat.v1'] });
   assert.equal(legit.ws.protocol, 'chat.v1');
   legit.ws.send('hello');
   assert.equal((await nextMessage(legit.ws)).data, 'hello');
   assert.equal((await postTo(gw, legit.id, 'pushed')).status, 200);
   assert.equal((await nextMessage(legit.ws)).data, 'pushed');
+  for (const ws of held) { ws.close(); await waitClose(ws); }
+  await sleep(100);
+  // Once they are gone, client-chosen names work again.
+  const again = await connect(gw.url + '/', { protocols: ['junk-again'] });
+  assert.equal(again.protocol, 'junk-again');
+});
+
+test('SIGTERM while $connect is pending: the client gets 503, and a backend that then approves gets $disconnect', { timeout: 60000 }, async () => {
+  const { backend, gw } = await startPair(async (e) => {
+    if (e.requestContext.eventType === 'CONNECT') await sleep(800);
+    return { statusCode: 200 };
+  });
+  const pending = connectRefused(gw.url + '/', { timeoutMs: 5000 });
+  await backend.waitFor((e) => e.requestContext?.eventType === 'CONNECT', 5000, '$connect');
+  const stopped = gw.stop('SIGTERM');
+  assert.equal(await pending, 503);
+  const conn = backend.events.find((e) => e.requestContext?.eventType === 'CONNECT');
+  await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT'
+    && e.requestContext.connectionId === conn.requestContext.connectionId, 5000, 'the $disconnect');
+  await stopped;
 });
 
 /** User+system CPU seconds of a process. */
