@@ -43,7 +43,9 @@
 #define INBOUND_CONN_MAX_BYTES ((size_t)1 << 20)
 #define INBOUND_LOOP_MAX_BYTES ((size_t)64 << 20)
 
-enum conn_state { CS_HEAD, CS_CONNECTING, CS_ADOPTED, CS_OPEN, CS_CLOSED };
+/* DRAINING: the socket is gone, messages read before its close still go
+ * to their routes; $disconnect follows the last of them. */
+enum conn_state { CS_HEAD, CS_CONNECTING, CS_ADOPTED, CS_OPEN, CS_DRAINING, CS_CLOSED };
 
 typedef struct gw_msg {
 	lws_dll2_t list;
@@ -866,7 +868,7 @@ int gw_conn_post(gw_conn_t *conn, const void *data, size_t len)
 {
 	int rc;
 
-	if (conn->state == CS_CLOSED || conn->closing)
+	if (conn->state == CS_CLOSED || conn->state == CS_DRAINING || conn->closing)
 		return GW_POST_GONE;
 	if (len > conn->api->max_message_bytes)
 		return GW_POST_TOO_LARGE;
@@ -928,8 +930,43 @@ static void send_error_frame(gw_conn_t *conn, const char *message, const char *r
 static void dispatch(gw_conn_t *conn);
 static void inbound_flow(gw_conn_t *conn);
 
+static void drain_step(gw_conn_t *conn)
+{
+	dispatch(conn);
+	if (!conn->inq.head && !conn->calls.head)
+		conn_finish(conn, 1, conn->close_code, conn->close_reason);
+}
+
+/* The socket closed with messages still queued or on their way: they are
+ * delivered first (in order, per route), then $disconnect. */
+static void begin_drain(gw_conn_t *conn, int code, const char *reason)
+{
+	gw_gateway_t *gw = conn->gw;
+
+	conn->state = CS_DRAINING;
+	conn->close_code = code;
+	snprintf(conn->close_reason, sizeof(conn->close_reason), "%s", reason);
+	lws_set_opaque_user_data(conn->wsi, NULL);
+	conn->wsi = NULL;
+	gw_wheel_cancel(&gw->wheel, &conn->idle_timer);
+	gw_wheel_cancel(&gw->wheel, &conn->max_timer);
+	gw_wheel_cancel(&gw->wheel, &conn->close_timer);
+	if (!lws_dll2_is_detached(&conn->open_list))
+		lws_dll2_remove(&conn->open_list);
+	if (!lws_dll2_is_detached(&conn->paused_list))
+		lws_dll2_remove(&conn->paused_list);
+	gw_debug("connection %s closed with %u messages still to deliver", conn->id,
+		 conn->inq.count);
+	drain_step(conn);
+}
+
 static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res)
 {
+	if (conn->state == CS_DRAINING) {
+		/* Nobody to answer: the next message, or the end. */
+		drain_step(conn);
+		return;
+	}
 	gw_debug("connection %s: request %s answered (%d, %zu bytes)", conn->id, p->request_id,
 		 res->outcome, res->body_len);
 	switch (res->outcome) {
@@ -983,7 +1020,9 @@ static void dispatch(gw_conn_t *conn)
 		char rid[24], mid[24];
 		int skip = 0;
 
-		if (conn->state != CS_OPEN || conn->closing)
+		/* While the gateway's own close frame is on its way, messages
+		 * wait; once the socket is gone they are drained. */
+		if (conn->state != CS_DRAINING && (conn->state != CS_OPEN || conn->closing))
 			return;
 		for (size_t i = 0; i < n_blocked && !skip; i++)
 			skip = blocked[i] == m->route;
@@ -1320,12 +1359,20 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 	case LWS_CALLBACK_CLOSED:
 		if (conn && conn->state == CS_OPEN) {
-			if (conn->closing)
-				conn_finish(conn, 1, conn->close_code, conn->close_reason);
-			else if (conn->peer_closed)
-				conn_finish(conn, 1, conn->peer_code, conn->peer_reason);
-			else
-				conn_finish(conn, 1, 1006, "Connection lost");
+			int code = conn->closing ? conn->close_code
+				   : conn->peer_closed ? conn->peer_code : 1006;
+			const char *why = conn->closing ? conn->close_reason
+					  : conn->peer_closed ? conn->peer_reason
+							      : "Connection lost";
+
+			if ((conn->inq.head || conn->calls.head) && !conn->gw->destroying) {
+				char r[sizeof(conn->close_reason)];
+
+				snprintf(r, sizeof(r), "%s", why);
+				begin_drain(conn, code, r);
+			} else {
+				conn_finish(conn, 1, code, why);
+			}
 		}
 		return 0;
 
@@ -1422,5 +1469,7 @@ void gw_conn_free_unadopted(gw_gateway_t *gw)
 
 		if (conn && (conn->state == CS_HEAD || conn->state == CS_CONNECTING))
 			conn_finish(conn, 0, 0, NULL);
+		else if (conn && conn->state == CS_DRAINING)
+			conn_finish(conn, 1, conn->close_code, conn->close_reason);
 	}
 }

@@ -369,3 +369,27 @@ test('a client that stops reading is still closed by DELETE, within the close de
   assert.ok(took < 25, `closing took ${took} s`);
   assert.equal((await getConn(gw, c.id)).status, 410);
 });
+
+test('messages read before a client closes reach their route, then $disconnect (issue 11 item 1)', { timeout: 60000 }, async () => {
+  const { backend, gw } = await startPair(async (e) => {
+    if (e.requestContext.eventType === 'MESSAGE') await sleep(20);
+    return { statusCode: 200 };
+  });
+  const ids = [];
+  for (let i = 0; i < 20; i++) {
+    const c = await connectWithId(gw, backend);
+    ids.push(c.id);
+    c.ws.send(`first-${i}`);
+    c.ws.send(`second-${i}`);
+    c.ws.send(`bye-${i}`);
+    c.ws.close(1000, 'done');
+  }
+  for (const [i, id] of ids.entries()) {
+    await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT' && e.requestContext.connectionId === id,
+      10000, `the $disconnect of connection ${i}`);
+    const mine = backend.events.filter((e) => e.requestContext?.connectionId === id && e.requestContext.eventType !== 'CONNECT');
+    assert.deepEqual(mine.map((e) => e.body ?? e.requestContext.eventType),
+      [`first-${i}`, `second-${i}`, `bye-${i}`, 'DISCONNECT'], `connection ${i}`);
+    assert.equal(mine[3].requestContext.disconnectStatusCode, 1000);
+  }
+});
