@@ -1213,7 +1213,15 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 	gw_msg_t *m;
 	int n;
 
-	if (conn->closing) {
+	/* What was acknowledged (a 200 to a POST) goes out before the close
+	 * frame (RFC 6455): a client that does not read loses it only to the
+	 * close deadline, which drops the socket. */
+	if (conn->closing && (!conn->outq.head || (conn->close_code != 1000 &&
+					       conn->close_code != 1001))) {
+		if (conn->outq.count)
+			gw_log_limited(GW_LOG_INFO, 10000, "connection %s: closed (%d) with %u "
+				       "queued messages undelivered", conn->id, conn->close_code,
+				       conn->outq.count);
 		lws_close_reason(wsi, (enum lws_close_status)conn->close_code,
 				 (unsigned char *)conn->close_reason, strlen(conn->close_reason));
 		return -1;
@@ -1231,7 +1239,7 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 	if (conn->congested && conn->outq_bytes <= conn->api->outbound_buffer_bytes / 2)
 		conn->congested = 0;
 	conn->last_active = gw_now_ms();
-	if (conn->outq.head)
+	if (conn->outq.head || conn->closing)
 		lws_callback_on_writable(wsi);
 	return 0;
 }

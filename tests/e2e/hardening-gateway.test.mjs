@@ -79,9 +79,12 @@ test('item 4: subprotocol names chosen by clients never exhaust the gateway', { 
   assert.equal((await postTo(gw, legit.id, 'pushed')).status, 200);
   assert.equal((await nextMessage(legit.ws)).data, 'pushed');
   for (const ws of held) { ws.close(); await waitClose(ws); }
-  await sleep(100);
-  // Once they are gone, client-chosen names work again.
-  const again = await connect(gw.url + '/', { protocols: ['junk-again'] });
+  // Once they are gone (the gateway may take a moment to see every close),
+  // client-chosen names work again.
+  let again;
+  await waitUntil(async () => {
+    try { again = await connect(gw.url + '/', { protocols: ['junk-again'] }); return true; } catch { return false; }
+  }, 5000, 'a client-chosen subprotocol after the held ones closed');
   assert.equal(again.protocol, 'junk-again');
 });
 
@@ -392,4 +395,22 @@ test('messages read before a client closes reach their route, then $disconnect (
       [`first-${i}`, `second-${i}`, `bye-${i}`, 'DISCONNECT'], `connection ${i}`);
     assert.equal(mine[3].requestContext.disconnectStatusCode, 1000);
   }
+});
+
+test('posts answered 200 reach the client before the close frame of a DELETE (issue 11 item 2)', { timeout: 60000 }, async () => {
+  const { backend, gw } = await startPair(undefined, { limits: { outboundBufferBytes: 16 << 20 } });
+  const c = await connectWithId(gw, backend);
+  const got = [];
+  c.ws.on('message', (d) => got.push(d.toString().slice(0, 8)));
+  const body = (i) => `${String(i).padStart(8, '0')}${'x'.repeat(10000)}`;
+  // The client reads nothing while the posts queue up, then reads again.
+  c.ws._socket.pause();
+  let ok = 0;
+  for (let i = 0; i < 368; i++) if ((await postTo(gw, c.id, body(i))).status === 200) ok++;
+  assert.equal((await deleteConn(gw, c.id)).status, 204);
+  c.ws._socket.resume();
+  const closed = await waitClose(c.ws, 10000);
+  assert.equal(closed.code, 1000);
+  assert.equal(got.length, ok, `${ok} posts got 200, the client received ${got.length}`);
+  assert.deepEqual(got, Array.from({ length: ok }, (_, i) => String(i).padStart(8, '0')));
 });
