@@ -1373,7 +1373,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 					  : conn->peer_closed ? conn->peer_reason
 							      : "Connection lost";
 
-			if ((conn->inq.head || conn->calls.head) && !conn->gw->destroying) {
+			/* Shutting down bounds the drain: what is queued then is
+			 * dropped, as at the drain deadline. */
+			if ((conn->inq.head || conn->calls.head) && !conn->gw->stopping) {
 				char r[sizeof(conn->close_reason)];
 
 				snprintf(r, sizeof(r), "%s", why);
@@ -1429,6 +1431,13 @@ void gw_conn_shutdown_all(gw_gateway_t *gw)
 			break;
 		case CS_OPEN:
 			gw_conn_close(conn, 1001, "Going away");
+			break;
+		case CS_DRAINING:
+			if (conn->inq.count || conn->calls.count)
+				gw_log_limited(GW_LOG_WARN, 10000, "shutdown: connection %s closed "
+					       "with %u messages not delivered", conn->id,
+					       conn->inq.count + conn->calls.count);
+			conn_finish(conn, 1, conn->close_code, conn->close_reason);
 			break;
 		default:
 			break;
