@@ -9,50 +9,12 @@ import path from 'node:path';
 import {
   test, assert, startBackend, startHttpBackend, startGateway, rawConnect, connect, connectRefused,
   makeApi, raw, sleep, waitUntil, unusedUrl, HANG, DESTROY,
+  parseResponses, waitResponses,
 } from './helpers.mjs';
 
 /** An API file with only the given integrations and routes. */
 function restApi({ name = 'shop', basePath = '/', integrations, routes, ...rest }) {
   return { name, stage: 'dev', basePath, integrations, routes, ...rest };
-}
-
-/** Splits raw HTTP/1.1 responses (bodies by Content-Length; none for HEAD, 1xx, 204, 304). */
-function parseResponses(buf, methods) {
-  const out = [];
-  let i = 0;
-  for (const m of methods) {
-    const end = buf.indexOf('\r\n\r\n', i);
-    if (end < 0) break;
-    const head = buf.subarray(i, end).toString('latin1').split('\r\n');
-    const status = Number(head[0].split(' ')[1]);
-    const headers = {};
-    for (const line of head.slice(1)) {
-      const c = line.indexOf(':');
-      const k = line.slice(0, c).trim().toLowerCase();
-      const v = line.slice(c + 1).trim();
-      headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
-    }
-    const len = m === 'HEAD' || status < 200 || status === 204 || status === 304
-      ? 0 : Number(headers['content-length'] ?? 0);
-    if (end + 4 + len > buf.length) break;
-    out.push({ status, headers, head: head[0], body: buf.subarray(end + 4, end + 4 + len) });
-    i = end + 4 + len;
-  }
-  return { responses: out, rest: buf.subarray(i) };
-}
-
-async function waitResponses(sock, methods, timeoutMs = 8000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = parseResponses(sock.received, methods);
-    if (r.responses.length === methods.length) return r;
-    if (Date.now() > deadline || (sock.destroyed && !sock.readableLength)) {
-      throw new Error(`expected ${methods.length} responses, got ${r.responses.length}`
-        + `${sock.destroyed ? ' and the connection was closed' : ' in time'}; received: `
-        + JSON.stringify(sock.received.toString('latin1').slice(0, 1500)));
-    }
-    await sleep(20);
-  }
 }
 
 // ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import {
   test, assert, startBackend, startHttpBackend, startGateway, rawConnect, raw, sleep, waitUntil, rssKiB,
   WSGATE_BIN,
+  parseResponses, waitResponses,
 } from './helpers.mjs';
 
 const restApi = ({ integrations, routes, ...rest }) => ({
@@ -20,43 +21,6 @@ function cpuSeconds(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-/**
- * Parses consecutive HTTP/1.1 responses; `methods` tells which answered
- * HEAD. A 1xx/204/304 has no body whatever it says (RFC 9112 §6.3).
- */
-function parseResponses(buf, methods) {
-  const out = [];
-  let i = 0;
-  for (const m of methods) {
-    const end = buf.indexOf('\r\n\r\n', i);
-    if (end < 0) break;
-    const lines = buf.subarray(i, end).toString('latin1').split('\r\n');
-    const status = Number(lines[0].split(' ')[1]);
-    const headers = {};
-    for (const line of lines.slice(1)) {
-      const c = line.indexOf(':');
-      const k = line.slice(0, c).trim().toLowerCase();
-      const v = line.slice(c + 1).trim();
-      headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
-    }
-    const noBody = m === 'HEAD' || status === 204 || status === 304 || status < 200;
-    const len = noBody ? 0 : Number(headers['content-length'] ?? 0);
-    if (end + 4 + len > buf.length) break;
-    out.push({ status, headers, rawHead: lines, body: buf.subarray(end + 4, end + 4 + len) });
-    i = end + 4 + len;
-  }
-  return { responses: out, rest: buf.subarray(i) };
-}
-
-async function waitResponses(sock, methods, timeoutMs = 8000) {
-  await waitUntil(() => parseResponses(sock.received, methods).responses.length === methods.length
-    || (sock.destroyed && !sock.readableLength), timeoutMs, `${methods.length} responses`);
-  const r = parseResponses(sock.received, methods);
-  assert.equal(r.responses.length, methods.length,
-    `responses received: ${JSON.stringify(sock.received.toString('latin1').slice(0, 1500))}`);
-  return r;
 }
 
 /** One raw request on a fresh connection; resolves its parsed response. */

@@ -721,6 +721,51 @@ export function rawConnect(port, timeoutMs = DEFAULT_WAIT_MS) {
   }), timeoutMs, `TCP connection to port ${port}`);
 }
 
+/**
+ * Parses consecutive HTTP/1.1 responses in buf; `methods` tells which
+ * answered HEAD. A 1xx/204/304 has no body whatever it says (RFC 9112
+ * §6.3). Returns { responses: [{ status, headers, head, rawHead, body }],
+ * rest } with only the complete responses; rest is what follows them.
+ */
+export function parseResponses(buf, methods) {
+  const out = [];
+  let i = 0;
+  for (const m of methods) {
+    const end = buf.indexOf('\r\n\r\n', i);
+    if (end < 0) break;
+    const lines = buf.subarray(i, end).toString('latin1').split('\r\n');
+    const status = Number(lines[0].split(' ')[1]);
+    const headers = {};
+    for (const line of lines.slice(1)) {
+      const c = line.indexOf(':');
+      const k = line.slice(0, c).trim().toLowerCase();
+      const v = line.slice(c + 1).trim();
+      headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
+    }
+    const noBody = m === 'HEAD' || status === 204 || status === 304 || status < 200;
+    const len = noBody ? 0 : Number(headers['content-length'] ?? 0);
+    if (end + 4 + len > buf.length) break;
+    out.push({ status, headers, head: lines[0], rawHead: lines, body: buf.subarray(end + 4, end + 4 + len) });
+    i = end + 4 + len;
+  }
+  return { responses: out, rest: buf.subarray(i) };
+}
+
+/** Waits until sock (from rawConnect) has received one response per method; resolves parseResponses' result. */
+export async function waitResponses(sock, methods, timeoutMs = 8000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = parseResponses(sock.received, methods);
+    if (r.responses.length === methods.length) return r;
+    if (Date.now() > deadline || (sock.destroyed && !sock.readableLength)) {
+      throw new Error(`expected ${methods.length} responses, got ${r.responses.length}`
+        + `${sock.destroyed ? ' and the connection was closed' : ' in time'}; received: `
+        + JSON.stringify(sock.received.toString('latin1').slice(0, 1500)));
+    }
+    await sleep(20);
+  }
+}
+
 /** A valid WebSocket upgrade request. */
 export function upgradeRequest(urlPath = '/', headers = {}) {
   const lines = [

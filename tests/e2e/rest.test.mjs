@@ -13,6 +13,7 @@ import path from 'node:path';
 import {
   test, assert, startBackend, startHttpBackend, startGateway, unusedUrl, connect, nextMessage,
   rawConnect, raw, withTimeout, waitUntil, sleep, DESTROY, GARBAGE, HANG,
+  parseResponses, waitResponses,
 } from './helpers.mjs';
 
 // ---------------------------------------------------------------------------
@@ -85,47 +86,6 @@ function assertCommonHeaders(res) {
 const NOT_FOUND = { message: 'Not Found' };
 const ISE = { message: 'Internal Server Error' };
 const TIMED_OUT = { message: 'Endpoint request timed out' };
-
-/**
- * Parses consecutive HTTP/1.1 responses in buf; `methods` tells which were
- * HEAD (no body). Returns the complete ones: [{ status, headers, body }].
- */
-function parseResponses(buf, methods) {
-  const out = [];
-  let i = 0;
-  for (const m of methods) {
-    const end = buf.indexOf('\r\n\r\n', i);
-    if (end < 0) break;
-    const head = buf.subarray(i, end).toString('latin1').split('\r\n');
-    const status = Number(head[0].split(' ')[1]);
-    const headers = {};
-    for (const line of head.slice(1)) {
-      const c = line.indexOf(':');
-      const k = line.slice(0, c).trim().toLowerCase();
-      const v = line.slice(c + 1).trim();
-      headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
-    }
-    let len = m === 'HEAD' || status === 204 || status === 304 ? 0 : Number(headers['content-length'] ?? 0);
-    if (end + 4 + len > buf.length) break;
-    out.push({ status, headers, head: head[0], body: buf.subarray(end + 4, end + 4 + len) });
-    i = end + 4 + len;
-  }
-  return { responses: out, rest: buf.subarray(i) };
-}
-
-async function waitResponses(sock, methods, timeoutMs = 8000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = parseResponses(sock.received, methods);
-    if (r.responses.length === methods.length) return r.responses;
-    if (Date.now() > deadline || (sock.destroyed && !sock.readableLength)) {
-      throw new Error(`expected ${methods.length} responses, got ${r.responses.length}`
-        + `${sock.destroyed ? ' and the connection was closed' : ' in time'}; received: `
-        + JSON.stringify(sock.received.toString('latin1').slice(0, 1500)));
-    }
-    await sleep(20);
-  }
-}
 
 const sha = (b) => createHash('sha256').update(b).digest('hex');
 const CLF = /^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}$/;
@@ -570,7 +530,7 @@ test('HTTP_PROXY: hop-by-hop request headers are stripped, X-Forwarded-For is ap
     'Proxy-Connection: keep-alive', 'X-Forwarded-For: 10.1.2.3', 'X-Keep-Me: yes', 'Content-Length: 5',
     '', 'hello',
   ].join('\r\n'));
-  const [res] = await waitResponses(sock, ['POST']);
+  const { responses: [res] } = await waitResponses(sock, ['POST']);
   assert.equal(res.status, 200);
   assert.equal(res.body.toString(), 'ok');
   const r = hb.requests[0];
@@ -681,7 +641,7 @@ test('413: a body over limits.maxRequestBytes is refused from Content-Length, wi
   for (const p of ['/p', '/l']) {
     const sock = await rawConnect(gw.port);
     sock.write(`POST ${p} HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n`);
-    const [res] = await waitResponses(sock, ['POST']);
+    const { responses: [res] } = await waitResponses(sock, ['POST']);
     assert.equal(res.status, 413, `${p}: ${res.head}`);
     assert.deepEqual(JSON.parse(res.body.toString()), { message: 'Request Entity Too Large' });
     assert.ok(res.headers['apigw-requestid']);
@@ -702,7 +662,7 @@ test('the default maxRequestBytes is 10 MB', { timeout: 60000 }, async () => {
   assert.equal(res.text, String(10 * 1024 * 1024));
   const sock = await rawConnect(gw.port);
   sock.write(`POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: ${10 * 1024 * 1024 + 1}\r\n\r\n`);
-  const [big] = await waitResponses(sock, ['POST']);
+  const { responses: [big] } = await waitResponses(sock, ['POST']);
   assert.equal(big.status, 413);
   assert.equal(hb.requests.length, 1);
 });
@@ -914,7 +874,7 @@ test('keep-alive: several requests one after the other on one connection, every 
   for (const [req, status, body] of steps) {
     sock.received = Buffer.alloc(0);
     sock.write(req);
-    const [res] = await waitResponses(sock, ['GET']);
+    const { responses: [res] } = await waitResponses(sock, ['GET']);
     assert.equal(res.status, status, req);
     assert.equal(res.body.toString(), body, req);
     assert.ok(res.headers['apigw-requestid'], 'apigw-requestid on every answer');
@@ -930,7 +890,7 @@ test('pipelining: requests sent in one write are all answered, in order', async 
   // Answers that are produced at once (MOCK, 404) ...
   let sock = await rawConnect(gw.port);
   sock.write('GET /m HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /m HTTP/1.1\r\nHost: x\r\n\r\n');
-  let res = await waitResponses(sock, ['GET', 'GET', 'GET']);
+  let res = (await waitResponses(sock, ['GET', 'GET', 'GET'])).responses;
   assert.deepEqual(res.map((r) => r.status), [200, 404, 200]);
   // ... and answers that wait on integrations, the first one the slowest.
   sock = await rawConnect(gw.port);
@@ -942,7 +902,7 @@ test('pipelining: requests sent in one write are all answered, in order', async 
     'POST /l/5 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc',
     'GET /l/6 HTTP/1.1\r\nHost: x\r\n\r\n',
   ].join(''));
-  res = await waitResponses(sock, Array(6).fill('GET'));
+  res = (await waitResponses(sock, Array(6).fill('GET'))).responses;
   assert.deepEqual(res.map((r) => r.status), [200, 200, 200, 404, 200, 200]);
   assert.deepEqual(res.map((r) => r.body.toString()),
     ['answer 1', 'proxied /p/2', '{"m":1}', '{"message":"Not Found"}', 'answer 5', 'answer 6']);
@@ -956,7 +916,7 @@ test('HEAD answers have no body (every integration kind and 404), and the connec
   for (const [p, status] of [['/p/1', 200], ['/l/2', 200], ['/m', 200], ['/none', 404]]) {
     sock.received = Buffer.alloc(0);
     sock.write(`HEAD ${p} HTTP/1.1\r\nHost: x\r\n\r\n`);
-    const [res] = await waitResponses(sock, ['HEAD']);
+    const { responses: [res] } = await waitResponses(sock, ['HEAD']);
     assert.equal(res.status, status, `HEAD ${p}`);
     assert.ok(res.headers['apigw-requestid']);
     await sleep(100);
@@ -967,7 +927,7 @@ test('HEAD answers have no body (every integration kind and 404), and the connec
   // A GET after the HEADs is read intact.
   sock.received = Buffer.alloc(0);
   sock.write('GET /m HTTP/1.1\r\nHost: x\r\n\r\n');
-  const [get] = await waitResponses(sock, ['GET']);
+  const { responses: [get] } = await waitResponses(sock, ['GET']);
   assert.equal(get.status, 200);
   assert.equal(get.body.toString(), '{"m":1}');
 });
