@@ -5,6 +5,7 @@
  * (http-parser tolerates spaces in names) is malformed, as nginx treats an
  * "upstream sent invalid header". */
 #include "httpresp.h"
+#include "head.h"
 #include "httpreq.h"
 
 #include <http_parser.h>
@@ -80,7 +81,7 @@ static int on_headers_complete(http_parser *p)
 		const char *name, *value;
 
 		gw_resp_header(r, i, &name, &value);
-		if (!gw_http_token(name, strlen(name)) ||
+		if (!gw_http_is_token(name, strlen(name)) ||
 		    !gw_http_field_value(value, strlen(value))) {
 			r->bad_header = 1;
 			return -1;
@@ -231,21 +232,6 @@ gw_buf_t *gw_resp_body_buf(gw_resp_t *r)
 
 /* --- HTTP rules --------------------------------------------------------- */
 
-int gw_http_token(const char *s, size_t len)
-{
-	if (!len)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-			continue;
-		if (!c || !strchr("!#$%&'*+-.^_`|~", c))
-			return 0;
-	}
-	return 1;
-}
-
 int gw_http_field_value(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -268,7 +254,7 @@ int gw_http_forwardable_header(const char *name, size_t len)
 		"X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "Forwarded",
 		"X-Amzn-RequestId", NULL };
 
-	if (!gw_http_token(name, len) || gw_http_hop_by_hop(name, len))
+	if (!gw_http_is_token(name, len) || gw_http_hop_by_hop(name, len))
 		return 0;
 	if (len >= 9 && !strncasecmp(name, "X-Wsgate-", 9))
 		return 0;

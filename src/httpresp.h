@@ -34,8 +34,7 @@ void gw_resp_set_head(gw_resp_t *r, int head);
 /* HTTP rules shared by everything that writes a header or a status line
  * built from what a peer sent (RFC 9110). */
 
-/* A header name: one or more tchar. */
-int gw_http_token(const char *s, size_t len);
+/* A header name: gw_http_is_token (head.h). */
 /* A header value: VCHAR, obs-text, SP and HTAB only (no CR, LF, NUL or
  * other control characters). */
 int gw_http_field_value(const char *s, size_t len);

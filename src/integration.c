@@ -1,5 +1,6 @@
 /* Integration requests and responses (see integration.h). */
 #include "integration.h"
+#include "head.h"
 #include "httpreq.h"
 #include "httpresp.h"
 #include "log.h"
@@ -584,7 +585,7 @@ int gw_lambda_parse(const char *data, size_t len, gw_buf_t *scratch, gw_integ_re
 		json_object_foreach(headers, k, hv) {
 			if (!strcasecmp(k, "Sec-WebSocket-Protocol") && json_is_string(hv)) {
 				/* One subprotocol, a token (RFC 6455 §4.3). */
-				if (!gw_http_token(json_string_value(hv), json_string_length(hv))) {
+				if (!gw_http_is_token(json_string_value(hv), json_string_length(hv))) {
 					res->dropped_headers++;
 					continue;
 				}
@@ -670,7 +671,7 @@ void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 
 			if (strcasecmp(resp->header_names[i], "Sec-WebSocket-Protocol"))
 				continue;
-			if (gw_http_token(v, strlen(v)))
+			if (gw_http_is_token(v, strlen(v)))
 				res->subprotocol = v;
 			else
 				res->dropped_headers++;
@@ -703,7 +704,7 @@ static void answer_header(gw_buf_t *b, const char *n, size_t nl, const char *v, 
 {
 	if (gw_http_hop_by_hop(n, nl) || (cors && nl >= 15 && !strncasecmp(n, "access-control-", 15)))
 		return;
-	if (!gw_http_token(n, nl) || !gw_http_field_value(v, vl))
+	if (!gw_http_is_token(n, nl) || !gw_http_field_value(v, vl))
 		return;
 	gw_buf_append(b, n, nl);
 	gw_buf_append(b, ": ", 2);

@@ -11,6 +11,7 @@
  * requests, an answer the client does not read. While the integration
  * runs, only the client's hang-up is watched. */
 #include "core.h"
+#include "head.h"
 #include "httpreq.h"
 #include "httpresp.h"
 #include "integration.h"
@@ -434,7 +435,7 @@ static int head_acceptable(gw_req_t *req)
 		gw_str_t n, v;
 
 		gw_req_header(req, i, &n, &v);
-		if (!gw_http_token(n.ptr, n.len))
+		if (!gw_http_is_token(n.ptr, n.len))
 			return 0;
 		if (name_is(n, "Host") && (hosts++ || !valid_host(v)))
 			return 0;

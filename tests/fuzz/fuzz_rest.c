@@ -58,7 +58,7 @@ static void check_line_headers(const char *p, size_t n)
 		len = (size_t)(eol - (p + i));
 		colon = memchr(p + i, ':', len);
 		FZ_CHECK(colon != NULL);
-		FZ_CHECK(gw_http_token(p + i, (size_t)(colon - (p + i))));
+		FZ_CHECK(gw_http_is_token(p + i, (size_t)(colon - (p + i))));
 		FZ_CHECK(!gw_http_hop_by_hop(p + i, (size_t)(colon - (p + i))));
 		FZ_CHECK(colon + 1 < eol + 1 && colon[1] == ' ');
 		FZ_CHECK(gw_http_field_value(colon + 2, (size_t)(eol - (colon + 2))));

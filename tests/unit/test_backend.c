@@ -2,6 +2,7 @@
  * backend response parser and the HTTP rules shared with rest.c; backend.c:
  * completions delivered from the loop's safe point, against a real socket. */
 #include "unit.h"
+#include "head.h"
 
 #include "core.h"
 #include "httpresp.h"
@@ -423,14 +424,14 @@ static void test_http_rules(void)
 {
 	static const char tchars[] = "!#$%&'*+-.^_`|~09azAZ";
 
-	CHECK(gw_http_token(tchars, sizeof(tchars) - 1));
-	CHECK(!gw_http_token("", 0));
+	CHECK(gw_http_is_token(tchars, sizeof(tchars) - 1));
+	CHECK(!gw_http_is_token("", 0));
 	for (int c = 0; c < 256; c++) {
 		char ch = (char)c;
 		int want = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
 			   (c >= 'A' && c <= 'Z') || (c && strchr("!#$%&'*+-.^_`|~", c));
 
-		CHECK_MSG(gw_http_token(&ch, 1) == want, "token char 0x%02x", c);
+		CHECK_MSG(gw_http_is_token(&ch, 1) == want, "token char 0x%02x", c);
 		want = c == '\t' || (c >= 0x20 && c != 0x7f);
 		CHECK_MSG(gw_http_field_value(&ch, 1) == want, "value char 0x%02x", c);
 	}
