@@ -410,39 +410,6 @@ static int name_is(gw_str_t n, const char *s)
 	return n.len == l && !strncasecmp(n.ptr, s, l);
 }
 
-/* A Host value: reg-name, IP literal or address, and a port (RFC 3986 §3.2.2). */
-static int valid_host(gw_str_t v)
-{
-	for (size_t i = 0; i < v.len; i++) {
-		unsigned char c = (unsigned char)v.ptr[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      (c && strchr("-._~!$&'()*+,;=:%[]", c))))
-			return 0;
-	}
-	return 1;
-}
-
-/* What the gateway refuses in a head before anything sees it: a field name
- * that is not a token ("Transfer-Encoding : chunked" would reach a lenient
- * backend as a second framing), several Host fields or an invalid one
- * (RFC 9112 §3.2, §5.1). */
-static int head_acceptable(gw_req_t *req)
-{
-	size_t hosts = 0;
-
-	for (size_t i = 0; i < gw_req_header_count(req); i++) {
-		gw_str_t n, v;
-
-		gw_req_header(req, i, &n, &v);
-		if (!gw_http_is_token(n.ptr, n.len))
-			return 0;
-		if (name_is(n, "Host") && (hosts++ || !valid_host(v)))
-			return 0;
-	}
-	return 1;
-}
-
 /* Whether every Transfer-Encoding is just "chunked": a body in another
  * coding ("gzip, chunked") would reach the backend still coded but no
  * longer labelled; RFC 9112 §6.1 answers 501 to a coding not understood. */
@@ -782,11 +749,8 @@ static void serve(gw_rest_t *r)
 	r->api = NULL;
 	r->route = NULL;
 	gw_buf_reset(&r->out_body);
-	if (!head_acceptable(r->req)) {
-		r->close_after = 1;
-		respond_json(r, 400, "{\"message\":\"Bad Request\"}");
-		return;
-	}
+	/* Field syntax, Host and framing were checked as the head was read
+	 * (httpreq.c, gw_http_check_fields). */
 	if (!codings_understood(r->req)) {
 		r->close_after = 1;
 		respond_json(r, 501, "{\"message\":\"Not Implemented\"}");
