@@ -261,6 +261,8 @@ test('item 26: a loop whose thread cannot start leaves no connection unserved', 
   // A stack limit no thread can get: pthread_create fails for loops 1 and 2.
   const gw = await startWrapped(['prlimit', '--stack=100000000000'], makeApi(backend.url), ['--workers', '3']);
   try {
+    // The loops start after the listeners are announced.
+    await waitUntil(() => /event loops? running/.test(gw.output()), 5000, 'the loops to start');
     assert.match(gw.output(), /cannot start event loop/);
     for (let i = 0; i < 30; i++) {
       const c = await connectWithId(gw, backend, { timeoutMs: 3000 });
