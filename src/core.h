@@ -30,6 +30,8 @@ void gw_defer_run(struct gw_gateway *gw);
 
 typedef struct gw_conn gw_conn_t;
 #define GW_MAX_SUBPROTOCOLS 64
+/* A vhost's unix socket path: the private folder (under 64) and a number. */
+#define GW_IFACE_LEN 96
 /* The largest request head the gateway reads, and the header space given
  * to libwebsockets for the same head: it stores each header with a few
  * bytes more than the raw head takes. */
@@ -116,9 +118,12 @@ struct gw_gateway {
 		unsigned refs;
 		int backend_chosen; /* a $connect answer named it */
 		uint64_t last_used;
+		char iface[GW_IFACE_LEN]; /* its vhost keeps a pointer to it */
 	} subprotos[GW_MAX_SUBPROTOCOLS];
 	size_t n_subprotos;
 	char sockdir[64]; /* private folder of the vhosts' unix sockets */
+	char iface_ws[GW_IFACE_LEN], iface_mgmt[GW_IFACE_LEN];
+	unsigned vhost_seq; /* makes each vhost's socket path unique */
 };
 
 /* Monotonic milliseconds: every deadline and duration. */

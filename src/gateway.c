@@ -156,11 +156,11 @@ static const lws_retry_bo_t no_validity = { .secs_since_valid_ping = 0,
 					     .secs_since_valid_hangup = 0 };
 
 static struct lws_vhost *make_vhost(gw_gateway_t *gw, const char *name,
-				    const struct lws_protocols *protos)
+				    const struct lws_protocols *protos,
+				    char iface[GW_IFACE_LEN])
 {
 	struct lws_context_creation_info info;
 	struct lws_vhost *vh;
-	char iface[108];
 
 	memset(&info, 0, sizeof(info));
 	info.vhost_name = name;
@@ -172,7 +172,12 @@ static struct lws_vhost *make_vhost(gw_gateway_t *gw, const char *name,
 			return NULL;
 		}
 	}
-	snprintf(iface, sizeof(iface), "%s/s", gw->sockdir);
+	/* libwebsockets keeps the iface pointer (not a copy) for the life of
+	 * the vhost, compares it with its siblings' when one is destroyed
+	 * (equal paths on port 0 count as a shared listener, and handing it
+	 * over asserts), and unlinks it at the end: so the path lives in the
+	 * owner's table and is unique to the vhost. */
+	snprintf(iface, GW_IFACE_LEN, "%s/%u", gw->sockdir, ++gw->vhost_seq);
 	info.iface = iface;
 	info.port = 0;
 	info.protocols = protos;
@@ -242,7 +247,7 @@ struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto
 	memset(&sp->protos[1], 0, sizeof(sp->protos[1]));
 	sp->refs = 0;
 	sp->backend_chosen = 0;
-	sp->vh = make_vhost(gw, sp->name, sp->protos);
+	sp->vh = make_vhost(gw, sp->name, sp->protos, sp->iface);
 	if (!sp->vh) {
 		/* The entry stays empty (and first to be recycled); entries
 		 * never move, since their vhosts point into them. */
@@ -638,8 +643,8 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	ws_protos[0] = gw_ws_protocol;
 	ws_protos[1] = raw_protocol;
 	mgmt_protos[0] = gw_mgmt_protocol;
-	gw->vh_ws = make_vhost(gw, "gateway", ws_protos);
-	gw->vh_mgmt = make_vhost(gw, "management", mgmt_protos);
+	gw->vh_ws = make_vhost(gw, "gateway", ws_protos, gw->iface_ws);
+	gw->vh_mgmt = make_vhost(gw, "management", mgmt_protos, gw->iface_mgmt);
 	if (!gw->vh_ws || !gw->vh_mgmt) {
 		snprintf(err, errlen, "cannot create the libwebsockets vhosts");
 		goto fail;
