@@ -2,11 +2,13 @@
  * key path and what was expected, and checking goes on after the first
  * problem so that one run of --check lists them all. */
 #include "config.h"
+#include "admit.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -719,7 +721,7 @@ static int cmp_route(const void *a, const void *b)
 static void load_routes(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "integration", "routeResponse", "maxInFlight",
-		NULL };
+		"apiKeyRequired", "throttling", NULL };
 	json_t *obj = json_object_get(root, "routes"), *v;
 	const char *key;
 	size_t i = 0;
@@ -848,6 +850,253 @@ static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 		"limits.maxEventBytes", DEFAULT_MAX_EVENT_BYTES, 1024, 1LL << 30);
 }
 
+/* --- security at the edge (issue 12): allowedOrigins, apiKeys, throttling.
+ * Read after the routes, so that route settings can be checked against the
+ * API's. Key values are never quoted in a message. */
+
+static void load_origins(struct loader *l, json_t *root, gw_api_t *api)
+{
+	json_t *v = json_object_get(root, "allowedOrigins"), *e;
+	size_t i;
+
+	if (!v)
+		return;
+	if (!json_is_array(v)) {
+		problem(l, "allowedOrigins", "expected an array of origins (e.g. "
+			"[\"https://app.example.com\", \"https://*.example.com\"]), found %s",
+			json_kind(v));
+		return;
+	}
+	api->origins_restricted = 1;
+	api->allowed_origins = calloc(json_array_size(v) + 1, sizeof(char *));
+	if (!api->allowed_origins)
+		abort();
+	json_array_foreach(v, i, e) {
+		char path[64];
+		const char *why;
+
+		snprintf(path, sizeof(path), "allowedOrigins[%zu]", i);
+		if (!json_is_string(e)) {
+			problem(l, path, "expected a string, found %s", json_kind(e));
+			continue;
+		}
+		if (gw_admit_origin_pattern_check(json_string_value(e), &why)) {
+			problem(l, path, "%s, found \"%s\"", why, json_string_value(e));
+			continue;
+		}
+		api->allowed_origins[api->n_allowed_origins++] = strdup(json_string_value(e));
+	}
+}
+
+static void add_api_key(struct loader *l, gw_api_t *api, const char *where, const char *key,
+			size_t len, size_t *cap)
+{
+	if (gw_admit_api_key_check(key, len)) {
+		problem(l, where, "expected a key of 20 to 128 printable ASCII characters "
+			"without spaces, found %zu bytes (the value is not shown)", len);
+		return;
+	}
+	if (api->n_api_keys == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		api->api_keys = realloc(api->api_keys, *cap * sizeof(char *));
+		if (!api->api_keys)
+			abort();
+	}
+	api->api_keys[api->n_api_keys++] = strndup(key, len);
+}
+
+/* One key per line; blank lines and lines starting with '#' are skipped. A
+ * relative path is taken from the API file's folder, where the keys of
+ * that API are kept. */
+static void load_key_file(struct loader *l, gw_api_t *api, const char *file, size_t *cap)
+{
+	const char *slash = strrchr(l->file, '/');
+	char line[512], where[600], full[4096];
+	unsigned n = 0;
+	FILE *f;
+
+	if (file[0] != '/' && slash)
+		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - l->file), l->file, file);
+	else
+		snprintf(full, sizeof(full), "%s", file);
+	f = fopen(full, "r");
+	if (!f) {
+		problem(l, "apiKeys.file", "cannot read \"%s\" (expected a file of API keys, "
+			"one per line)", file);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+
+		n++;
+		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (!len || line[0] == '#')
+			continue;
+		snprintf(where, sizeof(where), "apiKeys.file (%s, line %u)", file, n);
+		add_api_key(l, api, where, line, len, cap);
+	}
+	fclose(f);
+	OPENSSL_cleanse(line, sizeof(line));
+}
+
+static void load_api_keys(struct loader *l, json_t *root, gw_api_t *api)
+{
+	static const char *const keys[] = { "keys", "file", "queryParameter", NULL };
+	json_t *obj = json_object_get(root, "apiKeys"), *v, *e;
+	size_t cap = 0, i;
+	char *file;
+
+	if (!obj)
+		return;
+	if (!json_is_object(obj)) {
+		problem(l, "apiKeys", "expected an object {\"keys\": [...], \"file\": \"...\", "
+			"\"queryParameter\": \"...\"}, found %s", json_kind(obj));
+		return;
+	}
+	check_keys(l, "apiKeys", obj, keys);
+	v = json_object_get(obj, "keys");
+	if (v && !json_is_array(v))
+		problem(l, "apiKeys.keys", "expected an array of strings, found %s", json_kind(v));
+	else if (v)
+		json_array_foreach(v, i, e) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "apiKeys.keys[%zu]", i);
+			if (!json_is_string(e))
+				problem(l, path, "expected a string, found %s", json_kind(e));
+			else
+				add_api_key(l, api, path, json_string_value(e), json_string_length(e),
+					    &cap);
+		}
+	file = get_string(l, obj, "file", "apiKeys.file", NULL, 0);
+	if (file)
+		load_key_file(l, api, file, &cap);
+	free(file);
+	api->api_key_query = get_string(l, obj, "queryParameter", "apiKeys.queryParameter",
+					NULL, 0);
+	if (api->api_key_query && !param_name_ok(api->api_key_query))
+		problem(l, "apiKeys.queryParameter", "expected a parameter name of "
+			"[a-zA-Z0-9._$-], found \"%s\"", api->api_key_query);
+	if (!api->n_api_keys && !l->errors)
+		problem(l, "apiKeys", "no keys (expected apiKeys.keys or apiKeys.file to "
+			"list at least one)");
+}
+
+/* {rateLimit, burstLimit} into a new bucket; NULL after a problem. */
+static gw_throttle_t *load_throttling(struct loader *l, const char *where, json_t *v)
+{
+	static const char *const keys[] = { "rateLimit", "burstLimit", NULL };
+	json_t *rate = json_object_get(v, "rateLimit");
+	char path[320];
+	gw_throttle_t *t;
+	long long burst;
+	int before = l->errors;
+
+	if (!json_is_object(v)) {
+		problem(l, where, "expected an object {\"rateLimit\": N, \"burstLimit\": N}, "
+			"found %s", json_kind(v));
+		return NULL;
+	}
+	check_keys(l, where, v, keys);
+	snprintf(path, sizeof(path), "%s.rateLimit", where);
+	if (!rate || !json_is_number(rate) || json_number_value(rate) < 0 ||
+	    json_number_value(rate) > 1e9)
+		problem(l, path, "expected a number of requests per second from 0 to "
+			"1000000000, found %s", rate ? json_kind(rate) : "nothing");
+	snprintf(path, sizeof(path), "%s.burstLimit", where);
+	if (!json_object_get(v, "burstLimit"))
+		problem(l, path, "missing (expected an integer from 0 to 1000000000)");
+	burst = get_int(l, v, "burstLimit", path, 0, 0, 1000000000);
+	if (l->errors != before)
+		return NULL;
+	/* Its own cache line: loops hammer it from several cores. */
+	t = aligned_alloc(64, 64);
+	if (!t)
+		abort();
+	gw_throttle_init(t, json_number_value(rate), (uint64_t)burst);
+	return t;
+}
+
+static void load_route_edge(struct loader *l, json_t *routes, gw_api_t *api,
+			    const json_t *stage_throttling)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(routes, key, v) {
+		json_t *req = json_is_object(v) ? json_object_get(v, "apiKeyRequired") : NULL;
+		json_t *th = json_is_object(v) ? json_object_get(v, "throttling") : NULL;
+		gw_route_t *r = (gw_route_t *)gw_config_route(api, key, strlen(key));
+		char path[300];
+
+		snprintf(path, sizeof(path), "routes.%s.apiKeyRequired", key);
+		if (req && !json_is_boolean(req))
+			problem(l, path, "expected true or false, found %s", json_kind(req));
+		else if (req && json_is_true(req) && strcmp(key, "$connect"))
+			problem(l, path, "only $connect takes it (the key is checked once, on "
+				"the upgrade)");
+		else if (req && json_is_true(req))
+			api->api_key_required = 1;
+		snprintf(path, sizeof(path), "routes.%s.throttling", key);
+		if (th && (!r || !strcmp(key, "$disconnect"))) {
+			problem(l, path, "expected on $connect or a WebSocket message route "
+				"(REST routes and $disconnect are not throttled)");
+			continue;
+		}
+		if (!r || !strcmp(key, "$disconnect"))
+			continue;
+		if (!th && !stage_throttling)
+			continue;
+		if (!strcmp(key, "$connect")) {
+			if (th) {
+				free(api->upgrade_throttle);
+				api->upgrade_throttle = load_throttling(l, path, th);
+			}
+			continue;
+		}
+		r->throttle = load_throttling(l, th ? path : "throttling",
+					      th ? th : (json_t *)stage_throttling);
+	}
+}
+
+static void load_edge(struct loader *l, json_t *root, gw_api_t *api)
+{
+	json_t *stage = json_object_get(root, "throttling");
+	json_t *routes = json_object_get(root, "routes");
+
+	load_origins(l, root, api);
+	load_api_keys(l, root, api);
+	if (stage)
+		api->upgrade_throttle = load_throttling(l, "throttling", stage);
+	if (stage && !api->upgrade_throttle)
+		stage = NULL; /* reported once */
+	if (json_is_object(routes))
+		load_route_edge(l, routes, api, stage);
+	if (api->api_key_required && !json_object_get(root, "apiKeys"))
+		problem(l, "routes.$connect.apiKeyRequired", "no keys to check (expected "
+			"apiKeys with keys or a file of keys)");
+	if (!api->api_key_required && json_object_get(root, "apiKeys"))
+		problem(l, "apiKeys", "no route requires them (expected "
+			"routes.$connect.apiKeyRequired: true)");
+}
+
+static void edge_dispose(gw_api_t *api)
+{
+	for (size_t i = 0; i < api->n_allowed_origins; i++)
+		free(api->allowed_origins[i]);
+	free(api->allowed_origins);
+	for (size_t i = 0; i < api->n_api_keys; i++) {
+		OPENSSL_cleanse(api->api_keys[i], strlen(api->api_keys[i]));
+		free(api->api_keys[i]);
+	}
+	free(api->api_keys);
+	free(api->api_key_query);
+	free(api->upgrade_throttle);
+	for (size_t i = 0; i < api->n_routes; i++)
+		free(api->routes[i].throttle);
+}
+
 static int valid_stage(const char *s)
 {
 	size_t n = strlen(s);
@@ -865,7 +1114,7 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "name", "stage", "basePath",
 		"routeSelectionExpression", "stageVariables", "limits", "integrations",
-		"routes", "cors", NULL };
+		"routes", "cors", "allowedOrigins", "apiKeys", "throttling", NULL };
 	char err[200];
 
 	if (!json_is_object(root)) {
@@ -904,10 +1153,12 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	load_cors(l, root, api);
 	load_integrations(l, root, api);
 	load_routes(l, root, api);
+	load_edge(l, root, api);
 }
 
 static void api_dispose(gw_api_t *api)
 {
+	edge_dispose(api);
 	for (size_t i = 0; i < api->n_integrations; i++) {
 		gw_integration_t *in = &api->integrations[i];
 		free(in->name);

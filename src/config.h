@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "select.h"
+#include "throttle.h"
 
 typedef enum gw_integration_type {
 	GW_INTEG_AWS_PROXY = 0, /* Lambda proxy events, Lambda proxy responses */
@@ -68,6 +69,9 @@ typedef struct gw_route {
 	const gw_integration_t *integration;
 	int route_response;
 	unsigned max_in_flight; /* calls per connection at once (1: in order) */
+	/* Its messages' token bucket, shared by the loops (its throttling or
+	 * the stage's); NULL: not throttled. */
+	gw_throttle_t *throttle;
 } gw_route_t;
 
 /* REST routes ("GET /rooms/{room}/messages", "ANY /api/{proxy+}"). */
@@ -131,6 +135,16 @@ typedef struct gw_api {
 	const gw_route_t *connect_route;
 	const gw_route_t *disconnect_route;
 	const gw_route_t *default_route;
+	/* Security at the edge (issue 12): checked on each upgrade, before any
+	 * integration call (admit.h, throttle.h). */
+	int origins_restricted;    /* allowedOrigins given */
+	char **allowed_origins;
+	size_t n_allowed_origins;
+	int api_key_required;      /* routes.$connect.apiKeyRequired */
+	char **api_keys;           /* never logged */
+	size_t n_api_keys;
+	char *api_key_query;       /* query parameter that may carry it, or NULL */
+	gw_throttle_t *upgrade_throttle; /* $connect's or the stage's; NULL: none */
 } gw_api_t;
 
 /* A configuration is an immutable snapshot, counted by reference: never

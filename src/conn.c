@@ -15,6 +15,7 @@
  * (libwebsockets handshaking) -> OPEN -> freed in LWS_CALLBACK_CLOSED.
  * A conn is only ever freed by conn_finish(), never twice. */
 #include "core.h"
+#include "admit.h"
 #include "bus.h"
 #include "head.h"
 #include "httpresp.h"
@@ -25,6 +26,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -547,6 +549,141 @@ static void on_head_timeout(gw_wheel_entry_t *e)
 	RAW_JSON(conn, 408, "{\"message\":\"Request Timeout\"}");
 }
 
+/* --- admission at the edge (issue 12) ---
+ * Checked once the API is known and before the connection is registered or
+ * any integration hears of it: a refusal costs no backend call. */
+
+/* The one Origin header: NULL when there is none, and *n = 2 when there
+ * are several (which no browser sends). */
+static gw_str_t single_header(gw_conn_t *conn, const char *name, int *n)
+{
+	size_t nh = gw_head_count(conn->head), nl = strlen(name);
+	gw_str_t found = { NULL, 0 };
+
+	*n = 0;
+	for (size_t i = 0; i < nh; i++) {
+		gw_str_t k, v;
+
+		gw_head_at(conn->head, i, &k, &v);
+		if (k.len == nl && !strncasecmp(k.ptr, name, nl) && ++*n == 1)
+			found = v;
+	}
+	return found;
+}
+
+/* allowedOrigins: a browser always sends Origin on an upgrade, so a page of
+ * another site is refused here; a client without Origin is not a browser
+ * (it could send any Origin it likes) and passes, as on AWS. */
+static int origin_allowed(gw_conn_t *conn)
+{
+	int n;
+	gw_str_t o = single_header(conn, "Origin", &n);
+
+	if (!conn->api->origins_restricted || !n)
+		return 1;
+	return n == 1 && gw_admit_origin(conn->api->allowed_origins,
+					 conn->api->n_allowed_origins, o.ptr, o.len);
+}
+
+/* The API key from x-api-key, or else from the configured query parameter
+ * (browsers cannot set headers on an upgrade). */
+static int api_key_valid(gw_conn_t *conn)
+{
+	const gw_api_t *api = conn->api;
+	gw_buf_t *val = &conn->gw->rscratch;
+	gw_str_t url, k;
+	const char *q;
+	int n, ok;
+
+	if (!api->api_key_required)
+		return 1;
+	k = single_header(conn, "x-api-key", &n);
+	if (n)
+		return n == 1 && gw_admit_api_key(api->api_keys, api->n_api_keys, k.ptr, k.len);
+	url = gw_head_url(conn->head);
+	q = memchr(url.ptr, '?', url.len);
+	if (!api->api_key_query || !q)
+		return 0;
+	if (gw_admit_query_param(q + 1, url.len - (size_t)(q + 1 - url.ptr), api->api_key_query,
+				 val) != 1)
+		return 0;
+	ok = gw_admit_api_key(api->api_keys, api->n_api_keys, val->data ? val->data : "",
+			      val->len);
+	OPENSSL_cleanse(val->data, val->len);
+	return ok;
+}
+
+/* 1: the upgrade goes on to $connect; 0: it was answered (403, 429). */
+static int admit_upgrade(gw_conn_t *conn)
+{
+	const gw_api_t *api = conn->api;
+	char rid[24];
+
+	if (!origin_allowed(conn)) {
+		int n;
+		gw_str_t o = single_header(conn, "Origin", &n);
+
+		gw_gateway_request_id(conn->gw, rid);
+		gw_log_limited(GW_LOG_WARN, 10000, "upgrade refused (403, request %s, api %s, "
+			       "%s): Origin \"%.*s\" is not in allowedOrigins", rid, api->name,
+			       conn->source_ip, (int)(o.len > 100 ? 100 : o.len), o.ptr);
+		RAW_JSON(conn, 403, "{\"message\":\"Forbidden\"}");
+		return 0;
+	}
+	if (!api_key_valid(conn)) {
+		gw_gateway_request_id(conn->gw, rid);
+		gw_log_limited(GW_LOG_WARN, 10000, "upgrade refused (403, request %s, api %s, "
+			       "%s): missing or invalid API key", rid, api->name,
+			       conn->source_ip);
+		RAW_JSON(conn, 403, "{\"message\":\"Forbidden\"}");
+		return 0;
+	}
+	if (api->upgrade_throttle &&
+	    !gw_throttle_take(api->upgrade_throttle, gw_throttle_now_ns(), 1)) {
+		gw_gateway_request_id(conn->gw, rid);
+		gw_log_limited(GW_LOG_WARN, 10000, "upgrade throttled (429, request %s, api %s, "
+			       "%s): $connect rate limit", rid, api->name, conn->source_ip);
+		RAW_JSON(conn, 429, "{\"message\":\"Too Many Requests\"}");
+		return 0;
+	}
+	return 1;
+}
+
+/* The key is the client's secret toward the gateway: the $connect event
+ * does not carry it (neither the x-api-key header nor its query
+ * parameter). Returns the headers kept; the query is rewritten into out. */
+static size_t strip_api_key(gw_conn_t *conn, gw_header_t *h, size_t nh, const char **query,
+			    size_t *qlen, gw_buf_t *out)
+{
+	const char *name = conn->api->api_key_query, *q = *query, *end;
+	size_t kept = 0, nl;
+
+	if (!conn->api->api_key_required)
+		return nh;
+	for (size_t i = 0; i < nh; i++)
+		if (!(h[i].name.len == 9 && !strncasecmp(h[i].name.ptr, "x-api-key", 9)))
+			h[kept++] = h[i];
+	if (!name || !q)
+		return kept;
+	nl = strlen(name);
+	end = q + *qlen;
+	gw_buf_reset(out);
+	for (const char *p = q; p < end;) {
+		const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end;
+
+		if (!((size_t)(e - p) >= nl && !memcmp(p, name, nl) &&
+		      (p + nl == e || p[nl] == '='))) {
+			if (out->len)
+				gw_buf_append_char(out, '&');
+			gw_buf_append(out, p, (size_t)(e - p));
+		}
+		p = amp ? amp + 1 : end;
+	}
+	*query = out->len ? out->data : NULL;
+	*qlen = out->len;
+	return kept;
+}
+
 static void start_connect(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
@@ -607,6 +744,11 @@ static void start_connect(gw_conn_t *conn)
 		gw_invocation_t inv;
 		gw_event_ctx_t ctx;
 		char rid[24];
+		const char *query = q ? q + 1 : NULL;
+		gw_buf_t kept;
+
+		gw_buf_init(&kept);
+		nh = strip_api_key(conn, headers, nh, &query, &qlen, &kept);
 
 		gw_gateway_request_id(gw, rid);
 		event_ctx(conn, &ctx, "$connect", rid);
@@ -617,9 +759,10 @@ static void start_connect(gw_conn_t *conn)
 		inv.tls = conn->tls;
 		inv.headers = headers;
 		inv.n_headers = nh;
-		inv.query = q ? q + 1 : NULL;
+		inv.query = query;
 		inv.query_len = qlen;
 		invoke(gw, conn, &inv);
+		gw_buf_dispose(&kept);
 	}
 }
 
@@ -669,6 +812,8 @@ static void head_complete(gw_conn_t *conn)
 		RAW_JSON(conn, 503, "{\"message\":\"Service Unavailable\"}");
 		return;
 	}
+	if (!admit_upgrade(conn))
+		return;
 	start_connect(conn);
 }
 
@@ -1133,6 +1278,21 @@ static const gw_route_t *select_route(gw_conn_t *conn, const char *msg, size_t l
 	return r ? r : api->default_route;
 }
 
+/* Route throttling (issue 12): a message over its route's rate gets AWS's
+ * frame, the connection stays open and no integration is called. */
+static int message_admitted(gw_conn_t *conn, const gw_route_t *route)
+{
+	char rid[24];
+
+	if (!route->throttle || gw_throttle_take(route->throttle, gw_throttle_now_ns(), 1))
+		return 1;
+	gw_gateway_request_id(conn->gw, rid);
+	gw_log_limited(GW_LOG_WARN, 10000, "connection %s: message to %s throttled (request "
+		       "%s)", conn->id, route->key, rid);
+	send_error_frame(conn, "Too Many Requests", rid);
+	return 0;
+}
+
 static void on_message(gw_conn_t *conn)
 {
 	const gw_route_t *route;
@@ -1148,6 +1308,8 @@ static void on_message(gw_conn_t *conn)
 		send_error_frame(conn, "Forbidden", rid);
 		return;
 	}
+	if (!message_admitted(conn, route))
+		return;
 	m = malloc(sizeof(*m) + conn->rx.len);
 	if (!m)
 		abort();

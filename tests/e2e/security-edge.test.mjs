@@ -1,0 +1,236 @@
+// Issue 12, security at the edge: allowedOrigins (cross-site WebSocket
+// hijacking), API keys on $connect and throttling. Every refusal here must
+// happen before any integration call: the backend counts the events it got.
+import {
+  test, assert, startBackend, startGateway, makeApi, runGateway, writeRoutes, connect,
+  connectRefused, nextMessage, send, rawConnect, upgradeRequest, waitResponses, sleep, waitUntil,
+} from './helpers.mjs';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** Runs --check on one API file; resolves the runGateway result. */
+async function check(api, extraFiles = {}) {
+  const dir = writeRoutes({ 'api.json': api });
+  try {
+    for (const [name, text] of Object.entries(extraFiles)) writeFileSync(path.join(dir, name), text);
+    return await runGateway(['--check', '--routes', path.join(dir, 'api.json')]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function expectCheckError(api, lines, extraFiles) {
+  const res = await check(api, extraFiles);
+  assert.notEqual(res.code, 0, `--check accepted it:\n${res.output}`);
+  for (const l of lines) assert.ok(res.stderr.includes(l), `stderr should contain ${JSON.stringify(l)}:\n${res.stderr}`);
+  return res;
+}
+
+const connects = (backend) => backend.events.filter((e) => e.requestContext?.eventType === 'CONNECT');
+
+/** The status and body of a refused upgrade sent on a raw socket. */
+async function rawUpgrade(gw, urlPath, headers) {
+  const sock = await rawConnect(gw.port);
+  sock.write(upgradeRequest(urlPath, headers));
+  const { responses } = await waitResponses(sock, ['GET']);
+  sock.destroy();
+  return { status: responses[0].status, body: responses[0].body.toString() };
+}
+
+// ---------------------------------------------------------------------------
+// allowedOrigins
+// ---------------------------------------------------------------------------
+
+const ORIGINS = ['https://app.example.com', 'https://*.example.org', 'http://localhost:8080'];
+
+test('item allowedOrigins: an upgrade from a forbidden Origin gets 403 before $connect is called', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url, { allowedOrigins: ORIGINS }) });
+  for (const origin of ['https://evil.example', 'https://app.example.com.evil.example',
+    'http://app.example.com', 'https://app.example.com:8443', 'https://example.org',
+    'https://x.example.org:444', 'http://x.example.org', 'http://localhost:8081', 'null']) {
+    const r = await rawUpgrade(gw, '/', { Origin: origin });
+    assert.equal(r.status, 403, origin);
+    assert.equal(r.body, '{"message":"Forbidden"}', origin);
+    assert.equal(await connectRefused(gw.url, { headers: { Origin: origin } }), 403, origin);
+  }
+  assert.equal(connects(backend).length, 0, 'no $connect call for a forbidden Origin');
+  assert.match(gw.output(), /upgrade refused \(403, request \S+, api chat, 127\.0\.0\.1\): Origin "https:\/\/evil\.example" is not in allowedOrigins/);
+});
+
+test('item allowedOrigins: exact, wildcard and missing Origins are let through to $connect', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url, { allowedOrigins: ORIGINS }) });
+  const allowed = ['https://app.example.com', 'HTTPS://APP.Example.COM', 'https://a.example.org',
+    'https://a.b-c.example.org', 'http://localhost:8080'];
+  for (const origin of allowed) {
+    const ws = await connect(gw.url, { headers: { Origin: origin } });
+    send(ws, 'hi');
+    assert.equal((await nextMessage(ws)).data, 'hi');
+    ws.close();
+  }
+  // Non-browser clients send no Origin: allowed (see the README).
+  const ws = await connect(gw.url);
+  ws.close();
+  assert.equal(connects(backend).length, allowed.length + 1);
+  assert.equal(connects(backend)[0].headers.Origin ?? connects(backend)[0].headers.origin, 'https://app.example.com');
+});
+
+test('item allowedOrigins: two Origin headers are refused; no allowedOrigins allows any Origin', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url, { allowedOrigins: ['https://app.example.com'] }) });
+  const sock = await rawConnect(gw.port);
+  sock.write(upgradeRequest('/', { Origin: 'https://app.example.com' }).replace('\r\n\r\n', '\r\nOrigin: https://evil.example\r\n\r\n'));
+  const { responses } = await waitResponses(sock, ['GET']);
+  assert.equal(responses[0].status, 403);
+  assert.equal(connects(backend).length, 0);
+
+  const open = await startGateway({ routes: makeApi(backend.url) });
+  const ws = await connect(open.url, { headers: { Origin: 'https://anything.example' } });
+  ws.close();
+  // An empty list: only clients without Origin (no browser page at all).
+  const none = await startGateway({ routes: makeApi(backend.url, { allowedOrigins: [] }) });
+  assert.equal(await connectRefused(none.url, { headers: { Origin: 'https://app.example.com' } }), 403);
+  (await connect(none.url)).close();
+});
+
+test('item allowedOrigins: --check names the file, the key and what was expected', async () => {
+  const uri = 'http://127.0.0.1:9/events';
+  await expectCheckError(makeApi(uri, { allowedOrigins: 'https://app.example.com' }),
+    ['api.json: allowedOrigins: expected an array of origins']);
+  const res = await expectCheckError(makeApi(uri, {
+    allowedOrigins: ['https://app.example.com/', 'app.example.com', 'https://*', 'https://a.*.example.com',
+      'https://x.com:99999', 7, 'https://ok.example.com'],
+  }), [
+    'api.json: allowedOrigins[0]: expected an origin without a path, query or trailing \'/\'',
+    'api.json: allowedOrigins[1]: expected scheme://host[:port]',
+    'api.json: allowedOrigins[2]: expected a host name after scheme://',
+    'api.json: allowedOrigins[3]: expected a host name after scheme:// (a wildcard only as a leading "*."',
+    'api.json: allowedOrigins[4]: expected a port from 1 to 65535',
+    'api.json: allowedOrigins[5]: expected a string, found an integer',
+  ]);
+  assert.ok(!res.stderr.includes('allowedOrigins[6]'));
+  const ok = await check(makeApi(uri, { allowedOrigins: ['*', 'null', 'https://*.example.com:8443', 'http://[::1]:3000'] }));
+  assert.equal(ok.code, 0, ok.output);
+});
+
+// ---------------------------------------------------------------------------
+// API keys
+// ---------------------------------------------------------------------------
+
+const KEY1 = 'k1-0123456789abcdefghij';
+const KEY2 = 'k2-zyxwvutsrqponmlkji/+=';
+const KEY3 = 'k3-from-the-file-0123456789';
+
+function keyedApi(uri, extra = {}) {
+  return makeApi(uri, {
+    apiKeys: { keys: [KEY1, KEY2], queryParameter: 'apiKey', ...extra },
+    routes: {
+      $connect: { integration: 'backend', apiKeyRequired: true },
+      $disconnect: { integration: 'backend' },
+      $default: { integration: 'backend', routeResponse: true },
+    },
+  });
+}
+
+test('item API keys: a missing or wrong x-api-key gets 403 before $connect is called; keys never logged', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: keyedApi(backend.url) });
+  const wrong = [{}, { 'x-api-key': 'nope' }, { 'x-api-key': `${KEY1}x` }, { 'x-api-key': KEY1.slice(0, -1) },
+    { 'x-api-key': KEY1.toUpperCase() }];
+  for (const headers of wrong) {
+    assert.equal(await connectRefused(gw.url, { headers }), 403, JSON.stringify(headers));
+  }
+  const r = await rawUpgrade(gw, '/', {});
+  assert.deepEqual(r, { status: 403, body: '{"message":"Forbidden"}' });
+  // Two keys, one of them right: ambiguous, refused.
+  const two = await rawUpgrade(gw, '/', { 'x-api-key': KEY1, 'X-Api-Key': KEY2 });
+  assert.equal(two.status, 403);
+  // A right key in the header beats nothing: the query is not looked at then.
+  assert.equal(await connectRefused(`${gw.url}/?apiKey=${encodeURIComponent(KEY1)}`, { headers: { 'x-api-key': 'wrong' } }), 403);
+  assert.equal(connects(backend).length, 0, 'no $connect call without a valid key');
+  assert.match(gw.output(), /upgrade refused \(403, request \S+, api chat, 127\.0\.0\.1\): missing or invalid API key/);
+
+  for (const key of [KEY1, KEY2]) {
+    const ws = await connect(gw.url, { headers: { 'x-api-key': key } });
+    send(ws, 'hi');
+    assert.equal((await nextMessage(ws)).data, 'hi');
+    ws.close();
+  }
+  assert.equal(connects(backend).length, 2);
+  // The key does not reach the backend.
+  for (const ev of connects(backend)) {
+    assert.ok(!JSON.stringify(ev).includes('k1-') && !JSON.stringify(ev).includes('k2-'), JSON.stringify(ev));
+  }
+  await gw.stop();
+  for (const key of [KEY1, KEY2, 'nope']) assert.ok(!gw.output().includes(key), 'a key in the log');
+});
+
+test('item API keys: browsers send the key as the configured query parameter; other parameters reach $connect', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: keyedApi(backend.url) });
+  const ws = await connect(`${gw.url}/?room=a&apiKey=${encodeURIComponent(KEY2)}&x=1`);
+  ws.close();
+  const ev = connects(backend)[0];
+  assert.deepEqual(ev.queryStringParameters, { room: 'a', x: '1' });
+  assert.ok(!JSON.stringify(ev).includes('k2-'));
+  for (const q of ['?apiKey=nope', `?apikey=${encodeURIComponent(KEY1)}`, `?apiKey=${KEY1}&apiKey=${KEY1}`, '?apiKey']) {
+    assert.equal(await connectRefused(`${gw.url}/${q}`), 403, q);
+  }
+  // Not percent-encoding at all: the request itself is refused.
+  assert.equal((await rawUpgrade(gw, '/?apiKey=%zz', {})).status, 400);
+  assert.equal(connects(backend).length, 1);
+  // Without queryParameter only the header counts.
+  const hdrOnly = await startGateway({ routes: keyedApi(backend.url, { queryParameter: undefined }) });
+  assert.equal(await connectRefused(`${hdrOnly.url}/?apiKey=${encodeURIComponent(KEY1)}`), 403);
+  (await connect(hdrOnly.url, { headers: { 'x-api-key': KEY1 } })).close();
+});
+
+test('item API keys: keys from a file of keys; an API without apiKeyRequired asks for none', async () => {
+  const backend = await startBackend();
+  const dir = writeRoutes({});
+  const file = path.join(dir, 'keys.txt');
+  writeFileSync(file, `# production keys\n\n${KEY3}\r\n${KEY1}\n`);
+  try {
+    const gw = await startGateway({ routes: keyedApi(backend.url, { keys: undefined, file }) });
+    (await connect(gw.url, { headers: { 'x-api-key': KEY3 } })).close();
+    (await connect(gw.url, { headers: { 'x-api-key': KEY1 } })).close();
+    assert.equal(await connectRefused(gw.url, { headers: { 'x-api-key': KEY2 } }), 403);
+    assert.equal(await connectRefused(gw.url, { headers: { 'x-api-key': '# production keys' } }), 403);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const open = await startGateway({ routes: makeApi(backend.url) });
+  (await connect(open.url)).close();
+});
+
+test('item API keys: --check names the file, the key and what was expected, never the key', async () => {
+  const uri = 'http://127.0.0.1:9/events';
+  const secret = 'short-secret';
+  const res = await expectCheckError(keyedApi(uri, { keys: [KEY1, secret, 5], queryParameter: 'a b' }), [
+    'api.json: apiKeys.keys[1]: expected a key of 20 to 128 printable ASCII characters without spaces, found 12 bytes (the value is not shown)',
+    'api.json: apiKeys.keys[2]: expected a string, found an integer',
+    'api.json: apiKeys.queryParameter: expected a parameter name of [a-zA-Z0-9._$-], found "a b"',
+  ]);
+  assert.ok(!res.output.includes(secret));
+  await expectCheckError(keyedApi(uri, { keys: [], file: '/nonexistent/keys.txt' }),
+    ['api.json: apiKeys.file: cannot read "/nonexistent/keys.txt" (expected a file of API keys, one per line)']);
+  await expectCheckError(keyedApi(uri, { keys: [] }), ['api.json: apiKeys: no keys (expected apiKeys.keys or apiKeys.file']);
+  await expectCheckError(keyedApi(uri, { colour: 1 }), ['api.json: apiKeys.colour: unknown key (expected one of: keys, file, queryParameter)']);
+  const noKeys = keyedApi(uri);
+  delete noKeys.apiKeys;
+  await expectCheckError(noKeys, ['api.json: routes.$connect.apiKeyRequired: no keys to check (expected apiKeys']);
+  await expectCheckError(makeApi(uri, { apiKeys: { keys: [KEY1] } }),
+    ['api.json: apiKeys: no route requires them (expected routes.$connect.apiKeyRequired: true)']);
+  const onDefault = keyedApi(uri);
+  onDefault.routes.$default.apiKeyRequired = true;
+  onDefault.routes.$connect.apiKeyRequired = 'yes';
+  await expectCheckError(onDefault, [
+    'api.json: routes.$default.apiKeyRequired: only $connect takes it',
+    'api.json: routes.$connect.apiKeyRequired: expected true or false, found a string',
+  ]);
+  const bad = await expectCheckError(keyedApi(uri, { keys: undefined, file: 'keys.txt' }),
+    ['apiKeys.file (keys.txt, line 2): expected a key of 20 to 128 printable ASCII characters'],
+    { 'keys.txt': `${KEY1}\nbad key with spaces in it 123\n` });
+  assert.ok(!bad.output.includes('bad key with'));
+});
