@@ -1000,10 +1000,12 @@ static gw_throttle_t *load_throttling(struct loader *l, const char *where, json_
 	}
 	check_keys(l, where, v, keys);
 	snprintf(path, sizeof(path), "%s.rateLimit", where);
-	if (!rate || !json_is_number(rate) || json_number_value(rate) < 0 ||
-	    json_number_value(rate) > 1e9)
+	if (!rate || !json_is_number(rate))
 		problem(l, path, "expected a number of requests per second from 0 to "
 			"1000000000, found %s", rate ? json_kind(rate) : "nothing");
+	else if (json_number_value(rate) < 0 || json_number_value(rate) > 1e9)
+		problem(l, path, "expected a number of requests per second from 0 to "
+			"1000000000, found %g", json_number_value(rate));
 	snprintf(path, sizeof(path), "%s.burstLimit", where);
 	if (!json_object_get(v, "burstLimit"))
 		problem(l, path, "missing (expected an integer from 0 to 1000000000)");

@@ -234,3 +234,144 @@ test('item API keys: --check names the file, the key and what was expected, neve
     { 'keys.txt': `${KEY1}\nbad key with spaces in it 123\n` });
   assert.ok(!bad.output.includes('bad key with'));
 });
+
+// ---------------------------------------------------------------------------
+// Throttling
+// ---------------------------------------------------------------------------
+
+const messages = (backend) => backend.events.filter((e) => e.requestContext?.eventType === 'MESSAGE');
+const THROTTLED = /^\{"message": "Too Many Requests", "connectionId":"([^"]+)", "requestId":"([^"]+)"\}$/;
+
+function throttledApi(uri, { stage, routes = {} } = {}) {
+  const api = makeApi(uri, {
+    routes: {
+      $connect: { integration: 'backend' },
+      $disconnect: { integration: 'backend' },
+      $default: { integration: 'backend' },
+      chat: { integration: 'backend' },
+      fast: { integration: 'backend' },
+      ...routes,
+    },
+  });
+  if (stage) api.throttling = stage;
+  return api;
+}
+
+test('item throttling: messages over a route\'s burst get AWS\'s frame, the connection stays open, no integration call', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: throttledApi(backend.url, { routes: { chat: { integration: 'backend', throttling: { rateLimit: 2, burstLimit: 3 } } } }) });
+  const ws = await connect(gw.url);
+  await waitUntil(() => connects(backend).length === 1);
+  const id = connects(backend)[0].requestContext.connectionId;
+  for (let i = 0; i < 6; i++) send(ws, JSON.stringify({ action: 'chat', i }));
+  const ids = new Set();
+  for (let i = 0; i < 3; i++) {
+    const m = THROTTLED.exec((await nextMessage(ws)).data);
+    assert.ok(m, 'a throttled frame');
+    assert.equal(m[1], id);
+    ids.add(m[2]);
+  }
+  assert.equal(ids.size, 3, 'each throttled message has its own request ID');
+  await waitUntil(() => messages(backend).length === 3);
+  assert.deepEqual(messages(backend).map((e) => JSON.parse(e.body).i), [0, 1, 2]);
+  // Other routes are not throttled; after 500 ms one token is back.
+  send(ws, JSON.stringify({ action: 'fast' }));
+  await waitUntil(() => messages(backend).length === 4);
+  await sleep(550);
+  send(ws, JSON.stringify({ action: 'chat', i: 6 }));
+  await waitUntil(() => messages(backend).length === 5);
+  assert.equal(JSON.parse(messages(backend)[4].body).i, 6);
+  assert.equal(ws.readyState, 1, 'still open');
+  assert.match(gw.output(), new RegExp(`connection ${id}: message to chat throttled \\(request \\S+\\)`));
+});
+
+test('item throttling: the stage\'s throttling applies to each route; a route\'s own overrides it; 0 refuses all', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: throttledApi(backend.url, {
+    stage: { rateLimit: 0.01, burstLimit: 2 },
+    routes: {
+      fast: { integration: 'backend', throttling: { rateLimit: 1000, burstLimit: 50 } },
+      closed: { integration: 'backend', throttling: { rateLimit: 0, burstLimit: 10 } },
+    },
+  }) });
+  const ws = await connect(gw.url);
+  for (const action of ['chat', 'nothing-matches', 'fast', 'closed']) {
+    for (let i = 0; i < 5; i++) send(ws, JSON.stringify({ action, i }));
+  }
+  let throttled = 0;
+  for (;;) {
+    const m = await nextMessage(ws, 1000).catch(() => null);
+    if (!m) break;
+    assert.match(m.data, THROTTLED);
+    throttled++;
+  }
+  const by = (route) => messages(backend).filter((e) => e.requestContext.routeKey === route).length;
+  await waitUntil(() => messages(backend).length === 9);
+  assert.deepEqual([by('chat'), by('$default'), by('fast'), by('closed')], [2, 2, 5, 0]);
+  assert.equal(throttled, 11);
+});
+
+test('item throttling: an upgrade over $connect\'s rate gets 429 and costs no $connect call', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: throttledApi(backend.url, {
+    routes: { $connect: { integration: 'backend', throttling: { rateLimit: 0.01, burstLimit: 2 } } },
+  }) });
+  (await connect(gw.url)).close();
+  (await connect(gw.url)).close();
+  assert.equal(await connectRefused(gw.url), 429);
+  const r = await rawUpgrade(gw, '/', {});
+  assert.deepEqual(r, { status: 429, body: '{"message":"Too Many Requests"}' });
+  assert.equal(connects(backend).length, 2);
+  assert.match(gw.output(), /upgrade throttled \(429, request \S+, api chat, 127\.0\.0\.1\): \$connect rate limit/);
+  // The stage's throttling covers the upgrade of an API without $connect.
+  const noConnect = throttledApi(backend.url, { stage: { rateLimit: 0.01, burstLimit: 1 } });
+  delete noConnect.routes.$connect;
+  const gw2 = await startGateway({ routes: noConnect });
+  (await connect(gw2.url)).close();
+  assert.equal(await connectRefused(gw2.url), 429);
+});
+
+test('item throttling: limits hold exactly across the event loops of one process', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({
+    routes: throttledApi(backend.url, {
+      routes: {
+        $connect: { integration: 'backend', throttling: { rateLimit: 0.01, burstLimit: 12 } },
+        chat: { integration: 'backend', throttling: { rateLimit: 0.01, burstLimit: 25 } },
+      },
+    }),
+    args: ['--workers', '4'],
+  });
+  // 20 upgrades at once, spread over the loops by the kernel: 12 pass.
+  const results = await Promise.allSettled(Array.from({ length: 20 }, () => connect(gw.url)));
+  const open = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+  assert.equal(open.length, 12);
+  assert.ok(results.filter((r) => r.status === 'rejected').every((r) => r.reason.status === 429));
+  // 12 clients, 5 messages each, at once: 25 reach the backend.
+  for (const ws of open) for (let i = 0; i < 5; i++) send(ws, JSON.stringify({ action: 'chat' }));
+  await waitUntil(() => messages(backend).length >= 25);
+  await sleep(300);
+  assert.equal(messages(backend).length, 25);
+  assert.equal(connects(backend).length, 12);
+  // Logged when it bites, but not once per message.
+  const lines = gw.output().split('\n').filter((l) => l.includes('throttled'));
+  assert.ok(lines.length >= 1 && lines.length <= 8, `${lines.length} log lines`);
+});
+
+test('item throttling: --check names the file, the key and what was expected', async () => {
+  const uri = 'http://127.0.0.1:9/events';
+  await expectCheckError(throttledApi(uri, { stage: { rateLimit: -1, burstLimit: 1.5, colour: 1 } }), [
+    'api.json: throttling.rateLimit: expected a number of requests per second from 0 to 1000000000, found -1',
+    'api.json: throttling.burstLimit: expected an integer from 0 to 1000000000, found a number',
+    'api.json: throttling.colour: unknown key (expected one of: rateLimit, burstLimit)',
+  ]);
+  await expectCheckError(throttledApi(uri, { stage: 5 }), ['api.json: throttling: expected an object {"rateLimit": N, "burstLimit": N}, found an integer']);
+  await expectCheckError(throttledApi(uri, { routes: { chat: { integration: 'backend', throttling: { rateLimit: 5 } } } }),
+    ['api.json: routes.chat.throttling.burstLimit: missing (expected an integer from 0 to 1000000000)']);
+  await expectCheckError(throttledApi(uri, { routes: { chat: { integration: 'backend', throttling: { burstLimit: 5 } } } }),
+    ['api.json: routes.chat.throttling.rateLimit: expected a number of requests per second from 0 to 1000000000, found nothing']);
+  await expectCheckError(throttledApi(uri, { routes: { $disconnect: { integration: 'backend', throttling: { rateLimit: 1, burstLimit: 1 } } } }),
+    ['api.json: routes.$disconnect.throttling: expected on $connect or a WebSocket message route']);
+  const ok = await check(throttledApi(uri, { stage: { rateLimit: 0.5, burstLimit: 0 } }));
+  assert.equal(ok.code, 0, ok.output);
+});
