@@ -9,7 +9,13 @@
  * Every phase has a deadline that a peer cannot stretch: a request (head
  * and body) from its first byte, an idle keep-alive connection between
  * requests, an answer the client does not read. While the integration
- * runs, only the client's hang-up is watched. */
+ * runs, only the client's hang-up is acted on.
+ *
+ * The socket is registered once, edge-triggered, for everything it will
+ * ever need (as nginx does): no epoll_ctl per request. An edge that comes
+ * while the connection is not reading only sets in_ready; the next read
+ * happens when it is set or bytes are buffered. A short read drains the
+ * socket (Linux queues a new edge for any byte that arrives after it). */
 #include "core.h"
 #include "head.h"
 #include "httpreq.h"
@@ -62,7 +68,6 @@ struct gw_rest {
 	gw_gateway_t *gw;
 	lws_dll2_t list; /* gw->rests, while open */
 	enum rest_state state;
-	uint32_t events;
 	gw_req_t *req;
 	char *in; /* IN_BYTES, only while a request is being read or waits */
 	size_t in_len;
@@ -90,6 +95,7 @@ struct gw_rest {
 	int closed;  /* fd closed, memory freed after the epoll batch */
 	int driving; /* inside drive(): no re-entry */
 	int peer_eof; /* the client half-closed (EPOLLRDHUP) */
+	int in_ready; /* the socket may hold unread bytes (see the top) */
 	int continue_sent;
 	size_t lingered; /* bytes dropped while lingering */
 };
@@ -124,12 +130,16 @@ static void rest_close(gw_rest_t *r)
 	gw_defer_free(r->gw, rest_destroy, r);
 }
 
-static void set_events(gw_rest_t *r, uint32_t want)
+/* Edge-triggered, once: reading, writing and a hang-up. */
+#define WATCH_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+
+/* Stopped reading a socket that may hold more (a read budget spent): no
+ * new edge would come for those bytes, so ask epoll to report them again.
+ * Only for a client that keeps sending. */
+static void rearm(gw_rest_t *r)
 {
-	if (r->events == want || r->closed)
-		return;
-	gw_loop_mod(r->gw->loop, &r->watch, want);
-	r->events = want;
+	if (!r->closed)
+		gw_loop_mod(r->gw->loop, &r->watch, WATCH_EVENTS);
 }
 
 static void respond_json(gw_rest_t *r, int status, const char *json);
@@ -790,10 +800,9 @@ static void serve(gw_rest_t *r)
 	if (np > MAX_PARAMS)
 		np = MAX_PARAMS;
 	in = r->route->route.integration;
+	/* Only a hang-up is acted on now; the next request waits in the
+	 * socket (see rest_on_io). */
 	r->state = RS_CALLING;
-	/* Only a hang-up is of interest now (EPOLLHUP and EPOLLERR come
-	 * whatever the mask); the next request waits in the socket. */
-	set_events(r, r->peer_eof ? 0 : EPOLLRDHUP);
 	gw_wheel_cancel(&gw->wheel, &r->timer);
 	call_integration(r, in, path, params, np);
 }
@@ -858,21 +867,28 @@ static void drive(gw_rest_t *r)
 			parse(r);
 			continue;
 		}
-		if (reads++ == MAX_READS)
-			break; /* the socket stays readable: epoll comes back */
+		if (!r->in_ready && !r->peer_eof)
+			break; /* drained: the next edge comes back */
+		if (reads++ == MAX_READS) {
+			rearm(r);
+			break;
+		}
 		r->in_off = r->in_len = 0;
 		if (!r->in && !(r->in = malloc(IN_BYTES)))
 			abort();
 		n = recv(r->watch.fd, r->in, IN_BYTES, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			r->in_ready = 0;
 			break;
+		}
 		if (n <= 0) {
 			rest_close(r);
 			break;
 		}
 		r->in_len = (size_t)n;
+		r->in_ready = n == IN_BYTES;
 		if (!r->req_start)
 			request_started(r);
 	}
@@ -902,7 +918,6 @@ static void next_request(gw_rest_t *r)
 	r->origin = NULL;
 	r->continue_sent = 0;
 	r->state = RS_READING;
-	set_events(r, EPOLLIN | EPOLLRDHUP);
 	r->req_start = 0;
 	if (r->in_off < r->in_len) {
 		request_started(r);
@@ -934,6 +949,7 @@ static void linger(gw_rest_t *r)
 			return;
 		}
 	}
+	rearm(r);
 }
 
 static void flush(gw_rest_t *r)
@@ -959,11 +975,9 @@ static void flush(gw_rest_t *r)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				/* The write deadline set by respond() stands. */
-				set_events(r, EPOLLOUT);
-				return;
-			}
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return; /* EPOLLOUT's edge comes back; the write
+					 * deadline set by respond() stands */
 			rest_close(r);
 			return;
 		}
@@ -978,7 +992,6 @@ static void flush(gw_rest_t *r)
 		}
 		r->state = RS_LINGER;
 		r->in_off = r->in_len = 0;
-		set_events(r, EPOLLIN | EPOLLRDHUP);
 		set_deadline(r, gw_now_ms() + LINGER_MS);
 		linger(r);
 		return;
@@ -986,33 +999,28 @@ static void flush(gw_rest_t *r)
 	next_request(r);
 }
 
-/* While the integration runs. A reset or an error ends the call; a
+/* Every edge is noted whatever the state, since it does not come again: a
  * half-close (EPOLLRDHUP) may come from a client that still waits for its
- * answer: it gets it, then the connection reads its end. */
-static void on_hangup(gw_rest_t *r, uint32_t events)
-{
-	if (events & (EPOLLHUP | EPOLLERR)) {
-		rest_close(r);
-		return;
-	}
-	if (events & EPOLLRDHUP) {
-		r->peer_eof = 1;
-		set_events(r, 0);
-	}
-}
-
+ * answer, which it gets before the connection reads its end. While the
+ * integration runs, a reset or an error ends the call. */
 static void rest_on_io(gw_watch_t *w, uint32_t events)
 {
 	gw_rest_t *r = lws_container_of(w, gw_rest_t, watch);
 
 	if (r->closed)
 		return;
+	if (events & EPOLLRDHUP)
+		r->peer_eof = 1;
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		r->in_ready = 1;
 	switch (r->state) {
 	case RS_WRITING:
-		flush(r);
+		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			flush(r);
 		return;
 	case RS_CALLING:
-		on_hangup(r, events);
+		if (events & (EPOLLHUP | EPOLLERR))
+			rest_close(r);
 		return;
 	case RS_READING:
 		drive(r);
@@ -1039,12 +1047,13 @@ void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
 	gw_buf_init(&r->out);
 	gw_buf_init(&r->out_body);
 	lws_dll2_add_tail(&r->list, &gw->rests);
-	r->events = EPOLLIN | EPOLLRDHUP;
-	if (gw_loop_add(gw->loop, &r->watch, r->events)) {
+	if (gw_loop_add(gw->loop, &r->watch, WATCH_EVENTS)) {
 		rest_close(r);
 		return;
 	}
-	/* The request is already waiting (conn.c read its head). */
+	/* The request is already waiting (conn.c peeked its head): the
+	 * registration reports it as the first edge. */
+	r->in_ready = 1;
 	request_started(r);
 }
 
