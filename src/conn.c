@@ -1028,9 +1028,24 @@ void gw_conn_wait(gw_conn_t *conn, gw_waiter_t *w)
 	lws_dll2_add_tail(&w->list, &conn->waiters);
 }
 
+/* Resets the socket of an open connection: libwebsockets closes it at its
+ * next service, which completes the close (LWS_CALLBACK_CLOSED, the
+ * $disconnect). A zero linger makes that close an RST: a plain close would
+ * leave the kernel holding the unread megabytes in FIN_WAIT1, retrying a
+ * client that does not read (nginx's reset_timedout_connection). */
+static void drop(gw_conn_t *conn)
+{
+	static const struct linger reset = { 1, 0 };
+	int fd = lws_get_socket_fd(conn->wsi);
+
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	lws_set_timeout(conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
 /* A client that does not read never lets the close frame out: past the
- * deadline its socket is dropped, which completes the close (and sends its
- * $disconnect) instead of holding the connection as long as it likes. */
+ * send timeout its socket is dropped, which completes the close (and sends
+ * its $disconnect) instead of holding the connection as long as it likes. */
 static void on_close_timer(gw_wheel_entry_t *e)
 {
 	gw_conn_t *conn = lws_container_of(e, gw_conn_t, close_timer);
@@ -1038,9 +1053,9 @@ static void on_close_timer(gw_wheel_entry_t *e)
 	if (conn->state != CS_OPEN || !conn->wsi)
 		return;
 	gw_log_limited(GW_LOG_WARN, 10000, "connection %s: close not written in %d s "
-		       "(the client does not read); connection dropped", conn->id,
-		       GW_CLOSE_TIMEOUT_S);
-	lws_set_timeout(conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		       "(the client does not read); connection reset", conn->id,
+		       conn->gw->sh->send_timeout_s);
+	drop(conn);
 }
 
 void gw_conn_close(gw_conn_t *conn, int code, const char *reason)
@@ -1051,7 +1066,8 @@ void gw_conn_close(gw_conn_t *conn, int code, const char *reason)
 	conn->close_code = code;
 	snprintf(conn->close_reason, sizeof(conn->close_reason), "%s", reason);
 	gw_wheel_set(&conn->gw->wheel, &conn->close_timer,
-		     gw_now_ms() + (uint64_t)GW_CLOSE_TIMEOUT_S * 1000, on_close_timer);
+		     gw_now_ms() + (uint64_t)conn->gw->sh->send_timeout_s * 1000,
+		     on_close_timer);
 	lws_callback_on_writable(conn->wsi);
 }
 
@@ -1605,6 +1621,28 @@ void gw_conn_shutdown_all(gw_gateway_t *gw)
 			break;
 		}
 	}
+}
+
+size_t gw_conn_drop_all(gw_gateway_t *gw)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < gw->n_slots; i++) {
+		gw_conn_t *conn = gw->slots[i];
+
+		if (conn && conn->state == CS_OPEN && conn->wsi) {
+			if (!conn->closing) {
+				conn->closing = 1;
+				conn->close_code = 1001;
+				snprintf(conn->close_reason, sizeof(conn->close_reason),
+					 "Going away");
+			}
+			gw_wheel_cancel(&gw->wheel, &conn->close_timer);
+			drop(conn);
+			n++;
+		}
+	}
+	return n;
 }
 
 /* Writes the dirty lastActiveAt of at most max connections, taken from the

@@ -37,8 +37,8 @@ typedef struct gw_conn gw_conn_t;
  * bytes more than the raw head takes. */
 #define GW_HEAD_MAX_BYTES 16384
 #define GW_LWS_HEADER_SPACE (GW_HEAD_MAX_BYTES + 2048)
-/* How long a close may wait for a client that does not read, and
- * libwebsockets' own deadlines. */
+/* The default of --send-timeout: how long a close may wait for a client
+ * that does not read, and libwebsockets' own deadlines. */
 #define GW_CLOSE_TIMEOUT_S 10
 
 /* What the event loops (workers) share: read-only configuration, the LMDB
@@ -51,6 +51,7 @@ typedef struct gw_shared {
 	struct gw_gateway **workers;
 	pthread_t *threads;
 	int drain_seconds;
+	int send_timeout_s; /* --send-timeout */
 	int listen_fd, mgmt_fd; /* shared by the loops, each with its own dup */
 	int port, mgmt_port;
 } gw_shared_t;
@@ -95,6 +96,7 @@ struct gw_gateway {
 	lws_sorted_usec_list_t accept_timer;
 	int accept_paused; /* 1 gateway, 2 management listener */
 	lws_sorted_usec_list_t stop_timer;
+	int stop_dropped; /* the drain deadline passed: sockets were reset */
 	int stop_deadline_passed;
 	int destroying; /* no more $disconnect calls: the loop is gone */
 	/* Cross-loop messages (management operations), and the stop request. */
@@ -177,6 +179,9 @@ void gw_conn_delete(gw_conn_t *conn);
 void gw_conn_close(gw_conn_t *conn, int code, const char *reason);
 /* Shutdown: refuse pending handshakes, close open ones with 1001. */
 void gw_conn_shutdown_all(gw_gateway_t *gw);
+/* The drain deadline: resets the socket of every connection still open
+ * (its close completes, with its $disconnect); returns how many. */
+size_t gw_conn_drop_all(gw_gateway_t *gw);
 /* Destroy: frees conns libwebsockets does not know about. */
 void gw_conn_free_unadopted(gw_gateway_t *gw);
 /* Writes every dirty lastActiveAt value to the registry (at exit). */

@@ -426,6 +426,21 @@ static void on_stop_deadline(lws_sorted_usec_list_t *sul)
 {
 	gw_gateway_t *gw = lws_container_of(sul, gw_gateway_t, stop_timer);
 
+	/* At the drain deadline the sockets of clients whose close is still
+	 * not written are reset, so that each gets its $disconnect; those
+	 * calls have the send timeout more to be answered. */
+	if (!gw->stop_dropped) {
+		size_t n = gw_conn_drop_all(gw);
+
+		gw->stop_dropped = 1;
+		if (n) {
+			gw_warn("shutdown: %zu connections not closed after %d s: reset",
+				n, gw->drain_seconds);
+			lws_sul_schedule(gw->ctx, 0, &gw->stop_timer, on_stop_deadline,
+					 (lws_usec_t)gw->sh->send_timeout_s * LWS_US_PER_SEC);
+			return;
+		}
+	}
 	gw_warn("shutdown: %zu connections and %zu integration calls still open after "
 		"%d s, exiting anyway", gw->n_conns, gw_backend_inflight(gw->be),
 		gw->drain_seconds);
@@ -628,7 +643,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	 * for a client that does not read before the socket is dropped (and
 	 * the close completes with its $disconnect). Integration calls have
 	 * their own timers (backend.c), which this does not touch. */
-	info.timeout_secs = GW_CLOSE_TIMEOUT_S;
+	info.timeout_secs = (unsigned)sh->send_timeout_s;
 	/* libwebsockets re-reads the head the gateway approved: it must have
 	 * room for every head the gateway accepts (its 4 KB default refused
 	 * browsers' large cookies after $connect said yes). */
@@ -700,6 +715,7 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	sh->cfg = cfg;
 	sh->n_workers = opts->workers ? opts->workers : (unsigned)(cores > 0 ? cores : 1);
 	sh->drain_seconds = opts->drain_seconds > 0 ? opts->drain_seconds : 10;
+	sh->send_timeout_s = opts->send_timeout_s > 0 ? opts->send_timeout_s : GW_CLOSE_TIMEOUT_S;
 	sh->workers = calloc(sh->n_workers, sizeof(*sh->workers));
 	sh->threads = calloc(sh->n_workers, sizeof(*sh->threads));
 	if (!sh->workers || !sh->threads)

@@ -20,6 +20,9 @@ typedef struct gw_gateway_opts {
 	const char *tls_key;
 	/* seconds given to $disconnect calls on shutdown before exiting */
 	int drain_seconds;
+	/* seconds a close may wait for a client that does not read before its
+	 * socket is reset (0: GW_CLOSE_TIMEOUT_S), like nginx's send_timeout */
+	int send_timeout_s;
 	/* event loops sharing the listeners (0: one per core) */
 	unsigned workers;
 } gw_gateway_opts_t;

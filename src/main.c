@@ -24,6 +24,8 @@ static void usage(FILE *f)
 		"  --workers N          event loops sharing the listeners (default: one per core)\n"
 		"  --tls-cert FILE      PEM certificate chain: serve wss:// and https://\n"
 		"  --tls-key FILE       PEM private key for --tls-cert\n"
+		"  --send-timeout SECONDS  how long a close may wait for a client that\n"
+		"                       does not read before its socket is reset (default 10)\n"
 		"  --check              validate the configuration and exit (0 when valid)\n"
 		"  --connections        print the registry of --data (one JSON line per\n"
 		"                       connection, also while a gateway runs) and exit\n"
@@ -112,6 +114,7 @@ int main(int argc, char **argv)
 		{ "workers", required_argument, NULL, 'W' },
 		{ "connections", no_argument, NULL, 'n' },
 		{ "tls-key", required_argument, NULL, 'K' },
+		{ "send-timeout", required_argument, NULL, 'S' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -147,6 +150,17 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'K': go.tls_key = optarg; break;
+		case 'S': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 1 || n > 3600) {
+				fprintf(stderr, "wsgate: --send-timeout: expected a number of "
+					"seconds from 1 to 3600\n");
+				return 2;
+			}
+			go.send_timeout_s = (int)n;
+			break;
+		}
 		case 'L':
 			level = gw_log_parse_level(optarg);
 			if (level < 0) {

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +45,8 @@ struct gw_relay {
 	pending_t down; /* plaintext -> TLS */
 	int plain_eof;
 	int closed;
+	gw_wheel_entry_t linger; /* closed, its last bytes not yet taken */
+	uint64_t linger_until;
 	uint32_t tls_ev, plain_ev;
 };
 
@@ -154,10 +158,50 @@ static void relay_free(void *p)
 	free(r);
 }
 
-/* Closes both sockets now (the loop skips their remaining events) and
- * frees the memory after the epoll batch. graceful: the session ended
- * cleanly, tell the client (close_notify); after a TLS or socket error
- * OpenSSL must not be asked to write again. */
+/* Bytes the kernel still holds for the client (sent, not acknowledged). */
+static int unsent(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, SIOCOUTQ, &n) ? 0 : n;
+}
+
+/* Closes the TLS socket (the loop skips its remaining events) and frees the
+ * memory after the epoll batch. reset: an RST, so that the kernel does not
+ * keep retrying bytes a client that does not read never takes (FIN_WAIT1,
+ * holding its buffers for minutes). */
+static void relay_release(gw_relay_t *r, int reset)
+{
+	static const struct linger rst = { 1, 0 };
+
+	if (reset && r->tls_w.fd >= 0)
+		setsockopt(r->tls_w.fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	gw_wheel_cancel(&r->gw->wheel, &r->linger);
+	gw_watch_close(r->gw, &r->tls_w);
+	lws_dll2_remove(&r->list);
+	gw_defer_free(r->gw, relay_free, r);
+}
+
+/* A closed relay whose client had not taken its last bytes: released once
+ * they are taken, reset at the send timeout (--send-timeout). */
+static void on_linger(gw_wheel_entry_t *e)
+{
+	gw_relay_t *r = lws_container_of(e, gw_relay_t, linger);
+	int left = unsent(r->tls_w.fd);
+
+	if (left && gw_now_ms() < r->linger_until) {
+		gw_wheel_set(&r->gw->wheel, &r->linger, gw_now_ms() + 200, on_linger);
+		return;
+	}
+	relay_release(r, left > 0);
+}
+
+/* Closes the relay. graceful: the session ended cleanly, tell the client
+ * (close_notify); after a TLS or socket error OpenSSL must not be asked to
+ * write again, and the client is reset. A graceful end whose bytes are
+ * still in the kernel keeps the TLS socket, out of epoll, until they are
+ * taken or the send timeout passes: libwebsockets handed everything over
+ * and cannot know the client stopped reading. */
 static void relay_close(gw_relay_t *r, int graceful)
 {
 	if (r->closed)
@@ -168,10 +212,14 @@ static void relay_close(gw_relay_t *r, int graceful)
 	SSL_free(r->ssl);
 	r->ssl = NULL;
 	ERR_clear_error();
-	gw_watch_close(r->gw, &r->tls_w);
 	gw_watch_close(r->gw, &r->plain_w);
-	lws_dll2_remove(&r->list);
-	gw_defer_free(r->gw, relay_free, r);
+	if (graceful && unsent(r->tls_w.fd) > 0) {
+		gw_loop_del(r->gw->loop, &r->tls_w);
+		r->linger_until = gw_now_ms() + (uint64_t)r->gw->sh->send_timeout_s * 1000;
+		gw_wheel_set(&r->gw->wheel, &r->linger, gw_now_ms() + 200, on_linger);
+		return;
+	}
+	relay_release(r, !graceful);
 }
 
 /* What one direction's step did. STEP_LAST: bytes moved and the source
@@ -376,7 +424,13 @@ fail:
 
 void gw_relay_free_all(gw_gateway_t *gw)
 {
-	/* relay_close unlinks; the memory goes with the loop's deferred frees. */
-	while (gw->relays.head)
-		relay_close(lws_container_of(gw->relays.head, gw_relay_t, list), 0);
+	/* relay_release unlinks; the memory goes with the loop's deferred frees. */
+	while (gw->relays.head) {
+		gw_relay_t *r = lws_container_of(gw->relays.head, gw_relay_t, list);
+
+		if (r->closed)
+			relay_release(r, 1); /* lingering */
+		else
+			relay_close(r, 0);
+	}
 }
