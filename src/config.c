@@ -983,20 +983,19 @@ static void load_api_keys(struct loader *l, json_t *root, gw_api_t *api)
 			"list at least one)");
 }
 
-/* {rateLimit, burstLimit} into a new bucket; NULL after a problem. */
-static gw_throttle_t *load_throttling(struct loader *l, const char *where, json_t *v)
+/* {rateLimit, burstLimit}; 0, or -1 after a problem. */
+static int load_rate(struct loader *l, const char *where, json_t *v, gw_rate_t *out)
 {
 	static const char *const keys[] = { "rateLimit", "burstLimit", NULL };
 	json_t *rate = json_object_get(v, "rateLimit");
 	char path[320];
-	gw_throttle_t *t;
 	long long burst;
 	int before = l->errors;
 
 	if (!json_is_object(v)) {
 		problem(l, where, "expected an object {\"rateLimit\": N, \"burstLimit\": N}, "
 			"found %s", json_kind(v));
-		return NULL;
+		return -1;
 	}
 	check_keys(l, where, v, keys);
 	snprintf(path, sizeof(path), "%s.rateLimit", where);
@@ -1011,13 +1010,73 @@ static gw_throttle_t *load_throttling(struct loader *l, const char *where, json_
 		problem(l, path, "missing (expected an integer from 0 to 1000000000)");
 	burst = get_int(l, v, "burstLimit", path, 0, 0, 1000000000);
 	if (l->errors != before)
+		return -1;
+	out->set = 1;
+	out->rate = json_number_value(rate);
+	out->burst = (uint64_t)burst;
+	return 0;
+}
+
+/* {rateLimit, burstLimit} into a new bucket; NULL after a problem. */
+static gw_throttle_t *load_throttling(struct loader *l, const char *where, json_t *v)
+{
+	gw_rate_t r = { 0, 0, 0 };
+	gw_throttle_t *t;
+
+	if (load_rate(l, where, v, &r))
 		return NULL;
 	/* Its own cache line: loops hammer it from several cores. */
 	t = aligned_alloc(64, 64);
 	if (!t)
 		abort();
-	gw_throttle_init(t, json_number_value(rate), (uint64_t)burst);
+	gw_throttle_init(t, r.rate, r.burst);
 	return t;
+}
+
+/* connectionThrottling: {messages: {...}, bytes: {...}} */
+static void load_conn_throttling(struct loader *l, json_t *root, gw_api_t *api)
+{
+	static const char *const keys[] = { "messages", "bytes", NULL };
+	json_t *obj = json_object_get(root, "connectionThrottling"), *v;
+
+	if (!obj)
+		return;
+	if (!json_is_object(obj)) {
+		problem(l, "connectionThrottling", "expected an object {\"messages\": {...}, "
+			"\"bytes\": {...}}, found %s", json_kind(obj));
+		return;
+	}
+	check_keys(l, "connectionThrottling", obj, keys);
+	if ((v = json_object_get(obj, "messages")))
+		load_rate(l, "connectionThrottling.messages", v, &api->conn_messages);
+	if ((v = json_object_get(obj, "bytes")))
+		load_rate(l, "connectionThrottling.bytes", v, &api->conn_bytes);
+}
+
+/* sourceIpLimits: {maxConnections, newConnections: {...}} */
+static void load_ip_limits(struct loader *l, json_t *root, gw_api_t *api)
+{
+	static const char *const keys[] = { "maxConnections", "newConnections", NULL };
+	json_t *obj = json_object_get(root, "sourceIpLimits"), *v;
+	gw_rate_t r = { 0, 0, 0 };
+
+	if (!obj)
+		return;
+	if (!json_is_object(obj)) {
+		problem(l, "sourceIpLimits", "expected an object {\"maxConnections\": N, "
+			"\"newConnections\": {...}}, found %s", json_kind(obj));
+		return;
+	}
+	check_keys(l, "sourceIpLimits", obj, keys);
+	api->ip_limited = 1;
+	api->ip_rule.max_conns = (unsigned)get_int(l, obj, "maxConnections",
+		"sourceIpLimits.maxConnections", 0, 1, 100000000);
+	if ((v = json_object_get(obj, "newConnections")) &&
+	    !load_rate(l, "sourceIpLimits.newConnections", v, &r)) {
+		api->ip_rule.rate_set = 1;
+		api->ip_rule.rate = r.rate;
+		api->ip_rule.burst = r.burst;
+	}
 }
 
 static void load_route_edge(struct loader *l, json_t *routes, gw_api_t *api,
@@ -1069,6 +1128,8 @@ static void load_edge(struct loader *l, json_t *root, gw_api_t *api)
 
 	load_origins(l, root, api);
 	load_api_keys(l, root, api);
+	load_conn_throttling(l, root, api);
+	load_ip_limits(l, root, api);
 	if (stage)
 		api->upgrade_throttle = load_throttling(l, "throttling", stage);
 	if (stage && !api->upgrade_throttle)
@@ -1116,7 +1177,8 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "name", "stage", "basePath",
 		"routeSelectionExpression", "stageVariables", "limits", "integrations",
-		"routes", "cors", "allowedOrigins", "apiKeys", "throttling", NULL };
+		"routes", "cors", "allowedOrigins", "apiKeys", "throttling",
+		"connectionThrottling", "sourceIpLimits", NULL };
 	char err[200];
 
 	if (!json_is_object(root)) {

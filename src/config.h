@@ -14,6 +14,7 @@
 
 #include "select.h"
 #include "throttle.h"
+#include "iplimit.h"
 
 typedef enum gw_integration_type {
 	GW_INTEG_AWS_PROXY = 0, /* Lambda proxy events, Lambda proxy responses */
@@ -145,6 +146,10 @@ typedef struct gw_api {
 	size_t n_api_keys;
 	char *api_key_query;       /* query parameter that may carry it, or NULL */
 	gw_throttle_t *upgrade_throttle; /* $connect's or the stage's; NULL: none */
+	gw_rate_t conn_messages;   /* per connection: messages per second */
+	gw_rate_t conn_bytes;      /* per connection: bytes per second */
+	int ip_limited;            /* sourceIpLimits given */
+	gw_iplimit_rule_t ip_rule;
 } gw_api_t;
 
 /* A configuration is an immutable snapshot, counted by reference: never

@@ -16,6 +16,7 @@
  * A conn is only ever freed by conn_finish(), never twice. */
 #include "core.h"
 #include "admit.h"
+#include "iplimit.h"
 #include "bus.h"
 #include "head.h"
 #include "httpresp.h"
@@ -134,6 +135,11 @@ struct gw_conn {
 	gw_wheel_entry_t close_timer; /* a close not written by then drops TCP */
 	lws_dll2_owner_t waiters;
 	lws_dll2_t open_list;
+
+	/* Security at the edge (issue 12): this connection's own buckets, and
+	 * whether it counts in its source IP's limits. */
+	gw_throttle_t msg_rate, byte_rate;
+	int ip_held;
 };
 
 /* The conn being handed to libwebsockets: its first callback runs inside
@@ -238,10 +244,13 @@ static void cancel_calls(gw_conn_t *conn)
 	}
 }
 
+static void edge_release(gw_conn_t *conn);
+
 static void conn_free(void *p)
 {
 	gw_conn_t *conn = p;
 
+	edge_release(conn);
 	gw_config_unref(conn->cfg);
 	free(conn->user_agent);
 	free(conn->host);
@@ -613,6 +622,30 @@ static int api_key_valid(gw_conn_t *conn)
 	return ok;
 }
 
+/* sourceIpLimits: connections open at once and new ones per second, per
+ * source address (IPv6 per /64), over every loop. 0 after answering 429. */
+static int source_ip_admitted(gw_conn_t *conn)
+{
+	const gw_api_t *api = conn->api;
+	enum gw_iplimit_result rc;
+	char rid[24];
+
+	if (!api->ip_limited)
+		return 1;
+	rc = gw_iplimit_acquire(conn->source_ip, &api->ip_rule, gw_throttle_now_ns());
+	if (rc == GW_IPLIMIT_OK)
+		conn->ip_held = 1;
+	if (rc == GW_IPLIMIT_OK || rc == GW_IPLIMIT_BAD_ADDR)
+		return 1;
+	gw_gateway_request_id(conn->gw, rid);
+	gw_log_limited(GW_LOG_WARN, 10000, "upgrade throttled (429, request %s, api %s, %s): %s",
+		       rid, api->name, conn->source_ip, rc == GW_IPLIMIT_TOO_MANY
+		       ? "sourceIpLimits.maxConnections reached"
+		       : "sourceIpLimits.newConnections rate limit");
+	RAW_JSON(conn, 429, "{\"message\":\"Too Many Requests\"}");
+	return 0;
+}
+
 /* 1: the upgrade goes on to $connect; 0: it was answered (403, 429). */
 static int admit_upgrade(gw_conn_t *conn)
 {
@@ -638,6 +671,8 @@ static int admit_upgrade(gw_conn_t *conn)
 		RAW_JSON(conn, 403, "{\"message\":\"Forbidden\"}");
 		return 0;
 	}
+	if (!source_ip_admitted(conn))
+		return 0;
 	if (api->upgrade_throttle &&
 	    !gw_throttle_take(api->upgrade_throttle, gw_throttle_now_ns(), 1)) {
 		gw_gateway_request_id(conn->gw, rid);
@@ -646,7 +681,20 @@ static int admit_upgrade(gw_conn_t *conn)
 		RAW_JSON(conn, 429, "{\"message\":\"Too Many Requests\"}");
 		return 0;
 	}
+	if (api->conn_messages.set)
+		gw_throttle_init(&conn->msg_rate, api->conn_messages.rate, api->conn_messages.burst);
+	if (api->conn_bytes.set)
+		gw_throttle_init(&conn->byte_rate, api->conn_bytes.rate, api->conn_bytes.burst);
 	return 1;
+}
+
+/* Gives back what admission took (its place in the source IP's count):
+ * called once, when the conn is freed. */
+static void edge_release(gw_conn_t *conn)
+{
+	if (conn->ip_held)
+		gw_iplimit_release(conn->source_ip, gw_throttle_now_ns());
+	conn->ip_held = 0;
 }
 
 /* The key is the client's secret toward the gateway: the $connect event
@@ -1298,14 +1346,39 @@ static const gw_route_t *select_route(gw_conn_t *conn, const char *msg, size_t l
  * frame, the connection stays open and no integration is called. */
 static int message_admitted(gw_conn_t *conn, const gw_route_t *route)
 {
+	const gw_api_t *api = conn->api;
+	uint64_t now;
 	char rid[24];
+	int by;
 
-	if (!route->throttle || gw_throttle_take(route->throttle, gw_throttle_now_ns(), 1))
+	if (!route->throttle && !api->conn_messages.set && !api->conn_bytes.set)
+		return 1;
+	now = gw_throttle_now_ns();
+	/* The connection's own limits first: a client over them does not eat
+	 * the tokens the route's other clients share. */
+	if (api->conn_messages.set && !gw_throttle_take(&conn->msg_rate, now, 1))
+		by = 1;
+	else if (api->conn_bytes.set && !gw_throttle_take(&conn->byte_rate, now, conn->rx.len))
+		by = 2;
+	else if (route->throttle && !gw_throttle_take(route->throttle, now, 1))
+		by = 3;
+	else
 		return 1;
 	gw_gateway_request_id(conn->gw, rid);
-	gw_log_limited(GW_LOG_WARN, 10000, "connection %s: message to %s throttled (request "
-		       "%s)", conn->id, route->key, rid);
-	send_error_frame(conn, "Too Many Requests", rid);
+	/* One call site per cause: each is rate-limited, and seen, on its own. */
+	if (by == 1)
+		gw_log_limited(GW_LOG_WARN, 10000, "connection %s: message to %s throttled by "
+			       "connectionThrottling.messages (request %s)", conn->id, route->key, rid);
+	else if (by == 2)
+		gw_log_limited(GW_LOG_WARN, 10000, "connection %s: message to %s throttled by "
+			       "connectionThrottling.bytes (request %s)", conn->id, route->key, rid);
+	else
+		gw_log_limited(GW_LOG_WARN, 10000, "connection %s: message to %s throttled "
+			       "(request %s)", conn->id, route->key, rid);
+	/* A client that does not read its throttled frames is not answered
+	 * any more until it does (no log line per message either). */
+	if (!conn->congested)
+		send_error_frame(conn, "Too Many Requests", rid);
 	return 0;
 }
 

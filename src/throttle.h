@@ -19,6 +19,13 @@ typedef struct gw_throttle {
 
 enum { GW_THROTTLE_OFF = 0, GW_THROTTLE_ON, GW_THROTTLE_DENY };
 
+/* A configured limit, before it becomes a bucket. */
+typedef struct gw_rate {
+	int set;
+	double rate;
+	uint64_t burst;
+} gw_rate_t;
+
 /* rate: tokens per second (> 0, fractions allowed); burst: the bucket's
  * size. A rate or burst of 0 refuses everything, as on AWS. The bucket
  * starts full. */

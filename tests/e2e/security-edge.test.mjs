@@ -26,6 +26,9 @@ async function expectCheckError(api, lines, extraFiles) {
   return res;
 }
 
+/** Waits for a line matching re in the gateway's log (stderr arrives on its own pipe). */
+const logged = (gw, re) => waitUntil(() => re.test(gw.output()), 3000, `a log line matching ${re}`);
+
 const connects = (backend) => backend.events.filter((e) => e.requestContext?.eventType === 'CONNECT');
 
 /** The status and body of a refused upgrade sent on a raw socket. */
@@ -55,7 +58,7 @@ test('item allowedOrigins: an upgrade from a forbidden Origin gets 403 before $c
     assert.equal(await connectRefused(gw.url, { headers: { Origin: origin } }), 403, origin);
   }
   assert.equal(connects(backend).length, 0, 'no $connect call for a forbidden Origin');
-  assert.match(gw.output(), /upgrade refused \(403, request \S+, api chat, 127\.0\.0\.1\): Origin "https:\/\/evil\.example" is not in allowedOrigins/);
+  await logged(gw, /upgrade refused \(403, request \S+, api chat, 127\.0\.0\.1\): Origin "https:\/\/evil\.example" is not in allowedOrigins/);
 });
 
 test('item allowedOrigins: exact, wildcard and missing Origins are let through to $connect', async () => {
@@ -149,7 +152,7 @@ test('item API keys: a missing or wrong x-api-key gets 403 before $connect is ca
   // A right key in the header beats nothing: the query is not looked at then.
   assert.equal(await connectRefused(`${gw.url}/?apiKey=${encodeURIComponent(KEY1)}`, { headers: { 'x-api-key': 'wrong' } }), 403);
   assert.equal(connects(backend).length, 0, 'no $connect call without a valid key');
-  assert.match(gw.output(), /upgrade refused \(403, request \S+, api chat, 127\.0\.0\.1\): missing or invalid API key/);
+  await logged(gw, /upgrade refused \(403, request \S+, api chat, 127\.0\.0\.1\): missing or invalid API key/);
 
   for (const key of [KEY1, KEY2]) {
     const ws = await connect(gw.url, { headers: { 'x-api-key': key } });
@@ -282,7 +285,7 @@ test('item throttling: messages over a route\'s burst get AWS\'s frame, the conn
   await waitUntil(() => messages(backend).length === 5);
   assert.equal(JSON.parse(messages(backend)[4].body).i, 6);
   assert.equal(ws.readyState, 1, 'still open');
-  assert.match(gw.output(), new RegExp(`connection ${id}: message to chat throttled \\(request \\S+\\)`));
+  await logged(gw, new RegExp(`connection ${id}: message to chat throttled \\(request \\S+\\)`));
 });
 
 test('item throttling: the stage\'s throttling applies to each route; a route\'s own overrides it; 0 refuses all', async () => {
@@ -322,7 +325,7 @@ test('item throttling: an upgrade over $connect\'s rate gets 429 and costs no $c
   const r = await rawUpgrade(gw, '/', {});
   assert.deepEqual(r, { status: 429, body: '{"message":"Too Many Requests"}' });
   assert.equal(connects(backend).length, 2);
-  assert.match(gw.output(), /upgrade throttled \(429, request \S+, api chat, 127\.0\.0\.1\): \$connect rate limit/);
+  await logged(gw, /upgrade throttled \(429, request \S+, api chat, 127\.0\.0\.1\): \$connect rate limit/);
   // The stage's throttling covers the upgrade of an API without $connect.
   const noConnect = throttledApi(backend.url, { stage: { rateLimit: 0.01, burstLimit: 1 } });
   delete noConnect.routes.$connect;
@@ -374,4 +377,68 @@ test('item throttling: --check names the file, the key and what was expected', a
     ['api.json: routes.$disconnect.throttling: expected on $connect or a WebSocket message route']);
   const ok = await check(throttledApi(uri, { stage: { rateLimit: 0.5, burstLimit: 0 } }));
   assert.equal(ok.code, 0, ok.output);
+});
+
+// ---------------------------------------------------------------------------
+// Per connection and per source IP
+// ---------------------------------------------------------------------------
+
+test('item connection limits: messages and bytes per second of one connection; others unaffected', async () => {
+  const backend = await startBackend();
+  const api = throttledApi(backend.url);
+  api.connectionThrottling = { messages: { rateLimit: 0.01, burstLimit: 4 }, bytes: { rateLimit: 0.01, burstLimit: 1000 } };
+  const gw = await startGateway({ routes: api });
+  const a = await connect(gw.url);
+  const b = await connect(gw.url);
+  for (let i = 0; i < 6; i++) send(a, JSON.stringify({ action: 'chat', i }));
+  for (let i = 0; i < 2; i++) assert.match((await nextMessage(a)).data, THROTTLED);
+  await waitUntil(() => messages(backend).length === 4);
+  // b has its own buckets: a big message passes, the next is over 1000 bytes.
+  send(b, JSON.stringify({ action: 'chat', pad: 'x'.repeat(900) }));
+  send(b, JSON.stringify({ action: 'chat', pad: 'y'.repeat(200) }));
+  assert.match((await nextMessage(b)).data, THROTTLED);
+  await waitUntil(() => messages(backend).length === 5);
+  assert.equal(a.readyState, 1);
+  assert.equal(b.readyState, 1);
+  await logged(gw, /message to chat throttled by connectionThrottling\.messages/);
+  await logged(gw, /message to chat throttled by connectionThrottling\.bytes/);
+});
+
+test('item source IP limits: concurrent connections and new connections per second per IP get 429', async () => {
+  const backend = await startBackend();
+  const api = throttledApi(backend.url);
+  api.sourceIpLimits = { maxConnections: 3 };
+  const gw = await startGateway({ routes: api, args: ['--workers', '2'] });
+  const open = [];
+  for (let i = 0; i < 3; i++) open.push(await connect(gw.url));
+  assert.equal(await connectRefused(gw.url), 429);
+  assert.equal(connects(backend).length, 3, 'no $connect call over the limit');
+  await logged(gw, /upgrade throttled \(429, request \S+, api chat, 127\.0\.0\.1\): sourceIpLimits\.maxConnections reached/);
+  // A connection that closes gives its place back.
+  open[0].close();
+  await waitUntil(() => backend.events.some((e) => e.requestContext?.eventType === 'DISCONNECT'));
+  await waitUntil(async () => {
+    try { open.push(await connect(gw.url)); return true; } catch { return false; }
+  }, 3000, 'a place to come back');
+
+  const api2 = throttledApi(backend.url);
+  api2.sourceIpLimits = { newConnections: { rateLimit: 0.01, burstLimit: 2 } };
+  const gw2 = await startGateway({ routes: api2 });
+  (await connect(gw2.url)).close();
+  (await connect(gw2.url)).close();
+  assert.equal(await connectRefused(gw2.url), 429);
+  await logged(gw2, /sourceIpLimits\.newConnections rate limit/);
+});
+
+test('item connection limits: --check names the file, the key and what was expected', async () => {
+  const uri = 'http://127.0.0.1:9/events';
+  const api = throttledApi(uri);
+  api.connectionThrottling = { messages: { rateLimit: 1 }, bits: 1 };
+  api.sourceIpLimits = { maxConnections: 0, newConnections: 5 };
+  await expectCheckError(api, [
+    'api.json: connectionThrottling.messages.burstLimit: missing',
+    'api.json: connectionThrottling.bits: unknown key (expected one of: messages, bytes)',
+    'api.json: sourceIpLimits.maxConnections: expected an integer from 1 to 100000000, found 0',
+    'api.json: sourceIpLimits.newConnections: expected an object {"rateLimit": N, "burstLimit": N}, found an integer',
+  ]);
 });

@@ -4,6 +4,7 @@
 #include "unit.h"
 
 #include "throttle.h"
+#include "iplimit.h"
 
 #include <pthread.h>
 
@@ -115,8 +116,45 @@ static void test_real_clock(void)
 	CHECK_MSG(n >= 38 && n <= 42, "took %d", n);
 }
 
+/* iplimit.c: concurrent connections and new connections per second per
+ * source address; IPv6 by /64; entries go once they hold nothing. */
+static void test_ip_limits(void)
+{
+	gw_iplimit_rule_t conns = { 2, 0, 0, 0 }, rate = { 0, 1, 1, 2 };
+	uint64_t now = 100 * S;
+
+	CHECK_INT_EQ(gw_iplimit_acquire("10.0.0.1", &conns, now), GW_IPLIMIT_OK);
+	CHECK_INT_EQ(gw_iplimit_acquire("10.0.0.1", &conns, now), GW_IPLIMIT_OK);
+	CHECK_INT_EQ(gw_iplimit_acquire("10.0.0.1", &conns, now), GW_IPLIMIT_TOO_MANY);
+	CHECK_INT_EQ(gw_iplimit_acquire("10.0.0.2", &conns, now), GW_IPLIMIT_OK);
+	gw_iplimit_release("10.0.0.1", now);
+	CHECK_INT_EQ(gw_iplimit_acquire("10.0.0.1", &conns, now), GW_IPLIMIT_OK);
+	/* One /64 is one client; the next /64 another. */
+	CHECK_INT_EQ(gw_iplimit_acquire("2001:db8:1:2::1", &conns, now), GW_IPLIMIT_OK);
+	CHECK_INT_EQ(gw_iplimit_acquire("2001:db8:1:2:ffff::9", &conns, now), GW_IPLIMIT_OK);
+	CHECK_INT_EQ(gw_iplimit_acquire("2001:db8:1:2:abcd::", &conns, now), GW_IPLIMIT_TOO_MANY);
+	CHECK_INT_EQ(gw_iplimit_acquire("2001:db8:1:3::1", &conns, now), GW_IPLIMIT_OK);
+	CHECK_INT_EQ(gw_iplimit_acquire("not an address", &conns, now), GW_IPLIMIT_BAD_ADDR);
+	/* New connections per second: a burst of 2, then one a second. */
+	CHECK_INT_EQ(gw_iplimit_acquire("10.1.0.1", &rate, now), GW_IPLIMIT_OK);
+	CHECK_INT_EQ(gw_iplimit_acquire("10.1.0.1", &rate, now), GW_IPLIMIT_OK);
+	CHECK_INT_EQ(gw_iplimit_acquire("10.1.0.1", &rate, now), GW_IPLIMIT_TOO_FAST);
+	CHECK_INT_EQ(gw_iplimit_acquire("10.1.0.1", &rate, now + S), GW_IPLIMIT_OK);
+	/* Everything given back and the buckets full again: nothing held. */
+	for (int i = 0; i < 2; i++)
+		gw_iplimit_release("10.0.0.1", now);
+	gw_iplimit_release("10.0.0.2", now);
+	for (int i = 0; i < 2; i++)
+		gw_iplimit_release("2001:db8:1:2::7", now);
+	gw_iplimit_release("2001:db8:1:3::1", now);
+	for (int i = 0; i < 3; i++)
+		gw_iplimit_release("10.1.0.1", now + 10 * S);
+	CHECK_INT_EQ(gw_iplimit_entries(), 0);
+}
+
 int main(void)
 {
+	RUN(test_ip_limits);
 	RUN(test_burst_then_rate);
 	RUN(test_fractional_rate);
 	RUN(test_zero_refuses_everything);
