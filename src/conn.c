@@ -652,6 +652,10 @@ static int admit_upgrade(gw_conn_t *conn)
 	const gw_api_t *api = conn->api;
 	char rid[24];
 
+	/* The source address first: its rate also bounds how fast one address
+	 * can try keys. */
+	if (!source_ip_admitted(conn))
+		return 0;
 	if (!origin_allowed(conn)) {
 		int n;
 		gw_str_t o = single_header(conn, "Origin", &n);
@@ -671,8 +675,6 @@ static int admit_upgrade(gw_conn_t *conn)
 		RAW_JSON(conn, 403, "{\"message\":\"Forbidden\"}");
 		return 0;
 	}
-	if (!source_ip_admitted(conn))
-		return 0;
 	if (api->upgrade_throttle &&
 	    !gw_throttle_take(api->upgrade_throttle, gw_throttle_now_ns(), 1)) {
 		gw_gateway_request_id(conn->gw, rid);
