@@ -14,9 +14,17 @@
  * (403), send a body whose length is not declared up front (411: the
  * framing of what follows would be a guess), take more than
  * BODY_DEADLINE_S to send a body (408), or upgrade the listener to
- * WebSocket or h2c (400). Each of those answers closes the connection. */
+ * WebSocket or h2c (400). Each of those answers closes the connection.
+ *
+ * With managementAuth (every API file has one, config.h), each request is
+ * signed with SigV4 as the AWS SDKs and CLI sign it (sigv4.h): the head is
+ * checked as it arrives (no signature, a malformed one or a stale date:
+ * 403 before any body is read), the signature once the body is complete,
+ * against the keys of the API the connection ID names. A key reaches its
+ * own API's connections only. No secret is ever logged or answered. */
 #include "bus.h"
 #include "log.h"
+#include "sigv4.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +35,8 @@
 #define BODY_LIMIT ((size_t)16 << 20)
 /* From the request head to the body's last byte. */
 #define BODY_DEADLINE_S 10
+/* SigV4's allowed clock skew, either way (AWS's 15 minutes). */
+#define SIGV4_SKEW_S (15 * 60)
 
 /* The request's method, as an operation (OP_NONE: none that we serve). */
 enum op { OP_NONE = 0, OP_POST = GW_OP_POST, OP_GET = GW_OP_GET, OP_DELETE = GW_OP_DELETE };
@@ -55,6 +65,7 @@ struct mgmt_pss {
 	char request_id[24];
 	uint64_t token;
 	lws_dll2_t pending; /* gw->mgmt_pending, while an operation runs */
+	gw_sigv4_t sig;     /* with managementAuth: the head, checked */
 };
 
 static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
@@ -112,6 +123,156 @@ static int stage_allowed(gw_gateway_t *gw, const char *stage, const gw_op_t *op)
 	       !strcmp(stage, rec.stage);
 }
 
+/* --- SigV4 (managementAuth) --- */
+
+static void answer_and_close(struct mgmt_pss *pss, int status, const char *type,
+			     const char *message);
+
+/* A header of the request being answered, by its lowercase name. */
+static int lws_header(void *user, const char *name, gw_buf_t *out)
+{
+	struct lws *wsi = user;
+	size_t n = strlen(name);
+	char key[136];
+	int len;
+
+	if (n + 2 > sizeof(key))
+		return -1;
+	for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+		const char *s = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+
+		if (!s || strncmp(s, name, n) || s[n] != ':' || s[n + 1])
+			continue;
+		len = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+		if (len <= 0)
+			return -1;
+		gw_buf_reserve(out, (size_t)len + 1);
+		if (lws_hdr_copy(wsi, out->data + out->len, len + 1,
+				 (enum lws_token_indexes)t) != len)
+			return -1;
+		out->len += (size_t)len;
+		return 0;
+	}
+	memcpy(key, name, n);
+	key[n] = ':';
+	key[n + 1] = '\0';
+	len = lws_hdr_custom_length(wsi, key, (int)n + 1);
+	if (len < 0)
+		return -1;
+	gw_buf_reserve(out, (size_t)len + 1);
+	if (lws_hdr_custom_copy(wsi, out->data + out->len, len + 1, key, (int)n + 1) != len)
+		return -1;
+	out->len += (size_t)len;
+	return 0;
+}
+
+static const char *const method_names[] = { [OP_POST] = "POST", [OP_GET] = "GET",
+					    [OP_DELETE] = "DELETE" };
+
+static void refuse_auth(struct mgmt_pss *pss, enum gw_sigv4_status st, const char *why)
+{
+	const char *type = st == GW_SIGV4_MISSING ? "ForbiddenException" :
+			   st == GW_SIGV4_INCOMPLETE ? "IncompleteSignatureException" :
+						       "InvalidSignatureException";
+
+	gw_log_limited(GW_LOG_WARN, 10000, "management %s: 403 %s: %s", pss->request_id, type,
+		       why);
+	answer_and_close(pss, 403, type, why);
+}
+
+/* The head of a signed request: header syntax, scope and clock. 0 to go
+ * on, -1 when the request has been answered (403). */
+static int check_head(struct lws *wsi, struct mgmt_pss *pss, const char *uri, size_t len)
+{
+	gw_str_t args[32];
+	char frags[32][256], why[400];
+	size_t n_args = 0;
+	enum gw_sigv4_status st;
+	gw_sigv4_request_t req = { method_names[pss->op], uri, len, args, 0, lws_header, wsi };
+
+	while (n_args < 32) {
+		int n = lws_hdr_copy_fragment(wsi, frags[n_args], sizeof(frags[0]),
+					      WSI_TOKEN_HTTP_URI_ARGS, (int)n_args);
+
+		if (n < 0)
+			break;
+		args[n_args].ptr = frags[n_args];
+		args[n_args].len = (size_t)n;
+		n_args++;
+	}
+	req.n_query = n_args;
+	gw_sigv4_dispose(&pss->sig);
+	gw_sigv4_init(&pss->sig);
+	st = gw_sigv4_begin(&pss->sig, &req, "execute-api", (int64_t)(gw_wall_ms() / 1000),
+			    SIGV4_SKEW_S, why, sizeof(why));
+	if (st == GW_SIGV4_OK)
+		return 0;
+	refuse_auth(pss, st, why);
+	return -1;
+}
+
+/* The signature, under the keys of api (the one the connection ID names),
+ * or of any API serving the path's stage when the ID names none. 0 when it
+ * holds; otherwise the request has been answered (403). */
+static int check_signature(struct mgmt_pss *pss, const gw_api_t *api)
+{
+	const gw_config_t *cfg = pss->gw->cfg;
+	const gw_mgmt_key_t *key = NULL;
+	enum gw_sigv4_status st = GW_SIGV4_MISMATCH;
+	char why[400] = "";
+
+	for (size_t i = 0; i < cfg->n_apis && st; i++) {
+		const gw_api_t *a = api ? api : &cfg->apis[i];
+		const gw_mgmt_key_t *k;
+
+		/* A known API is checked against the path's stage afterwards
+		 * (403 ForbiddenException); otherwise the stage narrows the keys. */
+		if ((api && i) || (!api && pss->stage[0] && strcmp(a->stage, pss->stage)) ||
+		    !(k = gw_config_mgmt_key(a, pss->sig.access_key)))
+			continue;
+		key = k;
+		if (!gw_config_mgmt_key_region(k, pss->sig.region)) {
+			snprintf(why, sizeof(why), "Credential should be scoped to a valid "
+				 "region, not '%s'.", pss->sig.region);
+			continue;
+		}
+		st = gw_sigv4_finish(&pss->sig, k->secret, k->secret_len, pss->body.data,
+				     pss->body.len, why, sizeof(why));
+	}
+	if (!st)
+		return 0;
+	if (!key) {
+		gw_log_limited(GW_LOG_WARN, 10000, "management %s: 403 "
+			       "UnrecognizedClientException: access key %s is not a key of "
+			       "this connection's API", pss->request_id, pss->sig.access_key);
+		set_answer(pss, 403, "UnrecognizedClientException",
+			   "The security token included in the request is invalid.");
+		return -1;
+	}
+	refuse_auth(pss, GW_SIGV4_MISMATCH, why);
+	pss->close_after = 0; /* the body has been read: the connection can stay */
+	return -1;
+}
+
+/* The API whose keys sign for op's connection: the one its ID names, or
+ * for IDs past 255 APIs the registry's; NULL when nothing says. */
+static const gw_api_t *connection_api(gw_gateway_t *gw, const gw_op_t *op)
+{
+	gw_conn_record_t rec;
+
+	if (!op)
+		return NULL;
+	if (op->target.api != GW_CONNID_API_MANY)
+		return op->target.api < gw->cfg->n_apis ? &gw->cfg->apis[op->target.api] : NULL;
+	if (gw_registry_get(gw->reg, op->id, strlen(op->id), &rec) != GW_REG_OK)
+		return NULL;
+	for (size_t i = 0; i < gw->cfg->n_apis; i++)
+		if (!strcmp(gw->cfg->apis[i].name, rec.api) &&
+		    !strcmp(gw->cfg->apis[i].stage, rec.stage))
+			return &gw->cfg->apis[i];
+	return NULL;
+}
+
 /* Turns the request into an operation for the connection's loop. A
  * malformed, forged or stale ID is refused (410) without any lookup. */
 static void start(struct mgmt_pss *pss)
@@ -128,6 +289,10 @@ static void start(struct mgmt_pss *pss)
 		return;
 	}
 	op = gw_op_create((enum gw_op_kind)pss->op, pss->id, pss->id_len);
+	if (gw_config_mgmt_auth(gw->cfg) && check_signature(pss, connection_api(gw, op))) {
+		gw_op_destroy(op);
+		return;
+	}
 	if (!op) {
 		set_answer(pss, 410, "GoneException", NULL);
 		return;
@@ -376,6 +541,10 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 		answer_and_close(pss, 405, "MethodNotAllowedException", "Method Not Allowed");
 		return;
 	}
+	if (gw_config_mgmt_auth(pss->gw->cfg) && check_head(wsi, pss, uri, len)) {
+		lws_sul_cancel(&pss->body_timer);
+		return;
+	}
 	if (pss->op == OP_POST && !empty)
 		return; /* started once the body is complete */
 	/* Without a body, libwebsockets gives no sign of requests pipelined
@@ -468,6 +637,7 @@ static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 				lws_dll2_remove(&pss->pending);
 			gw_buf_dispose(&pss->body);
 			gw_buf_dispose(&pss->out);
+			gw_sigv4_dispose(&pss->sig);
 		}
 		return 0;
 

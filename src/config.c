@@ -1173,12 +1173,252 @@ static int valid_stage(const char *s)
 	return 1;
 }
 
+/* --- managementAuth: SigV4 keys for the management API --- */
+
+#define MAX_SECRET_BYTES 4096
+
+/* The secret of a key, from an environment variable or a file. Messages
+ * name the variable or the file, never what they hold. */
+static char *read_secret(struct loader *l, const char *path, json_t *key, size_t *len)
+{
+	json_t *env = json_object_get(key, "secretAccessKeyEnv"),
+	       *file = json_object_get(key, "secretAccessKeyFile");
+	char *secret = NULL, where[300];
+	size_t n = 0;
+
+	if (!env == !file) {
+		problem(l, path, "expected exactly one of secretAccessKeyEnv (the name of an "
+			"environment variable) or secretAccessKeyFile (a file holding the "
+			"secret)");
+		return NULL;
+	}
+	if (env) {
+		const char *v;
+
+		snprintf(where, sizeof(where), "%s.secretAccessKeyEnv", path);
+		if (!json_is_string(env) || !json_string_length(env)) {
+			problem(l, where, "expected the name of an environment variable");
+			return NULL;
+		}
+		v = getenv(json_string_value(env));
+		if (!v || !*v) {
+			problem(l, where, "environment variable %s is not set or empty "
+				"(expected the secret access key)", json_string_value(env));
+			return NULL;
+		}
+		secret = strdup(v);
+		n = strlen(v);
+	} else {
+		struct stat st;
+		FILE *f;
+
+		snprintf(where, sizeof(where), "%s.secretAccessKeyFile", path);
+		if (!json_is_string(file) || !json_string_length(file)) {
+			problem(l, where, "expected a file name");
+			return NULL;
+		}
+		if (stat(json_string_value(file), &st) || !S_ISREG(st.st_mode) ||
+		    !(f = fopen(json_string_value(file), "r"))) {
+			problem(l, where, "cannot read \"%s\" (expected a regular file holding "
+				"the secret access key)", json_string_value(file));
+			return NULL;
+		}
+		secret = calloc(1, MAX_SECRET_BYTES + 1);
+		if (!secret)
+			abort();
+		n = fread(secret, 1, MAX_SECRET_BYTES + 1, f);
+		fclose(f);
+		if (n > MAX_SECRET_BYTES) {
+			problem(l, where, "\"%s\" is larger than %d bytes (expected a secret "
+				"access key)", json_string_value(file), MAX_SECRET_BYTES);
+			goto fail;
+		}
+		/* Files end with a newline; the key does not. */
+		while (n && (secret[n - 1] == '\n' || secret[n - 1] == '\r' ||
+			     secret[n - 1] == ' ' || secret[n - 1] == '\t'))
+			secret[--n] = '\0';
+		if (!n) {
+			problem(l, where, "\"%s\" is empty (expected a secret access key)",
+				json_string_value(file));
+			goto fail;
+		}
+	}
+	if (!secret)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)secret[i] < 0x20 || secret[i] == 0x7f) {
+			problem(l, env ? where : where, "the secret holds a control character "
+				"(expected printable text)");
+			goto fail;
+		}
+	*len = n;
+	return secret;
+fail:
+	OPENSSL_cleanse(secret, MAX_SECRET_BYTES + 1);
+	free(secret);
+	return NULL;
+}
+
+static int scope_text_ok(const char *s, size_t max, int dash)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > max)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || (dash && (*s == '-' || *s == '_'))))
+			return 0;
+	return 1;
+}
+
+static void load_mgmt_key(struct loader *l, const char *path, json_t *obj, gw_mgmt_key_t *k)
+{
+	static const char *const keys[] = { "accessKeyId", "secretAccessKeyEnv",
+		"secretAccessKeyFile", "regions", NULL };
+	char where[300];
+	json_t *regions, *r;
+	size_t i;
+
+	if (!json_is_object(obj)) {
+		problem(l, path, "expected an object {\"accessKeyId\", \"secretAccessKeyEnv\" "
+			"or \"secretAccessKeyFile\"}, found %s", json_kind(obj));
+		return;
+	}
+	check_keys(l, path, obj, keys);
+	snprintf(where, sizeof(where), "%s.accessKeyId", path);
+	k->access_key_id = get_string(l, obj, "accessKeyId", where, NULL, 1);
+	if (k->access_key_id && !scope_text_ok(k->access_key_id, 128, 0))
+		problem(l, where, "expected 1 to 128 letters and digits, found \"%s\"",
+			k->access_key_id);
+	k->secret = read_secret(l, path, obj, &k->secret_len);
+	regions = json_object_get(obj, "regions");
+	if (!regions)
+		return;
+	snprintf(where, sizeof(where), "%s.regions", path);
+	if (!json_is_array(regions) || !json_array_size(regions)) {
+		problem(l, where, "expected a non-empty array of region names "
+			"(leave it out to allow any region)");
+		return;
+	}
+	k->regions = calloc(json_array_size(regions), sizeof(char *));
+	if (!k->regions)
+		abort();
+	json_array_foreach(regions, i, r) {
+		if (!json_is_string(r) || !scope_text_ok(json_string_value(r), 32, 1)) {
+			problem(l, where, "expected region names such as \"us-east-1\" "
+				"([a-z0-9-], at most 32)");
+			continue;
+		}
+		k->regions[k->n_regions++] = strdup(json_string_value(r));
+	}
+}
+
+static void load_mgmt_auth(struct loader *l, json_t *root, gw_api_t *api)
+{
+	static const char *const keys[] = { "keys", NULL };
+	json_t *obj = json_object_get(root, "managementAuth"), *list, *v;
+	size_t i;
+
+	if (!obj)
+		return;
+	api->mgmt_auth = 1;
+	if (!json_is_object(obj)) {
+		problem(l, "managementAuth", "expected an object {\"keys\": [...]}, found %s",
+			json_kind(obj));
+		return;
+	}
+	check_keys(l, "managementAuth", obj, keys);
+	list = json_object_get(obj, "keys");
+	if (!json_is_array(list) || !json_array_size(list)) {
+		problem(l, "managementAuth.keys", "expected a non-empty array of keys "
+			"{\"accessKeyId\", \"secretAccessKeyEnv\" or \"secretAccessKeyFile\"}");
+		return;
+	}
+	api->mgmt_keys = calloc(json_array_size(list), sizeof(*api->mgmt_keys));
+	if (!api->mgmt_keys)
+		abort();
+	json_array_foreach(list, i, v) {
+		gw_mgmt_key_t *k = &api->mgmt_keys[api->n_mgmt_keys++];
+		char path[64];
+
+		snprintf(path, sizeof(path), "managementAuth.keys[%zu]", i);
+		load_mgmt_key(l, path, v, k);
+		for (size_t j = 0; k->access_key_id && j + 1 < api->n_mgmt_keys; j++)
+			if (api->mgmt_keys[j].access_key_id &&
+			    !strcmp(api->mgmt_keys[j].access_key_id, k->access_key_id))
+				problem(l, path, "accessKeyId \"%s\" is already listed "
+					"(expected each key once)", k->access_key_id);
+	}
+}
+
+static void mgmt_auth_dispose(gw_api_t *api)
+{
+	for (size_t i = 0; i < api->n_mgmt_keys; i++) {
+		gw_mgmt_key_t *k = &api->mgmt_keys[i];
+
+		if (k->secret)
+			OPENSSL_cleanse(k->secret, k->secret_len);
+		free(k->secret);
+		free(k->access_key_id);
+		for (size_t j = 0; j < k->n_regions; j++)
+			free(k->regions[j]);
+		free(k->regions);
+	}
+	free(api->mgmt_keys);
+}
+
+/* All or none: with only some API files signed, the others' connections
+ * would be open to anyone who reaches the management listener. */
+static int check_mgmt_auth(gw_config_t *cfg, gw_buf_t *err)
+{
+	const gw_api_t *with = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < cfg->n_apis && !with; i++)
+		if (cfg->apis[i].mgmt_auth)
+			with = &cfg->apis[i];
+	for (size_t i = 0; with && i < cfg->n_apis; i++)
+		if (!cfg->apis[i].mgmt_auth) {
+			struct loader l = { cfg->apis[i].file, err, 0, 0 };
+
+			problem(&l, "managementAuth", "missing (expected in every API file "
+				"once one has it: %s has one)", with->file);
+			rc = -1;
+		}
+	return rc;
+}
+
+int gw_config_mgmt_auth(const gw_config_t *cfg)
+{
+	return cfg->n_apis && cfg->apis[0].mgmt_auth;
+}
+
+const gw_mgmt_key_t *gw_config_mgmt_key(const gw_api_t *api, const char *access_key_id)
+{
+	for (size_t i = 0; i < api->n_mgmt_keys; i++)
+		if (api->mgmt_keys[i].access_key_id && api->mgmt_keys[i].secret &&
+		    !strcmp(api->mgmt_keys[i].access_key_id, access_key_id))
+			return &api->mgmt_keys[i];
+	return NULL;
+}
+
+int gw_config_mgmt_key_region(const gw_mgmt_key_t *key, const char *region)
+{
+	if (!key->regions)
+		return 1;
+	for (size_t i = 0; i < key->n_regions; i++)
+		if (!strcmp(key->regions[i], region))
+			return 1;
+	return 0;
+}
+
 static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "name", "stage", "basePath",
 		"routeSelectionExpression", "stageVariables", "limits", "integrations",
 		"routes", "cors", "allowedOrigins", "apiKeys", "throttling",
-		"connectionThrottling", "sourceIpLimits", NULL };
+		"connectionThrottling", "sourceIpLimits", "managementAuth", NULL };
 	char err[200];
 
 	if (!json_is_object(root)) {
@@ -1218,6 +1458,7 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	load_integrations(l, root, api);
 	load_routes(l, root, api);
 	load_edge(l, root, api);
+	load_mgmt_auth(l, root, api);
 }
 
 static void api_dispose(gw_api_t *api)
@@ -1268,6 +1509,7 @@ static void api_dispose(gw_api_t *api)
 	free(api->stage);
 	free(api->base_path);
 	free(api->route_selection_expression);
+	mgmt_auth_dispose(api);
 }
 
 gw_config_t *gw_config_ref(gw_config_t *cfg)
@@ -1433,6 +1675,8 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 					cfg->apis[i].base_path, cfg->apis[j].file);
 				rc = -1;
 			}
+	if (!rc && check_mgmt_auth(cfg, err))
+		rc = -1;
 	if (rc)
 		goto fail;
 	assign_indexes(cfg);

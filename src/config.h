@@ -107,6 +107,15 @@ typedef struct gw_stage_var {
 	char *value;
 } gw_stage_var_t;
 
+/* managementAuth: a SigV4 key that may manage this API's connections. */
+typedef struct gw_mgmt_key {
+	char *access_key_id;
+	char *secret;      /* never logged; wiped when the configuration is freed */
+	size_t secret_len;
+	char **regions;    /* the regions its signatures may name; NULL: any */
+	size_t n_regions;
+} gw_mgmt_key_t;
+
 /* AWS's limit on an API name; the registry record holds that much. */
 #define GW_API_NAME_MAX 128
 
@@ -150,6 +159,11 @@ typedef struct gw_api {
 	gw_rate_t conn_bytes;      /* per connection: bytes per second */
 	int ip_limited;            /* sourceIpLimits given */
 	gw_iplimit_rule_t ip_rule;
+	/* managementAuth: when set, the management API takes only requests
+	 * signed (SigV4) by one of these keys for this API's connections. */
+	int mgmt_auth;
+	gw_mgmt_key_t *mgmt_keys;
+	size_t n_mgmt_keys;
 } gw_api_t;
 
 /* A configuration is an immutable snapshot, counted by reference: never
@@ -188,6 +202,14 @@ const gw_route_t *gw_config_route(const gw_api_t *api, const char *key, size_t l
 const char *gw_config_stage_var(const gw_api_t *api, const char *name, size_t len);
 /* The context variables that requestParameters and MOCK bodies may name. */
 int gw_config_context_var_known(const char *name, size_t len);
+
+/* Whether the management API is authenticated: every API file has a
+ * managementAuth (the loader refuses a configuration where only some do). */
+int gw_config_mgmt_auth(const gw_config_t *cfg);
+/* The key of api named access_key_id, or NULL. */
+const gw_mgmt_key_t *gw_config_mgmt_key(const gw_api_t *api, const char *access_key_id);
+/* Whether key's signatures may name region. */
+int gw_config_mgmt_key_region(const gw_mgmt_key_t *key, const char *region);
 
 /* The API whose basePath equals the request path (query excluded). */
 const gw_api_t *gw_config_api_for_path(const gw_config_t *cfg, const char *path,

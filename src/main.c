@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "event.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@ static void usage(FILE *f)
 		"  --routes PATH        API file, or folder of *.json API files (default routes/)\n"
 		"  --listen HOST:PORT   WebSocket and HTTP listener (default 0.0.0.0:8080)\n"
 		"  --mgmt-listen HOST:PORT  management API listener (default 127.0.0.1:8081)\n"
+		"  --mgmt-insecure      let an unauthenticated management API (no\n"
+		"                       managementAuth in the API files) listen beyond loopback\n"
 		"  --data DIR           connection registry folder (default ./data)\n"
 		"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 		"  --workers N          event loops sharing the listeners (default: one per core)\n"
@@ -84,6 +87,45 @@ static void print_record(const gw_conn_record_t *r, void *user)
 	fwrite(b->data, 1, b->len, stdout);
 }
 
+/* 127.0.0.0/8, ::1 or localhost. */
+static int is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!strcmp(host, "localhost"))
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Without managementAuth, whoever reaches the management listener can post
+ * to, read and close every connection: loopback only, unless told. */
+static int check_mgmt_exposure(const gw_config_t *cfg, const char *host, int insecure)
+{
+	if (gw_config_mgmt_auth(cfg)) {
+		fprintf(stderr, "wsgate: the management API requires SigV4 signatures "
+			"(managementAuth)\n");
+		return 0;
+	}
+	if (is_loopback(host)) {
+		fprintf(stderr, "wsgate: the management API is not authenticated (no "
+			"managementAuth in the API files): loopback only\n");
+		return 0;
+	}
+	if (insecure) {
+		fprintf(stderr, "wsgate: WARNING: the management API on %s is not "
+			"authenticated (--mgmt-insecure): anyone who reaches it can post to, "
+			"read and close every connection\n", host);
+		return 0;
+	}
+	fprintf(stderr, "wsgate: --mgmt-listen %s: refusing to serve an unauthenticated "
+		"management API beyond loopback; add managementAuth to the API files, "
+		"listen on 127.0.0.1, or pass --mgmt-insecure\n", host);
+	return -1;
+}
+
 /* The registry read through its public API, like LMDB's mdb_stat. */
 static int list_connections(const char *dir)
 {
@@ -108,6 +150,7 @@ int main(int argc, char **argv)
 		{ "routes", required_argument, NULL, 'r' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "mgmt-listen", required_argument, NULL, 'm' },
+		{ "mgmt-insecure", no_argument, NULL, 'I' },
 		{ "data", required_argument, NULL, 'd' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "tls-cert", required_argument, NULL, 'C' },
@@ -127,7 +170,7 @@ int main(int argc, char **argv)
 	gw_config_t *cfg = NULL;
 	gw_gateway_t *gw = NULL;
 	gw_buf_t errs;
-	int check = 0, list = 0, c, level;
+	int check = 0, list = 0, c, level, mgmt_insecure = 0;
 
 	memset(&go, 0, sizeof(go));
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -135,6 +178,7 @@ int main(int argc, char **argv)
 		case 'r': routes = optarg; break;
 		case 'l': listen = optarg; break;
 		case 'm': mgmt = optarg; break;
+		case 'I': mgmt_insecure = 1; break;
 		case 'd': data = optarg; break;
 		case 'c': check = 1; break;
 		case 'n': list = 1; break;
@@ -219,6 +263,10 @@ int main(int argc, char **argv)
 		       cfg->n_apis == 1 ? "" : "s");
 		gw_config_free(cfg);
 		return 0;
+	}
+	if (check_mgmt_exposure(cfg, mhost, mgmt_insecure)) {
+		gw_config_free(cfg);
+		return 2;
 	}
 	if (gw_gateway_create(&gw, cfg, &go, err, sizeof(err))) {
 		fprintf(stderr, "wsgate: %s\n", err);
