@@ -1,0 +1,69 @@
+// Issue 11, "Proof, kept as a suite": the CI-sized run of the reliability
+// scenarios (tests/soak/lib.mjs) against the release build. Each prints what
+// it sent, what arrived and what was lost, and fails on any loss. A scenario
+// whose fix is not on main yet is marked todo: it runs and prints its
+// losses, and does not fail the run; remove the todo with the fix.
+//
+//   WSGATE_BIN=build/wsgate nice node --test --test-concurrency=1 tests/soak/
+//
+// SOAK_SCALE=N multiplies the counts.
+import { test, assert } from '../e2e/helpers.mjs';
+import {
+  churn, killRestart, sigtermSlow, killedReaderScenario,
+} from './lib.mjs';
+
+const SCALE = Number(process.env.SOAK_SCALE || 1);
+const n = (k) => Math.max(1, Math.round(k * SCALE));
+
+// Fixes not on main yet (see docs/reliability.md).
+const TODO_CLIENT_CLOSE = 'found by this suite, not fixed yet: posts answered 200 just before the client sends close(1000) are '
+  + 'dropped without a log line (item 2 covers DELETE and shutdown only)';
+const TODO_ITEM5 = 'issue 11 item 5 not fixed yet: $disconnect of the previous run\'s records is not replayed at start-up';
+const TODO_ITEM6 = 'issue 11 item 6 not fixed yet: $disconnect calls still pending at the drain deadline are lost';
+const TODO_ITEM7 = 'issue 11 item 7 not fixed yet: a reader killed inside a read transaction pins LMDB\'s freed pages';
+
+// One churn run, two verdicts: the frames and $disconnect books (items 1-2,
+// fixed), and the posts (a finding of this suite, not fixed yet).
+let churnRun = null;
+const churnOnce = async () => { churnRun ??= await churn({ clients: n(300), frames: 20, posts: 5 }); return churnRun; };
+
+test('item 1: churn with closes-after-send: every frame reaches the backend in order, then exactly one $disconnect', { timeout: 120000 }, async () => {
+  const r = await churnOnce();
+  assert.equal(r.errors, 0, `${r.errors} clients failed to connect: ${r.errorKinds}`);
+  assert.equal(r.lostFrames, 0, `${r.lostFrames} of ${r.sent} frames never reached the backend`);
+  assert.equal(r.dupFrames, 0, `${r.dupFrames} frames reached the backend twice`);
+  assert.equal(r.reordered, 0, `${r.reordered} connections had frames out of order`);
+  assert.equal(r.missing, 0, `${r.missing} connections got no $disconnect`);
+  assert.equal(r.duplicate, 0, `${r.duplicate} connections got more than one $disconnect`);
+  assert.equal(r.afterDisc, 0, `${r.afterDisc} messages reached the backend after their $disconnect`);
+  assert.equal(r.repeatedConnect, 0, 'no $connect delivered twice');
+});
+
+test('item 2: churn: every post answered 200 before the client\'s close(1000) reaches the client', { timeout: 120000, todo: TODO_CLIENT_CLOSE }, async () => {
+  const r = await churnOnce();
+  assert.deepEqual(r.postStatus, {}, 'every post to an open connection is answered 200');
+  assert.equal(r.postsLost, 0, `${r.postsLost} of ${r.acked} posts answered 200 never reached their client`);
+});
+
+test('item 5: kill -9 with open connections, restart on the same data folder: each connection gets exactly one $disconnect', { timeout: 120000, todo: TODO_ITEM5 }, async () => {
+  const r = await killRestart({ n: n(300) });
+  assert.equal(r.errors, 0, `${r.errors} clients failed to connect: ${r.errorKinds}`);
+  assert.equal(r.afterRestart.missing, 0, `${r.afterRestart.missing} of ${r.opened} connections never got their $disconnect`);
+  assert.equal(r.afterRestart.duplicate, 0, `${r.afterRestart.duplicate} connections got more than one $disconnect`);
+  assert.equal(r.recordsAfter, 0, `${r.recordsAfter} records of the killed run are left in the registry`);
+});
+
+test('item 6: SIGTERM while the backend answers $disconnect one at a time (200 ms): each connection gets exactly one $disconnect, after a restart at the latest', { timeout: 150000, todo: TODO_ITEM6 }, async () => {
+  const r = await sigtermSlow({ n: n(100), slowMs: 200 });
+  assert.equal(r.errors, 0, `${r.errors} clients failed to connect: ${r.errorKinds}`);
+  assert.equal(r.afterRestart.missing, 0, `${r.afterRestart.missing} of ${r.opened} connections never got their $disconnect`);
+  assert.equal(r.afterRestart.duplicate, 0, `${r.afterRestart.duplicate} connections got more than one $disconnect`);
+});
+
+test('item 7: registry readers killed by SIGPIPE while connections churn: the LMDB data file stays bounded and every upgrade succeeds', { timeout: 120000, todo: TODO_ITEM7 }, async () => {
+  const r = await killedReaderScenario({ idle: 600, churnConns: n(1500), readers: 40 });
+  assert.ok(r.sigpipe > 0, 'at least one reader died of SIGPIPE (else the scenario proves nothing)');
+  assert.equal(r.refused, 0, `${r.refused} upgrades failed: ${r.errorKinds}`);
+  assert.ok(!r.overBound, `data.mdb grew by ${r.growth} bytes (${r.perConnection} per churned connection), more than ${r.boundBytes}`);
+  assert.equal(r.books.missing + r.books.duplicate, 0, '$connect/$disconnect pairs balance');
+});

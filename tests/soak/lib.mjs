@@ -1,0 +1,555 @@
+// The reliability scenarios of issue 11 ("Proof, kept as a suite"), each a
+// function that runs against the real gateway with real `ws` clients and a
+// recording backend, prints what it sent, what arrived and what was lost,
+// and resolves its books. ci.test.mjs runs them at CI size and fails on any
+// loss; long.mjs (scripts/soak.sh) runs them for minutes and prints a table.
+//
+//  churn        clients connect, send N frames, receive P management posts,
+//               close(1000): every frame reaches the backend in order, then
+//               exactly one $disconnect; every post answered 200 reaches its
+//               client (issue 11 items 1-2).
+//  killRestart  N open connections, kill -9, restart on the same --data:
+//               each connection's $disconnect (item 5).
+//  sigtermSlow  N open connections, the backend turns slow (one call at a
+//               time, 200 ms each), SIGTERM, then a restart on the same
+//               --data: each connection's $disconnect (item 6).
+//  killedReader `wsgate --connections | head -1` (killed by SIGPIPE) run
+//               again and again while connections churn: the LMDB data
+//               file stays bounded (item 7).
+//
+// The gateway launcher, the ws client wrapper and the management client come
+// from ../e2e/helpers.mjs, batching from ../fault/lib.mjs. The backend is
+// our own: the e2e one keeps every event, which a 30-minute run cannot
+// afford; this one keeps counters per connection and checks order as
+// events arrive.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  startGateway, makeApi, connect, postTo, sleep, rssKiB, WSGATE_BIN,
+} from '../e2e/helpers.mjs';
+import { inBatches } from '../fault/lib.mjs';
+
+export { sleep };
+
+const log = (...a) => { if (!process.env.SOAK_QUIET) console.log(...a); };
+
+// ---------------------------------------------------------------------------
+// Recording backend
+// ---------------------------------------------------------------------------
+
+/**
+ * An AWS_PROXY backend that approves every $connect and records, per
+ * connection ID: the tag the client put in its query, the message bodies
+ * (integers 0, 1, 2, ...: counted, with gaps, duplicates and reorders),
+ * and each $disconnect (code, reason, whether messages came after it).
+ * setSlow(ms) makes it handle $disconnect calls one at a time, `ms` each,
+ * as a single-threaded backend would: a call whose connection the gateway
+ * gave up on (timed out, exited) before its turn is never processed, so it
+ * does not count as delivered.
+ */
+export async function startRecorder() {
+  const conns = new Map();
+  const byTag = new Map();
+  const stats = { events: 0, connects: 0, messages: 0, disconnects: 0, unknown: 0, abandoned: 0, lastAt: Date.now() };
+  const sockets = new Set();
+  let slowMs = 0;
+  const queue = [];
+  let busy = false;
+
+  const answer = (res, obj) => {
+    const body = JSON.stringify(obj);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+
+  function record(ev) {
+    const rc = ev.requestContext ?? {};
+    const id = rc.connectionId;
+    stats.events++;
+    stats.lastAt = Date.now();
+    if (rc.eventType === 'CONNECT') {
+      stats.connects++;
+      const tag = ev.queryStringParameters?.tag;
+      const c = conns.get(id) ?? { tag, connects: 0, next: 0, count: 0, gaps: 0, dups: 0, disc: [], afterDisc: 0 };
+      c.connects++;
+      conns.set(id, c);
+      if (tag) byTag.set(tag, id);
+      return;
+    }
+    const c = conns.get(id);
+    if (!c) { stats.unknown++; return; }
+    if (rc.eventType === 'MESSAGE') {
+      stats.messages++;
+      c.count++;
+      if (c.disc.length) c.afterDisc++;
+      const k = Number(ev.body);
+      if (k === c.next) c.next++;
+      else if (k < c.next) c.dups++;
+      else { c.gaps += k - c.next; c.next = k + 1; }
+    } else if (rc.eventType === 'DISCONNECT') {
+      stats.disconnects++;
+      c.disc.push(`${rc.disconnectStatusCode} ${rc.disconnectReason}`);
+    }
+  }
+
+  async function drainSlow() {
+    if (busy) return;
+    busy = true;
+    while (queue.length) {
+      const { ev, req, res } = queue.shift();
+      if (req.socket.destroyed || res.writableEnded) { stats.abandoned++; continue; }
+      record(ev);
+      await sleep(slowMs);
+      if (!req.socket.destroyed) answer(res, { statusCode: 200 });
+    }
+    busy = false;
+  }
+
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      let ev;
+      try { ev = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { ev = {}; }
+      if (slowMs && ev.requestContext?.eventType === 'DISCONNECT') {
+        queue.push({ ev, req, res });
+        drainSlow();
+        return;
+      }
+      record(ev);
+      answer(res, { statusCode: 200 });
+    });
+  });
+  server.keepAliveTimeout = 30000;
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('clientError', (_e, s) => s.destroy());
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return {
+    port,
+    url: `http://127.0.0.1:${port}/events`,
+    conns,
+    stats,
+    setSlow(ms) { slowMs = ms; },
+    idOf: (tag) => byTag.get(tag),
+    /** Forgets connections (folded into a round's books already). */
+    forget(ids) { for (const id of ids) { const c = conns.get(id); conns.delete(id); if (c?.tag) byTag.delete(c.tag); } },
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Gateway, samples, books
+// ---------------------------------------------------------------------------
+
+export function soakApi(rec) {
+  return makeApi(rec.url, {
+    name: 'soak',
+    routes: {
+      $connect: { integration: 'backend' },
+      $disconnect: { integration: 'backend' },
+      $default: { integration: 'backend' },
+    },
+  });
+}
+
+export function tempDataDir() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'wsgate-soak-'));
+}
+
+/** The release gateway (2 event loops) on `dataDir`. */
+export function startSoakGateway(rec, dataDir, { args = [] } = {}) {
+  return startGateway({ routes: soakApi(rec), args: ['--workers', '2', '--log-level', process.env.SOAK_LOG_LEVEL || 'warn', '--data', dataDir, ...args] });
+}
+
+export function fdCount(pid) {
+  try { return fs.readdirSync(`/proc/${pid}/fd`).length; } catch { return 0; }
+}
+
+/** Samples the gateway's RSS (KiB) and descriptor count every `everyMs`. */
+export function startSampler(gw, everyMs = 1000) {
+  const t0 = Date.now();
+  const samples = [];
+  const take = () => {
+    if (gw.exitInfo) return;
+    try { samples.push({ t: Date.now() - t0, rss: rssKiB(gw.proc.pid), fds: fdCount(gw.proc.pid) }); } catch { /* exiting */ }
+  };
+  take();
+  const timer = setInterval(take, everyMs);
+  return {
+    samples,
+    take,
+    stop() { clearInterval(timer); take(); return summarizeSamples(samples); },
+  };
+}
+
+export function summarizeSamples(samples) {
+  if (!samples.length) return null;
+  const rss = samples.map((s) => s.rss);
+  const fds = samples.map((s) => s.fds);
+  return {
+    rssFirst: rss[0], rssMax: Math.max(...rss), rssLast: rss[rss.length - 1],
+    fdsFirst: fds[0], fdsMax: Math.max(...fds), fdsLast: fds[fds.length - 1],
+  };
+}
+
+const fmtSamples = (s) => (s
+  ? `RSS ${s.rssFirst} -> max ${s.rssMax} -> ${s.rssLast} KiB; fds ${s.fdsFirst} -> max ${s.fdsMax} -> ${s.fdsLast}`
+  : 'no samples');
+
+/**
+ * Waits until `done()` or until the backend saw no event for `quietMs`
+ * (and at most `capMs`); then, when done, `extraMs` more so that a late
+ * duplicate is seen too.
+ */
+export async function settle(rec, done, { quietMs = 3000, capMs = 30000, extraMs = 500 } = {}) {
+  const t0 = Date.now();
+  for (;;) {
+    if (done()) { await sleep(extraMs); return; }
+    if (Date.now() - rec.stats.lastAt > quietMs || Date.now() - t0 > capMs) return;
+    await sleep(50);
+  }
+}
+
+/**
+ * $connect/$disconnect books of `ids`: exactly one each, none missing or
+ * repeated, no message after it, and the reasons seen.
+ */
+export function disconnectBooks(rec, ids) {
+  const b = { connections: ids.length, pairs: 0, missing: 0, duplicate: 0, afterDisc: 0, repeatedConnect: 0, reasons: {} };
+  for (const id of ids) {
+    const c = rec.conns.get(id);
+    const n = c ? c.disc.length : 0;
+    if (n === 0) b.missing++;
+    else if (n === 1) b.pairs++;
+    else b.duplicate++;
+    if (c) {
+      b.afterDisc += c.afterDisc;
+      if (c.connects > 1) b.repeatedConnect++;
+      for (const r of c.disc) b.reasons[r] = (b.reasons[r] ?? 0) + 1;
+    }
+  }
+  return b;
+}
+
+const fmtReasons = (r) => Object.entries(r).map(([k, v]) => `${v} x "${k}"`).join(', ') || 'none';
+
+// ---------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------
+
+/** Opens `n` connections (tags prefix-0..n-1), `width` at a time; resolves { clients, errors }. */
+export async function openClients(gw, rec, prefix, n, width = 50) {
+  const clients = [];
+  const errors = await inBatches(n, width, async (i) => {
+    const tag = `${prefix}-${i}`;
+    const ws = await connect(`${gw.url}/?tag=${tag}`, { timeoutMs: 10000 });
+    const id = rec.idOf(tag);
+    if (!id) { ws.terminate(); throw new Error('the backend did not see the $connect'); }
+    ws.on('close', () => {});
+    clients.push({ ws, id, tag });
+  });
+  return { clients, errors };
+}
+
+function errorKinds(errors) {
+  const kinds = new Map();
+  for (const e of errors) kinds.set(e.message.split('\n')[0], (kinds.get(e.message.split('\n')[0]) ?? 0) + 1);
+  return [...kinds].slice(0, 4).map(([m, k]) => `${k} x ${m}`).join('; ');
+}
+
+// ---------------------------------------------------------------------------
+// (a) churn with closes-after-send
+// ---------------------------------------------------------------------------
+
+/**
+ * One churn client: connects, sends `frames` frames (0..frames-1) while
+ * `posts` management posts go to it, waits for the posts' answers, then
+ * close(1000) and waits for the close. Counts into `b`.
+ */
+async function churnClient(gw, rec, tag, frames, posts, b) {
+  const ws = await connect(`${gw.url}/?tag=${tag}`, { timeoutMs: 10000 });
+  const id = rec.idOf(tag);
+  if (!id) { ws.terminate(); throw new Error('the backend did not see the $connect'); }
+  let received = 0;
+  ws.on('message', () => { received++; });
+  const closed = new Promise((r) => ws.once('close', (code) => r(code)));
+  const answers = [];
+  for (let k = 0; k < Math.max(frames, posts); k++) {
+    if (k < frames) ws.send(String(k));
+    if (k < posts) answers.push(postTo(gw, id, `push ${k}`, { timeoutMs: 15000 }).then((r) => r.status, () => 'error'));
+  }
+  const statuses = await Promise.all(answers);
+  ws.close(1000);
+  const code = await Promise.race([closed, sleep(15000).then(() => 'timeout')]);
+  if (code === 'timeout') ws.terminate();
+  const acked = statuses.filter((s) => s === 200).length;
+  b.ids.push(id);
+  b.sent += frames;
+  b.acked += acked;
+  b.delivered += Math.min(received, acked);
+  b.postsLost += Math.max(0, acked - received);
+  for (const s of statuses) if (s !== 200) b.postStatus[s] = (b.postStatus[s] ?? 0) + 1;
+  if (code !== 1000) b.closeCodes[code] = (b.closeCodes[code] ?? 0) + 1;
+}
+
+/**
+ * Runs `clients` churn clients, `width` at a time, on a running gateway.
+ * Resolves the round's books (the recorder forgets its connections).
+ */
+export async function churnRound(gw, rec, { prefix, clients, width = 50, frames = 20, posts = 5, settleMs = 30000 }) {
+  const b = { ids: [], sent: 0, acked: 0, delivered: 0, postsLost: 0, postStatus: {}, closeCodes: {} };
+  const errors = await inBatches(clients, width, (i) => churnClient(gw, rec, `${prefix}-${i}`, frames, posts, b));
+  const complete = () => b.ids.every((id) => {
+    const c = rec.conns.get(id);
+    return c && c.disc.length >= 1 && c.count >= frames;
+  });
+  await settle(rec, complete, { capMs: settleMs });
+  let arrived = 0; let lostFrames = 0; let reordered = 0; let dupFrames = 0;
+  for (const id of b.ids) {
+    const c = rec.conns.get(id);
+    arrived += c ? c.count : 0;
+    lostFrames += c ? c.gaps + (frames - c.next) : frames;
+    dupFrames += c ? c.dups : 0;
+    reordered += c && (c.gaps || c.dups) ? 1 : 0;
+  }
+  const books = disconnectBooks(rec, b.ids);
+  rec.forget(b.ids);
+  return {
+    clients, errors: errors.length, errorKinds: errorKinds(errors), sent: b.sent, arrived, lostFrames, dupFrames, reordered,
+    acked: b.acked, delivered: b.delivered, postsLost: b.postsLost, postStatus: b.postStatus, closeCodes: b.closeCodes, ...books,
+  };
+}
+
+export function churnLosses(r) {
+  return r.errors + r.lostFrames + r.dupFrames + r.postsLost + r.missing + r.duplicate + r.afterDisc + r.repeatedConnect;
+}
+
+export function printChurn(r, what = 'churn') {
+  log(`${what}: ${r.clients} clients (${r.errors} failed to connect${r.errors ? `: ${r.errorKinds}` : ''}), each sent frames then close(1000)`);
+  log(`  frames: sent ${r.sent}, arrived ${r.arrived}, lost ${r.lostFrames}, duplicated ${r.dupFrames}, connections out of order ${r.reordered}`);
+  log(`  $disconnect: ${r.pairs} exactly once, ${r.missing} missing, ${r.duplicate} repeated, ${r.afterDisc} messages after it; reasons: ${fmtReasons(r.reasons)}`);
+  log(`  posts: acknowledged (200) ${r.acked}, delivered ${r.delivered}, lost ${r.postsLost}; other answers ${JSON.stringify(r.postStatus)}; close codes other than 1000 ${JSON.stringify(r.closeCodes)}`);
+  log(`  lost in all: ${churnLosses(r)}`);
+}
+
+/** (a) as a whole: its own gateway, one round, samples. */
+export async function churn({ clients = 100, width = 50, frames = 20, posts = 5 } = {}) {
+  const rec = await startRecorder();
+  const dataDir = tempDataDir();
+  try {
+    const gw = await startSoakGateway(rec, dataDir);
+    const sampler = startSampler(gw, 500);
+    const r = await churnRound(gw, rec, { prefix: 'churn', clients, width, frames, posts });
+    r.samples = sampler.stop();
+    await gw.stop('SIGTERM', { timeoutMs: 30000 });
+    gw.removeTemp();
+    printChurn(r);
+    log(`  gateway: ${fmtSamples(r.samples)}`);
+    return r;
+  } finally {
+    await rec.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// (b) SIGKILL + restart, (c) SIGTERM with a slow backend
+// ---------------------------------------------------------------------------
+
+/** Records on disk, read whole (no early exit: that is scenario d). */
+export function registryCount(dataDir) {
+  return new Promise((resolve) => {
+    execFile(WSGATE_BIN, ['--connections', '--data', dataDir], { maxBuffer: 256 << 20 }, (err, stdout) => {
+      resolve(err ? -1 : stdout.split('\n').filter(Boolean).length);
+    });
+  });
+}
+
+/**
+ * Opens `n` connections, stops the gateway with `signal` (the backend
+ * turning slow first when `slowMs`), restarts it on the same --data, and
+ * counts each connection's $disconnect before the exit and after the
+ * restart.
+ */
+async function stopAndRestart({ name, n, signal, slowMs = 0, width = 50, restartQuietMs = 5000, restartCapMs = 60000 }) {
+  const rec = await startRecorder();
+  const dataDir = tempDataDir();
+  const r = { scenario: name, connections: n };
+  try {
+    const gw = await startSoakGateway(rec, dataDir);
+    const sampler = startSampler(gw, 500);
+    const { clients, errors } = await openClients(gw, rec, name, n, width);
+    r.opened = clients.length;
+    r.errors = errors.length;
+    r.errorKinds = errorKinds(errors);
+    r.recordsBefore = await registryCount(dataDir);
+    if (slowMs) rec.setSlow(slowMs);
+    sampler.take();
+    const t0 = Date.now();
+    await gw.stop(signal, { timeoutMs: 120000 });
+    r.exitMs = Date.now() - t0;
+    r.samples = sampler.stop();
+    for (const c of clients) c.ws.terminate();
+    const ids = clients.map((c) => c.id);
+    // What the first run delivered (a slow call in progress as it exited
+    // may still land: give it its turn).
+    await sleep(slowMs ? slowMs + 100 : 200);
+    r.beforeRestart = disconnectBooks(rec, ids);
+    r.recordsAtRestart = await registryCount(dataDir);
+
+    const gw2 = await startSoakGateway(rec, dataDir);
+    const done = () => ids.every((id) => (rec.conns.get(id)?.disc.length ?? 0) >= 1);
+    await settle(rec, done, { quietMs: restartQuietMs, capMs: restartCapMs, extraMs: 1000 });
+    r.afterRestart = disconnectBooks(rec, ids);
+    r.recordsAfter = await registryCount(dataDir);
+    await gw2.stop('SIGTERM', { timeoutMs: 60000 });
+    gw.removeTemp();
+    gw2.removeTemp();
+    r.abandoned = rec.stats.abandoned;
+    r.lost = r.afterRestart.missing + r.afterRestart.duplicate + r.errors;
+    return r;
+  } finally {
+    await rec.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+export function printStopRestart(r, what) {
+  const b = r.beforeRestart; const a = r.afterRestart;
+  log(`${what}: ${r.opened} of ${r.connections} connections open (${r.errors} failed${r.errors ? `: ${r.errorKinds}` : ''}), `
+    + `${r.recordsBefore} records on disk; exit after ${r.exitMs} ms`);
+  log(`  before the restart: ${b.pairs} got their $disconnect, ${b.missing} had none, ${b.duplicate} more than one; `
+    + `${r.recordsAtRestart} records left on disk`);
+  log(`  after the restart:  ${a.pairs} got exactly one $disconnect, ${a.missing} never got one, ${a.duplicate} more than one; `
+    + `${r.recordsAfter} records left; reasons: ${fmtReasons(a.reasons)}`);
+  if (r.abandoned) log(`  calls the gateway gave up on before the slow backend's turn: ${r.abandoned}`);
+  log(`  lost: ${r.lost}; gateway: ${fmtSamples(r.samples)}`);
+}
+
+/** (b) kill -9 with `n` open connections, restart on the same data folder. */
+export async function killRestart({ n = 200, width = 50 } = {}) {
+  const r = await stopAndRestart({ name: 'kill', n, signal: 'SIGKILL', width });
+  printStopRestart(r, `kill -9 + restart (${n} connections)`);
+  return r;
+}
+
+/** (c) SIGTERM while the backend answers $disconnect one at a time. */
+export async function sigtermSlow({ n = 100, slowMs = 200, width = 50, restartCapMs } = {}) {
+  const r = await stopAndRestart({
+    name: 'term', n, signal: 'SIGTERM', slowMs, width,
+    restartCapMs: restartCapMs ?? Math.max(30000, n * slowMs * 1.5),
+  });
+  printStopRestart(r, `SIGTERM with a slow backend (${n} connections, $disconnect answered one at a time, ${slowMs} ms each)`);
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// (d) a killed registry reader
+// ---------------------------------------------------------------------------
+
+/** Allocated bytes of DATA/data.mdb (LMDB's map is a sparse file). */
+export function dataFileBytes(dataDir) {
+  try { return fs.statSync(path.join(dataDir, 'data.mdb')).blocks * 512; } catch { return 0; }
+}
+
+/**
+ * `wsgate --connections --data DIR | head -1`: resolves wsgate's exit
+ * status (141 = killed by SIGPIPE).
+ */
+export function killedReader(dataDir) {
+  return new Promise((resolve) => {
+    execFile('bash', ['-c', `"$0" --connections --data "$1" | head -1 >/dev/null; exit \${PIPESTATUS[0]}`, WSGATE_BIN, dataDir],
+      (err) => resolve(err ? (err.code ?? -1) : 0));
+  });
+}
+
+/**
+ * While `churn()` runs, runs a killed reader every `everyMs` (at most
+ * `max`). Resolves { readers, sigpipe, statuses }.
+ */
+export async function readersDuring(dataDir, churnFn, { everyMs = 300, max = 40 } = {}) {
+  const r = { readers: 0, sigpipe: 0, statuses: {} };
+  let stop = false;
+  const loop = (async () => {
+    while (!stop && r.readers < max) {
+      const s = await killedReader(dataDir);
+      r.readers++;
+      if (s === 141) r.sigpipe++;
+      else r.statuses[s] = (r.statuses[s] ?? 0) + 1;
+      await sleep(everyMs);
+    }
+  })();
+  try { await churnFn(); } finally { stop = true; await loop; }
+  return r;
+}
+
+/** Connect-and-close churn (no messages): resolves { connected, refused }. */
+export async function plainChurn(gw, rec, prefix, n, width = 50) {
+  const out = { connected: 0, refused: 0, ids: [] };
+  const errors = await inBatches(n, width, async (i) => {
+    const tag = `${prefix}-${i}`;
+    const ws = await connect(`${gw.url}/?tag=${tag}`, { timeoutMs: 10000 });
+    out.connected++;
+    const id = rec.idOf(tag);
+    if (id) out.ids.push(id);
+    const closed = new Promise((res) => ws.once('close', res));
+    ws.close(1000);
+    await Promise.race([closed, sleep(10000)]);
+  });
+  out.refused = errors.length;
+  out.errorKinds = errorKinds(errors);
+  return out;
+}
+
+/**
+ * (d): `idle` connections stay open (so that the listing is larger than a
+ * pipe and the reader dies writing it), `churnConns` connect and close
+ * while readers are killed. The data file may grow by at most `boundBytes`.
+ */
+export async function killedReaderScenario({ idle = 600, churnConns = 1500, readers = 40, width = 50, boundBytes = 8 << 20 } = {}) {
+  const rec = await startRecorder();
+  const dataDir = tempDataDir();
+  try {
+    const gw = await startSoakGateway(rec, dataDir);
+    const sampler = startSampler(gw, 500);
+    const held = await openClients(gw, rec, 'idle', idle, width);
+    // A warm-up churn so the file has its working size before the baseline.
+    await plainChurn(gw, rec, 'warm', 200, width);
+    const before = dataFileBytes(dataDir);
+    let ch;
+    const rd = await readersDuring(dataDir, async () => { ch = await plainChurn(gw, rec, 'churn', churnConns, width); },
+      { max: readers });
+    const after = dataFileBytes(dataDir);
+    const probe = await plainChurn(gw, rec, 'probe', 20, 10);
+    for (const c of held.clients) c.ws.close(1000);
+    const ids = [...held.clients.map((c) => c.id), ...ch.ids, ...probe.ids];
+    await settle(rec, () => ids.every((id) => (rec.conns.get(id)?.disc.length ?? 0) >= 1), { capMs: 20000 });
+    const books = disconnectBooks(rec, ids);
+    const samples = sampler.stop();
+    await gw.stop('SIGTERM', { timeoutMs: 30000 });
+    gw.removeTemp();
+    const r = {
+      idle: held.clients.length, idleErrors: held.errors.length, churned: ch.connected, refused: ch.refused + probe.refused,
+      errorKinds: ch.errorKinds || probe.errorKinds, ...rd, before, after, growth: after - before, boundBytes,
+      perConnection: Math.round((after - before) / Math.max(1, ch.connected)), books, samples,
+    };
+    r.overBound = r.growth > boundBytes;
+    log(`killed registry reader: ${r.idle} idle connections held, ${r.churned} connected and closed `
+      + `(${r.refused} refused${r.refused ? `: ${r.errorKinds}` : ''}), ${r.readers} readers run, ${r.sigpipe} killed by SIGPIPE`
+      + `${Object.keys(r.statuses).length ? `, other exits ${JSON.stringify(r.statuses)}` : ''}`);
+    log(`  data.mdb: ${(before / 1048576).toFixed(1)} MiB -> ${(after / 1048576).toFixed(1)} MiB `
+      + `(+${(r.growth / 1024).toFixed(0)} KiB, ${r.perConnection} bytes per churned connection; bound +${boundBytes >> 20} MiB)`);
+    log(`  $disconnect: ${books.pairs} exactly once, ${books.missing} missing, ${books.duplicate} repeated; gateway: ${fmtSamples(samples)}`);
+    return r;
+  } finally {
+    await rec.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
