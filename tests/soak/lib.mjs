@@ -208,7 +208,7 @@ const fmtSamples = (s) => (s
  * (and at most `capMs`); then, when done, `extraMs` more so that a late
  * duplicate is seen too.
  */
-export async function settle(rec, done, { quietMs = 3000, capMs = 30000, extraMs = 500 } = {}) {
+export async function settle(rec, done, { quietMs = 5000, capMs = 30000, extraMs = 500 } = {}) {
   const t0 = Date.now();
   for (;;) {
     if (done()) { await sleep(extraMs); return; }
@@ -542,8 +542,8 @@ export async function killedReaderScenario({ idle = 600, churnConns = 1500, read
     };
     r.overBound = r.growth > boundBytes;
     log(`killed registry reader: ${r.idle} idle connections held, ${r.churned} connected and closed `
-      + `(${r.refused} refused${r.refused ? `: ${r.errorKinds}` : ''}), ${r.readers} readers run, ${r.sigpipe} killed by SIGPIPE`
-      + `${Object.keys(r.statuses).length ? `, other exits ${JSON.stringify(r.statuses)}` : ''}`);
+      + `(${r.refused} refused${r.refused ? `: ${r.errorKinds}` : ''}), ${r.readers} readers run (\`| head -1\`), ${r.sigpipe} killed by SIGPIPE`
+      + `${Object.keys(r.statuses).length ? `, other exit statuses ${JSON.stringify(r.statuses)}` : ''}`);
     log(`  data.mdb: ${(before / 1048576).toFixed(1)} MiB -> ${(after / 1048576).toFixed(1)} MiB `
       + `(+${(r.growth / 1024).toFixed(0)} KiB, ${r.perConnection} bytes per churned connection; bound +${boundBytes >> 20} MiB)`);
     log(`  $disconnect: ${books.pairs} exactly once, ${books.missing} missing, ${books.duplicate} repeated; gateway: ${fmtSamples(samples)}`);

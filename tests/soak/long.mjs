@@ -171,7 +171,7 @@ if (readers.length) {
   const maxGrowth = Math.max(...readers.map((r) => r.growth));
   out(`| killed registry readers (600 held, 2,000 churned, \`--connections \\| head -1\`) | ${readers.length} | ${sum(readers, (r) => r.books.connections)} (${sum(readers, (r) => r.refused)} refused) `
     + `| - | ${sum(readers, (r) => r.books.pairs)} (${sum(readers, (r) => r.books.missing)} missing, ${sum(readers, (r) => r.books.duplicate)} repeated) `
-    + `| - | data.mdb +${(maxGrowth / 1048576).toFixed(1)} MiB at most (${readers.filter((r) => r.overBound).length} runs over +${readers[0].boundBytes >> 20} MiB); ${sum(readers, (r) => r.sigpipe)} of ${sum(readers, (r) => r.readers)} readers died of SIGPIPE |`);
+    + `| - | data.mdb +${(maxGrowth / 1048576).toFixed(1)} MiB at most (${readers.filter((r) => r.overBound).length} runs over +${readers[0].boundBytes >> 20} MiB); ${sum(readers, (r) => r.readers)} readers, ${sum(readers, (r) => r.sigpipe)} died of SIGPIPE |`);
 }
 out();
 out('The long-lived gateway over time (sampled every 10 s; shown every ~2 minutes):');
@@ -193,7 +193,7 @@ if (kills.length || terms.length) {
   out();
   for (const r of kills) out(`- kill -9: ${r.opened} open; ${r.beforeRestart.pairs} / ${r.afterRestart.pairs} got it, ${r.afterRestart.missing} never; reasons: ${JSON.stringify(r.afterRestart.reasons)}`);
   for (const r of terms) out(`- SIGTERM (slow backend): ${r.opened} open, exit after ${(r.exitMs / 1000).toFixed(1)} s; ${r.beforeRestart.pairs} / ${r.afterRestart.pairs} got it, ${r.afterRestart.missing} never, ${r.afterRestart.duplicate} twice; reasons: ${JSON.stringify(r.afterRestart.reasons)}`);
-  for (const r of readers) out(`- killed readers: ${r.sigpipe} of ${r.readers} died of SIGPIPE; data.mdb ${(r.before / 1048576).toFixed(1)} -> ${(r.after / 1048576).toFixed(1)} MiB (${r.perConnection} bytes per churned connection); ${r.refused} upgrades refused`);
+  for (const r of readers) out(`- killed readers: ${r.readers} run, ${r.sigpipe} died of SIGPIPE; data.mdb ${(r.before / 1048576).toFixed(1)} -> ${(r.after / 1048576).toFixed(1)} MiB (${r.perConnection} bytes per churned connection); ${r.refused} upgrades refused`);
 }
 console.log(`\n${lines.join('\n')}`);
 if (JSON_OUT) {
