@@ -7,6 +7,7 @@ import {
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { spawnSync, execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -130,6 +131,39 @@ test('item 12 mgmt auth: the AWS SDK with the right key posts, gets and deletes;
     assert.ok(!out.includes(SECRET_A), 'secret A appears in the gateway output');
     assert.ok(!out.includes(SECRET_B), 'secret B appears in the gateway output');
     assert.match(out, /management API requires SigV4/);
+  } finally {
+    cleanup();
+  }
+});
+
+// boto3's signer (botocore), which Python Lambda backends use, when installed.
+const HAS_BOTOCORE = spawnSync('python3', ['-c', 'import botocore'], { stdio: 'ignore' }).status === 0;
+const BOTO = `
+import sys, botocore.session
+port, stage, key, secret, region, cid = sys.argv[1:7]
+c = botocore.session.get_session().create_client('apigatewaymanagementapi',
+    endpoint_url='http://127.0.0.1:%s/%s' % (port, stage), region_name=region,
+    aws_access_key_id=key, aws_secret_access_key=secret)
+try:
+    c.post_to_connection(ConnectionId=cid, Data=b'from botocore')
+    print('ok', c.get_connection(ConnectionId=cid)['Identity']['SourceIp'])
+except c.exceptions.ClientError as e:
+    print('error', e.response['Error']['Code'], e.response['ResponseMetadata']['HTTPStatusCode'])
+`;
+const boto = (gw, ...args) => new Promise((resolve, reject) => {
+  execFile('python3', ['-c', BOTO, String(gw.mgmtPort), ...args], { timeout: 15000 },
+    (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout.trim())));
+});
+
+test('item 12 mgmt auth: botocore (boto3) signs as the gateway verifies', { skip: !HAS_BOTOCORE && 'python3 botocore not installed' }, async () => {
+  const { gw, a, b, cleanup } = await startSigned();
+  try {
+    assert.equal(await boto(gw, 'a', KEY_A, SECRET_A, 'us-east-1', a.id), 'ok 127.0.0.1');
+    assert.equal((await nextMessage(a.ws)).data, 'from botocore');
+    assert.equal(await boto(gw, 'a', KEY_A, `${SECRET_A}x`, 'us-east-1', a.id), 'error InvalidSignatureException 403');
+    assert.equal(await boto(gw, 'b', KEY_A, SECRET_A, 'eu-west-1', b.id), 'error UnrecognizedClientException 403');
+    assert.equal(await boto(gw, 'b', KEY_B, SECRET_B, 'eu-west-1', b.id), 'ok 127.0.0.1');
+    assert.equal((await nextMessage(b.ws)).data, 'from botocore');
   } finally {
     cleanup();
   }
