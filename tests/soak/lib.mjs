@@ -450,6 +450,54 @@ export async function sigtermSlow({ n = 100, slowMs = 200, width = 50, restartCa
   return r;
 }
 
+/**
+ * (b') item 5's "a second crash does not repeat or skip any": kill -9 with
+ * `n` open connections, restart with the backend handling $disconnect one
+ * at a time (`slowMs` each), kill -9 again once a third of them arrived (a
+ * count, not a time), restart again: each connection's $disconnect exactly
+ * once in all.
+ */
+export async function killDuringReplay({ n = 200, slowMs = 20, width = 50 } = {}) {
+  const rec = await startRecorder();
+  const dataDir = tempDataDir();
+  const r = { scenario: 'kill during replay', connections: n };
+  const count = (ids) => ids.filter((id) => (rec.conns.get(id)?.disc.length ?? 0) >= 1).length;
+  try {
+    const gw = await startSoakGateway(rec, dataDir);
+    const { clients, errors } = await openClients(gw, rec, 'replay', n, width);
+    r.opened = clients.length;
+    r.errors = errors.length;
+    r.errorKinds = errorKinds(errors);
+    await gw.stop('SIGKILL');
+    for (const c of clients) c.ws.terminate();
+    const ids = clients.map((c) => c.id);
+    rec.setSlow(slowMs);
+    const gw2 = await startSoakGateway(rec, dataDir);
+    await settle(rec, () => count(ids) >= Math.ceil(ids.length / 3), { quietMs: 5000, capMs: 30000, extraMs: 0 });
+    await gw2.stop('SIGKILL');
+    await sleep(slowMs + 100);
+    r.atSecondKill = disconnectBooks(rec, ids);
+    r.recordsAtSecondKill = await registryCount(dataDir);
+    const gw3 = await startSoakGateway(rec, dataDir);
+    await settle(rec, () => count(ids) >= ids.length, { quietMs: 5000, capMs: 30000 + n * slowMs * 2, extraMs: 1000 });
+    r.afterRestart = disconnectBooks(rec, ids);
+    r.recordsAfter = await registryCount(dataDir);
+    await gw3.stop('SIGTERM', { timeoutMs: 60000 });
+    for (const g of [gw, gw2, gw3]) g.removeTemp();
+    r.lost = r.afterRestart.missing + r.afterRestart.duplicate + r.errors;
+    const a = r.afterRestart;
+    log(`kill -9, restart, kill -9 during the replay, restart (${n} connections, $disconnect handled one at a time, ${slowMs} ms each): `
+      + `${r.opened} open (${r.errors} failed${r.errors ? `: ${r.errorKinds}` : ''})`);
+    log(`  at the second kill: ${r.atSecondKill.pairs} had their $disconnect, ${r.atSecondKill.duplicate} more than one; ${r.recordsAtSecondKill} records on disk`);
+    log(`  after the last restart: ${a.pairs} exactly once, ${a.missing} never, ${a.duplicate} more than once; ${r.recordsAfter} records left; `
+      + `reasons: ${fmtReasons(a.reasons)}; lost: ${r.lost}`);
+    return r;
+  } finally {
+    await rec.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------------------
 // (d) a killed registry reader
 // ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { WSGATE_BIN, rssKiB } from '../e2e/helpers.mjs';
 import {
   startRecorder, startSoakGateway, tempDataDir, startSampler, fdCount, dataFileBytes, churnRound, churnLosses,
-  killRestart, sigtermSlow, killedReaderScenario, disconnectBooks, settle, openClients, sleep,
+  killRestart, killDuringReplay, sigtermSlow, killedReaderScenario, disconnectBooks, settle, openClients, sleep,
 } from './lib.mjs';
 
 const argv = process.argv.slice(2);
@@ -59,7 +59,7 @@ function addChurn(r) {
   for (const [k, v] of Object.entries(r.closeCodes)) churnTotals.closeCodes[k] = (churnTotals.closeCodes[k] ?? 0) + v;
   churnTotals.lost += churnLosses(r);
 }
-const kills = []; const terms = []; const readers = [];
+const kills = []; const replays = []; const terms = []; const readers = [];
 
 // --- the long-lived gateway -------------------------------------------------
 const rec = await startRecorder();
@@ -99,6 +99,7 @@ while (Date.now() < deadline) {
     delete process.env.SOAK_QUIET;
     say('--- scenarios on gateways of their own ---');
     kills.push(await killRestart({ n: 500 }));
+    replays.push(await killDuringReplay({ n: 300, slowMs: 20 }));
     terms.push(await sigtermSlow({ n: 200, slowMs: 200 }));
     readers.push(await killedReaderScenario({ idle: 600, churnConns: 2000, readers: 40 }));
     process.env.SOAK_QUIET = '1';
@@ -163,6 +164,10 @@ if (kills.length) {
   out(`| kill -9 + restart on the same data | ${kills.length} | ${sum(kills, (r) => r.opened)} `
     + `| - | ${sum(kills, (r) => r.afterRestart.pairs)} (${sum(kills, (r) => r.afterRestart.missing)} missing, ${sum(kills, (r) => r.afterRestart.duplicate)} repeated) | - | ${sum(kills, (r) => r.lost)} |`);
 }
+if (replays.length) {
+  out(`| kill -9, restart, kill -9 again during the replay (after a third), restart | ${replays.length} | ${sum(replays, (r) => r.opened)} `
+    + `| - | ${sum(replays, (r) => r.afterRestart.pairs)} (${sum(replays, (r) => r.afterRestart.missing)} missing, ${sum(replays, (r) => r.afterRestart.duplicate)} repeated) | - | ${sum(replays, (r) => r.lost)} |`);
+}
 if (terms.length) {
   out(`| SIGTERM, backend answering $disconnect one at a time (200 ms), then restart | ${terms.length} | ${sum(terms, (r) => r.opened)} `
     + `| - | ${sum(terms, (r) => r.afterRestart.pairs)} (${sum(terms, (r) => r.beforeRestart.pairs)} before the exit; ${sum(terms, (r) => r.afterRestart.missing)} missing, ${sum(terms, (r) => r.afterRestart.duplicate)} repeated) | - | ${sum(terms, (r) => r.lost)} |`);
@@ -192,6 +197,7 @@ if (kills.length || terms.length) {
   out('Runs of the stop-and-restart scenarios ($disconnect per connection, before the exit / after the restart):');
   out();
   for (const r of kills) out(`- kill -9: ${r.opened} open; ${r.beforeRestart.pairs} / ${r.afterRestart.pairs} got it, ${r.afterRestart.missing} never; reasons: ${JSON.stringify(r.afterRestart.reasons)}`);
+  for (const r of replays) out(`- kill -9 during the replay: ${r.opened} open; ${r.atSecondKill.pairs} had it at the second kill; ${r.afterRestart.pairs} exactly once in the end, ${r.afterRestart.missing} never, ${r.afterRestart.duplicate} more than once`);
   for (const r of terms) out(`- SIGTERM (slow backend): ${r.opened} open, exit after ${(r.exitMs / 1000).toFixed(1)} s; ${r.beforeRestart.pairs} / ${r.afterRestart.pairs} got it, ${r.afterRestart.missing} never, ${r.afterRestart.duplicate} twice; reasons: ${JSON.stringify(r.afterRestart.reasons)}`);
   for (const r of readers) out(`- killed readers: ${r.readers} run, ${r.sigpipe} died of SIGPIPE; data.mdb ${(r.before / 1048576).toFixed(1)} -> ${(r.after / 1048576).toFixed(1)} MiB (${r.perConnection} bytes per churned connection); ${r.refused} upgrades refused`);
 }
@@ -199,9 +205,9 @@ console.log(`\n${lines.join('\n')}`);
 if (JSON_OUT) {
   fs.writeFileSync(JSON_OUT, JSON.stringify({
     minutes: Number(elapsedMin), commit: commit(), churn: churnTotals, held: { sent: heldSent, arrived: heldArrived, lost: heldLost, books: heldBooks },
-    kills, terms, readers, series, table: lines.join('\n'),
+    kills, replays, terms, readers, series, table: lines.join('\n'),
   }, null, 1));
 }
-const lost = c.lost + heldLost + heldBooks.missing + heldBooks.duplicate + sum(kills, (r) => r.lost) + sum(terms, (r) => r.lost)
+const lost = c.lost + heldLost + heldBooks.missing + heldBooks.duplicate + sum(kills, (r) => r.lost) + sum(replays, (r) => r.lost) + sum(terms, (r) => r.lost)
   + readers.filter((r) => r.overBound).length + sum(readers, (r) => r.refused);
 process.exitCode = lost ? 1 : 0;
