@@ -116,9 +116,10 @@ static int stage_allowed(gw_gateway_t *gw, const char *stage, const gw_op_t *op)
 
 	if (!stage[0])
 		return 1;
+	/* The ID's API number is stable across reloads (config.h). */
 	if (op->target.api != GW_CONNID_API_MANY)
-		return op->target.api < gw->cfg->n_apis &&
-		       !strcmp(stage, gw->cfg->apis[op->target.api].stage);
+		return gw_config_api_stage(op->target.api) &&
+		       !strcmp(stage, gw_config_api_stage(op->target.api));
 	return gw_registry_get(gw->reg, op->id, strlen(op->id), &rec) == GW_REG_OK &&
 	       !strcmp(stage, rec.stage);
 }
@@ -412,6 +413,9 @@ static size_t body_max(const gw_gateway_t *gw, const char *stage)
 		if ((!stage[0] || !strcmp(api->stage, stage)) && api->max_message_bytes > max)
 			max = api->max_message_bytes;
 	}
+	/* Also the stage's older APIs, whose connections may still be open. */
+	if (stage[0] && gw_config_stage_history(stage) > max)
+		max = gw_config_stage_history(stage);
 	return max;
 }
 
@@ -423,7 +427,8 @@ static int stage_known(const gw_gateway_t *gw, const char *stage)
 	for (size_t i = 0; i < gw->cfg->n_apis; i++)
 		if (!strcmp(gw->cfg->apis[i].stage, stage))
 			return 1;
-	return 0;
+	/* A stage a reload removed: its connections stay reachable. */
+	return gw_config_stage_history(stage) > 0;
 }
 
 static enum op request_method(struct lws *wsi)

@@ -902,6 +902,14 @@ gw_endpoint_t *gw_backend_endpoint_for(gw_backend_t *be, unsigned index)
 	return index < be->n_index ? be->by_index[index] : NULL;
 }
 
+void gw_backend_set_config(gw_backend_t *be, gw_config_t *cfg)
+{
+	gw_config_t *old = be->cfg;
+
+	be->cfg = cfg ? gw_config_ref(cfg) : NULL;
+	gw_config_unref(old);
+}
+
 gw_backend_t *gw_backend_create(gw_gateway_t *gw)
 {
 	gw_backend_t *be = calloc(1, sizeof(*be));

@@ -77,6 +77,10 @@ void gw_endpoint_limits(const gw_endpoint_t *ep, unsigned *max_connections,
  * and binds its own indexes; the pools and their connections stay. */
 void gw_backend_bind(gw_backend_t *be, unsigned index, gw_endpoint_t *ep);
 gw_endpoint_t *gw_backend_endpoint_for(gw_backend_t *be, unsigned index);
+/* The configuration the loop now binds (a reference is taken, the older
+ * one dropped): a reload's. The older indexes stay bound. */
+struct gw_config;
+void gw_backend_set_config(gw_backend_t *be, struct gw_config *cfg);
 
 /* req is a complete HTTP/1.1 request (head and body); it is copied. */
 gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,

@@ -79,7 +79,7 @@ void gw_bus_free_message(lws_dll2_t *node);
 
 /* --- the slot table (gateway.c) --- */
 /* Writes the ID of the connection that holds slot on loop gw under the
- * API of index api; -1 when the slot cannot be named (beyond 24 bits). */
+ * API whose id (gw_api_t.id, stable across reloads) is api; -1 when the slot cannot be named (beyond 24 bits). */
 int gw_gateway_conn_id(gw_gateway_t *gw, uint32_t slot, size_t api,
 		       char out[GW_CONN_ID_LEN + 1]);
 /* The connection id names, when it is on loop gw and still holds its

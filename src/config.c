@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1512,6 +1513,81 @@ static void api_dispose(gw_api_t *api)
 	mgmt_auth_dispose(api);
 }
 
+/* Process-wide state shared by every snapshot: the API id table, the
+ * next integration index and the count of live snapshots. A reload runs
+ * on its own thread while the loops read, hence the lock and atomics. */
+static struct {
+	char name[GW_API_NAME_MAX + 1];
+	char stage[129];
+	size_t max_message_bytes;
+} api_ids[GW_CONFIG_API_ID_NONE];
+static unsigned n_api_ids; /* written under api_ids_lock, read with acquire */
+static pthread_mutex_t api_ids_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned next_integration_index;
+static unsigned live_snapshots;
+
+/* The id of (name, stage): the one it had before, or a new one. An entry
+ * is never changed but for its largest message size, nor removed. */
+static unsigned api_id(const gw_api_t *api)
+{
+	unsigned i, n;
+
+	if (!api->name || !api->stage || strlen(api->name) > GW_API_NAME_MAX ||
+	    strlen(api->stage) >= sizeof(api_ids[0].stage))
+		return GW_CONFIG_API_ID_NONE;
+	pthread_mutex_lock(&api_ids_lock);
+	n = n_api_ids;
+	for (i = 0; i < n; i++)
+		if (!strcmp(api_ids[i].name, api->name) && !strcmp(api_ids[i].stage, api->stage))
+			break;
+	if (i == n && n < GW_CONFIG_API_ID_NONE) {
+		snprintf(api_ids[i].name, sizeof(api_ids[i].name), "%s", api->name);
+		snprintf(api_ids[i].stage, sizeof(api_ids[i].stage), "%s", api->stage);
+		__atomic_store_n(&n_api_ids, n + 1, __ATOMIC_RELEASE);
+	}
+	if (i < GW_CONFIG_API_ID_NONE &&
+	    __atomic_load_n(&api_ids[i].max_message_bytes, __ATOMIC_RELAXED) < api->max_message_bytes)
+		__atomic_store_n(&api_ids[i].max_message_bytes, api->max_message_bytes,
+				 __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&api_ids_lock);
+	return i;
+}
+
+const char *gw_config_api_stage(unsigned id)
+{
+	return id < __atomic_load_n(&n_api_ids, __ATOMIC_ACQUIRE) ? api_ids[id].stage : NULL;
+}
+
+size_t gw_config_stage_history(const char *stage)
+{
+	unsigned n = __atomic_load_n(&n_api_ids, __ATOMIC_ACQUIRE);
+	size_t max = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		size_t m = __atomic_load_n(&api_ids[i].max_message_bytes, __ATOMIC_RELAXED);
+
+		if (!strcmp(api_ids[i].stage, stage) && m > max)
+			max = m;
+	}
+	return max;
+}
+
+unsigned gw_config_live(void)
+{
+	return __atomic_load_n(&live_snapshots, __ATOMIC_RELAXED);
+}
+
+static gw_config_t *config_new(void)
+{
+	gw_config_t *cfg = calloc(1, sizeof(*cfg));
+
+	if (!cfg)
+		abort();
+	cfg->refs = 1;
+	__atomic_add_fetch(&live_snapshots, 1, __ATOMIC_RELAXED);
+	return cfg;
+}
+
 gw_config_t *gw_config_ref(gw_config_t *cfg)
 {
 	__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
@@ -1533,6 +1609,7 @@ void gw_config_unref(gw_config_t *cfg)
 		api_dispose(&cfg->apis[i]);
 	free(cfg->apis);
 	free(cfg);
+	__atomic_sub_fetch(&live_snapshots, 1, __ATOMIC_RELAXED);
 }
 
 static int load_root(gw_config_t *cfg, const char *file, json_t *root,
@@ -1568,24 +1645,33 @@ static int load_file(gw_config_t *cfg, const char *file, gw_buf_t *err)
 			 0, err);
 }
 
+/* Integration indexes never repeat within the process: a loop's pools
+ * stay bound for the connections of an older snapshot after a reload
+ * binds the new one's. */
 static void assign_indexes(gw_config_t *cfg)
 {
+	unsigned n = 0, base;
+
 	for (size_t a = 0; a < cfg->n_apis; a++)
+		n += (unsigned)cfg->apis[a].n_integrations;
+	base = __atomic_fetch_add(&next_integration_index, n, __ATOMIC_RELAXED);
+	for (size_t a = 0; a < cfg->n_apis; a++) {
+		cfg->apis[a].id = api_id(&cfg->apis[a]);
 		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++)
-			cfg->apis[a].integrations[i].index = cfg->n_integrations++;
+			cfg->apis[a].integrations[i].index = base + cfg->n_integrations++;
+	}
 }
 
 int gw_config_parse_buffer(const char *name, const char *data, size_t len, unsigned flags,
 			   gw_config_t **out, gw_buf_t *err)
 {
-	gw_config_t *cfg = calloc(1, sizeof(*cfg));
+	gw_config_t *cfg = config_new();
 	json_error_t jerr;
 	json_t *root;
 
 	*out = NULL;
-	if (!cfg || !(cfg->apis = calloc(1, sizeof(*cfg->apis))))
+	if (!(cfg->apis = calloc(1, sizeof(*cfg->apis))))
 		abort();
-	cfg->refs = 1;
 	root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (load_root(cfg, name, root, &jerr, flags, err)) {
 		gw_config_free(cfg);
@@ -1603,16 +1689,13 @@ static int cmp_str(const void *a, const void *b)
 
 int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 {
-	gw_config_t *cfg = calloc(1, sizeof(*cfg));
+	gw_config_t *cfg = config_new();
 	char **files = NULL;
 	size_t n = 0, cap = 0;
 	struct stat st;
 	int rc = 0;
 
 	*out = NULL;
-	if (!cfg)
-		abort();
-	cfg->refs = 1;
 	if (stat(path, &st)) {
 		gw_buf_append_str(err, path);
 		gw_buf_append_str(err, ": cannot open (expected an API file or a folder of them)\n");

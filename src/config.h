@@ -59,8 +59,9 @@ typedef struct gw_integration {
 	char *address; /* numeric address resolved at load time */
 	int port;
 	char *path;    /* path and query */
-	/* Unique across the configuration: each event loop keeps its own
-	 * connection pool for integration i at index i. */
+	/* Unique across every configuration this process loads (reloads
+	 * included): each event loop binds index i to a connection pool, and
+	 * a connection of an older snapshot still finds its own binding. */
 	unsigned index;
 } gw_integration_t;
 
@@ -164,6 +165,11 @@ typedef struct gw_api {
 	int mgmt_auth;
 	gw_mgmt_key_t *mgmt_keys;
 	size_t n_mgmt_keys;
+	/* Stable for the life of the process, across reloads: the same name
+	 * and stage always get the same number (config.c keeps the table).
+	 * Connection IDs carry it (connid.h); GW_CONFIG_API_ID_NONE once the
+	 * table is full. */
+	unsigned id;
 } gw_api_t;
 
 /* A configuration is an immutable snapshot, counted by reference: never
@@ -210,6 +216,20 @@ int gw_config_mgmt_auth(const gw_config_t *cfg);
 const gw_mgmt_key_t *gw_config_mgmt_key(const gw_api_t *api, const char *access_key_id);
 /* Whether key's signatures may name region. */
 int gw_config_mgmt_key_region(const gw_mgmt_key_t *key, const char *region);
+/* API ids (gw_api_t.id): the table holds at most this many names and
+ * stages, which is what a connection ID's byte can name. */
+#define GW_CONFIG_API_ID_NONE 255u
+/* The stage of API id, NULL when no configuration of this process had it.
+ * Thread-safe, and never changes once returned: an ID issued under an
+ * older snapshot keeps its stage after a reload. */
+const char *gw_config_api_stage(unsigned id);
+/* The largest maxMessageBytes any API with this stage had in this
+ * process (0: the stage was never loaded): a stage that a reload removed
+ * still reaches the connections opened under it. */
+size_t gw_config_stage_history(const char *stage);
+/* Snapshots allocated and not yet freed (a reload reports the older ones
+ * still held by open connections and calls in flight). */
+unsigned gw_config_live(void);
 
 /* The API whose basePath equals the request path (query excluded). */
 const gw_api_t *gw_config_api_for_path(const gw_config_t *cfg, const char *path,

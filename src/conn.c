@@ -73,6 +73,9 @@ typedef struct pending {
 	enum gw_event_type type;
 	gw_call_t *call;
 	char request_id[24];
+	/* $disconnect (conn NULL): the snapshot route lives in, held until
+	 * the answer, since the conn and its reference are gone by then. */
+	gw_config_t *cfg;
 } pending_t;
 
 struct gw_conn {
@@ -213,11 +216,12 @@ static void on_call_result(void *user, const gw_http_resp_t *resp)
 		on_connect_result(p->conn, p, &res);
 	else if (p->type == GW_EV_MESSAGE)
 		on_message_result(p->conn, p, &res);
+	gw_config_unref(p->cfg);
 	free(p);
 }
 
 /* Starts an integration call; its answer comes to on_call_result. */
-static void invoke(gw_gateway_t *gw, gw_conn_t *conn, const gw_invocation_t *inv)
+static pending_t *invoke(gw_gateway_t *gw, gw_conn_t *conn, const gw_invocation_t *inv)
 {
 	pending_t *p = calloc(1, sizeof(*p));
 
@@ -231,6 +235,7 @@ static void invoke(gw_gateway_t *gw, gw_conn_t *conn, const gw_invocation_t *inv
 	if (conn)
 		lws_dll2_add_tail(&p->list, &conn->calls);
 	p->call = gw_integ_invoke(gw->be, inv, &gw->scratch, on_call_result, p);
+	return p;
 }
 
 static void cancel_calls(gw_conn_t *conn)
@@ -240,6 +245,7 @@ static void cancel_calls(gw_conn_t *conn)
 
 		lws_dll2_remove(&p->list);
 		gw_backend_cancel(p->call);
+		gw_config_unref(p->cfg);
 		free(p);
 	}
 }
@@ -298,7 +304,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 		inv.ctx = &ctx;
 		inv.tls = conn->tls;
 		/* Best effort, as on AWS: the answer is not waited for. */
-		invoke(gw, NULL, &inv);
+		invoke(gw, NULL, &inv)->cfg = gw_config_ref(conn->cfg);
 	}
 	if (!lws_dll2_is_detached(&conn->open_list))
 		lws_dll2_remove(&conn->open_list);
@@ -766,8 +772,7 @@ static void start_connect(gw_conn_t *conn)
 	rec.slot = conn->slot;
 	/* The ID names this loop, slot and generation (bus.h): never reused. */
 	rc = GW_REG_ERROR;
-	if (!gw_gateway_conn_id(gw, conn->slot, (size_t)(conn->api - conn->cfg->apis),
-				conn->id)) {
+	if (!gw_gateway_conn_id(gw, conn->slot, conn->api->id, conn->id)) {
 		memcpy(rec.id, conn->id, sizeof(rec.id));
 		rc = gw_registry_insert(gw->reg, &rec);
 	}
@@ -852,6 +857,12 @@ static void head_complete(gw_conn_t *conn)
 		gw_log_limited(GW_LOG_INFO, 10000, "upgrade refused (400): %s", why);
 		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
 		return;
+	}
+	/* A reload while the head was read: the connection takes the new
+	 * routes, as every connection opened after it. */
+	if (conn->cfg != gw->cfg) {
+		gw_config_unref(conn->cfg);
+		conn->cfg = gw_config_ref(gw->cfg);
 	}
 	conn->api = gw_config_api_for_path(conn->cfg, url.ptr, plen);
 	if (!conn->api) {

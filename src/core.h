@@ -54,6 +54,16 @@ typedef struct gw_shared {
 	int send_timeout_s; /* --send-timeout */
 	int listen_fd, mgmt_fd; /* shared by the loops, each with its own dup */
 	int port, mgmt_port;
+	/* Hot reload (gateway.c): one loader thread at a time reads routes
+	 * again; each loop swaps in the new snapshot from its inbox. */
+	char *routes;
+	pthread_mutex_t reload_lock;
+	pthread_t reload_thread;
+	int reload_started;  /* a loader thread exists, not joined yet */
+	int reload_running;  /* it has not finished */
+	int reload_again;    /* asked again while it ran */
+	unsigned reload_gen;     /* the latest snapshot handed to the loops */
+	unsigned reload_waiting; /* loops yet to swap it in */
 } gw_shared_t;
 
 /* One event loop: a libwebsockets context, an epoll set, its own listening
@@ -103,6 +113,8 @@ struct gw_gateway {
 	pthread_mutex_t inbox_lock;
 	lws_dll2_owner_t inbox;
 	int stop_requested; /* written by another loop: atomics only */
+	gw_config_t *next_cfg; /* a reload's snapshot, under inbox_lock */
+	unsigned next_gen;
 	int ctx_alive;
 	lws_dll2_owner_t mgmt_pending;
 	uint64_t mgmt_tokens;

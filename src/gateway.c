@@ -110,6 +110,10 @@ void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot)
 		gw->free_slots[gw->n_free++] = slot;
 }
 
+/* The ID's API byte is gw_api_t.id, the same number for the same API
+ * across reloads; past the table, the registry tells the stage. */
+_Static_assert(GW_CONFIG_API_ID_NONE == GW_CONNID_API_MANY, "one 'no API id' value");
+
 int gw_gateway_conn_id(gw_gateway_t *gw, uint32_t slot, size_t api,
 		       char out[GW_CONN_ID_LEN + 1])
 {
@@ -499,7 +503,11 @@ static void on_signal(gw_watch_t *w, uint32_t events)
 {
 	struct signalfd_siginfo si;
 
-	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
+	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGHUP)
+		gw_gateway_reload(lws_container_of(w, gw_gateway_t, sigwatch));
+	else
 		begin_stop(lws_container_of(w, gw_gateway_t, sigwatch), (int)si.ssi_signo);
 }
 
@@ -515,9 +523,13 @@ void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node)
 		lws_cancel_service(to->ctx);
 }
 
+static void swap_config(gw_gateway_t *gw, gw_config_t *cfg, unsigned gen);
+
 static void drain_inbox(gw_gateway_t *gw)
 {
 	lws_dll2_owner_t batch;
+	gw_config_t *next;
+	unsigned gen;
 
 	if (__atomic_load_n(&gw->stop_requested, __ATOMIC_SEQ_CST) && !gw->stopping)
 		begin_stop(gw, 0);
@@ -525,7 +537,13 @@ static void drain_inbox(gw_gateway_t *gw)
 	pthread_mutex_lock(&gw->inbox_lock);
 	batch = gw->inbox;
 	lws_dll2_owner_clear(&gw->inbox);
+	next = gw->next_cfg;
+	gen = gw->next_gen;
+	gw->next_cfg = NULL;
 	pthread_mutex_unlock(&gw->inbox_lock);
+	/* Between two events of the loop: a safe point for the swap. */
+	if (next)
+		swap_config(gw, next, gen);
 	while (batch.head) {
 		lws_dll2_t *d = batch.head;
 
@@ -568,6 +586,227 @@ static void on_flush_timer(lws_sorted_usec_list_t *sul)
 					: (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
 }
 
+/* --- hot reload ------------------------------------------------------------ */
+
+static size_t max_request_bytes(const gw_config_t *cfg)
+{
+	size_t max = 0;
+
+	for (size_t a = 0; a < cfg->n_apis; a++)
+		if (cfg->apis[a].max_request_bytes > max)
+			max = cfg->apis[a].max_request_bytes;
+	return max;
+}
+
+/* One connection pool per distinct backend endpoint, found by key: an
+ * endpoint the loop already has (an unchanged one, after a reload) keeps
+ * its pool and its kept-alive connections. */
+static int bind_pools(gw_gateway_t *gw, const gw_config_t *cfg, char *err, size_t errlen)
+{
+	for (size_t a = 0; a < cfg->n_apis; a++)
+		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++) {
+			const gw_integration_t *in = &cfg->apis[a].integrations[i];
+			gw_endpoint_opts_t eo;
+			gw_endpoint_t *ep;
+
+			if (in->type == GW_INTEG_MOCK)
+				continue;
+			memset(&eo, 0, sizeof(eo));
+			eo.host = in->host;
+			eo.address = in->address;
+			eo.port = in->port;
+			eo.tls = in->tls;
+			eo.ca_file = in->ca_file;
+			eo.max_connections = in->max_connections;
+			eo.max_queue = in->max_queue;
+			ep = gw_backend_endpoint(gw->be, &eo, err, errlen);
+			if (!ep)
+				return -1;
+			gw_backend_bind(gw->be, in->index, ep);
+		}
+	return 0;
+}
+
+/* The last loop to swap in snapshot gen says so, with the older snapshots
+ * that open connections and calls still hold. */
+static void reload_done(gw_gateway_t *gw, unsigned gen)
+{
+	gw_shared_t *sh = gw->sh;
+
+	pthread_mutex_lock(&sh->reload_lock);
+	if (gen == sh->reload_gen && sh->reload_waiting && !--sh->reload_waiting) {
+		unsigned older = gw_config_live() - 1;
+
+		gw_info("reload: configuration %u in use by every loop (%zu API%s); %u older "
+			"snapshot%s still held by open connections", gen, gw->cfg->n_apis,
+			gw->cfg->n_apis == 1 ? "" : "s", older, older == 1 ? "" : "s");
+	}
+	pthread_mutex_unlock(&sh->reload_lock);
+}
+
+/* On the loop, between events: new connections and REST requests take
+ * cfg from now on; whoever holds the older snapshot keeps it. */
+static void swap_config(gw_gateway_t *gw, gw_config_t *cfg, unsigned gen)
+{
+	gw_config_t *old = gw->cfg;
+	char err[256];
+
+	if (bind_pools(gw, cfg, err, sizeof(err))) {
+		gw_err("reload: loop %u keeps the older configuration: %s", gw->worker, err);
+		gw_config_unref(cfg);
+		return;
+	}
+	gw->cfg = cfg; /* the reference the loader gave */
+	gw->max_request_bytes = max_request_bytes(cfg);
+	gw_backend_set_config(gw->be, cfg);
+	gw_config_unref(old);
+	reload_done(gw, gen);
+}
+
+/* A CA bundle that --check finds readable may still hold no certificate;
+ * at start the gateway refuses it, so a reload does too (before any loop
+ * sees the configuration). */
+static void check_ca_files(const gw_config_t *cfg, gw_buf_t *errs)
+{
+	for (size_t a = 0; a < cfg->n_apis; a++)
+		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++) {
+			const gw_integration_t *in = &cfg->apis[a].integrations[i];
+			SSL_CTX *ctx;
+			char line[1024];
+
+			if (!in->tls || !in->ca_file)
+				continue;
+			ctx = SSL_CTX_new(TLS_client_method());
+			if (ctx && SSL_CTX_load_verify_locations(ctx, in->ca_file, NULL) == 1) {
+				SSL_CTX_free(ctx);
+				continue;
+			}
+			SSL_CTX_free(ctx);
+			snprintf(line, sizeof(line), "%s: integrations.%s.caFile: cannot load "
+				 "certificates from \"%s\" (expected a PEM CA bundle)\n",
+				 cfg->apis[a].file, in->name, in->ca_file);
+			gw_buf_append_str(errs, line);
+		}
+}
+
+/* Each line of errs ("FILE: KEY: what was expected"), one log line each. */
+static void log_refusal(const gw_shared_t *sh, const gw_buf_t *errs)
+{
+	const char *p = errs->data ? errs->data : "";
+
+	gw_err("reload refused: %s is not valid; the running configuration stays",
+	       sh->routes);
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+
+		gw_err("reload refused: %.*s", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+}
+
+/* On the loader thread: reads routes, checks it as --check does, then
+ * hands a reference to every loop (the one still waiting there, if a loop
+ * has not taken it yet, is replaced). */
+static void reload_once(gw_shared_t *sh)
+{
+	gw_config_t *cfg = NULL, *old;
+	unsigned gen, running = 1;
+	gw_buf_t errs;
+
+	gw_buf_init(&errs);
+	if (gw_config_load(sh->routes, &cfg, &errs) == 0)
+		check_ca_files(cfg, &errs);
+	if (!cfg || errs.len) {
+		log_refusal(sh, &errs);
+		gw_config_free(cfg);
+		gw_buf_dispose(&errs);
+		return;
+	}
+	gw_buf_dispose(&errs);
+	for (unsigned i = 1; i < sh->n_workers; i++)
+		running += sh->threads[i] != 0;
+	pthread_mutex_lock(&sh->reload_lock);
+	gen = ++sh->reload_gen;
+	sh->reload_waiting = running;
+	old = sh->cfg;
+	sh->cfg = cfg;
+	pthread_mutex_unlock(&sh->reload_lock);
+	gw_info("reload: %s read again (%zu API%s), configuration %u; the loops swap it in",
+		sh->routes, cfg->n_apis, cfg->n_apis == 1 ? "" : "s", gen);
+	for (unsigned i = 0; i < sh->n_workers; i++) {
+		gw_gateway_t *w = sh->workers[i];
+		gw_config_t *prev;
+		int alive;
+
+		pthread_mutex_lock(&w->inbox_lock);
+		prev = w->next_cfg;
+		w->next_cfg = gw_config_ref(cfg);
+		w->next_gen = gen;
+		alive = w->ctx_alive;
+		pthread_mutex_unlock(&w->inbox_lock);
+		gw_config_unref(prev);
+		if (alive)
+			lws_cancel_service(w->ctx);
+	}
+	gw_config_unref(old);
+}
+
+static void *reload_main(void *arg)
+{
+	gw_shared_t *sh = arg;
+
+	for (;;) {
+		reload_once(sh);
+		pthread_mutex_lock(&sh->reload_lock);
+		if (!sh->reload_again) {
+			sh->reload_running = 0;
+			pthread_mutex_unlock(&sh->reload_lock);
+			return NULL;
+		}
+		/* Signals during a load: the files may have changed again. */
+		sh->reload_again = 0;
+		pthread_mutex_unlock(&sh->reload_lock);
+	}
+}
+
+void gw_gateway_reload(gw_gateway_t *gw)
+{
+	gw_shared_t *sh = gw->sh;
+
+	if (gw->stopping) {
+		gw_info("reload: ignored, the gateway is stopping");
+		return;
+	}
+	gw_info("reload: reading %s again", sh->routes);
+	pthread_mutex_lock(&sh->reload_lock);
+	if (sh->reload_running) {
+		sh->reload_again = 1;
+		pthread_mutex_unlock(&sh->reload_lock);
+		return;
+	}
+	/* The last loader has finished: joining it does not wait. */
+	if (sh->reload_started)
+		pthread_join(sh->reload_thread, NULL);
+	sh->reload_started = sh->reload_running =
+		!pthread_create(&sh->reload_thread, NULL, reload_main, sh);
+	pthread_mutex_unlock(&sh->reload_lock);
+	if (!sh->reload_started)
+		gw_err("reload: cannot start the loader thread; the running configuration stays");
+}
+
+static void reload_join(gw_shared_t *sh)
+{
+	int started;
+
+	pthread_mutex_lock(&sh->reload_lock);
+	sh->reload_again = 0;
+	started = sh->reload_started;
+	sh->reload_started = 0;
+	pthread_mutex_unlock(&sh->reload_lock);
+	if (started)
+		pthread_join(sh->reload_thread, NULL);
+}
+
 /* One event loop. The first binds the ports asked for (possibly 0); the
  * others bind the ports it got. */
 static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
@@ -587,9 +826,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	gw->reg = sh->reg;
 	gw->tls = sh->tls;
 	pthread_mutex_init(&gw->inbox_lock, NULL);
-	for (size_t a = 0; a < cfg->n_apis; a++)
-		if (cfg->apis[a].max_request_bytes > gw->max_request_bytes)
-			gw->max_request_bytes = cfg->apis[a].max_request_bytes;
+	gw->max_request_bytes = max_request_bytes(cfg);
 	gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
 	gw->drain_seconds = sh->drain_seconds;
 	gw_buf_init(&gw->scratch);
@@ -623,6 +860,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 		sigemptyset(&mask);
 		sigaddset(&mask, SIGINT);
 		sigaddset(&mask, SIGTERM);
+		sigaddset(&mask, SIGHUP);
 		gw->sigwatch.cb = on_signal;
 		gw->sigwatch.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 		if (gw->sigwatch.fd < 0 || gw_loop_add(gw->loop, &gw->sigwatch, EPOLLIN)) {
@@ -671,28 +909,8 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 		goto fail;
 	}
 	gw->be = gw_backend_create(gw);
-	/* One connection pool per distinct backend endpoint. */
-	for (size_t a = 0; a < cfg->n_apis; a++)
-		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++) {
-			gw_integration_t *in = &cfg->apis[a].integrations[i];
-			gw_endpoint_opts_t eo;
-			gw_endpoint_t *ep;
-
-			if (in->type == GW_INTEG_MOCK)
-				continue;
-			memset(&eo, 0, sizeof(eo));
-			eo.host = in->host;
-			eo.address = in->address;
-			eo.port = in->port;
-			eo.tls = in->tls;
-			eo.ca_file = in->ca_file;
-			eo.max_connections = in->max_connections;
-			eo.max_queue = in->max_queue;
-			ep = gw_backend_endpoint(gw->be, &eo, err, errlen);
-			if (!ep)
-				goto fail;
-			gw_backend_bind(gw->be, in->index, ep);
-		}
+	if (bind_pools(gw, cfg, err, errlen))
+		goto fail;
 	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
 			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
 	return gw;
@@ -713,6 +931,10 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	if (!sh)
 		abort();
 	sh->cfg = cfg;
+	pthread_mutex_init(&sh->reload_lock, NULL);
+	sh->routes = strdup(opts->routes ? opts->routes : "routes/");
+	if (!sh->routes)
+		abort();
 	sh->n_workers = opts->workers ? opts->workers : (unsigned)(cores > 0 ? cores : 1);
 	sh->drain_seconds = opts->drain_seconds > 0 ? opts->drain_seconds : 10;
 	sh->send_timeout_s = opts->send_timeout_s > 0 ? opts->send_timeout_s : GW_CLOSE_TIMEOUT_S;
@@ -725,6 +947,7 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (opts->tls_cert) {
@@ -858,6 +1081,7 @@ static void worker_free(gw_gateway_t *gw)
 		lws_dll2_remove(d);
 		gw_mgmt_free_message(d);
 	}
+	gw_config_unref(gw->next_cfg);
 	pthread_mutex_destroy(&gw->inbox_lock);
 	if (gw->loop) {
 		stop_listening(gw);
@@ -883,6 +1107,8 @@ static void worker_free(gw_gateway_t *gw)
 
 static void shared_destroy(gw_shared_t *sh)
 {
+	/* The loader hands snapshots to the loops: it ends first. */
+	reload_join(sh);
 	for (unsigned i = 0; i < sh->n_workers; i++)
 		worker_teardown(sh->workers[i]);
 	for (unsigned i = 0; i < sh->n_workers; i++)
@@ -893,6 +1119,8 @@ static void shared_destroy(gw_shared_t *sh)
 		close(sh->mgmt_fd);
 	gw_registry_close(sh->reg);
 	gw_config_free(sh->cfg);
+	pthread_mutex_destroy(&sh->reload_lock);
+	free(sh->routes);
 	if (sh->tls)
 		SSL_CTX_free(sh->tls);
 	free(sh->workers);

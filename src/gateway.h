@@ -25,6 +25,8 @@ typedef struct gw_gateway_opts {
 	int send_timeout_s;
 	/* event loops sharing the listeners (0: one per core) */
 	unsigned workers;
+	/* the API file or folder, read again on reload */
+	const char *routes;
 } gw_gateway_opts_t;
 
 /* Binds the listeners (once per event loop, SO_REUSEPORT) and opens the
@@ -41,5 +43,11 @@ int gw_gateway_mgmt_port(const gw_gateway_t *gw);
  * calls and returns 0. */
 int gw_gateway_run(gw_gateway_t *gw);
 void gw_gateway_destroy(gw_gateway_t *gw);
+/* Reads the API files again (SIGHUP), on a thread of its own: a valid
+ * configuration is swapped in by every loop at its next safe point, for
+ * new connections and requests; open connections keep the snapshot they
+ * connected under. An invalid one is refused whole and logged. From any
+ * loop's thread. */
+void gw_gateway_reload(gw_gateway_t *gw);
 
 #endif

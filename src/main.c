@@ -7,11 +7,16 @@
 #include "event.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -32,6 +37,8 @@ static void usage(FILE *f)
 		"  --check              validate the configuration and exit (0 when valid)\n"
 		"  --connections        print the registry of --data (one JSON line per\n"
 		"                       connection, also while a gateway runs) and exit\n"
+		"  --reload             ask the gateway running on --data to read its API\n"
+		"                       files again (as SIGHUP does) and exit\n"
 		"  --version            print the version and exit\n"
 		"  --help               print this help and exit\n"
 		"Port 0 binds an ephemeral port; the ports bound are printed on start.\n");
@@ -144,6 +151,42 @@ static int list_connections(const char *dir)
 	return 0;
 }
 
+/* The gateway holding DIR/wsgate.lock wrote its pid there (registry.c):
+ * SIGHUP it. A lock nobody holds means no gateway runs on DIR. */
+static int signal_reload(const char *dir)
+{
+	char path[4096], buf[32];
+	long pid;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/wsgate.lock", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		fprintf(stderr, "wsgate: --reload: no gateway runs on %s (%s: %s)\n", dir, path,
+			strerror(errno));
+		return 1;
+	}
+	if (!flock(fd, LOCK_SH | LOCK_NB)) {
+		close(fd);
+		fprintf(stderr, "wsgate: --reload: no gateway runs on %s (%s is not locked)\n",
+			dir, path);
+		return 1;
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	pid = strtol(buf, NULL, 10);
+	if (pid <= 1 || kill((pid_t)pid, SIGHUP)) {
+		fprintf(stderr, "wsgate: --reload: cannot signal the gateway (pid \"%.*s\"): %s\n",
+			(int)strcspn(buf, "\n"), buf, pid <= 1 ? "not a pid" : strerror(errno));
+		return 1;
+	}
+	printf("wsgate: asked the gateway (pid %ld) to reload; its log tells the outcome\n",
+	       pid);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -156,6 +199,7 @@ int main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "workers", required_argument, NULL, 'W' },
 		{ "connections", no_argument, NULL, 'n' },
+		{ "reload", no_argument, NULL, 'R' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "send-timeout", required_argument, NULL, 'S' },
 		{ "check", no_argument, NULL, 'c' },
@@ -170,7 +214,7 @@ int main(int argc, char **argv)
 	gw_config_t *cfg = NULL;
 	gw_gateway_t *gw = NULL;
 	gw_buf_t errs;
-	int check = 0, list = 0, c, level, mgmt_insecure = 0;
+	int check = 0, list = 0, reload = 0, c, level, mgmt_insecure = 0;
 
 	memset(&go, 0, sizeof(go));
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -182,6 +226,7 @@ int main(int argc, char **argv)
 		case 'd': data = optarg; break;
 		case 'c': check = 1; break;
 		case 'n': list = 1; break;
+		case 'R': reload = 1; break;
 		case 'C': go.tls_cert = optarg; break;
 		case 'W': {
 			char *end;
@@ -226,6 +271,8 @@ int main(int argc, char **argv)
 	gw_log_set_level(gw_log_threshold);
 	if (list)
 		return list_connections(data);
+	if (reload)
+		return signal_reload(data);
 	{
 		/* One descriptor per connection: take all the system allows. */
 		struct rlimit rl;
@@ -249,6 +296,7 @@ int main(int argc, char **argv)
 	go.listen_host = host;
 	go.mgmt_host = mhost;
 	go.data_dir = data;
+	go.routes = routes;
 
 	gw_buf_init(&errs);
 	if (gw_config_load(routes, &cfg, &errs)) {

@@ -76,6 +76,7 @@ struct gw_rest {
 	gw_wheel_entry_t timer;
 	/* the request being served */
 	gw_buf_t path; /* normalised (see normalize_path) */
+	gw_config_t *cfg; /* the request's snapshot, held until it is answered */
 	const gw_api_t *api;
 	const gw_rest_route_t *route;
 	gw_call_t *call;
@@ -104,6 +105,7 @@ static void rest_destroy(void *p)
 {
 	gw_rest_t *r = p;
 
+	gw_config_unref(r->cfg);
 	gw_req_destroy(r->req);
 	free(r->in);
 	gw_buf_dispose(&r->path);
@@ -771,7 +773,10 @@ static void serve(gw_rest_t *r)
 		return;
 	}
 	path = (gw_str_t){ r->path.data, r->path.len };
-	r->api = api_for(gw->cfg, path, &strip);
+	/* A reload during the call must not free its route (hot reload). */
+	gw_config_unref(r->cfg);
+	r->cfg = gw_config_ref(gw->cfg);
+	r->api = api_for(r->cfg, path, &strip);
 	if (!r->api) {
 		respond_json(r, 404, "{\"message\":\"Not Found\"}");
 		return;
