@@ -263,8 +263,14 @@ static const gw_api_t *connection_api(gw_gateway_t *gw, const gw_op_t *op)
 
 	if (!op)
 		return NULL;
-	if (op->target.api != GW_CONNID_API_MANY)
-		return op->target.api < gw->cfg->n_apis ? &gw->cfg->apis[op->target.api] : NULL;
+	/* The ID's API number is gw_api_t.id (stable across reloads), not an
+	 * index: an API a reload removed has none here. */
+	if (op->target.api != GW_CONNID_API_MANY) {
+		for (size_t i = 0; i < gw->cfg->n_apis; i++)
+			if (gw->cfg->apis[i].id == op->target.api)
+				return &gw->cfg->apis[i];
+		return NULL;
+	}
 	if (gw_registry_get(gw->reg, op->id, strlen(op->id), &rec) != GW_REG_OK)
 		return NULL;
 	for (size_t i = 0; i < gw->cfg->n_apis; i++)
