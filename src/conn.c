@@ -143,6 +143,7 @@ struct gw_conn {
 	 * whether it counts in its source IP's limits. */
 	gw_throttle_t msg_rate, byte_rate;
 	int ip_held;
+	int head_held; /* counted among the heads still being sent */
 };
 
 /* The conn being handed to libwebsockets: its first callback runs inside
@@ -703,6 +704,42 @@ static void edge_release(gw_conn_t *conn)
 	if (conn->ip_held)
 		gw_iplimit_release(conn->source_ip, gw_throttle_now_ns());
 	conn->ip_held = 0;
+	if (conn->head_held)
+		gw_iplimit_head_release(conn->source_ip);
+	conn->head_held = 0;
+}
+
+/* Slowloris: connections still sending their head are bounded in the
+ * process and per source address (--max-pending-heads, ...-per-ip), so
+ * that slow heads cannot take every descriptor; each is also bounded in
+ * time (HEAD_TIMEOUT_S). 0 after refusing: a plain socket hears 503, a TLS
+ * one is closed (no session to answer in yet). */
+static int head_admitted(gw_conn_t *conn)
+{
+	int per_ip;
+
+	if (gw_iplimit_head_acquire(conn->source_ip, &per_ip) == GW_IPLIMIT_OK) {
+		conn->head_held = 1;
+		return 1;
+	}
+	if (per_ip)
+		gw_log_limited(GW_LOG_WARN, 10000, "connection from %s refused (503): "
+			       "--max-pending-heads-per-ip reached", conn->source_ip);
+	else
+		gw_log_limited(GW_LOG_WARN, 10000, "connection from %s refused (503): "
+			       "--max-pending-heads reached", conn->source_ip);
+	if (conn->gw->tls)
+		conn_finish(conn, 0, 0, NULL);
+	else
+		RAW_JSON(conn, 503, "{\"message\":\"Service Unavailable\"}");
+	return 0;
+}
+
+static void head_done(gw_conn_t *conn)
+{
+	if (conn->head_held)
+		gw_iplimit_head_release(conn->source_ip);
+	conn->head_held = 0;
 }
 
 /* The key is the client's secret toward the gateway: the $connect event
@@ -831,6 +868,7 @@ static void head_complete(gw_conn_t *conn)
 	const char *why = "";
 
 	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
+	head_done(conn);
 	if (!upgrade) {
 		/* Plain HTTP: REST routes (rest.c), on the same socket. */
 		int tls = conn->ssl != NULL, fd = detach_socket(conn);
@@ -910,6 +948,8 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 				  conn->source_ip, sizeof(conn->source_ip));
 		}
 	}
+	if (!head_admitted(conn))
+		return;
 	/* Edge-triggered: the head is peeked, not read, so a level-triggered
 	 * watch would fire forever on a partial head. TLS also needs to know
 	 * when a handshake write can go on. */

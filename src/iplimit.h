@@ -1,5 +1,5 @@
-/* Per source IP limits (issue 12): connections open at once and new
- * connections per second, counted for the whole process (every loop, every
+/* Per source IP limits (issue 12): connections open at once, new
+ * connections per second and connections still sending their head, counted for the whole process (every loop, every
  * API). IPv6 addresses count by their /64, which one host usually holds
  * whole; IPv4 by the address. One table under one mutex: it is touched once
  * when a connection is admitted and once when it is freed, never per
@@ -29,6 +29,17 @@ typedef struct gw_iplimit_rule {
 enum gw_iplimit_result gw_iplimit_acquire(const char *ip, const gw_iplimit_rule_t *rule,
 					  uint64_t now_ns);
 void gw_iplimit_release(const char *ip, uint64_t now_ns);
+/* Connections still sending their request head (slowloris): at most
+ * max_total in the process and max_per_ip per source address (0: no
+ * bound). Set once at start-up, before any loop runs. */
+void gw_iplimit_heads_configure(unsigned max_total, unsigned max_per_ip);
+/* Counts one more connection reading its head: OK (then released with
+ * gw_iplimit_head_release), TOO_MANY when a bound is reached. */
+enum gw_iplimit_result gw_iplimit_head_acquire(const char *ip, int *per_ip);
+void gw_iplimit_head_release(const char *ip);
+#define GW_DEFAULT_MAX_PENDING_HEADS 16384
+#define GW_DEFAULT_MAX_PENDING_HEADS_PER_IP 256
+
 /* Entries held now (for tests). */
 unsigned long gw_iplimit_entries(void);
 

@@ -1,6 +1,7 @@
 /* wsgate: command line. Everything else lives in the core library. */
 #include "config.h"
 #include "gateway.h"
+#include "iplimit.h"
 #include "log.h"
 #include "registry.h"
 #include "buf.h"
@@ -34,6 +35,10 @@ static void usage(FILE *f)
 		"  --tls-key FILE       PEM private key for --tls-cert\n"
 		"  --send-timeout SECONDS  how long a close may wait for a client that\n"
 		"                       does not read before its socket is reset (default 10)\n"
+		"  --max-pending-heads N  connections still sending their request head,\n"
+		"                       at most (default 16384; 0: no bound)\n"
+		"  --max-pending-heads-per-ip N  the same per source address (IPv6: per /64;\n"
+		"                       default 256; 0: no bound)\n"
 		"  --check              validate the configuration and exit (0 when valid)\n"
 		"  --connections        print the registry of --data (one JSON line per\n"
 		"                       connection, also while a gateway runs) and exit\n"
@@ -202,6 +207,8 @@ int main(int argc, char **argv)
 		{ "reload", no_argument, NULL, 'R' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "send-timeout", required_argument, NULL, 'S' },
+		{ "max-pending-heads", required_argument, NULL, 1001 },
+		{ "max-pending-heads-per-ip", required_argument, NULL, 1002 },
 		{ "check", no_argument, NULL, 'c' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -215,6 +222,8 @@ int main(int argc, char **argv)
 	gw_gateway_t *gw = NULL;
 	gw_buf_t errs;
 	int check = 0, list = 0, reload = 0, c, level, mgmt_insecure = 0;
+	unsigned max_heads = GW_DEFAULT_MAX_PENDING_HEADS,
+		 max_heads_ip = GW_DEFAULT_MAX_PENDING_HEADS_PER_IP;
 
 	memset(&go, 0, sizeof(go));
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -250,6 +259,21 @@ int main(int argc, char **argv)
 			go.send_timeout_s = (int)n;
 			break;
 		}
+		case 1001:
+		case 1002: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 0 || n > 10000000) {
+				fprintf(stderr, "wsgate: --max-pending-heads%s: expected a number "
+					"from 0 to 10000000\n", c == 1002 ? "-per-ip" : "");
+				return 2;
+			}
+			if (c == 1001)
+				max_heads = (unsigned)n;
+			else
+				max_heads_ip = (unsigned)n;
+			break;
+		}
 		case 'L':
 			level = gw_log_parse_level(optarg);
 			if (level < 0) {
@@ -269,6 +293,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	gw_log_set_level(gw_log_threshold);
+	gw_iplimit_heads_configure(max_heads, max_heads_ip);
 	if (list)
 		return list_connections(data);
 	if (reload)

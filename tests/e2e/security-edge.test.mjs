@@ -6,6 +6,7 @@ import {
   connectRefused, nextMessage, send, rawConnect, upgradeRequest, waitResponses, sleep, waitUntil,
 } from './helpers.mjs';
 import { rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 /** Runs --check on one API file; resolves the runGateway result. */
@@ -441,4 +442,58 @@ test('item connection limits: --check names the file, the key and what was expec
     'api.json: sourceIpLimits.maxConnections: expected an integer from 1 to 100000000, found 0',
     'api.json: sourceIpLimits.newConnections: expected an object {"rateLimit": N, "burstLimit": N}, found an integer',
   ]);
+});
+
+// ---------------------------------------------------------------------------
+// Slowloris: connections still sending their head
+// ---------------------------------------------------------------------------
+
+/** A TCP connection from localAddress that sends half a head and holds it. */
+async function slowHead(port, localAddress = '127.0.0.1') {
+  const sock = net.connect({ port, host: '127.0.0.1', localAddress });
+  sock.received = Buffer.alloc(0);
+  sock.on('data', (d) => { sock.received = Buffer.concat([sock.received, d]); });
+  sock.on('error', () => {});
+  await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+  sock.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+  slow.push(sock);
+  return sock;
+}
+const slow = [];
+
+test('item slowloris: heads still being sent are bounded per source address and in total; finished heads free their place', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url), args: ['--max-pending-heads', '8', '--max-pending-heads-per-ip', '5', '--workers', '2'] });
+  try {
+    // Complete heads do not count once read.
+    for (let i = 0; i < 8; i++) (await connect(gw.url)).close();
+    const held = [];
+    for (let i = 0; i < 5; i++) held.push(await slowHead(gw.port));
+    await sleep(200);
+    const r = await rawUpgrade(gw, '/', {});
+    assert.deepEqual(r, { status: 503, body: '{"message":"Service Unavailable"}' });
+    assert.equal(await connectRefused(gw.url), 503);
+    await logged(gw, /connection from 127\.0\.0\.1 refused \(503\): --max-pending-heads-per-ip reached/);
+    // Another address still gets in, up to the total.
+    for (let i = 0; i < 3; i++) held.push(await slowHead(gw.port, '127.0.0.2'));
+    await sleep(200);
+    const other = net.connect({ port: gw.port, host: '127.0.0.1', localAddress: '127.0.0.3' });
+    other.on('error', () => {});
+    const answer = await new Promise((resolve) => {
+      let buf = '';
+      other.on('data', (d) => { buf += d; });
+      other.on('close', () => resolve(buf));
+      other.write(upgradeRequest('/', {}));
+    });
+    assert.match(answer, /^HTTP\/1\.1 503 /);
+    await logged(gw, /connection from 127\.0\.0\.3 refused \(503\): --max-pending-heads reached/);
+    // A held head that goes away gives its place back.
+    held[0].destroy();
+    await waitUntil(async () => {
+      try { (await connect(gw.url)).close(); return true; } catch { return false; }
+    }, 3000, 'a place once a slow head left');
+    assert.equal(connects(backend).length, 9);
+  } finally {
+    for (const s of slow.splice(0)) s.destroy();
+  }
 });
