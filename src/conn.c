@@ -716,18 +716,20 @@ static void edge_release(gw_conn_t *conn)
  * one is closed (no session to answer in yet). */
 static int head_admitted(gw_conn_t *conn)
 {
+	char rid[24];
 	int per_ip;
 
 	if (gw_iplimit_head_acquire(conn->source_ip, &per_ip) == GW_IPLIMIT_OK) {
 		conn->head_held = 1;
 		return 1;
 	}
+	gw_gateway_request_id(conn->gw, rid);
 	if (per_ip)
-		gw_log_limited(GW_LOG_WARN, 10000, "connection from %s refused (503): "
-			       "--max-pending-heads-per-ip reached", conn->source_ip);
+		gw_log_limited(GW_LOG_WARN, 10000, "connection from %s refused (503, request "
+			       "%s): --max-pending-heads-per-ip reached", conn->source_ip, rid);
 	else
-		gw_log_limited(GW_LOG_WARN, 10000, "connection from %s refused (503): "
-			       "--max-pending-heads reached", conn->source_ip);
+		gw_log_limited(GW_LOG_WARN, 10000, "connection from %s refused (503, request "
+			       "%s): --max-pending-heads reached", conn->source_ip, rid);
 	if (conn->gw->tls)
 		conn_finish(conn, 0, 0, NULL);
 	else

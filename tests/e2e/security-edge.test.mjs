@@ -473,7 +473,7 @@ test('item slowloris: heads still being sent are bounded per source address and 
     const r = await rawUpgrade(gw, '/', {});
     assert.deepEqual(r, { status: 503, body: '{"message":"Service Unavailable"}' });
     assert.equal(await connectRefused(gw.url), 503);
-    await logged(gw, /connection from 127\.0\.0\.1 refused \(503\): --max-pending-heads-per-ip reached/);
+    await logged(gw, /connection from 127\.0\.0\.1 refused \(503, request \S+\): --max-pending-heads-per-ip reached/);
     // Another address still gets in, up to the total.
     for (let i = 0; i < 3; i++) held.push(await slowHead(gw.port, '127.0.0.2'));
     await sleep(200);
@@ -486,7 +486,7 @@ test('item slowloris: heads still being sent are bounded per source address and 
       other.write(upgradeRequest('/', {}));
     });
     assert.match(answer, /^HTTP\/1\.1 503 /);
-    await logged(gw, /connection from 127\.0\.0\.3 refused \(503\): --max-pending-heads reached/);
+    await logged(gw, /connection from 127\.0\.0\.3 refused \(503, request \S+\): --max-pending-heads reached/);
     // A held head that goes away gives its place back.
     held[0].destroy();
     await waitUntil(async () => {
