@@ -576,8 +576,18 @@ static void on_flush_timer(lws_sorted_usec_list_t *sul)
 
 	/* One slice per timer callback, 1 ms apart, so that no callback holds
 	 * the loop long (100k connections in one took ~230 ms). */
-	if (!gw->flush_left)
+	if (!gw->flush_left) {
 		gw->flush_left = gw->open_conns.count;
+		/* Off the hot path, on one loop: free the reader slots of
+		 * killed registry readers (registry.h). */
+		if (!gw->worker) {
+			int dead = gw_registry_check_readers(gw->reg);
+
+			if (dead > 0)
+				gw_log_limited(GW_LOG_WARN, 60000, "registry: cleared %d reader%s "
+					       "left by killed processes", dead, dead == 1 ? "" : "s");
+		}
+	}
 	seen = gw_conn_flush_slice(gw, gw->flush_left < FLUSH_SLICE ? gw->flush_left
 								    : FLUSH_SLICE);
 	gw->flush_left = seen && gw->flush_left > seen ? gw->flush_left - seen : 0;

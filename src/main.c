@@ -71,11 +71,16 @@ static int parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
+/* The first error writing the listing (EPIPE: its reader left). */
+static int write_errno;
+
 static void print_record(const gw_conn_record_t *r, void *user)
 {
 	gw_buf_t *b = user;
 	char t[64];
 
+	if (write_errno)
+		return; /* the reader left: the rest would go nowhere */
 	gw_buf_reset(b);
 	gw_buf_append_str(b, "{\"id\":");
 	gw_buf_append_json_str(b, r->id, strlen(r->id));
@@ -96,7 +101,8 @@ static void print_record(const gw_conn_record_t *r, void *user)
 	gw_buf_append_str(b, "\",\"loop\":");
 	gw_buf_append_u64(b, r->worker);
 	gw_buf_append_str(b, "}\n");
-	fwrite(b->data, 1, b->len, stdout);
+	if (fwrite(b->data, 1, b->len, stdout) != b->len)
+		write_errno = errno;
 }
 
 /* 127.0.0.0/8, ::1 or localhost. */
@@ -144,15 +150,32 @@ static int list_connections(const char *dir)
 	gw_registry_t *reg;
 	char err[512];
 	gw_buf_t b;
+	int rc;
 
 	if (gw_registry_open_readonly(dir, &reg, err, sizeof(err))) {
 		fprintf(stderr, "wsgate: %s\n", err);
 		return 1;
 	}
+	/* `wsgate --connections | head -1`: a reader that leaves early is an
+	 * EPIPE to stop at, not a signal to die of. */
+	signal(SIGPIPE, SIG_IGN);
 	gw_buf_init(&b);
-	gw_registry_foreach(reg, print_record, &b);
+	rc = gw_registry_foreach(reg, print_record, &b);
 	gw_buf_dispose(&b);
 	gw_registry_close(reg);
+	if (fflush(stdout) && !write_errno)
+		write_errno = errno;
+	if (write_errno) {
+		if (write_errno == EPIPE)
+			return 0;
+		fprintf(stderr, "wsgate: --connections: cannot write: %s\n",
+			strerror(write_errno));
+		return 1;
+	}
+	if (rc) {
+		fprintf(stderr, "wsgate: %s: cannot read the registry\n", dir);
+		return 1;
+	}
 	return 0;
 }
 

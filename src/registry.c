@@ -155,6 +155,15 @@ static int reset_files(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+int gw_registry_check_readers(gw_registry_t *reg)
+{
+	int dead = 0;
+
+	if (mdb_reader_check(reg->env, &dead))
+		return GW_REG_ERROR;
+	return dead;
+}
+
 static int last_page(gw_registry_t *reg, uint64_t *pages_used)
 {
 	MDB_envinfo info;
@@ -179,6 +188,14 @@ static int ensure_room(gw_registry_t *reg, uint64_t pages)
 		need = MAP_BYTES; /* beyond it LMDB answers MDB_MAP_FULL itself */
 	if (need <= reg->backed)
 		return 0;
+	/* About to grow: if a dead reader pinned old pages, freeing its slot
+	 * lets this transaction reuse them instead (it computes the oldest
+	 * snapshot when it first allocates, after this). */
+	if (gw_registry_check_readers(reg) > 0) {
+		if (last_page(reg, &used))
+			return -1;
+		need = (used + pages) * reg->page;
+	}
 	want = (need + GROW_BYTES - 1) / GROW_BYTES * GROW_BYTES;
 	if (want > MAP_BYTES)
 		want = MAP_BYTES;
@@ -237,6 +254,9 @@ static int open_env(gw_registry_t *reg, const char *dir, char *err, size_t errle
 		return -1;
 	}
 	reg->page = st.ms_psize;
+	/* Readers a killed process left in a lock file kept from an earlier
+	 * run would pin pages from the start. */
+	gw_registry_check_readers(reg);
 	/* LMDB wrote its two meta pages with write(2): they have blocks. */
 	reg->backed = 2 * (uint64_t)reg->page;
 	rc = begin_write(reg, OP_PAGES, &txn);
@@ -668,27 +688,66 @@ int gw_registry_count(gw_registry_t *reg, size_t *count)
 	return 0;
 }
 
-int gw_registry_foreach(gw_registry_t *reg,
-			void (*fn)(const gw_conn_record_t *rec, void *user), void *user)
+#define FOREACH_BATCH 64
+#define KEY_MAX 511 /* LMDB's largest key */
+
+/* Copies out up to FOREACH_BATCH records after the key `last` (from the
+ * first when *last_len is 0) in one read transaction; updates last. */
+static int read_batch(gw_registry_t *reg, char *last, size_t *last_len,
+		      gw_conn_record_t *recs, size_t *n, int *more)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
+	*n = 0;
+	*more = 0;
 	if (mdb_txn_begin(reg->env, NULL, MDB_RDONLY, &txn))
 		return GW_REG_ERROR;
 	if (mdb_cursor_open(txn, reg->dbi, &cur)) {
 		mdb_txn_abort(txn);
 		return GW_REG_ERROR;
 	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		gw_conn_record_t rec;
-		if (!gw_registry_decode(v.mv_data, v.mv_size, &rec))
-			fn(&rec, user);
+	if (*last_len) {
+		k.mv_data = last;
+		k.mv_size = *last_len;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (!rc && k.mv_size == *last_len && !memcmp(k.mv_data, last, *last_len))
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	} else {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (*n == FOREACH_BATCH) {
+			*more = 1;
+			break;
+		}
+		if (k.mv_size <= KEY_MAX) {
+			memcpy(last, k.mv_data, k.mv_size);
+			*last_len = k.mv_size;
+		}
+		if (!gw_registry_decode(v.mv_data, v.mv_size, &recs[*n]))
+			(*n)++;
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
 	return 0;
+}
+
+int gw_registry_foreach(gw_registry_t *reg,
+			void (*fn)(const gw_conn_record_t *rec, void *user), void *user)
+{
+	gw_conn_record_t *recs = malloc(FOREACH_BATCH * sizeof(*recs));
+	char last[KEY_MAX];
+	size_t last_len = 0, n;
+	int more = 1, rc = 0;
+
+	if (!recs)
+		abort();
+	while (more && !(rc = read_batch(reg, last, &last_len, recs, &n, &more)))
+		for (size_t i = 0; i < n; i++)
+			fn(&recs[i], user);
+	free(recs);
+	return rc;
 }

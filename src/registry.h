@@ -73,9 +73,21 @@ int gw_registry_delete(gw_registry_t *reg, const char *id);
 int gw_registry_touch(gw_registry_t *reg, const char *const *ids,
 		      const uint64_t *times, size_t n);
 int gw_registry_count(gw_registry_t *reg, size_t *count);
-/* Calls fn for each record (read-only transaction; for tools and tests). */
+/* Calls fn for each record (for tools and tests). Records are copied out in
+ * batches, each read in its own short transaction, and fn never runs inside
+ * one: a tool killed while it writes (SIGPIPE) leaves no reader behind. */
 int gw_registry_foreach(gw_registry_t *reg,
 			void (*fn)(const gw_conn_record_t *rec, void *user), void *user);
+
+/* Clears the reader slots of processes that died inside a read transaction
+ * (a reader SIGKILLed, say). LMDB reuses no page freed after the oldest
+ * reader's snapshot, so one dead reader made the file grow with every
+ * write (~35 KB per connection under churn) until the map was full. Cheap
+ * and never blocks: a scan of the reader table and a lock probe per
+ * process. Runs at open, before the file grows, and when the map is full;
+ * the gateway also calls it every few seconds. Returns how many slots it
+ * cleared, or GW_REG_ERROR. */
+int gw_registry_check_readers(gw_registry_t *reg);
 
 /* msgpack encoding of one record, exposed for unit tests and fuzzing.
  * decode accepts any bytes: GW_REG_ERROR for what encode did not write. */

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <lmdb.h>
 #include <msgpack.h>
 #include <sched.h>
 #include <signal.h>
@@ -230,6 +231,141 @@ static void test_foreach_and_reopen(void)
 	}
 	gw_registry_close(reg);
 	gw_registry_close(NULL); /* harmless */
+}
+
+/* Issue 11 item 7: the listing is copied out in batches, each in its own
+ * transaction; every record still comes once, in key order. */
+struct ordered {
+	size_t count;
+	char last[GW_CONN_ID_LEN + 1];
+	int out_of_order;
+};
+
+static void on_ordered(const gw_conn_record_t *rec, void *user)
+{
+	struct ordered *o = user;
+
+	if (o->count && strcmp(o->last, rec->id) >= 0)
+		o->out_of_order++;
+	snprintf(o->last, sizeof(o->last), "%s", rec->id);
+	o->count++;
+}
+
+static void test_foreach_batches(void)
+{
+	gw_registry_t *reg = open_reg();
+	struct ordered o;
+
+	if (!reg)
+		return;
+	for (uint32_t i = 0; i < 200; i++) {
+		char id[GW_CONN_ID_LEN + 1];
+
+		snprintf(id, sizeof(id), "batch-%06u-xxxxxxxxxxx", i);
+		gw_conn_record_t r = make_record(id, i);
+		CHECK_INT_EQ(gw_registry_insert(reg, &r), GW_REG_OK);
+	}
+	memset(&o, 0, sizeof(o));
+	CHECK_INT_EQ(gw_registry_foreach(reg, on_ordered, &o), 0);
+	CHECK_INT_EQ(o.count, 200);
+	CHECK_INT_EQ(o.out_of_order, 0);
+	gw_registry_close(reg);
+}
+
+/* Pages used by the registry in dir (LMDB's high-water mark), read in a
+ * child: a second environment on the same files in this process would
+ * share its fcntl locks, take itself for the first user and reset the
+ * reader table. */
+static uint64_t pages_used(void)
+{
+	uint64_t n = 0;
+	int fds[2];
+	pid_t pid;
+
+	if (pipe(fds))
+		return 0;
+	pid = fork();
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_envinfo info;
+
+		if (!mdb_env_create(&env) &&
+		    !mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) &&
+		    !mdb_env_info(env, &info))
+			n = (uint64_t)info.me_last_pgno + 1;
+		_exit(write(fds[1], &n, sizeof(n)) == sizeof(n) ? 0 : 1);
+	}
+	close(fds[1]);
+	if (pid < 0 || read(fds[0], &n, sizeof(n)) != sizeof(n))
+		n = 0;
+	close(fds[0]);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	return n;
+}
+
+/* A child that opens the registry with LMDB, begins a read transaction and
+ * dies inside it, like `wsgate --connections | head -1` killed by SIGPIPE
+ * before the fix. */
+static void kill_reader_in_txn(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+
+		if (mdb_env_create(&env) || mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) ||
+		    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn))
+			_exit(1);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	if (pid > 0) {
+		int st;
+
+		waitpid(pid, &st, 0);
+		CHECK_MSG(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "reader child status %d", st);
+	}
+}
+
+static void churn(gw_registry_t *reg, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char id[GW_CONN_ID_LEN + 1];
+		gw_conn_record_t r;
+
+		CHECK_INT_EQ(gw_registry_new_id(id), 0);
+		r = make_record(id, (uint32_t)i);
+		CHECK_INT_EQ(gw_registry_insert(reg, &r), GW_REG_OK);
+		CHECK_INT_EQ(gw_registry_delete(reg, id), GW_REG_OK);
+	}
+}
+
+/* Issue 11 item 7: a dead reader's slot is cleared, by a direct check and
+ * before the file grows, so freed pages are reused under churn. */
+static void test_dead_reader(void)
+{
+	gw_registry_t *reg = open_reg();
+	uint64_t before, after;
+
+	if (!reg)
+		return;
+	churn(reg, 50); /* past the first growth step's bookkeeping */
+	kill_reader_in_txn();
+	CHECK_INT_EQ(gw_registry_check_readers(reg), 1);
+	CHECK_INT_EQ(gw_registry_check_readers(reg), 0);
+
+	/* Without a direct check: the growth of the file finds it. */
+	kill_reader_in_txn();
+	before = pages_used();
+	churn(reg, 3000);
+	after = pages_used();
+	CHECK(before > 0);
+	CHECK_MSG(after - before < 512, "%" PRIu64 " pages used after 3000 connections "
+		  "with a dead reader (%" PRIu64 " before)", after, before);
+	CHECK_INT_EQ(gw_registry_check_readers(reg), 0);
+	gw_registry_close(reg);
 }
 
 static void test_open_failure(void)
@@ -671,6 +807,8 @@ int main(void)
 	RUN(test_insert_get_delete);
 	RUN(test_touch);
 	RUN(test_foreach_and_reopen);
+	RUN(test_foreach_batches);
+	RUN(test_dead_reader);
 	RUN(test_open_failure);
 	RUN(test_lock_refuses_second_open);
 	RUN(test_symlinks_and_modes);
