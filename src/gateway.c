@@ -699,6 +699,24 @@ static void check_ca_files(const gw_config_t *cfg, gw_buf_t *errs)
 		}
 }
 
+/* A management listener beyond loopback was allowed at start because the
+ * API files had managementAuth: a reload cannot take it away. */
+static void check_mgmt_auth(const gw_shared_t *sh, const gw_config_t *cfg, gw_buf_t *errs)
+{
+	if (!sh->reload_needs_mgmt_auth || gw_config_mgmt_auth(cfg))
+		return;
+	for (size_t a = 0; a < cfg->n_apis; a++) {
+		char line[1024];
+
+		if (cfg->apis[a].mgmt_auth)
+			continue;
+		snprintf(line, sizeof(line), "%s: managementAuth: missing (expected SigV4 keys: "
+			 "the management API listens beyond loopback and --mgmt-insecure was "
+			 "not given)\n", cfg->apis[a].file);
+		gw_buf_append_str(errs, line);
+	}
+}
+
 /* Each line of errs ("FILE: KEY: what was expected"), one log line each. */
 static void log_refusal(const gw_shared_t *sh, const gw_buf_t *errs)
 {
@@ -724,8 +742,10 @@ static void reload_once(gw_shared_t *sh)
 	gw_buf_t errs;
 
 	gw_buf_init(&errs);
-	if (gw_config_load(sh->routes, &cfg, &errs) == 0)
+	if (gw_config_load(sh->routes, &cfg, &errs) == 0) {
 		check_ca_files(cfg, &errs);
+		check_mgmt_auth(sh, cfg, &errs);
+	}
 	if (!cfg || errs.len) {
 		log_refusal(sh, &errs);
 		gw_config_free(cfg);
@@ -943,6 +963,7 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	sh->cfg = cfg;
 	pthread_mutex_init(&sh->reload_lock, NULL);
 	sh->routes = strdup(opts->routes ? opts->routes : "routes/");
+	sh->reload_needs_mgmt_auth = opts->reload_needs_mgmt_auth;
 	if (!sh->routes)
 		abort();
 	sh->n_workers = opts->workers ? opts->workers : (unsigned)(cores > 0 ? cores : 1);

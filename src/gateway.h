@@ -27,6 +27,9 @@ typedef struct gw_gateway_opts {
 	unsigned workers;
 	/* the API file or folder, read again on reload */
 	const char *routes;
+	/* The management listener is beyond loopback without --mgmt-insecure:
+	 * a reload must keep managementAuth (main.c checked the first load). */
+	int reload_needs_mgmt_auth;
 } gw_gateway_opts_t;
 
 /* Binds the listeners (once per event loop, SO_REUSEPORT) and opens the

@@ -360,6 +360,7 @@ int main(int argc, char **argv)
 		gw_config_free(cfg);
 		return 0;
 	}
+	go.reload_needs_mgmt_auth = !is_loopback(mhost) && !mgmt_insecure;
 	if (check_mgmt_exposure(cfg, mhost, mgmt_insecure)) {
 		gw_config_free(cfg);
 		return 2;

@@ -919,6 +919,9 @@ static void next_request(gw_rest_t *r)
 	trim(&r->out_body);
 	r->api = NULL;
 	r->route = NULL;
+	/* An idle keep-alive connection holds no snapshot (hot reload). */
+	gw_config_unref(r->cfg);
+	r->cfg = NULL;
 	free(r->origin);
 	r->origin = NULL;
 	r->continue_sent = 0;

@@ -3,6 +3,8 @@
 // requests use the new routes; open connections keep the snapshot they
 // connected under; a configuration that fails --check is refused whole.
 import http from 'node:http';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { writeFileSync, renameSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -289,4 +291,77 @@ test('hot reload: repeated reloads keep an idle connection open and its routes a
   assert.deepEqual(await ask(ws, 'anything'), { backend: 'A', route: '$default' });
   ws.close(1000);
   await waitClose(ws);
+});
+
+// managementAuth across a reload: keys are per API, and the API an ID names
+// must be found by its stable number, not by its place in the new files.
+class Sha256 {
+  constructor(secret) { this.h = secret ? createHmac('sha256', secret) : createHash('sha256'); }
+  update(d) { this.h.update(typeof d === 'string' ? Buffer.from(d) : d); }
+  async digest() { return new Uint8Array(this.h.digest()); }
+}
+
+const SECRETS = { A: randomBytes(30).toString('base64'), B: randomBytes(30).toString('base64'), Z: randomBytes(30).toString('base64') };
+const keyId = (n) => `AKIAWSGATERELOAD${n.repeat(4)}`;
+const authEnv = Object.fromEntries(Object.entries(SECRETS).map(([n, v]) => [`WSGATE_TEST_RELOAD_${n}`, v]));
+
+function signedApi(uri, n) {
+  const low = n.toLowerCase();
+  return makeApi(uri, {
+    name: low, stage: low, basePath: `/${low}`,
+    managementAuth: { keys: [{ accessKeyId: keyId(n), secretAccessKeyEnv: `WSGATE_TEST_RELOAD_${n}` }] },
+  });
+}
+
+async function signedPost(gw, n, pathname, body) {
+  const signer = new SignatureV4({
+    service: 'execute-api', region: 'us-east-1', sha256: Sha256,
+    credentials: { accessKeyId: keyId(n), secretAccessKey: SECRETS[n] },
+  });
+  const headers = {
+    host: `127.0.0.1:${gw.mgmtPort}`, 'content-type': 'application/octet-stream',
+    'content-length': String(Buffer.byteLength(body)),
+  };
+  const req = await signer.sign({
+    method: 'POST', protocol: 'http:', hostname: '127.0.0.1', port: gw.mgmtPort, path: pathname,
+    query: {}, headers, body,
+  });
+  return mgmtRequest(gw, 'POST', pathname, body, { headers: req.headers });
+}
+
+test('hot reload: with managementAuth, a connection opened before a reload that reorders the APIs is managed with its own API\'s key', async () => {
+  const be = await startBackend(namedHandler('A'));
+  const gw = await startGateway({
+    routes: { 'a.json': signedApi(be.url, 'A'), 'b.json': signedApi(be.url, 'B') }, env: authEnv,
+  });
+  const b = await connectWithId(gw, be, {}, '/b');
+  let r = await signedPost(gw, 'B', `/b/@connections/${b.id}`, 'before');
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await nextMessage(b.ws)).data, 'before');
+
+  replaceFile(gw.routesDir, '0-first.json', signedApi(be.url, 'Z'));
+  gw.proc.kill('SIGHUP');
+  await reloaded(gw, 1);
+  r = await signedPost(gw, 'B', `/b/@connections/${b.id}`, 'after');
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await nextMessage(b.ws)).data, 'after');
+  r = await signedPost(gw, 'A', `/a/@connections/${b.id}`, 'x');
+  assert.equal(r.status, 403, r.text);
+});
+
+test('hot reload: a reload that would drop managementAuth from a management API beyond loopback is refused', async () => {
+  const be = await startBackend(namedHandler('A'));
+  const gw = await startGateway({
+    routes: { 'a.json': signedApi(be.url, 'A') }, env: authEnv, args: ['--mgmt-listen', '0.0.0.0:0'],
+  });
+  const a = await connectWithId(gw, be, {}, '/a');
+  replaceFile(gw.routesDir, 'a.json', makeApi(be.url, { name: 'a', stage: 'a', basePath: '/a' }));
+  gw.proc.kill('SIGHUP');
+  await waitUntil(() => /reload refused: .*a\.json: managementAuth: missing \(expected SigV4 keys/.test(gw.output()),
+    5000, 'the refusal');
+  const unsigned = await mgmtRequest(gw, 'POST', `/a/@connections/${a.id}`, 'x');
+  assert.equal(unsigned.status, 403, 'the management API still requires signatures');
+  const r = await signedPost(gw, 'A', `/a/@connections/${a.id}`, 'signed');
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await nextMessage(a.ws)).data, 'signed');
 });
