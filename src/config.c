@@ -912,33 +912,37 @@ static void add_api_key(struct loader *l, gw_api_t *api, const char *where, cons
 static void load_key_file(struct loader *l, gw_api_t *api, const char *file, size_t *cap)
 {
 	const char *slash = strrchr(l->file, '/');
-	char line[512], where[600], full[4096];
+	char where[600], full[4096], *line = NULL;
+	size_t lcap = 0;
 	unsigned n = 0;
+	struct stat st;
+	ssize_t len;
 	FILE *f;
 
 	if (file[0] != '/' && slash)
 		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - l->file), l->file, file);
 	else
 		snprintf(full, sizeof(full), "%s", file);
-	f = fopen(full, "r");
-	if (!f) {
-		problem(l, "apiKeys.file", "cannot read \"%s\" (expected a file of API keys, "
-			"one per line)", file);
+	/* A FIFO or a device would be read forever. */
+	if (stat(full, &st) || !S_ISREG(st.st_mode) || st.st_size > (1 << 20) ||
+	    !(f = fopen(full, "r"))) {
+		problem(l, "apiKeys.file", "cannot read \"%s\" (expected a regular file of API "
+			"keys, one per line, at most 1 MB)", file);
 		return;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		size_t len = strlen(line);
-
+	while ((len = getline(&line, &lcap, f)) >= 0) {
 		n++;
 		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = '\0';
 		if (!len || line[0] == '#')
 			continue;
 		snprintf(where, sizeof(where), "apiKeys.file (%s, line %u)", file, n);
-		add_api_key(l, api, where, line, len, cap);
+		add_api_key(l, api, where, line, (size_t)len, cap);
 	}
 	fclose(f);
-	OPENSSL_cleanse(line, sizeof(line));
+	if (line)
+		OPENSSL_cleanse(line, lcap);
+	free(line);
 }
 
 static void load_api_keys(struct loader *l, json_t *root, gw_api_t *api)

@@ -218,7 +218,10 @@ test('item API keys: --check names the file, the key and what was expected, neve
   ]);
   assert.ok(!res.output.includes(secret));
   await expectCheckError(keyedApi(uri, { keys: [], file: '/nonexistent/keys.txt' }),
-    ['api.json: apiKeys.file: cannot read "/nonexistent/keys.txt" (expected a file of API keys, one per line)']);
+    ['api.json: apiKeys.file: cannot read "/nonexistent/keys.txt" (expected a regular file of API keys, one per line, at most 1 MB)']);
+  // A device is never read (it would be read forever).
+  await expectCheckError(keyedApi(uri, { keys: [], file: '/dev/zero' }),
+    ['api.json: apiKeys.file: cannot read "/dev/zero" (expected a regular file']);
   await expectCheckError(keyedApi(uri, { keys: [] }), ['api.json: apiKeys: no keys (expected apiKeys.keys or apiKeys.file']);
   await expectCheckError(keyedApi(uri, { colour: 1 }), ['api.json: apiKeys.colour: unknown key (expected one of: keys, file, queryParameter)']);
   const noKeys = keyedApi(uri);
@@ -235,7 +238,8 @@ test('item API keys: --check names the file, the key and what was expected, neve
   ]);
   const bad = await expectCheckError(keyedApi(uri, { keys: undefined, file: 'keys.txt' }),
     ['apiKeys.file (keys.txt, line 2): expected a key of 20 to 128 printable ASCII characters'],
-    { 'keys.txt': `${KEY1}\nbad key with spaces in it 123\n` });
+    { 'keys.txt': `${KEY1}\nbad key with spaces in it 123\n${KEY3}\0tail\n` });
+  assert.ok(bad.stderr.includes('apiKeys.file (keys.txt, line 3): expected a key of 20 to 128'), bad.stderr);
   assert.ok(!bad.output.includes('bad key with'));
 });
 
