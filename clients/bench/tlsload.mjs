@@ -5,7 +5,7 @@
 //   node tlsload.mjs idle      --url wss://127.0.0.1:P/ -n N --pid P [--label L]
 //       opens 20 warm-up connections, samples VmRSS of P, opens N more
 //       (100 handshakes in flight), waits 1 s, samples again:
-//       rss_per_conn_b = (after - before) / N
+//       rss_per_conn_b = (after - before) / N; --hold S keeps them S s more
 //   node tlsload.mjs roundtrip --url wss://127.0.0.1:P/ -c C -s S -d D --pid P
 //       C connections, one S-byte text message in flight each (the route
 //       answers each one), D seconds measured after 1 s of warm-up;
@@ -30,7 +30,7 @@ const SIZE = Number(opt('-s', 32));
 const DUR = Number(opt('-d', 5));
 const HS = Number(opt('--hs', 100));
 if (!url || !['idle', 'roundtrip'].includes(mode)) {
-  console.error('usage: tlsload.mjs idle|roundtrip --url ws[s]://H:P/ [-n N] [-c C] [-s S] [-d D] [--pid P[,P]] [--label L]');
+  console.error('usage: tlsload.mjs idle|roundtrip --url ws[s]://H:P/ [-n N] [-c C] [-s S] [-d D] [--pid P[,P]] [--label L] [--hold S]');
   process.exit(2);
 }
 const hz = 100; // CLK_TCK on Linux
@@ -75,6 +75,8 @@ if (mode === 'idle') {
     `failed=${failed} rss_before_kb=${before} rss_after_kb=${after} ` +
     `rss_per_conn_b=${((after - before) * 1024 / Math.max(1, socks.length)).toFixed(0)} ` +
     `note=node_ws_${url.split(':')[0]}`);
+  // --hold S: keep the connections S seconds more (to inspect the target).
+  await sleep(Number(opt('--hold', 0)) * 1000);
   for (const ws of [...socks, ...warm]) ws.terminate();
 } else {
   const { socks, failed } = await openMany(C);
