@@ -18,7 +18,6 @@
 #include "admit.h"
 #include "iplimit.h"
 #include "bus.h"
-#include "head.h"
 #include "httpresp.h"
 #include "httpreq.h"
 #include "integration.h"
@@ -88,7 +87,7 @@ struct gw_conn {
 	char id[GW_CONN_ID_LEN + 1];
 	int registered;
 
-	gw_head_t *head; /* request head, as read from the socket */
+	gw_req_t *head; /* request head, as read from the socket */
 	SSL *ssl;        /* TLS listener: the session, until handed to a relay */
 	int offered_protocols;
 	int tls; /* came over the TLS listener: X-Forwarded-Proto https */
@@ -319,7 +318,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	free_queue(&conn->outq);
 	gw_gateway_slot_free(gw, conn->slot);
 	gw->n_conns--;
-	gw_head_destroy(conn->head);
+	gw_req_destroy(conn->head);
 	conn->head = NULL;
 	gw_buf_dispose(&conn->rx);
 	if (conn->sp_vh)
@@ -403,7 +402,7 @@ static int detach_socket(gw_conn_t *conn)
 		setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
 	}
 	if (conn->ssl) {
-		gw_str_t all = gw_head_bytes(conn->head);
+		gw_str_t all = gw_req_bytes(conn->head);
 		SSL *ssl = conn->ssl;
 
 		conn->ssl = NULL;
@@ -436,7 +435,7 @@ static void handshake_accept(gw_conn_t *conn)
 	 * When the client offered some and the integration chose none, the
 	 * client's first preference is taken rather than failing the client. */
 	if (conn->offered_protocols && !conn->subprotocol) {
-		gw_str_t v = gw_head_get(conn->head, "Sec-WebSocket-Protocol");
+		gw_str_t v = gw_req_get(conn->head, "Sec-WebSocket-Protocol");
 		size_t n = 0;
 
 		while (n < v.len && n < sizeof(first) - 1 && v.ptr[n] != ',' && v.ptr[n] != ' ' &&
@@ -469,20 +468,20 @@ static void handshake_accept(gw_conn_t *conn)
 		return;
 	}
 	/* The head (up to 16 KB) is not needed for the life of the socket. */
-	gw_head_destroy(conn->head);
+	gw_req_destroy(conn->head);
 	conn->head = NULL;
 }
 
 /* Whether name is one of the client's Sec-WebSocket-Protocol values. */
 static int protocol_offered(gw_conn_t *conn, const char *name)
 {
-	size_t nlen = strlen(name), nh = gw_head_count(conn->head);
+	size_t nlen = strlen(name), nh = gw_req_header_count(conn->head);
 
 	for (size_t i = 0; i < nh; i++) {
 		gw_str_t k, v;
 		const char *p, *end;
 
-		gw_head_at(conn->head, i, &k, &v);
+		gw_req_header(conn->head, i, &k, &v);
 		if (k.len != 22 || strncasecmp(k.ptr, "Sec-WebSocket-Protocol", 22))
 			continue;
 		for (p = v.ptr, end = v.ptr + v.len; p < end;) {
@@ -782,10 +781,10 @@ static size_t strip_api_key(gw_conn_t *conn, gw_header_t *h, size_t nh, const ch
 static void start_connect(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
-	gw_str_t ua = gw_head_get(conn->head, "User-Agent");
-	gw_str_t host = gw_head_get(conn->head, "Host"), url = gw_head_url(conn->head);
+	gw_str_t ua = gw_req_get(conn->head, "User-Agent");
+	gw_str_t host = gw_req_get(conn->head, "Host"), url = gw_req_url(conn->head);
 	gw_header_t headers[128];
-	size_t nh = gw_head_count(conn->head);
+	size_t nh = gw_req_header_count(conn->head);
 	gw_conn_record_t rec;
 	const char *q;
 	size_t qlen = 0;
@@ -798,7 +797,7 @@ static void start_connect(gw_conn_t *conn)
 		conn->user_agent = strndup(ua.ptr, ua.len);
 	if (host.ptr)
 		conn->host = strndup(host.ptr, host.len);
-	conn->offered_protocols = gw_head_get(conn->head, "Sec-WebSocket-Protocol").ptr != NULL;
+	conn->offered_protocols = gw_req_get(conn->head, "Sec-WebSocket-Protocol").ptr != NULL;
 
 	memset(&rec, 0, sizeof(rec));
 	snprintf(rec.api, sizeof(rec.api), "%s", conn->api->name);
@@ -830,7 +829,7 @@ static void start_connect(gw_conn_t *conn)
 	if (nh > 128)
 		nh = 128;
 	for (size_t i = 0; i < nh; i++)
-		gw_head_at(conn->head, i, &headers[i].name, &headers[i].value);
+		gw_req_header(conn->head, i, &headers[i].name, &headers[i].value);
 	q = memchr(url.ptr, '?', url.len);
 	if (q)
 		qlen = url.len - (size_t)(q + 1 - url.ptr);
@@ -863,10 +862,10 @@ static void start_connect(gw_conn_t *conn)
 static void head_complete(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
-	gw_str_t url = gw_head_url(conn->head);
+	gw_str_t url = gw_req_url(conn->head);
 	const char *q = memchr(url.ptr, '?', url.len);
 	size_t plen = q ? (size_t)(q - url.ptr) : url.len;
-	int upgrade = gw_head_is_websocket(conn->head);
+	int upgrade = gw_req_is_websocket(conn->head);
 	const char *why = "";
 
 	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
@@ -880,16 +879,16 @@ static void head_complete(gw_conn_t *conn)
 		conn_finish(conn, 0, 0, NULL);
 		return;
 	}
-	if (!gw_head_is_get(conn->head)) {
+	if (strcmp(gw_req_method(conn->head), "GET")) {
 		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
 		return;
 	}
 	/* What libwebsockets would refuse after $connect said yes is refused
 	 * now, before any backend hears of the connection. */
-	switch (gw_head_check_websocket(conn->head, GW_LWS_HEADER_SPACE, &why)) {
-	case GW_HEAD_DONE:
+	switch (gw_req_check_websocket(conn->head, GW_LWS_HEADER_SPACE, &why)) {
+	case GW_REQ_DONE:
 		break;
-	case GW_HEAD_TOO_LARGE:
+	case GW_REQ_HEAD_TOO_LARGE:
 		gw_log_limited(GW_LOG_INFO, 10000, "upgrade refused (431): %s", why);
 		RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
 		return;
@@ -934,7 +933,7 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 	conn->tls = gw->tls != NULL;
 	conn->watch.cb = conn_on_io;
 	conn->watch.fd = fd;
-	conn->head = gw_head_create(HEAD_MAX_BYTES);
+	conn->head = gw_req_create_head(HEAD_MAX_BYTES);
 	gw_buf_init(&conn->rx);
 	gw->n_conns++;
 	gw_gateway_slot_alloc(gw, conn, &conn->slot);
@@ -974,18 +973,19 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 }
 
 /* Acts on the state of the request head; 1 while more bytes are needed. */
-static int head_progress(gw_conn_t *conn, enum gw_head_status st)
+static int head_progress(gw_conn_t *conn, enum gw_req_status st)
 {
 	switch (st) {
-	case GW_HEAD_MORE:
+	case GW_REQ_MORE:
 		return 1;
-	case GW_HEAD_DONE:
+	case GW_REQ_DONE:
 		head_complete(conn);
 		break;
-	case GW_HEAD_BAD:
+	case GW_REQ_BAD:
 		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
 		break;
-	case GW_HEAD_TOO_LARGE:
+	case GW_REQ_HEAD_TOO_LARGE:
+	case GW_REQ_BODY_TOO_LARGE: /* (not in head mode) */
 		RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
 		break;
 	}
@@ -996,7 +996,7 @@ static void conn_on_io(gw_watch_t *w, uint32_t events)
 {
 	gw_conn_t *conn = lws_container_of(w, gw_conn_t, watch);
 	char buf[HEAD_MAX_BYTES];
-	enum gw_head_status st;
+	enum gw_req_status st;
 	size_t fed;
 	ssize_t n;
 
@@ -1020,11 +1020,11 @@ static void conn_on_io(gw_watch_t *w, uint32_t events)
 			}
 			if (!n)
 				return;
-			if (!head_progress(conn, gw_head_feed(conn->head, buf, (size_t)n)))
+			if (!head_progress(conn, gw_req_feed(conn->head, buf, (size_t)n, NULL)))
 				return;
 		}
 	}
-	fed = gw_head_bytes(conn->head).len;
+	fed = gw_req_bytes(conn->head).len;
 	if (!conn->peek_checked) {
 		/* With a peek offset each peek returns only bytes not seen yet:
 		 * a head sent a byte at a time is copied once, not once per
@@ -1043,7 +1043,7 @@ static void conn_on_io(gw_watch_t *w, uint32_t events)
 			conn_finish(conn, 0, 0, NULL);
 			return;
 		}
-		st = n ? gw_head_feed(conn->head, buf, (size_t)n) : GW_HEAD_MORE;
+		st = n ? gw_req_feed(conn->head, buf, (size_t)n, NULL) : GW_REQ_MORE;
 		n += (ssize_t)fed;
 	} else {
 		n = recv(conn->watch.fd, buf, sizeof(buf), MSG_PEEK);
@@ -1056,15 +1056,15 @@ static void conn_on_io(gw_watch_t *w, uint32_t events)
 		/* Each peek returns the head from its first byte: feed the
 		 * parser only what it has not seen (re-parsing from the start
 		 * made a head sent a byte at a time cost quadratic CPU). */
-		st = (size_t)n == fed ? GW_HEAD_MORE
-				      : gw_head_feed(conn->head, buf + fed, (size_t)n - fed);
+		st = (size_t)n == fed ? GW_REQ_MORE
+				      : gw_req_feed(conn->head, buf + fed, (size_t)n - fed, NULL);
 	}
 	/* a full buffer and still no end of head */
-	if (st == GW_HEAD_MORE && (size_t)n == sizeof(buf))
-		st = GW_HEAD_TOO_LARGE;
+	if (st == GW_REQ_MORE && (size_t)n == sizeof(buf))
+		st = GW_REQ_HEAD_TOO_LARGE;
 	/* A peer that hung up mid-head can never finish it; the peeked bytes
 	 * hide the end of stream from recv, so the event has to tell. */
-	if (st == GW_HEAD_MORE && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+	if (st == GW_REQ_MORE && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
 		conn_finish(conn, 0, 0, NULL);
 		return;
 	}

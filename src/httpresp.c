@@ -5,7 +5,6 @@
  * (http-parser tolerates spaces in names) is malformed, as nginx treats an
  * "upstream sent invalid header". */
 #include "httpresp.h"
-#include "head.h"
 #include "httpreq.h"
 
 #include <http_parser.h>

@@ -1,5 +1,5 @@
 /* HTTP/1.1 responses from integrations, parsed incrementally by
- * http-parser (kept apart from libwebsockets.h, see head.h). */
+ * http-parser (kept apart from libwebsockets.h, see httpreq.h). */
 #ifndef GW_HTTPRESP_H
 #define GW_HTTPRESP_H
 
@@ -34,7 +34,7 @@ void gw_resp_set_head(gw_resp_t *r, int head);
 /* HTTP rules shared by everything that writes a header or a status line
  * built from what a peer sent (RFC 9110). */
 
-/* A header name: gw_http_is_token (head.h). */
+/* A header name: gw_http_is_token (httpreq.h). */
 /* A header value: VCHAR, obs-text, SP and HTAB only (no CR, LF, NUL or
  * other control characters). */
 int gw_http_field_value(const char *s, size_t len);

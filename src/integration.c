@@ -1,6 +1,5 @@
 /* Integration requests and responses (see integration.h). */
 #include "integration.h"
-#include "head.h"
 #include "httpreq.h"
 #include "httpresp.h"
 #include "log.h"

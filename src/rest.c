@@ -17,7 +17,6 @@
  * happens when it is set or bytes are buffered. A short read drains the
  * socket (Linux queues a new edge for any byte that arrives after it). */
 #include "core.h"
-#include "head.h"
 #include "httpreq.h"
 #include "httpresp.h"
 #include "integration.h"
@@ -762,7 +761,7 @@ static void serve(gw_rest_t *r)
 	r->route = NULL;
 	gw_buf_reset(&r->out_body);
 	/* Field syntax, Host and framing were checked as the head was read
-	 * (httpreq.c, gw_http_check_fields). */
+	 * (httpreq.c). */
 	if (!codings_understood(r->req)) {
 		r->close_after = 1;
 		respond_json(r, 501, "{\"message\":\"Not Implemented\"}");

@@ -13,7 +13,6 @@
 #include "fuzz_common.h"
 #include "fuzz_event.h"
 #include "fuzz_memfile.h"
-#include "head.h"
 #include "httpreq.h"
 #include "integration.h"
 
@@ -181,7 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gw_header_t headers[128];
 	gw_invocation_t inv;
 	gw_event_ctx_t ctx;
-	gw_head_t *h = NULL;
+	gw_req_t *h = NULL;
 	gw_buf_t scratch;
 	int mode, lambda;
 	const char *body = NULL;
@@ -221,14 +220,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t nh;
 
 		/* Only heads the gateway accepts reach $connect. */
-		h = gw_head_create(8192);
-		if (gw_head_feed(h, (const char *)data, size) != GW_HEAD_DONE)
+		h = gw_req_create_head(8192);
+		if (gw_req_feed(h, (const char *)data, size, NULL) != GW_REQ_DONE)
 			goto out;
-		url = gw_head_url(h);
+		url = gw_req_url(h);
 		q = url.len ? memchr(url.ptr, '?', url.len) : NULL;
-		nh = gw_head_count(h) < 128 ? gw_head_count(h) : 128;
+		nh = gw_req_header_count(h) < 128 ? gw_req_header_count(h) : 128;
 		for (size_t i = 0; i < nh; i++)
-			gw_head_at(h, i, &headers[i].name, &headers[i].value);
+			gw_req_header(h, i, &headers[i].name, &headers[i].value);
 		inv.type = GW_EV_CONNECT;
 		inv.route = api->connect_route;
 		inv.headers = headers;
@@ -265,6 +264,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      body_len, lambda && inv.type == GW_EV_MESSAGE);
 	gw_buf_dispose(&scratch);
 out:
-	gw_head_destroy(h);
+	gw_req_destroy(h);
 	return 0;
 }

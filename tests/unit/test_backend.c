@@ -2,7 +2,7 @@
  * backend response parser and the HTTP rules shared with rest.c; backend.c:
  * completions delivered from the loop's safe point, against a real socket. */
 #include "unit.h"
-#include "head.h"
+#include "httpreq.h"
 
 #include "core.h"
 #include "httpresp.h"
