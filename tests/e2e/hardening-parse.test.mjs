@@ -230,7 +230,7 @@ test('item 18: obs-fold and a missing Host are refused before $connect', async (
 
 // Each of these was approved by the gateway ($connect called) and then
 // dropped by libwebsockets 4.1.6 with a bare TCP close or a 403: a "ghost".
-// gw_head_check_websocket() (head.c), called by conn.c, refuses them.
+// gw_req_check_websocket() (httpreq.c), called by conn.c, refuses them.
 test('item 18: heads libwebsockets 4.1 would drop are refused before $connect, 400 or 431', async () => {
   await assertRefusedBeforeConnect({
     '%00 in the query': [upgradeRequest('/?a=%00'), 400],

@@ -95,7 +95,7 @@ static inline int fz_target(const char *p, size_t n)
 
 /* FZ_STRICT (CMake option, on): heads and requests the gateway accepts
  * must have token names, field values and a clean request-target, as the
- * strict RFC 9112 scanner of head.c promises (item 14). Off to fuzz a
+ * strict RFC 9112 scanner of httpreq.c promises (item 14). Off to fuzz a
  * checkout without it. */
 #ifndef FZ_STRICT
 #define FZ_STRICT 0

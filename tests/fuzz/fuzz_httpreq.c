@@ -1,8 +1,9 @@
-/* REST requests (httpreq.c) as rest.c reads them: pipelined requests on a
- * keep-alive connection, bytes in pieces of any size, each complete
- * request routed (gw_rest_match) against a fixed API. Fed in pieces or
- * whole, the same bytes must give the same sequence of requests.
- * Input: [seed][max piece][bytes...]. */
+/* The request parser (httpreq.c) reading whole requests, as rest.c does
+ * (head mode is fuzz_head.c's): pipelined requests on a keep-alive
+ * connection, bytes in pieces of any size, each complete request routed
+ * (gw_rest_match) against a fixed API. Fed in pieces or whole, the same
+ * bytes must give the same sequence of requests, and each head must read
+ * the same in head mode. Input: [seed][max piece][bytes...]. */
 #include "config.h"
 #include "event.h"
 #include "fuzz_common.h"
@@ -139,6 +140,32 @@ static uint64_t serve(uint64_t h, gw_req_t *r)
 	return h;
 }
 
+/* One parser, one rule set: the head of a request that was served reads
+ * the same in head mode (conn.c's), from the bytes kept for it. */
+static void same_in_head_mode(const gw_req_t *r)
+{
+	gw_str_t head = gw_req_bytes(r);
+	gw_req_t *h = gw_req_create_head(MAX_HEAD);
+
+	FZ_CHECK(head.len == gw_req_head_length(r));
+	FZ_CHECK(gw_req_feed(h, head.ptr, head.len, NULL) == GW_REQ_DONE);
+	FZ_CHECK(gw_req_head_length(h) == head.len);
+	FZ_CHECK(!strcmp(gw_req_method(h), gw_req_method(r)));
+	FZ_CHECK(gw_req_url(h).len == gw_req_url(r).len &&
+		 !memcmp(gw_req_url(h).ptr, gw_req_url(r).ptr, gw_req_url(r).len));
+	FZ_CHECK(gw_req_header_count(h) == gw_req_header_count(r));
+	for (size_t i = 0; i < gw_req_header_count(r); i++) {
+		gw_str_t an, av, bn, bv;
+
+		gw_req_header(h, i, &an, &av);
+		gw_req_header(r, i, &bn, &bv);
+		FZ_CHECK(an.len == bn.len && !memcmp(an.ptr, bn.ptr, an.len));
+		FZ_CHECK(av.len == bv.len && !memcmp(av.ptr, bv.ptr, av.len));
+	}
+	FZ_CHECK(gw_req_keep_alive(h) == gw_req_keep_alive(r));
+	gw_req_destroy(h);
+}
+
 /* Runs the connection; returns a digest of its requests and final status. */
 static uint64_t run(const uint8_t *data, size_t size, fz_split_t *split)
 {
@@ -165,6 +192,7 @@ static uint64_t run(const uint8_t *data, size_t size, fz_split_t *split)
 		if (st != GW_REQ_DONE)
 			break;
 		h = serve(h, r);
+		same_in_head_mode(r);
 		if (getenv("FZ_DEBUG"))
 			fprintf(stderr, "  request %s %.*s, %zu headers, body %zu, ends at %zu\n",
 				gw_req_method(r), (int)gw_req_path(r).len, gw_req_path(r).ptr,
