@@ -572,18 +572,8 @@ static void on_head_timeout(gw_wheel_entry_t *e)
  * are several (which no browser sends). */
 static gw_str_t single_header(gw_conn_t *conn, const char *name, int *n)
 {
-	size_t nh = gw_head_count(conn->head), nl = strlen(name);
-	gw_str_t found = { NULL, 0 };
-
-	*n = 0;
-	for (size_t i = 0; i < nh; i++) {
-		gw_str_t k, v;
-
-		gw_head_at(conn->head, i, &k, &v);
-		if (k.len == nl && !strncasecmp(k.ptr, name, nl) && ++*n == 1)
-			found = v;
-	}
-	return found;
+	*n = (int)gw_req_count(conn->head, name);
+	return gw_req_get(conn->head, name);
 }
 
 /* allowedOrigins: a browser always sends Origin on an upgrade, so a page of
@@ -615,7 +605,7 @@ static int api_key_valid(gw_conn_t *conn)
 	k = single_header(conn, "x-api-key", &n);
 	if (n)
 		return n == 1 && gw_admit_api_key(api->api_keys, api->n_api_keys, k.ptr, k.len);
-	url = gw_head_url(conn->head);
+	url = gw_req_url(conn->head);
 	q = memchr(url.ptr, '?', url.len);
 	if (!api->api_key_query || !q)
 		return 0;

@@ -615,14 +615,29 @@ void gw_req_header(const gw_req_t *r, size_t i, gw_str_t *name, gw_str_t *value)
 	*value = str(r, r->value[i]);
 }
 
+/* Whether header i has this name (of length nl). */
+static int named(const gw_req_t *r, size_t i, const char *name, size_t nl)
+{
+	return r->name[i].len == nl && !strncasecmp(r->raw.data + r->name[i].off, name, nl);
+}
+
 gw_str_t gw_req_get(const gw_req_t *r, const char *name)
 {
 	size_t nl = strlen(name);
 
 	for (size_t i = 0; i < r->n; i++)
-		if (r->name[i].len == nl && !strncasecmp(r->raw.data + r->name[i].off, name, nl))
+		if (named(r, i, name, nl))
 			return str(r, r->value[i]);
 	return (gw_str_t){ NULL, 0 };
+}
+
+size_t gw_req_count(const gw_req_t *r, const char *name)
+{
+	size_t nl = strlen(name), count = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		count += named(r, i, name, nl);
+	return count;
 }
 
 int gw_req_keep_alive(const gw_req_t *r)
@@ -749,17 +764,7 @@ static int token_list(gw_str_t v, size_t max_token, const char *want, int *found
 /* Exactly one header of this name; its value, or {NULL, 0}. */
 static gw_str_t single(const gw_req_t *r, const char *name)
 {
-	gw_str_t found = { NULL, 0 }, n, v;
-
-	for (size_t i = 0; i < r->n; i++) {
-		gw_req_header(r, i, &n, &v);
-		if (!ieq(n, name))
-			continue;
-		if (found.ptr)
-			return (gw_str_t){ NULL, 0 };
-		found = v;
-	}
-	return found;
+	return gw_req_count(r, name) == 1 ? gw_req_get(r, name) : (gw_str_t){ NULL, 0 };
 }
 
 /* The joined length libwebsockets gives all headers of this name (values

@@ -48,8 +48,10 @@ gw_str_t gw_req_path(const gw_req_t *r);  /* the target up to '?' */
 gw_str_t gw_req_query(const gw_req_t *r); /* raw, without '?' */
 size_t gw_req_header_count(const gw_req_t *r);
 void gw_req_header(const gw_req_t *r, size_t i, gw_str_t *name, gw_str_t *value);
-/* First header with this name (case-insensitive), or {NULL, 0}. */
+/* First header with this name (case-insensitive), or {NULL, 0}; and how
+ * many headers have this name. */
 gw_str_t gw_req_get(const gw_req_t *r, const char *name);
+size_t gw_req_count(const gw_req_t *r, const char *name);
 int gw_req_keep_alive(const gw_req_t *r);
 /* An HTTP/1.1 Upgrade: websocket request. */
 int gw_req_is_websocket(const gw_req_t *r);

@@ -371,6 +371,10 @@ static void check_upgrade_head(int line, gw_req_t *h)
 	CHECK(gw_req_get(h, "Hos").ptr == NULL);  /* no prefix match */
 	CHECK(gw_req_get(h, "Hostx").ptr == NULL);
 	CHECK(gw_req_get(h, "").ptr == NULL);
+	CHECK_INT_EQ(gw_req_count(h, "X-DUP"), 2);
+	CHECK_INT_EQ(gw_req_count(h, "host"), 1);
+	CHECK_INT_EQ(gw_req_count(h, "Hos"), 0);
+	CHECK_INT_EQ(gw_req_count(h, "Missing"), 0);
 	CHECK_INT_EQ(gw_req_head_length(h), sizeof(upgrade_req) - 1);
 	if (unit_failures != before)
 		fprintf(stderr, "    (head checks called from line %d)\n", line);
