@@ -73,7 +73,7 @@ export async function startRecorder() {
     if (rc.eventType === 'CONNECT') {
       stats.connects++;
       const tag = ev.queryStringParameters?.tag;
-      const c = conns.get(id) ?? { tag, connects: 0, next: 0, count: 0, gaps: 0, dups: 0, disc: [], afterDisc: 0 };
+      const c = conns.get(id) ?? { tag, connects: 0, next: 0, count: 0, gaps: 0, dups: 0, disc: [], discIds: [], afterDisc: 0 };
       c.connects++;
       conns.set(id, c);
       if (tag) byTag.set(tag, id);
@@ -92,6 +92,7 @@ export async function startRecorder() {
     } else if (rc.eventType === 'DISCONNECT') {
       stats.disconnects++;
       c.disc.push(`${rc.disconnectStatusCode} ${rc.disconnectReason}`);
+      c.discIds.push(rc.requestId);
     }
   }
 
@@ -219,16 +220,21 @@ export async function settle(rec, done, { quietMs = 5000, capMs = 30000, extraMs
 
 /**
  * $connect/$disconnect books of `ids`: exactly one each, none missing or
- * repeated, no message after it, and the reasons seen.
+ * repeated, no message after it, and the reasons seen. A $disconnect sent
+ * again with the same requestId (a retry after a crash: at least once, a
+ * backend can tell) is counted apart as `redelivered`; `duplicate` counts
+ * connections with two different $disconnect calls.
  */
 export function disconnectBooks(rec, ids) {
-  const b = { connections: ids.length, pairs: 0, missing: 0, duplicate: 0, afterDisc: 0, repeatedConnect: 0, reasons: {} };
+  const b = { connections: ids.length, pairs: 0, missing: 0, duplicate: 0, redelivered: 0, afterDisc: 0, repeatedConnect: 0, reasons: {} };
   for (const id of ids) {
     const c = rec.conns.get(id);
     const n = c ? c.disc.length : 0;
+    const distinct = c ? new Set(c.discIds).size : 0;
     if (n === 0) b.missing++;
-    else if (n === 1) b.pairs++;
-    else b.duplicate++;
+    else if (distinct > 1) b.duplicate++;
+    else if (n > 1) b.redelivered++;
+    else b.pairs++;
     if (c) {
       b.afterDisc += c.afterDisc;
       if (c.connects > 1) b.repeatedConnect++;
@@ -328,13 +334,13 @@ export async function churnRound(gw, rec, { prefix, clients, width = 50, frames 
 }
 
 export function churnLosses(r) {
-  return r.errors + r.lostFrames + r.dupFrames + r.postsLost + r.missing + r.duplicate + r.afterDisc + r.repeatedConnect;
+  return r.errors + r.lostFrames + r.dupFrames + r.postsLost + r.missing + r.duplicate + r.redelivered + r.afterDisc + r.repeatedConnect;
 }
 
 export function printChurn(r, what = 'churn') {
   log(`${what}: ${r.clients} clients (${r.errors} failed to connect${r.errors ? `: ${r.errorKinds}` : ''}), each sent frames then close(1000)`);
   log(`  frames: sent ${r.sent}, arrived ${r.arrived}, lost ${r.lostFrames}, duplicated ${r.dupFrames}, connections out of order ${r.reordered}`);
-  log(`  $disconnect: ${r.pairs} exactly once, ${r.missing} missing, ${r.duplicate} repeated, ${r.afterDisc} messages after it; reasons: ${fmtReasons(r.reasons)}`);
+  log(`  $disconnect: ${r.pairs} exactly once, ${r.missing} missing, ${r.duplicate} repeated, ${r.redelivered} sent again (same requestId), ${r.afterDisc} messages after it; reasons: ${fmtReasons(r.reasons)}`);
   log(`  posts: acknowledged (200) ${r.acked}, delivered ${r.delivered}, lost ${r.postsLost}; other answers ${JSON.stringify(r.postStatus)}; close codes other than 1000 ${JSON.stringify(r.closeCodes)}`);
   log(`  lost in all: ${churnLosses(r)}`);
 }
@@ -425,9 +431,10 @@ export function printStopRestart(r, what) {
   const b = r.beforeRestart; const a = r.afterRestart;
   log(`${what}: ${r.opened} of ${r.connections} connections open (${r.errors} failed${r.errors ? `: ${r.errorKinds}` : ''}), `
     + `${r.recordsBefore} records on disk; exit after ${r.exitMs} ms`);
-  log(`  before the restart: ${b.pairs} got their $disconnect, ${b.missing} had none, ${b.duplicate} more than one; `
+  log(`  before the restart: ${b.pairs + b.redelivered} got their $disconnect, ${b.missing} had none, ${b.duplicate} more than one; `
     + `${r.recordsAtRestart} records left on disk`);
-  log(`  after the restart:  ${a.pairs} got exactly one $disconnect, ${a.missing} never got one, ${a.duplicate} more than one; `
+  log(`  after the restart:  ${a.pairs} got exactly one $disconnect, ${a.missing} never got one, ${a.duplicate} two different ones, `
+    + `${a.redelivered} the same one again (same requestId); `
     + `${r.recordsAfter} records left; reasons: ${fmtReasons(a.reasons)}`);
   if (r.abandoned) log(`  calls the gateway gave up on before the slow backend's turn: ${r.abandoned}`);
   log(`  lost: ${r.lost}; gateway: ${fmtSamples(r.samples)}`);
@@ -488,8 +495,8 @@ export async function killDuringReplay({ n = 200, slowMs = 20, width = 50 } = {}
     const a = r.afterRestart;
     log(`kill -9, restart, kill -9 during the replay, restart (${n} connections, $disconnect handled one at a time, ${slowMs} ms each): `
       + `${r.opened} open (${r.errors} failed${r.errors ? `: ${r.errorKinds}` : ''})`);
-    log(`  at the second kill: ${r.atSecondKill.pairs} had their $disconnect, ${r.atSecondKill.duplicate} more than one; ${r.recordsAtSecondKill} records on disk`);
-    log(`  after the last restart: ${a.pairs} exactly once, ${a.missing} never, ${a.duplicate} more than once; ${r.recordsAfter} records left; `
+    log(`  at the second kill: ${r.atSecondKill.pairs + r.atSecondKill.redelivered} had their $disconnect; ${r.recordsAtSecondKill} records on disk`);
+    log(`  after the last restart: ${a.pairs} exactly once, ${a.missing} never, ${a.duplicate} two different ones, ${a.redelivered} the same one again (same requestId); ${r.recordsAfter} records left; `
       + `reasons: ${fmtReasons(a.reasons)}; lost: ${r.lost}`);
     return r;
   } finally {
@@ -594,7 +601,7 @@ export async function killedReaderScenario({ idle = 600, churnConns = 1500, read
       + `${Object.keys(r.statuses).length ? `, other exit statuses ${JSON.stringify(r.statuses)}` : ''}`);
     log(`  data.mdb: ${(before / 1048576).toFixed(1)} MiB -> ${(after / 1048576).toFixed(1)} MiB `
       + `(+${(r.growth / 1024).toFixed(0)} KiB, ${r.perConnection} bytes per churned connection; bound +${boundBytes >> 20} MiB)`);
-    log(`  $disconnect: ${books.pairs} exactly once, ${books.missing} missing, ${books.duplicate} repeated; gateway: ${fmtSamples(samples)}`);
+    log(`  $disconnect: ${books.pairs} exactly once, ${books.missing} missing, ${books.duplicate + books.redelivered} repeated; gateway: ${fmtSamples(samples)}`);
     return r;
   } finally {
     await rec.close();

@@ -49,7 +49,7 @@ const say = (...a) => console.log(`[${clock()}]`, ...a);
 
 const churnTotals = {
   rounds: 0, clients: 0, errors: 0, sent: 0, arrived: 0, lostFrames: 0, dupFrames: 0, reordered: 0,
-  acked: 0, delivered: 0, postsLost: 0, pairs: 0, missing: 0, duplicate: 0, afterDisc: 0, repeatedConnect: 0,
+  acked: 0, delivered: 0, postsLost: 0, pairs: 0, missing: 0, duplicate: 0, redelivered: 0, afterDisc: 0, repeatedConnect: 0,
   postStatus: {}, closeCodes: {}, lost: 0,
 };
 function addChurn(r) {
@@ -156,26 +156,26 @@ out('| Scenario | Runs | Connections | Messages sent / arrived | $connect/$disco
 out('|---|---|---|---|---|---|---|');
 out(`| churn with closes-after-send (200 clients a round, 20 frames and 5 posts each) | ${c.rounds} | ${c.clients} (${c.errors} failed) `
   + `| ${c.sent} / ${c.arrived} (${c.lostFrames} lost, ${c.dupFrames} repeated, ${c.reordered} out of order) `
-  + `| ${c.pairs} (${c.missing} missing, ${c.duplicate} repeated, ${c.afterDisc} messages after it) `
+  + `| ${c.pairs} (${c.missing} missing, ${c.duplicate} repeated, ${c.redelivered} sent again, ${c.afterDisc} messages after it) `
   + `| ${c.acked} / ${c.delivered} (${c.postsLost} lost${Object.keys(c.postStatus).length ? `; other answers ${JSON.stringify(c.postStatus)}` : ''}) | ${c.lost} |`);
 out(`| long-lived connections (a frame every 30 s, the whole run) | 1 | ${held.clients.length} (${held.errors.length} failed) `
-  + `| ${heldSent} / ${heldArrived} | ${heldBooks.pairs} (${heldBooks.missing} missing, ${heldBooks.duplicate} repeated) | - | ${heldLost + heldBooks.missing + heldBooks.duplicate} |`);
+  + `| ${heldSent} / ${heldArrived} | ${heldBooks.pairs} (${heldBooks.missing} missing, ${heldBooks.duplicate} repeated) | - | ${heldLost + heldBooks.missing + heldBooks.duplicate + heldBooks.redelivered} |`);
 if (kills.length) {
   out(`| kill -9 + restart on the same data | ${kills.length} | ${sum(kills, (r) => r.opened)} `
-    + `| - | ${sum(kills, (r) => r.afterRestart.pairs)} (${sum(kills, (r) => r.afterRestart.missing)} missing, ${sum(kills, (r) => r.afterRestart.duplicate)} repeated) | - | ${sum(kills, (r) => r.lost)} |`);
+    + `| - | ${sum(kills, (r) => r.afterRestart.pairs)} (${sum(kills, (r) => r.afterRestart.missing)} missing, ${sum(kills, (r) => r.afterRestart.duplicate)} repeated, ${sum(kills, (r) => r.afterRestart.redelivered)} sent again with the same requestId) | - | ${sum(kills, (r) => r.lost)} |`);
 }
 if (replays.length) {
   out(`| kill -9, restart, kill -9 again during the replay (after a third), restart | ${replays.length} | ${sum(replays, (r) => r.opened)} `
-    + `| - | ${sum(replays, (r) => r.afterRestart.pairs)} (${sum(replays, (r) => r.afterRestart.missing)} missing, ${sum(replays, (r) => r.afterRestart.duplicate)} repeated) | - | ${sum(replays, (r) => r.lost)} |`);
+    + `| - | ${sum(replays, (r) => r.afterRestart.pairs)} (${sum(replays, (r) => r.afterRestart.missing)} missing, ${sum(replays, (r) => r.afterRestart.duplicate)} repeated, ${sum(replays, (r) => r.afterRestart.redelivered)} sent again with the same requestId) | - | ${sum(replays, (r) => r.lost)} |`);
 }
 if (terms.length) {
   out(`| SIGTERM, backend answering $disconnect one at a time (200 ms), then restart | ${terms.length} | ${sum(terms, (r) => r.opened)} `
-    + `| - | ${sum(terms, (r) => r.afterRestart.pairs)} (${sum(terms, (r) => r.beforeRestart.pairs)} before the exit; ${sum(terms, (r) => r.afterRestart.missing)} missing, ${sum(terms, (r) => r.afterRestart.duplicate)} repeated) | - | ${sum(terms, (r) => r.lost)} |`);
+    + `| - | ${sum(terms, (r) => r.afterRestart.pairs)} (${sum(terms, (r) => r.beforeRestart.pairs)} before the exit; ${sum(terms, (r) => r.afterRestart.missing)} missing, ${sum(terms, (r) => r.afterRestart.duplicate)} repeated, ${sum(terms, (r) => r.afterRestart.redelivered)} sent again with the same requestId) | - | ${sum(terms, (r) => r.lost)} |`);
 }
 if (readers.length) {
   const maxGrowth = Math.max(...readers.map((r) => r.growth));
   out(`| killed registry readers (600 held, 2,000 churned, \`--connections \\| head -1\`) | ${readers.length} | ${sum(readers, (r) => r.books.connections)} (${sum(readers, (r) => r.refused)} refused) `
-    + `| - | ${sum(readers, (r) => r.books.pairs)} (${sum(readers, (r) => r.books.missing)} missing, ${sum(readers, (r) => r.books.duplicate)} repeated) `
+    + `| - | ${sum(readers, (r) => r.books.pairs)} (${sum(readers, (r) => r.books.missing)} missing, ${sum(readers, (r) => r.books.duplicate + r.books.redelivered)} repeated) `
     + `| - | data.mdb +${(maxGrowth / 1048576).toFixed(1)} MiB at most (${readers.filter((r) => r.overBound).length} runs over +${readers[0].boundBytes >> 20} MiB); ${sum(readers, (r) => r.readers)} readers, ${sum(readers, (r) => r.sigpipe)} died of SIGPIPE |`);
 }
 out();
@@ -197,8 +197,8 @@ if (kills.length || terms.length) {
   out('Runs of the stop-and-restart scenarios ($disconnect per connection, before the exit / after the restart):');
   out();
   for (const r of kills) out(`- kill -9: ${r.opened} open; ${r.beforeRestart.pairs} / ${r.afterRestart.pairs} got it, ${r.afterRestart.missing} never; reasons: ${JSON.stringify(r.afterRestart.reasons)}`);
-  for (const r of replays) out(`- kill -9 during the replay: ${r.opened} open; ${r.atSecondKill.pairs} had it at the second kill; ${r.afterRestart.pairs} exactly once in the end, ${r.afterRestart.missing} never, ${r.afterRestart.duplicate} more than once`);
-  for (const r of terms) out(`- SIGTERM (slow backend): ${r.opened} open, exit after ${(r.exitMs / 1000).toFixed(1)} s; ${r.beforeRestart.pairs} / ${r.afterRestart.pairs} got it, ${r.afterRestart.missing} never, ${r.afterRestart.duplicate} twice; reasons: ${JSON.stringify(r.afterRestart.reasons)}`);
+  for (const r of replays) out(`- kill -9 during the replay: ${r.opened} open; ${r.atSecondKill.pairs + r.atSecondKill.redelivered} had it at the second kill; ${r.afterRestart.pairs} exactly once in the end, ${r.afterRestart.missing} never, ${r.afterRestart.duplicate} two different ones, ${r.afterRestart.redelivered} the same one again`);
+  for (const r of terms) out(`- SIGTERM (slow backend): ${r.opened} open, exit after ${(r.exitMs / 1000).toFixed(1)} s; ${r.beforeRestart.pairs} / ${r.afterRestart.pairs} got it, ${r.afterRestart.missing} never, ${r.afterRestart.duplicate} two different ones, ${r.afterRestart.redelivered} the same one again; reasons: ${JSON.stringify(r.afterRestart.reasons)}`);
   for (const r of readers) out(`- killed readers: ${r.readers} run, ${r.sigpipe} died of SIGPIPE; data.mdb ${(r.before / 1048576).toFixed(1)} -> ${(r.after / 1048576).toFixed(1)} MiB (${r.perConnection} bytes per churned connection); ${r.refused} upgrades refused`);
 }
 console.log(`\n${lines.join('\n')}`);
@@ -208,6 +208,6 @@ if (JSON_OUT) {
     kills, replays, terms, readers, series, table: lines.join('\n'),
   }, null, 1));
 }
-const lost = c.lost + heldLost + heldBooks.missing + heldBooks.duplicate + sum(kills, (r) => r.lost) + sum(replays, (r) => r.lost) + sum(terms, (r) => r.lost)
+const lost = c.lost + heldLost + heldBooks.missing + heldBooks.duplicate + heldBooks.redelivered + sum(kills, (r) => r.lost) + sum(replays, (r) => r.lost) + sum(terms, (r) => r.lost)
   + readers.filter((r) => r.overBound).length + sum(readers, (r) => r.refused);
 process.exitCode = lost ? 1 : 0;
