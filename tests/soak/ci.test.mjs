@@ -20,7 +20,6 @@ const TODO_CLIENT_CLOSE = 'found by this suite, not fixed yet: posts answered 20
   + 'dropped without a log line (item 2 covers DELETE and shutdown only)';
 const TODO_ITEM5 = 'issue 11 item 5 not fixed yet: $disconnect of the previous run\'s records is not replayed at start-up';
 const TODO_ITEM6 = 'issue 11 item 6 not fixed yet: $disconnect calls still pending at the drain deadline are lost';
-const TODO_ITEM7 = 'issue 11 item 7 not fixed yet: a reader killed inside a read transaction pins LMDB\'s freed pages';
 
 // One churn run, two verdicts: the frames and $disconnect books (items 1-2,
 // fixed), and the posts (a finding of this suite, not fixed yet).
@@ -68,7 +67,7 @@ test('item 6: SIGTERM while the backend answers $disconnect one at a time (200 m
   assert.equal(r.afterRestart.duplicate, 0, `${r.afterRestart.duplicate} connections got more than one $disconnect`);
 });
 
-test('item 7: registry readers that die or leave early (`wsgate --connections | head -1`, mdb_dump killed inside its transaction) while connections churn: the LMDB data file stays bounded and every upgrade succeeds', { timeout: 120000, todo: TODO_ITEM7 }, async () => {
+test('item 7: registry readers that die or leave early (`wsgate --connections | head -1`, mdb_dump killed inside its transaction) while connections churn: the LMDB data file stays bounded and every upgrade succeeds', { timeout: 120000 }, async () => {
   const r = await killedReaderScenario({ idle: 600, churnConns: n(1500), readers: 40 });
   assert.ok(r.readers > 0, 'readers ran while the connections churned');
   assert.equal(r.refused, 0, `${r.refused} upgrades failed: ${r.errorKinds}`);
