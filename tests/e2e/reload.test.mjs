@@ -9,7 +9,7 @@ import { writeFileSync, renameSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  test, assert, startBackend, startGateway, runGateway, connect, connectWithId, nextMessage,
+  test, assert, startBackend, startHttpBackend, startGateway, runGateway, connect, connectWithId, nextMessage,
   waitClose, send, sleep, waitUntil, withTimeout, mgmtRequest, postTo, getConn, makeApi,
 } from './helpers.mjs';
 
@@ -278,6 +278,31 @@ test('hot reload: IDs issued before a reload still resolve; a renamed or removed
   await waitClose(old.ws);
   fresh.ws.close(1000);
   await waitUntil(() => a.eventsOf('DISCONNECT').length === 2, 5000, 'both $disconnect events');
+});
+
+test('hot reload: the pool of an unchanged backend endpoint carries over (its kept-alive connection serves the new configuration)', async () => {
+  const a = await startBackend(namedHandler('A'));
+  const h = await startHttpBackend((r) => ({ status: 200, body: `http ${r.path}` }));
+  const files = (extra) => {
+    const x = makeApi(a.url);
+    x.integrations.h = { type: 'HTTP_PROXY', uri: `${h.origin}/p` };
+    x.routes['GET /p'] = { integration: 'h' };
+    if (extra) {
+      x.integrations.h2 = { type: 'HTTP_PROXY', uri: `${h.origin}/q` };
+      x.routes['GET /q'] = { integration: 'h2' };
+    }
+    return x;
+  };
+  const gw = await startGateway({ routes: { 'chat.json': files(false) }, args: ['--workers', '1'] });
+  for (let i = 0; i < 3; i++) assert.equal((await get(gw, '/p')).text, 'http /p');
+  replaceFile(gw.routesDir, 'chat.json', files(true));
+  gw.proc.kill('SIGHUP');
+  await reloaded(gw, 1);
+  assert.equal((await get(gw, '/q')).text, 'http /q');
+  assert.equal((await get(gw, '/p')).text, 'http /p');
+  const sockets = new Set(h.requests.map((r) => r.socketId));
+  assert.equal(h.requests.length, 5);
+  assert.equal(sockets.size, 1, 'one kept-alive backend connection before and after the reload');
 });
 
 test('hot reload: repeated reloads keep an idle connection open and its routes answering', async () => {
