@@ -107,6 +107,26 @@ static void test_buf_numbers(void)
 	gw_buf_append_i64(&b, -1);
 	CHECK_STR_EQ(b.data, "0 18446744073709551615 -9223372036854775808 -1");
 	CHECK_INT_EQ(b.len, strlen("0 18446744073709551615 -9223372036854775808 -1"));
+	/* The digits are written by hand: the same as printf's on every
+	 * decimal length and its boundaries. */
+	for (uint64_t v = 1, k = 0; k < 20; k++, v *= 10) {
+		uint64_t vals[3] = { v - 1, v, v + 1 };
+
+		for (int j = 0; j < 3; j++) {
+			char want[48];
+
+			gw_buf_reset(&b);
+			gw_buf_append_u64(&b, vals[j]);
+			gw_buf_append_char(&b, ' ');
+			gw_buf_append_i64(&b, -(int64_t)(vals[j] >> 1));
+			snprintf(want, sizeof(want), "%llu %lld", (unsigned long long)vals[j],
+				 -(long long)(vals[j] >> 1));
+			CHECK_STR_EQ(b.data, want);
+		}
+	}
+	gw_buf_reset(&b);
+	gw_buf_append_i64(&b, INT64_MAX);
+	CHECK_STR_EQ(b.data, "9223372036854775807");
 	gw_buf_dispose(&b);
 }
 
