@@ -287,8 +287,13 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	if (conn->wsi)
 		lws_set_opaque_user_data(conn->wsi, NULL);
 	decide_waiters(conn, 0);
-	if (conn->registered && gw_registry_delete(gw->reg, conn->id) == GW_REG_ERROR)
-		gw_err("connection %s: cannot remove registry record", conn->id);
+	if (conn->registered) {
+		int rc = gw_registry_delete(gw->reg, conn->id);
+
+		if (rc != GW_REG_OK && rc != GW_REG_NOTFOUND)
+			gw_log_limited(GW_LOG_ERROR, 10000, "connection %s: cannot remove its "
+				       "registry record: %s", conn->id, gw_registry_strerror(rc));
+	}
 	if (fire && conn->api->disconnect_route && !gw->destroying) {
 		gw_invocation_t inv;
 		gw_event_ctx_t ctx;

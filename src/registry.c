@@ -19,6 +19,7 @@
 #include <lmdb.h>
 #include <msgpack.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #define MAP_BYTES ((size_t)4 << 30) /* virtual: only what is used takes disk */
+#define MAP_MAX_BYTES ((size_t)64 << 30)
 #define LOCK_MDB_BYTES 65536       /* LMDB's reader table, preallocated too */
 #define GROW_BYTES ((uint64_t)1 << 20)
 /* Pages one put or delete can add past the last page: a path copied and
@@ -47,7 +49,31 @@ struct gw_registry {
 	int data_fd;     /* LMDB's data.mdb; -1 when read-only */
 	size_t page;
 	uint64_t backed; /* bytes of data.mdb that have disk blocks */
+	/* Every transaction runs under the read side; growing the map takes
+	 * the write side (LMDB: no transaction may be open in the process). */
+	pthread_rwlock_t lock;
+	uint64_t map_bytes; /* changed under the write side only */
+	uint64_t map_max;   /* the map grows up to this */
+	size_t max_records; /* connects beyond are refused (GW_REG_MAP_FULL) */
 };
+
+/* A connect refused for the count of records, not for want of pages: no
+ * growth would help. */
+#define REG_TOO_MANY 100
+/* What one record may cost at worst: an overflow page for the largest
+ * record, its leaf and branch share, and as much again for copies on write
+ * and the free list, twice over, so that a map holding max_records still
+ * has room for every close. */
+#define RECORD_PAGES 4
+
+/* The map of registries opened from now on (tests make it small). */
+static size_t map_bytes_at_open = MAP_BYTES, map_max_at_open = MAP_MAX_BYTES;
+
+void gw_registry_set_map_bytes(size_t bytes, size_t max)
+{
+	map_bytes_at_open = bytes ? bytes : MAP_BYTES;
+	map_max_at_open = max ? max : MAP_MAX_BYTES;
+}
 
 const char *gw_registry_strerror(int rc)
 {
@@ -56,6 +82,7 @@ const char *gw_registry_strerror(int rc)
 	case GW_REG_NOTFOUND: return "not found";
 	case GW_REG_EXISTS: return "already exists";
 	case GW_REG_FULL: return "no space left in the data folder";
+	case GW_REG_MAP_FULL: return "the registry's LMDB map is full (too many live connections)";
 	default: return "LMDB error";
 	}
 }
@@ -184,8 +211,8 @@ static int ensure_room(gw_registry_t *reg, uint64_t pages)
 	if (last_page(reg, &used))
 		return -1;
 	need = (used + pages) * reg->page;
-	if (need > MAP_BYTES)
-		need = MAP_BYTES; /* beyond it LMDB answers MDB_MAP_FULL itself */
+	if (need > reg->map_bytes)
+		need = reg->map_bytes; /* beyond it LMDB answers MDB_MAP_FULL itself */
 	if (need <= reg->backed)
 		return 0;
 	/* About to grow: if a dead reader pinned old pages, freeing its slot
@@ -197,8 +224,8 @@ static int ensure_room(gw_registry_t *reg, uint64_t pages)
 		need = (used + pages) * reg->page;
 	}
 	want = (need + GROW_BYTES - 1) / GROW_BYTES * GROW_BYTES;
-	if (want > MAP_BYTES)
-		want = MAP_BYTES;
+	if (want > reg->map_bytes)
+		want = reg->map_bytes;
 	if (!posix_fallocate(reg->data_fd, (off_t)reg->backed, (off_t)(want - reg->backed))) {
 		reg->backed = want;
 		return 0;
@@ -229,7 +256,7 @@ static int lmdb_rc(int rc)
 	case 0: return GW_REG_OK;
 	case MDB_KEYEXIST: return GW_REG_EXISTS;
 	case MDB_NOTFOUND: return GW_REG_NOTFOUND;
-	case MDB_MAP_FULL:
+	case MDB_MAP_FULL: return GW_REG_MAP_FULL;
 	case ENOSPC: return GW_REG_FULL;
 	default: return GW_REG_ERROR;
 	}
@@ -242,7 +269,7 @@ static int open_env(gw_registry_t *reg, const char *dir, char *err, size_t errle
 	int rc;
 
 	if ((rc = mdb_env_create(&reg->env)) ||
-	    (rc = mdb_env_set_mapsize(reg->env, MAP_BYTES)) ||
+	    (rc = mdb_env_set_mapsize(reg->env, reg->map_bytes)) ||
 	    (rc = mdb_env_set_maxreaders(reg->env, 512)) ||
 	    (rc = mdb_env_open(reg->env, dir,
 			       MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS | MDB_WRITEMAP, 0600)) ||
@@ -254,6 +281,7 @@ static int open_env(gw_registry_t *reg, const char *dir, char *err, size_t errle
 		return -1;
 	}
 	reg->page = st.ms_psize;
+	reg->max_records = (size_t)(reg->map_max / (RECORD_PAGES * reg->page));
 	/* Readers a killed process left in a lock file kept from an earlier
 	 * run would pin pages from the start. */
 	gw_registry_check_readers(reg);
@@ -275,14 +303,42 @@ static int open_env(gw_registry_t *reg, const char *dir, char *err, size_t errle
 	return 0;
 }
 
-int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t errlen)
+static gw_registry_t *registry_alloc(void)
 {
 	gw_registry_t *reg = calloc(1, sizeof(*reg));
+	pthread_rwlockattr_t attr;
 
-	*out = NULL;
 	if (!reg)
 		abort();
 	reg->lock_fd = reg->data_fd = -1;
+	reg->map_bytes = map_bytes_at_open;
+	reg->map_max = map_max_at_open > reg->map_bytes ? map_max_at_open : reg->map_bytes;
+	/* A growth waits for the transactions under way, not for every one
+	 * that starts after it asked. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&reg->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	return reg;
+}
+
+/* Begins a read transaction. A tool's map may have been grown by the
+ * gateway since it opened: it adopts the new size (it has no other
+ * transaction open) and begins again. */
+static int begin_read(gw_registry_t *reg, MDB_txn **txn)
+{
+	int rc = mdb_txn_begin(reg->env, NULL, MDB_RDONLY, txn);
+
+	if (rc == MDB_MAP_RESIZED && reg->data_fd < 0 && !mdb_env_set_mapsize(reg->env, 0))
+		rc = mdb_txn_begin(reg->env, NULL, MDB_RDONLY, txn);
+	return rc;
+}
+
+int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t errlen)
+{
+	gw_registry_t *reg = registry_alloc();
+
+	*out = NULL;
 	/* Nothing is touched before the lock is held. */
 	if (lock_dir(reg, dir, err, errlen) || reset_files(dir, err, errlen) ||
 	    open_env(reg, dir, err, errlen)) {
@@ -296,14 +352,11 @@ int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t err
 int gw_registry_open_readonly(const char *dir, gw_registry_t **out, char *err,
 			      size_t errlen)
 {
-	gw_registry_t *reg = calloc(1, sizeof(*reg));
+	gw_registry_t *reg = registry_alloc();
 	MDB_txn *txn = NULL;
 	int rc;
 
 	*out = NULL;
-	if (!reg)
-		abort();
-	reg->lock_fd = reg->data_fd = -1;
 	if ((rc = mdb_env_create(&reg->env)) ||
 	    (rc = mdb_env_set_maxreaders(reg->env, 512)) ||
 	    (rc = mdb_env_open(reg->env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) ||
@@ -328,6 +381,7 @@ void gw_registry_close(gw_registry_t *reg)
 		mdb_env_close(reg->env);
 	if (reg->lock_fd >= 0)
 		close(reg->lock_fd); /* releases the flock */
+	pthread_rwlock_destroy(&reg->lock);
 	free(reg);
 }
 
@@ -519,7 +573,7 @@ out:
 	return rc;
 }
 
-static int put(gw_registry_t *reg, const gw_conn_record_t *rec, unsigned flags)
+static int put_once(gw_registry_t *reg, const gw_conn_record_t *rec, unsigned flags)
 {
 	MDB_txn *txn;
 	MDB_val k, v;
@@ -530,6 +584,14 @@ static int put(gw_registry_t *reg, const gw_conn_record_t *rec, unsigned flags)
 	rc = begin_write(reg, flags & MDB_NOOVERWRITE ? INSERT_PAGES : OP_PAGES, &txn);
 	if (rc)
 		return rc;
+	if (flags & MDB_NOOVERWRITE) {
+		MDB_stat st;
+
+		if (mdb_stat(txn, reg->dbi, &st) || st.ms_entries >= reg->max_records) {
+			mdb_txn_abort(txn);
+			return REG_TOO_MANY;
+		}
+	}
 	gw_registry_encode(rec, &data, &len);
 	k.mv_data = (void *)rec->id;
 	k.mv_size = strlen(rec->id);
@@ -542,6 +604,71 @@ static int put(gw_registry_t *reg, const gw_conn_record_t *rec, unsigned flags)
 		return lmdb_rc(rc);
 	}
 	return lmdb_rc(mdb_txn_commit(txn));
+}
+
+/* Makes the map larger (doubling, up to limit) unless another thread did
+ * since `seen` was read. mdb_env_set_mapsize needs no transaction open in
+ * the process: the write side of reg->lock waits for them all. */
+static int grow(gw_registry_t *reg, uint64_t seen, uint64_t limit)
+{
+	uint64_t next;
+	int rc = -1;
+
+	pthread_rwlock_wrlock(&reg->lock);
+	if (reg->map_bytes > seen) {
+		rc = 0;
+	} else {
+		next = reg->map_bytes * 2 < limit ? reg->map_bytes * 2 : limit;
+		if (next > reg->map_bytes && !mdb_env_set_mapsize(reg->env, (size_t)next)) {
+			reg->map_bytes = next;
+			rc = 0;
+		}
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	return rc;
+}
+
+/* Runs one write under the read side of reg->lock. A full map is first
+ * blamed on readers that died inside a transaction (their pages are reused
+ * once their slots are freed), then grown, up to map_max. Connects stop at
+ * max_records, which fill at most a quarter of map_max, so that closes and
+ * touches always find room (GW_REG_MAP_FULL for a connect, until closes). */
+static int run_write(gw_registry_t *reg, int (*op)(gw_registry_t *, void *), void *arg)
+{
+	for (int tries = 0;; tries++) {
+		uint64_t seen;
+		int rc;
+
+		pthread_rwlock_rdlock(&reg->lock);
+		seen = reg->map_bytes;
+		rc = op(reg, arg);
+		pthread_rwlock_unlock(&reg->lock);
+		if (rc == REG_TOO_MANY)
+			return GW_REG_MAP_FULL;
+		if (rc != GW_REG_MAP_FULL || tries == 8)
+			return rc;
+		if (gw_registry_check_readers(reg) <= 0 && grow(reg, seen, reg->map_max))
+			return rc;
+	}
+}
+
+struct put_arg {
+	const gw_conn_record_t *rec;
+	unsigned flags;
+};
+
+static int put_op(gw_registry_t *reg, void *arg)
+{
+	struct put_arg *a = arg;
+
+	return put_once(reg, a->rec, a->flags);
+}
+
+static int put(gw_registry_t *reg, const gw_conn_record_t *rec, unsigned flags)
+{
+	struct put_arg a = { rec, flags };
+
+	return run_write(reg, put_op, &a);
 }
 
 int gw_registry_insert(gw_registry_t *reg, const gw_conn_record_t *rec)
@@ -563,8 +690,11 @@ int gw_registry_get(gw_registry_t *reg, const char *id, size_t idlen,
 
 	if (!idlen || idlen > GW_CONN_ID_LEN * 4)
 		return GW_REG_NOTFOUND;
-	if (mdb_txn_begin(reg->env, NULL, MDB_RDONLY, &txn))
+	pthread_rwlock_rdlock(&reg->lock);
+	if (begin_read(reg, &txn)) {
+		pthread_rwlock_unlock(&reg->lock);
 		return GW_REG_ERROR;
+	}
 	rc = mdb_get(txn, reg->dbi, &k, &v);
 	/* Decode (copy out) before the transaction ends: v points into the map. */
 	if (!rc)
@@ -572,10 +702,11 @@ int gw_registry_get(gw_registry_t *reg, const char *id, size_t idlen,
 	else
 		rc = rc == MDB_NOTFOUND ? GW_REG_NOTFOUND : GW_REG_ERROR;
 	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&reg->lock);
 	return rc;
 }
 
-int gw_registry_delete(gw_registry_t *reg, const char *id)
+static int delete_once(gw_registry_t *reg, const char *id)
 {
 	MDB_txn *txn;
 	MDB_val k = { strlen(id), (void *)id };
@@ -590,6 +721,16 @@ int gw_registry_delete(gw_registry_t *reg, const char *id)
 		return lmdb_rc(rc);
 	}
 	return lmdb_rc(mdb_txn_commit(txn));
+}
+
+static int delete_op(gw_registry_t *reg, void *arg)
+{
+	return delete_once(reg, arg);
+}
+
+int gw_registry_delete(gw_registry_t *reg, const char *id)
+{
+	return run_write(reg, delete_op, (void *)id);
 }
 
 /* Offset of lastActiveAt's 8 value bytes in a record as encode writes it,
@@ -657,6 +798,19 @@ static int touch_slice(gw_registry_t *reg, const char *const *ids, const uint64_
 	return lmdb_rc(mdb_txn_commit(txn));
 }
 
+struct touch_arg {
+	const char *const *ids;
+	const uint64_t *times;
+	size_t n;
+};
+
+static int touch_op(gw_registry_t *reg, void *arg)
+{
+	struct touch_arg *a = arg;
+
+	return touch_slice(reg, a->ids, a->times, a->n);
+}
+
 int gw_registry_touch(gw_registry_t *reg, const char *const *ids,
 		      const uint64_t *times, size_t n)
 {
@@ -664,7 +818,8 @@ int gw_registry_touch(gw_registry_t *reg, const char *const *ids,
 
 	for (size_t i = 0; i < n; i += GW_REGISTRY_TOUCH_SLICE) {
 		size_t k = n - i < GW_REGISTRY_TOUCH_SLICE ? n - i : GW_REGISTRY_TOUCH_SLICE;
-		int r = touch_slice(reg, ids + i, times + i, k);
+		struct touch_arg a = { ids + i, times + i, k };
+		int r = run_write(reg, touch_op, &a);
 
 		if (r)
 			rc = r;
@@ -678,10 +833,13 @@ int gw_registry_count(gw_registry_t *reg, size_t *count)
 	MDB_stat st;
 	int rc;
 
-	if (mdb_txn_begin(reg->env, NULL, MDB_RDONLY, &txn))
-		return GW_REG_ERROR;
-	rc = mdb_stat(txn, reg->dbi, &st);
-	mdb_txn_abort(txn);
+	pthread_rwlock_rdlock(&reg->lock);
+	rc = begin_read(reg, &txn);
+	if (!rc) {
+		rc = mdb_stat(txn, reg->dbi, &st);
+		mdb_txn_abort(txn);
+	}
+	pthread_rwlock_unlock(&reg->lock);
 	if (rc)
 		return GW_REG_ERROR;
 	*count = st.ms_entries;
@@ -703,7 +861,7 @@ static int read_batch(gw_registry_t *reg, char *last, size_t *last_len,
 
 	*n = 0;
 	*more = 0;
-	if (mdb_txn_begin(reg->env, NULL, MDB_RDONLY, &txn))
+	if (begin_read(reg, &txn))
 		return GW_REG_ERROR;
 	if (mdb_cursor_open(txn, reg->dbi, &cur)) {
 		mdb_txn_abort(txn);
@@ -745,9 +903,15 @@ int gw_registry_foreach(gw_registry_t *reg,
 
 	if (!recs)
 		abort();
-	while (more && !(rc = read_batch(reg, last, &last_len, recs, &n, &more)))
+	while (more) {
+		pthread_rwlock_rdlock(&reg->lock);
+		rc = read_batch(reg, last, &last_len, recs, &n, &more);
+		pthread_rwlock_unlock(&reg->lock);
+		if (rc)
+			break;
 		for (size_t i = 0; i < n; i++)
 			fn(&recs[i], user);
+	}
 	free(recs);
 	return rc;
 }

@@ -17,6 +17,8 @@ enum {
 	GW_REG_NOTFOUND = 1,
 	GW_REG_EXISTS = 2,
 	GW_REG_FULL = 3, /* the data folder's filesystem is full: refuse, retry later */
+	GW_REG_MAP_FULL = 4, /* the LMDB map, grown to its largest, is full of live
+			      * records: refuse, retry later */
 	GW_REG_ERROR = -1,
 };
 
@@ -88,6 +90,9 @@ int gw_registry_foreach(gw_registry_t *reg,
  * the gateway also calls it every few seconds. Returns how many slots it
  * cleared, or GW_REG_ERROR. */
 int gw_registry_check_readers(gw_registry_t *reg);
+/* For tests: the map size of the registries opened from now on, and the
+ * size connects may grow it to (0: the defaults, 4 and 64 GiB). */
+void gw_registry_set_map_bytes(size_t bytes, size_t max);
 
 /* msgpack encoding of one record, exposed for unit tests and fuzzing.
  * decode accepts any bytes: GW_REG_ERROR for what encode did not write. */

@@ -368,6 +368,72 @@ static void test_dead_reader(void)
 	gw_registry_close(reg);
 }
 
+/* Inserts records with long fields until the registry refuses one; returns
+ * how many went in and leaves the refusal in *rc. */
+static int fill_map(gw_registry_t *reg, int first, int *rc)
+{
+	int n = 0;
+
+	for (;; n++) {
+		char id[GW_CONN_ID_LEN + 1];
+		gw_conn_record_t r;
+
+		snprintf(id, sizeof(id), "full-%08u-xxxxxxxxxx", (unsigned)(first + n) % 100000000u);
+		r = make_record(id, (uint32_t)n);
+		memset(r.user_agent, 'u', sizeof(r.user_agent) - 1);
+		*rc = gw_registry_insert(reg, &r);
+		if (*rc != GW_REG_OK || n > 100000)
+			return n;
+	}
+}
+
+/* Issue 11 item 7: a full map grows (connects up to the largest size,
+ * closes beyond), says so once it cannot (not "LMDB error"), and is never
+ * full for good: closes still go through, free pages for new connections,
+ * and pages pinned by a reader that died inside a transaction come back
+ * once its slot is cleared. */
+static void test_map_full(void)
+{
+	gw_registry_t *reg;
+	int n, rc, again;
+
+	gw_registry_set_map_bytes(128 << 10, 4 << 20);
+	reg = open_reg();
+	gw_registry_set_map_bytes(0, 0);
+	if (!reg)
+		return;
+	n = fill_map(reg, 0, &rc);
+	CHECK_INT_EQ(rc, GW_REG_MAP_FULL);
+	CHECK_CONTAINS(gw_registry_strerror(rc), "map is full");
+	CHECK_MSG(pages_used() > 32, "the map did not grow: %" PRIu64 " pages", pages_used());
+	/* Connects stop at a quarter of the largest map: 4 pages a record. */
+	CHECK_INT_EQ(n, (4 << 20) / 4 / 4096);
+	/* Every close goes through on a full map. */
+	for (int i = 0; i < n; i++) {
+		char id[GW_CONN_ID_LEN + 1];
+
+		snprintf(id, sizeof(id), "full-%08u-xxxxxxxxxx", (unsigned)(i) % 100000000u);
+		rc = gw_registry_delete(reg, id);
+		CHECK_MSG(rc == GW_REG_OK, "close %d of %d: %s", i, n, gw_registry_strerror(rc));
+		if (rc != GW_REG_OK)
+			break;
+	}
+	again = fill_map(reg, n, &rc);
+	CHECK_MSG(again >= n * 3 / 4, "%d records after %d closes", again, n);
+
+	/* A reader dies; closes free pages it pins; new records still fit. */
+	kill_reader_in_txn();
+	for (int i = n; i < n + again / 2; i++) {
+		char id[GW_CONN_ID_LEN + 1];
+
+		snprintf(id, sizeof(id), "full-%08u-xxxxxxxxxx", (unsigned)(i) % 100000000u);
+		CHECK_INT_EQ(gw_registry_delete(reg, id), GW_REG_OK);
+	}
+	rc = fill_map(reg, 2 * n + again, &rc);
+	CHECK_MSG(rc >= again / 4, "%d records after %d closes with a dead reader", rc, again / 2);
+	gw_registry_close(reg);
+}
+
 static void test_open_failure(void)
 {
 	static int dummy;
@@ -809,6 +875,7 @@ int main(void)
 	RUN(test_foreach_and_reopen);
 	RUN(test_foreach_batches);
 	RUN(test_dead_reader);
+	RUN(test_map_full);
 	RUN(test_open_failure);
 	RUN(test_lock_refuses_second_open);
 	RUN(test_symlinks_and_modes);
