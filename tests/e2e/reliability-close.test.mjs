@@ -47,27 +47,39 @@ async function deafClient(gw, backend, { secure = false } = {}) {
   return { sock, id: ev.requestContext.connectionId };
 }
 
-/** Posts 64 KB messages until the gateway answers 429: nothing more fits. */
-async function fill(gw, id) {
+/**
+ * Posts 64 KB messages until the gateway answers 429: libwebsockets writes
+ * each as it comes, so the queue only fills once the kernel's buffers are
+ * full and the client's window is closed.
+ */
+async function fill(gw, c) {
   const big = 'x'.repeat(65536);
   for (let i = 0; i < 1000; i++) {
-    const r = await postTo(gw, id, big);
-    if (r.status === 429) return;
+    const r = await postTo(gw, c.id, big);
+    if (r.status === 429) {
+      const q = serverSide(gw.port, c.sock.localPort);
+      assert.ok(q && q.txQueue > 0, `429 with nothing unsent in the kernel: ${JSON.stringify(q)}`);
+      return;
+    }
     assert.equal(r.status, 200, r.text);
   }
-  throw new Error(`no 429 after 1000 posts to ${id}`);
+  throw new Error(`no 429 after 1000 posts to ${c.id}`);
 }
 
-/** The state of the gateway's end of a client's TCP connection, or null. */
-function serverSideState(gwPort, clientPort) {
+/** The gateway's end of a client's TCP connection: { state, txQueue }, or null. */
+function serverSide(gwPort, clientPort) {
   const hex = (p) => p.toString(16).toUpperCase().padStart(4, '0');
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 4) continue;
-    if (f[1].endsWith(`:${hex(gwPort)}`) && f[2].endsWith(`:${hex(clientPort)}`)) return f[3];
+    if (f.length < 5) continue;
+    if (f[1].endsWith(`:${hex(gwPort)}`) && f[2].endsWith(`:${hex(clientPort)}`)) {
+      return { state: f[3], txQueue: parseInt(f[4].split(':')[0], 16) };
+    }
   }
   return null;
 }
+
+const serverSideState = (gwPort, clientPort) => serverSide(gwPort, clientPort)?.state ?? null;
 
 const TCP_ESTABLISHED = '01';
 const TCP_FIN_WAIT1 = '04';
@@ -98,7 +110,7 @@ async function startPairWith(limits, args = []) {
   const backend = await startBackend();
   const gw = await startGateway({
     routes: makeApi(backend.url, { limits: { outboundBufferBytes: OUTBOUND, ...limits } }),
-    args: ['--send-timeout', String(SEND_TIMEOUT_S), '--workers', '1', ...args],
+    args: ['--send-timeout', String(SEND_TIMEOUT_S), '--workers', '1', ...(process.env.DBG ? ['--log-level', 'debug'] : []), ...args],
   });
   return { backend, gw };
 }
@@ -129,7 +141,7 @@ test('item 3: --send-timeout is validated', async () => {
 test('item 3: DELETE of a client that stops reading completes within the send timeout', async () => {
   const { backend, gw } = await startPairWith({});
   const c = await deafClient(gw, backend);
-  await fill(gw, c.id);
+  await fill(gw, c);
   assert.equal(serverSideState(gw.port, c.sock.localPort), TCP_ESTABLISHED);
   const t0 = Date.now();
   assert.equal((await deleteConn(gw, c.id)).status, 204);
@@ -142,7 +154,7 @@ test('item 3: DELETE of a client that stops reading completes within the send ti
 test('item 3: DELETE of a wss:// client that stops reading resets its TCP connection too', async () => {
   const { backend, gw } = await startPairWith({}, tlsArgs());
   const c = await deafClient(gw, backend, { secure: true });
-  await fill(gw, c.id);
+  await fill(gw, c);
   assert.equal((await deleteConn(gw, c.id)).status, 204);
   await backend.waitForEvent('DISCONNECT', c.id, (SEND_TIMEOUT_S + 4) * 1000);
   // The relay between TLS and libwebsockets holds what the client did not
@@ -157,18 +169,18 @@ test('item 3: DELETE of a wss:// client that stops reading resets its TCP connec
 });
 
 test('item 3: idleTimeoutSeconds closes a client that stops reading', async () => {
-  const { backend, gw } = await startPairWith({ idleTimeoutSeconds: 2 });
+  const { backend, gw } = await startPairWith({ idleTimeoutSeconds: 3 });
   const c = await deafClient(gw, backend);
-  await fill(gw, c.id);
-  await backend.waitForEvent('DISCONNECT', c.id, (2 + SEND_TIMEOUT_S + 5) * 1000);
+  await fill(gw, c);
+  await backend.waitForEvent('DISCONNECT', c.id, (3 + SEND_TIMEOUT_S + 5) * 1000);
   await assertClosed(gw, backend, c, 1001, 'Idle timeout');
 });
 
 test('item 3: maxConnectionSeconds closes a client that stops reading', async () => {
-  const { backend, gw } = await startPairWith({ maxConnectionSeconds: 3 });
+  const { backend, gw } = await startPairWith({ maxConnectionSeconds: 4 });
   const c = await deafClient(gw, backend);
-  await fill(gw, c.id);
-  await backend.waitForEvent('DISCONNECT', c.id, (3 + SEND_TIMEOUT_S + 5) * 1000);
+  await fill(gw, c);
+  await backend.waitForEvent('DISCONNECT', c.id, (4 + SEND_TIMEOUT_S + 5) * 1000);
   await assertClosed(gw, backend, c, 1001, 'Maximum connection duration reached');
 });
 
@@ -176,7 +188,7 @@ test('item 3: SIGTERM with 20 clients that stop reading: 20 $disconnect, exit wi
   const { backend, gw } = await startPairWith({}, ['--workers', '2']);
   const clients = [];
   for (let i = 0; i < 20; i++) clients.push(await deafClient(gw, backend));
-  await Promise.all(clients.map((c) => fill(gw, c.id)));
+  await Promise.all(clients.map((c) => fill(gw, c)));
   const t0 = Date.now();
   const DRAIN_S = 10; // the default drain deadline
   assert.equal(await gw.stop('SIGTERM', { timeoutMs: (DRAIN_S + SEND_TIMEOUT_S + 3) * 1000 }), 0);
