@@ -1182,8 +1182,10 @@ static void send_error_frame(gw_conn_t *conn, const char *message, const char *r
 			 message, conn->id, request_id);
 
 	if (enqueue_out(conn, frame, (size_t)n, 0))
-		gw_warn("connection %s: outbound buffer full, dropped error frame (request %s)",
-			conn->id, request_id);
+		/* A client that never reads triggers this at its own pace. */
+		gw_log_limited(GW_LOG_WARN, 10000, "connection %s: outbound buffer "
+			       "full, dropped error frame (request %s)", conn->id,
+			       request_id);
 }
 
 static void dispatch(gw_conn_t *conn);
@@ -1241,8 +1243,9 @@ static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_resu
 	case GW_INTEG_OK:
 		if (p->route->route_response && res->body_len &&
 		    enqueue_out(conn, res->body, res->body_len, res->body_binary))
-			gw_warn("connection %s: outbound buffer full, dropped route response "
-				"(request %s)", conn->id, p->request_id);
+			gw_log_limited(GW_LOG_WARN, 10000, "connection %s: outbound "
+				       "buffer full, dropped route response (request %s)",
+				       conn->id, p->request_id);
 		break;
 	}
 	dispatch(conn);
