@@ -200,3 +200,26 @@ test('item 3: SIGTERM with 20 clients that stop reading: 20 $disconnect, exit wi
     assert.equal(got[0].requestContext.disconnectStatusCode, 1001);
   }
 });
+
+test('item 3: clients whose close is not written by the drain deadline are reset then, each with its $disconnect', { timeout: 60000 }, async () => {
+  // A send timeout longer than the drain (10 s): the drain deadline ends
+  // the wait, resets the sockets and gives their $disconnect calls time.
+  const backend = await startBackend();
+  const gw = await startGateway({
+    routes: makeApi(backend.url, { limits: { outboundBufferBytes: OUTBOUND } }),
+    args: ['--send-timeout', '60', '--workers', '2'],
+  });
+  const clients = [];
+  for (let i = 0; i < 5; i++) clients.push(await deafClient(gw, backend));
+  await Promise.all(clients.map((c) => fill(gw, c)));
+  const t0 = Date.now();
+  assert.equal(await gw.stop('SIGTERM', { timeoutMs: 20000 }), 0);
+  const took = (Date.now() - t0) / 1000;
+  assert.ok(took >= 9.5 && took < 13, `exit took ${took} s`);
+  for (const c of clients) {
+    const got = disconnects(backend, c.id);
+    assert.equal(got.length, 1, `$disconnect of ${c.id}: ${got.length}`);
+    assert.equal(got[0].requestContext.disconnectStatusCode, 1001);
+  }
+  assert.match(gw.output(), /shutdown: \d connections? not closed after 10 s: reset/);
+});
