@@ -741,6 +741,7 @@ static void reload_once(gw_shared_t *sh)
 	unsigned gen, running = 1;
 	gw_buf_t errs;
 
+	gw_tlscert_reload(sh->tls); /* on its own: either may be refused */
 	gw_buf_init(&errs);
 	if (gw_config_load(sh->routes, &cfg, &errs) == 0) {
 		check_ca_files(cfg, &errs);
@@ -981,8 +982,8 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (opts->tls_cert) {
-		sh->tls = gw_tls_server_ctx(opts->tls_cert, opts->tls_key, err, errlen);
+	if (opts->tls.dir || opts->tls.n) {
+		sh->tls = gw_tlscert_create(&opts->tls, err, errlen);
 		if (!sh->tls)
 			goto fail;
 	}
@@ -1152,8 +1153,7 @@ static void shared_destroy(gw_shared_t *sh)
 	gw_config_free(sh->cfg);
 	pthread_mutex_destroy(&sh->reload_lock);
 	free(sh->routes);
-	if (sh->tls)
-		SSL_CTX_free(sh->tls);
+	gw_tlscert_destroy(sh->tls);
 	free(sh->workers);
 	free(sh->threads);
 	free(sh);

@@ -6,6 +6,7 @@
 #define GW_GATEWAY_H
 
 #include "config.h"
+#include "tlscert.h"
 
 typedef struct gw_gateway gw_gateway_t;
 
@@ -15,9 +16,9 @@ typedef struct gw_gateway_opts {
 	const char *mgmt_host;
 	int mgmt_port;
 	const char *data_dir;
-	/* PEM files: when set, the gateway listener speaks TLS (wss://). */
-	const char *tls_cert;
-	const char *tls_key;
+	/* certificate/key pairs: when any, the gateway listener speaks TLS
+	 * (wss://, https://), the certificate chosen by SNI */
+	gw_tls_files_t tls;
 	/* seconds given to $disconnect calls on shutdown before exiting */
 	int drain_seconds;
 	/* seconds a close may wait for a client that does not read before its

@@ -31,8 +31,12 @@ static void usage(FILE *f)
 		"  --data DIR           connection registry folder (default ./data)\n"
 		"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 		"  --workers N          event loops sharing the listeners (default: one per core)\n"
-		"  --tls-cert FILE      PEM certificate chain: serve wss:// and https://\n"
-		"  --tls-key FILE       PEM private key for --tls-cert\n"
+		"  --tls-cert FILE      PEM certificate chain: serve wss:// and https://;\n"
+		"                       repeat with --tls-key for more certificates, chosen\n"
+		"                       by SNI (the first: clients without SNI or unknown names)\n"
+		"  --tls-key FILE       PEM private key of the --tls-cert before it\n"
+		"  --tls DIR            the same from a folder: NAME.crt + NAME.key or NAME.pem\n"
+		"                       pairs (the default: NAME \"default\", else the first)\n"
 		"  --send-timeout SECONDS  how long a close may wait for a client that\n"
 		"                       does not read before its socket is reset (default 10)\n"
 		"  --max-pending-heads N  connections still sending their request head,\n"
@@ -215,6 +219,45 @@ static int signal_reload(const char *dir)
 	return 0;
 }
 
+#define MAX_TLS_PAIRS 64
+
+/* --tls-cert/--tls-key come in pairs, --tls DIR instead of them. */
+static int check_tls_opts(gw_tls_files_t *tls, const char **certs, const char **keys,
+			  size_t n_certs, size_t n_keys)
+{
+	if (n_certs != n_keys) {
+		fprintf(stderr, "wsgate: --tls-cert %s: no --tls-key after it (pairs: "
+			"--tls-cert FILE --tls-key FILE, repeated)\n", certs[n_keys]);
+		return -1;
+	}
+	if (tls->dir && n_certs) {
+		fprintf(stderr, "wsgate: --tls DIR and --tls-cert/--tls-key are alternatives "
+			"(expected one of them)\n");
+		return -1;
+	}
+	tls->certs = certs;
+	tls->keys = keys;
+	tls->n = n_certs;
+	return 0;
+}
+
+/* --check reads the certificates too. */
+static int check_tls_files(const gw_tls_files_t *tls)
+{
+	char err[1024];
+	SSL_CTX *ctx;
+
+	if (!tls->dir && !tls->n)
+		return 0;
+	ctx = gw_tlscert_create(tls, err, sizeof(err));
+	if (!ctx) {
+		fprintf(stderr, "wsgate: TLS: %s\n", err);
+		return -1;
+	}
+	gw_tlscert_destroy(ctx);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -229,6 +272,7 @@ int main(int argc, char **argv)
 		{ "connections", no_argument, NULL, 'n' },
 		{ "reload", no_argument, NULL, 'R' },
 		{ "tls-key", required_argument, NULL, 'K' },
+		{ "tls", required_argument, NULL, 1003 },
 		{ "send-timeout", required_argument, NULL, 'S' },
 		{ "max-pending-heads", required_argument, NULL, 1001 },
 		{ "max-pending-heads-per-ip", required_argument, NULL, 1002 },
@@ -245,6 +289,8 @@ int main(int argc, char **argv)
 	gw_gateway_t *gw = NULL;
 	gw_buf_t errs;
 	int check = 0, list = 0, reload = 0, c, level, mgmt_insecure = 0;
+	static const char *tls_certs[MAX_TLS_PAIRS], *tls_keys[MAX_TLS_PAIRS];
+	size_t n_certs = 0, n_keys = 0;
 	unsigned max_heads = GW_DEFAULT_MAX_PENDING_HEADS,
 		 max_heads_ip = GW_DEFAULT_MAX_PENDING_HEADS_PER_IP;
 
@@ -259,7 +305,21 @@ int main(int argc, char **argv)
 		case 'c': check = 1; break;
 		case 'n': list = 1; break;
 		case 'R': reload = 1; break;
-		case 'C': go.tls_cert = optarg; break;
+		case 'C':
+			if (n_certs == MAX_TLS_PAIRS) {
+				fprintf(stderr, "wsgate: --tls-cert: at most %d pairs (expected "
+					"--tls DIR for more)\n", MAX_TLS_PAIRS);
+				return 2;
+			}
+			tls_certs[n_certs++] = optarg;
+			break;
+		case 1003:
+			if (go.tls.dir) {
+				fprintf(stderr, "wsgate: --tls: given twice (expected one folder)\n");
+				return 2;
+			}
+			go.tls.dir = optarg;
+			break;
 		case 'W': {
 			char *end;
 			long n = strtol(optarg, &end, 10);
@@ -270,7 +330,14 @@ int main(int argc, char **argv)
 			go.workers = (unsigned)n;
 			break;
 		}
-		case 'K': go.tls_key = optarg; break;
+		case 'K':
+			if (n_keys >= n_certs) {
+				fprintf(stderr, "wsgate: --tls-key %s: expected after its --tls-cert "
+					"(pairs: --tls-cert FILE --tls-key FILE, repeated)\n", optarg);
+				return 2;
+			}
+			tls_keys[n_keys++] = optarg;
+			break;
 		case 'S': {
 			char *end;
 			long n = strtol(optarg, &end, 10);
@@ -329,10 +396,8 @@ int main(int argc, char **argv)
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
 	}
-	if (!go.tls_cert != !go.tls_key) {
-		fprintf(stderr, "wsgate: --tls-cert and --tls-key go together\n");
+	if (check_tls_opts(&go.tls, tls_certs, tls_keys, n_certs, n_keys))
 		return 2;
-	}
 	if (parse_hostport(listen, host, sizeof(host), &go.listen_port)) {
 		fprintf(stderr, "wsgate: --listen: expected HOST:PORT, found \"%s\"\n", listen);
 		return 2;
@@ -354,6 +419,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	gw_buf_dispose(&errs);
+	if (check && check_tls_files(&go.tls)) {
+		gw_config_free(cfg);
+		return 1;
+	}
 	if (check) {
 		printf("wsgate: configuration OK (%zu API%s)\n", cfg->n_apis,
 		       cfg->n_apis == 1 ? "" : "s");
@@ -370,7 +439,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fprintf(stderr, "wsgate: listening on %s:%d (gateway)\n", host, gw_gateway_port(gw));
-	if (go.tls_cert)
+	if (go.tls.dir || go.tls.n)
 		fprintf(stderr, "wsgate: the gateway listener speaks TLS (wss://, https://)\n");
 	fprintf(stderr, "wsgate: listening on %s:%d (management)\n", mhost,
 		gw_gateway_mgmt_port(gw));

@@ -22,13 +22,6 @@
 
 #define CHUNK 16384
 
-/* TLS 1.2: forward secrecy and AEAD only (Mozilla's "intermediate" list).
- * TLS 1.3 suites all qualify and keep OpenSSL's defaults. */
-#define TLS12_CIPHERS                                                   \
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"    \
-	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"    \
-	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-
 /* Pending bytes of one direction: heap memory only while not empty. */
 typedef struct pending {
 	char *data;
@@ -52,47 +45,6 @@ struct gw_relay {
 
 /* Each loop is one thread; a chunk never outlives one pump() step. */
 static __thread char scratch[CHUNK];
-
-SSL_CTX *gw_tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-	if (!ctx) {
-		snprintf(err, errlen, "cannot create a TLS context");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	/* No renegotiation (a client could make the server redo handshakes at
-	 * will), no compression (CRIME), the server's suite order. */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-				 SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-	/* One read() per batch of records rather than two per record (header,
-	 * then body); what OpenSSL holds beyond a record shows in
-	 * SSL_has_pending(), which the relay and the head reader honour. */
-	SSL_CTX_set_read_ahead(ctx, 1);
-	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
-		snprintf(err, errlen, "cannot set the TLS 1.2 cipher suites: %s",
-			 ERR_reason_error_string(ERR_get_error()));
-		goto fail;
-	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		snprintf(err, errlen, "%s: cannot load the certificate chain: %s", cert,
-			 ERR_reason_error_string(ERR_get_error()));
-		goto fail;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(err, errlen, "%s: cannot load a private key matching %s: %s", key,
-			 cert, ERR_reason_error_string(ERR_get_error()));
-		goto fail;
-	}
-	return ctx;
-fail:
-	SSL_CTX_free(ctx);
-	return NULL;
-}
 
 ssize_t gw_tls_read(SSL *ssl, void *buf, size_t len)
 {

@@ -15,8 +15,6 @@
 typedef struct gw_gateway gw_gateway_t;
 typedef struct gw_relay gw_relay_t;
 
-SSL_CTX *gw_tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen);
-
 /* Reads plaintext (completing the TLS handshake first). Returns the byte
  * count, 0 when it would block, -1 when the peer is gone or TLS failed. */
 ssize_t gw_tls_read(SSL *ssl, void *buf, size_t len);
