@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -193,6 +194,30 @@ static int readable(const char *file, const char *what, char *err, size_t errlen
 	return -1;
 }
 
+/* Read apart from the certificate, so that a key of another certificate is
+ * told from a file that holds no key. */
+static int use_key(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t errlen)
+{
+	BIO *b = BIO_new_file(key, "r");
+	EVP_PKEY *pk = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	int rc = -1;
+
+	BIO_free(b);
+	if (!pk)
+		snprintf(err, errlen, "%s: cannot load the private key: %s (expected a PEM "
+			 "private key, unencrypted)", key, ossl_reason());
+	else if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), pk) != 1)
+		snprintf(err, errlen, "%s: the private key does not match the certificate %s "
+			 "(expected the key the certificate was made for)", key, cert);
+	else if (SSL_CTX_use_PrivateKey(ctx, pk) != 1)
+		snprintf(err, errlen, "%s: cannot use the private key: %s", key, ossl_reason());
+	else
+		rc = 0;
+	EVP_PKEY_free(pk);
+	ERR_clear_error();
+	return rc;
+}
+
 static int pair_load(pair_t *p, const char *cert, const char *key, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
@@ -213,16 +238,8 @@ static int pair_load(pair_t *p, const char *cert, const char *key, char *err, si
 			 "PEM certificate, then its intermediates)", cert, ossl_reason());
 		return -1;
 	}
-	if (SSL_CTX_use_PrivateKey_file(p->ctx, key, SSL_FILETYPE_PEM) != 1) {
-		snprintf(err, errlen, "%s: cannot load the private key: %s (expected a PEM "
-			 "private key, unencrypted)", key, ossl_reason());
+	if (use_key(p->ctx, cert, key, err, errlen))
 		return -1;
-	}
-	if (SSL_CTX_check_private_key(p->ctx) != 1) {
-		snprintf(err, errlen, "%s: the private key does not match the certificate %s: %s",
-			 key, cert, ossl_reason());
-		return -1;
-	}
 	read_names(p, SSL_CTX_get0_certificate(p->ctx));
 	return 0;
 }
@@ -266,7 +283,8 @@ static int list_dir(const char *dir, char ***out, size_t *n, char *err, size_t e
 		(*out)[(*n)++] = xstrdup(e->d_name);
 	}
 	closedir(d);
-	qsort(*out, *n, sizeof(**out), by_name);
+	if (*n)
+		qsort(*out, *n, sizeof(**out), by_name);
 	return 0;
 }
 
