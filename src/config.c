@@ -3,6 +3,7 @@
  * problem so that one run of --check lists them all. */
 #include "config.h"
 #include "admit.h"
+#include "authorizer.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -722,7 +723,7 @@ static int cmp_route(const void *a, const void *b)
 static void load_routes(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "integration", "routeResponse", "maxInFlight",
-		"apiKeyRequired", "throttling", NULL };
+		"apiKeyRequired", "throttling", "authorizer", NULL };
 	json_t *obj = json_object_get(root, "routes"), *v;
 	const char *key;
 	size_t i = 0;
@@ -1165,6 +1166,261 @@ static void edge_dispose(gw_api_t *api)
 		free(api->routes[i].throttle);
 }
 
+/* --- authorizers on $connect (issue 12, reference §5; authorizer.h) --- */
+
+static void load_identity(struct loader *l, const char *base, json_t *v, gw_authorizer_t *a)
+{
+	char path[300];
+	size_t n = 0, cap;
+	json_t *list = NULL;
+
+	snprintf(path, sizeof(path), "%s.identitySource", base);
+	if (!v)
+		return;
+	/* AWS writes the list either way: an array, or one comma-joined string. */
+	if (json_is_string(v)) {
+		char *copy = strdup(json_string_value(v)), *save = NULL;
+
+		list = json_array();
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			while (*t == ' ')
+				t++;
+			for (char *e = t + strlen(t); e > t && e[-1] == ' ';)
+				*--e = '\0';
+			json_array_append_new(list, json_string(t));
+		}
+		free(copy);
+		v = list;
+	}
+	if (!json_is_array(v) || !json_array_size(v) || json_array_size(v) > 10) {
+		problem(l, path, "expected 1 to 10 identity sources (an array of strings, or one "
+			"comma-separated string), found %s", json_kind(v));
+		goto out;
+	}
+	cap = json_array_size(v);
+	a->sources = calloc(cap, sizeof(*a->sources));
+	for (size_t i = 0; i < cap; i++) {
+		const char *src = json_string_value(json_array_get(v, i));
+		gw_identity_source_t *is = &a->sources[n];
+		char ipath[340];
+
+		snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+		if (!src) {
+			problem(l, ipath, "expected a string, found %s",
+				json_kind(json_array_get(v, i)));
+			continue;
+		}
+		if (!strncmp(src, "route.request.header.", 21) && src[21]) {
+			is->kind = GW_ID_HEADER;
+			is->name = strdup(src + 21);
+		} else if (!strncmp(src, "route.request.querystring.", 26) && src[26]) {
+			is->kind = GW_ID_QUERY;
+			is->name = strdup(src + 26);
+		} else if (!strncmp(src, "stageVariables.", 15) && src[15]) {
+			is->kind = GW_ID_STAGE_VAR;
+			is->name = strdup(src + 15);
+		} else {
+			problem(l, ipath, "expected route.request.header.NAME, "
+				"route.request.querystring.NAME or stageVariables.NAME, found \"%s\"",
+				src);
+			continue;
+		}
+		if (!param_name_ok(is->name)) {
+			problem(l, ipath, "expected a name of [a-zA-Z0-9._$-], found \"%s\"", is->name);
+			free(is->name);
+			continue;
+		}
+		a->n_sources = ++n;
+	}
+out:
+	json_decref(list);
+}
+
+static void load_jwt_config(struct loader *l, const char *base, json_t *v, gw_authorizer_t *a)
+{
+	static const char *const keys[] = { "issuer", "audience", "jwksFile", "leewaySeconds",
+		NULL };
+	const char *slash = strrchr(l->file, '/');
+	char path[300], full[4096], err[256];
+	json_t *aud;
+
+	snprintf(path, sizeof(path), "%s.jwtConfiguration", base);
+	if (!json_is_object(v)) {
+		problem(l, path, "expected an object {\"issuer\": ..., \"audience\": [...], "
+			"\"jwksFile\": ...}, found %s", v ? json_kind(v) : "nothing");
+		return;
+	}
+	check_keys(l, path, v, keys);
+	snprintf(path, sizeof(path), "%s.jwtConfiguration.issuer", base);
+	a->issuer = get_string(l, v, "issuer", path, NULL, 1);
+	snprintf(path, sizeof(path), "%s.jwtConfiguration.leewaySeconds", base);
+	a->leeway_s = (unsigned)get_int(l, v, "leewaySeconds", path, 0, 0, 300);
+	snprintf(path, sizeof(path), "%s.jwtConfiguration.audience", base);
+	aud = json_object_get(v, "audience");
+	if (!json_is_array(aud) || !json_array_size(aud) || json_array_size(aud) > 50) {
+		problem(l, path, "expected an array of 1 to 50 strings, found %s",
+			aud ? json_kind(aud) : "nothing");
+	} else {
+		a->audiences = calloc(json_array_size(aud), sizeof(char *));
+		for (size_t i = 0; i < json_array_size(aud); i++) {
+			const char *s = json_string_value(json_array_get(aud, i));
+
+			if (!s || !*s) {
+				problem(l, path, "expected non-empty strings, found %s at [%zu]",
+					json_kind(json_array_get(aud, i)), i);
+				continue;
+			}
+			a->audiences[a->n_audiences++] = strdup(s);
+		}
+	}
+	snprintf(path, sizeof(path), "%s.jwtConfiguration.jwksFile", base);
+	a->jwks_file = get_string(l, v, "jwksFile", path, NULL, 1);
+	if (!a->jwks_file)
+		return;
+	if (a->jwks_file[0] != '/' && slash)
+		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - l->file), l->file,
+			 a->jwks_file);
+	else
+		snprintf(full, sizeof(full), "%s", a->jwks_file);
+	a->keys = gw_authz_keys_load(full, err, sizeof(err));
+	if (!a->keys)
+		problem(l, path, "\"%s\": %s", a->jwks_file, err);
+}
+
+static void load_one_authorizer(struct loader *l, gw_api_t *api, const char *name, json_t *v,
+				gw_authorizer_t *a)
+{
+	static const char *const request_keys[] = { "type", "integration", "identitySource",
+		"authorizerResultTtlInSeconds", NULL };
+	static const char *const jwt_keys[] = { "type", "identitySource", "jwtConfiguration",
+		NULL };
+	char base[256], path[300];
+	char *type, *iname;
+	json_t *ttl;
+
+	a->name = strdup(name);
+	snprintf(base, sizeof(base), "authorizers.%s", name);
+	if (!json_is_object(v)) {
+		problem(l, base, "expected an object, found %s", json_kind(v));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s.type", base);
+	type = get_string(l, v, "type", path, NULL, 1);
+	if (!type)
+		return;
+	if (!strcmp(type, "JWT")) {
+		a->type = GW_AUTHZ_JWT;
+	} else if (strcmp(type, "REQUEST")) {
+		problem(l, path, "expected \"REQUEST\" or \"JWT\", found \"%s\"", type);
+		free(type);
+		return;
+	}
+	free(type);
+	check_keys(l, base, v, a->type == GW_AUTHZ_JWT ? jwt_keys : request_keys);
+	load_identity(l, base, json_object_get(v, "identitySource"), a);
+	if (a->type == GW_AUTHZ_JWT) {
+		snprintf(path, sizeof(path), "%s.identitySource", base);
+		if (a->n_sources != 1 || a->sources[0].kind == GW_ID_STAGE_VAR)
+			problem(l, path, "expected one route.request.header.NAME or "
+				"route.request.querystring.NAME (where the token is)");
+		load_jwt_config(l, base, json_object_get(v, "jwtConfiguration"), a);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s.integration", base);
+	iname = get_string(l, v, "integration", path, NULL, 1);
+	if (iname) {
+		a->route.integration = find_integration(api, iname);
+		if (!a->route.integration)
+			problem(l, path, "unknown integration \"%s\"", iname);
+		else if (a->route.integration->type != GW_INTEG_AWS_PROXY)
+			problem(l, path, "expected an AWS_PROXY integration (the authorizer "
+				"answers as a Lambda authorizer does), \"%s\" is not", iname);
+		free(iname);
+	}
+	a->route.key = (char *)"$connect";
+	a->route.key_len = 8;
+	a->route.max_in_flight = 1;
+	ttl = json_object_get(v, "authorizerResultTtlInSeconds");
+	snprintf(path, sizeof(path), "%s.authorizerResultTtlInSeconds", base);
+	a->ttl_s = (unsigned)get_int(l, v, "authorizerResultTtlInSeconds", path,
+				     a->n_sources ? 300 : 0, 0, 3600);
+	if (ttl && a->ttl_s && !a->n_sources)
+		problem(l, path, "caching needs an identitySource (the cache key); expected 0 "
+			"or an identitySource");
+	if (a->ttl_s)
+		a->cache = gw_authz_cache_create();
+}
+
+static void load_authorizers(struct loader *l, json_t *root, gw_api_t *api)
+{
+	json_t *obj = json_object_get(root, "authorizers"), *routes = json_object_get(root, "routes");
+	json_t *v;
+	const char *key;
+	size_t i = 0;
+
+	if (obj && !json_is_object(obj)) {
+		problem(l, "authorizers", "expected an object of authorizers by name, found %s",
+			json_kind(obj));
+		obj = NULL;
+	}
+	if (obj && json_object_size(obj) > 10)
+		problem(l, "authorizers", "expected at most 10 authorizers, found %zu",
+			json_object_size(obj));
+	if (obj) {
+		api->authorizers = calloc(json_object_size(obj) + 1, sizeof(*api->authorizers));
+		json_object_foreach(obj, key, v) {
+			api->n_authorizers = ++i;
+			load_one_authorizer(l, api, key, v, &api->authorizers[i - 1]);
+		}
+	}
+	if (!json_is_object(routes))
+		return;
+	json_object_foreach(routes, key, v) {
+		json_t *az = json_is_object(v) ? json_object_get(v, "authorizer") : NULL;
+		char path[300];
+
+		if (!az)
+			continue;
+		snprintf(path, sizeof(path), "routes.%s.authorizer", key);
+		if (strcmp(key, "$connect")) {
+			problem(l, path, "only $connect takes an authorizer (a connection is "
+				"authorized once, on the upgrade)");
+			continue;
+		}
+		if (!json_is_string(az)) {
+			problem(l, path, "expected the name of an authorizer, found %s",
+				json_kind(az));
+			continue;
+		}
+		for (i = 0; i < api->n_authorizers; i++)
+			if (!strcmp(api->authorizers[i].name, json_string_value(az)))
+				api->connect_authorizer = &api->authorizers[i];
+		if (!api->connect_authorizer)
+			problem(l, path, "unknown authorizer \"%s\" (expected one of authorizers)",
+				json_string_value(az));
+	}
+}
+
+static void authorizers_dispose(gw_api_t *api)
+{
+	for (size_t i = 0; i < api->n_authorizers; i++) {
+		gw_authorizer_t *a = &api->authorizers[i];
+
+		free(a->name);
+		for (size_t j = 0; j < a->n_sources; j++)
+			free(a->sources[j].name);
+		free(a->sources);
+		gw_authz_cache_destroy(a->cache);
+		free(a->issuer);
+		for (size_t j = 0; j < a->n_audiences; j++)
+			free(a->audiences[j]);
+		free(a->audiences);
+		free(a->jwks_file);
+		gw_authz_keys_free(a->keys);
+	}
+	free(api->authorizers);
+}
+
 static int valid_stage(const char *s)
 {
 	size_t n = strlen(s);
@@ -1423,7 +1679,7 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	static const char *const keys[] = { "name", "stage", "basePath",
 		"routeSelectionExpression", "stageVariables", "limits", "integrations",
 		"routes", "cors", "allowedOrigins", "apiKeys", "throttling",
-		"connectionThrottling", "sourceIpLimits", "managementAuth", NULL };
+		"connectionThrottling", "sourceIpLimits", "managementAuth", "authorizers", NULL };
 	char err[200];
 
 	if (!json_is_object(root)) {
@@ -1464,10 +1720,12 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	load_routes(l, root, api);
 	load_edge(l, root, api);
 	load_mgmt_auth(l, root, api);
+	load_authorizers(l, root, api);
 }
 
 static void api_dispose(gw_api_t *api)
 {
+	authorizers_dispose(api);
 	edge_dispose(api);
 	for (size_t i = 0; i < api->n_integrations; i++) {
 		gw_integration_t *in = &api->integrations[i];

@@ -117,6 +117,37 @@ typedef struct gw_mgmt_key {
 	size_t n_regions;
 } gw_mgmt_key_t;
 
+/* Authorizers on $connect (reference §5, authorizer.h). */
+enum gw_authz_type { GW_AUTHZ_REQUEST = 0, GW_AUTHZ_JWT };
+enum gw_identity_kind { GW_ID_HEADER, GW_ID_QUERY, GW_ID_STAGE_VAR };
+
+typedef struct gw_identity_source {
+	enum gw_identity_kind kind;
+	char *name;
+} gw_identity_source_t;
+
+struct gw_authz_cache;
+struct gw_authz_keys;
+
+typedef struct gw_authorizer {
+	char *name;
+	enum gw_authz_type type;
+	/* REQUEST: the call's route: key $connect, the authorizer's integration
+	 * (AWS_PROXY), for the one invoke path. */
+	gw_route_t route;
+	gw_identity_source_t *sources;
+	size_t n_sources;
+	unsigned ttl_s;                /* authorizerResultTtlInSeconds; 0: no cache */
+	struct gw_authz_cache *cache;  /* shared by the loops; NULL when ttl_s is 0 */
+	/* JWT */
+	char *issuer;
+	char **audiences;
+	size_t n_audiences;
+	char *jwks_file;
+	unsigned leeway_s;
+	struct gw_authz_keys *keys;    /* the JWKS, read at load */
+} gw_authorizer_t;
+
 /* AWS's limit on an API name; the registry record holds that much. */
 #define GW_API_NAME_MAX 128
 
@@ -160,6 +191,10 @@ typedef struct gw_api {
 	gw_rate_t conn_bytes;      /* per connection: bytes per second */
 	int ip_limited;            /* sourceIpLimits given */
 	gw_iplimit_rule_t ip_rule;
+	/* authorizers; the one routes.$connect.authorizer names, or NULL */
+	gw_authorizer_t *authorizers;
+	size_t n_authorizers;
+	const gw_authorizer_t *connect_authorizer;
 	/* managementAuth: when set, the management API takes only requests
 	 * signed (SigV4) by one of these keys for this API's connections. */
 	int mgmt_auth;

@@ -16,6 +16,7 @@
  * A conn is only ever freed by conn_finish(), never twice. */
 #include "core.h"
 #include "admit.h"
+#include "authorizer.h"
 #include "iplimit.h"
 #include "bus.h"
 #include "httpresp.h"
@@ -143,6 +144,14 @@ struct gw_conn {
 	gw_throttle_t msg_rate, byte_rate;
 	int ip_held;
 	int head_held; /* counted among the heads still being sent */
+
+	/* Authorizer (issue 12): requestContext.authorizer of every event of
+	 * the connection (at most about GW_AUTHZ_MAX_RESPONSE); while the call
+	 * runs, the identity it is cached under and when it started. */
+	char *authz_ctx;
+	size_t authz_ctx_len;
+	gw_buf_t authz_key;
+	uint64_t authz_started;
 };
 
 /* The conn being handed to libwebsockets: its first callback runs inside
@@ -180,6 +189,8 @@ static void event_ctx(gw_conn_t *conn, gw_event_ctx_t *ctx, const char *route_ke
 	ctx->source_ip = conn->source_ip;
 	ctx->user_agent = conn->user_agent;
 	ctx->domain_name = conn->host ? conn->host : "localhost";
+	ctx->authorizer = conn->authz_ctx;
+	ctx->authorizer_len = conn->authz_ctx_len;
 }
 
 static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
@@ -203,12 +214,20 @@ static void client_gone(gw_conn_t *conn, int code, const char *reason)
 }
 
 static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
+static void on_authorizer_result(gw_conn_t *conn, pending_t *p, const gw_http_resp_t *resp);
 
 static void on_call_result(void *user, const gw_http_resp_t *resp)
 {
 	pending_t *p = user;
 	gw_integ_result_t res;
 
+	if (p->type == GW_EV_AUTHORIZER) {
+		/* An authorizer answers in its own shape (authorizer.h). */
+		lws_dll2_remove(&p->list);
+		on_authorizer_result(p->conn, p, resp);
+		free(p);
+		return;
+	}
 	gw_integ_result(p->route->integration, resp, &p->gw->rscratch, &res);
 	if (p->conn)
 		lws_dll2_remove(&p->list);
@@ -261,6 +280,10 @@ static void conn_free(void *p)
 	free(conn->user_agent);
 	free(conn->host);
 	free(conn->subprotocol);
+	free(conn->authz_ctx);
+	if (conn->authz_key.data)
+		OPENSSL_cleanse(conn->authz_key.data, conn->authz_key.cap);
+	gw_buf_dispose(&conn->authz_key);
 	free(conn);
 }
 
@@ -773,16 +796,127 @@ static size_t strip_api_key(gw_conn_t *conn, gw_header_t *h, size_t nh, const ch
 	return kept;
 }
 
+/* --- authorizer on $connect (issue 12, authorizer.h) --- */
+
+static void call_connect(gw_conn_t *conn);
+
+/* The authorizer's verdict: on to $connect with its context, or the
+ * client's 401/403/500 without any $connect call. */
+static void authorized(gw_conn_t *conn, gw_authz_result_t *res, const char *rid)
+{
+	const char *body;
+	int status;
+
+	if (res->verdict == GW_AUTHZ_ALLOW) {
+		conn->authz_ctx = res->context; /* taken over */
+		conn->authz_ctx_len = res->context_len;
+		res->context = NULL;
+		call_connect(conn);
+		return;
+	}
+	status = gw_authz_status(res->verdict, &body);
+	/* One line per kind and interval: a failing authorizer is worth a
+	 * warning even while clients are being denied. */
+#define AUTHZ_LOG(level) gw_log_limited(level, 10000, "upgrade refused (%d, request %s, api %s, " \
+		"%s): authorizer %s: %s", status, rid, conn->api->name, conn->source_ip, \
+		conn->api->connect_authorizer->name, res->why)
+	if (res->verdict == GW_AUTHZ_ERROR)
+		AUTHZ_LOG(GW_LOG_WARN);
+	else if (res->verdict == GW_AUTHZ_DENY)
+		AUTHZ_LOG(GW_LOG_INFO);
+	else
+		AUTHZ_LOG(GW_LOG_INFO);
+#undef AUTHZ_LOG
+	gw_authz_result_dispose(res);
+	respond_raw(conn, status, body, strlen(body));
+}
+
+static void on_authorizer_result(gw_conn_t *conn, pending_t *p, const gw_http_resp_t *resp)
+{
+	const gw_authorizer_t *a = conn->api->connect_authorizer;
+	gw_authz_result_t res;
+	gw_buf_t arn;
+
+	if (conn->gone) {
+		/* No backend heard of the connection: nothing to tell. */
+		conn_finish(conn, 0, 0, NULL);
+		return;
+	}
+	gw_buf_init(&arn);
+	gw_authz_method_arn(conn->api, &arn);
+	gw_buf_append_char(&arn, '\0');
+	gw_authz_decide(arn.data, resp, gw_now_ms() - conn->authz_started, &res);
+	gw_buf_dispose(&arn);
+	gw_authz_cache_put(a, conn->authz_key.data, conn->authz_key.len, gw_now_ms(), &res);
+	authorized(conn, &res, p->request_id);
+}
+
+/* Runs the API's authorizer: a missing identity is 401 without a call, a
+ * cached verdict is used as is, else the authorizer is called (the upgrade
+ * stays pending, as for $connect). */
+static void authorize(gw_conn_t *conn)
+{
+	const gw_authorizer_t *a = conn->api->connect_authorizer;
+	gw_gateway_t *gw = conn->gw;
+	gw_authz_result_t res;
+	char rid[24];
+
+	gw_gateway_request_id(gw, rid);
+	gw_buf_init(&conn->authz_key);
+	if (gw_authz_identity(a, conn->api, conn->head, &conn->authz_key)) {
+		memset(&res, 0, sizeof(res));
+		res.verdict = GW_AUTHZ_UNAUTHORIZED;
+		res.why = "an identity source is missing or empty";
+		authorized(conn, &res, rid);
+		return;
+	}
+	if (gw_authz_cache_get(a, conn->authz_key.data, conn->authz_key.len, gw_now_ms(), &res)) {
+		authorized(conn, &res, rid);
+		return;
+	}
+	{
+		gw_str_t url = gw_req_url(conn->head);
+		const char *q = memchr(url.ptr, '?', url.len), *query = q ? q + 1 : NULL;
+		size_t nh = gw_req_header_count(conn->head);
+		size_t qlen = q ? url.len - (size_t)(q + 1 - url.ptr) : 0;
+		gw_header_t headers[128];
+		gw_invocation_t inv;
+		gw_event_ctx_t ctx;
+		gw_buf_t kept, arn;
+
+		if (nh > 128)
+			nh = 128;
+		for (size_t i = 0; i < nh; i++)
+			gw_req_header(conn->head, i, &headers[i].name, &headers[i].value);
+		gw_buf_init(&kept);
+		gw_buf_init(&arn);
+		nh = strip_api_key(conn, headers, nh, &query, &qlen, &kept);
+		gw_authz_method_arn(conn->api, &arn);
+		gw_buf_append_char(&arn, '\0');
+		event_ctx(conn, &ctx, "$connect", rid);
+		memset(&inv, 0, sizeof(inv));
+		inv.route = &a->route;
+		inv.type = GW_EV_AUTHORIZER;
+		inv.ctx = &ctx;
+		inv.tls = conn->tls;
+		inv.headers = headers;
+		inv.n_headers = nh;
+		inv.query = query;
+		inv.query_len = qlen;
+		inv.method_arn = arn.data;
+		conn->authz_started = gw_now_ms();
+		invoke(gw, conn, &inv);
+		gw_buf_dispose(&kept);
+		gw_buf_dispose(&arn);
+	}
+}
+
 static void start_connect(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
 	gw_str_t ua = gw_req_get(conn->head, "User-Agent");
-	gw_str_t host = gw_req_get(conn->head, "Host"), url = gw_req_url(conn->head);
-	gw_header_t headers[128];
-	size_t nh = gw_req_header_count(conn->head);
+	gw_str_t host = gw_req_get(conn->head, "Host");
 	gw_conn_record_t rec;
-	const char *q;
-	size_t qlen = 0;
 	int rc;
 
 	conn->state = CS_CONNECTING;
@@ -816,6 +950,21 @@ static void start_connect(gw_conn_t *conn)
 		return;
 	}
 	conn->registered = 1;
+	if (conn->api->connect_authorizer)
+		authorize(conn);
+	else
+		call_connect(conn);
+}
+
+/* The $connect integration, once the upgrade is admitted (and authorized). */
+static void call_connect(gw_conn_t *conn)
+{
+	gw_gateway_t *gw = conn->gw;
+	gw_str_t url = gw_req_url(conn->head);
+	gw_header_t headers[128];
+	size_t nh = gw_req_header_count(conn->head);
+	const char *q;
+	size_t qlen = 0;
 
 	if (!conn->api->connect_route) {
 		handshake_accept(conn);

@@ -130,6 +130,11 @@ static void request_context(gw_buf_t *b, const gw_event_ctx_t *c,
 		kv_str(b, "userAgent", c->user_agent);
 	}
 	gw_buf_append_str(b, "},");
+	if (c->authorizer) {
+		gw_buf_append_str(b, "\"authorizer\":");
+		gw_buf_append(b, c->authorizer, c->authorizer_len);
+		gw_buf_append_char(b, ',');
+	}
 	kv_str(b, "requestId", c->request_id);
 	gw_buf_append_char(b, ',');
 	kv_str(b, "domainName", c->domain_name);
@@ -245,6 +250,29 @@ void gw_event_connect(gw_buf_t *out, const gw_event_ctx_t *ctx,
 	}
 	request_context(out, ctx, "CONNECT");
 	gw_buf_append_str(out, ",\"isBase64Encoded\":false}");
+}
+
+void gw_event_authorizer(gw_buf_t *out, const gw_event_ctx_t *ctx, const char *method_arn,
+			 const gw_header_t *headers, size_t n_headers,
+			 const char *query, size_t query_len)
+{
+	char scratch[8192];
+	gw_header_t params[128];
+	size_t np = query_len ? parse_query(query, query_len, scratch, sizeof(scratch), params, 128)
+			      : 0;
+
+	gw_buf_reset(out);
+	gw_buf_append_str(out, "{\"type\":\"REQUEST\",");
+	kv_str(out, "methodArn", method_arn);
+	gw_buf_append_char(out, ',');
+	write_maps(out, "headers", "multiValueHeaders", headers, n_headers, 1);
+	/* Always there (empty without a query): an authorizer reads them
+	 * without checking first. */
+	write_maps(out, "queryStringParameters", "multiValueQueryStringParameters", params, np, 0);
+	if (!ctx->api->n_stage_vars)
+		gw_buf_append_str(out, "\"stageVariables\":{},");
+	request_context(out, ctx, "CONNECT");
+	gw_buf_append_char(out, '}');
 }
 
 void gw_event_message(gw_buf_t *out, const gw_event_ctx_t *ctx,

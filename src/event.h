@@ -26,6 +26,10 @@ typedef struct gw_event_ctx {
 	const char *domain_name;
 	int disconnect_code;      /* DISCONNECT only */
 	const char *disconnect_reason;
+	/* requestContext.authorizer, a JSON object as text (authorizer.h), or
+	 * NULL when the API has no authorizer */
+	const char *authorizer;
+	size_t authorizer_len;
 } gw_event_ctx_t;
 
 /* CONNECT: headers as the client sent them, query the raw query string. */
@@ -35,6 +39,11 @@ void gw_event_connect(gw_buf_t *out, const gw_event_ctx_t *ctx,
 void gw_event_message(gw_buf_t *out, const gw_event_ctx_t *ctx,
 		      const void *body, size_t len, int binary);
 void gw_event_disconnect(gw_buf_t *out, const gw_event_ctx_t *ctx);
+/* A REQUEST authorizer's input (reference §5.3): the CONNECT event's
+ * headers, query and requestContext, with type and methodArn. */
+void gw_event_authorizer(gw_buf_t *out, const gw_event_ctx_t *ctx, const char *method_arn,
+			 const gw_header_t *headers, size_t n_headers,
+			 const char *query, size_t query_len);
 
 /* An HTTP API (payload format 2.0) event for a REST route (reference §8.2). */
 typedef struct gw_http_event {

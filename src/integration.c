@@ -17,7 +17,8 @@ static void context_var(const gw_invocation_t *inv, const char *name, size_t len
 {
 	const gw_event_ctx_t *c = inv->ctx;
 	/* A REST route's MOCK reads MESSAGE, as it always has. */
-	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT", "MESSAGE" };
+	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT", "MESSAGE",
+		"CONNECT" };
 	char t[64];
 
 #define IS(s) (len == sizeof(s) - 1 && !memcmp(name, s, len))
@@ -397,6 +398,10 @@ static int lambda_event(const gw_invocation_t *inv, gw_buf_t *vals, gw_buf_t *bo
 	case GW_EV_DISCONNECT:
 		gw_event_disconnect(body, inv->ctx);
 		return 0;
+	case GW_EV_AUTHORIZER:
+		gw_event_authorizer(body, inv->ctx, inv->method_arn, hs,
+				    event_headers(inv, vals, hs), inv->query, inv->query_len);
+		return 0;
 	case GW_EV_HTTP:
 		break;
 	}
@@ -417,7 +422,8 @@ static int lambda_event(const gw_invocation_t *inv, gw_buf_t *vals, gw_buf_t *bo
 static void proxy_head(const gw_invocation_t *inv, const gw_integration_t *in, gw_buf_t *req,
 		       gw_buf_t *body)
 {
-	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT" };
+	static const char *const types[] = { "CONNECT", "MESSAGE", "DISCONNECT", "MESSAGE",
+		"CONNECT" };
 	const gw_event_ctx_t *ctx = inv->ctx;
 	const char *method = in->method ? in->method : inv->method ? inv->method : "POST";
 
@@ -429,6 +435,7 @@ static void proxy_head(const gw_invocation_t *inv, const gw_integration_t *in, g
 		append_header(req, "X-Amzn-RequestId", ctx->request_id, strlen(ctx->request_id));
 		return;
 	case GW_EV_CONNECT:
+	case GW_EV_AUTHORIZER: /* (authorizers are AWS_PROXY: not reached) */
 		forward_client_headers(inv, req);
 		break;
 	case GW_EV_MESSAGE:

@@ -12,8 +12,10 @@
 #include "config.h"
 #include "event.h"
 
-/* GW_EV_HTTP: a request on a REST route. */
-enum gw_event_type { GW_EV_CONNECT, GW_EV_MESSAGE, GW_EV_DISCONNECT, GW_EV_HTTP };
+/* GW_EV_HTTP: a request on a REST route. GW_EV_AUTHORIZER: a REQUEST
+ * authorizer's call on $connect (authorizer.h). */
+enum gw_event_type { GW_EV_CONNECT, GW_EV_MESSAGE, GW_EV_DISCONNECT, GW_EV_HTTP,
+		     GW_EV_AUTHORIZER };
 
 /* Everything one invocation may draw on. */
 typedef struct gw_invocation {
@@ -25,12 +27,13 @@ typedef struct gw_invocation {
 	const char *body;
 	size_t body_len;
 	int binary;
-	/* CONNECT and HTTP: the client's headers (at most GW_INVOKE_MAX_HEADERS) */
+	/* CONNECT, AUTHORIZER and HTTP: the client's headers (at most GW_INVOKE_MAX_HEADERS) */
 	const gw_header_t *headers;
 	size_t n_headers;
-	/* CONNECT */
+	/* CONNECT and AUTHORIZER */
 	const char *query;
 	size_t query_len;
+	const char *method_arn; /* AUTHORIZER */
 	/* HTTP (request parameters are not mapped for REST routes) */
 	const char *method;      /* HTTP_PROXY, unless the integration names one */
 	gw_str_t target;         /* HTTP_PROXY's request target; else the path */

@@ -1,0 +1,76 @@
+/* Authorizers on $connect (reference §5): what an upgrade's identity is
+ * (its identity sources), what an authorizer's answer means (an IAM policy
+ * on the methodArn, or {"isAuthorized": ...}), the result cache shared by
+ * the loops, and JWT checks against a JWKS. The call itself goes through
+ * the one invoke path (integration.h); nothing here blocks or logs, and no
+ * token or key ever appears in a returned text. */
+#ifndef GW_AUTHORIZER_H
+#define GW_AUTHORIZER_H
+
+#include "backend.h"
+#include "buf.h"
+#include "config.h"
+#include "httpreq.h"
+
+#include <stdint.h>
+
+/* AWS's limit on what an authorizer may answer (and so on the context a
+ * connection keeps for its life). */
+#define GW_AUTHZ_MAX_RESPONSE 8192
+
+enum gw_authz_verdict {
+	GW_AUTHZ_ALLOW = 0,
+	GW_AUTHZ_UNAUTHORIZED, /* 401: "Unauthorized", a missing identity, a bad token */
+	GW_AUTHZ_DENY,         /* 403: a Deny (or no Allow) on the methodArn */
+	GW_AUTHZ_ERROR,        /* 500: the authorizer failed or answered garbage */
+};
+
+typedef struct gw_authz_result {
+	enum gw_authz_verdict verdict;
+	/* ALLOW: requestContext.authorizer as a JSON object, malloc'd; the
+	 * caller owns it. NULL otherwise. */
+	char *context;
+	size_t context_len;
+	const char *why; /* static text for the log */
+} gw_authz_result_t;
+
+/* The identity of a request: its identity sources' values, as a cache key
+ * into key (reset first). -1 when one is missing or empty: 401 without a
+ * call. The JWT authorizer's key is its token (see gw_authz_token). */
+int gw_authz_identity(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t *head,
+		      gw_buf_t *key);
+
+/* arn:aws:execute-api:local:000000000000:API/STAGE/$connect */
+void gw_authz_method_arn(const gw_api_t *api, gw_buf_t *out);
+
+/* Reads a REQUEST authorizer's answer. latency_ms becomes the context's
+ * integrationLatency. */
+void gw_authz_decide(const char *method_arn, const gw_http_resp_t *resp, uint64_t latency_ms,
+		     gw_authz_result_t *out);
+
+/* Checks a JWT (the identity source's value, "Bearer " allowed) against
+ * the authorizer's keys, issuer, audiences and times (now: epoch s). */
+void gw_authz_jwt(const gw_authorizer_t *a, const char *token, size_t len, int64_t now_s,
+		  gw_authz_result_t *out);
+
+/* The status and body a verdict gives the client. */
+int gw_authz_status(enum gw_authz_verdict v, const char **body);
+
+void gw_authz_result_dispose(gw_authz_result_t *r);
+
+/* --- the result cache: per authorizer, shared by the loops, bounded in
+ * entries and bytes (the oldest go first); only ALLOW and DENY are kept. */
+struct gw_authz_cache *gw_authz_cache_create(void);
+void gw_authz_cache_destroy(struct gw_authz_cache *c);
+/* 1 and out filled (a copy) on a fresh hit, else 0. */
+int gw_authz_cache_get(const gw_authorizer_t *a, const char *key, size_t len, uint64_t now_ms,
+		       gw_authz_result_t *out);
+void gw_authz_cache_put(const gw_authorizer_t *a, const char *key, size_t len, uint64_t now_ms,
+			const gw_authz_result_t *r);
+
+/* --- JWKS: the keys of a JWT authorizer, read at load. NULL and err
+ * (naming what is wrong, never key material) on failure. */
+struct gw_authz_keys *gw_authz_keys_load(const char *file, char *err, size_t errlen);
+void gw_authz_keys_free(struct gw_authz_keys *k);
+
+#endif

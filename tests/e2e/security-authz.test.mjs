@@ -1,0 +1,239 @@
+// Issue 12, authorizers on $connect (reference §5): a REQUEST authorizer
+// called as a Lambda authorizer (its input, both output shapes, the cache),
+// and a JWT authorizer checked against a JWKS. A refusal happens before any
+// $connect call: the backends count what they got.
+import {
+  test, assert, startBackend, startGateway, makeApi, runGateway, writeRoutes, connect,
+  connectRefused, nextMessage, send, waitUntil, unusedUrl, sleep,
+} from './helpers.mjs';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** Runs --check on one API file (and files beside it); resolves the runGateway result. */
+async function check(api, extraFiles = {}) {
+  const dir = writeRoutes({ 'api.json': api });
+  try {
+    for (const [name, text] of Object.entries(extraFiles)) writeFileSync(path.join(dir, name), text);
+    return await runGateway(['--check', '--routes', path.join(dir, 'api.json')]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function expectCheckError(api, lines, extraFiles) {
+  const res = await check(api, extraFiles);
+  assert.notEqual(res.code, 0, `--check accepted it:\n${res.output}`);
+  for (const l of lines) assert.ok(res.stderr.includes(l), `stderr should contain ${JSON.stringify(l)}:\n${res.stderr}`);
+  return res;
+}
+
+const logged = (gw, re) => waitUntil(() => re.test(gw.output()), 3000, `a log line matching ${re}`);
+
+/** An authorizer answering like AWS's samples: token "allow-*" → Allow, "deny" → Deny, else Unauthorized. */
+function policyAuthorizer(event) {
+  const token = event.headers?.Authorization ?? event.headers?.authorization;
+  if (token === 'deny') {
+    return { principalId: 'nobody', policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: 'Deny', Resource: event.methodArn }] } };
+  }
+  if (!token?.startsWith('allow-')) return { errorMessage: 'Unauthorized', errorType: 'Error' };
+  return {
+    principalId: `user-${token.slice(6)}`,
+    policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: event.methodArn }] },
+    context: { tenant: 'acme', level: 3, admin: true },
+  };
+}
+
+/** An API whose $connect is guarded by authorizer `auth`, calling authUri. */
+function authzApi(backendUrl, authUri, authorizer = {}) {
+  const api = makeApi(backendUrl);
+  api.integrations.authz = { type: 'AWS_PROXY', uri: authUri, timeoutMs: 2000 };
+  api.authorizers = {
+    auth: { type: 'REQUEST', integration: 'authz', identitySource: ['route.request.header.Authorization'], ...authorizer },
+  };
+  api.routes.$connect.authorizer = 'auth';
+  return api;
+}
+
+test('item authorizers: an Allow reaches $connect, and principalId and context reach CONNECT, MESSAGE and DISCONNECT events', async () => {
+  const backend = await startBackend();
+  const auth = await startBackend(policyAuthorizer);
+  const gw = await startGateway({ routes: authzApi(backend.url, auth.url) });
+  const ws = await connect(`${gw.url}?room=42&room=43`, { headers: { Authorization: 'allow-ann', 'X-Extra': 'x' } });
+  send(ws, 'hello');
+  assert.equal((await nextMessage(ws)).data, 'hello');
+  ws.close();
+  const disc = await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT');
+
+  // The authorizer's input, as AWS's (reference §5.3).
+  assert.equal(auth.events.length, 1);
+  const input = auth.events[0];
+  assert.equal(input.type, 'REQUEST');
+  assert.equal(input.methodArn, 'arn:aws:execute-api:local:000000000000:chat/dev/$connect');
+  assert.equal(input.headers.Authorization, 'allow-ann');
+  assert.deepEqual(input.multiValueHeaders['X-Extra'], ['x']);
+  assert.deepEqual(input.queryStringParameters, { room: '43' });
+  assert.deepEqual(input.multiValueQueryStringParameters, { room: ['42', '43'] });
+  assert.deepEqual(input.stageVariables, {});
+  assert.equal(input.requestContext.routeKey, '$connect');
+  assert.equal(input.requestContext.eventType, 'CONNECT');
+  assert.equal(input.requestContext.stage, 'dev');
+  assert.equal(input.requestContext.apiId, 'chat');
+  assert.equal(input.requestContext.identity.sourceIp, '127.0.0.1');
+  assert.equal(input.requestContext.authorizer, undefined);
+
+  const conn = backend.eventsOf('CONNECT');
+  assert.equal(conn.length, 1);
+  const id = conn[0].requestContext.connectionId;
+  assert.equal(input.requestContext.connectionId, id, 'the authorizer sees the connection ID');
+  for (const e of [conn[0], backend.eventsOf('MESSAGE', id)[0], disc]) {
+    const a = e.requestContext.authorizer;
+    assert.ok(a, `${e.requestContext.eventType} has requestContext.authorizer`);
+    assert.equal(a.principalId, 'user-ann');
+    // Values stringified, as AWS passes them on.
+    assert.equal(a.tenant, 'acme');
+    assert.equal(a.level, '3');
+    assert.equal(a.admin, 'true');
+    assert.equal(typeof a.integrationLatency, 'number');
+  }
+});
+
+test('item authorizers: a Deny gets 403, "Unauthorized" 401, neither calls $connect', async () => {
+  const backend = await startBackend();
+  const auth = await startBackend(policyAuthorizer);
+  const gw = await startGateway({ routes: authzApi(backend.url, auth.url, { authorizerResultTtlInSeconds: 0 }) });
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: 'deny' } }), 403);
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: 'bogus' } }), 401);
+  assert.equal(auth.events.length, 2);
+  assert.equal(backend.events.length, 0, 'no $connect (nor $disconnect) call');
+  await logged(gw, /upgrade refused \(403, request \S+, api chat, 127\.0\.0\.1\): authorizer auth: the policy does not allow the methodArn/);
+  await logged(gw, /upgrade refused \(401, request \S+, api chat, 127\.0\.0\.1\): authorizer auth: the authorizer said Unauthorized/);
+  assert.ok(!gw.output().includes('bogus'), 'the token is never logged');
+});
+
+test('item authorizers: a missing or empty identity source gets 401 without calling the authorizer', async () => {
+  const backend = await startBackend();
+  const auth = await startBackend(policyAuthorizer);
+  const api = authzApi(backend.url, auth.url, { identitySource: 'route.request.header.Authorization, route.request.querystring.token' });
+  const gw = await startGateway({ routes: api });
+  assert.equal(await connectRefused(gw.url), 401);
+  assert.equal(await connectRefused(`${gw.url}?token=t`), 401);
+  assert.equal(await connectRefused(`${gw.url}?token=`, { headers: { Authorization: 'allow-a' } }), 401);
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: 'allow-a' } }), 401);
+  assert.equal(auth.events.length, 0, 'the authorizer is not called');
+  assert.equal(backend.events.length, 0);
+  const ws = await connect(`${gw.url}?token=t`, { headers: { Authorization: 'allow-a' } });
+  ws.close();
+  assert.equal(auth.events.length, 1);
+  assert.equal(auth.events[0].queryStringParameters.token, 't');
+});
+
+test('item authorizers: results are cached by identity (Allow and Deny), and not with a TTL of 0', async () => {
+  const backend = await startBackend();
+  const auth = await startBackend(policyAuthorizer);
+  const gw = await startGateway({ routes: authzApi(backend.url, auth.url) });
+  for (let i = 0; i < 3; i++) {
+    const ws = await connect(gw.url, { headers: { Authorization: 'allow-bob' } });
+    ws.close();
+  }
+  assert.equal(auth.events.length, 1, 'one authorizer call for three connects with the same token');
+  await waitUntil(() => backend.eventsOf('CONNECT').length === 3);
+  for (const e of backend.eventsOf('CONNECT')) assert.equal(e.requestContext.authorizer.principalId, 'user-bob');
+  const ws = await connect(gw.url, { headers: { Authorization: 'allow-eve' } });
+  ws.close();
+  assert.equal(auth.events.length, 2, 'another identity is another call');
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: 'deny' } }), 403);
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: 'deny' } }), 403);
+  assert.equal(auth.events.length, 3, 'a Deny is cached too');
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: 'nope' } }), 401);
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: 'nope' } }), 401);
+  assert.equal(auth.events.length, 5, '"Unauthorized" is not cached');
+
+  const auth2 = await startBackend(policyAuthorizer);
+  const gw2 = await startGateway({ routes: authzApi(backend.url, auth2.url, { authorizerResultTtlInSeconds: 0 }) });
+  for (let i = 0; i < 3; i++) {
+    const w = await connect(gw2.url, { headers: { Authorization: 'allow-bob' } });
+    w.close();
+  }
+  assert.equal(auth2.events.length, 3, 'TTL 0: a call per connect');
+});
+
+test('item authorizers: a cached result expires after authorizerResultTtlInSeconds', async () => {
+  const backend = await startBackend();
+  const auth = await startBackend(policyAuthorizer);
+  const gw = await startGateway({ routes: authzApi(backend.url, auth.url, { authorizerResultTtlInSeconds: 1 }) });
+  (await connect(gw.url, { headers: { Authorization: 'allow-x' } })).close();
+  (await connect(gw.url, { headers: { Authorization: 'allow-x' } })).close();
+  assert.equal(auth.events.length, 1);
+  await sleep(1100);
+  (await connect(gw.url, { headers: { Authorization: 'allow-x' } })).close();
+  assert.equal(auth.events.length, 2);
+});
+
+test('item authorizers: the simple shape {isAuthorized, context}, and policies matched with wildcards as IAM does', async () => {
+  const backend = await startBackend();
+  const answers = {
+    simple: { isAuthorized: true, context: { user: 'sam', n: 1.5, tags: ['a', 'b'] } },
+    no: { isAuthorized: false },
+    wild: { principalId: 'w', policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:*', Effect: 'Allow', Resource: 'arn:aws:execute-api:*:*:chat/*' }] } },
+    star: { principalId: 's', policyDocument: { Statement: { Action: '*', Effect: 'Allow', Resource: '*' } } },
+    // REST-style ARN: does not match …/dev/$connect (reference §5.4)
+    rest: { principalId: 'r', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: 'arn:aws:execute-api:*:*:chat/dev/*/*' }] } },
+    other: { principalId: 'o', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: 'arn:aws:execute-api:*:*:other/*' }] } },
+    both: { principalId: 'b', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: '*' }, { Action: 'execute-api:Invoke', Effect: 'Deny', Resource: 'arn:aws:execute-api:local:*:chat/dev/$connect' }] } },
+    objctx: { principalId: 'x', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: '*' }] }, context: { o: { a: 1 } } },
+    nopid: { policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: '*' }] } },
+    badbool: { isAuthorized: 'yes' },
+    crash: { errorMessage: 'Invalid token', errorType: 'Error' },
+  };
+  const auth = await startBackend((event) => answers[event.headers.Authorization]);
+  const gw = await startGateway({ routes: authzApi(backend.url, auth.url, { authorizerResultTtlInSeconds: 0 }) });
+  const expect = { no: 403, rest: 403, other: 403, both: 403, objctx: 500, nopid: 500, badbool: 500, crash: 500 };
+  for (const [token, status] of Object.entries(expect)) {
+    assert.equal(await connectRefused(gw.url, { headers: { Authorization: token } }), status, token);
+  }
+  assert.equal(backend.events.length, 0);
+  for (const token of ['simple', 'wild', 'star']) (await connect(gw.url, { headers: { Authorization: token } })).close();
+  const conns = await waitUntil(() => backend.eventsOf('CONNECT').length === 3 && backend.eventsOf('CONNECT'));
+  assert.deepEqual(conns[0].requestContext.authorizer.user, 'sam');
+  assert.deepEqual(conns[0].requestContext.authorizer.n, '1.5');
+  assert.deepEqual(conns[0].requestContext.authorizer.tags, ['a', 'b']);
+  assert.equal(conns[0].requestContext.authorizer.principalId, undefined);
+  assert.equal(conns[1].requestContext.authorizer.principalId, 'w');
+  assert.equal(conns[2].requestContext.authorizer.principalId, 's');
+});
+
+test('item authorizers: an authorizer that is down, slow, answers garbage or too much gets 500 without calling $connect', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: authzApi(backend.url, await unusedUrl(), { authorizerResultTtlInSeconds: 0 }) });
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: 'allow-a' } }), 500);
+  await logged(gw, /upgrade refused \(500, request \S+, api chat, 127\.0\.0\.1\): authorizer auth: the authorizer could not be reached/);
+
+  const big = { principalId: 'p', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: '*' }] }, context: { pad: 'x'.repeat(9000) } };
+  const auth = await startBackend((event) => (event.headers.Authorization === 'big' ? big : 'not a policy'));
+  const gw2 = await startGateway({ routes: authzApi(backend.url, auth.url, { authorizerResultTtlInSeconds: 0 }) });
+  assert.equal(await connectRefused(gw2.url, { headers: { Authorization: 'big' } }), 500);
+  assert.equal(await connectRefused(gw2.url, { headers: { Authorization: 'x' } }), 500);
+  assert.equal(backend.events.length, 0);
+});
+
+test('item authorizers: --check names the file, the key and what was expected', async () => {
+  const base = authzApi('http://127.0.0.1:9/events', 'http://127.0.0.1:9/auth');
+  await expectCheckError({ ...base, routes: { ...base.routes, $connect: { integration: 'backend', authorizer: 'nope' } } },
+    ['api.json: routes.$connect.authorizer: unknown authorizer "nope"']);
+  await expectCheckError({ ...base, routes: { ...base.routes, $default: { integration: 'backend', authorizer: 'auth' } } },
+    ['api.json: routes.$default.authorizer: only $connect takes an authorizer']);
+  await expectCheckError({ ...base, authorizers: { auth: { type: 'TOKEN', integration: 'authz' } } },
+    ['api.json: authorizers.auth.type: expected "REQUEST" or "JWT", found "TOKEN"']);
+  await expectCheckError({ ...base, authorizers: { auth: { type: 'REQUEST', integration: 'missing' } } },
+    ['api.json: authorizers.auth.integration: unknown integration "missing"']);
+  await expectCheckError({ ...base, authorizers: { auth: { type: 'REQUEST', integration: 'authz', identitySource: ['$request.header.X'] } } },
+    ['api.json: authorizers.auth.identitySource[0]: expected route.request.header.NAME, route.request.querystring.NAME or stageVariables.NAME, found "$request.header.X"']);
+  await expectCheckError({ ...base, authorizers: { auth: { type: 'REQUEST', integration: 'authz', authorizerResultTtlInSeconds: 3601, identitySource: ['route.request.header.A'] } } },
+    ['api.json: authorizers.auth.authorizerResultTtlInSeconds: expected an integer from 0 to 3600, found 3601']);
+  await expectCheckError({ ...base, authorizers: { auth: { type: 'REQUEST', integration: 'authz', authorizerResultTtlInSeconds: 60 } } },
+    ['api.json: authorizers.auth.authorizerResultTtlInSeconds: caching needs an identitySource']);
+  await expectCheckError({ ...base, authorizers: { auth: { type: 'REQUEST', integration: 'authz', identitySources: [] } } },
+    ['api.json: authorizers.auth.identitySources: unknown key']);
+  const ok = await check(base);
+  assert.equal(ok.code, 0, ok.output);
+});
