@@ -48,10 +48,14 @@ void gw_authz_method_arn(const gw_api_t *api, gw_buf_t *out);
 void gw_authz_decide(const char *method_arn, const gw_http_resp_t *resp, uint64_t latency_ms,
 		     gw_authz_result_t *out);
 
-/* Checks a JWT (the identity source's value, "Bearer " allowed) against
- * the authorizer's keys, issuer, audiences and times (now: epoch s). */
-void gw_authz_jwt(const gw_authorizer_t *a, const char *token, size_t len, int64_t now_s,
-		  gw_authz_result_t *out);
+/* A JWT authorizer's verdict on a request: its token (the identity
+ * source's value, bare or "Bearer <token>") signed by a key of the JWKS
+ * (by kid and alg: RS256/384/512, ES256/384, EdDSA), iss the issuer, aud
+ * (or client_id) one of the audiences, exp, nbf and iat within leeway of
+ * now (epoch s). ALLOW's context is {"jwt":{"claims":{...}}}; every
+ * failure is UNAUTHORIZED (401), as on HTTP APIs. */
+void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t *head,
+		  int64_t now_s, gw_authz_result_t *out);
 
 /* The status and body a verdict gives the client. */
 int gw_authz_status(enum gw_authz_verdict v, const char **body);

@@ -6,6 +6,7 @@ import {
   test, assert, startBackend, startGateway, makeApi, runGateway, writeRoutes, connect,
   connectRefused, nextMessage, send, waitUntil, unusedUrl, sleep,
 } from './helpers.mjs';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -235,5 +236,122 @@ test('item authorizers: --check names the file, the key and what was expected', 
   await expectCheckError({ ...base, authorizers: { auth: { type: 'REQUEST', integration: 'authz', identitySources: [] } } },
     ['api.json: authorizers.auth.identitySources: unknown key']);
   const ok = await check(base);
+  assert.equal(ok.code, 0, ok.output);
+});
+
+// ---------------------------------------------------------------------------
+// JWT authorizers: keys made at test time with node:crypto
+// ---------------------------------------------------------------------------
+
+const keyPairs = {
+  RS256: generateKeyPairSync('rsa', { modulusLength: 2048 }),
+  ES256: generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+  ES384: generateKeyPairSync('ec', { namedCurve: 'P-384' }),
+  EdDSA: generateKeyPairSync('ed25519'),
+};
+keyPairs.RS384 = keyPairs.RS256;
+keyPairs.RS512 = keyPairs.RS256;
+const kidOf = (alg) => (alg.startsWith('RS') ? 'rsa-1' : `${alg}-1`);
+const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 });
+
+function jwks() {
+  const keys = ['RS256', 'ES256', 'ES384', 'EdDSA'].map((alg) => ({ ...keyPairs[alg].publicKey.export({ format: 'jwk' }), kid: kidOf(alg), use: 'sig' }));
+  // An encryption key is skipped, not refused.
+  keys.push({ ...generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' }), kid: 'enc', use: 'enc' });
+  return JSON.stringify({ keys });
+}
+
+const ISSUER = 'https://issuer.example.com/';
+const now = () => Math.floor(Date.now() / 1000);
+
+function signJwt(claims, { alg = 'RS256', key = keyPairs[alg].privateKey, kid = kidOf(alg) } = {}) {
+  const input = `${Buffer.from(JSON.stringify({ alg, typ: 'JWT', kid })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const data = Buffer.from(input);
+  const sig = alg === 'EdDSA' ? sign(null, data, key)
+    : alg.startsWith('ES') ? sign(`sha${alg.slice(2)}`, data, { key, dsaEncoding: 'ieee-p1363' })
+      : sign(`sha${alg.slice(2)}`, data, key);
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+const goodClaims = (extra = {}) => ({ iss: ISSUER, aud: 'chat-app', sub: 'user-7', exp: now() + 300, iat: now() - 10, ...extra });
+
+function jwtApi(backendUrl, identitySource = 'route.request.header.Authorization') {
+  const api = makeApi(backendUrl);
+  api.authorizers = {
+    jwt: { type: 'JWT', identitySource, jwtConfiguration: { issuer: ISSUER, audience: ['other', 'chat-app'], jwksFile: 'keys/jwks.json', leewaySeconds: 5 } },
+  };
+  api.routes.$connect.authorizer = 'jwt';
+  return { 'chat.json': api, 'keys/jwks.json': jwks() };
+}
+
+test('item JWT authorizer: tokens signed with the JWKS keys (RS256/384/512, ES256/384, EdDSA) connect; claims reach requestContext.authorizer.jwt.claims', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: jwtApi(backend.url) });
+  for (const alg of ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'EdDSA']) {
+    const ws = await connect(gw.url, { headers: { Authorization: `Bearer ${signJwt(goodClaims({ alg_used: alg }), { alg })}` } });
+    send(ws, alg);
+    assert.equal((await nextMessage(ws)).data, alg);
+    ws.close();
+  }
+  const bare = await connect(gw.url, { headers: { Authorization: signJwt(goodClaims({ aud: ['x', 'chat-app'] })) } });
+  bare.close();
+  await waitUntil(() => backend.eventsOf('DISCONNECT').length === 7);
+  const conns = backend.eventsOf('CONNECT');
+  assert.deepEqual(conns.map((e) => e.requestContext.authorizer.jwt.claims.alg_used).slice(0, 6), ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'EdDSA']);
+  assert.equal(conns[0].requestContext.authorizer.jwt.claims.sub, 'user-7');
+  assert.equal(conns[0].requestContext.authorizer.jwt.claims.iss, ISSUER);
+  const id = conns[0].requestContext.connectionId;
+  assert.equal(backend.eventsOf('MESSAGE', id)[0].requestContext.authorizer.jwt.claims.sub, 'user-7');
+  assert.equal(backend.eventsOf('DISCONNECT', id)[0].requestContext.authorizer.jwt.claims.sub, 'user-7');
+});
+
+test('item JWT authorizer: a wrong key, an expired token, a bad issuer or audience, nbf in the future, alg none or a tampered payload get 401 with no $connect call', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: jwtApi(backend.url) });
+  const good = signJwt(goodClaims());
+  const [h, , s] = good.split('.');
+  const cases = {
+    'wrong key': signJwt(goodClaims(), { key: stranger.privateKey }),
+    'unknown kid': signJwt(goodClaims(), { kid: 'nope' }),
+    expired: signJwt(goodClaims({ exp: now() - 60 })),
+    'no exp': signJwt({ iss: ISSUER, aud: 'chat-app' }),
+    issuer: signJwt(goodClaims({ iss: 'https://evil.example.com/' })),
+    audience: signJwt(goodClaims({ aud: 'someone-else' })),
+    nbf: signJwt(goodClaims({ nbf: now() + 120 })),
+    none: `${Buffer.from('{"alg":"none","kid":"rsa-1"}').toString('base64url')}.${Buffer.from(JSON.stringify(goodClaims())).toString('base64url')}.`,
+    tampered: `${h}.${Buffer.from(JSON.stringify(goodClaims({ sub: 'admin' }))).toString('base64url')}.${s}`,
+    garbage: 'not-a-token',
+    'ES256 with an RSA kid': signJwt(goodClaims(), { alg: 'ES256', kid: 'rsa-1' }),
+  };
+  for (const [what, token] of Object.entries(cases)) {
+    assert.equal(await connectRefused(gw.url, { headers: { Authorization: `Bearer ${token}` } }), 401, what);
+  }
+  assert.equal(await connectRefused(gw.url), 401, 'no token');
+  assert.equal(backend.events.length, 0, 'no $connect call');
+  await logged(gw, /upgrade refused \(401, request \S+, api chat, 127\.0\.0\.1\): authorizer jwt: the token's signature is not valid/);
+  assert.ok(!gw.output().includes(cases['wrong key'].slice(0, 40)), 'the token is never logged');
+  // Within the leeway (5 s): still valid.
+  (await connect(gw.url, { headers: { Authorization: signJwt(goodClaims({ exp: now() - 2, nbf: now() + 2 })) } })).close();
+});
+
+test('item JWT authorizer: the token from a query parameter; --check validates the JWT keys and the JWKS file', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: jwtApi(backend.url, 'route.request.querystring.access_token') });
+  (await connect(`${gw.url}?access_token=${signJwt(goodClaims(), { alg: 'ES256' })}`)).close();
+  assert.equal(await connectRefused(`${gw.url}?access_token=${signJwt(goodClaims({ exp: now() - 100 }))}`), 401);
+
+  const files = jwtApi('http://127.0.0.1:9/events');
+  const api = files['chat.json'];
+  const withJwt = (cfg, extra = {}) => ({ ...api, authorizers: { jwt: { type: 'JWT', identitySource: 'route.request.header.Authorization', ...extra, jwtConfiguration: cfg } } });
+  const cfg = api.authorizers.jwt.jwtConfiguration;
+  await expectCheckError(withJwt({ ...cfg, jwksFile: 'missing.json' }), ['api.json: authorizers.jwt.jwtConfiguration.jwksFile: "missing.json": cannot read it']);
+  await expectCheckError(withJwt({ ...cfg, jwksFile: 'bad.jwks' }), ['api.json: authorizers.jwt.jwtConfiguration.jwksFile: "bad.jwks": keys[0]: expected kty RSA, EC (crv P-256 or P-384) or OKP (crv Ed25519)'],
+    { 'bad.jwks': JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }) });
+  await expectCheckError(withJwt({ ...cfg, audience: [] }), ['api.json: authorizers.jwt.jwtConfiguration.audience: expected an array of 1 to 50 strings']);
+  await expectCheckError(withJwt({ ...cfg, leewaySeconds: 3600 }), ['api.json: authorizers.jwt.jwtConfiguration.leewaySeconds: expected an integer from 0 to 300, found 3600']);
+  await expectCheckError(withJwt({ audience: ['a'], jwksFile: 'k.jwks' }), ['api.json: authorizers.jwt.jwtConfiguration.issuer: missing'], { 'k.jwks': jwks() });
+  await expectCheckError(withJwt({ ...cfg, jwksFile: 'k.jwks' }, { identitySource: ['route.request.header.A', 'route.request.header.B'] }),
+    ['api.json: authorizers.jwt.identitySource: expected one route.request.header.NAME or route.request.querystring.NAME'], { 'k.jwks': jwks() });
+  const ok = await check(withJwt({ ...cfg, jwksFile: 'k.jwks' }), { 'k.jwks': jwks() });
   assert.equal(ok.code, 0, ok.output);
 });
