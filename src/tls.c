@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -110,11 +112,17 @@ static void relay_free(void *p)
 	free(r);
 }
 
-/* Bytes the kernel still holds for the client (sent, not acknowledged). */
+/* Bytes the kernel still holds for a client that is still there (sent,
+ * not acknowledged); 0 once the peer reset, whatever the counters say. */
 static int unsent(int fd)
 {
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
 	int n = 0;
 
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    (ti.tcpi_state != TCP_ESTABLISHED && ti.tcpi_state != TCP_CLOSE_WAIT))
+		return 0;
 	return ioctl(fd, SIOCOUTQ, &n) ? 0 : n;
 }
 
