@@ -23,6 +23,7 @@
  * against the keys of the API the connection ID names. A key reaches its
  * own API's connections only. No secret is ever logged or answered. */
 #include "bus.h"
+#include "channel.h"
 #include "log.h"
 #include "sigv4.h"
 
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 
 /* The largest maxMessageBytes a configuration may set. */
 #define BODY_LIMIT ((size_t)16 << 20)
@@ -39,7 +41,12 @@
 #define SIGV4_SKEW_S (15 * 60)
 
 /* The request's method, as an operation (OP_NONE: none that we serve). */
-enum op { OP_NONE = 0, OP_POST = GW_OP_POST, OP_GET = GW_OP_GET, OP_DELETE = GW_OP_DELETE };
+enum op { OP_NONE = 0, OP_POST = GW_OP_POST, OP_GET = GW_OP_GET, OP_DELETE = GW_OP_DELETE,
+	  OP_PUT };
+
+/* What the path names: R_CONN is AWS's @connections/{id}; the others are
+ * channels, batch, broadcast and listing (see "channels" below). */
+enum route { R_NONE = 0, R_CONN, R_CONNS, R_MEMBER, R_CHAN, R_BROADCAST };
 
 struct mgmt_pss {
 	gw_gateway_t *gw;
@@ -66,6 +73,16 @@ struct mgmt_pss {
 	uint64_t token;
 	lws_dll2_t pending; /* gw->mgmt_pending, while an operation runs */
 	gw_sigv4_t sig;     /* with managementAuth: the head, checked */
+	/* channels, batch, broadcast, listing: one request, several
+	 * operations whose results are added up here */
+	enum route route;
+	char chan[GW_CHAN_NAME_MAX + 4];
+	size_t chan_len;
+	gw_api_mask_t apis;
+	size_t fan_left;
+	uint64_t fan_count, fan_skipped;
+	gw_buf_t fan_out, fan_failed;
+	uint32_t list_loop, list_limit;
 };
 
 static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
@@ -168,7 +185,7 @@ static int lws_header(void *user, const char *name, gw_buf_t *out)
 }
 
 static const char *const method_names[] = { [OP_POST] = "POST", [OP_GET] = "GET",
-					    [OP_DELETE] = "DELETE" };
+					    [OP_DELETE] = "DELETE", [OP_PUT] = "PUT" };
 
 static void refuse_auth(struct mgmt_pss *pss, enum gw_sigv4_status st, const char *why)
 {
@@ -280,6 +297,483 @@ static const gw_api_t *connection_api(gw_gateway_t *gw, const gw_op_t *op)
 	return NULL;
 }
 
+/* --- channels, batch post, broadcast, listing ---
+ *
+ *   PUT|DELETE /@connections/{id}/channels/{channel}   join, leave: 204
+ *   POST /@channels/{channel}   publish: {"queued":N,"skipped":M}
+ *   GET  /@channels/{channel}   {"channel":"...","members":N}
+ *   POST /@connections          {"connectionIds":[...],"data":"..."}
+ *   POST /@broadcast            every open connection
+ *   GET  /@connections?limit=&cursor=&channel=   {"items":[...],"cursor":...}
+ * each with an optional /{stage} prefix, which narrows what they reach to
+ * that stage's connections. With managementAuth, a key reaches the
+ * connections of the APIs it is a key of. A publish, a count, a broadcast
+ * is one operation per loop; a listing visits the loops in turn. */
+
+#define BATCH_MAX_IDS 1000
+#define LIST_DEFAULT 100
+#define LIST_MAX 1000
+
+/* "/@connections", "/@connections/{id}/channels/{channel}",
+ * "/@channels/{channel}", "/@broadcast", after an optional "/{stage}".
+ * A channel's name is checked later (400, not 403). */
+static enum route parse_ext_path(struct mgmt_pss *pss, const char *uri, size_t len)
+{
+	static const char conns[] = "/@connections", chans[] = "/@channels/",
+			  member[] = "/channels/", bcast[] = "/@broadcast";
+	const char *end = uri + len, *p = uri, *name = NULL;
+	enum route r = R_NONE;
+	size_t n;
+
+	pss->stage[0] = '\0';
+	pss->id_len = 0;
+	pss->chan_len = 0;
+	if (!len || uri[0] != '/' || memchr(uri, '\0', len))
+		return R_NONE;
+	if (len > 1 && uri[1] != '@') {
+		const char *slash = memchr(uri + 1, '/', len - 1);
+
+		if (!slash || (size_t)(slash - uri - 1) >= sizeof(pss->stage) || slash == uri + 1)
+			return R_NONE;
+		memcpy(pss->stage, uri + 1, (size_t)(slash - uri - 1));
+		pss->stage[slash - uri - 1] = '\0';
+		p = slash;
+	}
+	n = (size_t)(end - p);
+#define IS(lit) (n == sizeof(lit) - 1 && !memcmp(p, lit, n))
+#define STARTS(lit) (n > sizeof(lit) - 1 && !memcmp(p, lit, sizeof(lit) - 1))
+	if (IS(conns)) {
+		r = R_CONNS;
+	} else if (IS(bcast)) {
+		r = R_BROADCAST;
+	} else if (STARTS(chans)) {
+		r = R_CHAN;
+		name = p + sizeof(chans) - 1;
+	} else if (n > sizeof(conns) && !memcmp(p, conns, sizeof(conns) - 1) &&
+		   p[sizeof(conns) - 1] == '/') {
+		const char *id = p + sizeof(conns), *slash = memchr(id, '/', (size_t)(end - id));
+
+		if (!slash || slash == id || (size_t)(slash - id) >= sizeof(pss->id) ||
+		    (size_t)(end - slash) <= sizeof(member) - 1 ||
+		    memcmp(slash, member, sizeof(member) - 1))
+			return R_NONE;
+		pss->id_len = (size_t)(slash - id);
+		memcpy(pss->id, id, pss->id_len);
+		pss->id[pss->id_len] = '\0';
+		r = R_MEMBER;
+		name = slash + sizeof(member) - 1;
+	}
+#undef IS
+#undef STARTS
+	if (name) {
+		/* Too long or with a '/': kept as an invalid name (400). */
+		size_t nl = (size_t)(end - name);
+
+		pss->chan_len = nl < sizeof(pss->chan) - 1 ? nl : sizeof(pss->chan) - 1;
+		memcpy(pss->chan, name, pss->chan_len);
+		pss->chan[pss->chan_len] = '\0';
+	}
+	return r;
+}
+
+static int method_allowed(const struct mgmt_pss *pss)
+{
+	switch (pss->route) {
+	case R_CONN:
+		return pss->op != OP_PUT;
+	case R_CONNS:
+	case R_CHAN:
+		return pss->op == OP_POST || pss->op == OP_GET;
+	case R_MEMBER:
+		return pss->op == OP_PUT || pss->op == OP_DELETE;
+	case R_BROADCAST:
+		return pss->op == OP_POST;
+	default:
+		return 0;
+	}
+}
+
+/* Which APIs' connections this request reaches: its stage's, and with
+ * managementAuth those of the APIs whose key signed it. 0, or -1 when it
+ * has been answered (403). */
+static int reach(struct mgmt_pss *pss)
+{
+	const gw_config_t *cfg = pss->gw->cfg;
+
+	memset(&pss->apis, 0, sizeof(pss->apis));
+	if (gw_config_mgmt_auth(cfg)) {
+		if (check_signature(pss, NULL))
+			return -1;
+		for (size_t i = 0; i < cfg->n_apis; i++)
+			if (gw_config_mgmt_key(&cfg->apis[i], pss->sig.access_key) &&
+			    (!pss->stage[0] || !strcmp(cfg->apis[i].stage, pss->stage)))
+				gw_api_mask_set(&pss->apis, cfg->apis[i].id);
+		return 0;
+	}
+	for (unsigned id = 0; id < 256; id++) {
+		const char *st = id < GW_CONNID_API_MANY ? gw_config_api_stage(id) : NULL;
+
+		/* Past 255 APIs an ID names none: only reached without a stage. */
+		if (!pss->stage[0] || (st && !strcmp(st, pss->stage)))
+			gw_api_mask_set(&pss->apis, id);
+	}
+	return 0;
+}
+
+static void bad_request(struct mgmt_pss *pss, const char *message)
+{
+	set_answer(pss, 400, "BadRequestException", message);
+}
+
+static struct mgmt_pss *pending_by_token(gw_gateway_t *gw, uint64_t token)
+{
+	lws_start_foreach_dll(struct lws_dll2 *, d, gw->mgmt_pending.head) {
+		struct mgmt_pss *pss = lws_container_of(d, struct mgmt_pss, pending);
+
+		if (pss->token == token)
+			return pss;
+	} lws_end_foreach_dll(d);
+	return NULL;
+}
+
+static void on_fan_done(gw_gateway_t *gw, gw_op_t *op);
+
+/* An operation of this request, counted in fan_left. */
+static void fan_send(struct mgmt_pss *pss, gw_op_t *op)
+{
+	op->token = pss->token;
+	op->done = on_fan_done;
+	op->apis = pss->apis;
+	memcpy(op->channel, pss->chan, pss->chan_len);
+	op->channel[pss->chan_len] = '\0';
+	pss->fan_left++;
+	gw_bus_send(pss->gw, op);
+}
+
+static void fan_begin(struct mgmt_pss *pss)
+{
+	pss->token = ++pss->gw->mgmt_tokens;
+	pss->fan_left = 1; /* held until every operation is sent */
+	pss->fan_count = pss->fan_skipped = 0;
+	gw_buf_reset(&pss->fan_out);
+	gw_buf_reset(&pss->fan_failed);
+	lws_dll2_add_tail(&pss->pending, &pss->gw->mgmt_pending);
+}
+
+static void fan_answer(struct mgmt_pss *pss)
+{
+	char num[96];
+
+	lws_dll2_remove(&pss->pending);
+	set_answer(pss, 200, NULL, NULL);
+	switch (pss->route) {
+	case R_CHAN:
+		if (pss->op == OP_GET) {
+			gw_buf_append_str(&pss->out, "{\"channel\":");
+			gw_buf_append_json_str(&pss->out, pss->chan, pss->chan_len);
+			snprintf(num, sizeof(num), ",\"members\":%llu}",
+				 (unsigned long long)pss->fan_count);
+			gw_buf_append_str(&pss->out, num);
+			break;
+		}
+		/* fall through */
+	case R_BROADCAST:
+		snprintf(num, sizeof(num), "{\"queued\":%llu,\"skipped\":%llu}",
+			 (unsigned long long)pss->fan_count, (unsigned long long)pss->fan_skipped);
+		gw_buf_append_str(&pss->out, num);
+		break;
+	case R_CONNS:
+		if (pss->op == OP_GET) {
+			gw_buf_append_str(&pss->out, "{\"items\":[");
+			gw_buf_append(&pss->out, pss->fan_out.data, pss->fan_out.len);
+			gw_buf_append_str(&pss->out, "],\"cursor\":");
+			if (pss->list_loop < pss->gw->sh->n_workers) {
+				snprintf(num, sizeof(num), "\"%02x%06x\"}", pss->list_loop,
+					 (unsigned)(pss->fan_skipped & 0xffffff));
+				gw_buf_append_str(&pss->out, num);
+			} else {
+				gw_buf_append_str(&pss->out, "null}");
+			}
+			break;
+		}
+		snprintf(num, sizeof(num), "{\"posted\":%llu,\"gone\":[",
+			 (unsigned long long)pss->fan_count);
+		gw_buf_append_str(&pss->out, num);
+		gw_buf_append(&pss->out, pss->fan_out.data, pss->fan_out.len);
+		gw_buf_append_str(&pss->out, "],\"failed\":[");
+		gw_buf_append(&pss->out, pss->fan_failed.data, pss->fan_failed.len);
+		gw_buf_append_str(&pss->out, "]}");
+		break;
+	default:
+		break;
+	}
+}
+
+static void fan_end_one(struct mgmt_pss *pss)
+{
+	if (!--pss->fan_left)
+		fan_answer(pss);
+}
+
+static void list_next(struct mgmt_pss *pss, uint32_t cursor)
+{
+	gw_op_t *op = gw_op_create_loop(GW_OP_LIST, pss->list_loop);
+
+	op->cursor = cursor;
+	op->limit = pss->list_limit - (uint32_t)pss->fan_count;
+	fan_send(pss, op);
+}
+
+/* A listing's page from one loop: the next loop's, until the page is full.
+ * fan_skipped holds the slot the next page starts from. */
+static void list_result(struct mgmt_pss *pss, gw_op_t *op)
+{
+	if (op->count && pss->fan_out.len)
+		gw_buf_append_char(&pss->fan_out, ',');
+	gw_buf_append(&pss->fan_out, op->data.data, op->data.len);
+	pss->fan_count += op->count;
+	if (pss->fan_count >= pss->list_limit) {
+		pss->fan_skipped = op->cursor;
+		return;
+	}
+	/* This loop has no more: on to the next. */
+	pss->list_loop++;
+	pss->fan_skipped = 0;
+	if (pss->list_loop < pss->gw->sh->n_workers)
+		list_next(pss, 0);
+}
+
+static void on_fan_done(gw_gateway_t *gw, gw_op_t *op)
+{
+	struct mgmt_pss *pss = pending_by_token(gw, op->token);
+	char num[32];
+
+	if (!pss)
+		goto out; /* the caller hung up */
+	switch (op->kind) {
+	case GW_OP_LIST:
+		list_result(pss, op);
+		break;
+	case GW_OP_POST:
+		if (op->status == 200) {
+			pss->fan_count++;
+			break;
+		}
+		if (op->status == 410) {
+			if (pss->fan_out.len)
+				gw_buf_append_char(&pss->fan_out, ',');
+			gw_buf_append_json_str(&pss->fan_out, op->id, strlen(op->id));
+			break;
+		}
+		gw_buf_append_str(&pss->fan_failed, pss->fan_failed.len ? ",{" : "{");
+		gw_buf_append_str(&pss->fan_failed, "\"connectionId\":");
+		gw_buf_append_json_str(&pss->fan_failed, op->id, strlen(op->id));
+		snprintf(num, sizeof(num), ",\"status\":%d}", op->status);
+		gw_buf_append_str(&pss->fan_failed, num);
+		break;
+	default:
+		pss->fan_count += op->count;
+		pss->fan_skipped += op->skipped;
+	}
+	fan_end_one(pss);
+out:
+	gw_op_destroy(op);
+}
+
+/* The same message to every loop: one copy each. */
+static void fan_to_loops(struct mgmt_pss *pss, enum gw_op_kind kind)
+{
+	int binary = !gw_utf8_valid((const unsigned char *)pss->body.data, pss->body.len);
+
+	fan_begin(pss);
+	for (uint32_t i = 0; i < pss->gw->sh->n_workers; i++) {
+		gw_op_t *op = gw_op_create_loop(kind, i);
+
+		op->binary = binary;
+		if (kind != GW_OP_COUNT)
+			gw_buf_append(&op->data, pss->body.data ? pss->body.data : "",
+				      pss->body.len);
+		fan_send(pss, op);
+	}
+	fan_end_one(pss);
+}
+
+static int api_reached(struct mgmt_pss *pss, const gw_op_t *op)
+{
+	const gw_api_t *api;
+
+	if (op->target.api != GW_CONNID_API_MANY)
+		return gw_api_mask_has(&pss->apis, op->target.api);
+	api = connection_api(pss->gw, op);
+	return api && gw_api_mask_has(&pss->apis, api->id);
+}
+
+/* {"connectionIds": [...], "data": "..."}: one POST operation each. */
+static void start_batch(struct mgmt_pss *pss)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(pss->body.data ? pss->body.data : "", pss->body.len, 0, &jerr);
+	json_t *ids = json_object_get(root, "connectionIds"), *data = json_object_get(root, "data"), *v;
+	size_t i;
+
+	if (!json_is_array(ids) || !json_is_string(data)) {
+		bad_request(pss, "The body must be {\"connectionIds\": [...], \"data\": \"...\"}");
+		goto out;
+	}
+	if (json_array_size(ids) > BATCH_MAX_IDS) {
+		bad_request(pss, "At most 1000 connectionIds per request");
+		goto out;
+	}
+	json_array_foreach(ids, i, v)
+		if (!json_is_string(v)) {
+			bad_request(pss, "connectionIds must be strings");
+			goto out;
+		}
+	fan_begin(pss);
+	json_array_foreach(ids, i, v) {
+		const char *id = json_string_value(v);
+		gw_op_t *op = gw_op_create(GW_OP_POST, id, json_string_length(v));
+
+		if (op && !api_reached(pss, op)) {
+			gw_buf_append_str(&pss->fan_failed, pss->fan_failed.len ? ",{" : "{");
+			gw_buf_append_str(&pss->fan_failed, "\"connectionId\":");
+			gw_buf_append_json_str(&pss->fan_failed, id, json_string_length(v));
+			gw_buf_append_str(&pss->fan_failed, ",\"status\":403}");
+			gw_op_destroy(op);
+			continue;
+		}
+		if (!op) {
+			/* Not an ID of this process: gone, without a trip. */
+			if (pss->fan_out.len)
+				gw_buf_append_char(&pss->fan_out, ',');
+			gw_buf_append_json_str(&pss->fan_out, id, json_string_length(v));
+			continue;
+		}
+		gw_buf_append(&op->data, json_string_value(data), json_string_length(data));
+		fan_send(pss, op);
+	}
+	fan_end_one(pss);
+out:
+	json_decref(root);
+}
+
+/* One URL argument "name=value" of the request: its value, or NULL. */
+static const char *url_arg(struct mgmt_pss *pss, const char *name, char *buf, int size)
+{
+	size_t n = strlen(name);
+
+	for (int i = 0; i < 32; i++) {
+		int len = lws_hdr_copy_fragment(pss->wsi, buf, size, WSI_TOKEN_HTTP_URI_ARGS, i);
+
+		if (len < 0)
+			return NULL;
+		if ((size_t)len > n && !strncmp(buf, name, n) && buf[n] == '=')
+			return buf + n + 1;
+	}
+	return NULL;
+}
+
+static void start_list(struct mgmt_pss *pss)
+{
+	char buf[200];
+	const char *v;
+	unsigned long limit = LIST_DEFAULT, loop = 0, slot = 0;
+	char *end;
+
+	if ((v = url_arg(pss, "limit", buf, sizeof(buf)))) {
+		limit = strtoul(v, &end, 10);
+		if (!*v || *end || limit < 1 || limit > LIST_MAX) {
+			bad_request(pss, "limit must be a number from 1 to 1000");
+			return;
+		}
+	}
+	if ((v = url_arg(pss, "cursor", buf, sizeof(buf)))) {
+		unsigned long c = strtoul(v, &end, 16);
+
+		loop = c >> 24;
+		slot = c & 0xffffff;
+		if (strlen(v) != 8 || *end || loop >= pss->gw->sh->n_workers) {
+			bad_request(pss, "Invalid cursor");
+			return;
+		}
+	}
+	if ((v = url_arg(pss, "channel", buf, sizeof(buf)))) {
+		if (!gw_chan_name_valid(v, strlen(v))) {
+			bad_request(pss, "Invalid channel name");
+			return;
+		}
+		pss->chan_len = strlen(v);
+		memcpy(pss->chan, v, pss->chan_len + 1);
+	}
+	fan_begin(pss);
+	pss->list_loop = (uint32_t)loop;
+	pss->list_limit = (uint32_t)limit;
+	list_next(pss, (uint32_t)slot);
+	fan_end_one(pss);
+}
+
+/* PUT / DELETE /@connections/{id}/channels/{channel}: on the owner loop,
+ * answered by on_done as the other operations on one connection. */
+static void start_member(struct mgmt_pss *pss)
+{
+	gw_gateway_t *gw = pss->gw;
+	gw_op_t *op = gw_op_create(pss->op == OP_PUT ? GW_OP_JOIN : GW_OP_LEAVE, pss->id,
+				   pss->id_len);
+
+	if (gw_config_mgmt_auth(gw->cfg) && check_signature(pss, connection_api(gw, op)))
+		goto fail;
+	if (!gw_chan_name_valid(pss->chan, pss->chan_len)) {
+		bad_request(pss, "Invalid channel name: 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+		goto fail;
+	}
+	if (!op) {
+		set_answer(pss, 410, "GoneException", NULL);
+		return;
+	}
+	if (!stage_allowed(gw, pss->stage, op)) {
+		set_answer(pss, 403, "ForbiddenException", "Forbidden");
+		goto fail;
+	}
+	memcpy(op->channel, pss->chan, pss->chan_len + 1);
+	op->token = pss->token = ++gw->mgmt_tokens;
+	op->done = on_done;
+	lws_dll2_add_tail(&pss->pending, &gw->mgmt_pending);
+	gw_bus_send(gw, op);
+	return;
+fail:
+	gw_op_destroy(op);
+}
+
+static void start_ext(struct mgmt_pss *pss)
+{
+	if (pss->route == R_MEMBER) {
+		start_member(pss);
+		return;
+	}
+	if (reach(pss))
+		return;
+	if (pss->route == R_CHAN && !gw_chan_name_valid(pss->chan, pss->chan_len)) {
+		bad_request(pss, "Invalid channel name: 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+		return;
+	}
+	switch (pss->route) {
+	case R_CHAN:
+		fan_to_loops(pss, pss->op == OP_GET ? GW_OP_COUNT : GW_OP_PUBLISH);
+		break;
+	case R_BROADCAST:
+		fan_to_loops(pss, GW_OP_BROADCAST);
+		break;
+	case R_CONNS:
+		if (pss->op == OP_GET)
+			start_list(pss);
+		else
+			start_batch(pss);
+		break;
+	default:
+		set_answer(pss, 405, "MethodNotAllowedException", "Method Not Allowed");
+	}
+}
+
 /* Turns the request into an operation for the connection's loop. A
  * malformed, forged or stale ID is refused (410) without any lookup. */
 static void start(struct mgmt_pss *pss)
@@ -293,6 +787,10 @@ static void start(struct mgmt_pss *pss)
 	if (pss->op == OP_POST && pss->too_large) {
 		set_answer(pss, 413, "PayloadTooLargeException",
 			   "Message is larger than the maximum message size");
+		return;
+	}
+	if (pss->route != R_CONN) {
+		start_ext(pss);
 		return;
 	}
 	op = gw_op_create((enum gw_op_kind)pss->op, pss->id, pss->id_len);
@@ -445,6 +943,8 @@ static enum op request_method(struct lws *wsi)
 		return OP_GET;
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI))
 		return OP_DELETE;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI))
+		return OP_PUT;
 	return OP_NONE;
 }
 
@@ -537,8 +1037,11 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	pss->close_after = 0;
 	gw_gateway_request_id(pss->gw, pss->request_id);
 	pss->op = request_method(wsi);
-	pss->bad_path = parse_path(pss, uri, len) || !stage_known(pss->gw, pss->stage);
+	pss->route = parse_path(pss, uri, len) ? parse_ext_path(pss, uri, len) : R_CONN;
+	pss->bad_path = pss->route == R_NONE || !stage_known(pss->gw, pss->stage);
 	pss->body_max = pss->bad_path ? 0 : body_max(pss->gw, pss->stage);
+	if (pss->route == R_CONNS && pss->body_max)
+		pss->body_max = pss->body_max * 2 + 65536; /* JSON around the data */
 	if (pss->op == OP_POST && (empty = check_body(wsi, pss)) < 0)
 		return;
 	/* Answers given before a body is read end the connection: the body
@@ -548,7 +1051,8 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 		answer_and_close(pss, 403, "ForbiddenException", "Forbidden");
 		return;
 	}
-	if (pss->op == OP_NONE) {
+	if (pss->op == OP_NONE || !method_allowed(pss)) {
+		lws_sul_cancel(&pss->body_timer);
 		answer_and_close(pss, 405, "MethodNotAllowedException", "Method Not Allowed");
 		return;
 	}
@@ -648,6 +1152,8 @@ static int mgmt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 				lws_dll2_remove(&pss->pending);
 			gw_buf_dispose(&pss->body);
 			gw_buf_dispose(&pss->out);
+			gw_buf_dispose(&pss->fan_out);
+			gw_buf_dispose(&pss->fan_failed);
 			gw_sigv4_dispose(&pss->sig);
 		}
 		return 0;

@@ -3,6 +3,7 @@
  * is the loops' inboxes; what an operation does to a connection is here
  * too, so that the management API only translates HTTP. */
 #include "bus.h"
+#include "channel.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,18 @@ gw_op_t *gw_op_create(enum gw_op_kind kind, const char *id, size_t len)
 	op->kind = kind;
 	memcpy(op->id, id, GW_CONNID_LEN);
 	op->target = cid;
+	gw_buf_init(&op->data);
+	return op;
+}
+
+gw_op_t *gw_op_create_loop(enum gw_op_kind kind, uint32_t loop)
+{
+	gw_op_t *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		abort();
+	op->kind = kind;
+	op->target.loop = loop;
 	gw_buf_init(&op->data);
 	return op;
 }
@@ -109,35 +122,102 @@ static int run_post(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
 
 /* connectedAt and identity come from the registry record; lastActiveAt
  * from the connection, newer than the registry's batched copy. */
-static void run_get(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
+int gw_bus_conn_json(gw_gateway_t *gw, gw_conn_t *conn, const char *id, gw_buf_t *out)
 {
 	gw_conn_record_t rec;
 	char t[64];
 
+	if (!gw_conn_is_open(conn) || gw_registry_get(gw->reg, id, strlen(id), &rec) != GW_REG_OK)
+		return -1;
+	gw_event_iso_time(t, rec.connected_at);
+	gw_buf_append_str(out, "{\"connectedAt\":\"");
+	gw_buf_append_str(out, t);
+	gw_buf_append_str(out, "\",\"identity\":{\"sourceIp\":");
+	gw_buf_append_json_str(out, rec.source_ip, strlen(rec.source_ip));
+	gw_buf_append_str(out, ",\"userAgent\":");
+	gw_buf_append_json_str(out, rec.user_agent, strlen(rec.user_agent));
+	gw_event_iso_time(t, gw_conn_last_active(conn));
+	gw_buf_append_str(out, "},\"lastActiveAt\":\"");
+	gw_buf_append_str(out, t);
+	gw_buf_append_str(out, "\"}");
+	return 0;
+}
+
+static void run_get(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
+{
 	gw_buf_reset(&op->data);
-	if (!gw_conn_is_open(conn) ||
-	    gw_registry_get(gw->reg, op->id, strlen(op->id), &rec) != GW_REG_OK) {
+	if (gw_bus_conn_json(gw, conn, op->id, &op->data)) {
+		gw_buf_reset(&op->data);
 		gone(op);
 		return;
 	}
-	gw_event_iso_time(t, rec.connected_at);
-	gw_buf_append_str(&op->data, "{\"connectedAt\":\"");
-	gw_buf_append_str(&op->data, t);
-	gw_buf_append_str(&op->data, "\",\"identity\":{\"sourceIp\":");
-	gw_buf_append_json_str(&op->data, rec.source_ip, strlen(rec.source_ip));
-	gw_buf_append_str(&op->data, ",\"userAgent\":");
-	gw_buf_append_json_str(&op->data, rec.user_agent, strlen(rec.user_agent));
-	gw_event_iso_time(t, gw_conn_last_active(conn));
-	gw_buf_append_str(&op->data, "},\"lastActiveAt\":\"");
-	gw_buf_append_str(&op->data, t);
-	gw_buf_append_str(&op->data, "\"}");
+	result(op, 200, NULL, NULL);
+}
+
+/* JOIN and LEAVE: the channel's name was checked by the sender. */
+static void run_membership(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
+{
+	size_t n = strlen(op->channel);
+	int rc;
+
+	if (!gw_conn_is_open(conn)) {
+		gone(op);
+		return;
+	}
+	rc = op->kind == GW_OP_JOIN ? gw_chan_join(gw, conn, op->channel, n) :
+				      gw_chan_leave(gw, conn, op->channel, n);
+	if (rc == GW_CHAN_TOO_MANY)
+		result(op, 400, "BadRequestException",
+		       "The connection is a member of too many channels");
+	else if (rc == GW_CHAN_BAD_NAME)
+		result(op, 400, "BadRequestException", "Invalid channel name");
+	else
+		result(op, 204, NULL, NULL);
+}
+
+/* Operations that name a loop, not a connection. */
+static void run_loop_op(gw_gateway_t *gw, gw_op_t *op)
+{
+	size_t n = strlen(op->channel);
+	size_t queued = 0, skipped = 0;
+
+	switch (op->kind) {
+	case GW_OP_PUBLISH:
+		gw_chan_publish(gw, op->channel, n, op->data.data ? op->data.data : "",
+				op->data.len, op->binary, &op->apis, &queued, &skipped);
+		break;
+	case GW_OP_BROADCAST:
+		gw_chan_broadcast(gw, op->data.data ? op->data.data : "", op->data.len,
+				  op->binary, &op->apis, &queued, &skipped);
+		break;
+	case GW_OP_COUNT:
+		queued = gw_chan_count(gw, op->channel, n, &op->apis);
+		break;
+	case GW_OP_LIST:
+		gw_buf_reset(&op->data);
+		queued = gw_chan_list(gw, n ? op->channel : NULL, n, &op->apis, &op->cursor,
+				      op->limit, &op->data);
+		break;
+	default:
+		break;
+	}
+	if (op->kind != GW_OP_LIST)
+		gw_buf_dispose(&op->data);
+	op->count = queued;
+	op->skipped = skipped;
 	result(op, 200, NULL, NULL);
 }
 
 static void execute(gw_gateway_t *gw, gw_op_t *op)
 {
-	gw_conn_t *conn = gw_gateway_conn_at(gw, &op->target);
+	gw_conn_t *conn;
 
+	if (op->kind >= GW_OP_PUBLISH) {
+		run_loop_op(gw, op);
+		finish(gw, op);
+		return;
+	}
+	conn = gw_gateway_conn_at(gw, &op->target);
 	if (!conn) {
 		gone(op);
 		goto done;
@@ -157,6 +237,10 @@ static void execute(gw_gateway_t *gw, gw_op_t *op)
 		}
 		gw_conn_delete(conn);
 		result(op, 204, NULL, NULL);
+		break;
+	case GW_OP_JOIN:
+	case GW_OP_LEAVE:
+		run_membership(gw, conn, op);
 		break;
 	default:
 		result(op, 405, "MethodNotAllowedException", "Method Not Allowed");

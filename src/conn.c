@@ -19,6 +19,7 @@
 #include "authorizer.h"
 #include "iplimit.h"
 #include "bus.h"
+#include "channel.h"
 #include "httpresp.h"
 #include "httpreq.h"
 #include "integration.h"
@@ -152,6 +153,10 @@ struct gw_conn {
 	size_t authz_ctx_len;
 	gw_buf_t authz_key;
 	uint64_t authz_started;
+	/* Channels (channel.h): its memberships, and channel messages it
+	 * missed because its outgoing queue was full. */
+	lws_dll2_owner_t channels;
+	uint64_t chan_skips;
 };
 
 /* The conn being handed to libwebsockets: its first callback runs inside
@@ -231,6 +236,8 @@ static void on_call_result(void *user, const gw_http_resp_t *resp)
 	gw_integ_result(p->route->integration, resp, &p->gw->rscratch, &res);
 	if (p->conn)
 		lws_dll2_remove(&p->list);
+	if (p->conn && res.outcome == GW_INTEG_OK && res.status_code / 100 == 2)
+		gw_chan_apply(p->gw, p->conn, res.subscribe, res.unsubscribe);
 	if (p->type == GW_EV_CONNECT)
 		on_connect_result(p->conn, p, &res);
 	else if (p->type == GW_EV_MESSAGE)
@@ -344,6 +351,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	resume_loop_paused(gw);
 	free_queue(&conn->inq);
 	free_queue(&conn->outq);
+	gw_chan_leave_all(gw, conn);
 	gw_gateway_slot_free(gw, conn->slot);
 	gw->n_conns--;
 	gw_req_destroy(conn->head);
@@ -1274,6 +1282,31 @@ int gw_conn_post(gw_conn_t *conn, const void *data, size_t len)
 	if (rc == GW_POST_OK && conn->state != CS_OPEN)
 		return GW_POST_PENDING;
 	return rc;
+}
+
+/* A channel message or broadcast: binary was decided once for all. */
+int gw_conn_send(gw_conn_t *conn, const void *data, size_t len, int binary)
+{
+	if (conn->state == CS_CLOSED || conn->state == CS_DRAINING || conn->closing)
+		return GW_POST_GONE;
+	if (len > conn->api->max_message_bytes)
+		return GW_POST_TOO_LARGE;
+	return enqueue_out(conn, data, len, binary);
+}
+
+lws_dll2_owner_t *gw_conn_channels(gw_conn_t *conn)
+{
+	return &conn->channels;
+}
+
+uint64_t *gw_conn_chan_skips(gw_conn_t *conn)
+{
+	return &conn->chan_skips;
+}
+
+const gw_api_t *gw_conn_api(const gw_conn_t *conn)
+{
+	return conn->api;
 }
 
 void gw_conn_wait(gw_conn_t *conn, gw_waiter_t *w)

@@ -139,6 +139,7 @@ struct gw_gateway {
 	char sockdir[64]; /* private folder of the vhosts' unix sockets */
 	char iface_ws[GW_IFACE_LEN], iface_mgmt[GW_IFACE_LEN];
 	unsigned vhost_seq; /* makes each vhost's socket path unique */
+	struct gw_chan_index *chans; /* channel.h: this loop's members */
 };
 
 /* Monotonic milliseconds: every deadline and duration. */
@@ -184,6 +185,12 @@ void gw_conn_accept(gw_gateway_t *gw, int fd);
 int gw_conn_post(gw_conn_t *conn, const void *data, size_t len);
 /* Parks w until the handshake is decided; the post data is queued first. */
 void gw_conn_wait(gw_conn_t *conn, gw_waiter_t *w);
+/* Channels (channel.h): queues a message whose type is known; the same
+ * results as gw_conn_post, never PENDING (queued before the 101 is OK). */
+int gw_conn_send(gw_conn_t *conn, const void *data, size_t len, int binary);
+lws_dll2_owner_t *gw_conn_channels(gw_conn_t *conn);
+uint64_t *gw_conn_chan_skips(gw_conn_t *conn);
+const gw_api_t *gw_conn_api(const gw_conn_t *conn);
 int gw_conn_is_open(const gw_conn_t *conn);
 const char *gw_conn_id(const gw_conn_t *conn);
 uint64_t gw_conn_last_active(const gw_conn_t *conn);

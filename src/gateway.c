@@ -6,6 +6,7 @@
  * poll() covers everything and nothing ever blocks. */
 #include "core.h"
 #include "bus.h"
+#include "channel.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -1114,6 +1115,7 @@ static void worker_free(gw_gateway_t *gw)
 		gw_mgmt_free_message(d);
 	}
 	gw_config_unref(gw->next_cfg);
+	gw_chan_index_free(gw);
 	pthread_mutex_destroy(&gw->inbox_lock);
 	if (gw->loop) {
 		stop_listening(gw);

@@ -510,12 +510,75 @@ out:
 
 /* --- responses --------------------------------------------------------- */
 
+/* --- channel lists (channel.h) ---------------------------------------- */
+
+static const char *const chan_headers[2] = { "X-Wsgate-Subscribe", "X-Wsgate-Unsubscribe" };
+static const char *const chan_fields[2] = { "subscribe", "unsubscribe" };
+
+/* Appends s to the list that starts at *off (an offset plus one into
+ * scratch, 0: none yet), which must be the last thing in scratch. */
+static void chan_list_add(gw_buf_t *scratch, size_t *off, const char *s, size_t len)
+{
+	if (!*off) {
+		*off = scratch->len + 1;
+	} else {
+		scratch->len--; /* its NUL */
+		gw_buf_append_char(scratch, ',');
+	}
+	gw_buf_append(scratch, s, len);
+	gw_buf_append_char(scratch, '\0');
+}
+
+/* A Lambda answer's "subscribe" / "unsubscribe" (a string or an array of
+ * strings) and the same headers in its "headers". Each list is appended
+ * whole before the next one starts. */
+static void chan_lists_lambda(json_t *root, gw_buf_t *scratch, size_t offs[2])
+{
+	json_t *headers = json_object_get(root, "headers");
+
+	for (int k = 0; k < 2; k++) {
+		json_t *v = json_object_get(root, chan_fields[k]), *e;
+		const char *hk;
+		size_t i;
+
+		if (json_is_string(v))
+			chan_list_add(scratch, &offs[k], json_string_value(v), json_string_length(v));
+		else if (json_is_array(v))
+			json_array_foreach(v, i, e)
+				if (json_is_string(e))
+					chan_list_add(scratch, &offs[k], json_string_value(e),
+						      json_string_length(e));
+		if (!json_is_object(headers))
+			continue;
+		json_object_foreach(headers, hk, e)
+			if (!strcasecmp(hk, chan_headers[k]) && json_is_string(e))
+				chan_list_add(scratch, &offs[k], json_string_value(e),
+					      json_string_length(e));
+	}
+}
+
+/* HTTP_PROXY: every X-Wsgate-Subscribe / -Unsubscribe line, joined. */
+static void chan_lists_http(const gw_http_resp_t *resp, gw_buf_t *scratch,
+			    gw_integ_result_t *res)
+{
+	size_t offs[2] = { 0, 0 };
+
+	gw_buf_reset(scratch);
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < resp->n_headers; i++)
+			if (!strcasecmp(resp->header_names[i], chan_headers[k]))
+				chan_list_add(scratch, &offs[k], resp->header_values[i],
+					      strlen(resp->header_values[i]));
+	res->subscribe = offs[0] ? scratch->data + offs[0] - 1 : NULL;
+	res->unsubscribe = offs[1] ? scratch->data + offs[1] - 1 : NULL;
+}
+
 int gw_lambda_parse(const char *data, size_t len, gw_buf_t *scratch, gw_integ_result_t *res,
 		    const char **error)
 {
 	json_error_t jerr;
 	json_t *root, *v, *headers;
-	size_t body_len = 0, proto_off = 0;
+	size_t body_len = 0, proto_off = 0, offs[2] = { 0, 0 };
 	int has_proto = 0, rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -602,9 +665,12 @@ int gw_lambda_parse(const char *data, size_t len, gw_buf_t *scratch, gw_integ_re
 			}
 		}
 	}
+	chan_lists_lambda(root, scratch, offs);
 	res->body = scratch->data;
 	res->body_len = body_len;
 	res->subprotocol = has_proto ? scratch->data + proto_off : NULL;
+	res->subscribe = offs[0] ? scratch->data + offs[0] - 1 : NULL;
+	res->unsubscribe = offs[1] ? scratch->data + offs[1] - 1 : NULL;
 	rc = 0;
 out:
 	json_decref(root);
@@ -695,6 +761,8 @@ void gw_integ_result(const gw_integration_t *in, const gw_http_resp_t *resp,
 		return;
 	}
 	res->status_code = resp->status;
+	if (in->type == GW_INTEG_HTTP_PROXY)
+		chan_lists_http(resp, scratch, res);
 	res->body = resp->body;
 	res->body_len = resp->body_len;
 	res->body_binary = !gw_utf8_valid((const unsigned char *)resp->body, resp->body_len);

@@ -59,6 +59,11 @@ typedef struct gw_integ_result {
 	size_t body_len;
 	int body_binary;
 	const char *subprotocol; /* Sec-WebSocket-Protocol chosen, or NULL */
+	/* Channels to join or leave (channel.h), comma-separated, or NULL:
+	 * the X-Wsgate-Subscribe / X-Wsgate-Unsubscribe headers of the answer,
+	 * and for AWS_PROXY also its "subscribe" / "unsubscribe" fields. */
+	const char *subscribe;
+	const char *unsubscribe;
 	/* Headers of the answer left out because they were not valid HTTP
 	 * (a subprotocol that is not a token). */
 	unsigned dropped_headers;
