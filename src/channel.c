@@ -292,13 +292,14 @@ void gw_chan_publish(gw_gateway_t *gw, const char *name, size_t len, const void 
 		return;
 	lws_start_foreach_dll(struct lws_dll2 *, d, c->members.head) {
 		member_t *m = lws_container_of(d, member_t, in_chan);
-		int rc;
 
-		if (!gw_api_mask_has(apis, gw_conn_api(m->conn)->id))
-			continue;
-		rc = deliver(gw, m->conn, data, dlen, binary);
-		*queued += rc > 0;
-		*skipped += rc == 0;
+		/* (no continue inside lws_start_foreach_dll: it skips the step) */
+		if (gw_api_mask_has(apis, gw_conn_api(m->conn)->id)) {
+			int rc = deliver(gw, m->conn, data, dlen, binary);
+
+			*queued += rc > 0;
+			*skipped += rc == 0;
+		}
 	} lws_end_foreach_dll(d);
 	if (*skipped)
 		log_skips(gw, "channel publish");
