@@ -2,9 +2,11 @@
 // channels by the management API or from its route integration's answer;
 // one publish reaches every member once, on every loop; batch post,
 // broadcast, listing with pagination.
+import { SignatureV4 } from '@smithy/signature-v4';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import {
-  test, assert, startPair, connectWithId, nextMessage, pendingMessages, sleep, waitUntil,
-  mgmtRequest, postTo, echoHandler, header,
+  test, assert, startPair, connectWithId, nextMessage, sleep, waitUntil,
+  mgmtRequest, echoHandler, startBackend, startHttpBackend, startGateway, makeApi, connect,
 } from './helpers.mjs';
 
 const loopOf = (id) => Buffer.from(id, 'base64url')[1];
@@ -221,5 +223,84 @@ test('issue 13 listing: GET /@connections pages through every connection exactly
   for (const q of ['limit=0', 'limit=1001', 'limit=x', 'cursor=zz', 'cursor=7f000000', 'channel=a%20b']) {
     assert.equal((await mgmtRequest(gw, 'GET', `/@connections?${q}`)).status, 400, q);
   }
+  await gw.stop();
+});
+
+test('issue 13 channels: an HTTP_PROXY answer joins by its X-Wsgate-Subscribe header', async () => {
+  const http = await startHttpBackend((r) => (r.text.includes('join')
+    ? { status: 200, headers: { 'X-Wsgate-Subscribe': 'h-1, h-2', 'x-wsgate-subscribe': 'h-3' }, body: 'ok' }
+    : { status: 200, body: 'plain' }));
+  const gw = await startGateway({
+    routes: makeApi(`http://127.0.0.1:${http.port}/`, { integration: { type: 'HTTP_PROXY' } }),
+  });
+  const ws = await connect(gw.url);
+  ws.send('please join');
+  assert.equal((await nextMessage(ws)).data.toString(), 'ok');
+  for (const ch of ['h-1', 'h-2', 'h-3']) {
+    assert.equal((await mgmtRequest(gw, 'GET', `/@channels/${ch}`)).json().members, 1, ch);
+  }
+  assert.deepEqual((await publish(gw, 'h-2', 'via header')).json(), { queued: 1, skipped: 0 });
+  assert.equal((await nextMessage(ws)).data.toString(), 'via header');
+  await gw.stop();
+});
+
+/** The hash constructor SignatureV4 wants, on node:crypto. */
+class Sha256 {
+  constructor(secret) { this.h = secret ? createHmac('sha256', secret) : createHash('sha256'); }
+  update(d) { this.h.update(typeof d === 'string' ? Buffer.from(d) : d); }
+  async digest() { return new Uint8Array(this.h.digest()); }
+}
+
+test('issue 13 channels: with managementAuth, a key publishes to its own API\'s members only; unsigned is 403', async () => {
+  const KEY_A = 'AKIAWSGATECHANAAAAAA';
+  const KEY_B = 'AKIAWSGATECHANBBBBBB';
+  const SECRET_A = randomBytes(30).toString('base64');
+  const SECRET_B = randomBytes(30).toString('base64');
+  const backend = await startBackend();
+  const api = (n, key) => makeApi(backend.url, {
+    name: n, stage: n, basePath: `/${n}`,
+    managementAuth: { keys: [{ accessKeyId: key, secretAccessKeyEnv: `WSGATE_TEST_CHAN_${n.toUpperCase()}` }] },
+  });
+  const gw = await startGateway({
+    routes: [api('a', KEY_A), api('b', KEY_B)],
+    env: { WSGATE_TEST_CHAN_A: SECRET_A, WSGATE_TEST_CHAN_B: SECRET_B },
+  });
+  const signed = async (method, pathname, body, key = KEY_A, secret = SECRET_A) => {
+    const signer = new SignatureV4({
+      service: 'execute-api', region: 'us-east-1', sha256: Sha256,
+      credentials: { accessKeyId: key, secretAccessKey: secret },
+    });
+    const headers = { host: `127.0.0.1:${gw.mgmtPort}` };
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+    const req = await signer.sign({
+      method, protocol: 'http:', hostname: '127.0.0.1', port: gw.mgmtPort, path: pathname, query: {}, headers, body,
+    });
+    return mgmtRequest(gw, method, pathname, body, { headers: req.headers });
+  };
+  const a = await connectWithId(gw, backend, {}, '/a');
+  const b = await connectWithId(gw, backend, {}, '/b');
+  assert.equal((await signed('PUT', `/@connections/${a.id}/channels/room`)).status, 204);
+  // Key A cannot reach B's connection; key B can.
+  assert.equal((await signed('PUT', `/@connections/${b.id}/channels/room`)).status, 403);
+  assert.equal((await signed('PUT', `/@connections/${b.id}/channels/room`, undefined, KEY_B, SECRET_B)).status, 204);
+  // Unsigned: 403 on every new endpoint.
+  assert.equal((await mgmtRequest(gw, 'POST', '/@channels/room', 'x')).status, 403);
+  assert.equal((await mgmtRequest(gw, 'GET', '/@channels/room')).status, 403);
+  assert.equal((await mgmtRequest(gw, 'POST', '/@broadcast', 'x')).status, 403);
+  assert.equal((await mgmtRequest(gw, 'GET', '/@connections')).status, 403);
+  assert.equal((await mgmtRequest(gw, 'PUT', `/@connections/${a.id}/channels/room`)).status, 403);
+  // A wrong secret.
+  assert.equal((await signed('POST', '/@channels/room', 'x', KEY_A, SECRET_B)).status, 403);
+  // Key A's publish reaches A's member, not B's.
+  const r = await signed('POST', '/@channels/room', 'for a');
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json(), { queued: 1, skipped: 0 });
+  assert.equal((await nextMessage(a.ws)).data.toString(), 'for a');
+  // Key B under stage a: not a key of that stage's API.
+  assert.equal((await signed('POST', '/a/@channels/room', 'x', KEY_B, SECRET_B)).status, 403);
+  const bb = await signed('POST', '/@broadcast', 'for b', KEY_B, SECRET_B);
+  assert.deepEqual(bb.json(), { queued: 1, skipped: 0 });
+  assert.equal((await nextMessage(b.ws)).data.toString(), 'for b');
+  await sleep(100);
   await gw.stop();
 });
