@@ -6,7 +6,7 @@
  *   (default)    Lambda proxy: a MESSAGE event is answered with
  *                {"statusCode":200,"body":<the event's body string>}, anything
  *                else with {"statusCode":200}; CONNECT events' connectionId
- *                is recorded.
+ *                is recorded. An authorizer's input gets an Allow.
  *   --pushpin    Pushpin's WebSocket-over-HTTP: OPEN is accepted with the
  *                GRIP extension and the connection subscribed to a channel
  *                named after its Connection-Id (recorded); TEXT is echoed.
@@ -140,9 +140,18 @@ static void respond(hconn_t *c, int status, const char *ctype, const char *extra
 
 static void handle_lambda(hconn_t *c, const char *body, size_t blen)
 {
+	/* A REQUEST authorizer's input (wsgate's authorizers): an Allow, in
+	 * the IAM policy shape with a context (authz.sh). */
+	static const char allow[] = "{\"principalId\":\"bench\",\"policyDocument\":{"
+		"\"Version\":\"2012-10-17\",\"Statement\":[{\"Action\":\"execute-api:Invoke\","
+		"\"Effect\":\"Allow\",\"Resource\":\"*\"}]},\"context\":{\"tenant\":\"bench\"}}";
 	size_t tl = 0, bl = 0;
 	const char *type = find_str(body, blen, "\"eventType\"", &tl);
 
+	if (blen > 17 && !memcmp(body, "{\"type\":\"REQUEST\"", 17)) {
+		respond(c, 200, "application/json", NULL, allow, sizeof(allow) - 1);
+		return;
+	}
 	if (type && tl == 9 && !memcmp(type, "\"MESSAGE\"", 9)) {
 		const char *b = find_str(body, blen, "\"body\"", &bl);
 
