@@ -122,6 +122,7 @@ struct gw_call {
 	size_t req_len;
 	gw_buf_t req_body; /* sent after req, when given separately */
 	int cancelled, finished, retried;
+	int wrote; /* a byte of the request reached a socket */
 	/* the outcome, from finish() to delivery */
 	enum gw_call_outcome outcome;
 	const char *error;
@@ -332,6 +333,7 @@ static int do_write(hconn_t *hc)
 				return errno == EAGAIN || errno == EINTR ? 1 : -1;
 		}
 		hc->wr_off += (size_t)n;
+		c->wrote |= n > 0;
 	}
 	return 0;
 }
@@ -592,6 +594,7 @@ static void deliver(gw_call_t *c)
 	memset(&r, 0, sizeof(r));
 	r.outcome = c->outcome;
 	r.error = c->error;
+	r.unsent = !c->wrote;
 	if (c->outcome == GW_CALL_OK && c->resp) {
 		gw_str_t body = gw_resp_body(c->resp);
 
@@ -793,7 +796,7 @@ static gw_call_t *call_new(gw_backend_t *be, gw_call_cb cb, void *user)
  * complete before anything is written. */
 static gw_call_t *call_start(gw_backend_t *be, gw_endpoint_t *ep, const char *req, size_t len,
 			     gw_buf_t *body, unsigned timeout_ms, const char *request_id,
-			     gw_call_cb cb, void *user)
+			     gw_call_cb cb, void *user, int bounded)
 {
 	gw_call_t *c = call_new(be, cb, user);
 
@@ -811,7 +814,7 @@ static gw_call_t *call_start(gw_backend_t *be, gw_endpoint_t *ep, const char *re
 	snprintf(c->request_id, sizeof(c->request_id), "%s", request_id ? request_id : "-");
 	/* Busy: no idle connection, no room for a new one, and the queue
 	 * already as long as allowed. */
-	if (!ep->idle.head && ep->conns.count >= ep->max_connections &&
+	if (bounded && !ep->idle.head && ep->conns.count >= ep->max_connections &&
 	    ep->queue.count >= ep->max_queue) {
 		finish(c, GW_CALL_BUSY, "every connection to the integration is busy and "
 				       "its queue is full", NULL);
@@ -827,14 +830,21 @@ gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
 			   size_t len, unsigned timeout_ms, const char *request_id,
 			   gw_call_cb cb, void *user)
 {
-	return call_start(be, ep, req, len, NULL, timeout_ms, request_id, cb, user);
+	return call_start(be, ep, req, len, NULL, timeout_ms, request_id, cb, user, 1);
 }
 
 gw_call_t *gw_backend_call_body(gw_backend_t *be, gw_endpoint_t *ep, const char *head,
 				size_t head_len, gw_buf_t *body, unsigned timeout_ms,
 				const char *request_id, gw_call_cb cb, void *user)
 {
-	return call_start(be, ep, head, head_len, body, timeout_ms, request_id, cb, user);
+	return call_start(be, ep, head, head_len, body, timeout_ms, request_id, cb, user, 1);
+}
+
+gw_call_t *gw_backend_call_unbounded(gw_backend_t *be, gw_endpoint_t *ep, const char *head,
+				     size_t head_len, gw_buf_t *body, unsigned timeout_ms,
+				     const char *request_id, gw_call_cb cb, void *user)
+{
+	return call_start(be, ep, head, head_len, body, timeout_ms, request_id, cb, user, 0);
 }
 
 gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size_t len,

@@ -28,6 +28,9 @@ typedef struct gw_http_resp {
 	enum gw_call_outcome outcome;
 	int status;
 	const char *error; /* why, when not OK */
+	/* Not a byte of the request was written (refused, queue full, failed
+	 * before sending): the backend cannot have acted on it. */
+	int unsent;
 	/* headers as NUL-terminated name/value pairs, n of them */
 	const char *const *header_names;
 	const char *const *header_values;
@@ -91,6 +94,11 @@ gw_call_t *gw_backend_call(gw_backend_t *be, gw_endpoint_t *ep, const char *req,
 gw_call_t *gw_backend_call_body(gw_backend_t *be, gw_endpoint_t *ep, const char *head,
 				size_t head_len, gw_buf_t *body, unsigned timeout_ms,
 				const char *request_id, gw_call_cb cb, void *user);
+/* Same, for a caller that bounds its calls itself (the $disconnect
+ * outbox): queued even when the endpoint's queue is full, never BUSY. */
+gw_call_t *gw_backend_call_unbounded(gw_backend_t *be, gw_endpoint_t *ep, const char *head,
+				     size_t head_len, gw_buf_t *body, unsigned timeout_ms,
+				     const char *request_id, gw_call_cb cb, void *user);
 /* Like gw_backend_call for an answer computed locally (MOCK): delivered
  * from the next loop iteration, like any other. */
 gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size_t len,

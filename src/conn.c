@@ -24,6 +24,7 @@
 #include "httpreq.h"
 #include "integration.h"
 #include "log.h"
+#include "outbox.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -198,6 +199,23 @@ static void event_ctx(gw_conn_t *conn, gw_event_ctx_t *ctx, const char *route_ke
 	ctx->authorizer_len = conn->authz_ctx_len;
 }
 
+/* What the registry (and the $disconnect outbox) keeps of a connection. */
+static void fill_record(const gw_conn_t *conn, gw_conn_record_t *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	memcpy(rec->id, conn->id, sizeof(rec->id));
+	snprintf(rec->api, sizeof(rec->api), "%s", conn->api->name);
+	snprintf(rec->stage, sizeof(rec->stage), "%s", conn->api->stage);
+	snprintf(rec->source_ip, sizeof(rec->source_ip), "%s", conn->source_ip);
+	snprintf(rec->user_agent, sizeof(rec->user_agent), "%s",
+		 conn->user_agent ? conn->user_agent : "");
+	snprintf(rec->host, sizeof(rec->host), "%s", conn->host ? conn->host : "");
+	rec->tls = (uint32_t)conn->tls;
+	rec->connected_at = rec->last_active_at = conn->connected_at;
+	rec->worker = conn->gw->worker;
+	rec->slot = conn->slot;
+}
+
 static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
 static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason);
 static void resume_loop_paused(gw_gateway_t *gw);
@@ -294,6 +312,29 @@ static void conn_free(void *p)
 	free(conn);
 }
 
+/* Its $disconnect goes to the outbox (outbox.h), which replaces the
+ * registry record in one transaction and sends it until the backend
+ * answers, across restarts; a loop being destroyed only stores it. */
+static void queue_disconnect(gw_conn_t *conn, int code, const char *reason)
+{
+	gw_gateway_t *gw = conn->gw;
+	gw_outbox_record_t o;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	fill_record(conn, &o.conn);
+	o.code = (uint32_t)code;
+	snprintf(o.reason, sizeof(o.reason), "%s", reason ? reason : "");
+	o.closed_at = gw_wall_ms();
+	gw_gateway_request_id(gw, o.request_id);
+	rc = gw_outbox_add(gw->outbox, &o, gw_config_ref(conn->cfg));
+	if (rc)
+		gw_log_limited(GW_LOG_ERROR, 10000, "connection %s: cannot store its "
+			       "$disconnect (%s): a crash before it is sent loses it",
+			       conn->id, gw_registry_strerror(rc));
+	gw_outbox_kick(gw);
+}
+
 /* The one place a conn is freed. fire: send $disconnect (established only). */
 static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 {
@@ -317,29 +358,14 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	if (conn->wsi)
 		lws_set_opaque_user_data(conn->wsi, NULL);
 	decide_waiters(conn, 0);
-	if (conn->registered) {
+	if (fire && conn->api->disconnect_route) {
+		queue_disconnect(conn, code, reason);
+	} else if (conn->registered) {
 		int rc = gw_registry_delete(gw->reg, conn->id);
 
 		if (rc != GW_REG_OK && rc != GW_REG_NOTFOUND)
 			gw_log_limited(GW_LOG_ERROR, 10000, "connection %s: cannot remove its "
 				       "registry record: %s", conn->id, gw_registry_strerror(rc));
-	}
-	if (fire && conn->api->disconnect_route && !gw->destroying) {
-		gw_invocation_t inv;
-		gw_event_ctx_t ctx;
-		char rid[24];
-
-		gw_gateway_request_id(gw, rid);
-		event_ctx(conn, &ctx, "$disconnect", rid);
-		ctx.disconnect_code = code;
-		ctx.disconnect_reason = reason;
-		memset(&inv, 0, sizeof(inv));
-		inv.route = conn->api->disconnect_route;
-		inv.type = GW_EV_DISCONNECT;
-		inv.ctx = &ctx;
-		inv.tls = conn->tls;
-		/* Best effort, as on AWS: the answer is not waited for. */
-		invoke(gw, NULL, &inv)->cfg = gw_config_ref(conn->cfg);
 	}
 	if (!lws_dll2_is_detached(&conn->open_list))
 		lws_dll2_remove(&conn->open_list);
@@ -942,15 +968,7 @@ static void start_connect(gw_conn_t *conn)
 		conn->host = strndup(host.ptr, host.len);
 	conn->offered_protocols = gw_req_get(conn->head, "Sec-WebSocket-Protocol").ptr != NULL;
 
-	memset(&rec, 0, sizeof(rec));
-	snprintf(rec.api, sizeof(rec.api), "%s", conn->api->name);
-	snprintf(rec.stage, sizeof(rec.stage), "%s", conn->api->stage);
-	snprintf(rec.source_ip, sizeof(rec.source_ip), "%s", conn->source_ip);
-	snprintf(rec.user_agent, sizeof(rec.user_agent), "%s",
-		 conn->user_agent ? conn->user_agent : "");
-	rec.connected_at = rec.last_active_at = conn->connected_at;
-	rec.worker = gw->worker;
-	rec.slot = conn->slot;
+	fill_record(conn, &rec);
 	/* The ID names this loop, slot and generation (bus.h): never reused. */
 	rc = GW_REG_ERROR;
 	if (!gw_gateway_conn_id(gw, conn->slot, conn->api->id, conn->id)) {

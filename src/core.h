@@ -52,6 +52,8 @@ typedef struct gw_shared {
 	pthread_t *threads;
 	int drain_seconds;
 	int send_timeout_s; /* --send-timeout */
+	unsigned disconnect_retry_seconds; /* outbox.h */
+	double disconnect_rate; /* previous-run $disconnect calls per second */
 	int listen_fd, mgmt_fd; /* shared by the loops, each with its own dup */
 	int port, mgmt_port;
 	/* Hot reload (gateway.c): one loader thread at a time reads routes
@@ -110,6 +112,9 @@ struct gw_gateway {
 	int stop_dropped; /* the drain deadline passed: sockets were reset */
 	int stop_deadline_passed;
 	int destroying; /* no more $disconnect calls: the loop is gone */
+	struct gw_outbox *outbox; /* $disconnect calls owed (outbox.h) */
+	lws_sorted_usec_list_t outbox_timer;
+	int outbox_kicked;
 	/* Cross-loop messages (management operations), and the stop request. */
 	pthread_mutex_t inbox_lock;
 	lws_dll2_owner_t inbox;

@@ -8,6 +8,7 @@
 #include "bus.h"
 #include "channel.h"
 #include "log.h"
+#include "outbox.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -447,8 +448,9 @@ static void on_stop_deadline(lws_sorted_usec_list_t *sul)
 		}
 	}
 	gw_warn("shutdown: %zu connections and %zu integration calls still open after "
-		"%d s, exiting anyway", gw->n_conns, gw_backend_inflight(gw->be),
-		gw->drain_seconds);
+		"%d s, exiting anyway; %zu $disconnect calls stay in the outbox for the "
+		"next start", gw->n_conns, gw_backend_inflight(gw->be), gw->drain_seconds,
+		gw_outbox_pending(gw->outbox));
 	gw->stop_deadline_passed = 1;
 }
 
@@ -943,6 +945,9 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	gw->be = gw_backend_create(gw);
 	if (bind_pools(gw, cfg, err, errlen))
 		goto fail;
+	gw->outbox = gw_outbox_attach(gw, sh->disconnect_retry_seconds,
+				      sh->disconnect_rate / sh->n_workers,
+				      GW_OUTBOX_MAX_ENTRIES / sh->n_workers);
 	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
 			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
 	return gw;
@@ -950,6 +955,26 @@ fail:
 	worker_teardown(gw);
 	worker_free(gw);
 	return NULL;
+}
+
+/* What the previous run left: the $disconnect calls it owed, and those of
+ * the connections it had open when it died (the registry moved them to
+ * the outbox), shared out among the loops, which send them. */
+static void previous_run(gw_shared_t *sh, const char *dir)
+{
+	const char *problem;
+	size_t adopted;
+
+	gw_registry_previous(sh->reg, &adopted, &problem);
+	if (problem)
+		gw_warn("%s: the previous run's registry could not be reused (%s): its "
+			"connections get no $disconnect", dir, problem);
+	if (adopted)
+		gw_info("%zu connections were open when the previous run ended: each gets "
+			"$disconnect (1006)", adopted);
+	gw_outbox_load(sh->workers, sh->n_workers, sh->reg);
+	for (unsigned i = 0; i < sh->n_workers; i++)
+		gw_outbox_kick(sh->workers[i]);
 }
 
 int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
@@ -971,6 +996,10 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	sh->n_workers = opts->workers ? opts->workers : (unsigned)(cores > 0 ? cores : 1);
 	sh->drain_seconds = opts->drain_seconds > 0 ? opts->drain_seconds : 10;
 	sh->send_timeout_s = opts->send_timeout_s > 0 ? opts->send_timeout_s : GW_CLOSE_TIMEOUT_S;
+	sh->disconnect_retry_seconds = opts->disconnect_retry_seconds
+		? opts->disconnect_retry_seconds : GW_OUTBOX_RETRY_SECONDS;
+	sh->disconnect_rate = opts->disconnect_rate ? opts->disconnect_rate
+						    : GW_OUTBOX_REPLAY_RATE;
 	sh->workers = calloc(sh->n_workers, sizeof(*sh->workers));
 	sh->threads = calloc(sh->n_workers, sizeof(*sh->threads));
 	if (!sh->workers || !sh->threads)
@@ -1008,6 +1037,7 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 		if (!sh->workers[i])
 			goto fail;
 	}
+	previous_run(sh, opts->data_dir);
 	*out = sh->workers[0];
 	return 0;
 fail:
@@ -1032,7 +1062,7 @@ static void run_loop(gw_gateway_t *gw)
 			break;
 		gw_defer_run(gw);
 		if (gw->stopping && !gw->n_conns && !gw_rest_count(gw) &&
-		    !gw_backend_inflight(gw->be))
+		    !gw_backend_inflight(gw->be) && !gw_outbox_active(gw->outbox))
 			break;
 	}
 	gw_conn_flush_activity(gw);
@@ -1091,6 +1121,7 @@ static void worker_teardown(gw_gateway_t *gw)
 		lws_sul_cancel(&gw->flush_timer);
 		lws_sul_cancel(&gw->stop_timer);
 		lws_sul_cancel(&gw->accept_timer);
+		lws_sul_cancel(&gw->outbox_timer);
 		gw_wheel_dispose(&gw->wheel);
 		pthread_mutex_lock(&gw->inbox_lock);
 		gw->ctx_alive = 0;
@@ -1102,6 +1133,10 @@ static void worker_teardown(gw_gateway_t *gw)
 		gw_backend_destroy(gw->be);
 		gw->be = NULL;
 	}
+	/* After the connections (their $disconnect is stored) and the
+	 * backend (its calls are gone): what is owed stays stored. */
+	gw_outbox_destroy(gw->outbox);
+	gw->outbox = NULL;
 }
 
 static void worker_free(gw_gateway_t *gw)

@@ -19,11 +19,16 @@ typedef struct gw_gateway_opts {
 	/* certificate/key pairs: when any, the gateway listener speaks TLS
 	 * (wss://, https://), the certificate chosen by SNI */
 	gw_tls_files_t tls;
-	/* seconds given to $disconnect calls on shutdown before exiting */
+	/* seconds given to $disconnect calls on shutdown before exiting (what
+	 * is left is sent by the next start) */
 	int drain_seconds;
 	/* seconds a close may wait for a client that does not read before its
 	 * socket is reset (0: GW_CLOSE_TIMEOUT_S), like nginx's send_timeout */
 	int send_timeout_s;
+	/* how long a $disconnect is retried after its close (0: default) */
+	unsigned disconnect_retry_seconds;
+	/* $disconnect calls of an earlier run sent per second (0: default) */
+	unsigned disconnect_rate;
 	/* event loops sharing the listeners (0: one per core) */
 	unsigned workers;
 	/* the API file or folder, read again on reload */

@@ -500,9 +500,9 @@ gw_call_t *gw_integ_invoke(gw_backend_t *be, const gw_invocation_t *inv, gw_buf_
 	gw_buf_append_str(head, "Content-Length: ");
 	gw_buf_append_u64(head, sent->len);
 	gw_buf_append_str(head, "\r\n\r\n");
-	call = gw_backend_call_body(be, gw_backend_endpoint_for(be, in->index), head->data,
-				    head->len, sent, (unsigned)in->timeout_ms,
-				    inv->ctx->request_id, cb, user);
+	call = (inv->own_bound ? gw_backend_call_unbounded : gw_backend_call_body)(
+		be, gw_backend_endpoint_for(be, in->index), head->data, head->len, sent,
+		(unsigned)in->timeout_ms, inv->ctx->request_id, cb, user);
 out:
 	gw_buf_dispose(&body);
 	return call;

@@ -41,6 +41,7 @@ typedef struct gw_invocation {
 	const gw_http_event_t *http; /* AWS_PROXY; its headers are the gateway's */
 	int forwarded_port;      /* X-Forwarded-Port to add, 0: none */
 	size_t max_event_bytes;  /* AWS_PROXY: a larger event is not sent */
+	int own_bound; /* the caller bounds its calls: never refused as BUSY */
 } gw_invocation_t;
 
 #define GW_INVOKE_MAX_HEADERS 128

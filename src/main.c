@@ -43,6 +43,13 @@ static void usage(FILE *f)
 		"                       at most (default 16384; 0: no bound)\n"
 		"  --max-pending-heads-per-ip N  the same per source address (IPv6: per /64;\n"
 		"                       default 256; 0: no bound)\n"
+		"  --drain-seconds N    on SIGTERM, wait up to N s for closes and $disconnect\n"
+		"                       calls (default 10); the calls left are sent by the\n"
+		"                       next start\n"
+		"  --disconnect-retry-seconds N  retry a $disconnect the backend did not\n"
+		"                       answer for N s after the close (default 300)\n"
+		"  --disconnect-rate N  $disconnect calls of an earlier run sent per second\n"
+		"                       (default 200)\n"
 		"  --check              validate the configuration and exit (0 when valid)\n"
 		"  --connections        print the registry of --data (one JSON line per\n"
 		"                       connection, also while a gateway runs) and exit\n"
@@ -276,6 +283,9 @@ int main(int argc, char **argv)
 		{ "send-timeout", required_argument, NULL, 'S' },
 		{ "max-pending-heads", required_argument, NULL, 1001 },
 		{ "max-pending-heads-per-ip", required_argument, NULL, 1002 },
+		{ "drain-seconds", required_argument, NULL, 'D' },
+		{ "disconnect-retry-seconds", required_argument, NULL, 'Y' },
+		{ "disconnect-rate", required_argument, NULL, 'Q' },
 		{ "check", no_argument, NULL, 'c' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -362,6 +372,31 @@ int main(int argc, char **argv)
 				max_heads = (unsigned)n;
 			else
 				max_heads_ip = (unsigned)n;
+			break;
+		}
+		case 'D':
+		case 'Y':
+		case 'Q': {
+			static const struct { int opt; const char *name; long max; } lim[] = {
+				{ 'D', "--drain-seconds", 86400 },
+				{ 'Y', "--disconnect-retry-seconds", 30 * 86400 },
+				{ 'Q', "--disconnect-rate", 1000000 },
+			};
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			int i = c == 'D' ? 0 : c == 'Y' ? 1 : 2;
+
+			if (*end || !*optarg || n < 1 || n > lim[i].max) {
+				fprintf(stderr, "wsgate: %s: expected a number from 1 to %ld\n",
+					lim[i].name, lim[i].max);
+				return 2;
+			}
+			if (c == 'D')
+				go.drain_seconds = (int)n;
+			else if (c == 'Y')
+				go.disconnect_retry_seconds = (unsigned)n;
+			else
+				go.disconnect_rate = (unsigned)n;
 			break;
 		}
 		case 'L':

@@ -1,6 +1,9 @@
-/* LMDB + msgpack connection registry. The environment is opened with
- * MDB_NOSYNC: a record describes a live socket, which cannot survive a
- * crash anyway, so paying an fsync per connect would buy nothing; and with
+/* LMDB + msgpack connection registry, and the $disconnect outbox in the
+ * same environment (named databases "conns" and "outbox"). The environment
+ * is opened with MDB_NOSYNC: a committed transaction is in the map, that is
+ * in the kernel's page cache, so it survives the process being killed
+ * (what the outbox is for) but not the machine losing power; an fsync per
+ * connect or close would buy only the latter; and with
  * MDB_WRITEMAP, so that a commit writes into the map instead of issuing
  * pwrite calls for its pages (build/bench_registry: insert 7.5 -> 3.6 us,
  * delete 9.5 -> 2.2 us on the development machine).
@@ -25,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAP_BYTES ((size_t)4 << 30) /* virtual: only what is used takes disk */
@@ -44,7 +48,10 @@
 
 struct gw_registry {
 	MDB_env *env;
-	MDB_dbi dbi;
+	MDB_dbi dbi;     /* "conns": the records */
+	MDB_dbi outbox;  /* "outbox": $disconnect calls owed (gw_registry_outbox_*) */
+	size_t adopted;  /* records of the previous run moved to the outbox */
+	char problem[256]; /* why the previous run's files were not reused */
 	int lock_fd;     /* DIR/wsgate.lock, flock()ed while the registry is open */
 	int data_fd;     /* LMDB's data.mdb; -1 when read-only */
 	size_t page;
@@ -145,11 +152,9 @@ static int lock_dir(gw_registry_t *reg, const char *dir, char *err, size_t errle
 	return 0;
 }
 
-/* Starts from new files: records left by a previous run name sockets that
- * no longer exist, and the files may hold what a killed process left
- * (reader slots of dead threads, a map grown for a bigger run, a file of
- * another LMDB version). The lock file LMDB maps is given its blocks here,
- * before LMDB writes into it. */
+/* Starts from new files, when the previous run's cannot be reused (not
+ * ours, or not readable by this LMDB: open_previous). The lock file LMDB
+ * maps is given its blocks here, before LMDB writes into it. */
 static int reset_files(const char *dir, char *err, size_t errlen)
 {
 	static const char *const names[] = { "data.mdb", "lock.mdb" };
@@ -262,7 +267,8 @@ static int lmdb_rc(int rc)
 	}
 }
 
-static int open_env(gw_registry_t *reg, const char *dir, char *err, size_t errlen)
+static int open_env(gw_registry_t *reg, const char *dir, int fresh, char *err,
+		    size_t errlen)
 {
 	MDB_txn *txn = NULL;
 	MDB_stat st;
@@ -271,6 +277,7 @@ static int open_env(gw_registry_t *reg, const char *dir, char *err, size_t errle
 	if ((rc = mdb_env_create(&reg->env)) ||
 	    (rc = mdb_env_set_mapsize(reg->env, reg->map_bytes)) ||
 	    (rc = mdb_env_set_maxreaders(reg->env, 512)) ||
+	    (rc = mdb_env_set_maxdbs(reg->env, 4)) ||
 	    (rc = mdb_env_open(reg->env, dir,
 			       MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOTLS | MDB_WRITEMAP, 0600)) ||
 	    (rc = mdb_env_get_fd(reg->env, &reg->data_fd)) ||
@@ -281,19 +288,31 @@ static int open_env(gw_registry_t *reg, const char *dir, char *err, size_t errle
 		return -1;
 	}
 	reg->page = st.ms_psize;
+	if (!fresh) {
+		MDB_envinfo info;
+
+		/* A reused file keeps the map a previous run grew it to. */
+		if (!mdb_env_info(reg->env, &info) && info.me_mapsize > reg->map_bytes)
+			reg->map_bytes = info.me_mapsize;
+		if (reg->map_max < reg->map_bytes)
+			reg->map_max = reg->map_bytes;
+	}
 	reg->max_records = (size_t)(reg->map_max / (RECORD_PAGES * reg->page));
 	/* Readers a killed process left in a lock file kept from an earlier
 	 * run would pin pages from the start. */
 	gw_registry_check_readers(reg);
-	/* LMDB wrote its two meta pages with write(2): they have blocks. */
-	reg->backed = 2 * (uint64_t)reg->page;
+	/* LMDB wrote its two meta pages with write(2): they have blocks. A
+	 * reused file gets its blocks again from 0 (fallocate keeps data). */
+	reg->backed = fresh ? 2 * (uint64_t)reg->page : 0;
 	rc = begin_write(reg, OP_PAGES, &txn);
 	if (rc) {
 		snprintf(err, errlen, "%s: cannot open the LMDB registry: %s", dir,
 			 gw_registry_strerror(rc));
 		return -1;
 	}
-	if ((rc = mdb_dbi_open(txn, NULL, 0, &reg->dbi)) || (rc = mdb_txn_commit(txn))) {
+	if ((rc = mdb_dbi_open(txn, "conns", MDB_CREATE, &reg->dbi)) ||
+	    (rc = mdb_dbi_open(txn, "outbox", MDB_CREATE, &reg->outbox)) ||
+	    (rc = mdb_txn_commit(txn))) {
 		if (rc != MDB_SUCCESS && txn)
 			mdb_txn_abort(txn);
 		snprintf(err, errlen, "%s: cannot open the LMDB registry: %s", dir,
@@ -301,6 +320,33 @@ static int open_env(gw_registry_t *reg, const char *dir, char *err, size_t errle
 		return -1;
 	}
 	return 0;
+}
+
+static int reusable_files(const char *dir);
+static int adopt_previous(gw_registry_t *reg);
+
+/* Reopens the previous run's files when they are ours and LMDB reads
+ * them, and moves their records to the outbox; otherwise starts from new
+ * files and says why in reg->problem (their $disconnect calls are lost). */
+static int open_previous(gw_registry_t *reg, const char *dir, char *err, size_t errlen)
+{
+	char why[192] = "";
+
+	if (reusable_files(dir)) {
+		if (!open_env(reg, dir, 0, why, sizeof(why)) && !adopt_previous(reg))
+			return 0;
+		if (!why[0])
+			snprintf(why, sizeof(why), "its records could not be moved to the outbox");
+		snprintf(reg->problem, sizeof(reg->problem), "%s", why);
+		if (reg->env)
+			mdb_env_close(reg->env);
+		reg->env = NULL;
+		reg->data_fd = -1;
+		reg->adopted = 0;
+	}
+	if (reset_files(dir, err, errlen))
+		return -1;
+	return open_env(reg, dir, 1, err, errlen);
 }
 
 static gw_registry_t *registry_alloc(void)
@@ -340,8 +386,7 @@ int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t err
 
 	*out = NULL;
 	/* Nothing is touched before the lock is held. */
-	if (lock_dir(reg, dir, err, errlen) || reset_files(dir, err, errlen) ||
-	    open_env(reg, dir, err, errlen)) {
+	if (lock_dir(reg, dir, err, errlen) || open_previous(reg, dir, err, errlen)) {
 		gw_registry_close(reg);
 		return GW_REG_ERROR;
 	}
@@ -359,16 +404,24 @@ int gw_registry_open_readonly(const char *dir, gw_registry_t **out, char *err,
 	*out = NULL;
 	if ((rc = mdb_env_create(&reg->env)) ||
 	    (rc = mdb_env_set_maxreaders(reg->env, 512)) ||
+	    (rc = mdb_env_set_maxdbs(reg->env, 4)) ||
 	    (rc = mdb_env_open(reg->env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) ||
 	    (rc = mdb_txn_begin(reg->env, NULL, MDB_RDONLY, &txn)) ||
-	    (rc = mdb_dbi_open(txn, NULL, 0, &reg->dbi))) {
+	    (rc = mdb_dbi_open(txn, "conns", 0, &reg->dbi)) ||
+	    (rc = mdb_dbi_open(txn, "outbox", 0, &reg->outbox))) {
 		snprintf(err, errlen, "%s: cannot open the LMDB registry: %s", dir, mdb_strerror(rc));
 		if (txn)
 			mdb_txn_abort(txn);
 		gw_registry_close(reg);
 		return GW_REG_ERROR;
 	}
-	mdb_txn_abort(txn);
+	/* Committed, not aborted: an aborted transaction closes the named
+	 * databases it opened. */
+	if ((rc = mdb_txn_commit(txn))) {
+		snprintf(err, errlen, "%s: cannot open the LMDB registry: %s", dir, mdb_strerror(rc));
+		gw_registry_close(reg);
+		return GW_REG_ERROR;
+	}
 	*out = reg;
 	return 0;
 }
@@ -432,7 +485,7 @@ int gw_registry_encode(const gw_conn_record_t *rec, void **data, size_t *len)
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 10);
+	msgpack_pack_map(&pk, 12);
 	pack_kv_str(&pk, "id", rec->id);
 	pack_kv_str(&pk, "api", rec->api);
 	pack_kv_str(&pk, "stage", rec->stage);
@@ -443,6 +496,8 @@ int gw_registry_encode(const gw_conn_record_t *rec, void **data, size_t *len)
 	pack_kv_u64(&pk, "worker", rec->worker);
 	pack_kv_u64(&pk, "slot", rec->slot);
 	pack_kv_u64(&pk, "state", rec->state);
+	pack_kv_str(&pk, "host", rec->host);
+	pack_kv_u64(&pk, "tls", rec->tls);
 	*data = sb.data;
 	*len = sb.size;
 	return 0;
@@ -518,7 +573,9 @@ static int flat_record(const void *data, size_t len)
 	return 1;
 }
 
-int gw_registry_decode(const void *data, size_t len, gw_conn_record_t *rec)
+/* The fields of a record, and with out those of an outbox entry. */
+static int decode_fields(const void *data, size_t len, gw_conn_record_t *rec,
+			 gw_outbox_record_t *out)
 {
 	msgpack_unpacked up;
 	size_t off = 0;
@@ -553,6 +610,12 @@ int gw_registry_decode(const void *data, size_t len, gw_conn_record_t *rec)
 				copy_str(rec->source_ip, sizeof(rec->source_ip), v);
 			else if (!strcmp(key, "userAgent"))
 				copy_str(rec->user_agent, sizeof(rec->user_agent), v);
+			else if (!strcmp(key, "host"))
+				copy_str(rec->host, sizeof(rec->host), v);
+			else if (out && !strcmp(key, "reason"))
+				copy_str(out->reason, sizeof(out->reason), v);
+			else if (out && !strcmp(key, "requestId"))
+				copy_str(out->request_id, sizeof(out->request_id), v);
 		} else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
 			uint64_t n = v->via.u64;
 			if (!strcmp(key, "connectedAt"))
@@ -565,12 +628,23 @@ int gw_registry_decode(const void *data, size_t len, gw_conn_record_t *rec)
 				rec->slot = (uint32_t)n;
 			else if (!strcmp(key, "state"))
 				rec->state = (uint32_t)n;
+			else if (!strcmp(key, "tls"))
+				rec->tls = n != 0;
+			else if (out && !strcmp(key, "code"))
+				out->code = n < 65536 ? (uint32_t)n : 1006;
+			else if (out && !strcmp(key, "closedAt"))
+				out->closed_at = n;
 		}
 	}
 	rc = rec->id[0] ? GW_REG_OK : GW_REG_ERROR;
 out:
 	msgpack_unpacked_destroy(&up);
 	return rc;
+}
+
+int gw_registry_decode(const void *data, size_t len, gw_conn_record_t *rec)
+{
+	return decode_fields(data, len, rec, NULL);
 }
 
 static int put_once(gw_registry_t *reg, const gw_conn_record_t *rec, unsigned flags)
@@ -913,5 +987,360 @@ int gw_registry_foreach(gw_registry_t *reg,
 			fn(&recs[i], user);
 	}
 	free(recs);
+	return rc;
+}
+
+/* --- the previous run, and the $disconnect outbox ----------------------- */
+
+/* The previous run's data.mdb and lock.mdb, when both are regular files of
+ * this user with one link: anything else (a link someone planted, a file
+ * of another user) is replaced by reset_files. */
+static int reusable_files(const char *dir)
+{
+	static const char *const names[] = { "data.mdb", "lock.mdb" };
+	char path[PATH_MAX];
+	struct stat st;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (lstat(path, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+		    st.st_nlink != 1 || (i == 0 && !st.st_size))
+			return 0;
+	}
+	/* LMDB maps the lock file: it must have its blocks (SIGBUS otherwise). */
+	snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+	{
+		int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW), rc;
+
+		if (fd < 0)
+			return 0;
+		rc = posix_fallocate(fd, 0, LOCK_MDB_BYTES);
+		close(fd);
+		if (rc)
+			return 0;
+	}
+	return 1;
+}
+
+static void pack_kv_str_n(msgpack_packer *pk, const char *k, const char *v)
+{
+	pack_kv_str(pk, k, v ? v : "");
+}
+
+int gw_outbox_record_encode(const gw_outbox_record_t *rec, void **data, size_t *len)
+{
+	const gw_conn_record_t *c = &rec->conn;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 12);
+	pack_kv_str_n(&pk, "id", c->id);
+	pack_kv_str_n(&pk, "api", c->api);
+	pack_kv_str_n(&pk, "stage", c->stage);
+	pack_kv_str_n(&pk, "sourceIp", c->source_ip);
+	pack_kv_str_n(&pk, "userAgent", c->user_agent);
+	pack_kv_str_n(&pk, "host", c->host);
+	pack_kv_u64(&pk, "tls", c->tls);
+	pack_kv_u64(&pk, "connectedAt", c->connected_at);
+	pack_kv_u64(&pk, "code", rec->code);
+	pack_kv_str_n(&pk, "reason", rec->reason);
+	pack_kv_u64(&pk, "closedAt", rec->closed_at);
+	pack_kv_str_n(&pk, "requestId", rec->request_id);
+	*data = sb.data;
+	*len = sb.size;
+	return 0;
+}
+
+int gw_outbox_record_decode(const void *data, size_t len, gw_outbox_record_t *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	return decode_fields(data, len, &rec->conn, rec);
+}
+
+/* A request ID like the gateway's (16 URL-safe characters), drawn here
+ * because no loop exists yet; it stays with the entry across retries. */
+static int random_request_id(char out[24])
+{
+	unsigned char raw[12];
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return -1;
+	gw_base64url(out, raw, sizeof(raw));
+	return 0;
+}
+
+#define ADOPT_SLICE 512
+
+struct adopt_arg {
+	uint64_t now;
+	int left;
+};
+
+/* Moves up to ADOPT_SLICE records into the outbox in one transaction;
+ * a->left: whether records remain. A crash between slices leaves the rest
+ * as records, moved by the next start: none is sent twice or skipped. */
+static int adopt_slice(gw_registry_t *reg, void *arg)
+{
+	struct adopt_arg *a = arg;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_stat st;
+	MDB_val k, v;
+	size_t count, moved = 0;
+	int rc, n = 0;
+
+	a->left = 0;
+	if (begin_read(reg, &txn))
+		return GW_REG_ERROR;
+	rc = mdb_stat(txn, reg->dbi, &st);
+	mdb_txn_abort(txn);
+	if (rc)
+		return GW_REG_ERROR;
+	count = st.ms_entries < ADOPT_SLICE ? st.ms_entries : ADOPT_SLICE;
+	if (!count)
+		return 0; /* a clean exit left none: no write */
+	/* The entries' pages (at least two records fit a page) and the
+	 * records' pages copied before their deletes, and the paths: room for
+	 * this, not more (a larger reservation would delay the dead-reader
+	 * check that growth runs). */
+	rc = begin_write(reg, 2 * count + 2 * OP_PAGES, &txn);
+	if (rc)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, reg->dbi, &cur)))
+		goto fail;
+	while (!(rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST))) {
+		gw_outbox_record_t o;
+		MDB_val ov;
+		void *data;
+
+		if (n++ == ADOPT_SLICE) {
+			a->left = 1;
+			break;
+		}
+		memset(&o, 0, sizeof(o));
+		if (!gw_registry_decode(v.mv_data, v.mv_size, &o.conn)) {
+			o.code = 1006;
+			snprintf(o.reason, sizeof(o.reason), "%s", GW_OUTBOX_REASON_RESTART);
+			o.closed_at = a->now;
+			if (random_request_id(o.request_id)) {
+				rc = EIO;
+				goto fail;
+			}
+			gw_outbox_record_encode(&o, &data, &ov.mv_size);
+			ov.mv_data = data;
+			rc = mdb_put(txn, reg->outbox, &k, &ov, 0);
+			free(data);
+			if (rc)
+				goto fail;
+			moved++;
+		}
+		/* A record that does not decode names no API: dropped. */
+		if ((rc = mdb_cursor_del(cur, 0)))
+			goto fail;
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		goto fail;
+	mdb_cursor_close(cur);
+	rc = mdb_txn_commit(txn);
+	if (!rc)
+		reg->adopted += moved;
+	return lmdb_rc(rc);
+fail:
+	if (cur)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return lmdb_rc(rc);
+}
+
+static int adopt_previous(gw_registry_t *reg)
+{
+	struct adopt_arg a = { 0, 1 };
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	a.now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	while (a.left && !rc)
+		rc = run_write(reg, adopt_slice, &a);
+	return rc;
+}
+
+void gw_registry_previous(const gw_registry_t *reg, size_t *adopted, const char **problem)
+{
+	*adopted = reg->adopted;
+	*problem = reg->problem[0] ? reg->problem : NULL;
+}
+
+struct move_arg {
+	const char *id;
+	const void *val;
+	size_t len;
+};
+
+static int move_op(gw_registry_t *reg, void *arg)
+{
+	struct move_arg *a = arg;
+	MDB_txn *txn;
+	MDB_val k = { strlen(a->id), (void *)a->id }, v = { a->len, (void *)a->val };
+	int rc;
+
+	rc = begin_write(reg, 2 * OP_PAGES, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_del(txn, reg->dbi, &k, NULL);
+	if ((rc && rc != MDB_NOTFOUND) || (rc = mdb_put(txn, reg->outbox, &k, &v, 0))) {
+		mdb_txn_abort(txn);
+		return lmdb_rc(rc);
+	}
+	return lmdb_rc(mdb_txn_commit(txn));
+}
+
+int gw_registry_outbox_move(gw_registry_t *reg, const char *id, const void *val, size_t len)
+{
+	struct move_arg a = { id, val, len };
+
+	return run_write(reg, move_op, &a);
+}
+
+struct outbox_del_arg {
+	const char *const *ids;
+	size_t n;
+};
+
+static int outbox_del_op(gw_registry_t *reg, void *arg)
+{
+	struct outbox_del_arg *a = arg;
+	MDB_txn *txn;
+	int rc;
+
+	rc = begin_write(reg, a->n + OP_PAGES, &txn);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < a->n; i++) {
+		MDB_val k = { strlen(a->ids[i]), (void *)a->ids[i] };
+
+		rc = mdb_del(txn, reg->outbox, &k, NULL);
+		if (rc && rc != MDB_NOTFOUND) {
+			mdb_txn_abort(txn);
+			return lmdb_rc(rc);
+		}
+	}
+	return lmdb_rc(mdb_txn_commit(txn));
+}
+
+int gw_registry_outbox_delete(gw_registry_t *reg, const char *const *ids, size_t n)
+{
+	struct outbox_del_arg a = { ids, n };
+
+	if (!n)
+		return GW_REG_OK;
+	return run_write(reg, outbox_del_op, &a);
+}
+
+int gw_registry_outbox_count(gw_registry_t *reg, size_t *count)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	int rc;
+
+	pthread_rwlock_rdlock(&reg->lock);
+	rc = begin_read(reg, &txn);
+	if (!rc) {
+		rc = mdb_stat(txn, reg->outbox, &st);
+		mdb_txn_abort(txn);
+	}
+	pthread_rwlock_unlock(&reg->lock);
+	if (rc)
+		return GW_REG_ERROR;
+	*count = st.ms_entries;
+	return 0;
+}
+
+/* One entry copied out of the map. */
+struct outbox_copy {
+	char id[GW_CONN_ID_LEN + 1];
+	size_t idlen, len;
+	void *val;
+};
+
+/* Copies out up to FOREACH_BATCH entries after the key `last`. */
+static int outbox_batch(gw_registry_t *reg, char *last, size_t *last_len,
+			struct outbox_copy *out, size_t *n, int *more)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	*n = 0;
+	*more = 0;
+	if (begin_read(reg, &txn))
+		return GW_REG_ERROR;
+	if (mdb_cursor_open(txn, reg->outbox, &cur)) {
+		mdb_txn_abort(txn);
+		return GW_REG_ERROR;
+	}
+	if (*last_len) {
+		k.mv_data = last;
+		k.mv_size = *last_len;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (!rc && k.mv_size == *last_len && !memcmp(k.mv_data, last, *last_len))
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	} else {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (*n == FOREACH_BATCH) {
+			*more = 1;
+			break;
+		}
+		if (k.mv_size <= KEY_MAX) {
+			memcpy(last, k.mv_data, k.mv_size);
+			*last_len = k.mv_size;
+		}
+		if (k.mv_size > GW_CONN_ID_LEN)
+			continue; /* not an ID: never ours */
+		memcpy(out[*n].id, k.mv_data, k.mv_size);
+		out[*n].idlen = k.mv_size;
+		out[*n].len = v.mv_size;
+		out[*n].val = malloc(v.mv_size ? v.mv_size : 1);
+		if (!out[*n].val)
+			abort();
+		memcpy(out[*n].val, v.mv_data, v.mv_size);
+		(*n)++;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return 0;
+}
+
+int gw_registry_outbox_foreach(gw_registry_t *reg,
+			       void (*fn)(const char *id, size_t idlen, const void *val,
+					  size_t len, void *user),
+			       void *user)
+{
+	struct outbox_copy *batch = calloc(FOREACH_BATCH, sizeof(*batch));
+	char last[KEY_MAX];
+	size_t last_len = 0, n;
+	int more = 1, rc = 0;
+
+	if (!batch)
+		abort();
+	/* fn runs outside any transaction and lock: it may write (delete
+	 * what cannot be sent). */
+	while (more) {
+		pthread_rwlock_rdlock(&reg->lock);
+		rc = outbox_batch(reg, last, &last_len, batch, &n, &more);
+		pthread_rwlock_unlock(&reg->lock);
+		if (rc)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			fn(batch[i].id, batch[i].idlen, batch[i].val, batch[i].len, user);
+			free(batch[i].val);
+		}
+	}
+	free(batch);
 	return rc;
 }

@@ -35,19 +35,25 @@ typedef struct gw_conn_record {
 	char stage[130];
 	char source_ip[64];
 	char user_agent[512];
+	char host[256];  /* the Host header: the event's domainName */
 	uint64_t connected_at;   /* epoch ms */
 	uint64_t last_active_at; /* epoch ms */
 	uint32_t worker;
 	uint32_t slot;
 	uint32_t state; /* enum gw_conn_state */
+	uint32_t tls;   /* came over TLS (X-Forwarded-Proto https) */
 } gw_conn_record_t;
 
 /* Opens (creating) the LMDB environment in DIR (data.mdb, lock.mdb). First
  * takes an exclusive lock on DIR/wsgate.lock, held until gw_registry_close
  * (the process's end at the latest): while another gateway holds it, fails
  * with "DIR: the data folder is in use by another wsgate (PID n); ..." and
- * touches nothing. Then starts from empty files: records left by a previous
- * run name sockets that no longer exist. */
+ * touches nothing. Then reopens the files of the previous run: its records
+ * name sockets that no longer exist, so each is moved, in the same
+ * transaction that deletes it, into the $disconnect outbox (1006, "Connection
+ * lost: the gateway restarted"): the backend still learns the connection
+ * is gone (gw_registry_previous). Files that are not ours or not readable
+ * are replaced by empty ones. */
 int gw_registry_open(const char *dir, gw_registry_t **out, char *err, size_t errlen);
 /* Opens an existing registry to read it while a gateway runs (tools); takes
  * no lock. */
@@ -100,5 +106,38 @@ int gw_registry_encode(const gw_conn_record_t *rec, void **data, size_t *len);
 int gw_registry_decode(const void *data, size_t len, gw_conn_record_t *rec);
 
 const char *gw_registry_strerror(int rc);
+
+/* --- the $disconnect outbox (named database "outbox", same environment) ---
+ * One entry per $disconnect the backend is owed, keyed by connection ID,
+ * from the close of its connection until the backend answered it (outbox.h
+ * sends them). Writes go through the same room-checked transactions as the
+ * records. */
+typedef struct gw_outbox_record {
+	gw_conn_record_t conn; /* worker, slot, state and lastActiveAt unused */
+	uint32_t code;
+	char reason[124];
+	uint64_t closed_at; /* epoch ms */
+	char request_id[24]; /* kept across retries and restarts */
+} gw_outbox_record_t;
+
+#define GW_OUTBOX_REASON_RESTART "Connection lost: the gateway restarted"
+
+int gw_outbox_record_encode(const gw_outbox_record_t *rec, void **data, size_t *len);
+int gw_outbox_record_decode(const void *data, size_t len, gw_outbox_record_t *rec);
+
+/* What the open found of the previous run: how many records it moved to
+ * the outbox, and why it could not reuse the files (NULL: it could). */
+void gw_registry_previous(const gw_registry_t *reg, size_t *adopted, const char **problem);
+/* One transaction: the record of id (if any) is deleted and the entry
+ * (encoded by gw_outbox_record_encode) stored under id. */
+int gw_registry_outbox_move(gw_registry_t *reg, const char *id, const void *val, size_t len);
+/* One transaction for n entries; unknown ones are skipped. */
+int gw_registry_outbox_delete(gw_registry_t *reg, const char *const *ids, size_t n);
+int gw_registry_outbox_count(gw_registry_t *reg, size_t *count);
+/* Calls fn with each entry's raw value (copy it: it points into the map). */
+int gw_registry_outbox_foreach(gw_registry_t *reg,
+			       void (*fn)(const char *id, size_t idlen, const void *val,
+					  size_t len, void *user),
+			       void *user);
 
 #endif

@@ -1,0 +1,194 @@
+// Issue 11, items 5 and 6: $disconnect is never lost. A kill -9 leaves the
+// open connections' records on disk and the next start sends each its
+// $disconnect (1006) once, even when killed again during that replay; a
+// SIGTERM whose drain deadline passes leaves the calls still owed in the
+// outbox for the next start; a burst of closes is never refused by the
+// backend's bounded queue.
+//
+// "Delivered" below means the backend answered the call on a socket that
+// was still open: a call the gateway died waiting for was not acknowledged
+// and is sent again by the next start (at least once, same requestId).
+
+import {
+  test, assert, startBackend, startGateway, makeApi, connect, sleep, waitUntil, header,
+} from './helpers.mjs';
+
+/** A backend that records each DISCONNECT it answered; serial: one at a time. */
+async function recorder({ delayMs = 0, serial = false } = {}) {
+  const answered = [];
+  let chain = Promise.resolve();
+  const backend = await startBackend(async (event, req) => {
+    if (event.requestContext?.eventType !== 'DISCONNECT') return { statusCode: 200 };
+    const work = async () => {
+      if (req.socket.destroyed) return; // the gateway is gone: never answered
+      if (delayMs) await sleep(delayMs);
+      if (!req.socket.destroyed) answered.push(event);
+    };
+    if (serial) {
+      const p = chain.then(work);
+      chain = p.catch(() => {});
+      await p;
+    } else {
+      await work();
+    }
+    return { statusCode: 200 };
+  });
+  backend.answered = answered;
+  backend.answeredIds = () => answered.map((e) => e.requestContext.connectionId);
+  return backend;
+}
+
+/** Opens n clients at once; resolves their connection IDs from the CONNECT events. */
+async function openClients(gw, backend, n) {
+  const tag = `r${process.pid}-${Date.now()}-`;
+  const clients = await Promise.all(Array.from({ length: n }, (_, i) =>
+    connect(gw.url, { headers: { 'X-Test-Client': tag + i }, timeoutMs: 15000 })));
+  await waitUntil(() => backend.eventsOf('CONNECT')
+    .filter((e) => (header(e.headers, 'X-Test-Client') ?? '').startsWith(tag)).length === n,
+  10000, `${n} CONNECT events`);
+  const byTag = new Map(backend.eventsOf('CONNECT')
+    .map((e) => [header(e.headers, 'X-Test-Client'), e.requestContext.connectionId]));
+  const ids = clients.map((_, i) => byTag.get(tag + i)); // in the clients' order
+  return { clients, ids };
+}
+
+/** waitUntil whose failure says what was seen by then (what() is evaluated late). */
+async function waitFor(cond, ms, what) {
+  try {
+    await waitUntil(cond, ms, 'the condition');
+  } catch {
+    throw new Error(`timed out after ${ms} ms waiting for ${what()}`);
+  }
+}
+
+function counts(list) {
+  const m = new Map();
+  for (const id of list) m.set(id, (m.get(id) ?? 0) + 1);
+  return m;
+}
+
+/** Every id of ids delivered exactly once, nothing else. */
+function assertExactlyOnce(backend, ids, what) {
+  const c = counts(backend.answeredIds());
+  const missing = ids.filter((id) => !c.has(id));
+  const repeated = [...c].filter(([, n]) => n > 1).map(([id]) => id);
+  assert.equal(missing.length, 0, `${what}: ${missing.length} of ${ids.length} never got $disconnect`);
+  assert.equal(repeated.length, 0, `${what}: ${repeated.length} got $disconnect more than once`);
+  assert.equal(c.size, ids.length, `${what}: $disconnect for connections never opened`);
+}
+
+// 300 clients of one address open at once: more than its default bound of
+// connections still sending their head.
+const MANY_CLIENTS = ['--max-pending-heads-per-ip', '0'];
+
+const restart = (prev, backend, api, args = []) =>
+  startGateway({ routes: api ?? makeApi(backend.url, { integration: { timeoutMs: 29000 } }),
+    args: ['--data', prev.dataDir, ...args] });
+
+test('item 5: after kill -9 with 300 open connections, the restart sends each exactly one $disconnect (1006), shaped like a normal one', { timeout: 40000 }, async () => {
+  const backend = await recorder();
+  const api = makeApi(backend.url, { integration: { timeoutMs: 29000 } });
+  const a = await startGateway({ routes: api, args: MANY_CLIENTS });
+  const { clients, ids } = await openClients(a, backend, 301);
+  // One normal close, to compare the shape of the events.
+  clients[0].close(1000, 'bye');
+  await waitUntil(() => backend.answered.length === 1, 5000, 'the normal $disconnect');
+  const normal = backend.answered[0];
+  assert.equal(normal.requestContext.connectionId, ids[0]);
+  await a.stop('SIGKILL');
+  const open = ids.slice(1);
+
+  const b = await restart(a, backend, api);
+  await waitFor(() => backend.answered.length >= ids.length, 20000,
+    () => `$disconnect for the ${open.length} connections of the killed run (got ${backend.answered.length - 1})`);
+  await sleep(300); // anything extra would show up now
+  assertExactlyOnce(backend, ids, 'after kill -9 and restart');
+  assert.match(b.output(), /300 connections were open when the previous run ended/);
+
+  const connects = new Map(backend.eventsOf('CONNECT').map((e) => [e.requestContext.connectionId, e]));
+  for (const ev of backend.answered.slice(1)) {
+    const rc = ev.requestContext;
+    assert.equal(rc.eventType, 'DISCONNECT');
+    assert.equal(rc.routeKey, '$disconnect');
+    assert.equal(rc.disconnectStatusCode, 1006);
+    assert.match(rc.disconnectReason, /restarted/);
+    assert.equal(rc.apiId, normal.requestContext.apiId);
+    assert.equal(rc.stage, normal.requestContext.stage);
+    assert.equal(rc.domainName, normal.requestContext.domainName);
+    assert.equal(rc.identity.sourceIp, normal.requestContext.identity.sourceIp);
+    assert.equal(rc.identity.userAgent, normal.requestContext.identity.userAgent);
+    assert.equal(rc.connectedAt, connects.get(rc.connectionId).requestContext.connectedAt);
+    assert.deepEqual(Object.keys(rc).sort(), Object.keys(normal.requestContext).sort());
+    assert.deepEqual(Object.keys(ev).sort(), Object.keys(normal).sort());
+  }
+  // The restarted gateway's registry holds only its own connections.
+  const res = await fetch(`${b.mgmtUrl}/@connections/${open[0]}`);
+  assert.equal(res.status, 410);
+});
+
+test('item 5: kill -9 again during the replay (slow backend): the next start sends the rest, none twice, none skipped', { timeout: 40000 }, async () => {
+  const backend = await recorder({ delayMs: 100, serial: true });
+  const a = await startGateway({ routes: makeApi(backend.url, { integration: { timeoutMs: 29000 } }) });
+  const { ids } = await openClients(a, backend, 60);
+  await a.stop('SIGKILL');
+
+  const b = await restart(a, backend);
+  await waitFor(() => backend.answered.length >= 10, 10000,
+    () => `the replay to be under way (${backend.answered.length} answered)`);
+  await b.stop('SIGKILL');
+  const before = backend.answered.length;
+  assert.ok(before < ids.length, `the replay finished before the second kill (${before})`);
+
+  const c = await restart(a, backend);
+  await waitFor(() => backend.answered.length >= ids.length, 20000,
+    () => `the rest of the replay (${backend.answered.length} of ${ids.length})`);
+  await sleep(300);
+  assertExactlyOnce(backend, ids, 'after a second kill -9 during the replay');
+  // A call cut off by the kill went again with the same requestId.
+  const byId = new Map();
+  for (const e of backend.eventsOf('DISCONNECT')) {
+    const prev = byId.get(e.requestContext.connectionId);
+    if (prev) assert.equal(e.requestContext.requestId, prev);
+    byId.set(e.requestContext.connectionId, e.requestContext.requestId);
+  }
+  assert.ok(c.output().includes('calls owed from an earlier run'));
+});
+
+test('item 6: SIGTERM with a backend answering one call at a time: every connection gets $disconnect (1001), the rest after the restart', { timeout: 40000 }, async () => {
+  const backend = await recorder({ delayMs: 200, serial: true });
+  const a = await startGateway({ routes: makeApi(backend.url, { integration: { timeoutMs: 29000 } }),
+    args: ['--drain-seconds', '2'] });
+  const { ids } = await openClients(a, backend, 30);
+  const t0 = Date.now();
+  await a.stop('SIGTERM', { timeoutMs: 10000 });
+  assert.ok(Date.now() - t0 < 6000, `the drain took ${Date.now() - t0} ms with --drain-seconds 2`);
+  const atExit = backend.answered.length;
+  assert.ok(atExit < ids.length, `all were answered before the drain deadline (${atExit})`);
+  assert.match(a.output(), /\$disconnect calls stay in the outbox for the next start/);
+
+  await restart(a, backend);
+  await waitFor(() => backend.answered.length >= ids.length, 20000,
+    () => `$disconnect after the restart (${backend.answered.length} of ${ids.length})`);
+  await sleep(300);
+  assertExactlyOnce(backend, ids, 'SIGTERM, drain deadline, restart');
+  for (const e of backend.answered) assert.equal(e.requestContext.disconnectStatusCode, 1001);
+});
+
+test('item 6: 300 clients dropping at once with a backend queue of 1: no $disconnect refused, all delivered once', { timeout: 40000 }, async () => {
+  const backend = await recorder({ delayMs: 5 });
+  // No $connect call, so opening 300 clients does not meet the tiny queue.
+  const api = makeApi(backend.url, {
+    integration: { timeoutMs: 29000, maxConnections: 1, maxQueue: 1 },
+    routes: { $disconnect: { integration: 'backend' }, $default: { integration: 'backend' } },
+  });
+  const gw = await startGateway({ routes: api, args: MANY_CLIENTS });
+  const clients = await Promise.all(Array.from({ length: 300 }, () => connect(gw.url, { timeoutMs: 15000 })));
+  for (const ws of clients) ws.terminate();
+  await waitFor(() => backend.answered.length >= 300, 20000,
+    () => `300 $disconnect calls (got ${backend.answered.length}, ${backend.eventsOf("DISCONNECT").length} arrived; refused for a full queue: ${(gw.output().match(/queue is full/g) ?? []).length} logged)`);
+  await sleep(300);
+  const c = counts(backend.answeredIds());
+  assert.equal(c.size, 300);
+  assert.equal(backend.answered.length, 300, 'a $disconnect was sent twice');
+  assert.doesNotMatch(gw.output(), /queue is full/);
+});
