@@ -110,7 +110,7 @@ test('item 7: a reader SIGKILLed inside its transaction is cleared by the gatewa
   await holdConnections(gw, HELD);
   // mdb_dump writes the records into a pipe nobody reads: it blocks in its
   // read transaction, and dies there.
-  const dump = spawn('mdb_dump', [gw.dataDir], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const dump = spawn('mdb_dump', ['-a', gw.dataDir], { stdio: ['ignore', 'pipe', 'ignore'] });
   dump.stdout.pause();
   await waitUntil(async () => (await readers(gw)).includes(dump.pid), 5000, 'mdb_dump to hold a reader');
   const exited = new Promise((r) => dump.on('close', r));
