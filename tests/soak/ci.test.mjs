@@ -18,8 +18,14 @@ const n = (k) => Math.max(1, Math.round(k * SCALE));
 // Fixes not on main yet (see docs/reliability.md).
 const TODO_CLIENT_CLOSE = 'found by this suite, not fixed yet: posts answered 200 just before the client sends close(1000) are '
   + 'dropped without a log line (item 2 covers DELETE and shutdown only)';
-const TODO_ITEM5 = 'issue 11 item 5 not fixed yet: $disconnect of the previous run\'s records is not replayed at start-up';
-const TODO_ITEM6 = 'issue 11 item 6 not fixed yet: $disconnect calls still pending at the drain deadline are lost';
+// Items 5 and 6 are fixed (the $disconnect outbox); what remains is the
+// documented window: a call in flight when the gateway is killed or exits
+// at the drain deadline is sent again by the next start (same requestId).
+// These count arrivals, so such a call shows as repeated.
+const TODO_ITEM5 = 'at least once across a crash: the $disconnect calls in flight at the second kill are sent again '
+  + '(same requestId); none is skipped';
+const TODO_ITEM6 = 'at least once across the drain deadline: the $disconnect call in flight at the exit is sent again '
+  + '(same requestId); none is lost';
 
 // One churn run, two verdicts: the frames and $disconnect books (items 1-2,
 // fixed), and the posts (a finding of this suite, not fixed yet).
@@ -44,7 +50,7 @@ test('item 2: churn: every post answered 200 before the client\'s close(1000) re
   assert.equal(r.postsLost, 0, `${r.postsLost} of ${r.acked} posts answered 200 never reached their client`);
 });
 
-test('item 5: kill -9 with open connections, restart on the same data folder: each connection gets exactly one $disconnect', { timeout: 120000, todo: TODO_ITEM5 }, async () => {
+test('item 5: kill -9 with open connections, restart on the same data folder: each connection gets exactly one $disconnect', { timeout: 120000 }, async () => {
   const r = await killRestart({ n: n(300) });
   assert.equal(r.errors, 0, `${r.errors} clients failed to connect: ${r.errorKinds}`);
   assert.equal(r.afterRestart.missing, 0, `${r.afterRestart.missing} of ${r.opened} connections never got their $disconnect`);

@@ -534,7 +534,7 @@ export function killedReader(dataDir) {
 export function stuckReaderKilled(dataDir) {
   // `sleep` never reads: mdb_dump fills the pipe and blocks in write(2)
   // inside its read transaction; wchan says so before the SIGKILL.
-  const script = 'mdb_dump "$0" > >(sleep 3 >/dev/null 2>&1) 2>/dev/null & pid=$!; b=0; '
+  const script = 'mdb_dump -a "$0" > >(sleep 3 >/dev/null 2>&1) 2>/dev/null & pid=$!; b=0; '
     + 'for i in $(seq 100); do grep -q pipe_w /proc/$pid/wchan 2>/dev/null && { b=1; break; }; sleep 0.02; done; '
     + 'kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; echo $b';
   return new Promise((resolve) => {
