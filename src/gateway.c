@@ -911,11 +911,13 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.user = gw;
-	/* libwebsockets' own deadlines: above all, how long a close may wait
-	 * for a client that does not read before the socket is dropped (and
-	 * the close completes with its $disconnect). Integration calls have
-	 * their own timers (backend.c), which this does not touch. */
-	info.timeout_secs = (unsigned)sh->send_timeout_s;
+	/* libwebsockets' own deadlines (handshakes, management requests, its
+	 * close flows): a backstop never shorter than the default, so that a
+	 * short --send-timeout does not cut those; the gateway's closes have
+	 * their own timer (conn.c). Integration calls have theirs too
+	 * (backend.c), which this does not touch. */
+	info.timeout_secs = (unsigned)(sh->send_timeout_s > GW_CLOSE_TIMEOUT_S ?
+				       sh->send_timeout_s : GW_CLOSE_TIMEOUT_S);
 	/* libwebsockets re-reads the head the gateway approved: it must have
 	 * room for every head the gateway accepts (its 4 KB default refused
 	 * browsers' large cookies after $connect said yes). */
