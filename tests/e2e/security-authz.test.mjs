@@ -4,7 +4,7 @@
 // $connect call: the backends count what they got.
 import {
   test, assert, startBackend, startGateway, makeApi, runGateway, writeRoutes, connect,
-  connectRefused, nextMessage, send, waitUntil, unusedUrl, sleep,
+  connectRefused, nextMessage, send, waitUntil, unusedUrl, sleep, HANG, rawConnect, upgradeRequest,
 } from './helpers.mjs';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -215,6 +215,30 @@ test('item authorizers: an authorizer that is down, slow, answers garbage or too
   assert.equal(await connectRefused(gw2.url, { headers: { Authorization: 'big' } }), 500);
   assert.equal(await connectRefused(gw2.url, { headers: { Authorization: 'x' } }), 500);
   assert.equal(backend.events.length, 0);
+});
+
+test('item authorizers: a slow authorizer times out with 500; a client that leaves during the call costs no $connect and no $disconnect', async () => {
+  const backend = await startBackend();
+  const auth = await startBackend((event) => (event.headers.Authorization === 'slow' ? HANG : policyAuthorizer(event)));
+  const api = authzApi(backend.url, auth.url, { authorizerResultTtlInSeconds: 0 });
+  api.integrations.authz.timeoutMs = 300;
+  const gw = await startGateway({ routes: api });
+  const t0 = Date.now();
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: 'slow' } }), 500);
+  assert.ok(Date.now() - t0 >= 250, 'answered after the authorizer timeout');
+  await logged(gw, /authorizer auth: the authorizer timed out/);
+
+  const sock = await rawConnect(gw.port);
+  sock.write(upgradeRequest('/', { Authorization: 'slow' }));
+  await waitUntil(() => auth.events.length === 2);
+  sock.destroy();
+  await sleep(500);
+  assert.equal(backend.events.length, 0, 'no $connect and no $disconnect');
+  // The gateway goes on serving.
+  const ws = await connect(gw.url, { headers: { Authorization: 'allow-z' } });
+  ws.close();
+  await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT');
+  assert.equal(backend.eventsOf('CONNECT').length, 1);
 });
 
 test('item authorizers: --check names the file, the key and what was expected', async () => {
