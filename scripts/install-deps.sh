@@ -12,6 +12,7 @@ pkgs=(build-essential cmake pkg-config
       libjansson-dev libhttp-parser-dev lmdb-utils openssl chromium
       clang libclang-rt-14-dev
       faketime util-linux
+      libnats-dev nats-server
       nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,6 +4,7 @@
  * too, so that the management API only translates HTTP. */
 #include "bus.h"
 #include "channel.h"
+#include "cluster.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ void gw_op_destroy(gw_op_t *op)
 	if (!op)
 		return;
 	gw_buf_dispose(&op->data);
+	free(op->remote);
 	free(op);
 }
 
@@ -255,7 +257,9 @@ done:
 static void finish(gw_gateway_t *gw, gw_op_t *op)
 {
 	op->is_reply = 1;
-	if (op->from == gw->worker)
+	if (op->remote)
+		gw_cluster_reply(gw, op);
+	else if (op->from == gw->worker)
 		op->done(gw, op);
 	else
 		gw_bus_inbox.reply(gw, op);
@@ -265,8 +269,10 @@ void gw_bus_send(gw_gateway_t *gw, gw_op_t *op)
 {
 	op->from = gw->worker;
 	op->is_reply = 0;
-	/* Another node's connection needs a transport not written yet. */
-	if (op->target.node != 0 || op->target.loop >= gw->sh->n_workers) {
+	/* Another node's connection: over NATS, when this node is in a cluster. */
+	if (op->target.node != gw_cluster_self() && !gw_cluster_forward(gw, op))
+		return;
+	if (op->target.node != gw_cluster_self() || op->target.loop >= gw->sh->n_workers) {
 		gone(op);
 		op->is_reply = 1;
 		op->done(gw, op);

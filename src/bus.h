@@ -81,6 +81,7 @@ struct gw_op {
 	int is_reply;
 	gw_waiter_t waiter; /* parked on a pending $connect */
 	gw_gateway_t *at;   /* the loop it is parked on */
+	char *remote;       /* sent by another node: its reply subject (cluster.h) */
 };
 
 /* A way to carry operations between loops (or, later, nodes). */
@@ -92,7 +93,7 @@ typedef struct gw_bus_transport {
 	void (*reply)(gw_gateway_t *owner, gw_op_t *op);
 } gw_bus_transport_t;
 
-/* Between the loops of this process. */
+/* Between the loops of this process. Between nodes: cluster.h. */
 extern const gw_bus_transport_t gw_bus_inbox;
 
 /* An operation on the connection named by id (any bytes): NULL when id is

@@ -19,12 +19,24 @@ int gw_connid_key_init(gw_connid_key_t *key)
 }
 
 static gw_connid_key_t process_key;
-static int process_key_ok;
+static int process_key_ok, process_key_given;
 static pthread_once_t process_key_once = PTHREAD_ONCE_INIT;
 
 static void process_key_draw(void)
 {
-	process_key_ok = !gw_connid_key_init(&process_key);
+	if (!process_key_given)
+		process_key_ok = !gw_connid_key_init(&process_key);
+}
+
+int gw_connid_set_process_key(const gw_connid_key_t *key)
+{
+	/* Before any thread draws: the once below then finds the key set. */
+	if (process_key_ok)
+		return -1;
+	process_key = *key;
+	process_key_given = process_key_ok = 1;
+	pthread_once(&process_key_once, process_key_draw);
+	return 0;
 }
 
 const gw_connid_key_t *gw_connid_process_key(void)

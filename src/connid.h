@@ -33,7 +33,7 @@ typedef struct gw_connid_key {
 
 /* Where a connection lives. */
 typedef struct gw_connid {
-	uint32_t node; /* 0: this process (a cluster later), < 256 */
+	uint32_t node; /* 0: a single node; in a cluster its node ID, < 256 */
 	uint32_t loop; /* event loop index, < 256 */
 	uint32_t api;  /* index of the API in the configuration, or API_MANY */
 	uint32_t slot; /* index in the loop's slot table, <= GW_CONNID_MAX_SLOT */
@@ -48,6 +48,10 @@ int gw_connid_key_init(gw_connid_key_t *key);
 /* The process's key, drawn on first use (thread-safe); NULL if OpenSSL's
  * generator failed. */
 const gw_connid_key_t *gw_connid_process_key(void);
+
+/* Makes key the process's key (a cluster's shared secret), before the
+ * first gw_connid_process_key call; -1 when a key is already in use. */
+int gw_connid_set_process_key(const gw_connid_key_t *key);
 
 /* Writes the 24 characters and a NUL; GW_CONNID_RANGE if a field does not
  * fit its bits. */

@@ -7,6 +7,7 @@
 #include "core.h"
 #include "bus.h"
 #include "channel.h"
+#include "cluster.h"
 #include "log.h"
 #include "outbox.h"
 
@@ -121,11 +122,11 @@ int gw_gateway_conn_id(gw_gateway_t *gw, uint32_t slot, size_t api,
 {
 	const gw_connid_key_t *key = gw_connid_process_key();
 	gw_connid_t cid = {
-		.node = 0,
+		.node = gw_cluster_self(),
 		.loop = gw->worker,
 		.api = api < GW_CONNID_API_MANY ? (uint32_t)api : GW_CONNID_API_MANY,
 		.slot = slot,
-		.gen = *slot_gen(gw, slot),
+		.gen = *slot_gen(gw, slot) ^ gw_cluster_epoch(),
 	};
 
 	if (!key || slot >= gw->n_slots)
@@ -135,8 +136,9 @@ int gw_gateway_conn_id(gw_gateway_t *gw, uint32_t slot, size_t api,
 
 gw_conn_t *gw_gateway_conn_at(gw_gateway_t *gw, const gw_connid_t *cid)
 {
-	if (cid->node != 0 || cid->loop != gw->worker || cid->slot >= gw->n_slots ||
-	    cid->gen != *slot_gen(gw, cid->slot))
+	if (cid->node != gw_cluster_self() || cid->loop != gw->worker ||
+	    cid->slot >= gw->n_slots ||
+	    (cid->gen ^ gw_cluster_epoch()) != *slot_gen(gw, cid->slot))
 		return NULL;
 	return gw->slots[cid->slot];
 }

@@ -1,4 +1,5 @@
 /* wsgate: command line. Everything else lives in the core library. */
+#include "cluster.h"
 #include "config.h"
 #include "gateway.h"
 #include "iplimit.h"
@@ -50,6 +51,19 @@ static void usage(FILE *f)
 		"                       answer for N s after the close (default 300)\n"
 		"  --disconnect-rate N  $disconnect calls of an earlier run sent per second\n"
 		"                       (default 200)\n"
+		"  --nats URL           join a cluster over NATS (nats://HOST:PORT, comma-\n"
+		"                       separated for several servers): the management API\n"
+		"                       of any node serves every node's connections\n"
+		"  --cluster-secret-file FILE  the connection ID secret, the same file on\n"
+		"                       every node (16 to 4096 bytes); required with --nats\n"
+		"  --node-id N          this node's ID, 1 to 255 (default: a free one, printed)\n"
+		"  --cluster-name NAME  NATS subject prefix part (default \"default\")\n"
+		"  --cluster-timeout MS how long an operation forwarded to another node may\n"
+		"                       take before it is answered 410 (default 2000)\n"
+		"  --nats-creds FILE    NATS user credentials (JWT and NKey seed)\n"
+		"  --nats-ca FILE       CA certificates for NATS over TLS\n"
+		"  --nats-cert FILE     client certificate for NATS (with --nats-key)\n"
+		"  --nats-key FILE      its private key\n"
 		"  --check              validate the configuration and exit (0 when valid)\n"
 		"  --connections        print the registry of --data (one JSON line per\n"
 		"                       connection, also while a gateway runs) and exit\n"
@@ -265,6 +279,37 @@ static int check_tls_files(const gw_tls_files_t *tls)
 	return 0;
 }
 
+/* The cluster options need --nats, and --nats needs the shared secret,
+ * which becomes the ID key here, before anything draws one. */
+static int check_cluster_opts(const gw_cluster_opts_t *co)
+{
+	char err[512];
+
+	if (!co->url) {
+		if (co->secret_file || co->node_id || co->timeout_ms || co->creds || co->ca ||
+		    co->cert || co->key || strcmp(co->name, "default")) {
+			fprintf(stderr, "wsgate: the cluster options (--node-id, "
+				"--cluster-secret-file...) need --nats URL\n");
+			return -1;
+		}
+		return 0;
+	}
+	if (!co->secret_file) {
+		fprintf(stderr, "wsgate: --nats needs --cluster-secret-file FILE: every node "
+			"must verify every node's connection IDs\n");
+		return -1;
+	}
+	if (!co->cert != !co->key) {
+		fprintf(stderr, "wsgate: --nats-cert and --nats-key go together\n");
+		return -1;
+	}
+	if (gw_cluster_load_secret(co->secret_file, err, sizeof(err))) {
+		fprintf(stderr, "wsgate: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -286,6 +331,15 @@ int main(int argc, char **argv)
 		{ "drain-seconds", required_argument, NULL, 'D' },
 		{ "disconnect-retry-seconds", required_argument, NULL, 'Y' },
 		{ "disconnect-rate", required_argument, NULL, 'Q' },
+		{ "nats", required_argument, NULL, 1101 },
+		{ "cluster-secret-file", required_argument, NULL, 1102 },
+		{ "node-id", required_argument, NULL, 1103 },
+		{ "cluster-name", required_argument, NULL, 1104 },
+		{ "cluster-timeout", required_argument, NULL, 1105 },
+		{ "nats-creds", required_argument, NULL, 1106 },
+		{ "nats-ca", required_argument, NULL, 1107 },
+		{ "nats-cert", required_argument, NULL, 1108 },
+		{ "nats-key", required_argument, NULL, 1109 },
 		{ "check", no_argument, NULL, 'c' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -295,6 +349,7 @@ int main(int argc, char **argv)
 		   *mgmt = "127.0.0.1:8081", *data = "./data";
 	char host[256], mhost[256], err[512];
 	gw_gateway_opts_t go;
+	gw_cluster_opts_t co = { .name = "default" };
 	gw_config_t *cfg = NULL;
 	gw_gateway_t *gw = NULL;
 	gw_buf_t errs;
@@ -399,6 +454,29 @@ int main(int argc, char **argv)
 				go.disconnect_rate = (unsigned)n;
 			break;
 		}
+		case 1101: co.url = optarg; break;
+		case 1102: co.secret_file = optarg; break;
+		case 1104: co.name = optarg; break;
+		case 1106: co.creds = optarg; break;
+		case 1107: co.ca = optarg; break;
+		case 1108: co.cert = optarg; break;
+		case 1109: co.key = optarg; break;
+		case 1103:
+		case 1105: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			long max = c == 1103 ? 255 : 600000;
+			if (*end || end == optarg || n < 1 || n > max) {
+				fprintf(stderr, "wsgate: --%s: expected a number from 1 to %ld\n",
+					c == 1103 ? "node-id" : "cluster-timeout", max);
+				return 2;
+			}
+			if (c == 1103)
+				co.node_id = (int)n;
+			else
+				co.timeout_ms = (int)n;
+			break;
+		}
 		case 'L':
 			level = gw_log_parse_level(optarg);
 			if (level < 0) {
@@ -432,6 +510,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (check_tls_opts(&go.tls, tls_certs, tls_keys, n_certs, n_keys))
+		return 2;
+	if (check_cluster_opts(&co))
 		return 2;
 	if (parse_hostport(listen, host, sizeof(host), &go.listen_port)) {
 		fprintf(stderr, "wsgate: --listen: expected HOST:PORT, found \"%s\"\n", listen);
@@ -473,12 +553,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wsgate: %s\n", err);
 		return 1;
 	}
+	/* Before the loops run: IDs name this node from the first connection. */
+	if (co.url) {
+		if (gw_cluster_start(gw, &co, err, sizeof(err))) {
+			fprintf(stderr, "wsgate: %s\n", err);
+			gw_gateway_destroy(gw);
+			return 1;
+		}
+		fprintf(stderr, "wsgate: cluster \"%s\" node %u over NATS\n", co.name,
+			gw_cluster_self());
+	}
 	fprintf(stderr, "wsgate: listening on %s:%d (gateway)\n", host, gw_gateway_port(gw));
 	if (go.tls.dir || go.tls.n)
 		fprintf(stderr, "wsgate: the gateway listener speaks TLS (wss://, https://)\n");
 	fprintf(stderr, "wsgate: listening on %s:%d (management)\n", mhost,
 		gw_gateway_mgmt_port(gw));
 	c = gw_gateway_run(gw);
+	gw_cluster_stop();
 	gw_gateway_destroy(gw);
 	return c;
 }

@@ -1,0 +1,706 @@
+/* The cluster transport (cluster.h): operations for another node's
+ * connections over NATS request/reply.
+ *
+ * Three kinds of threads meet here, around one mutex: the event loops
+ * (forward an operation, reply to one), the NATS client's threads (a
+ * reply arrives, an operation arrives) and this module's sender thread,
+ * the only one that publishes, which also answers 410 for requests past
+ * their deadline. Results reach a loop through its inbox (gw_worker_post),
+ * as between the loops of one process. */
+#include "cluster.h"
+#include "bus.h"
+#include "core.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SUBJECT_MAX 192
+#define SECRET_MIN 16
+#define SECRET_MAX 4096
+/* The "is this node ID taken?" probe, at start. */
+#define PROBE_TIMEOUT_MS 500
+#define PROBE_TRIES 32
+#define OP_PROBE '?'
+
+/* A message for the sender thread to publish. */
+struct out_msg {
+	struct out_msg *next;
+	char subject[SUBJECT_MAX];
+	char reply[SUBJECT_MAX]; /* "" for none */
+	size_t len;
+	unsigned char data[];
+};
+
+/* A forwarded operation waiting for its owner's reply. Kept in sequence
+ * order, which is also deadline order (one timeout for all). */
+struct waiting {
+	struct waiting *next, *prev;
+	uint64_t seq;
+	uint64_t deadline;
+	gw_op_t *op;
+};
+
+static struct {
+	int on;       /* started, not stopped */
+	int stopping; /* the sender thread is asked to end */
+	int leaving;  /* closing NATS on purpose: no "lost NATS" line */
+	uint32_t self, epoch;
+	char name[64];
+	int timeout_ms;
+	gw_shared_t *sh;
+	natsConnection *nc;
+	natsSubscription *ops_sub, *reply_sub;
+	char inbox[128]; /* replies arrive on inbox.<seq> */
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct out_msg *out_head, *out_tail;
+	struct waiting *w_head, *w_tail;
+	uint64_t next_seq;
+} cl = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+uint32_t gw_cluster_self(void)
+{
+	return cl.self;
+}
+
+uint32_t gw_cluster_epoch(void)
+{
+	return cl.epoch;
+}
+
+int gw_cluster_subject(char *out, size_t len, const char *what)
+{
+	int n = snprintf(out, len, "wsgate.%s.%s", cl.name, what);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static int node_subject(char *out, size_t len, uint32_t node)
+{
+	char what[32];
+
+	snprintf(what, sizeof(what), "node.%u.op", node);
+	return gw_cluster_subject(out, len, what);
+}
+
+/* --- the secret --- */
+
+int gw_cluster_load_secret(const char *path, char *err, size_t errlen)
+{
+	unsigned char buf[SECRET_MAX + 1], digest[SHA256_DIGEST_LENGTH];
+	gw_connid_key_t key;
+	ssize_t n;
+	size_t len = 0;
+	int fd, rc = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "--cluster-secret-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	/* A trailing newline from an editor or `echo` is not part of it. */
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
+		len--;
+	if (len < SECRET_MIN || len > SECRET_MAX) {
+		snprintf(err, errlen, "--cluster-secret-file %s: expected %d to %d bytes "
+			 "(e.g. `openssl rand -hex 32 > FILE`), found %zu", path, SECRET_MIN,
+			 SECRET_MAX, len);
+		goto done;
+	}
+	/* Any length in, the ID key's 16 bytes out, the same on every node. */
+	SHA256(buf, len, digest);
+	memcpy(key.k, digest, sizeof(key.k));
+	if (gw_connid_set_process_key(&key)) {
+		snprintf(err, errlen, "--cluster-secret-file: the ID key is already in use");
+		goto done;
+	}
+	rc = 0;
+done:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	OPENSSL_cleanse(digest, sizeof(digest));
+	OPENSSL_cleanse(&key, sizeof(key));
+	return rc;
+}
+
+/* --- the sender thread's queue --- */
+
+static struct out_msg *out_new(const char *subject, size_t len)
+{
+	struct out_msg *m = malloc(sizeof(*m) + len);
+
+	if (!m)
+		abort();
+	m->next = NULL;
+	snprintf(m->subject, sizeof(m->subject), "%s", subject);
+	m->reply[0] = '\0';
+	m->len = len;
+	return m;
+}
+
+/* Under the lock. */
+static void out_push(struct out_msg *m)
+{
+	if (cl.out_tail)
+		cl.out_tail->next = m;
+	else
+		cl.out_head = m;
+	cl.out_tail = m;
+	pthread_cond_signal(&cl.cond);
+}
+
+static void out_enqueue(struct out_msg *m)
+{
+	pthread_mutex_lock(&cl.lock);
+	if (cl.stopping) {
+		pthread_mutex_unlock(&cl.lock);
+		free(m);
+		return;
+	}
+	out_push(m);
+	pthread_mutex_unlock(&cl.lock);
+}
+
+static void reply_status(const char *reply, int status, const void *body, size_t len)
+{
+	struct out_msg *m = out_new(reply, 3 + len);
+	char digits[4];
+
+	snprintf(digits, sizeof(digits), "%03d", status);
+	memcpy(m->data, digits, 3);
+	if (len)
+		memcpy(m->data + 3, body, len);
+	out_enqueue(m);
+}
+
+/* Under the lock. */
+static void waiting_unlink(struct waiting *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		cl.w_head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		cl.w_tail = w->prev;
+	w->next = w->prev = NULL;
+}
+
+/* --- results, back to the sender's loop --- */
+
+/* The owner's status, with AWS's error type and message for it. */
+static void set_result(gw_op_t *op, int status)
+{
+	op->status = status;
+	op->error_type = NULL;
+	op->message = NULL;
+	switch (status) {
+	case 200:
+	case 204:
+		break;
+	case 403:
+		op->error_type = "ForbiddenException";
+		op->message = "Forbidden";
+		break;
+	case 410:
+		op->error_type = "GoneException";
+		break;
+	case 413:
+		op->error_type = "PayloadTooLargeException";
+		op->message = "Message is larger than the maximum message size";
+		break;
+	case 429:
+		op->error_type = "LimitExceededException";
+		op->message = "The client side buffer is full";
+		break;
+	case 405:
+		op->error_type = "MethodNotAllowedException";
+		op->message = "Method Not Allowed";
+		break;
+	default:
+		op->status = 500;
+		op->error_type = "InternalServerErrorException";
+		op->message = "Internal server error";
+	}
+}
+
+static void answer(gw_op_t *op, int status, const void *body, size_t len)
+{
+	set_result(op, status);
+	gw_buf_reset(&op->data);
+	if (len && op->status == 200)
+		gw_buf_append(&op->data, body, len);
+	op->is_reply = 1;
+	gw_worker_post(cl.sh->workers[op->from], &op->list);
+}
+
+/* --- the sender thread --- */
+
+static void log_publish_error(natsStatus s)
+{
+	gw_log_limited(GW_LOG_WARN, 5000, "cluster: cannot publish to NATS: %s",
+		       natsStatus_GetText(s));
+}
+
+static void publish(struct out_msg *m)
+{
+	natsStatus s;
+
+	if (m->reply[0])
+		s = natsConnection_PublishRequest(cl.nc, m->subject, m->reply, m->data,
+						  (int)m->len);
+	else
+		s = natsConnection_Publish(cl.nc, m->subject, m->data, (int)m->len);
+	/* A lost request times out into a 410; a lost reply likewise at the
+	 * sender. */
+	if (s != NATS_OK)
+		log_publish_error(s);
+}
+
+static void wait_for_work(void)
+{
+	struct timespec ts;
+	uint64_t wait_ms = 1000, now = gw_now_ms();
+
+	if (cl.w_head)
+		wait_ms = cl.w_head->deadline > now ? cl.w_head->deadline - now : 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(wait_ms / 1000);
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&cl.cond, &cl.lock, &ts);
+}
+
+static void *sender_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&cl.lock);
+	while (!cl.stopping) {
+		struct out_msg *batch = cl.out_head, *m;
+		struct waiting *expired = NULL, *w;
+		uint64_t now = gw_now_ms();
+
+		cl.out_head = cl.out_tail = NULL;
+		while (cl.w_head && cl.w_head->deadline <= now) {
+			w = cl.w_head;
+			waiting_unlink(w);
+			w->next = expired;
+			expired = w;
+		}
+		if (!batch && !expired) {
+			wait_for_work();
+			continue;
+		}
+		pthread_mutex_unlock(&cl.lock);
+		while ((m = batch)) {
+			batch = m->next;
+			publish(m);
+			free(m);
+		}
+		/* The owner did not answer in time: gone, as far as anyone can tell. */
+		while ((w = expired)) {
+			expired = w->next;
+			answer(w->op, 410, NULL, 0);
+			free(w);
+		}
+		pthread_mutex_lock(&cl.lock);
+	}
+	pthread_mutex_unlock(&cl.lock);
+	return NULL;
+}
+
+/* --- the sender's side --- */
+
+int gw_cluster_forward(gw_gateway_t *gw, gw_op_t *op)
+{
+	char subject[SUBJECT_MAX];
+	struct out_msg *m;
+	struct waiting *w;
+
+	(void)gw;
+	if (!cl.on || node_subject(subject, sizeof(subject), op->target.node))
+		return -1;
+	m = out_new(subject, 1 + GW_CONNID_LEN + op->data.len);
+	m->data[0] = (unsigned char)op->kind;
+	memcpy(m->data + 1, op->id, GW_CONNID_LEN);
+	if (op->data.len)
+		memcpy(m->data + 1 + GW_CONNID_LEN, op->data.data, op->data.len);
+	gw_buf_dispose(&op->data);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		abort();
+	w->op = op;
+	pthread_mutex_lock(&cl.lock);
+	if (cl.stopping) {
+		pthread_mutex_unlock(&cl.lock);
+		free(m);
+		free(w);
+		return -1;
+	}
+	w->seq = ++cl.next_seq;
+	w->deadline = gw_now_ms() + (uint64_t)cl.timeout_ms;
+	snprintf(m->reply, sizeof(m->reply), "%s.%llu", cl.inbox, (unsigned long long)w->seq);
+	w->prev = cl.w_tail;
+	if (cl.w_tail)
+		cl.w_tail->next = w;
+	else
+		cl.w_head = w;
+	cl.w_tail = w;
+	out_push(m);
+	pthread_mutex_unlock(&cl.lock);
+	return 0;
+}
+
+/* A NATS thread: the owner's answer (or NATS's "no responders": the
+ * owner has left). A reply after the deadline finds nothing. */
+static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	const char *subject = natsMsg_GetSubject(msg), *dot = strrchr(subject, '.');
+	const unsigned char *data = (const unsigned char *)natsMsg_GetData(msg);
+	int len = natsMsg_GetDataLength(msg), status = 410;
+	unsigned long long seq = dot ? strtoull(dot + 1, NULL, 10) : 0;
+	struct waiting *w;
+
+	(void)nc;
+	(void)sub;
+	(void)closure;
+	pthread_mutex_lock(&cl.lock);
+	for (w = cl.w_head; w && w->seq != seq; w = w->next)
+		;
+	if (w)
+		waiting_unlink(w);
+	pthread_mutex_unlock(&cl.lock);
+	if (!w)
+		goto done;
+	if (!natsMsg_IsNoResponders(msg) && len >= 3 && data[0] >= '1' && data[0] <= '9' &&
+	    data[1] >= '0' && data[1] <= '9' && data[2] >= '0' && data[2] <= '9') {
+		status = (data[0] - '0') * 100 + (data[1] - '0') * 10 + (data[2] - '0');
+		answer(w->op, status, data + 3, (size_t)len - 3);
+	} else {
+		answer(w->op, status, NULL, 0);
+	}
+	free(w);
+done:
+	natsMsg_Destroy(msg);
+}
+
+/* --- the owner's side --- */
+
+/* A NATS thread: an operation for one of this node's connections, handed
+ * to the loop that owns it; its result goes back by gw_cluster_reply. */
+static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	const char *data = natsMsg_GetData(msg), *reply = natsMsg_GetReply(msg);
+	int len = natsMsg_GetDataLength(msg);
+	gw_op_t *op;
+
+	(void)nc;
+	(void)sub;
+	(void)closure;
+	if (!reply || !reply[0] || len < 1)
+		goto done;
+	if (data[0] == OP_PROBE) {
+		reply_status(reply, 200, NULL, 0);
+		goto done;
+	}
+	/* The sender checked the MAC; so does the owner, whoever sent it. */
+	op = len >= 1 + GW_CONNID_LEN
+		     ? gw_op_create((enum gw_op_kind)(unsigned char)data[0], data + 1, GW_CONNID_LEN)
+		     : NULL;
+	if (!op || op->target.node != cl.self || op->target.loop >= cl.sh->n_workers) {
+		gw_op_destroy(op);
+		reply_status(reply, 410, NULL, 0);
+		goto done;
+	}
+	op->remote = strdup(reply);
+	if (!op->remote)
+		abort();
+	if (len > 1 + GW_CONNID_LEN)
+		gw_buf_append(&op->data, data + 1 + GW_CONNID_LEN,
+			      (size_t)len - 1 - GW_CONNID_LEN);
+	op->from = op->target.loop;
+	op->is_reply = 0;
+	gw_worker_post(cl.sh->workers[op->target.loop], &op->list);
+done:
+	natsMsg_Destroy(msg);
+}
+
+void gw_cluster_reply(gw_gateway_t *gw, gw_op_t *op)
+{
+	(void)gw;
+	if (cl.on)
+		reply_status(op->remote, op->status, op->data.data,
+			     op->status == 200 ? op->data.len : 0);
+	gw_op_destroy(op);
+}
+
+/* --- start and stop --- */
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	(void)closure;
+	if (__atomic_load_n(&cl.leaving, __ATOMIC_ACQUIRE))
+		return;
+	gw_log(GW_LOG_WARN, "cluster: lost NATS; reconnecting (operations for other "
+	       "nodes answer 410 meanwhile)");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	(void)closure;
+	gw_log(GW_LOG_INFO, "cluster: NATS reconnected");
+}
+
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus s,
+			   void *closure)
+{
+	(void)nc;
+	(void)sub;
+	(void)closure;
+	gw_log_limited(GW_LOG_WARN, 5000, "cluster: NATS: %s", natsStatus_GetText(s));
+}
+
+static int valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n >= sizeof(cl.name))
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+			return 0;
+	return 1;
+}
+
+static natsStatus make_options(natsOptions **out, const gw_cluster_opts_t *o)
+{
+	natsOptions *no = NULL;
+	natsStatus s = natsOptions_Create(&no);
+
+	if (s == NATS_OK)
+		s = natsOptions_SetURL(no, o->url);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(no, "wsgate");
+	/* Keep trying for ever: a NATS restart must not need a gateway
+	 * restart. Meanwhile publishes wait in the reconnect buffer, and time
+	 * out like any other. */
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(no, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(no, 250);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectBufSize(no, 8 << 20);
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(no, 2000);
+	if (s == NATS_OK)
+		s = natsOptions_SetPingInterval(no, 2000);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxPingsOut(no, 2);
+	if (s == NATS_OK && o->creds)
+		s = natsOptions_SetUserCredentialsFromFiles(no, o->creds, NULL);
+	if (s == NATS_OK && (o->ca || o->cert))
+		s = natsOptions_SetSecure(no, true);
+	if (s == NATS_OK && o->ca)
+		s = natsOptions_LoadCATrustedCertificates(no, o->ca);
+	if (s == NATS_OK && o->cert)
+		s = natsOptions_LoadCertificatesChain(no, o->cert, o->key ? o->key : o->cert);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(no, on_disconnected, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(no, on_reconnected, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(no, on_async_error, NULL);
+	if (s != NATS_OK)
+		natsOptions_Destroy(no);
+	else
+		*out = no;
+	return s;
+}
+
+/* 1: another node answers for id; 0: nobody does. */
+static int node_taken(uint32_t id)
+{
+	char subject[SUBJECT_MAX];
+	natsMsg *reply = NULL;
+	natsStatus s;
+
+	node_subject(subject, sizeof(subject), id);
+	s = natsConnection_Request(&reply, cl.nc, subject, "?", 1, PROBE_TIMEOUT_MS);
+	natsMsg_Destroy(reply);
+	return s != NATS_NO_RESPONDERS;
+}
+
+static int pick_node(int wanted, char *err, size_t errlen)
+{
+	if (wanted) {
+		if (node_taken((uint32_t)wanted)) {
+			snprintf(err, errlen, "--node-id %d: another node of cluster \"%s\" "
+				 "holds it (or does not answer)", wanted, cl.name);
+			return -1;
+		}
+		cl.self = (uint32_t)wanted;
+		return 0;
+	}
+	for (int i = 0; i < PROBE_TRIES; i++) {
+		unsigned char r;
+		uint32_t id;
+
+		if (RAND_bytes(&r, 1) != 1)
+			break;
+		id = 1 + r % 255;
+		if (!node_taken(id)) {
+			cl.self = id;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "no free node ID found in cluster \"%s\" (pass --node-id)",
+		 cl.name);
+	return -1;
+}
+
+static void nats_fail(char *err, size_t errlen, const char *what, natsStatus s)
+{
+	const char *last = nats_GetLastError(NULL);
+
+	snprintf(err, errlen, "cluster: %s: %s%s%s", what, natsStatus_GetText(s),
+		 last && last[0] ? ": " : "", last ? last : "");
+}
+
+int gw_cluster_start(gw_gateway_t *gw, const gw_cluster_opts_t *o, char *err, size_t errlen)
+{
+	char subject[SUBJECT_MAX], pattern[SUBJECT_MAX];
+	pthread_condattr_t ca;
+	natsOptions *no = NULL;
+	natsInbox *inbox = NULL;
+	natsStatus s;
+
+	if (!valid_name(o->name)) {
+		snprintf(err, errlen, "--cluster-name: expected letters, digits, '-' or '_' "
+			 "(at most %zu)", sizeof(cl.name) - 1);
+		return -1;
+	}
+	snprintf(cl.name, sizeof(cl.name), "%s", o->name);
+	cl.sh = gw->sh;
+	cl.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : GW_CLUSTER_DEFAULT_TIMEOUT_MS;
+	if (RAND_bytes((unsigned char *)&cl.epoch, sizeof(cl.epoch)) != 1) {
+		snprintf(err, errlen, "cluster: no random bytes for the ID epoch");
+		return -1;
+	}
+	s = make_options(&no, o);
+	if (s != NATS_OK) {
+		nats_fail(err, errlen, "NATS options", s);
+		return -1;
+	}
+	s = natsConnection_Connect(&cl.nc, no);
+	natsOptions_Destroy(no);
+	if (s != NATS_OK) {
+		nats_fail(err, errlen, o->url, s);
+		goto fail;
+	}
+	s = natsInbox_Create(&inbox);
+	if (s == NATS_OK) {
+		snprintf(cl.inbox, sizeof(cl.inbox), "%s", (const char *)inbox);
+		natsInbox_Destroy(inbox);
+		snprintf(pattern, sizeof(pattern), "%s.*", cl.inbox);
+		s = natsConnection_Subscribe(&cl.reply_sub, cl.nc, pattern, on_reply, NULL);
+	}
+	if (s != NATS_OK) {
+		nats_fail(err, errlen, "subscribe", s);
+		goto fail;
+	}
+	if (pick_node(o->node_id, err, errlen))
+		goto fail;
+	node_subject(subject, sizeof(subject), cl.self);
+	s = natsConnection_Subscribe(&cl.ops_sub, cl.nc, subject, on_op, NULL);
+	if (s == NATS_OK)
+		s = natsConnection_FlushTimeout(cl.nc, 2000);
+	if (s != NATS_OK) {
+		nats_fail(err, errlen, "subscribe", s);
+		goto fail;
+	}
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cl.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	cl.stopping = 0;
+	if (pthread_create(&cl.thread, NULL, sender_main, NULL)) {
+		snprintf(err, errlen, "cluster: cannot start a thread");
+		pthread_cond_destroy(&cl.cond);
+		goto fail;
+	}
+	cl.thread_started = 1;
+	cl.on = 1;
+	return 0;
+fail:
+	__atomic_store_n(&cl.leaving, 1, __ATOMIC_RELEASE);
+	cl.self = 0;
+	cl.epoch = 0;
+	natsSubscription_Destroy(cl.ops_sub);
+	natsSubscription_Destroy(cl.reply_sub);
+	cl.ops_sub = cl.reply_sub = NULL;
+	natsConnection_Destroy(cl.nc);
+	cl.nc = NULL;
+	nats_CloseAndWait(2000);
+	return -1;
+}
+
+void gw_cluster_stop(void)
+{
+	struct out_msg *m;
+	struct waiting *w;
+
+	if (!cl.on)
+		return;
+	pthread_mutex_lock(&cl.lock);
+	cl.stopping = 1;
+	pthread_cond_signal(&cl.cond);
+	pthread_mutex_unlock(&cl.lock);
+	if (cl.thread_started)
+		pthread_join(cl.thread, NULL);
+	cl.thread_started = 0;
+	/* No callback runs once the library has closed. */
+	__atomic_store_n(&cl.leaving, 1, __ATOMIC_RELEASE);
+	natsSubscription_Unsubscribe(cl.ops_sub);
+	natsSubscription_Unsubscribe(cl.reply_sub);
+	natsConnection_Close(cl.nc);
+	natsSubscription_Destroy(cl.ops_sub);
+	natsSubscription_Destroy(cl.reply_sub);
+	natsConnection_Destroy(cl.nc);
+	cl.ops_sub = cl.reply_sub = NULL;
+	cl.nc = NULL;
+	nats_CloseAndWait(2000);
+	cl.on = 0;
+	while ((m = cl.out_head)) {
+		cl.out_head = m->next;
+		free(m);
+	}
+	cl.out_tail = NULL;
+	while ((w = cl.w_head)) {
+		waiting_unlink(w);
+		gw_op_destroy(w->op);
+		free(w);
+	}
+	pthread_cond_destroy(&cl.cond);
+}

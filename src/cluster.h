@@ -1,0 +1,86 @@
+/* The cluster: several gateway nodes sharing one NATS server, so that the
+ * management API of any node serves every connection of the cluster. It
+ * is the bus's second transport (bus.h): an operation whose connection ID
+ * names another node travels there by NATS request/reply, runs on the
+ * owner's loop like any other, and its result comes back to the sender's
+ * loop through that loop's inbox.
+ *
+ * Subjects, under a cluster name (--cluster-name, default "wsgate"):
+ *   wsgate.<name>.node.<id>.op   operations for node <id> (request/reply)
+ *   wsgate.<name>.chan.<channel> reserved for channel fan-out (below)
+ *
+ * Wire format (NATS payloads, both ways small and binary-safe):
+ *   request: one byte, the operation (enum gw_op_kind, or '?' for "is this
+ *            node ID taken?"), the 24-character connection ID, the body
+ *   reply:   three ASCII digits, the HTTP status, then the body (GET's JSON)
+ *
+ * Threads: the NATS client's own threads receive, and one thread of this
+ * module publishes and times requests out; the event loops only take a
+ * mutex to hand over a message, never wait for NATS. An owner that does
+ * not answer within the timeout (killed, partitioned, NATS down) is
+ * answered 410, as a connection that is gone; an owner that has left
+ * (no subscriber: NATS answers "no responders") is 410 at once.
+ *
+ * Trust: every node holds the same ID secret (--cluster-secret-file), so
+ * any node verifies any ID's MAC before forwarding, and the owner checks it
+ * again. SigV4 (managementAuth) is checked once, at the node that received
+ * the HTTP request; NATS itself is the trust boundary between nodes
+ * (restrict it with credentials and TLS: --nats-creds, --nats-ca...).
+ *
+ * Hook for channels across nodes (not built yet): a publish on one node
+ * would go out once on wsgate.<name>.chan.<channel>; every node that has
+ * local members subscribes to that subject while it has any, and delivers
+ * to them on their loops. gw_cluster_subject() builds these names. */
+#ifndef GW_CLUSTER_H
+#define GW_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gw_gateway;
+struct gw_op;
+
+#define GW_CLUSTER_DEFAULT_TIMEOUT_MS 2000
+
+typedef struct gw_cluster_opts {
+	const char *url;         /* nats://HOST:PORT[,nats://...]; NULL: no cluster */
+	const char *name;        /* the cluster's subject prefix part (default "wsgate") */
+	const char *secret_file; /* the ID MAC secret, shared by every node */
+	const char *creds;       /* NATS user credentials file (JWT + NKey) */
+	const char *ca;          /* CA certificates that sign the NATS server's */
+	const char *cert, *key;  /* client certificate for NATS (mutual TLS) */
+	int node_id;             /* 1..255; 0: pick a free one */
+	int timeout_ms;          /* a forwarded operation's bound */
+} gw_cluster_opts_t;
+
+/* Before anything draws an ID: reads the secret file (at least 16 bytes,
+ * never logged) and makes it the process's ID key. 0, or -1 and err. */
+int gw_cluster_load_secret(const char *path, char *err, size_t errlen);
+
+/* Connects to NATS, settles the node ID (refusing one another node holds)
+ * and subscribes to this node's operations; before the loops run. 0, or -1
+ * and err. */
+int gw_cluster_start(struct gw_gateway *gw, const gw_cluster_opts_t *opts,
+		     char *err, size_t errlen);
+/* After the loops stopped: leaves NATS; operations still waiting for a
+ * reply are freed. */
+void gw_cluster_stop(void);
+
+/* This node's ID in connection IDs: 0 without a cluster. */
+uint32_t gw_cluster_self(void);
+/* XORed into each ID's generation: a node restarted under the same ID and
+ * secret does not name its new connections like the old ones (0 without
+ * a cluster, where the secret is new each run). */
+uint32_t gw_cluster_epoch(void);
+
+/* From the sender's loop: sends op to the node its ID names. 0: op->done
+ * will be called on this loop later; -1: no cluster (the caller answers). */
+int gw_cluster_forward(struct gw_gateway *gw, struct gw_op *op);
+/* From the owner's loop: op came from another node (op->remote); sends its
+ * result back and destroys it. */
+void gw_cluster_reply(struct gw_gateway *gw, struct gw_op *op);
+
+/* "wsgate.<name>.<what>" into out; -1 when it does not fit. */
+int gw_cluster_subject(char *out, size_t len, const char *what);
+
+#endif

@@ -1,0 +1,224 @@
+// Issue 13, "any node answers for any connection": three gateway nodes and
+// one nats-server on loopback. Management calls (the AWS SDK, unchanged) go
+// to a node that does not hold the connection and are forwarded over NATS.
+import {
+  ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand, DeleteConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+import {
+  test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage, waitClose,
+  postTo, getConn, sleep, waitUntil, withTimeout, runGateway,
+} from './helpers.mjs';
+
+const NATS_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
+const haveNats = spawnSync(NATS_BIN, ['--version']).status === 0;
+// In CI nats-server must be there (scripts/install-deps.sh installs it).
+const skip = !haveNats && !process.env.CI
+  ? `${NATS_BIN} not found (apt-get install nats-server, or scripts/install-deps.sh)` : false;
+if (!haveNats && process.env.CI) throw new Error(`${NATS_BIN} is missing in CI`);
+
+const TIMEOUT_MS = 1500; // --cluster-timeout
+
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** A nats-server on loopback; restartable on the same port. */
+async function startNats(port) {
+  port = port ?? await freePort();
+  const proc = spawn(NATS_BIN, ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const ready = new Promise((resolve, reject) => {
+    const check = (d) => { out += d; if (/Server is ready/.test(out)) resolve(); };
+    proc.stdout.on('data', check);
+    proc.stderr.on('data', check);
+    proc.on('exit', (code) => reject(new Error(`nats-server exited (${code}):\n${out}`)));
+  });
+  await withTimeout(ready, 10000, `nats-server to start\n${out}`);
+  const exited = new Promise((r) => proc.on('exit', r));
+  return {
+    port,
+    url: `nats://127.0.0.1:${port}`,
+    async stop() { proc.kill('SIGKILL'); await exited; },
+  };
+}
+
+function secretFile() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-secret-'));
+  const file = path.join(dir, 'secret');
+  writeFileSync(file, 'a cluster secret that is long enough\n', { mode: 0o600 });
+  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** nats + backend + n nodes, node i with --node-id i+1. */
+async function startCluster(t, n = 3) {
+  const nats = await startNats();
+  const secret = secretFile();
+  t.after(async () => { await nats.stop(); secret.remove(); });
+  const backend = await startBackend();
+  const nodes = [];
+  for (let i = 0; i < n; i++) {
+    nodes.push(await startGateway({
+      routes: makeApi(backend.url),
+      args: ['--nats', nats.url, '--cluster-secret-file', secret.file, '--node-id', String(i + 1),
+        '--cluster-timeout', String(TIMEOUT_MS), '--workers', '2'],
+    }));
+  }
+  return { nats, secret, backend, nodes };
+}
+
+function sdk(gw, stage = 'dev') {
+  return new ApiGatewayManagementApiClient({
+    endpoint: `${gw.mgmtUrl}/${stage}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+    maxAttempts: 1,
+  });
+}
+
+async function sdkStatus(promise) {
+  try {
+    await promise;
+    return 200;
+  } catch (e) {
+    return e.$metadata?.httpStatusCode ?? e.name;
+  }
+}
+
+test('cluster: POST, GET and DELETE through a node that does not hold the connection (AWS SDK)', { skip }, async (t) => {
+  const { backend, nodes } = await startCluster(t);
+  // One client per node; each is managed through the next node.
+  const clients = [];
+  for (const gw of nodes) clients.push(await connectWithId(gw, backend));
+  for (let i = 0; i < nodes.length; i++) {
+    const { ws, id } = clients[i];
+    const via = sdk(nodes[(i + 1) % nodes.length]);
+    await via.send(new PostToConnectionCommand({ ConnectionId: id, Data: Buffer.from(`hello ${i}`) }));
+    assert.equal((await nextMessage(ws)).data, `hello ${i}`);
+    const rec = await via.send(new GetConnectionCommand({ ConnectionId: id }));
+    assert.ok(rec.ConnectedAt instanceof Date);
+    assert.equal(rec.Identity.SourceIp, '127.0.0.1');
+    assert.ok(rec.LastActiveAt instanceof Date);
+  }
+  // A binary-safe body of some size crosses intact.
+  const big = 'x'.repeat(100000) + '\u00e9\u2713';
+  await sdk(nodes[2]).send(new PostToConnectionCommand({ ConnectionId: clients[0].id, Data: Buffer.from(big) }));
+  assert.equal((await nextMessage(clients[0].ws)).data, big);
+  // Too large for the API: the same 413 as from the owner.
+  const tooLarge = await postTo(nodes[1], clients[0].id, 'y'.repeat(131073));
+  assert.equal(tooLarge.status, 413);
+
+  // DELETE through node 3 closes node 1's client; $disconnect fires once.
+  const { ws, id } = clients[0];
+  const closed = waitClose(ws);
+  await sdk(nodes[2]).send(new DeleteConnectionCommand({ ConnectionId: id }));
+  await closed;
+  await backend.waitForEvent('DISCONNECT', id);
+  await sleep(300);
+  assert.equal(backend.eventsOf('DISCONNECT', id).length, 1, 'one $disconnect');
+  // Gone now, whichever node is asked.
+  for (const gw of nodes) {
+    assert.equal(await sdkStatus(sdk(gw).send(new PostToConnectionCommand({ ConnectionId: id, Data: Buffer.from('x') }))), 410);
+    assert.equal((await getConn(gw, id)).status, 410);
+  }
+  // A forged ID is refused by the receiving node, without a trip.
+  const forged = id.slice(0, 20) + (id[20] === 'A' ? 'B' : 'A') + id.slice(21);
+  assert.equal((await postTo(nodes[1], forged, 'x')).status, 410);
+  // A stage of another API: 403 at the receiving node.
+  assert.equal(await sdkStatus(sdk(nodes[1], 'prod').send(new PostToConnectionCommand({ ConnectionId: clients[1].id, Data: Buffer.from('x') }))), 403);
+});
+
+test('cluster: a node killed with SIGKILL: posts to its connections get 410 within the timeout; the others keep serving', { skip }, async (t) => {
+  const { backend, nodes } = await startCluster(t);
+  const c1 = await connectWithId(nodes[0], backend);
+  const c3 = await connectWithId(nodes[2], backend);
+  await nodes[2].stop('SIGKILL');
+  for (let i = 0; i < 3; i++) {
+    const t0 = Date.now();
+    const res = await postTo(nodes[1], c3.id, 'to a dead node', { timeoutMs: TIMEOUT_MS + 3000 });
+    const took = Date.now() - t0;
+    assert.equal(res.status, 410);
+    assert.ok(took < TIMEOUT_MS + 1000, `410 after ${took} ms (timeout ${TIMEOUT_MS})`);
+  }
+  // The other nodes still serve, each other's connections included.
+  assert.equal((await postTo(nodes[1], c1.id, 'still here')).status, 200);
+  assert.equal((await nextMessage(c1.ws)).data, 'still here');
+  const c2 = await connectWithId(nodes[1], backend);
+  assert.equal((await postTo(nodes[0], c2.id, 'new one')).status, 200);
+  assert.equal((await nextMessage(c2.ws)).data, 'new one');
+});
+
+test('cluster: a node stopped with SIGTERM: posts to its connections get 410', { skip }, async (t) => {
+  const { backend, nodes } = await startCluster(t, 2);
+  const c2 = await connectWithId(nodes[1], backend);
+  await nodes[1].stop('SIGTERM');
+  const t0 = Date.now();
+  const res = await postTo(nodes[0], c2.id, 'to a stopped node');
+  assert.equal(res.status, 410);
+  assert.ok(Date.now() - t0 < TIMEOUT_MS + 1000);
+});
+
+test('cluster: NATS restarted, the cluster recovers without restarting the gateways', { skip }, async (t) => {
+  const { nats, backend, nodes } = await startCluster(t, 2);
+  const c2 = await connectWithId(nodes[1], backend);
+  assert.equal((await postTo(nodes[0], c2.id, 'before')).status, 200);
+  assert.equal((await nextMessage(c2.ws)).data, 'before');
+  await nats.stop();
+  // Meanwhile: a bounded 410, never a hang.
+  const t0 = Date.now();
+  assert.equal((await postTo(nodes[0], c2.id, 'during', { timeoutMs: TIMEOUT_MS + 3000 })).status, 410);
+  assert.ok(Date.now() - t0 < TIMEOUT_MS + 1000);
+  const again = await startNats(nats.port);
+  t.after(() => again.stop());
+  // Each node reconnects and subscribes again on its own.
+  await waitUntil(async () => (await postTo(nodes[0], c2.id, 'after')).status === 200, 15000, 'a cross-node post after the NATS restart');
+  let m;
+  do m = await nextMessage(c2.ws); while (m.data !== 'after');
+  // The local path never depended on NATS.
+  assert.equal((await postTo(nodes[1], c2.id, 'local')).status, 200);
+});
+
+test('cluster: options: --nats needs the shared secret, a taken node ID is refused, a generated one is printed', { skip }, async (t) => {
+  const nats = await startNats();
+  const secret = secretFile();
+  t.after(async () => { await nats.stop(); secret.remove(); });
+  const backend = await startBackend();
+  let r = await runGateway(['--nats', nats.url, '--check', '--routes', '/nonexistent']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--cluster-secret-file/);
+  r = await runGateway(['--node-id', '3']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /need --nats/);
+  const short = path.join(path.dirname(secret.file), 'short');
+  writeFileSync(short, 'short');
+  r = await runGateway(['--nats', nats.url, '--cluster-secret-file', short]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /16 to 4096 bytes/);
+  assert.doesNotMatch(r.stderr, /short\n/);
+
+  const args = ['--nats', nats.url, '--cluster-secret-file', secret.file];
+  const a = await startGateway({ routes: makeApi(backend.url), args: [...args, '--node-id', '7'] });
+  assert.match(a.output(), /cluster "default" node 7 over NATS/);
+  const data = mkdtempSync(path.join(tmpdir(), 'wsgate-data-'));
+  t.after(() => rmSync(data, { recursive: true, force: true }));
+  r = await runGateway(['--routes', a.routesDir, '--listen', '127.0.0.1:0', '--mgmt-listen', '127.0.0.1:0',
+    '--data', data, ...args, '--node-id', '7']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--node-id 7: another node of cluster "default" holds it/);
+  const b = await startGateway({ routes: makeApi(backend.url), args });
+  const node = Number(/cluster "default" node (\d+) over NATS/.exec(b.output())[1]);
+  assert.ok(node >= 1 && node <= 255 && node !== 7, `generated node ${node}`);
+  assert.doesNotMatch(a.output() + b.output(), /long enough/, 'the secret is never logged');
+  // The generated node serves and is served.
+  const cb = await connectWithId(b, backend);
+  assert.equal((await postTo(a, cb.id, 'via 7')).status, 200);
+  assert.equal((await nextMessage(cb.ws)).data, 'via 7');
+});
