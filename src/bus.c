@@ -36,6 +36,7 @@ gw_op_t *gw_op_create_loop(enum gw_op_kind kind, uint32_t loop)
 	if (!op)
 		abort();
 	op->kind = kind;
+	op->target.node = gw_cluster_self(); /* this node's loops */
 	op->target.loop = loop;
 	gw_buf_init(&op->data);
 	return op;

@@ -204,36 +204,43 @@ static void waiting_unlink(struct waiting *w)
 
 /* --- results, back to the sender's loop --- */
 
-/* The owner's status, with AWS's error type and message for it. */
-static void set_result(gw_op_t *op, int status)
+/* The owner's result crosses as text; the sender's op holds static
+ * strings, so the text is matched against those the bus answers with. */
+static const char *const known_types[] = {
+	"GoneException", "PayloadTooLargeException", "LimitExceededException",
+	"BadRequestException", "ForbiddenException", "MethodNotAllowedException",
+};
+static const char *const known_messages[] = {
+	"Message is larger than the maximum message size",
+	"The client side buffer is full",
+	"The connection is a member of too many channels",
+	"Invalid channel name",
+	"Forbidden",
+	"Method Not Allowed",
+};
+
+static const char *intern(const char *const *known, size_t n, const char *s, size_t len)
 {
+	for (size_t i = 0; i < n; i++)
+		if (strlen(known[i]) == len && !memcmp(known[i], s, len))
+			return known[i];
+	return NULL;
+}
+
+/* An error's body on the wire: "TYPE\nMESSAGE". */
+static void set_error(gw_op_t *op, int status, const char *body, size_t len)
+{
+	const char *nl = memchr(body, '\n', len);
+	size_t tlen = nl ? (size_t)(nl - body) : len;
+
 	op->status = status;
-	op->error_type = NULL;
-	op->message = NULL;
-	switch (status) {
-	case 200:
-	case 204:
-		break;
-	case 403:
-		op->error_type = "ForbiddenException";
-		op->message = "Forbidden";
-		break;
-	case 410:
-		op->error_type = "GoneException";
-		break;
-	case 413:
-		op->error_type = "PayloadTooLargeException";
-		op->message = "Message is larger than the maximum message size";
-		break;
-	case 429:
-		op->error_type = "LimitExceededException";
-		op->message = "The client side buffer is full";
-		break;
-	case 405:
-		op->error_type = "MethodNotAllowedException";
-		op->message = "Method Not Allowed";
-		break;
-	default:
+	op->error_type = intern(known_types, sizeof(known_types) / sizeof(*known_types),
+				body, tlen);
+	op->message = nl ? intern(known_messages,
+				  sizeof(known_messages) / sizeof(*known_messages), nl + 1,
+				  len - tlen - 1)
+			 : NULL;
+	if (!op->error_type) {
 		op->status = 500;
 		op->error_type = "InternalServerErrorException";
 		op->message = "Internal server error";
@@ -242,10 +249,17 @@ static void set_result(gw_op_t *op, int status)
 
 static void answer(gw_op_t *op, int status, const void *body, size_t len)
 {
-	set_result(op, status);
 	gw_buf_reset(&op->data);
-	if (len && op->status == 200)
-		gw_buf_append(&op->data, body, len);
+	if (status < 300) {
+		op->status = status;
+		op->error_type = op->message = NULL;
+		if (len)
+			gw_buf_append(&op->data, body, len);
+	} else if (status == 410 && !len) {
+		set_error(op, 410, "GoneException", strlen("GoneException"));
+	} else {
+		set_error(op, status, body, len);
+	}
 	op->is_reply = 1;
 	gw_worker_post(cl.sh->workers[op->from], &op->list);
 }
@@ -339,6 +353,11 @@ int gw_cluster_forward(gw_gateway_t *gw, gw_op_t *op)
 	(void)gw;
 	if (!cl.on || node_subject(subject, sizeof(subject), op->target.node))
 		return -1;
+	/* JOIN and LEAVE have no body: the channel's name travels in its place. */
+	if (op->kind == GW_OP_JOIN || op->kind == GW_OP_LEAVE) {
+		gw_buf_reset(&op->data);
+		gw_buf_append_str(&op->data, op->channel);
+	}
 	m = out_new(subject, 1 + GW_CONNID_LEN + op->data.len);
 	m->data[0] = (unsigned char)op->kind;
 	memcpy(m->data + 1, op->id, GW_CONNID_LEN);
@@ -409,8 +428,9 @@ done:
  * to the loop that owns it; its result goes back by gw_cluster_reply. */
 static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-	const char *data = natsMsg_GetData(msg), *reply = natsMsg_GetReply(msg);
+	const char *data = natsMsg_GetData(msg), *reply = natsMsg_GetReply(msg), *body;
 	int len = natsMsg_GetDataLength(msg);
+	size_t blen;
 	gw_op_t *op;
 
 	(void)nc;
@@ -434,9 +454,17 @@ static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void 
 	op->remote = strdup(reply);
 	if (!op->remote)
 		abort();
-	if (len > 1 + GW_CONNID_LEN)
-		gw_buf_append(&op->data, data + 1 + GW_CONNID_LEN,
-			      (size_t)len - 1 - GW_CONNID_LEN);
+	body = data + 1 + GW_CONNID_LEN;
+	blen = (size_t)len - 1 - GW_CONNID_LEN;
+	if (op->kind == GW_OP_JOIN || op->kind == GW_OP_LEAVE) {
+		/* A name too long for the field is cut, then refused by the loop. */
+		if (blen >= sizeof(op->channel))
+			blen = sizeof(op->channel) - 1;
+		memcpy(op->channel, body, blen);
+		op->channel[blen] = '\0';
+	} else if (blen) {
+		gw_buf_append(&op->data, body, blen);
+	}
 	op->from = op->target.loop;
 	op->is_reply = 0;
 	gw_worker_post(cl.sh->workers[op->target.loop], &op->list);
@@ -447,9 +475,20 @@ done:
 void gw_cluster_reply(gw_gateway_t *gw, gw_op_t *op)
 {
 	(void)gw;
-	if (cl.on)
-		reply_status(op->remote, op->status, op->data.data,
-			     op->status == 200 ? op->data.len : 0);
+	if (!cl.on)
+		goto done;
+	if (op->status < 300) {
+		reply_status(op->remote, op->status, op->data.data, op->data.len);
+	} else {
+		gw_buf_reset(&op->data);
+		gw_buf_append_str(&op->data, op->error_type ? op->error_type : "");
+		if (op->message) {
+			gw_buf_append_char(&op->data, '\n');
+			gw_buf_append_str(&op->data, op->message);
+		}
+		reply_status(op->remote, op->status, op->data.data, op->data.len);
+	}
+done:
 	gw_op_destroy(op);
 }
 

@@ -5,14 +5,19 @@
  * owner's loop like any other, and its result comes back to the sender's
  * loop through that loop's inbox.
  *
- * Subjects, under a cluster name (--cluster-name, default "wsgate"):
+ * Subjects, under a cluster name (--cluster-name, default "default"):
  *   wsgate.<name>.node.<id>.op   operations for node <id> (request/reply)
  *   wsgate.<name>.chan.<channel> reserved for channel fan-out (below)
  *
- * Wire format (NATS payloads, both ways small and binary-safe):
+ * Wire format (NATS payloads, binary-safe):
  *   request: one byte, the operation (enum gw_op_kind, or '?' for "is this
  *            node ID taken?"), the 24-character connection ID, the body
- *   reply:   three ASCII digits, the HTTP status, then the body (GET's JSON)
+ *            (POST: the message; JOIN/LEAVE: the channel's name)
+ *   reply:   three ASCII digits, the HTTP status, then for 2xx the body
+ *            (GET's JSON), for errors "ERRORTYPE\nMESSAGE"
+ * Operations that name a connection cross (POST, GET, DELETE, JOIN,
+ * LEAVE, and so each ID of a batch post); those that name a loop
+ * (publish, broadcast, count, list) stay on this node for now.
  *
  * Threads: the NATS client's own threads receive, and one thread of this
  * module publishes and times requests out; the event loops only take a
