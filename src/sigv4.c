@@ -595,12 +595,57 @@ static void signing_key(const gw_sigv4_t *v, const char *secret, size_t secret_l
 	hmac(key, 32, "aws4_request", 12, key);
 }
 
+/* The signature of candidate i under an already derived key. */
+static void sign_with_key(const gw_sigv4_t *v, size_t i, const unsigned char key[32],
+			  const char *payload_hex, gw_buf_t *creq, gw_buf_t *sts, char out[65])
+{
+	unsigned char mac[32];
+	char creq_hex[65];
+
+	gw_buf_reset(creq);
+	gw_buf_reset(sts);
+	gw_sigv4_canonical_request(v, i, payload_hex, creq);
+	gw_sigv4_sha256_hex(creq->data, creq->len, creq_hex);
+	gw_buf_append_str(sts, ALGORITHM "\n");
+	gw_buf_append_str(sts, v->amz_date);
+	gw_buf_append_char(sts, '\n');
+	gw_buf_append_str(sts, v->date);
+	gw_buf_append_char(sts, '/');
+	gw_buf_append_str(sts, v->region);
+	gw_buf_append_char(sts, '/');
+	gw_buf_append_str(sts, v->service);
+	gw_buf_append_str(sts, "/aws4_request\n");
+	gw_buf_append_str(sts, creq_hex);
+	hmac(key, 32, sts->data, sts->len, mac);
+	hex(mac, 32, out);
+}
+
+void gw_sigv4_signature(const gw_sigv4_t *v, size_t i, const char *secret, size_t secret_len,
+			const char *payload_hex, char out[65])
+{
+	unsigned char key[32];
+	gw_buf_t creq, sts;
+
+	signing_key(v, secret, secret_len, key);
+	gw_buf_init(&creq);
+	gw_buf_init(&sts);
+	sign_with_key(v, i, key, payload_hex, &creq, &sts, out);
+	OPENSSL_cleanse(key, sizeof(key));
+	gw_buf_dispose(&creq);
+	gw_buf_dispose(&sts);
+}
+
+void gw_sigv4_uri_encode(gw_buf_t *out, const char *s, size_t n, int literal_pchars)
+{
+	encode(out, s, n, literal_pchars ? pchar_literal : unreserved);
+}
+
 enum gw_sigv4_status gw_sigv4_finish(gw_sigv4_t *v, const char *secret, size_t secret_len,
 				     const void *body, size_t body_len, char *why,
 				     size_t why_len)
 {
-	unsigned char key[32], mac[32];
-	char body_hex[65], creq_hex[65], sig[65];
+	unsigned char key[32];
+	char body_hex[65], sig[65];
 	enum gw_sigv4_status st = GW_SIGV4_MISMATCH;
 	gw_buf_t creq, sts;
 
@@ -615,22 +660,7 @@ enum gw_sigv4_status gw_sigv4_finish(gw_sigv4_t *v, const char *secret, size_t s
 	gw_buf_init(&creq);
 	gw_buf_init(&sts);
 	for (size_t i = 0; i < v->n_uris && st; i++) {
-		gw_buf_reset(&creq);
-		gw_buf_reset(&sts);
-		gw_sigv4_canonical_request(v, i, body_hex, &creq);
-		gw_sigv4_sha256_hex(creq.data, creq.len, creq_hex);
-		gw_buf_append_str(&sts, ALGORITHM "\n");
-		gw_buf_append_str(&sts, v->amz_date);
-		gw_buf_append_char(&sts, '\n');
-		gw_buf_append_str(&sts, v->date);
-		gw_buf_append_char(&sts, '/');
-		gw_buf_append_str(&sts, v->region);
-		gw_buf_append_char(&sts, '/');
-		gw_buf_append_str(&sts, v->service);
-		gw_buf_append_str(&sts, "/aws4_request\n");
-		gw_buf_append_str(&sts, creq_hex);
-		hmac(key, 32, sts.data, sts.len, mac);
-		hex(mac, 32, sig);
+		sign_with_key(v, i, key, body_hex, &creq, &sts, sig);
 		if (!CRYPTO_memcmp(sig, v->signature, 64))
 			st = GW_SIGV4_OK;
 	}

@@ -91,6 +91,18 @@ enum gw_sigv4_status gw_sigv4_finish(gw_sigv4_t *v, const char *secret, size_t s
 void gw_sigv4_canonical_request(const gw_sigv4_t *v, size_t i, const char *payload_hex,
 				gw_buf_t *out);
 
+/* The signer's half: the signature of candidate i for a payload hash
+ * under secret, lowercase hex in out[65]. A client signs its own request
+ * by running it through gw_sigv4_begin with a placeholder signature, so
+ * both ends canonicalise with this one code (clients/libwsgate). */
+void gw_sigv4_signature(const gw_sigv4_t *v, size_t i, const char *secret, size_t secret_len,
+			const char *payload_hex, char out[65]);
+
+/* AWS's UriEncode of s: unreserved characters kept, the rest escaped; with
+ * literal_pchars, RFC 3986 pchars and UTF-8 kept too (a path segment as
+ * the SDKs send it, which is candidate 0's form). */
+void gw_sigv4_uri_encode(gw_buf_t *out, const char *s, size_t n, int literal_pchars);
+
 /* Lowercase hex SHA-256 of data, in out[65]. */
 void gw_sigv4_sha256_hex(const void *data, size_t len, char out[65]);
 
