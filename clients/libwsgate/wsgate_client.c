@@ -64,6 +64,7 @@ struct wsgate_req {
 	size_t sent;
 	gw_resp_t *resp;
 	int last_error;
+	char url[512]; /* for messages: the URL this request goes to */
 	wsgate_response_t res;
 };
 
@@ -511,11 +512,9 @@ static void close_fd(wsgate_req_t *r)
 }
 
 /* Starts a connect to the next address; AGAIN, or CONNECT when none is
- * left. */
-static int connect_next(wsgate_req_t *r)
+ * left (saved: why the previous address failed). */
+static int connect_next(wsgate_req_t *r, int saved)
 {
-	int saved = 0;
-
 	close_fd(r);
 	while (r->next_addr) {
 		struct addrinfo *ai = r->next_addr;
@@ -538,8 +537,8 @@ static int connect_next(wsgate_req_t *r)
 		saved = errno;
 		close_fd(r);
 	}
-	return fail(r, WSGATE_ERR_CONNECT, "Could not connect to the endpoint URL: %s:%s (%s)",
-		    r->c->host, r->c->port, strerror(saved ? saved : ECONNREFUSED));
+	return fail(r, WSGATE_ERR_CONNECT, "Could not connect to the endpoint URL: \"%s\" (%s)",
+		    r->url, strerror(saved ? saved : ECONNREFUSED));
 }
 
 static SSL_CTX *client_ctx(wsgate_client_t *c, char *why, size_t why_len)
@@ -600,15 +599,8 @@ static int step_connect(wsgate_req_t *r)
 	/* Called early (a spurious wake-up): still connecting. */
 	if (poll(&pfd, 1, 0) == 0)
 		return WSGATE_AGAIN;
-	if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
-		int rc = connect_next(r);
-
-		if (rc != WSGATE_AGAIN && err)
-			snprintf(r->res.error, sizeof(r->res.error),
-				 "Could not connect to the endpoint URL: %s:%s (%s)", r->c->host,
-				 r->c->port, strerror(err));
-		return rc;
-	}
+	if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
+		return connect_next(r, err ? err : errno);
 	if (r->c->tls)
 		return tls_begin(r);
 	r->state = S_SEND;
@@ -654,6 +646,18 @@ static int step_tls(wsgate_req_t *r)
 	return WSGATE_OK;
 }
 
+/* A failed send or recv: wait for `events` when it would block, else the
+ * request has failed. */
+static int sock_error(wsgate_req_t *r, int events)
+{
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+		r->events = events;
+		return WSGATE_AGAIN;
+	}
+	return fail(r, WSGATE_ERR_IO, "Connection was closed before we received a valid "
+		    "response from endpoint URL: \"%s\" (%s)", r->url, strerror(errno));
+}
+
 static int step_send(wsgate_req_t *r)
 {
 	while (r->sent < r->out.len) {
@@ -667,14 +671,8 @@ static int step_send(wsgate_req_t *r)
 				return tls_want(r, (int)n, "sending");
 		} else {
 			n = send(r->fd, r->out.data + r->sent, left, MSG_NOSIGNAL);
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-				r->events = POLLOUT;
-				return WSGATE_AGAIN;
-			}
 			if (n < 0)
-				return fail(r, WSGATE_ERR_IO, "Connection was closed before we "
-					    "received a valid response from endpoint URL (%s)",
-					    strerror(errno));
+				return sock_error(r, POLLOUT);
 		}
 		r->sent += (size_t)n;
 	}
@@ -748,14 +746,8 @@ static int step_recv(wsgate_req_t *r)
 			}
 		} else {
 			n = recv(r->fd, buf, sizeof(buf), 0);
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-				r->events = POLLIN;
-				return WSGATE_AGAIN;
-			}
 			if (n < 0)
-				return fail(r, WSGATE_ERR_IO, "Connection was closed before we "
-					    "received a valid response from endpoint URL (%s)",
-					    strerror(errno));
+				return sock_error(r, POLLIN);
 		}
 		st = gw_resp_feed(r->resp, buf, (size_t)n, &extra);
 		if (st == GW_RESP_DONE)
@@ -807,15 +799,23 @@ int wsgate_req_start(wsgate_client_t *c, const wsgate_call_t *call, wsgate_req_t
 		return fail(r, WSGATE_ERR_ARG, "invalid call");
 	if ((rc = build(c, call, (long long)time(NULL), &r->out)))
 		return fail(r, rc, "cannot sign the request: check the access key and region");
+	/* "https://host:port" + the request line's target. */
+	{
+		const char *t = memchr(r->out.data, ' ', r->out.len);
+		const char *e = t ? memchr(t + 1, ' ', r->out.len - (size_t)(t + 1 - r->out.data)) : NULL;
+
+		snprintf(r->url, sizeof(r->url), "%s://%s%.*s", c->tls ? "https" : "http",
+			 c->host_hdr, t && e ? (int)(e - t - 1) : 0, t ? t + 1 : "");
+	}
 	r->resp = gw_resp_create(MAX_ANSWER);
 	if (!r->resp)
 		return fail(r, WSGATE_ERR_NOMEM, "out of memory");
 	g = getaddrinfo(c->host, c->port, &hints, &r->addrs);
 	if (g)
 		return fail(r, WSGATE_ERR_RESOLVE, "Could not connect to the endpoint URL: "
-			    "%s: %s", c->host, gai_strerror(g));
+			    "\"%s\" (%s)", r->url, gai_strerror(g));
 	r->next_addr = r->addrs;
-	rc = connect_next(r);
+	rc = connect_next(r, 0);
 	return rc == WSGATE_AGAIN ? WSGATE_OK : rc;
 }
 
@@ -874,8 +874,8 @@ int wsgate_call(wsgate_client_t *c, const wsgate_call_t *call, wsgate_response_t
 			break;
 		pfd = (struct pollfd){ .fd = r->fd, .events = (short)r->events };
 		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
-			rc = fail(r, WSGATE_ERR_TIMEOUT, "Read timeout on endpoint URL: %s:%s "
-				  "(no answer in %d ms)", c->host, c->port, c->timeout_ms);
+			rc = fail(r, WSGATE_ERR_TIMEOUT, "Read timeout on endpoint URL: \"%s\" "
+				  "(no answer in %d ms)", r->url, c->timeout_ms);
 			break;
 		}
 	}
