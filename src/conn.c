@@ -327,6 +327,10 @@ static void queue_disconnect(gw_conn_t *conn, int code, const char *reason)
 	snprintf(o.reason, sizeof(o.reason), "%s", reason ? reason : "");
 	o.closed_at = gw_wall_ms();
 	gw_gateway_request_id(gw, o.request_id);
+	if (conn->authz_ctx && conn->authz_ctx_len < sizeof(o.authorizer)) {
+		memcpy(o.authorizer, conn->authz_ctx, conn->authz_ctx_len);
+		o.authorizer_len = conn->authz_ctx_len;
+	}
 	rc = gw_outbox_add(gw->outbox, &o, gw_config_ref(conn->cfg));
 	if (rc)
 		gw_log_limited(GW_LOG_ERROR, 10000, "connection %s: cannot store its "

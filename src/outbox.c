@@ -495,6 +495,10 @@ static int send_call(void *user, gw_outbox_entry_t *e, const gw_outbox_record_t 
 	ctx.domain_name = rec->conn.host[0] ? rec->conn.host : "localhost";
 	ctx.disconnect_code = (int)rec->code;
 	ctx.disconnect_reason = rec->reason;
+	if (rec->authorizer_len) {
+		ctx.authorizer = rec->authorizer;
+		ctx.authorizer_len = rec->authorizer_len;
+	}
 	memset(&inv, 0, sizeof(inv));
 	inv.route = c->route;
 	inv.type = GW_EV_DISCONNECT;

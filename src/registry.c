@@ -616,6 +616,11 @@ static int decode_fields(const void *data, size_t len, gw_conn_record_t *rec,
 				copy_str(out->reason, sizeof(out->reason), v);
 			else if (out && !strcmp(key, "requestId"))
 				copy_str(out->request_id, sizeof(out->request_id), v);
+			else if (out && !strcmp(key, "authorizer") &&
+				 v->via.str.size < sizeof(out->authorizer)) {
+				copy_str(out->authorizer, sizeof(out->authorizer), v);
+				out->authorizer_len = v->via.str.size;
+			}
 		} else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
 			uint64_t n = v->via.u64;
 			if (!strcmp(key, "connectedAt"))
@@ -1035,7 +1040,7 @@ int gw_outbox_record_encode(const gw_outbox_record_t *rec, void **data, size_t *
 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 12);
+	msgpack_pack_map(&pk, rec->authorizer_len ? 13 : 12);
 	pack_kv_str_n(&pk, "id", c->id);
 	pack_kv_str_n(&pk, "api", c->api);
 	pack_kv_str_n(&pk, "stage", c->stage);
@@ -1048,6 +1053,12 @@ int gw_outbox_record_encode(const gw_outbox_record_t *rec, void **data, size_t *
 	pack_kv_str_n(&pk, "reason", rec->reason);
 	pack_kv_u64(&pk, "closedAt", rec->closed_at);
 	pack_kv_str_n(&pk, "requestId", rec->request_id);
+	if (rec->authorizer_len) {
+		msgpack_pack_str(&pk, 10);
+		msgpack_pack_str_body(&pk, "authorizer", 10);
+		msgpack_pack_str(&pk, rec->authorizer_len);
+		msgpack_pack_str_body(&pk, rec->authorizer, rec->authorizer_len);
+	}
 	*data = sb.data;
 	*len = sb.size;
 	return 0;

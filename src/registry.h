@@ -118,6 +118,11 @@ typedef struct gw_outbox_record {
 	char reason[124];
 	uint64_t closed_at; /* epoch ms */
 	char request_id[24]; /* kept across retries and restarts */
+	/* requestContext.authorizer as JSON text (authorizer.h), when the API
+	 * has an authorizer and it fits; not in the registry's record, so an
+	 * earlier run's connections go without it */
+	char authorizer[8192];
+	size_t authorizer_len;
 } gw_outbox_record_t;
 
 #define GW_OUTBOX_REASON_RESTART "Connection lost: the gateway restarted"

@@ -169,6 +169,8 @@ static void test_add_moves_record(void)
 	snprintf(o.reason, sizeof(o.reason), "Going away");
 	o.closed_at = wall_ms;
 	snprintf(o.request_id, sizeof(o.request_id), "ReqIdReqIdReqId1");
+	o.authorizer_len = (size_t)snprintf(o.authorizer, sizeof(o.authorizer),
+					    "{\"principalId\":\"u1\"}");
 	CHECK_INT_EQ(gw_outbox_add(ob, &o, NULL), GW_REG_OK);
 	CHECK_INT_EQ(gw_registry_get(reg, o.conn.id, strlen(o.conn.id), &got), GW_REG_NOTFOUND);
 	CHECK_INT_EQ(stored(reg), 1);
@@ -178,6 +180,8 @@ static void test_add_moves_record(void)
 	CHECK_INT_EQ(sent.last.code, 1001);
 	CHECK_STR_EQ(sent.last.reason, "Going away");
 	CHECK_STR_EQ(sent.last.request_id, "ReqIdReqIdReqId1");
+	CHECK_STR_EQ(sent.last.authorizer, "{\"principalId\":\"u1\"}");
+	CHECK_INT_EQ(sent.last.authorizer_len, 20);
 	gw_outbox_done(ob, sent.e[0], 1);
 	gw_outbox_run(ob);
 	CHECK_INT_EQ(stored(reg), 0);
