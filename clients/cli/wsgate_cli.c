@@ -37,7 +37,8 @@ static void usage(FILE *f)
 	      "  post ID (--data DATA | --data-file FILE)  send a message to a connection\n"
 	      "  get ID                                    print a connection's record (JSON)\n"
 	      "  delete ID                                 close a connection\n"
-	      "  list [--limit N] [--cursor C]             list connections (all pages\n"
+	      "  list [--limit N] [--cursor C] [--channel CHANNEL]\n"
+	      "                                            list connections (all pages\n"
 	      "                                            unless --limit is given)\n"
 	      "  publish CHANNEL (--data | --data-file)    send to a channel's members\n"
 	      "\n"
@@ -46,6 +47,7 @@ static void usage(FILE *f)
 	      "  --profile NAME        keys and region from ~/.aws/credentials, ~/.aws/config\n"
 	      "  --region R            the region to sign for\n"
 	      "  --connection-id ID    the ID, instead of the positional argument\n"
+	      "  --channel CHANNEL     publish: the channel; list: only its members\n"
 	      "  --data-file FILE      the message from a file ('-': standard input)\n"
 	      "  --ca-bundle FILE      CAs to trust for https:// (AWS_CA_BUNDLE)\n"
 	      "  --no-verify-ssl       do not verify the gateway's certificate\n"
@@ -324,7 +326,7 @@ static int list_all(wsgate_client_t *c, const struct opts *o)
 	for (;;) {
 		wsgate_response_t res;
 		json_t *page, *items, *next;
-		int rc = wsgate_list(c, o->limit, cursor, &res);
+		int rc = wsgate_list(c, o->limit, cursor, o->id, &res);
 
 		if ((code = report("list", rc, &res))) {
 			wsgate_response_dispose(&res);
@@ -479,8 +481,6 @@ static int check_opts(const struct opts *o)
 	if (strcmp(o->command, "list") && !o->id)
 		return usage_error("the following arguments are required: %s",
 				   strcmp(o->command, "publish") ? "--connection-id" : "--channel");
-	if (!strcmp(o->command, "list") && o->id)
-		return usage_error("unexpected argument: %s", o->id);
 	if ((!strcmp(o->command, "post") || !strcmp(o->command, "publish")) &&
 	    !o->data == !o->data_file)
 		return usage_error("%s", "one of --data and --data-file is required");

@@ -76,7 +76,7 @@ typedef enum wsgate_op {
 	WSGATE_POST,    /* POST   /@connections/{target}  body: the message */
 	WSGATE_GET,     /* GET    /@connections/{target}  -> the record */
 	WSGATE_DELETE,  /* DELETE /@connections/{target} */
-	WSGATE_LIST,    /* GET    /@connections?limit=&cursor= -> {"items","cursor"} */
+	WSGATE_LIST,    /* GET    /@connections?limit=&cursor=&channel= -> {"items","cursor"} */
 	WSGATE_PUBLISH, /* POST   /@channels/{target}     body: the message */
 } wsgate_op_t;
 
@@ -87,6 +87,7 @@ typedef struct wsgate_call {
 	size_t len;
 	unsigned limit;     /* LIST: page size, 0 for the gateway's default */
 	const char *cursor; /* LIST: the previous page's cursor, or NULL */
+	const char *channel; /* LIST: only this channel's members, or NULL */
 } wsgate_call_t;
 
 typedef struct wsgate_response {
@@ -134,7 +135,7 @@ int wsgate_post(wsgate_client_t *c, const char *id, const void *data, size_t len
 		wsgate_response_t *res);
 int wsgate_get(wsgate_client_t *c, const char *id, wsgate_response_t *res);
 int wsgate_delete(wsgate_client_t *c, const char *id, wsgate_response_t *res);
-int wsgate_list(wsgate_client_t *c, unsigned limit, const char *cursor,
+int wsgate_list(wsgate_client_t *c, unsigned limit, const char *cursor, const char *channel,
 		wsgate_response_t *res);
 int wsgate_publish(wsgate_client_t *c, const char *channel, const void *data, size_t len,
 		   wsgate_response_t *res);

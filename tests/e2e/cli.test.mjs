@@ -224,3 +224,88 @@ test('item CLI: https:// endpoints, verified against --ca-bundle (or not verifie
     await new Promise((r) => server.close(r));
   }
 });
+
+test('item CLI: list follows the cursor to the last page; --limit gives one page and its cursor; --channel filters', async () => {
+  const { backend, gw } = await startPair();
+  const clients = [];
+  for (let i = 0; i < 5; i++) clients.push(await connectWithId(gw, backend));
+  const endpoint = `${gw.mgmtUrl}/dev`;
+  const ids = clients.map((c) => c.id).sort();
+
+  let r = await cli(['list', '--endpoint', endpoint]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '', 'no progress line outside a terminal');
+  assert.deepEqual(JSON.parse(r.stdout).items.map((i) => i.connectionId).sort(), ids);
+
+  r = await cli(['list', '--endpoint', endpoint, '--limit', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  let page = JSON.parse(r.stdout);
+  const seen = page.items.map((i) => i.connectionId);
+  assert.ok(page.items.length <= 2);
+  while (page.cursor) {
+    r = await cli(['list', '--endpoint', endpoint, '--limit', '2', '--cursor', page.cursor]);
+    assert.equal(r.code, 0, r.stderr);
+    page = JSON.parse(r.stdout);
+    seen.push(...page.items.map((i) => i.connectionId));
+  }
+  assert.deepEqual(seen.sort(), ids);
+
+  const join = await fetch(`${gw.mgmtUrl}/dev/@connections/${clients[0].id}/channels/room-1`, { method: 'PUT' });
+  assert.equal(join.status, 204);
+  r = await cli(['list', '--endpoint', endpoint, '--channel', 'room-1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).items.map((i) => i.connectionId), [clients[0].id]);
+
+  r = await cli(['list', '--endpoint', endpoint, '--cursor', 'garbage']);
+  assert.equal(r.code, 254);
+  assert.match(r.stderr, /An error occurred \(BadRequestException\) when calling the ListConnections operation: /);
+});
+
+test('item CLI: list shows a progress line on a terminal (script(1) gives it one)', async () => {
+  const { backend, gw } = await startPair();
+  for (let i = 0; i < 3; i++) await connectWithId(gw, backend);
+  const cmd = `${CLI} list --endpoint ${gw.mgmtUrl}/dev >${path.join(tmp, 'list.json')}`;
+  const r = await new Promise((resolve) => {
+    execFile('script', ['-qec', cmd, '/dev/null'], {
+      env: { PATH: process.env.PATH, HOME: path.join(tmp, 'empty-home'), ASAN_OPTIONS: 'detect_leaks=1' },
+      timeout: 20000, encoding: 'utf8',
+    }, (err, stdout) => resolve({ code: err ? err.code : 0, stdout }));
+  });
+  assert.equal(r.code, 0, r.stdout);
+  assert.match(r.stdout, /listed 3 connections, 1 pages, \d+\/s/);
+  assert.match(r.stdout, /\r\x1b\[K/, 'the line is erased at the end');
+  assert.equal(JSON.parse(fs.readFileSync(path.join(tmp, 'list.json'), 'utf8')).items.length, 3);
+});
+
+test('item CLI: list and publish are signed like the rest', async () => {
+  const { client, endpoint } = await startSigned();
+  const env = { AWS_ACCESS_KEY_ID: KEY, AWS_SECRET_ACCESS_KEY: SECRET };
+  // Not a member yet: nothing queued.
+  let r = await cli(['publish', '--endpoint', endpoint, 'room-1', '--data', 'nobody'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).queued, 0);
+  r = await cli(['list', '--endpoint', endpoint], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).items.map((i) => i.connectionId), [client.id]);
+  r = await cli(['publish', '--endpoint', endpoint, 'room-1', '--data', 'x'], { env: { ...env, AWS_SECRET_ACCESS_KEY: 'wrong' } });
+  assert.equal(r.code, 254);
+  assert.match(r.stderr, /\(InvalidSignatureException\) when calling the PublishToChannel operation/);
+});
+
+test('item CLI: publish delivers to every member of the channel', async () => {
+  const { backend, gw } = await startPair();
+  const a = await connectWithId(gw, backend);
+  const b = await connectWithId(gw, backend);
+  const c = await connectWithId(gw, backend);
+  for (const m of [a, b]) {
+    const res = await fetch(`${gw.mgmtUrl}/dev/@connections/${m.id}/channels/room-1`, { method: 'PUT' });
+    assert.equal(res.status, 204);
+  }
+  const r = await cli(['publish', '--endpoint', `${gw.mgmtUrl}/dev`, '--channel', 'room-1', '--data', 'to the room']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { queued: 2, skipped: 0 });
+  assert.equal((await nextMessage(a.ws)).data, 'to the room');
+  assert.equal((await nextMessage(b.ws)).data, 'to the room');
+  await sleep(50);
+  assert.equal(pendingMessages(c.ws).length, 0);
+});

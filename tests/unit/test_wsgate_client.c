@@ -89,6 +89,9 @@ static void test_request_bytes(void)
 	r = request(c, (wsgate_call_t){ .op = WSGATE_LIST });
 	CHECK_CONTAINS(r, "GET /dev/@connections HTTP/1.1\r\n");
 	free(r);
+	r = request(c, (wsgate_call_t){ .op = WSGATE_LIST, .channel = "room:1" });
+	CHECK_CONTAINS(r, "GET /dev/@connections?channel=room%3A1 HTTP/1.1\r\n");
+	free(r);
 	r = request(c, (wsgate_call_t){ .op = WSGATE_PUBLISH, .target = "room-1", .data = "x",
 				       .len = 1 });
 	CHECK_CONTAINS(r, "POST /dev/@channels/room-1 HTTP/1.1\r\n");
@@ -242,6 +245,7 @@ static void test_verifier_accepts(void)
 		{ .op = WSGATE_GET, .target = "id=with:pchars@" },
 		{ .op = WSGATE_DELETE, .target = "sp ace" },
 		{ .op = WSGATE_LIST, .limit = 5, .cursor = "0100002a" },
+		{ .op = WSGATE_LIST, .channel = "room:1.a", .cursor = "x y" },
 		{ .op = WSGATE_PUBLISH, .target = "room", .data = "{}", .len = 2 },
 	};
 	wsgate_client_t *c = client("http://127.0.0.1:9/stage");
