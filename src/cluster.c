@@ -553,6 +553,11 @@ static natsStatus make_options(natsOptions **out, const gw_cluster_opts_t *o)
 		s = natsOptions_SetReconnectBufSize(no, 8 << 20);
 	if (s == NATS_OK)
 		s = natsOptions_SetTimeout(no, 2000);
+	/* Written at once by the sender thread (its own, so a slow socket
+	 * blocks no loop), not left to the client's flusher, which waits a
+	 * millisecond to batch: two of those per forwarded operation. */
+	if (s == NATS_OK)
+		s = natsOptions_SetSendAsap(no, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetPingInterval(no, 2000);
 	if (s == NATS_OK)

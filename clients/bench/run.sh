@@ -20,7 +20,9 @@
 #                (default "2000 10000 18000", capped by the open-file limit)
 #   TLS_IDLE_N   idle wss:// and ws:// connections for the TLS memory rows (2000)
 #   ONLY         sections to run (default all): backend lwsecho wsgate rest
-#                connect_scale tls pushpin
+#                connect_scale tls pushpin cluster
+#                (cluster: two nodes and nats-server, skipped without it;
+#                see clients/bench/cluster.sh)
 #   NO_PUSHPIN=1 skip Pushpin even if installed
 #   NO_NGINX=1   skip the nginx reverse-proxy REST row even if installed
 #   KEEP=1       keep the temporary folder (logs, raw results)
@@ -35,7 +37,7 @@ SIZE=${SIZE:-32}
 WORKERS=${WORKERS:-1 2}
 CONNECT_SIZES=${CONNECT_SIZES:-2000 10000 18000}
 TLS_IDLE_N=${TLS_IDLE_N:-2000}
-ONLY=" ${ONLY:-backend lwsecho wsgate rest connect_scale tls pushpin} "
+ONLY=" ${ONLY:-backend lwsecho wsgate rest connect_scale tls pushpin cluster} "
 want() { [[ "$ONLY" == *" $1 "* ]]; }
 REST_T=${REST_T:-1}
 REST_C=${REST_C:-50}
@@ -512,6 +514,10 @@ else
 	log "pushpin skipped (NO_PUSHPIN=1, or pushpin/condure/zurl not installed: apt-get install pushpin)"
 fi
 
+# Cross-node post through NATS (issue 13): clients on node 1, posts to
+# node 1 (the owner) and then to node 2 (forwarded over NATS).
+want cluster && . "$HERE/cluster.sh"
+
 # ---- the table ----
 echo
 echo "wsgate benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU cores, $(uname -r), loopback;" \
@@ -526,7 +532,7 @@ function verdict(ok) { return ok ? "MET   " : "MISSED" }
 	rows[++n] = $0
 	if (kv($0, "ops_per_s") == "") next
 	thr[s, t] = kv($0, "ops_per_s"); cpu[s, t] = kv($0, "target_cpu_us_per_op")
-	p99[s, t] = kv($0, "p99_us"); rss[s, t] = kv($0, "rss_per_conn_b")
+	p99[s, t] = kv($0, "p99_us"); rss[s, t] = kv($0, "rss_per_conn_b"); p50[s, t] = kv($0, "p50_us")
 	if (t ~ /^wsgate/ && !(t in seen)) { seen[t] = 1; wl[++nw] = t }
 	if (!(s in sseen)) { sseen[s] = 1; sl[++ns] = s }
 }
@@ -572,6 +578,13 @@ END {
 				printf "  %-16s %-30s throughput %7.3fx   CPU/op %7.3fx\n", s, w " vs wsgate_w1",
 					ratio(thr[s, w], thr[s, "wsgate_w1"]), ratio(cpu[s, "wsgate_w1"], cpu[s, w])
 		}
+	}
+	s = "post_c100"
+	if (((s, "cluster_cross_node") in thr) && ((s, "cluster_same_node") in thr)) {
+		print ""
+		printf "cluster (issue 13): a post through another node over NATS: %.3fx the throughput of a post to the owner; p50 %+d us, p99 %+d us\n",
+			ratio(thr[s, "cluster_cross_node"], thr[s, "cluster_same_node"]),
+			p50[s, "cluster_cross_node"] - p50[s, "cluster_same_node"], p99[s, "cluster_cross_node"] - p99[s, "cluster_same_node"]
 	}
 	print ""
 	print "issue 5 and 10 targets (per workers value)"
