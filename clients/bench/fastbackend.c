@@ -11,6 +11,9 @@
  *                GRIP extension and the connection subscribed to a channel
  *                named after its Connection-Id (recorded); TEXT is echoed.
  *   --echo-raw   any request gets a fixed small JSON body (REST scenario).
+ *   --subscribe NAME  (Lambda proxy) CONNECT is answered with
+ *                {"statusCode":200,"subscribe":"NAME"}: every connection
+ *                joins channel NAME (the fan-out scenario).
  * In every mode GET /ids returns the recorded ids, one a line, and
  * POST /reset forgets them.
  *
@@ -35,6 +38,7 @@ static int mode = MODE_LAMBDA;
 static const char *host = "127.0.0.1";
 static int port = 9000;
 static atomic_long nreq;
+static const char *subscribe; /* --subscribe: the channel CONNECT joins */
 
 /* recorded connection ids */
 static pthread_mutex_t ids_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -175,6 +179,14 @@ static void handle_lambda(hconn_t *c, const char *body, size_t blen)
 
 		if (id && bl > 2)
 			ids_add(id + 1, bl - 2);
+		if (subscribe) {
+			char j[256];
+			int n = snprintf(j, sizeof(j), "{\"statusCode\":200,\"subscribe\":\"%s\"}",
+					 subscribe);
+
+			respond(c, 200, "application/json", NULL, j, (size_t)n);
+			return;
+		}
 	}
 	respond(c, 200, "application/json", NULL, "{\"statusCode\":200}", 18);
 }
@@ -448,7 +460,8 @@ int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "port", 1, 0, 'p' }, { "host", 1, 0, 'H' }, { "threads", 1, 0, 't' },
-		{ "pushpin", 0, 0, 'q' }, { "echo-raw", 0, 0, 'r' }, { 0, 0, 0, 0 }
+		{ "pushpin", 0, 0, 'q' }, { "echo-raw", 0, 0, 'r' }, { "subscribe", 1, 0, 's' },
+		{ 0, 0, 0, 0 }
 	};
 	long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
 	pthread_t th[64];
@@ -462,6 +475,7 @@ int main(int argc, char **argv)
 		case 't': nthreads = atol(optarg); break;
 		case 'q': mode = MODE_PUSHPIN; break;
 		case 'r': mode = MODE_RAW; break;
+		case 's': subscribe = optarg; break;
 		default:
 			fprintf(stderr, "usage: fastbackend [--port P] [--host H] [--threads N]"
 					" [--pushpin|--echo-raw]\n");

@@ -8,6 +8,10 @@
  *   wsload roundtrip -c C -s S -d D       messages/s, round-trip latency
  *   wsload post      -c C -d D --ids H:P --mgmt H:P [--posters K]
  *                                         posts/s delivered, post-to-client latency
+ *   wsload fanout    -c C --rounds R --ids H:P --mgmt H:P [--channel NAME]
+ *                                         C members join one channel (PUT); R
+ *                                         publishes, one at a time: deliveries/s
+ *                                         and publish-to-last-member time
  *
  * Every mode prints one line of key=value pairs. --cpu-pid P[,P...] samples
  * /proc/P/stat utime+stime at the start and end of the measured window and
@@ -30,7 +34,7 @@
 #include <sys/socket.h>
 
 enum { ST_FREE, ST_CONNECTING, ST_HS_SENT, ST_OPEN, ST_CLOSED };
-enum { M_CONNECT, M_IDLE, M_ROUNDTRIP, M_POST };
+enum { M_CONNECT, M_IDLE, M_ROUNDTRIP, M_POST, M_FANOUT };
 
 typedef struct conn {
 	int fd;
@@ -72,10 +76,14 @@ static struct {
 	int posters;
 	int pushpin;
 	long hs;          /* handshakes in flight while opening (roundtrip, post) */
+	long rounds;      /* fanout: publishes */
+	const char *channel;
+	const char *stage_prefix; /* fanout: "/dev" */
 } cfg = {
 	.host = "127.0.0.1", .port = 8080, .path = "/", .n = 1000, .conc = 100,
 	.size = 32, .duration = 5, .warmup = 1, .timeout = 60, .hold = 1,
 		.hs = 256, .warm = 20, .label = "-", .post_prefix = "/dev/@connections/", .posters = 4,
+	.rounds = 50, .channel = "bench", .stage_prefix = "/dev",
 };
 
 static int ep;
@@ -526,6 +534,8 @@ static void rt_send(conn_t *c)
 	ws_send(c, 0x1, payload, (size_t)cfg.size);
 }
 
+static void on_fanout_message(const unsigned char *p, size_t n, uint64_t t);
+
 static void on_message(conn_t *c, const unsigned char *p, size_t n)
 {
 	uint64_t t = now_ns();
@@ -540,6 +550,8 @@ static void on_message(conn_t *c, const unsigned char *p, size_t n)
 		}
 		if (!stopping)
 			rt_send(c);
+	} else if (cfg.mode == M_FANOUT) {
+		on_fanout_message(p, n, t);
 	} else if (cfg.mode == M_POST) {
 		char tmp[24];
 		size_t k = n < sizeof(tmp) - 1 ? n : sizeof(tmp) - 1;
@@ -981,7 +993,7 @@ static int run_post(void)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: wsload connect|idle|roundtrip|post [options]\n"
+		"usage: wsload connect|idle|roundtrip|post|fanout [options]\n"
 		"  --host H --port P --path /   target (loopback)\n"
 		"  -n N        connections (connect, idle)\n"
 		"  -c C        connections (roundtrip, post); handshakes in flight (connect, idle)\n"
@@ -1002,8 +1014,195 @@ static void usage(void)
 		"  --prefix X  post path prefix (default /dev/@connections/)\n"
 		"  --posters K poster threads, one keep-alive connection each (default 4)\n"
 		"  --hs H      handshakes in flight while opening (roundtrip, post; default 256)\n"
-		"  --pushpin   post through Pushpin's publish endpoint (channel = id)\n");
+		"  --pushpin   post through Pushpin's publish endpoint (channel = id)\n"
+		"  --rounds R  fanout: publishes, one at a time (default 50)\n"
+		"  --channel N fanout: channel name (default bench)\n"
+		"  --stage S   fanout: path prefix of the management calls (default /dev)\n");
 	exit(2);
+}
+
+/* ---- fanout: one publish to a channel of C members, R times ---- */
+
+static long fan_round = -1, fan_got, fan_members, fan_late;
+static uint64_t fan_t_last;
+
+/* Each message starts with "<round> ": counted for the round in progress. */
+static void on_fanout_message(const unsigned char *p, size_t n, uint64_t t)
+{
+	char tmp[24];
+	size_t k = n < sizeof(tmp) - 1 ? n : sizeof(tmp) - 1;
+
+	memcpy(tmp, p, k);
+	tmp[k] = 0;
+	if (strtol(tmp, NULL, 10) != fan_round) {
+		fan_late++;
+		return;
+	}
+	fan_got++;
+	fan_t_last = t;
+}
+
+/* One request with a body on a new connection: the status, the answer's
+ * body in out (NUL-terminated, at most outsz - 1 bytes). */
+static int http_req(const char *addr, const char *method, const char *path, const char *body,
+		    size_t blen, char *out, size_t outsz)
+{
+	int fd = tcp_connect_addr(addr), st, cc, n;
+	char *req = xrealloc(NULL, blen + 1024), *b;
+	size_t bl;
+	rbuf_t rb = { 0 };
+
+	if (fd < 0) {
+		free(req);
+		return -1;
+	}
+	/* One write: head and body apart would meet Nagle and delayed ACKs. */
+	n = snprintf(req, 1024, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n\r\n",
+		     method, path, addr, blen);
+	memcpy(req + n, body, blen);
+	if (write_all(fd, req, (size_t)n + blen)) {
+		free(req);
+		close(fd);
+		return -1;
+	}
+	free(req);
+	st = http_read_response(fd, &rb, &b, &bl, &cc);
+	if (st > 0 && out) {
+		bl = bl < outsz - 1 ? bl : outsz - 1;
+		memcpy(out, b, bl);
+		out[bl] = 0;
+	}
+	free(rb.buf);
+	close(fd);
+	return st;
+}
+
+static int fetch_ids(char **list)
+{
+	size_t ll = 0;
+
+	for (int tries = 0; tries < 100; tries++) {
+		free(*list);
+		*list = NULL;
+		nids = 0;
+		if (http_simple(cfg.ids_addr, "GET", "/ids", list, &ll) == 200)
+			for (size_t i = 0; i < ll; i++)
+				nids += (*list)[i] == '\n';
+		if (nids >= opened)
+			break;
+		hold_for(0.05);
+	}
+	if (!nids)
+		return -1;
+	ids = xrealloc(NULL, sizeof(char *) * (size_t)nids);
+	{
+		long k = 0;
+		char *save = NULL;
+
+		for (char *t = strtok_r(*list, "\n", &save); t && k < nids; t = strtok_r(NULL, "\n", &save))
+			ids[k++] = t;
+		nids = k;
+	}
+	return 0;
+}
+
+static int fan_joined_all(long joined)
+{
+	return joined >= nids;
+}
+
+static int run_fanout(void)
+{
+	uint64_t deadline = now_ns() + (uint64_t)(cfg.timeout * 1e9), t_join;
+	samples_t last = { 0 }, answer = { 0 };
+	double c0, c1, l0, l1, busy = 0;
+	char *list = NULL, path[512], out[256], *msg;
+	long joined = 0, lost = 0, deliveries = 0, queued = 0, skipped = 0;
+
+	if (!cfg.ids_addr || !cfg.mgmt_addr) {
+		fprintf(stderr, "fanout needs --ids HOST:PORT and --mgmt HOST:PORT\n");
+		return 2;
+	}
+	if (http_simple(cfg.ids_addr, "POST", "/reset", NULL, NULL) != 200) {
+		fprintf(stderr, "cannot reset ids at %s\n", cfg.ids_addr);
+		return 2;
+	}
+	open_range(0, cfg.conc, cfg.conc < cfg.hs ? cfg.conc : cfg.hs, deadline);
+	if (fetch_ids(&list)) {
+		fprintf(stderr, "backend at %s knows no connection ids\n", cfg.ids_addr);
+		return 2;
+	}
+	t_join = now_ns();
+	/* Members that joined from $connect's answer (fastbackend --subscribe)
+	 * need no PUT. */
+	snprintf(path, sizeof(path), "%s/@channels/%s", cfg.stage_prefix, cfg.channel);
+	if (http_req(cfg.mgmt_addr, "GET", path, NULL, 0, out, sizeof(out)) == 200 &&
+	    strstr(out, "\"members\":"))
+		joined = atol(strstr(out, "\"members\":") + 10);
+	if (joined < nids)
+		joined = 0; /* PUT is idempotent: every one again */
+	for (long i = 0; i < nids && !fan_joined_all(joined); i++) {
+		snprintf(path, sizeof(path), "%s/@connections/%s/channels/%s", cfg.stage_prefix,
+			 ids[i], cfg.channel);
+		joined += http_req(cfg.mgmt_addr, "PUT", path, NULL, 0, NULL, 0) == 204;
+		if (!(i & 255))
+			poll_once(0);
+	}
+	t_join = now_ns() - t_join;
+	fan_members = joined;
+	hold_for(0.2);
+	msg = xrealloc(NULL, (size_t)cfg.size + 64);
+	snprintf(path, sizeof(path), "%s/@channels/%s", cfg.stage_prefix, cfg.channel);
+	c0 = pidlist_cpu_s(&cfg.cpu_pids);
+	l0 = self_cpu_s();
+	for (long r = 0; r < cfg.rounds; r++) {
+		int m = snprintf(msg, 32, "%ld ", r), st;
+		uint64_t t0, t_ans, until;
+
+		while (m < cfg.size)
+			msg[m++] = 'x';
+		fan_round = r;
+		fan_got = 0;
+		t0 = now_ns();
+		st = http_req(cfg.mgmt_addr, "POST", path, msg, (size_t)m, out, sizeof(out));
+		t_ans = now_ns();
+		if (st != 200) {
+			fprintf(stderr, "wsload: publish answered %d: %s\n", st, out);
+			break;
+		}
+		{
+			const char *q = strstr(out, "\"queued\":"), *k = strstr(out, "\"skipped\":");
+
+			queued += q ? atol(q + 9) : 0;
+			skipped += k ? atol(k + 10) : 0;
+		}
+		samples_add(&answer, t_ans - t0);
+		until = t0 + 5000000000ull;
+		while (fan_got < fan_members && now_ns() < until)
+			poll_once(5);
+		deliveries += fan_got;
+		if (fan_got < fan_members) {
+			lost += fan_members - fan_got;
+			continue;
+		}
+		samples_add(&last, fan_t_last - t0);
+		busy += (double)(fan_t_last - t0) / 1e9;
+		hold_for(0.02); /* a pause between publishes */
+	}
+	c1 = pidlist_cpu_s(&cfg.cpu_pids);
+	l1 = self_cpu_s();
+	samples_sort(&last);
+	samples_sort(&answer);
+	print_common("fanout", busy, c1 - c0, 0, l1 - l0, deliveries);
+	printf(" conns=%ld members=%ld join_s=%.2f rounds=%ld deliveries=%ld lost=%ld late=%ld"
+	       " queued=%ld skipped=%ld p50_us=%.0f p99_us=%.0f answer_p50_us=%.0f"
+	       " answer_p99_us=%.0f\n", opened, fan_members, (double)t_join / 1e9, cfg.rounds,
+	       deliveries, lost, fan_late, queued, skipped, samples_pct_us(&last, 50),
+	       samples_pct_us(&last, 99), samples_pct_us(&answer, 50), samples_pct_us(&answer, 99));
+	free(msg);
+	free(list);
+	free(ids);
+	return lost ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -1015,6 +1214,7 @@ int main(int argc, char **argv)
 		{ "pid", 1, 0, 'r' }, { "cpu-pid", 1, 0, 'u' }, { "aux-pid", 1, 0, 'a' },
 		{ "label", 1, 0, 'l' }, { "ids", 1, 0, 'I' }, { "mgmt", 1, 0, 'm' },
 		{ "prefix", 1, 0, 'X' }, { "posters", 1, 0, 'k' }, { "pushpin", 0, 0, 'q' }, { "hs", 1, 0, 'e' },
+		{ "rounds", 1, 0, 'R' }, { "channel", 1, 0, 'C' }, { "stage", 1, 0, 'S' },
 		{ 0, 0, 0, 0 }
 	};
 	const char *m;
@@ -1031,6 +1231,8 @@ int main(int argc, char **argv)
 		cfg.mode = M_ROUNDTRIP;
 	else if (!strcmp(m, "post"))
 		cfg.mode = M_POST;
+	else if (!strcmp(m, "fanout"))
+		cfg.mode = M_FANOUT;
 	else
 		usage();
 	optind = 2;
@@ -1059,6 +1261,9 @@ int main(int argc, char **argv)
 		case 'k': cfg.posters = atoi(optarg); break;
 		case 'q': cfg.pushpin = 1; break;
 		case 'e': cfg.hs = atol(optarg) > 0 ? atol(optarg) : 1; break;
+		case 'R': cfg.rounds = atol(optarg); break;
+		case 'C': cfg.channel = optarg; break;
+		case 'S': cfg.stage_prefix = optarg; break;
 		default: usage();
 		}
 	}
@@ -1087,6 +1292,7 @@ int main(int argc, char **argv)
 	case M_CONNECT: rc = run_connect(); break;
 	case M_IDLE: rc = run_idle(); break;
 	case M_ROUNDTRIP: rc = run_roundtrip(); break;
+	case M_FANOUT: rc = run_fanout(); break;
 	default: rc = run_post(); break;
 	}
 	fflush(stdout);
