@@ -20,9 +20,11 @@
 #                (default "2000 10000 18000", capped by the open-file limit)
 #   TLS_IDLE_N   idle wss:// and ws:// connections for the TLS memory rows (2000)
 #   ONLY         sections to run (default all): backend lwsecho wsgate rest
-#                connect_scale tls pushpin cluster
+#                connect_scale tls fanout pushpin cluster
 #                (cluster: two nodes and nats-server, skipped without it;
 #                see clients/bench/cluster.sh)
+#   FANOUT_N FANOUT_ROUNDS  fan-out: channel members (10000, capped by the
+#                open-file limit) and publishes, one at a time (30)
 #   NO_PUSHPIN=1 skip Pushpin even if installed
 #   NO_NGINX=1   skip the nginx reverse-proxy REST row even if installed
 #   KEEP=1       keep the temporary folder (logs, raw results)
@@ -37,7 +39,7 @@ SIZE=${SIZE:-32}
 WORKERS=${WORKERS:-1 2}
 CONNECT_SIZES=${CONNECT_SIZES:-2000 10000 18000}
 TLS_IDLE_N=${TLS_IDLE_N:-2000}
-ONLY=" ${ONLY:-backend lwsecho wsgate rest connect_scale tls pushpin cluster} "
+ONLY=" ${ONLY:-backend lwsecho wsgate rest connect_scale tls fanout pushpin cluster} "
 want() { [[ "$ONLY" == *" $1 "* ]]; }
 REST_T=${REST_T:-1}
 REST_C=${REST_C:-50}
@@ -497,6 +499,28 @@ fi
 
 want tls && scenario_tls
 
+# Fan-out (issue 13): FANOUT_N connections join channel "bench" from
+# $connect's answer (fastbackend --subscribe), then FANOUT_ROUNDS publishes
+# (POST /dev/@channels/bench, 32 B), one at a time. ops/s = deliveries per
+# second of fan-out (members / publish-to-last-member time, summed over the
+# rounds); p50/p99 = time from the publish to the last member's frame;
+# CPU = the gateway's per delivery.
+if want fanout; then
+	FANOUT_N=${FANOUT_N:-10000}
+	FANOUT_ROUNDS=${FANOUT_ROUNDS:-30}
+	[ "$FANOUT_N" -gt $(( (NOFILE - 500) )) ] && FANOUT_N=$(( NOFILE - 500 ))
+	log "fan-out: $FANOUT_N members, $FANOUT_ROUNDS publishes"
+	start_backend --subscribe bench
+	FO_PORT=$FB_PORT FO_PID=$FB_PID
+	for W in $WORKERS; do
+		start_wsgate "$(api_file 1 "$FO_PORT")" "$W"
+		record "fanout_$FANOUT_N" "wsgate_w$W" "$(wsload fanout --port "$T_PORT" -c "$FANOUT_N" \
+			-s "$SIZE" --rounds "$FANOUT_ROUNDS" --hs "$HS" --ids "127.0.0.1:$FO_PORT" \
+			--mgmt "127.0.0.1:$T_MGMT" --cpu-pid "$T_PIDS" --label "wsgate_w$W" --timeout 90)"
+		stop_target
+	done
+fi
+
 if want pushpin && [ "$HAVE_PUSHPIN" = 1 ]; then
 	log "pushpin ($(pushpin --version 2>&1 | head -1))"
 	HS=50
@@ -531,7 +555,7 @@ function verdict(ok) { return ok ? "MET   " : "MISSED" }
 	s = kv($0, "scenario"); t = kv($0, "target")
 	rows[++n] = $0
 	if (kv($0, "ops_per_s") == "") next
-	thr[s, t] = kv($0, "ops_per_s"); cpu[s, t] = kv($0, "target_cpu_us_per_op")
+	thr[s, t] = kv($0, "ops_per_s"); cpu[s, t] = kv($0, "target_cpu_us_per_op"); rows_by[s, t] = $0
 	p99[s, t] = kv($0, "p99_us"); rss[s, t] = kv($0, "rss_per_conn_b"); p50[s, t] = kv($0, "p50_us")
 	if (t ~ /^wsgate/ && !(t in seen)) { seen[t] = 1; wl[++nw] = t }
 	if (!(s in sseen)) { sseen[s] = 1; sl[++ns] = s }
@@ -545,6 +569,7 @@ END {
 		if (kv(r, "closed") != "" && kv(r, "closed") != "0") note = note "closed=" kv(r, "closed") " "
 		if (kv(r, "posts_err") != "" && kv(r, "posts_err") != "0") note = note "post_errors=" kv(r, "posts_err") " "
 		if (s ~ /^post/) note = note "accepted=" kv(r, "posts_per_s") "/s "
+		if (s ~ /^fanout/) note = note "members=" kv(r, "members") " rounds=" kv(r, "rounds") " lost=" kv(r, "lost") " skipped=" kv(r, "skipped") " answer_p50=" kv(r, "answer_p50_us") "us "
 		if (s ~ /^idle/) note = note "conns=" kv(r, "conns") " rss=" kv(r, "rss_before_kb") "->" kv(r, "rss_after_kb") "KB "
 		if (kv(r, "aux_cpu_us_per_op") != "") note = note "backend_cpu=" kv(r, "aux_cpu_us_per_op") "us/op "
 		if (kv(r, "load_cpu_us_per_op") != "") note = note "load_cpu=" kv(r, "load_cpu_us_per_op") "us/op"
@@ -611,6 +636,12 @@ END {
 		for (j = 1; j <= ns; j++) if (sl[j] ~ /^post_/ && ((sl[j], w) in thr) && thr[sl[j], w] + 0 > best) { best = thr[sl[j], w] + 0; bs = sl[j] }
 		if (bs != "")
 			printf "  %s %-13s post >= 50,000 delivered/s:             %6.0f /s (%s)\n", verdict(best >= 50000), w, best, bs
+		for (j = 1; j <= ns; j++) {
+			s = sl[j]
+			if (s !~ /^fanout_/ || !((s, w) in thr)) continue
+			printf "  %s %-13s %-13s >= 300,000 deliveries/s:   %8.0f /s\n", verdict(thr[s, w] + 0 >= 300000), w, s, thr[s, w]
+			printf "  %s %-13s %-13s last member <= 50 ms (p50): %6.1f ms (p99 %.1f ms)\n", verdict(kv(rows_by[s, w], "p50_us") + 0 <= 50000), w, s, kv(rows_by[s, w], "p50_us") / 1000, p99[s, w] / 1000
+		}
 		s = "rest"
 		if (((s, w) in thr) && ((s, "fastbackend") in thr)) { r = ratio(thr[s, w], thr[s, "fastbackend"])
 			printf "  %s %-13s REST >= 70%% of the backend direct:      %6.1f%% (%s vs %s req/s)\n", verdict(r >= 0.7), w, r * 100, thr[s, w], thr[s, "fastbackend"] }
