@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ struct opts {
 		*ca_bundle;
 	unsigned limit;
 	int no_verify, timeout_ms;
+	char **more_ids; /* post: IDs after the first */
+	int n_more;
 };
 
 static void usage(FILE *f)
@@ -34,7 +37,9 @@ static void usage(FILE *f)
 	fputs("usage: wsgate-cli COMMAND --endpoint URL [options] [CONNECTION_ID]\n"
 	      "\n"
 	      "commands:\n"
-	      "  post ID (--data DATA | --data-file FILE)  send a message to a connection\n"
+	      "  post ID... (--data DATA | --data-file FILE)\n"
+	      "                                            send a message to connections\n"
+	      "                                            (several IDs: 16 at a time)\n"
 	      "  get ID                                    print a connection's record (JSON)\n"
 	      "  delete ID                                 close a connection\n"
 	      "  list [--limit N] [--cursor C] [--channel CHANNEL]\n"
@@ -274,21 +279,28 @@ static const char *operation(const char *command)
 
 /* As botocore words it: the error type (or the status when the answer
  * has none) and the message, which may be empty. */
-static int report(const char *command, int rc, const wsgate_response_t *res)
+static int report_id(const char *command, const char *id, int rc, const wsgate_response_t *res)
 {
 	char status[16];
 
 	if (rc < 0) {
-		fprintf(stderr, "\n%s\n", res->error[0] ? res->error : wsgate_strerror(rc));
+		fprintf(stderr, "\n%s%s%s\n", id ? id : "", id ? ": " : "",
+			res->error[0] ? res->error : wsgate_strerror(rc));
 		return EXIT_OTHER;
 	}
 	if (res->status < 300)
 		return 0;
 	snprintf(status, sizeof(status), "%d", res->status);
-	fprintf(stderr, "\nAn error occurred (%s) when calling the %s operation: %s\n",
+	fprintf(stderr, "\n%s%sAn error occurred (%s) when calling the %s operation: %s\n",
+		id ? id : "", id ? ": " : "",
 		res->error_type && *res->error_type ? res->error_type : status,
 		operation(command), res->message ? res->message : "");
 	return EXIT_SERVICE;
+}
+
+static int report(const char *command, int rc, const wsgate_response_t *res)
+{
+	return report_id(command, NULL, rc, res);
 }
 
 static void print_json(const char *body, size_t len)
@@ -371,6 +383,81 @@ static int list_all(wsgate_client_t *c, const struct opts *o)
 	return code;
 }
 
+#define MAX_IN_FLIGHT 16
+
+struct flight {
+	wsgate_req_t *r;
+	const char *id;
+	double deadline;
+};
+
+/* One request finished (or timed out): its error line, and the worst
+ * exit code so far. */
+static void land(struct flight *f, int rc, int *worst, int *failed)
+{
+	int code = report_id("post", f->id, rc, wsgate_req_response(f->r));
+
+	if (code > *worst)
+		*worst = code;
+	*failed += code != 0;
+	wsgate_req_destroy(f->r);
+	f->r = NULL;
+}
+
+/* Several IDs: libwsgate's non-blocking requests, MAX_IN_FLIGHT at a
+ * time, driven by one poll(). Each failure gets its line, prefixed by the
+ * ID; the exit code is the worst one. */
+static int post_many(wsgate_client_t *c, const struct opts *o, const char *data, size_t len)
+{
+	struct flight fl[MAX_IN_FLIGHT];
+	struct pollfd pfd[MAX_IN_FLIGHT];
+	int n = o->n_more + 1, next = 0, done = 0, live = 0, worst = 0, failed = 0;
+	int progress = isatty(STDERR_FILENO);
+	double timeout = (o->timeout_ms ? o->timeout_ms : 30000) / 1000.0, t0 = now_s();
+
+	while (done < n) {
+		double now;
+
+		while (live < MAX_IN_FLIGHT && next < n) {
+			wsgate_call_t call = { .op = WSGATE_POST, .data = data, .len = len };
+			struct flight *f = &fl[live];
+
+			f->id = call.target = next ? o->more_ids[next - 1] : o->id;
+			next++;
+			f->deadline = now_s() + timeout;
+			if (wsgate_req_start(c, &call, &f->r) == WSGATE_ERR_NOMEM && !f->r)
+				return EXIT_OTHER;
+			live++;
+		}
+		for (int i = 0; i < live; i++)
+			pfd[i] = (struct pollfd){ .fd = wsgate_req_fd(fl[i].r),
+						  .events = (short)wsgate_req_events(fl[i].r) };
+		poll(pfd, (nfds_t)live, 100);
+		now = now_s();
+		for (int i = 0; i < live; i++) {
+			int rc = WSGATE_AGAIN;
+
+			if (pfd[i].fd < 0 || pfd[i].revents)
+				rc = wsgate_req_step(fl[i].r);
+			if (rc == WSGATE_AGAIN && now < fl[i].deadline)
+				continue;
+			if (rc == WSGATE_AGAIN)
+				rc = WSGATE_ERR_TIMEOUT;
+			land(&fl[i], rc, &worst, &failed);
+			done++;
+			fl[i] = fl[--live];
+			pfd[i] = pfd[live];
+			i--;
+		}
+		if (progress)
+			fprintf(stderr, "\rposted %d/%d, %d failed, %.0f/s ", done - failed, n, failed,
+				now > t0 ? done / (now - t0) : 0);
+	}
+	if (progress)
+		fputs("\r\033[K", stderr);
+	return worst;
+}
+
 static int run(wsgate_client_t *c, const struct opts *o)
 {
 	wsgate_response_t res;
@@ -383,8 +470,13 @@ static int run(wsgate_client_t *c, const struct opts *o)
 	if (!strcmp(o->command, "post") || !strcmp(o->command, "publish")) {
 		if ((code = read_data(o, &data, &len)))
 			return code;
-		rc = o->command[1] == 'o' ? wsgate_post(c, o->id, data, len, &res) :
-					    wsgate_publish(c, o->id, data, len, &res);
+		if (o->n_more) {
+			code = post_many(c, o, data, len);
+			free(data);
+			return code;
+		}
+		rc = !strcmp(o->command, "post") ? wsgate_post(c, o->id, data, len, &res) :
+						   wsgate_publish(c, o->id, data, len, &res);
 		free(data);
 	} else if (!strcmp(o->command, "get")) {
 		rc = wsgate_get(c, o->id, &res);
@@ -460,6 +552,11 @@ static int gather(int argc, char **argv, struct opts *o)
 		o->command = argv[optind++];
 	if (optind < argc && !o->id)
 		o->id = argv[optind++];
+	if (optind < argc && o->command && !strcmp(o->command, "post")) {
+		o->more_ids = argv + optind;
+		o->n_more = argc - optind;
+		optind = argc;
+	}
 	if (optind < argc)
 		return usage_error("unexpected argument: %s", argv[optind]);
 	return 0;

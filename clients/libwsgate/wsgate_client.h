@@ -26,7 +26,8 @@
  * Non-blocking use, from the caller's poll/epoll loop:
  *
  *   wsgate_req_t *r;
- *   rc = wsgate_req_start(c, &call, &r);     // the connect is started
+ *   rc = wsgate_req_start(c, &call, &r);     // the connect is started;
+ *                                            // r is set even when rc < 0
  *   while ((rc = wsgate_req_step(r)) == WSGATE_AGAIN)
  *           wait until wsgate_req_fd(r) is ready for wsgate_req_events(r)
  *           (POLLIN and/or POLLOUT; with epoll, EPOLLIN/EPOLLOUT: the same
@@ -143,6 +144,10 @@ int wsgate_publish(wsgate_client_t *c, const char *channel, const void *data, si
 /* The non-blocking variant (see the top of this file). */
 typedef struct wsgate_req wsgate_req_t;
 
+/* Builds and signs the request, resolves the host and starts connecting.
+ * 0, or a negative code; either way *out is a request (NULL only on
+ * WSGATE_ERR_NOMEM) to destroy, whose response's ->error says why it
+ * failed and whose later steps return the same code. */
 int wsgate_req_start(wsgate_client_t *c, const wsgate_call_t *call, wsgate_req_t **out);
 int wsgate_req_fd(const wsgate_req_t *r);
 /* POLLIN and/or POLLOUT. */

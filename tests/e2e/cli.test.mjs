@@ -309,3 +309,25 @@ test('item CLI: publish delivers to every member of the channel', async () => {
   await sleep(50);
   assert.equal(pendingMessages(c.ws).length, 0);
 });
+
+test('item CLI: post to several IDs at once (the library\'s non-blocking requests); a gone one is reported by its ID', async () => {
+  const { backend, gw } = await startPair();
+  const clients = [];
+  for (let i = 0; i < 20; i++) clients.push(await connectWithId(gw, backend));
+  const gone = clients.pop();
+  const closed = waitClose(gone.ws);
+  const endpoint = `${gw.mgmtUrl}/dev`;
+  assert.equal((await cli(['delete', '--endpoint', endpoint, gone.id])).code, 0);
+  await closed;
+
+  let r = await cli(['post', '--endpoint', endpoint, '--data', 'to many', ...clients.map((c) => c.id)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  for (const c of clients) assert.equal((await nextMessage(c.ws)).data, 'to many');
+
+  r = await cli(['post', '--endpoint', endpoint, clients[0].id, gone.id, clients[1].id, '--data', 'again']);
+  assert.equal(r.code, 254);
+  assert.equal(r.stderr, `\n${gone.id}: An error occurred (GoneException) when calling the PostToConnection operation: \n`);
+  assert.equal((await nextMessage(clients[0].ws)).data, 'again');
+  assert.equal((await nextMessage(clients[1].ws)).data, 'again');
+});
