@@ -706,7 +706,7 @@ fail:
 	cl.ops_sub = cl.reply_sub = NULL;
 	natsConnection_Destroy(cl.nc);
 	cl.nc = NULL;
-	nats_CloseAndWait(2000);
+	nats_CloseAndWait(5000);
 	return -1;
 }
 
@@ -734,7 +734,7 @@ void gw_cluster_stop(void)
 	natsConnection_Destroy(cl.nc);
 	cl.ops_sub = cl.reply_sub = NULL;
 	cl.nc = NULL;
-	nats_CloseAndWait(2000);
+	nats_CloseAndWait(5000);
 	cl.on = 0;
 	while ((m = cl.out_head)) {
 		cl.out_head = m->next;

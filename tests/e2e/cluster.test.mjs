@@ -200,7 +200,7 @@ test('cluster: a node killed with SIGKILL: posts to its connections get 410 with
     const res = await postTo(nodes[1], c3.id, 'to a dead node', { timeoutMs: TIMEOUT_MS + 3000 });
     const took = Date.now() - t0;
     assert.equal(res.status, 410);
-    assert.ok(took < TIMEOUT_MS + 1000, `410 after ${took} ms (timeout ${TIMEOUT_MS})`);
+    assert.ok(took < TIMEOUT_MS + 2000, `410 after ${took} ms (timeout ${TIMEOUT_MS})`);
   }
   // The other nodes still serve, each other's connections included.
   assert.equal((await postTo(nodes[1], c1.id, 'still here')).status, 200);
@@ -218,7 +218,8 @@ test('cluster: a node stopped with SIGTERM: posts to its connections get 410', {
   const res = await postTo(nodes[0], c2.id, 'to a stopped node', { timeoutMs: TIMEOUT_MS + 3000 });
   const took = Date.now() - t0;
   assert.equal(res.status, 410, `status ${res.status} after ${took} ms`);
-  assert.ok(took < TIMEOUT_MS + 1000, `410 after ${took} ms (timeout ${TIMEOUT_MS})`);
+  // It left NATS: "no responders" answers at once, not the timeout.
+  assert.ok(took < TIMEOUT_MS, `410 after ${took} ms (timeout ${TIMEOUT_MS})`);
 });
 
 test('cluster: a node restarted under the same node ID does not answer to its old connection IDs', { skip }, async (t) => {
@@ -246,7 +247,7 @@ test('cluster: NATS restarted, the cluster recovers without restarting the gatew
   // Meanwhile: a bounded 410, never a hang.
   const t0 = Date.now();
   assert.equal((await postTo(nodes[0], c2.id, 'during', { timeoutMs: TIMEOUT_MS + 3000 })).status, 410);
-  assert.ok(Date.now() - t0 < TIMEOUT_MS + 1000);
+  assert.ok(Date.now() - t0 < TIMEOUT_MS + 2000);
   const again = await startNats(nats.port);
   t.after(() => again.stop());
   // Each node reconnects and subscribes again on its own.
@@ -284,6 +285,12 @@ test('cluster: options: --nats needs the shared secret, a taken node ID is refus
     '--data', data, ...args, '--node-id', '7']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--node-id 7: another node of cluster "default" holds it/);
+  // No NATS there: a clear error at start, not a node that cannot reach the others.
+  const nowhere = await freePort();
+  r = await runGateway(['--routes', a.routesDir, '--listen', '127.0.0.1:0', '--mgmt-listen', '127.0.0.1:0',
+    '--data', data, '--nats', `nats://127.0.0.1:${nowhere}`, '--cluster-secret-file', secret.file]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`cluster: nats://127.0.0.1:${nowhere}: `));
   const b = await startGateway({ routes: makeApi(backend.url), args });
   const node = Number(/cluster "default" node (\d+) over NATS/.exec(b.output())[1]);
   assert.ok(node >= 1 && node <= 255 && node !== 7, `generated node ${node}`);
