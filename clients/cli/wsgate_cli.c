@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -592,6 +593,7 @@ int main(int argc, char **argv)
 	char err[512];
 	int code;
 
+	signal(SIGPIPE, SIG_IGN); /* libwsgate's TLS writes: see wsgate_client.h */
 	if ((code = gather(argc, argv, &o)) || (code = check_opts(&o)) ||
 	    (code = load_creds(&o, &cr)))
 		goto out;

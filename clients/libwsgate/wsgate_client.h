@@ -43,6 +43,11 @@
  * resolves the host name with getaddrinfo, which may block: give the
  * endpoint a numeric address where that matters.
  *
+ * Threads: a client and its requests belong to one thread at a time (the
+ * TLS context is made on first use); several requests of one client may be
+ * in flight together. With https://, ignore SIGPIPE (OpenSSL writes with
+ * write(2), which raises it when the peer has gone); plain TCP never does.
+ *
  * Lifetimes: a request borrows its client (destroy requests first) and
  * copies everything it needs from the call; a response's strings belong to
  * the response (or to the request, for wsgate_req_response). */
