@@ -1,9 +1,15 @@
 // A chat backend for wsgate, with Node's standard library only.
 //
 // wsgate POSTs every event (WebSocket and REST) to POST /events as an AWS
-// Lambda proxy event; this server answers with a Lambda proxy response and
-// pushes messages to clients through the management API:
-//   POST {MGMT_URL}/@connections/{id}
+// Lambda proxy event; this server answers with a Lambda proxy response.
+// Rooms are wsgate channels (README, "Channels and broadcast"): the join
+// route's answer subscribes the connection ("subscribe": ["room.NAME"]) and
+// unsubscribes it from its previous room, and a message to a room is one
+// publish, whatever the number of members:
+//   POST {MGMT_URL}/@channels/room.NAME
+// The backend keeps no list of who is in a room and never posts to each
+// member; it remembers each connection's name and room only, to sign its
+// messages and announce its departure.
 //
 //   PORT=9000 MGMT_URL=http://127.0.0.1:8081/dev node server.mjs
 import http from 'node:http';
@@ -13,7 +19,7 @@ const PORT = Number(process.env.PORT ?? 9000); // 0: any free port (printed belo
 const MGMT_URL = process.env.MGMT_URL ?? 'http://127.0.0.1:8081/dev';
 const KEEP = 50; // messages kept per room
 
-const users = new Map(); // connectionId -> { name, room }
+const users = new Map(); // connectionId -> { name, room }: who, not who is where
 const rooms = new Map(); // room -> last KEEP messages
 const page = readFileSync(new URL('index.html', import.meta.url), 'utf8'); // the single-page UI
 
@@ -21,27 +27,16 @@ const reply = (statusCode, body = '', type = 'text/plain') => ({ statusCode, hea
 const json = (value) => reply(200, JSON.stringify(value), 'application/json');
 const roomName = (s) => String(s ?? '').toLowerCase().replace(/[^a-z0-9_-]/g, '').slice(0, 32) || 'lobby';
 
-/** Sends one JSON payload to a connection; 410 means it is gone, so forget it. */
-async function send(id, payload) {
+const channel = (room) => `room.${room}`;
+
+/** Sends a payload to every member of `room`: one publish to its channel. */
+async function publish(room, payload) {
   try {
-    const res = await fetch(`${MGMT_URL}/@connections/${encodeURIComponent(id)}`,
-      { method: 'POST', body: JSON.stringify(payload) });
-    if (res.status === 410) users.delete(id); // gone (closed without our knowing): forget it
-    else if (!res.ok) console.error(`post to ${id}: HTTP ${res.status} ${await res.text()}`);
+    const res = await fetch(`${MGMT_URL}/@channels/${channel(room)}`, { method: 'POST', body: JSON.stringify(payload) });
+    if (!res.ok) console.error(`publish to ${room}: HTTP ${res.status} ${await res.text()}`);
   } catch (err) {
-    console.error(`post to ${id}: ${err.message}`);
+    console.error(`publish to ${room}: ${err.message}`);
   }
-}
-
-/** Sends a payload to everyone in `room` (but `except`). */
-function broadcast(room, payload, except) {
-  const ids = [...users].filter(([id, u]) => u.room === room && id !== except).map(([id]) => id);
-  return Promise.all(ids.map((id) => send(id, payload)));
-}
-
-async function leave(id) {
-  const u = users.get(id);
-  if (u?.room) await broadcast(u.room, { type: 'left', room: u.room, from: u.name }, id);
 }
 
 /** WebSocket events: route keys $connect, $disconnect, join, sendmessage, typing. */
@@ -57,26 +52,37 @@ async function onSocket(ev) {
       return reply(200);
     }
     case '$disconnect':
-      await leave(id);
+      // The connection has left its channels already: the others hear of it.
+      if (user?.room) await publish(user.room, { type: 'left', room: user.room, from: user.name });
       users.delete(id);
       return reply(200);
     case 'join': {
       if (!user) return reply(200); // unknown connection (backend restarted)
-      await leave(id);
+      const old = user.room;
       user.room = roomName(msg.room);
-      await broadcast(user.room, { type: 'joined', room: user.room, from: user.name });
-      return reply(200);
+      if (old && old !== user.room) await publish(old, { type: 'left', room: old, from: user.name });
+      const joined = { type: 'joined', room: user.room, from: user.name };
+      // The room's members hear it now; the joiner, from this answer (the
+      // join route has routeResponse), which also makes it a member.
+      await publish(user.room, joined);
+      return {
+        statusCode: 200,
+        body: JSON.stringify(joined),
+        subscribe: [channel(user.room)],
+        unsubscribe: old && old !== user.room ? [channel(old)] : [],
+      };
     }
     case 'sendmessage': {
       if (!user?.room) return reply(200);
       const m = { type: 'message', room: user.room, from: user.name, text: String(msg.text ?? ''), at: new Date().toISOString() };
       const list = rooms.get(user.room) ?? [];
       rooms.set(user.room, [...list, m].slice(-KEEP));
-      await broadcast(user.room, m);
+      await publish(user.room, m);
       return reply(200);
     }
     case 'typing':
-      if (user?.room) await broadcast(user.room, { type: 'typing', room: user.room, from: user.name }, id);
+      // Every member gets it, the typist too: the page ignores its own.
+      if (user?.room) await publish(user.room, { type: 'typing', room: user.room, from: user.name });
       return reply(200);
     default:
       return reply(400, `unknown route ${routeKey}`);
