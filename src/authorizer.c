@@ -4,8 +4,14 @@
  * 500. */
 #include "authorizer.h"
 #include "admit.h"
+#include "httpresp.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -13,13 +19,18 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 /* --- identity ---------------------------------------------------------- */
 
@@ -729,23 +740,15 @@ static int load_jwk(json_t *jwk, struct jwk *k, const char **why)
 	return 0;
 }
 
-struct gw_authz_keys *gw_authz_keys_load(const char *file, char *err, size_t errlen)
+/* The keys of a JWKS document (root, borrowed). */
+static struct gw_authz_keys *keys_from_json(json_t *root, char *err, size_t errlen)
 {
-	struct gw_authz_keys *ks = NULL;
-	json_error_t jerr;
-	json_t *root = NULL, *list;
-	struct stat st;
+	json_t *list = json_object_get(root, "keys");
+	struct gw_authz_keys *ks;
 
-	if (stat(file, &st) || !S_ISREG(st.st_mode) || st.st_size > JWKS_MAX_BYTES) {
-		snprintf(err, errlen, "cannot read it (expected a regular file of at most %d "
-			 "bytes holding a JWKS)", JWKS_MAX_BYTES);
-		return NULL;
-	}
-	root = json_load_file(file, 0, &jerr);
-	list = json_object_get(root, "keys");
 	if (!json_is_array(list) || !json_array_size(list)) {
 		snprintf(err, errlen, "expected a JWKS: {\"keys\": [...]} with at least one key");
-		goto fail;
+		return NULL;
 	}
 	ks = calloc(1, sizeof(*ks));
 	if (!ks || !(ks->keys = calloc(json_array_size(list), sizeof(*ks->keys))))
@@ -765,12 +768,225 @@ struct gw_authz_keys *gw_authz_keys_load(const char *file, char *err, size_t err
 		snprintf(err, errlen, "no signing key (every key has a \"use\" other than \"sig\")");
 		goto fail;
 	}
-	json_decref(root);
 	return ks;
 fail:
-	json_decref(root);
 	gw_authz_keys_free(ks);
 	return NULL;
+}
+
+struct gw_authz_keys *gw_authz_keys_load(const char *file, char *err, size_t errlen)
+{
+	struct gw_authz_keys *ks;
+	json_error_t jerr;
+	json_t *root;
+	struct stat st;
+
+	if (stat(file, &st) || !S_ISREG(st.st_mode) || st.st_size > JWKS_MAX_BYTES) {
+		snprintf(err, errlen, "cannot read it (expected a regular file of at most %d "
+			 "bytes holding a JWKS)", JWKS_MAX_BYTES);
+		return NULL;
+	}
+	root = json_load_file(file, 0, &jerr);
+	ks = keys_from_json(root, err, errlen);
+	json_decref(root);
+	return ks;
+}
+
+/* --- fetching a JWKS (jwksUri): blocking, so for the loader only (start-up,
+ * --check and the reload thread), never an event loop. */
+
+#define JWKS_TIMEOUT_MS 1500 /* AWS's JWKS endpoint timeout */
+
+static int64_t left_ms(uint64_t deadline)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now >= deadline ? 0 : (int64_t)(deadline - now);
+}
+
+/* A TCP connection to host:port within the deadline, then blocking with
+ * the time left as its send and receive timeouts. -1 on failure. */
+static int dial(const char *host, const char *port, uint64_t deadline)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+	int fd = -1;
+
+	if (getaddrinfo(host, port, &hints, &res))
+		return -1;
+	for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+		struct pollfd pfd;
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS)
+			goto next;
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, (int)left_ms(deadline)) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr)
+			goto next;
+		continue;
+next:
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd >= 0) {
+		int64_t ms = left_ms(deadline);
+		struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 + 1 };
+		int flags = fcntl(fd, F_GETFL);
+
+		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	return fd;
+}
+
+/* https://host[:port][/path] into its parts; -1 if it is not one. */
+static int split_url(const char *url, char *host, size_t hl, char *port, size_t pl,
+		     const char **path)
+{
+	const char *h = url + 8, *end, *colon;
+
+	if (strncmp(url, "https://", 8))
+		return -1;
+	if (*h == '[') {
+		end = strchr(h, ']');
+		if (!end)
+			return -1;
+		snprintf(host, hl, "%.*s", (int)(end - h - 1), h + 1);
+		end++;
+	} else {
+		end = h + strcspn(h, ":/?#");
+		snprintf(host, hl, "%.*s", (int)(end - h), h);
+	}
+	colon = *end == ':' ? end : NULL;
+	*path = strchr(end, '/');
+	if (colon)
+		snprintf(port, pl, "%.*s", (int)((*path ? *path : end + strlen(end)) - colon - 1),
+			 colon + 1);
+	else
+		snprintf(port, pl, "443");
+	if (!*path)
+		*path = "/";
+	return *host && *port ? 0 : -1;
+}
+
+static int fetch(const char *url, const char *ca_file, gw_buf_t *out, char *err, size_t errlen)
+{
+	uint64_t deadline;
+	char host[256], port[16], req[2048], buf[16384];
+	struct timespec ts;
+	const char *path;
+	SSL_CTX *ctx = NULL;
+	SSL *ssl = NULL;
+	gw_resp_t *resp = NULL;
+	enum gw_resp_status st = GW_RESP_MORE;
+	struct in6_addr a6;
+	int fd = -1, rc = -1, n, extra;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	deadline = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + JWKS_TIMEOUT_MS;
+	if (split_url(url, host, sizeof(host), port, sizeof(port), &path)) {
+		snprintf(err, errlen, "expected an https:// URL");
+		return -1;
+	}
+	fd = dial(host, port, deadline);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to %s port %s within %d ms", host, port,
+			 JWKS_TIMEOUT_MS);
+		goto out;
+	}
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    (ca_file ? !SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+		     : !SSL_CTX_set_default_verify_paths(ctx))) {
+		snprintf(err, errlen, "cannot set up TLS (CA bundle %s)", ca_file ? ca_file : "of the system");
+		goto out;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	ssl = SSL_new(ctx);
+	if (!ssl || !SSL_set_fd(ssl, fd))
+		goto out;
+	/* The certificate must name the host (an address literal: its IP SAN). */
+	if (inet_pton(AF_INET, host, &a6) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+	} else {
+		SSL_set_tlsext_host_name(ssl, host);
+		SSL_set1_host(ssl, host);
+	}
+	if (SSL_connect(ssl) != 1) {
+		long v = SSL_get_verify_result(ssl);
+
+		snprintf(err, errlen, "TLS with %s failed%s%s", host, v != X509_V_OK ? ": " : "",
+			 v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+		goto out;
+	}
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n"
+		     "User-Agent: wsgate\r\nConnection: close\r\n\r\n", path, host);
+	if (n <= 0 || (size_t)n >= sizeof(req) || SSL_write(ssl, req, n) != n) {
+		snprintf(err, errlen, "cannot send the request");
+		goto out;
+	}
+	resp = gw_resp_create(JWKS_MAX_BYTES);
+	while (st == GW_RESP_MORE && left_ms(deadline) > 0) {
+		n = SSL_read(ssl, buf, sizeof(buf));
+		if (n <= 0 && SSL_get_error(ssl, n) != SSL_ERROR_ZERO_RETURN &&
+		    SSL_get_error(ssl, n) != SSL_ERROR_SYSCALL)
+			break;
+		st = gw_resp_feed(resp, buf, n > 0 ? (size_t)n : 0, &extra);
+		if (n <= 0)
+			break;
+	}
+	if (st == GW_RESP_TOO_LARGE) {
+		snprintf(err, errlen, "the JWKS is larger than %d bytes", JWKS_MAX_BYTES);
+	} else if (st != GW_RESP_DONE) {
+		snprintf(err, errlen, "no complete answer within %d ms", JWKS_TIMEOUT_MS);
+	} else if (gw_resp_status_code(resp) != 200) {
+		snprintf(err, errlen, "answered HTTP %d (expected 200)", gw_resp_status_code(resp));
+	} else {
+		gw_str_t body = gw_resp_body(resp);
+
+		gw_buf_reset(out);
+		gw_buf_append(out, body.ptr, body.len);
+		rc = 0;
+	}
+out:
+	gw_resp_destroy(resp);
+	if (ssl)
+		SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+struct gw_authz_keys *gw_authz_keys_fetch(const char *url, const char *ca_file, char *err,
+					  size_t errlen)
+{
+	struct gw_authz_keys *ks = NULL;
+	json_error_t jerr;
+	json_t *root;
+	gw_buf_t body;
+
+	gw_buf_init(&body);
+	if (!fetch(url, ca_file, &body, err, errlen)) {
+		root = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
+		if (!root)
+			snprintf(err, errlen, "the answer is not JSON");
+		else
+			ks = keys_from_json(root, err, errlen);
+		json_decref(root);
+	}
+	gw_buf_dispose(&body);
+	return ks;
 }
 
 void gw_authz_keys_free(struct gw_authz_keys *ks)
@@ -943,7 +1159,7 @@ static json_t *jwt_verify(const gw_authorizer_t *a, const char *tok, size_t len,
 	kid = json_string_value(json_object_get(hdr, "kid"));
 	*why = kid ? "no key of the JWKS has the token's kid and alg"
 		   : "no key of the JWKS verifies the token";
-	for (size_t i = 0; i < a->keys->n && !verified; i++) {
+	for (size_t i = 0; a->keys && i < a->keys->n && !verified; i++) {
 		const struct jwk *k = &a->keys->keys[i];
 
 		if (k->kind != al->kind || (kid && (!k->kid || strcmp(kid, k->kid))))

@@ -75,6 +75,11 @@ void gw_authz_cache_put(const gw_authorizer_t *a, const char *key, size_t len, u
 /* --- JWKS: the keys of a JWT authorizer, read at load. NULL and err
  * (naming what is wrong, never key material) on failure. */
 struct gw_authz_keys *gw_authz_keys_load(const char *file, char *err, size_t errlen);
+/* The same from an https:// URL, verified against ca_file (NULL: the
+ * system's CA bundle), within 1.5 s and 150,000 bytes (AWS's limits).
+ * Blocks: for the loader (start-up, --check, the reload thread) only. */
+struct gw_authz_keys *gw_authz_keys_fetch(const char *url, const char *ca_file, char *err,
+					  size_t errlen);
 void gw_authz_keys_free(struct gw_authz_keys *k);
 
 #endif

@@ -1236,10 +1236,36 @@ out:
 	json_decref(list);
 }
 
+/* jwksUri: fetched now, off the event loops (the loader runs at start-up,
+ * for --check and on the reload thread); a reload fetches it again. */
+static void load_jwks_uri(struct loader *l, const char *base, json_t *v, gw_authorizer_t *a)
+{
+	char path[300], ca_path[300], err[256];
+	char *uri, *ca;
+
+	snprintf(path, sizeof(path), "%s.jwtConfiguration.jwksUri", base);
+	snprintf(ca_path, sizeof(ca_path), "%s.jwtConfiguration.caFile", base);
+	if (json_object_get(v, "jwksFile"))
+		problem(l, path, "expected either jwksFile or jwksUri, not both");
+	uri = get_string(l, v, "jwksUri", path, NULL, 1);
+	ca = get_string(l, v, "caFile", ca_path, NULL, 0);
+	if (ca && access(ca, R_OK))
+		problem(l, ca_path, "cannot read \"%s\"", ca);
+	if (uri && (strncmp(uri, "https://", 8) || !text_ok(l, path, uri, TEXT_URL)))
+		problem(l, path, "expected an https:// URL, found \"%s\"", uri);
+	else if (uri && !l->errors && !(l->flags & GW_CONFIG_NO_RESOLVE)) {
+		a->keys = gw_authz_keys_fetch(uri, ca, err, sizeof(err));
+		if (!a->keys)
+			problem(l, path, "\"%s\": %s", uri, err);
+	}
+	a->jwks_file = uri; /* where the keys came from */
+	free(ca);
+}
+
 static void load_jwt_config(struct loader *l, const char *base, json_t *v, gw_authorizer_t *a)
 {
-	static const char *const keys[] = { "issuer", "audience", "jwksFile", "leewaySeconds",
-		NULL };
+	static const char *const keys[] = { "issuer", "audience", "jwksFile", "jwksUri", "caFile",
+		"leewaySeconds", NULL };
 	const char *slash = strrchr(l->file, '/');
 	char path[300], full[4096], err[256];
 	json_t *aud;
@@ -1273,10 +1299,17 @@ static void load_jwt_config(struct loader *l, const char *base, json_t *v, gw_au
 			a->audiences[a->n_audiences++] = strdup(s);
 		}
 	}
-	snprintf(path, sizeof(path), "%s.jwtConfiguration.jwksFile", base);
-	a->jwks_file = get_string(l, v, "jwksFile", path, NULL, 1);
-	if (!a->jwks_file)
+	if (json_object_get(v, "jwksUri")) {
+		load_jwks_uri(l, base, v, a);
 		return;
+	}
+	snprintf(path, sizeof(path), "%s.jwtConfiguration.jwksFile", base);
+	a->jwks_file = get_string(l, v, "jwksFile", path, NULL, 0);
+	if (!a->jwks_file) {
+		problem(l, path, "missing (expected jwksFile, a JWKS file, or jwksUri, an https:// "
+			"URL)");
+		return;
+	}
 	if (a->jwks_file[0] != '/' && slash)
 		snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - l->file), l->file,
 			 a->jwks_file);

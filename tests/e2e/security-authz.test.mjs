@@ -7,7 +7,10 @@ import {
   connectRefused, nextMessage, send, waitUntil, unusedUrl, sleep, HANG, rawConnect, upgradeRequest,
 } from './helpers.mjs';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /** Runs --check on one API file (and files beside it); resolves the runGateway result. */
@@ -378,4 +381,49 @@ test('item JWT authorizer: the token from a query parameter; --check validates t
     ['api.json: authorizers.jwt.identitySource: expected one route.request.header.NAME or route.request.querystring.NAME'], { 'k.jwks': jwks() });
   const ok = await check(withJwt({ ...cfg, jwksFile: 'k.jwks' }), { 'k.jwks': jwks() });
   assert.equal(ok.code, 0, ok.output);
+});
+
+test('item JWT authorizer: jwksUri is fetched over https when the configuration loads (caFile), and --check reports an unreachable or untrusted one', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-jwks-'));
+  try {
+    const cert = (name) => {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
+        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.pem`), '-days', '2'], { stdio: 'ignore' });
+      return { key: readFileSync(path.join(dir, `${name}.key`)), cert: readFileSync(path.join(dir, `${name}.pem`)), file: path.join(dir, `${name}.pem`) };
+    };
+    const good = cert('good');
+    const other = cert('other');
+    let fetched = 0;
+    const server = https.createServer({ key: good.key, cert: good.cert }, (req, res) => {
+      fetched++;
+      if (req.url !== '/.well-known/jwks.json') { res.writeHead(404); res.end(); return; }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(jwks());
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${server.address().port}/.well-known/jwks.json`;
+      const backend = await startBackend();
+      const files = jwtApi(backend.url);
+      const api = files['chat.json'];
+      const cfg = { issuer: ISSUER, audience: ['chat-app'], jwksUri: url, caFile: good.file };
+      api.authorizers.jwt.jwtConfiguration = cfg;
+      const gw = await startGateway({ routes: api });
+      assert.equal(fetched, 1, 'fetched once, at load');
+      (await connect(gw.url, { headers: { Authorization: `Bearer ${signJwt(goodClaims(), { alg: 'EdDSA' })}` } })).close();
+      assert.equal(await connectRefused(gw.url, { headers: { Authorization: signJwt(goodClaims(), { key: stranger.privateKey }) } }), 401);
+      assert.equal(fetched, 1, 'not fetched per connect');
+
+      const withCfg = (c) => ({ ...api, authorizers: { jwt: { ...api.authorizers.jwt, jwtConfiguration: c } } });
+      await expectCheckError(withCfg({ ...cfg, caFile: other.file }), [`api.json: authorizers.jwt.jwtConfiguration.jwksUri: "${url}": TLS with 127.0.0.1 failed`]);
+      await expectCheckError(withCfg({ ...cfg, jwksUri: `${url}x` }), [`api.json: authorizers.jwt.jwtConfiguration.jwksUri: "${url}x": answered HTTP 404 (expected 200)`]);
+      await expectCheckError(withCfg({ ...cfg, jwksUri: `https://127.0.0.1:${(new URL(await unusedUrl())).port}/k` }), ['jwtConfiguration.jwksUri', 'cannot connect to 127.0.0.1']);
+      await expectCheckError(withCfg({ ...cfg, jwksUri: 'http://127.0.0.1/k' }), ['api.json: authorizers.jwt.jwtConfiguration.jwksUri: expected an https:// URL']);
+      await expectCheckError(withCfg({ ...cfg, jwksFile: 'k.jwks' }), ['api.json: authorizers.jwt.jwtConfiguration.jwksUri: expected either jwksFile or jwksUri, not both']);
+    } finally {
+      server.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

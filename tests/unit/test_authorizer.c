@@ -4,6 +4,7 @@
 #include "unit.h"
 
 #include "authorizer.h"
+#include "registry.h"
 
 #include <stdlib.h>
 
@@ -189,6 +190,33 @@ static void test_method_arn(void)
 	gw_buf_dispose(&b);
 }
 
+/* The $disconnect outbox keeps the context, so that a $disconnect sent
+ * later (or by the next start) carries requestContext.authorizer too. */
+static void test_outbox_record(void)
+{
+	static gw_outbox_record_t rec, back;
+	static const char ctx[] = "{\"principalId\":\"p\",\"integrationLatency\":3,\"k\":\"v\"}";
+	void *data;
+	size_t len;
+
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.conn.id, sizeof(rec.conn.id), "AAAAAAAAAAAAAAAAAAAAAAAA");
+	snprintf(rec.conn.api, sizeof(rec.conn.api), "chat");
+	memcpy(rec.authorizer, ctx, sizeof(ctx) - 1);
+	rec.authorizer_len = sizeof(ctx) - 1;
+	CHECK_INT_EQ(gw_outbox_record_encode(&rec, &data, &len), 0);
+	CHECK_INT_EQ(gw_outbox_record_decode(data, len, &back), 0);
+	CHECK_INT_EQ(back.authorizer_len, sizeof(ctx) - 1);
+	CHECK_MEM_EQ(back.authorizer, back.authorizer_len, ctx, sizeof(ctx) - 1);
+	free(data);
+	/* None: none back (the records of earlier runs have none). */
+	rec.authorizer_len = 0;
+	CHECK_INT_EQ(gw_outbox_record_encode(&rec, &data, &len), 0);
+	CHECK_INT_EQ(gw_outbox_record_decode(data, len, &back), 0);
+	CHECK_INT_EQ(back.authorizer_len, 0);
+	free(data);
+}
+
 int main(void)
 {
 	RUN(test_policies);
@@ -196,5 +224,6 @@ int main(void)
 	RUN(test_context);
 	RUN(test_cache);
 	RUN(test_method_arn);
+	RUN(test_outbox_record);
 	UNIT_MAIN_END();
 }
