@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +30,7 @@
 #define SECRET_MIN 16
 #define SECRET_MAX 4096
 /* The "is this node ID taken?" probe, at start. */
-#define PROBE_TIMEOUT_MS 500
+#define PROBE_TIMEOUT_MS 1000
 #define PROBE_TRIES 32
 #define OP_PROBE '?'
 
@@ -102,6 +103,7 @@ int gw_cluster_load_secret(const char *path, char *err, size_t errlen)
 {
 	unsigned char buf[SECRET_MAX + 1], digest[SHA256_DIGEST_LENGTH];
 	gw_connid_key_t key;
+	struct stat st;
 	ssize_t n;
 	size_t len = 0;
 	int fd, rc = -1;
@@ -111,6 +113,10 @@ int gw_cluster_load_secret(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "--cluster-secret-file %s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* Whoever reads it can forge IDs of every node: say so, as ssh does. */
+	if (!fstat(fd, &st) && (st.st_mode & 077))
+		fprintf(stderr, "wsgate: warning: --cluster-secret-file %s is readable by "
+			"others (mode %03o): chmod 600\n", path, (unsigned)(st.st_mode & 0777));
 	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
 		len += (size_t)n;
 	close(fd);

@@ -5,7 +5,7 @@ import {
   ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand, DeleteConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -275,6 +275,11 @@ test('cluster: options: --nats needs the shared secret, a taken node ID is refus
   assert.equal(r.code, 2);
   assert.match(r.stderr, /16 to 4096 bytes/);
   assert.doesNotMatch(r.stderr, /short\n/);
+  const open = path.join(path.dirname(secret.file), 'open');
+  writeFileSync(open, 'a cluster secret that others can read', { mode: 0o644 });
+  chmodSync(open, 0o644);
+  r = await runGateway(['--nats', nats.url, '--cluster-secret-file', open, '--routes', '/nonexistent']);
+  assert.match(r.stderr, /readable by others \(mode 644\): chmod 600/);
 
   const args = ['--nats', nats.url, '--cluster-secret-file', secret.file];
   const a = await startGateway({ routes: makeApi(backend.url), args: [...args, '--node-id', '7'] });
