@@ -83,6 +83,8 @@ struct mgmt_pss {
 	uint64_t fan_count, fan_skipped;
 	gw_buf_t fan_out, fan_failed;
 	uint32_t list_loop, list_limit;
+	const char *ctype;  /* the answer's type when not JSON (/metrics) */
+	int metrics;        /* GET /metrics */
 };
 
 static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
@@ -820,8 +822,10 @@ static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 {
 	unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
 		      *end = hdr + sizeof(hdr);
-	const char *ctype = pss->out.len ? "application/json" : NULL;
+	const char *ctype = !pss->out.len ? NULL : pss->ctype ? pss->ctype : "application/json";
 
+	gw_metrics_mgmt(pss->gw->metrics, pss->metrics ? GW_METRICS_MGMT_OPS - 1 : (int)pss->op,
+			pss->status);
 	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, ctype,
 					pss->out.len, &p, end) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-amzn-RequestId:",
@@ -1024,6 +1028,21 @@ static int check_body(struct lws *wsi, struct mgmt_pss *pss)
 	return 0;
 }
 
+/* GET /metrics (metrics.h): with managementAuth, signed by a key of any
+ * API, as any management request. */
+static void serve_metrics(struct lws *wsi, struct mgmt_pss *pss, const char *uri, size_t len)
+{
+	pss->metrics = 1;
+	pss->close_after = 1; /* as any request without a body: see on_request */
+	pss->started = 1;
+	if (gw_config_mgmt_auth(pss->gw->cfg) &&
+	    (check_head(wsi, pss, uri, len) || check_signature(pss, NULL)))
+		return;
+	set_answer(pss, 200, NULL, NULL);
+	gw_metrics_render(pss->gw, &pss->out);
+	pss->ctype = "text/plain; version=0.0.4; charset=utf-8";
+}
+
 static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, size_t len)
 {
 	int empty = 0;
@@ -1035,8 +1054,14 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	pss->started = 0;
 	pss->bodies_done = 0;
 	pss->close_after = 0;
+	pss->ctype = NULL;
+	pss->metrics = 0;
 	gw_gateway_request_id(pss->gw, pss->request_id);
 	pss->op = request_method(wsi);
+	if (pss->op == OP_GET && len == 8 && !memcmp(uri, "/metrics", 8)) {
+		serve_metrics(wsi, pss, uri, len);
+		return;
+	}
 	pss->route = parse_path(pss, uri, len) ? parse_ext_path(pss, uri, len) : R_CONN;
 	pss->bad_path = pss->route == R_NONE || !stage_known(pss->gw, pss->stage);
 	pss->body_max = pss->bad_path ? 0 : body_max(pss->gw, pss->stage);

@@ -13,6 +13,7 @@ pkgs=(build-essential cmake pkg-config
       clang libclang-rt-14-dev
       faketime util-linux
       libnats-dev nats-server
+      prometheus
       nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -131,6 +131,7 @@ struct gw_call {
 	int status;
 	gw_buf_t body;
 	char request_id[24];
+	uint64_t started_us; /* metrics: integration latency */
 };
 
 static void finish(gw_call_t *c, enum gw_call_outcome o, const char *error,
@@ -617,6 +618,7 @@ static void deliver(gw_call_t *c)
 	} else {
 		log_failure(c);
 	}
+	r.duration_us = gw_metrics_now_us() - c->started_us;
 	c->cb(c->user, &r);
 	call_free(c);
 }
@@ -784,6 +786,7 @@ static gw_call_t *call_new(gw_backend_t *be, gw_call_cb cb, void *user)
 	if (!c)
 		abort();
 	c->be = be;
+	c->started_us = gw_metrics_now_us();
 	c->cb = cb;
 	c->user = user;
 	gw_buf_init(&c->body);
@@ -1046,4 +1049,17 @@ void gw_backend_destroy(gw_backend_t *be)
 	free(be->by_index);
 	gw_config_unref(be->cfg);
 	free(be);
+}
+
+void gw_backend_pool_stats(const gw_backend_t *be, unsigned *in_use, unsigned *idle,
+			   unsigned *queued)
+{
+	*in_use = *idle = *queued = 0;
+	lws_start_foreach_dll(struct lws_dll2 *, d, be->endpoints.head) {
+		const gw_endpoint_t *ep = lws_container_of(d, gw_endpoint_t, list);
+
+		*in_use += ep->conns.count - ep->idle.count;
+		*idle += ep->idle.count;
+		*queued += ep->queue.count;
+	} lws_end_foreach_dll(d);
 }

@@ -40,6 +40,7 @@ typedef struct gw_http_resp {
 	/* The buffer holding body: a callback may swap its contents out to
 	 * keep the body without copying it (REST responses). */
 	gw_buf_t *body_buf;
+	uint64_t duration_us; /* from the call's start to its delivery */
 } gw_http_resp_t;
 
 /* Runs once per call, from a later loop iteration than gw_backend_call,
@@ -105,6 +106,10 @@ gw_call_t *gw_backend_local(gw_backend_t *be, int status, const char *body, size
 			    gw_call_cb cb, void *user);
 void gw_backend_cancel(gw_call_t *call);
 size_t gw_backend_inflight(const gw_backend_t *be);
+/* Over every pool: connections carrying a call, idle ones, and calls
+ * waiting for a connection (metrics). */
+void gw_backend_pool_stats(const gw_backend_t *be, unsigned *in_use, unsigned *idle,
+			   unsigned *queued);
 /* Whether one of the backend's own handlers (socket I/O, expiry) is on the
  * stack: never, when a callback runs (tests check it). */
 int gw_backend_in_io(const gw_backend_t *be);

@@ -1853,6 +1853,11 @@ const char *gw_config_api_stage(unsigned id)
 	return id < __atomic_load_n(&n_api_ids, __ATOMIC_ACQUIRE) ? api_ids[id].stage : NULL;
 }
 
+const char *gw_config_api_name(unsigned id)
+{
+	return id < __atomic_load_n(&n_api_ids, __ATOMIC_ACQUIRE) ? api_ids[id].name : NULL;
+}
+
 size_t gw_config_stage_history(const char *stage)
 {
 	unsigned n = __atomic_load_n(&n_api_ids, __ATOMIC_ACQUIRE);

@@ -258,6 +258,8 @@ int gw_config_mgmt_key_region(const gw_mgmt_key_t *key, const char *region);
  * Thread-safe, and never changes once returned: an ID issued under an
  * older snapshot keeps its stage after a reload. */
 const char *gw_config_api_stage(unsigned id);
+/* The name of API id, NULL as for gw_config_api_stage (metrics labels). */
+const char *gw_config_api_name(unsigned id);
 /* The largest maxMessageBytes any API with this stage had in this
  * process (0: the stage was never loaded): a stage that a reload removed
  * still reaches the connections opened under it. */

@@ -78,6 +78,7 @@ typedef struct pending {
 	/* $disconnect (conn NULL): the snapshot route lives in, held until
 	 * the answer, since the conn and its reference are gone by then. */
 	gw_config_t *cfg;
+	unsigned api_id; /* metrics */
 } pending_t;
 
 struct gw_conn {
@@ -244,6 +245,7 @@ static void on_call_result(void *user, const gw_http_resp_t *resp)
 	pending_t *p = user;
 	gw_integ_result_t res;
 
+	gw_metrics_integration(p->gw->metrics, p->api_id, resp->outcome, resp->status, resp->duration_us);
 	if (p->type == GW_EV_AUTHORIZER) {
 		/* An authorizer answers in its own shape (authorizer.h). */
 		lws_dll2_remove(&p->list);
@@ -275,6 +277,7 @@ static pending_t *invoke(gw_gateway_t *gw, gw_conn_t *conn, const gw_invocation_
 	p->conn = conn;
 	p->route = inv->route;
 	p->type = inv->type;
+	p->api_id = inv->ctx->api->id;
 	snprintf(p->request_id, sizeof(p->request_id), "%s", inv->ctx->request_id);
 	if (conn)
 		lws_dll2_add_tail(&p->list, &conn->calls);
@@ -348,6 +351,8 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 		return; /* already finished, its memory waits for the safe point */
 	if (fire)
 		gw_info("connection %s closed: %d %s", conn->id, code, reason);
+	if (conn->state == CS_OPEN || conn->state == CS_DRAINING)
+		gw_metrics_disconnect(gw->metrics, conn->api->id, code);
 	conn->state = CS_CLOSED;
 	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
 	gw_wheel_cancel(&gw->wheel, &conn->idle_timer);
@@ -577,6 +582,8 @@ static void refuse_approved(gw_conn_t *conn)
 
 static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res)
 {
+	if (res->outcome != GW_INTEG_OK || res->status_code < 200 || res->status_code > 299)
+		gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_REJ_CONNECT);
 	if (conn->gone) {
 		/* The backend approved a connection whose client had left: it
 		 * counts it as open, so it hears of its end. */
@@ -704,6 +711,7 @@ static int source_ip_admitted(gw_conn_t *conn)
 		       rid, api->name, conn->source_ip, rc == GW_IPLIMIT_TOO_MANY
 		       ? "sourceIpLimits.maxConnections reached"
 		       : "sourceIpLimits.newConnections rate limit");
+	gw_metrics_count(conn->gw->metrics, api->id, GW_M_REJ_SOURCE_IP);
 	RAW_JSON(conn, 429, "{\"message\":\"Too Many Requests\"}");
 	return 0;
 }
@@ -726,6 +734,7 @@ static int admit_upgrade(gw_conn_t *conn)
 		gw_log_limited(GW_LOG_WARN, 10000, "upgrade refused (403, request %s, api %s, "
 			       "%s): Origin \"%.*s\" is not in allowedOrigins", rid, api->name,
 			       conn->source_ip, (int)(o.len > 100 ? 100 : o.len), o.ptr);
+		gw_metrics_count(conn->gw->metrics, api->id, GW_M_REJ_ORIGIN);
 		RAW_JSON(conn, 403, "{\"message\":\"Forbidden\"}");
 		return 0;
 	}
@@ -734,6 +743,7 @@ static int admit_upgrade(gw_conn_t *conn)
 		gw_log_limited(GW_LOG_WARN, 10000, "upgrade refused (403, request %s, api %s, "
 			       "%s): missing or invalid API key", rid, api->name,
 			       conn->source_ip);
+		gw_metrics_count(conn->gw->metrics, api->id, GW_M_REJ_API_KEY);
 		RAW_JSON(conn, 403, "{\"message\":\"Forbidden\"}");
 		return 0;
 	}
@@ -742,6 +752,7 @@ static int admit_upgrade(gw_conn_t *conn)
 		gw_gateway_request_id(conn->gw, rid);
 		gw_log_limited(GW_LOG_WARN, 10000, "upgrade throttled (429, request %s, api %s, "
 			       "%s): $connect rate limit", rid, api->name, conn->source_ip);
+		gw_metrics_count(conn->gw->metrics, api->id, GW_M_REJ_CONNECT_RATE);
 		RAW_JSON(conn, 429, "{\"message\":\"Too Many Requests\"}");
 		return 0;
 	}
@@ -779,6 +790,7 @@ static int head_admitted(gw_conn_t *conn)
 		return 1;
 	}
 	gw_gateway_request_id(conn->gw, rid);
+	gw_metrics_head_refused(conn->gw->metrics);
 	if (per_ip)
 		gw_log_limited(GW_LOG_WARN, 10000, "connection from %s refused (503, request "
 			       "%s): --max-pending-heads-per-ip reached", conn->source_ip, rid);
@@ -1628,6 +1640,7 @@ static int message_admitted(gw_conn_t *conn, const gw_route_t *route)
 	else
 		return 1;
 	gw_gateway_request_id(conn->gw, rid);
+	gw_metrics_count(conn->gw->metrics, api->id, GW_M_REJ_MSG_RATE);
 	/* One call site per cause: each is rate-limited, and seen, on its own. */
 	if (by == 1)
 		gw_log_limited(GW_LOG_WARN, 10000, "connection %s: message to %s throttled by "
@@ -1653,9 +1666,11 @@ static void on_message(gw_conn_t *conn)
 
 	gw_debug("connection %s: message of %zu bytes", conn->id, conn->rx.len);
 	conn->last_active = gw_now_ms();
+	gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_MSG_IN);
 	route = select_route(conn, conn->rx.data ? conn->rx.data : "", conn->rx.len,
 			     conn->rx_binary);
 	if (!route) {
+		gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_REJ_NO_ROUTE);
 		gw_gateway_request_id(conn->gw, rid);
 		send_error_frame(conn, "Forbidden", rid);
 		return;
@@ -1706,6 +1721,7 @@ static void established(gw_conn_t *conn, struct lws *wsi)
 	conn->state = CS_OPEN;
 	conn->last_active = gw_now_ms();
 	lws_dll2_add_tail(&conn->open_list, &gw->open_conns);
+	gw_metrics_count(gw->metrics, conn->api->id, GW_M_CONN_OPENED);
 	gw_info("connection %s open (api %s, %s)", conn->id, conn->api->name, conn->source_ip);
 	if (conn->api->idle_timeout_s)
 		gw_wheel_set(&gw->wheel, &conn->idle_timer,
@@ -1747,6 +1763,7 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 		      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
 	if (n < (int)m->len)
 		return -1;
+	gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_MSG_OUT);
 	lws_dll2_remove(&m->list);
 	conn->outq_bytes -= MSG_COST(m->len);
 	free(m);
@@ -2025,4 +2042,14 @@ void gw_conn_free_unadopted(gw_gateway_t *gw)
 		else if (conn && conn->state == CS_DRAINING)
 			conn_finish(conn, 1, conn->close_code, conn->close_reason);
 	}
+}
+
+size_t gw_conn_outbound_bytes(gw_gateway_t *gw)
+{
+	size_t n = 0;
+
+	lws_start_foreach_dll(struct lws_dll2 *, d, gw->open_conns.head) {
+		n += lws_container_of(d, gw_conn_t, open_list)->outq_bytes;
+	} lws_end_foreach_dll(d);
+	return n;
 }

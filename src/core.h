@@ -13,6 +13,7 @@
 #include "tls.h"
 #include "wheel.h"
 #include "rest.h"
+#include "metrics.h"
 
 #include <libwebsockets.h>
 #include <pthread.h>
@@ -145,6 +146,7 @@ struct gw_gateway {
 	char iface_ws[GW_IFACE_LEN], iface_mgmt[GW_IFACE_LEN];
 	unsigned vhost_seq; /* makes each vhost's socket path unique */
 	struct gw_chan_index *chans; /* channel.h: this loop's members */
+	gw_metrics_t *metrics; /* this loop's counters (metrics.h) */
 };
 
 /* Monotonic milliseconds: every deadline and duration. */
@@ -213,6 +215,8 @@ void gw_conn_free_unadopted(gw_gateway_t *gw);
 void gw_conn_flush_activity(gw_gateway_t *gw);
 /* The same for at most max connections, going round the open list. */
 size_t gw_conn_flush_slice(gw_gateway_t *gw, size_t max);
+/* Bytes queued for the loop's clients, not yet written (a walk: metrics). */
+size_t gw_conn_outbound_bytes(gw_gateway_t *gw);
 
 /* Hands node to another loop's inbox and wakes that loop. */
 void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node);

@@ -857,6 +857,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	if (!gw)
 		abort();
 	gw->sh = sh;
+	gw->metrics = gw_metrics_create();
 	gw->worker = index;
 	gw->cfg = gw_config_ref(cfg); /* the loop's snapshot (config.h) */
 	gw->reg = sh->reg;
@@ -954,6 +955,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 				      GW_OUTBOX_MAX_ENTRIES / sh->n_workers);
 	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
 			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
+	gw_metrics_start(gw);
 	return gw;
 fail:
 	worker_teardown(gw);
@@ -1123,6 +1125,7 @@ static void worker_teardown(gw_gateway_t *gw)
 	gw_relay_free_all(gw);
 	if (gw->ctx) {
 		lws_sul_cancel(&gw->flush_timer);
+		gw_metrics_stop(gw);
 		lws_sul_cancel(&gw->stop_timer);
 		lws_sul_cancel(&gw->accept_timer);
 		lws_sul_cancel(&gw->outbox_timer);
@@ -1175,6 +1178,7 @@ static void worker_free(gw_gateway_t *gw)
 	free(gw->slots);
 	free(gw->free_slots);
 	free(gw->slot_gens);
+	gw_metrics_destroy(gw->metrics);
 	free(gw);
 }
 

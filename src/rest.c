@@ -519,6 +519,7 @@ static void respond(gw_rest_t *r, int status, const char *headers, size_t hlen, 
 {
 	gw_buf_t *o = &r->out;
 
+	gw_metrics_rest(r->gw->metrics, r->api ? r->api->id : GW_CONFIG_API_ID_NONE, status);
 	gw_buf_reset(o);
 	gw_buf_append_str(o, "HTTP/1.1 ");
 	gw_buf_append_u64(o, (uint64_t)status);
@@ -709,6 +710,7 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 	int status;
 
 	r->call = NULL;
+	gw_metrics_integration(r->gw->metrics, r->api->id, resp->outcome, resp->status, resp->duration_us);
 	if (resp->outcome == GW_CALL_TIMEOUT) {
 		respond_json(r, 504, "{\"message\":\"Endpoint request timed out\"}");
 		return;
