@@ -40,7 +40,7 @@ typedef struct gw_http_resp {
 	/* The buffer holding body: a callback may swap its contents out to
 	 * keep the body without copying it (REST responses). */
 	gw_buf_t *body_buf;
-	uint64_t duration_us; /* from the call's start to its delivery */
+	uint64_t duration_us; /* from the call's start to its delivery; 0 locally */
 } gw_http_resp_t;
 
 /* Runs once per call, from a later loop iteration than gw_backend_call,

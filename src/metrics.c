@@ -14,8 +14,7 @@
 
 #define MGMT_STATUSES 600
 
-struct gw_metrics {
-	gw_metrics_api_t apis[GW_METRICS_MAX_APIS];
+struct gw_metrics_loop {
 	uint64_t mgmt[GW_METRICS_MGMT_OPS][MGMT_STATUSES];
 	uint64_t head_refused;
 	uint64_t log_dropped;
@@ -39,13 +38,15 @@ gw_metrics_t *gw_metrics_create(void)
 {
 	gw_metrics_t *m = calloc(1, sizeof(*m));
 
-	if (!m)
+	if (!m || !(m->loop = calloc(1, sizeof(*m->loop))))
 		abort();
 	return m;
 }
 
 void gw_metrics_destroy(gw_metrics_t *m)
 {
+	if (m)
+		free(m->loop);
 	free(m);
 }
 
@@ -55,11 +56,6 @@ uint64_t gw_metrics_now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-gw_metrics_api_t *gw_metrics_api(gw_metrics_t *m, unsigned api_id)
-{
-	return &m->apis[api_id < GW_METRICS_MAX_APIS ? api_id : GW_METRICS_MAX_APIS - 1];
 }
 
 void gw_metrics_integration(gw_metrics_t *m, unsigned api_id, int outcome, int status,
@@ -113,22 +109,22 @@ void gw_metrics_mgmt(gw_metrics_t *m, int op, int status)
 		op = 0;
 	if (status < 0 || status >= MGMT_STATUSES)
 		status = 0;
-	GW_METRIC_ADD(m->mgmt[op][status], 1);
+	GW_METRIC_ADD(m->loop->mgmt[op][status], 1);
 }
 
 void gw_metrics_head_refused(gw_metrics_t *m)
 {
-	GW_METRIC_ADD(m->head_refused, 1);
+	GW_METRIC_ADD(m->loop->head_refused, 1);
 }
 
 void gw_metrics_log_dropped(gw_metrics_t *m)
 {
-	GW_METRIC_ADD(m->log_dropped, 1);
+	GW_METRIC_ADD(m->loop->log_dropped, 1);
 }
 
 /* --- the gauge sampler, on the owning loop --- */
 
-static void sample(gw_metrics_t *m)
+static void sample(struct gw_metrics_loop *m)
 {
 	gw_gateway_t *gw = m->gw;
 	unsigned in_use = 0, idle = 0, queued = 0;
@@ -144,7 +140,7 @@ static void sample(gw_metrics_t *m)
 
 static void on_sample(lws_sorted_usec_list_t *sul)
 {
-	gw_metrics_t *m = lws_container_of(sul, gw_metrics_t, sampler);
+	struct gw_metrics_loop *m = lws_container_of(sul, struct gw_metrics_loop, sampler);
 
 	sample(m);
 	lws_sul_schedule(m->gw->ctx, 0, &m->sampler, on_sample, LWS_US_PER_SEC);
@@ -152,15 +148,15 @@ static void on_sample(lws_sorted_usec_list_t *sul)
 
 void gw_metrics_start(gw_gateway_t *gw)
 {
-	gw->metrics->gw = gw;
-	sample(gw->metrics);
-	lws_sul_schedule(gw->ctx, 0, &gw->metrics->sampler, on_sample, LWS_US_PER_SEC);
+	gw->metrics->loop->gw = gw;
+	sample(gw->metrics->loop);
+	lws_sul_schedule(gw->ctx, 0, &gw->metrics->loop->sampler, on_sample, LWS_US_PER_SEC);
 }
 
 void gw_metrics_stop(gw_gateway_t *gw)
 {
-	if (gw->metrics && gw->metrics->gw)
-		lws_sul_cancel(&gw->metrics->sampler);
+	if (gw->metrics && gw->metrics->loop->gw)
+		lws_sul_cancel(&gw->metrics->loop->sampler);
 }
 
 /* --- the exposition --- */
@@ -403,7 +399,7 @@ static void render_mgmt(gw_buf_t *o, gw_shared_t *sh)
 
 			for (unsigned w = 0; w < sh->n_workers; w++)
 				if (sh->workers[w] && sh->workers[w]->metrics)
-					n += LOAD(sh->workers[w]->metrics->mgmt[op][st]);
+					n += LOAD(sh->workers[w]->metrics->loop->mgmt[op][st]);
 			if (!n)
 				continue;
 			snprintf(line, sizeof(line),
@@ -420,7 +416,7 @@ static void render_mgmt(gw_buf_t *o, gw_shared_t *sh)
 		(out) = 0;                                                     \
 		for (unsigned w_ = 0; w_ < (sh)->n_workers; w_++)              \
 			if ((sh)->workers[w_] && (sh)->workers[w_]->metrics)   \
-				(out) += LOAD((sh)->workers[w_]->metrics->field); \
+				(out) += LOAD((sh)->workers[w_]->metrics->loop->field); \
 	} while (0)
 
 static void gauge(gw_buf_t *o, const char *name, const char *type, const char *help,
