@@ -422,6 +422,7 @@ typedef struct ob_call {
 	const gw_route_t *route;
 	gw_call_t *call;
 	uint64_t started; /* monotonic ms */
+	unsigned api_id;  /* metrics */
 } ob_call_t;
 
 static void on_answer(void *user, const gw_http_resp_t *resp)
@@ -431,6 +432,7 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 	gw_integ_result_t res;
 	int result;
 
+	gw_metrics_integration(gw->metrics, c->api_id, resp->outcome, resp->status, resp->duration_us);
 	gw_integ_result(c->route->integration, resp, &gw->rscratch, &res);
 	/* AWS ignores a $disconnect answer. Here an answer proves delivery,
 	 * unless it says the backend failed (5xx): tried again. A call that
@@ -483,6 +485,7 @@ static int send_call(void *user, gw_outbox_entry_t *e, const gw_outbox_record_t 
 	c->cfg = gw_config_ref(cfg);
 	c->route = api->disconnect_route;
 	c->started = gw_now_ms();
+	c->api_id = api->id;
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.api = api;
 	ctx.route_key = "$disconnect";

@@ -99,6 +99,7 @@ test('metrics: connects, messages, integration errors, management calls and clos
   let text;
   await waitUntil(async () => {
     ({ text, series } = await scrape(gw));
+    if (process.env.WSGATE_METRICS_DUMP) console.log(value(series, 'wsgate_integration_duration_seconds_count', API));
     return value(series, 'wsgate_integration_duration_seconds_count', API) === 13;
   }, 5000, '13 integration calls in the histogram');
 
