@@ -24,6 +24,7 @@
  * own API's connections only. No secret is ever logged or answered. */
 #include "bus.h"
 #include "channel.h"
+#include "cluster.h"
 #include "log.h"
 #include "sigv4.h"
 
@@ -597,6 +598,9 @@ static void fan_to_loops(struct mgmt_pss *pss, enum gw_op_kind kind)
 				      pss->body.len);
 		fan_send(pss, op);
 	}
+	if (kind != GW_OP_COUNT) /* and to the other nodes of a cluster */
+		gw_cluster_fanout(kind, pss->chan, pss->chan_len, pss->body.data,
+				  pss->body.len, binary, &pss->apis);
 	fan_end_one(pss);
 }
 

@@ -9,6 +9,7 @@
  * as between the loops of one process. */
 #include "cluster.h"
 #include "bus.h"
+#include "channel.h"
 #include "core.h"
 #include "log.h"
 
@@ -61,7 +62,7 @@ static struct {
 	int timeout_ms;
 	gw_shared_t *sh;
 	natsConnection *nc;
-	natsSubscription *ops_sub, *reply_sub;
+	natsSubscription *ops_sub, *reply_sub, *fan_sub;
 	char inbox[128]; /* replies arrive on inbox.<seq> */
 	pthread_t thread;
 	int thread_started;
@@ -498,6 +499,83 @@ done:
 	gw_op_destroy(op);
 }
 
+/* --- channel publish and broadcast, to every other node --- */
+
+/* Payload: kind, binary, the API mask (32 bytes, little-endian words),
+ * the channel's length and name (none for a broadcast), the message. */
+#define FAN_HEAD (2 + 32 + 1)
+
+void gw_cluster_fanout(int kind, const char *channel, size_t chan_len, const void *data,
+		       size_t len, int binary, const gw_api_mask_t *apis)
+{
+	char subject[SUBJECT_MAX];
+	struct out_msg *m;
+	unsigned char *p;
+
+	if (!cl.on || chan_len > GW_CHAN_NAME_MAX || gw_cluster_subject(subject, sizeof(subject), "fanout"))
+		return;
+	m = out_new(subject, FAN_HEAD + chan_len + len);
+	p = m->data;
+	*p++ = (unsigned char)kind;
+	*p++ = binary ? 1 : 0;
+	for (int w = 0; w < 4; w++)
+		for (int b = 0; b < 8; b++)
+			*p++ = (unsigned char)(apis->bits[w] >> (8 * b));
+	*p++ = (unsigned char)chan_len;
+	memcpy(p, channel, chan_len);
+	if (len)
+		memcpy(p + chan_len, data, len);
+	out_enqueue(m);
+}
+
+/* The loop ran it; nobody waits for the count. */
+static void fanout_done(gw_gateway_t *gw, gw_op_t *op)
+{
+	(void)gw;
+	gw_op_destroy(op);
+}
+
+/* A NATS thread: another node's publish or broadcast, run on each loop of
+ * this one. One delivery thread per subscription keeps each publisher's
+ * order; NATS does not echo a node's own publishes (SetNoEcho). */
+static void on_fanout(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	const unsigned char *d = (const unsigned char *)natsMsg_GetData(msg);
+	size_t len = (size_t)natsMsg_GetDataLength(msg), chan_len;
+	gw_api_mask_t apis;
+	int kind;
+
+	(void)nc;
+	(void)sub;
+	(void)closure;
+	if (len < FAN_HEAD)
+		goto done;
+	kind = d[0];
+	chan_len = d[FAN_HEAD - 1];
+	if ((kind != GW_OP_PUBLISH && kind != GW_OP_BROADCAST) || len < FAN_HEAD + chan_len ||
+	    (kind == GW_OP_PUBLISH && !gw_chan_name_valid((const char *)d + FAN_HEAD, chan_len)))
+		goto done;
+	memset(&apis, 0, sizeof(apis));
+	for (int w = 0; w < 4; w++)
+		for (int b = 0; b < 8; b++)
+			apis.bits[w] |= (uint64_t)d[2 + 8 * w + b] << (8 * b);
+	for (uint32_t i = 0; i < cl.sh->n_workers; i++) {
+		gw_op_t *op = gw_op_create_loop((enum gw_op_kind)kind, i);
+
+		op->binary = d[1];
+		op->apis = apis;
+		memcpy(op->channel, d + FAN_HEAD, chan_len);
+		op->channel[chan_len] = '\0';
+		gw_buf_append(&op->data, d + FAN_HEAD + chan_len, len - FAN_HEAD - chan_len);
+		op->from = i;
+		op->is_reply = 0;
+		op->done = fanout_done;
+		gw_worker_post(cl.sh->workers[i], &op->list);
+	}
+done:
+	natsMsg_Destroy(msg);
+}
+
 /* --- start and stop --- */
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -564,6 +642,9 @@ static natsStatus make_options(natsOptions **out, const gw_cluster_opts_t *o)
 	 * millisecond to batch: two of those per forwarded operation. */
 	if (s == NATS_OK)
 		s = natsOptions_SetSendAsap(no, true);
+	/* A node's own publishes are delivered by its own loops already. */
+	if (s == NATS_OK)
+		s = natsOptions_SetNoEcho(no, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetPingInterval(no, 2000);
 	if (s == NATS_OK)
@@ -684,6 +765,10 @@ int gw_cluster_start(gw_gateway_t *gw, const gw_cluster_opts_t *o, char *err, si
 		goto fail;
 	node_subject(subject, sizeof(subject), cl.self);
 	s = natsConnection_Subscribe(&cl.ops_sub, cl.nc, subject, on_op, NULL);
+	if (s == NATS_OK && gw_cluster_subject(subject, sizeof(subject), "fanout"))
+		s = NATS_ERR;
+	if (s == NATS_OK)
+		s = natsConnection_Subscribe(&cl.fan_sub, cl.nc, subject, on_fanout, NULL);
 	if (s == NATS_OK)
 		s = natsConnection_FlushTimeout(cl.nc, 2000);
 	if (s != NATS_OK) {
@@ -709,7 +794,8 @@ fail:
 	cl.epoch = 0;
 	natsSubscription_Destroy(cl.ops_sub);
 	natsSubscription_Destroy(cl.reply_sub);
-	cl.ops_sub = cl.reply_sub = NULL;
+	natsSubscription_Destroy(cl.fan_sub);
+	cl.ops_sub = cl.reply_sub = cl.fan_sub = NULL;
 	natsConnection_Destroy(cl.nc);
 	cl.nc = NULL;
 	nats_CloseAndWait(5000);
@@ -734,11 +820,13 @@ void gw_cluster_stop(void)
 	__atomic_store_n(&cl.leaving, 1, __ATOMIC_RELEASE);
 	natsSubscription_Unsubscribe(cl.ops_sub);
 	natsSubscription_Unsubscribe(cl.reply_sub);
+	natsSubscription_Unsubscribe(cl.fan_sub);
 	natsConnection_Close(cl.nc);
 	natsSubscription_Destroy(cl.ops_sub);
 	natsSubscription_Destroy(cl.reply_sub);
+	natsSubscription_Destroy(cl.fan_sub);
 	natsConnection_Destroy(cl.nc);
-	cl.ops_sub = cl.reply_sub = NULL;
+	cl.ops_sub = cl.reply_sub = cl.fan_sub = NULL;
 	cl.nc = NULL;
 	nats_CloseAndWait(5000);
 	cl.on = 0;

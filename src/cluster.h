@@ -7,7 +7,7 @@
  *
  * Subjects, under a cluster name (--cluster-name, default "default"):
  *   wsgate.<name>.node.<id>.op   operations for node <id> (request/reply)
- *   wsgate.<name>.chan.<channel> reserved for channel fan-out (below)
+ *   wsgate.<name>.fanout         channel publish and broadcast (below)
  *
  * Wire format (NATS payloads, binary-safe):
  *   request: one byte, the operation (enum gw_op_kind, or '?' for "is this
@@ -32,10 +32,13 @@
  * the HTTP request; NATS itself is the trust boundary between nodes
  * (restrict it with credentials and TLS: --nats-creds, --nats-ca...).
  *
- * Hook for channels across nodes (not built yet): a publish on one node
- * would go out once on wsgate.<name>.chan.<channel>; every node that has
- * local members subscribes to that subject while it has any, and delivers
- * to them on their loops. gw_cluster_subject() builds these names. */
+ * Channels across nodes: a publish (or broadcast) on one node runs on its
+ * own loops and goes out once on wsgate.<name>.fanout; every other node
+ * runs it on its loops (NATS does not echo it back to the sender). The
+ * HTTP answer counts the receiving node's deliveries only. Every node
+ * receives every publish: a node without members of the channel finds
+ * none (an interest-based subject per channel is the next step when many
+ * nodes hold few members each). */
 #ifndef GW_CLUSTER_H
 #define GW_CLUSTER_H
 
@@ -84,6 +87,12 @@ int gw_cluster_forward(struct gw_gateway *gw, struct gw_op *op);
 /* From the owner's loop: op came from another node (op->remote); sends its
  * result back and destroys it. */
 void gw_cluster_reply(struct gw_gateway *gw, struct gw_op *op);
+
+/* From the loop that received a publish or broadcast (kind GW_OP_PUBLISH or
+ * GW_OP_BROADCAST): the same to every other node, fire and forget. */
+struct gw_api_mask;
+void gw_cluster_fanout(int kind, const char *channel, size_t chan_len, const void *data,
+		       size_t len, int binary, const struct gw_api_mask *apis);
 
 /* "wsgate.<name>.<what>" into out; -1 when it does not fit. */
 int gw_cluster_subject(char *out, size_t len, const char *what);

@@ -171,6 +171,41 @@ test('cluster: channel membership and batch post through a node that does not ho
   assert.equal((await nextMessage(c[1].ws)).data, 'batch');
 });
 
+test('cluster: a publish and a broadcast reach the members on every node, once each, in publish order', { skip }, async (t) => {
+  const { backend, nodes } = await startCluster(t);
+  const members = [];
+  for (const gw of nodes) members.push(await connectWithId(gw, backend));
+  members.push(await connectWithId(nodes[1], backend));
+  const outsider = await connectWithId(nodes[2], backend);
+  for (const [i, m] of members.entries()) {
+    const via = nodes[(i + 1) % nodes.length]; // joined through another node
+    assert.equal((await mgmtRequest(via, 'PUT', `/@connections/${m.id}/channels/room-x`)).status, 204);
+  }
+  const got = members.map(() => []);
+  members.forEach((m, i) => m.ws.on('message', (d) => got[i].push(d.toString())));
+  const outsiderGot = [];
+  outsider.ws.on('message', (d) => outsiderGot.push(d.toString()));
+  // 20 publishes through node 1: the answer counts node 1's deliveries.
+  const sent = [];
+  for (let k = 0; k < 20; k++) {
+    const res = await mgmtRequest(nodes[0], 'POST', '/@channels/room-x', `m${k}`);
+    assert.equal(res.status, 200);
+    assert.equal(JSON.parse(res.body).queued, 1, 'node 1 holds one member');
+    sent.push(`m${k}`);
+  }
+  await waitUntil(() => got.every((g) => g.length >= sent.length), 5000, 'every member to receive every publish');
+  await sleep(300); // nothing more arrives: once each
+  for (const g of got) assert.deepEqual(g, sent);
+  assert.deepEqual(outsiderGot, []);
+  // A broadcast through node 3 reaches every open connection of the stage.
+  const res = await mgmtRequest(nodes[2], 'POST', '/@broadcast', 'to all');
+  assert.equal(res.status, 200);
+  await waitUntil(() => got.every((g) => g.length === sent.length + 1) && outsiderGot.length === 1, 5000, 'the broadcast everywhere');
+  await sleep(300);
+  for (const g of got) assert.equal(g.at(-1), 'to all');
+  assert.deepEqual(outsiderGot, ['to all']);
+});
+
 test('cluster: with managementAuth, the receiving node checks the signature; the owner trusts it', { skip }, async (t) => {
   const key = { accessKeyId: 'AKIDCLUSTER', secretAccessKey: 'cluster-mgmt-secret-0123456789' };
   const { backend, nodes } = await startCluster(t, 2,
