@@ -40,6 +40,8 @@ struct out_msg {
 	struct out_msg *next;
 	char subject[SUBJECT_MAX];
 	char reply[SUBJECT_MAX]; /* "" for none */
+	uint64_t seq; /* a forwarded operation's (struct waiting) */
+	int now_or_never; /* not kept for a reconnect: stale by then */
 	size_t len;
 	unsigned char data[];
 };
@@ -156,6 +158,8 @@ static struct out_msg *out_new(const char *subject, size_t len)
 	m->next = NULL;
 	snprintf(m->subject, sizeof(m->subject), "%s", subject);
 	m->reply[0] = '\0';
+	m->seq = 0;
+	m->now_or_never = 0;
 	m->len = len;
 	return m;
 }
@@ -279,19 +283,49 @@ static void log_publish_error(natsStatus s)
 		       natsStatus_GetText(s));
 }
 
+static void answer(gw_op_t *op, int status, const void *body, size_t len);
+
+/* The forwarded operation seq, not sent: 410 now rather than at its
+ * deadline. */
+static void fail_waiting(uint64_t seq)
+{
+	struct waiting *w;
+
+	pthread_mutex_lock(&cl.lock);
+	for (w = cl.w_head; w && w->seq != seq; w = w->next)
+		;
+	if (w)
+		waiting_unlink(w);
+	pthread_mutex_unlock(&cl.lock);
+	if (w) {
+		answer(w->op, 410, NULL, 0);
+		free(w);
+	}
+}
+
 static void publish(struct out_msg *m)
 {
 	natsStatus s;
 
+	/* While NATS is away the client would keep a publish for the
+	 * reconnect: an operation its sender has answered 410 by then, or a
+	 * channel message long after the ones sent since, must not run late. */
+	if (m->now_or_never && natsConnection_Status(cl.nc) != NATS_CONN_STATUS_CONNECTED) {
+		s = NATS_CONNECTION_DISCONNECTED;
+		goto fail;
+	}
 	if (m->reply[0])
 		s = natsConnection_PublishRequest(cl.nc, m->subject, m->reply, m->data,
 						  (int)m->len);
 	else
 		s = natsConnection_Publish(cl.nc, m->subject, m->data, (int)m->len);
-	/* A lost request times out into a 410; a lost reply likewise at the
-	 * sender. */
-	if (s != NATS_OK)
-		log_publish_error(s);
+	if (s == NATS_OK)
+		return;
+	log_publish_error(s);
+fail:
+	/* A lost reply times out at its sender. */
+	if (m->seq)
+		fail_waiting(m->seq);
 }
 
 static void wait_for_work(void)
@@ -385,6 +419,8 @@ int gw_cluster_forward(gw_gateway_t *gw, gw_op_t *op)
 	w->seq = ++cl.next_seq;
 	w->deadline = gw_now_ms() + (uint64_t)cl.timeout_ms;
 	snprintf(m->reply, sizeof(m->reply), "%s.%llu", cl.inbox, (unsigned long long)w->seq);
+	m->seq = w->seq;
+	m->now_or_never = 1;
 	w->prev = cl.w_tail;
 	if (cl.w_tail)
 		cl.w_tail->next = w;
@@ -525,6 +561,7 @@ void gw_cluster_fanout(int kind, const char *channel, size_t chan_len, const voi
 	memcpy(p, channel, chan_len);
 	if (len)
 		memcpy(p + chan_len, data, len);
+	m->now_or_never = 1;
 	out_enqueue(m);
 }
 
