@@ -500,10 +500,9 @@ int gw_authz_cache_get(const gw_authorizer_t *a, const char *key, size_t len, ui
 	return hit;
 }
 
-void gw_authz_cache_put(const gw_authorizer_t *a, const char *key, size_t len, uint64_t now,
-			const gw_authz_result_t *r)
+static void cache_put_until(struct gw_authz_cache *c, const char *key, size_t len,
+			    uint64_t expires_ms, const gw_authz_result_t *r)
 {
-	struct gw_authz_cache *c = a->cache;
 	uint64_t h = fnv1a(key, len);
 	struct entry *e, *old;
 
@@ -513,7 +512,7 @@ void gw_authz_cache_put(const gw_authorizer_t *a, const char *key, size_t len, u
 	if (!e)
 		abort();
 	e->hash = h;
-	e->expires_ms = now + (uint64_t)a->ttl_s * 1000;
+	e->expires_ms = expires_ms;
 	e->verdict = r->verdict;
 	e->key_len = len;
 	memcpy(e->key, key, len);
@@ -537,6 +536,12 @@ void gw_authz_cache_put(const gw_authorizer_t *a, const char *key, size_t len, u
 	c->n++;
 	c->bytes += entry_cost(e);
 	pthread_mutex_unlock(&c->mu);
+}
+
+void gw_authz_cache_put(const gw_authorizer_t *a, const char *key, size_t len, uint64_t now,
+			const gw_authz_result_t *r)
+{
+	cache_put_until(a->cache, key, len, now + (uint64_t)a->ttl_s * 1000, r);
 }
 
 /* --- JWT (see gw_authz_jwt) -------------------------------------------
@@ -1189,13 +1194,15 @@ out:
 }
 
 void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t *head,
-		  int64_t now, gw_authz_result_t *out)
+		  uint64_t wall_ms, uint64_t mono_ms, gw_authz_result_t *out)
 {
+	int64_t now = (int64_t)(wall_ms / 1000);
 	gw_buf_t tok, b;
 	const char *t;
 	size_t len;
 	json_t *claims;
 	char *text;
+	double left;
 
 	memset(out, 0, sizeof(*out));
 	out->verdict = GW_AUTHZ_UNAUTHORIZED;
@@ -1215,9 +1222,20 @@ void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t 
 		out->why = "the token is larger than 8 KB";
 		goto out;
 	}
+	/* A token seen valid is not verified again until it expires (or the
+	 * TTL ends): a reconnecting client costs a lookup, not a signature
+	 * check. Invalid tokens are never kept. */
+	if (gw_authz_cache_get(a, t, len, mono_ms, out))
+		goto out;
+	out->verdict = GW_AUTHZ_UNAUTHORIZED;
 	claims = jwt_verify(a, t, len, now, &out->why);
 	if (!claims)
 		goto out;
+	/* In ms: a token must not outlive its exp in the cache by a second. */
+	left = json_number_value(json_object_get(claims, "exp")) + a->leeway_s -
+	       (double)wall_ms / 1000;
+	if (left > a->ttl_s)
+		left = a->ttl_s;
 	text = json_dumps(claims, JSON_COMPACT);
 	json_decref(claims);
 	if (!text)
@@ -1233,6 +1251,8 @@ void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t 
 	out->context_len = b.len;
 	gw_buf_append_char(&b, '\0');
 	out->context = b.data;
+	if (left > 0)
+		cache_put_until(a->cache, t, len, mono_ms + (uint64_t)(left * 1000), out);
 out:
 	OPENSSL_cleanse(tok.data, tok.cap);
 	gw_buf_dispose(&tok);

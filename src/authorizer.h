@@ -52,10 +52,11 @@ void gw_authz_decide(const char *method_arn, const gw_http_resp_t *resp, uint64_
  * source's value, bare or "Bearer <token>") signed by a key of the JWKS
  * (by kid and alg: RS256/384/512, ES256/384, EdDSA), iss the issuer, aud
  * (or client_id) one of the audiences, exp, nbf and iat within leeway of
- * now (epoch s). ALLOW's context is {"jwt":{"claims":{...}}}; every
- * failure is UNAUTHORIZED (401), as on HTTP APIs. */
+ * now (wall_ms: epoch ms). ALLOW's context is {"jwt":{"claims":{...}}}; every
+ * failure is UNAUTHORIZED (401), as on HTTP APIs. A valid token is cached
+ * (mono_ms: gw_now_ms) until its exp (leeway included) or the TTL. */
 void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t *head,
-		  int64_t now_s, gw_authz_result_t *out);
+		  uint64_t wall_ms, uint64_t mono_ms, gw_authz_result_t *out);
 
 /* The status and body a verdict gives the client. */
 int gw_authz_status(enum gw_authz_verdict v, const char **body);

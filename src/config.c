@@ -1326,7 +1326,7 @@ static void load_one_authorizer(struct loader *l, gw_api_t *api, const char *nam
 	static const char *const request_keys[] = { "type", "integration", "identitySource",
 		"authorizerResultTtlInSeconds", NULL };
 	static const char *const jwt_keys[] = { "type", "identitySource", "jwtConfiguration",
-		NULL };
+		"authorizerResultTtlInSeconds", NULL };
 	char base[256], path[300];
 	char *type, *iname;
 	json_t *ttl;
@@ -1357,6 +1357,12 @@ static void load_one_authorizer(struct loader *l, gw_api_t *api, const char *nam
 			problem(l, path, "expected one route.request.header.NAME or "
 				"route.request.querystring.NAME (where the token is)");
 		load_jwt_config(l, base, json_object_get(v, "jwtConfiguration"), a);
+		/* Valid tokens, until their exp at the latest. */
+		snprintf(path, sizeof(path), "%s.authorizerResultTtlInSeconds", base);
+		a->ttl_s = (unsigned)get_int(l, v, "authorizerResultTtlInSeconds", path, 300, 0,
+					     3600);
+		if (a->ttl_s)
+			a->cache = gw_authz_cache_create();
 		return;
 	}
 	snprintf(path, sizeof(path), "%s.integration", base);

@@ -914,7 +914,7 @@ static void authorize(gw_conn_t *conn)
 	gw_gateway_request_id(gw, rid);
 	if (a->type == GW_AUTHZ_JWT) {
 		/* Checked here, with the keys read at load: no call. */
-		gw_authz_jwt(a, conn->api, conn->head, (int64_t)(gw_wall_ms() / 1000), &res);
+		gw_authz_jwt(a, conn->api, conn->head, gw_wall_ms(), gw_now_ms(), &res);
 		authorized(conn, &res, rid);
 		return;
 	}

@@ -7,7 +7,10 @@
 #   uncached    the same with authorizerResultTtlInSeconds 0 (a call per
 #               connect)
 #   jwt         a JWT authorizer (ES256, checked in the gateway; an ES256
-#               token is short enough for wsload's request line)
+#               token is short enough for wsload's request line), its
+#               valid tokens cached (the default)
+#   jwt_uncached  the same with authorizerResultTtlInSeconds 0: a signature
+#               check per connect
 # ROUNDS alternating rounds of N connections, loopback only, bounded in time
 # (about a minute with the defaults). A section apart from run.sh.
 #
@@ -68,6 +71,7 @@ api none ''
 api cached '{"type":"REQUEST","integration":"b","identitySource":"route.request.querystring.token","authorizerResultTtlInSeconds":300}'
 api uncached '{"type":"REQUEST","integration":"b","identitySource":"route.request.querystring.token","authorizerResultTtlInSeconds":0}'
 api jwt '{"type":"JWT","identitySource":"route.request.querystring.token","jwtConfiguration":{"issuer":"bench","audience":["bench"],"jwksFile":"jwks.keys"}}'
+api jwt_uncached '{"type":"JWT","identitySource":"route.request.querystring.token","authorizerResultTtlInSeconds":0,"jwtConfiguration":{"issuer":"bench","audience":["bench"],"jwksFile":"jwks.keys"}}'
 
 run() { # name round
 	local port d pid line
@@ -90,7 +94,7 @@ run() { # name round
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-	for s in none cached uncached jwt; do run "$s" "$r"; done
+	for s in none cached uncached jwt jwt_uncached; do run "$s" "$r"; done
 done
 
 echo

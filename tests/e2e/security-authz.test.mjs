@@ -361,6 +361,21 @@ test('item JWT authorizer: a wrong key, an expired token, a bad issuer or audien
   (await connect(gw.url, { headers: { Authorization: signJwt(goodClaims({ exp: now() - 2, nbf: now() + 2 })) } })).close();
 });
 
+test('item JWT authorizer: a valid token is cached no longer than its exp', async () => {
+  const backend = await startBackend();
+  const files = jwtApi(backend.url);
+  files['chat.json'].authorizers.jwt.jwtConfiguration.leewaySeconds = 0;
+  const gw = await startGateway({ routes: files });
+  const exp = now() + 2;
+  const token = signJwt(goodClaims({ exp }));
+  (await connect(gw.url, { headers: { Authorization: token } })).close();
+  (await connect(gw.url, { headers: { Authorization: token } })).close();
+  await sleep(Math.max(0, exp * 1000 - Date.now()) + 100);
+  assert.equal(await connectRefused(gw.url, { headers: { Authorization: token } }), 401, 'expired, cached or not');
+  await logged(gw, /authorizer jwt: the token has expired/);
+  assert.equal(backend.eventsOf('CONNECT').length, 2);
+});
+
 test('item JWT authorizer: the token from a query parameter; --check validates the JWT keys and the JWKS file', async () => {
   const backend = await startBackend();
   const gw = await startGateway({ routes: jwtApi(backend.url, 'route.request.querystring.access_token') });
