@@ -10,7 +10,8 @@
 // and is sent again by the next start (at least once, same requestId).
 
 import {
-  test, assert, startBackend, startGateway, makeApi, connect, sleep, waitUntil, header,
+  test, assert, startBackend, startGateway, startHttpBackend, makeApi, connect, sleep, waitUntil,
+  header, unusedUrl, waitClose,
 } from './helpers.mjs';
 
 /** A backend that records each DISCONNECT it answered; serial: one at a time. */
@@ -191,4 +192,41 @@ test('item 6: 300 clients dropping at once with a backend queue of 1: no $discon
   assert.equal(c.size, 300);
   assert.equal(backend.answered.length, 300, 'a $disconnect was sent twice');
   assert.doesNotMatch(gw.output(), /queue is full/);
+});
+
+/** A backend on a fixed port that records the DISCONNECT events it answered. */
+async function backendOn(port, seen) {
+  return startHttpBackend((r) => {
+    const ev = JSON.parse(r.text);
+    if (ev.requestContext?.eventType === 'DISCONNECT') seen.push(ev.requestContext.connectionId);
+    return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"statusCode":200}' };
+  }, { port });
+}
+
+test('item 6: $disconnect waits for a backend that is down, while it runs and across a restart, and arrives once it is back', { timeout: 40000 }, async () => {
+  const url = await unusedUrl();
+  const port = Number(new URL(url).port);
+  const api = makeApi(url, { routes: { $disconnect: { integration: 'backend' }, $default: { integration: 'backend' } } });
+  const seen = [];
+  const a = await startGateway({ routes: api });
+  let clients = await Promise.all(Array.from({ length: 20 }, () => connect(a.url)));
+  await Promise.all(clients.map((ws) => { ws.close(1000); return waitClose(ws); }));
+  await sleep(1500); // refused, retried, refused...
+  let backend = await backendOn(port, seen);
+  await waitFor(() => seen.length >= 20, 10000, () => `20 $disconnect once the backend is back (got ${seen.length})`);
+  assert.equal(new Set(seen).size, 20);
+  await backend.close();
+
+  // Down again: closes during a SIGTERM stay stored, and the exit does not
+  // wait for a backend that refuses.
+  clients = await Promise.all(Array.from({ length: 10 }, () => connect(a.url)));
+  const t0 = Date.now();
+  await a.stop('SIGTERM', { timeoutMs: 10000 });
+  assert.ok(Date.now() - t0 < 4000, `the exit waited ${Date.now() - t0} ms for a backend that is down`);
+  backend = await backendOn(port, seen);
+  await startGateway({ routes: api, args: ['--data', a.dataDir] });
+  await waitFor(() => seen.length >= 30, 10000, () => `the 10 stored $disconnect after the restart (got ${seen.length - 20})`);
+  await sleep(300);
+  assert.equal(seen.length, 30, 'a $disconnect arrived twice');
+  assert.equal(new Set(seen).size, 30);
 });
