@@ -861,6 +861,10 @@ static void authorized(gw_conn_t *conn, gw_authz_result_t *res, const char *rid)
 		conn->authz_ctx = res->context; /* taken over */
 		conn->authz_ctx_len = res->context_len;
 		res->context = NULL;
+		/* Beside the record, for the $disconnect a crash leaves owed. */
+		if (conn->authz_ctx && conn->registered)
+			gw_registry_set_authorizer(conn->gw->reg, conn->id, conn->authz_ctx,
+						   conn->authz_ctx_len);
 		call_connect(conn);
 		return;
 	}

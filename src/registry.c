@@ -50,6 +50,7 @@ struct gw_registry {
 	MDB_env *env;
 	MDB_dbi dbi;     /* "conns": the records */
 	MDB_dbi outbox;  /* "outbox": $disconnect calls owed (gw_registry_outbox_*) */
+	MDB_dbi authz;   /* "authz": an authorizer's context per connection */
 	size_t adopted;  /* records of the previous run moved to the outbox */
 	char problem[256]; /* why the previous run's files were not reused */
 	int lock_fd;     /* DIR/wsgate.lock, flock()ed while the registry is open */
@@ -312,6 +313,7 @@ static int open_env(gw_registry_t *reg, const char *dir, int fresh, char *err,
 	}
 	if ((rc = mdb_dbi_open(txn, "conns", MDB_CREATE, &reg->dbi)) ||
 	    (rc = mdb_dbi_open(txn, "outbox", MDB_CREATE, &reg->outbox)) ||
+	    (rc = mdb_dbi_open(txn, "authz", MDB_CREATE, &reg->authz)) ||
 	    (rc = mdb_txn_commit(txn))) {
 		if (rc != MDB_SUCCESS && txn)
 			mdb_txn_abort(txn);
@@ -795,6 +797,11 @@ static int delete_once(gw_registry_t *reg, const char *id)
 	if (rc)
 		return rc;
 	rc = mdb_del(txn, reg->dbi, &k, NULL);
+	if (!rc) {
+		rc = mdb_del(txn, reg->authz, &k, NULL); /* with the record */
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
 	if (rc) {
 		mdb_txn_abort(txn);
 		return lmdb_rc(rc);
@@ -1116,7 +1123,7 @@ static int adopt_slice(gw_registry_t *reg, void *arg)
 	 * records' pages copied before their deletes, and the paths: room for
 	 * this, not more (a larger reservation would delay the dead-reader
 	 * check that growth runs). */
-	rc = begin_write(reg, 2 * count + 2 * OP_PAGES, &txn);
+	rc = begin_write(reg, 3 * count + 2 * OP_PAGES, &txn);
 	if (rc)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, reg->dbi, &cur)))
@@ -1131,6 +1138,18 @@ static int adopt_slice(gw_registry_t *reg, void *arg)
 			break;
 		}
 		memset(&o, 0, sizeof(o));
+		{
+			MDB_val av;
+
+			if (!mdb_get(txn, reg->authz, &k, &av)) {
+				if (av.mv_size < sizeof(o.authorizer)) {
+					memcpy(o.authorizer, av.mv_data, av.mv_size);
+					o.authorizer_len = av.mv_size;
+				}
+				if ((rc = mdb_del(txn, reg->authz, &k, NULL)))
+					goto fail;
+			}
+		}
 		if (!gw_registry_decode(v.mv_data, v.mv_size, &o.conn)) {
 			o.code = 1006;
 			snprintf(o.reason, sizeof(o.reason), "%s", GW_OUTBOX_REASON_RESTART);
@@ -1201,6 +1220,8 @@ static int move_op(gw_registry_t *reg, void *arg)
 	if (rc)
 		return rc;
 	rc = mdb_del(txn, reg->dbi, &k, NULL);
+	if (!rc || rc == MDB_NOTFOUND)
+		rc = mdb_del(txn, reg->authz, &k, NULL);
 	if ((rc && rc != MDB_NOTFOUND) || (rc = mdb_put(txn, reg->outbox, &k, &v, 0))) {
 		mdb_txn_abort(txn);
 		return lmdb_rc(rc);
@@ -1354,4 +1375,41 @@ int gw_registry_outbox_foreach(gw_registry_t *reg,
 	}
 	free(batch);
 	return rc;
+}
+
+struct authz_arg {
+	const char *id;
+	const char *json;
+	size_t len;
+};
+
+static int authz_op(gw_registry_t *reg, void *arg)
+{
+	struct authz_arg *a = arg;
+	MDB_txn *txn;
+	MDB_val k = { strlen(a->id), (void *)a->id }, v = { a->len, (void *)a->json }, rv;
+	int rc;
+
+	rc = begin_write(reg, 2 * OP_PAGES, &txn);
+	if (rc)
+		return rc;
+	/* Only beside a record: a connection closed meanwhile has none. */
+	rc = mdb_get(txn, reg->dbi, &k, &rv);
+	if (!rc)
+		rc = mdb_put(txn, reg->authz, &k, &v, 0);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return lmdb_rc(rc);
+	}
+	return lmdb_rc(mdb_txn_commit(txn));
+}
+
+int gw_registry_set_authorizer(gw_registry_t *reg, const char *id, const char *json,
+			       size_t len)
+{
+	struct authz_arg a = { id, json, len };
+
+	if (!len || len >= sizeof(((gw_outbox_record_t *)0)->authorizer))
+		return GW_REG_OK; /* too large for a $disconnect event's copy */
+	return run_write(reg, authz_op, &a);
 }

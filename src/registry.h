@@ -119,8 +119,7 @@ typedef struct gw_outbox_record {
 	uint64_t closed_at; /* epoch ms */
 	char request_id[24]; /* kept across retries and restarts */
 	/* requestContext.authorizer as JSON text (authorizer.h), when the API
-	 * has an authorizer and it fits; not in the registry's record, so an
-	 * earlier run's connections go without it */
+	 * has an authorizer and it fits (gw_registry_set_authorizer) */
 	char authorizer[8192];
 	size_t authorizer_len;
 } gw_outbox_record_t;
@@ -130,6 +129,11 @@ typedef struct gw_outbox_record {
 int gw_outbox_record_encode(const gw_outbox_record_t *rec, void **data, size_t *len);
 int gw_outbox_record_decode(const void *data, size_t len, gw_outbox_record_t *rec);
 
+/* Keeps the authorizer's context (requestContext.authorizer, JSON text) of
+ * connection id beside its record, deleted with it, so that a crash's
+ * $disconnect carries it too. GW_REG_NOTFOUND when id has no record. */
+int gw_registry_set_authorizer(gw_registry_t *reg, const char *id, const char *json,
+			       size_t len);
 /* What the open found of the previous run: how many records it moved to
  * the outbox, and why it could not reuse the files (NULL: it could). */
 void gw_registry_previous(const gw_registry_t *reg, size_t *adopted, const char **problem);

@@ -40,10 +40,11 @@ async function recorder({ delayMs = 0, serial = false } = {}) {
 }
 
 /** Opens n clients at once; resolves their connection IDs from the CONNECT events. */
-async function openClients(gw, backend, n) {
-  const tag = `r${process.pid}-${Date.now()}-`;
+let openSeq = 0;
+async function openClients(gw, backend, n, headers = {}) {
+  const tag = `r${process.pid}-${++openSeq}-`;
   const clients = await Promise.all(Array.from({ length: n }, (_, i) =>
-    connect(gw.url, { headers: { 'X-Test-Client': tag + i }, timeoutMs: 15000 })));
+    connect(gw.url, { headers: { ...headers, 'X-Test-Client': tag + i }, timeoutMs: 15000 })));
   await waitUntil(() => backend.eventsOf('CONNECT')
     .filter((e) => (header(e.headers, 'X-Test-Client') ?? '').startsWith(tag)).length === n,
   10000, `${n} CONNECT events`);
@@ -229,4 +230,35 @@ test('item 6: $disconnect waits for a backend that is down, while it runs and ac
   await sleep(300);
   assert.equal(seen.length, 30, 'a $disconnect arrived twice');
   assert.equal(new Set(seen).size, 30);
+});
+
+test('item 5: after kill -9, the restart\'s $disconnect carries the authorizer\'s requestContext.authorizer, as a normal one does', async () => {
+  const backend = await recorder();
+  const auth = await startBackend((event) => ({
+    principalId: 'user-ann',
+    policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: event.methodArn }] },
+    context: { tenant: 'acme', level: 3 },
+  }));
+  const api = makeApi(backend.url);
+  api.integrations.authz = { type: 'AWS_PROXY', uri: auth.url, timeoutMs: 2000 };
+  api.authorizers = { auth: { type: 'REQUEST', integration: 'authz', identitySource: ['route.request.header.Authorization'] } };
+  api.routes.$connect.authorizer = 'auth';
+  const a = await startGateway({ routes: api });
+  const allow = { Authorization: 'allow-ann' };
+  const { clients, ids } = await openClients(a, backend, 3, allow);
+  for (const ws of clients) ws.terminate();
+  await waitFor(() => backend.answered.length === 3, 5000, () => 'the normal $disconnect calls');
+  const normal = backend.answered[0].requestContext.authorizer;
+  const more = await openClients(a, backend, 3, allow);
+  await a.stop('SIGKILL');
+  await restart(a, backend, api);
+  await waitFor(() => backend.answered.length >= 6, 10000, () => `the replayed $disconnect (${backend.answered.length - 3})`);
+  assertExactlyOnce(backend, [...ids, ...more.ids], 'with an authorizer');
+  for (const e of backend.answered.slice(3)) {
+    const got = e.requestContext.authorizer;
+    assert.ok(got, 'the replayed $disconnect has requestContext.authorizer');
+    assert.equal(got.principalId, 'user-ann');
+    assert.equal(got.tenant, 'acme');
+    assert.deepEqual(Object.keys(got).sort(), Object.keys(normal).sort());
+  }
 });

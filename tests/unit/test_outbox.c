@@ -111,6 +111,15 @@ static void test_previous_run_adopted(void)
 		gw_conn_record_t r = record(i);
 		CHECK_INT_EQ(gw_registry_insert(reg, &r), GW_REG_OK);
 	}
+	{
+		gw_conn_record_t r = record(4);
+
+		CHECK_INT_EQ(gw_registry_set_authorizer(reg, r.id, "{\"principalId\":\"p4\"}", 20),
+			     GW_REG_OK);
+		/* Not beside a record: refused. */
+		CHECK_INT_EQ(gw_registry_set_authorizer(reg, "no-such-connection-0000", "{}", 2),
+			     GW_REG_NOTFOUND);
+	}
 	gw_registry_close(reg); /* as good as a kill -9 for the files */
 
 	reg = open_reg();
@@ -133,6 +142,9 @@ static void test_previous_run_adopted(void)
 	gw_outbox_run(ob);
 	CHECK_INT_EQ(sent.n, 5);
 	CHECK_INT_EQ(sent.last.code, 1006);
+	/* record(4) is the last in key order: its authorizer came along. */
+	CHECK_STR_EQ(sent.last.conn.id, "conn-0000000000000000004");
+	CHECK_STR_EQ(sent.last.authorizer, "{\"principalId\":\"p4\"}");
 	CHECK_STR_EQ(sent.last.reason, GW_OUTBOX_REASON_RESTART);
 	CHECK_STR_EQ(sent.last.conn.host, "chat.example.com");
 	CHECK_STR_EQ(sent.last.conn.api, "chat");
