@@ -35,7 +35,6 @@ struct gw_outbox {
 	double tokens; /* replay budget */
 	uint64_t tokens_at;
 	uint32_t rnd;  /* backoff jitter */
-	int stopped;
 	char (*done_ids)[GW_CONN_ID_LEN + 1]; /* answered, delete not written yet */
 	size_t n_done;
 	gw_outbox_stats_t st;
@@ -330,8 +329,6 @@ uint64_t gw_outbox_run(gw_outbox_t *ob)
 	uint64_t now = ob->o.now_ms(), wait = 0;
 
 	gw_outbox_commit(ob);
-	if (ob->stopped)
-		return 0;
 	/* Retries due go back in front of their queue: they are the oldest. */
 	while (ob->retry.head) {
 		gw_outbox_entry_t *e = lws_container_of(ob->retry.head, gw_outbox_entry_t, list);
@@ -362,11 +359,6 @@ uint64_t gw_outbox_run(gw_outbox_t *ob)
 			wait = w;
 	}
 	return wait;
-}
-
-void gw_outbox_stop(gw_outbox_t *ob)
-{
-	ob->stopped = 1;
 }
 
 size_t gw_outbox_pending(const gw_outbox_t *ob)

@@ -97,8 +97,6 @@ enum gw_outbox_result {
 void gw_outbox_done(gw_outbox_t *ob, gw_outbox_entry_t *e, int result);
 /* Writes the deletes of answered entries now (one transaction). */
 void gw_outbox_commit(gw_outbox_t *ob);
-/* No more calls (the loop is going away): queued entries stay stored. */
-void gw_outbox_stop(gw_outbox_t *ob);
 
 /* Entries not yet answered: queued, waiting for a retry or in flight. */
 size_t gw_outbox_pending(const gw_outbox_t *ob);
