@@ -885,6 +885,14 @@ static void authorized(gw_conn_t *conn, gw_authz_result_t *res, const char *rid)
 	respond_raw(conn, status, body, strlen(body));
 }
 
+/* The identity (a token, often) is not kept for the connection's life. */
+static void forget_identity(gw_conn_t *conn)
+{
+	if (conn->authz_key.data)
+		OPENSSL_cleanse(conn->authz_key.data, conn->authz_key.cap);
+	gw_buf_dispose(&conn->authz_key);
+}
+
 static void on_authorizer_result(gw_conn_t *conn, pending_t *p, const gw_http_resp_t *resp)
 {
 	const gw_authorizer_t *a = conn->api->connect_authorizer;
@@ -902,6 +910,7 @@ static void on_authorizer_result(gw_conn_t *conn, pending_t *p, const gw_http_re
 	gw_authz_decide(arn.data, resp, gw_now_ms() - conn->authz_started, &res);
 	gw_buf_dispose(&arn);
 	gw_authz_cache_put(a, conn->authz_key.data, conn->authz_key.len, gw_now_ms(), &res);
+	forget_identity(conn);
 	authorized(conn, &res, p->request_id);
 }
 
@@ -927,10 +936,12 @@ static void authorize(gw_conn_t *conn)
 		memset(&res, 0, sizeof(res));
 		res.verdict = GW_AUTHZ_UNAUTHORIZED;
 		res.why = "an identity source is missing or empty";
+		forget_identity(conn);
 		authorized(conn, &res, rid);
 		return;
 	}
 	if (gw_authz_cache_get(a, conn->authz_key.data, conn->authz_key.len, gw_now_ms(), &res)) {
+		forget_identity(conn);
 		authorized(conn, &res, rid);
 		return;
 	}
