@@ -285,9 +285,11 @@ static void log_publish_error(natsStatus s)
 
 static void answer(gw_op_t *op, int status, const void *body, size_t len);
 
-/* The forwarded operation seq, not sent: 410 now rather than at its
- * deadline. */
-static void fail_waiting(uint64_t seq)
+#define TOO_LARGE "PayloadTooLargeException\nMessage is larger than the maximum message size"
+
+/* The forwarded operation seq, not sent: answered now rather than at its
+ * deadline; 413 for a message over NATS's max_payload, else 410. */
+static void fail_waiting(uint64_t seq, natsStatus s)
 {
 	struct waiting *w;
 
@@ -297,10 +299,13 @@ static void fail_waiting(uint64_t seq)
 	if (w)
 		waiting_unlink(w);
 	pthread_mutex_unlock(&cl.lock);
-	if (w) {
+	if (!w)
+		return;
+	if (s == NATS_MAX_PAYLOAD)
+		answer(w->op, 413, TOO_LARGE, strlen(TOO_LARGE));
+	else
 		answer(w->op, 410, NULL, 0);
-		free(w);
-	}
+	free(w);
 }
 
 static void publish(struct out_msg *m)
@@ -325,7 +330,7 @@ static void publish(struct out_msg *m)
 fail:
 	/* A lost reply times out at its sender. */
 	if (m->seq)
-		fail_waiting(m->seq);
+		fail_waiting(m->seq, s);
 }
 
 static void wait_for_work(void)
