@@ -14,6 +14,7 @@ pkgs=(build-essential cmake pkg-config
       faketime util-linux
       libnats-dev nats-server
       prometheus
+      libyaml-dev
       nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,6 +2,8 @@
  * key path and what was expected, and checking goes on after the first
  * problem so that one run of --check lists them all. */
 #include "config.h"
+#include "template.h"
+#include "log.h"
 #include "admit.h"
 #include "authorizer.h"
 
@@ -1936,11 +1938,45 @@ static int load_root(gw_config_t *cfg, const char *file, json_t *root,
 	return l.errors ? -1 : 0;
 }
 
+/* A SAM/CloudFormation template (template.h) read as the API file it
+ * imports to; its warnings are logged, on every load. */
+static int load_template(gw_config_t *cfg, const char *file, gw_buf_t *err)
+{
+	json_error_t jerr = { .text = "" };
+	gw_buf_t warn, terr;
+	char *data = NULL;
+	size_t len = 0;
+	json_t *root;
+
+	if (gw_tmpl_read_file(file, &data, &len, err))
+		return -1;
+	gw_buf_init(&warn);
+	gw_buf_init(&terr);
+	root = gw_tmpl_to_api(data, len, &gw_tmpl_default_opts, &warn, &terr);
+	free(data);
+	for (const char *p = warn.data, *nl; p && p < warn.data + warn.len; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(warn.data + warn.len - p));
+		gw_warn("%s: template %.*s", file, (int)(nl - p), p);
+	}
+	gw_buf_dispose(&warn);
+	if (!root) {
+		gw_buf_append_str(err, file);
+		gw_buf_append_str(err, ": ");
+		gw_buf_append(err, terr.data, terr.len);
+		gw_buf_dispose(&terr);
+		return -1;
+	}
+	gw_buf_dispose(&terr);
+	return load_root(cfg, file, root, &jerr, 0, err);
+}
+
 static int load_file(gw_config_t *cfg, const char *file, gw_buf_t *err)
 {
 	json_error_t jerr;
 	struct stat st;
 
+	if (gw_tmpl_is_template(file))
+		return load_template(cfg, file, err);
 	/* A FIFO or a device would be read forever. */
 	if (stat(file, &st) || !S_ISREG(st.st_mode)) {
 		gw_buf_append_str(err, file);

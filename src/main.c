@@ -7,6 +7,7 @@
 #include "registry.h"
 #include "buf.h"
 #include "event.h"
+#include "template.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +65,9 @@ static void usage(FILE *f)
 		"  --nats-ca FILE       CA certificates for NATS over TLS\n"
 		"  --nats-cert FILE     client certificate for NATS (with --nats-key)\n"
 		"  --nats-key FILE      its private key\n"
+		"  --runner-url URL     a template's Lambda integrations call URL followed by\n"
+		"                       the function's logical ID (default\n"
+		"                       " GW_TMPL_DEFAULT_RUNNER ")\n"
 		"  --check              validate the configuration and exit (0 when valid)\n"
 		"  --connections        print the registry of --data (one JSON line per\n"
 		"                       connection, also while a gateway runs) and exit\n"
@@ -71,7 +75,13 @@ static void usage(FILE *f)
 		"                       files again (as SIGHUP does) and exit\n"
 		"  --version            print the version and exit\n"
 		"  --help               print this help and exit\n"
-		"Port 0 binds an ephemeral port; the ports bound are printed on start.\n");
+		"Port 0 binds an ephemeral port; the ports bound are printed on start.\n"
+		"--routes also takes a SAM/CloudFormation template (*.yaml, *.yml, *.template).\n"
+		"\n"
+		"usage: wsgate import [--functions] [--api ID] [--runner-url URL]\n"
+		"                     [--region REGION] TEMPLATE\n"
+		"  prints the API file of the template's AWS::ApiGatewayV2 API (--functions:\n"
+		"  its Lambda functions, for clients/lambda-runner); warnings on stderr\n");
 }
 
 /* "HOST:PORT", "[v6]:PORT" or ":PORT". */
@@ -310,6 +320,60 @@ static int check_cluster_opts(const gw_cluster_opts_t *co)
 	return 0;
 }
 
+/* wsgate import: a template's API file, or its functions, on stdout. */
+static int import_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "functions", no_argument, NULL, 'f' },
+		{ "api", required_argument, NULL, 'a' },
+		{ "runner-url", required_argument, NULL, 'u' },
+		{ "region", required_argument, NULL, 'g' },
+		{ NULL, 0, NULL, 0 },
+	};
+	gw_tmpl_opts_t o = { 0 };
+	gw_buf_t warn, err;
+	int c, functions = 0, rc = 1;
+	char *data = NULL, *out;
+	size_t len = 0;
+	json_t *v = NULL;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': functions = 1; break;
+		case 'a': o.api = optarg; break;
+		case 'u': o.runner_url = optarg; break;
+		case 'g': o.region = optarg; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "wsgate import: expected one template file\n");
+		return 2;
+	}
+	gw_buf_init(&warn);
+	gw_buf_init(&err);
+	if (gw_tmpl_read_file(argv[optind], &data, &len, &err))
+		goto done;
+	v = functions ? gw_tmpl_functions(data, len, &o, &warn, &err)
+		      : gw_tmpl_to_api(data, len, &o, &warn, &err);
+	if (warn.len)
+		fprintf(stderr, "%.*s", (int)warn.len, warn.data);
+	if (!v)
+		goto done;
+	out = json_dumps(v, JSON_INDENT(2));
+	if (out && printf("%s\n", out) > 0 && !fflush(stdout))
+		rc = 0;
+	free(out);
+done:
+	if (rc && err.len)
+		fprintf(stderr, "wsgate import: %s: %.*s", argv[optind], (int)err.len, err.data);
+	json_decref(v);
+	free(data);
+	gw_buf_dispose(&warn);
+	gw_buf_dispose(&err);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -340,6 +404,7 @@ int main(int argc, char **argv)
 		{ "nats-ca", required_argument, NULL, 1107 },
 		{ "nats-cert", required_argument, NULL, 1108 },
 		{ "nats-key", required_argument, NULL, 1109 },
+		{ "runner-url", required_argument, NULL, 1201 },
 		{ "check", no_argument, NULL, 'c' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -360,6 +425,8 @@ int main(int argc, char **argv)
 		 max_heads_ip = GW_DEFAULT_MAX_PENDING_HEADS_PER_IP;
 
 	memset(&go, 0, sizeof(go));
+	if (argc > 1 && !strcmp(argv[1], "import"))
+		return import_main(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': routes = optarg; break;
@@ -454,6 +521,7 @@ int main(int argc, char **argv)
 				go.disconnect_rate = (unsigned)n;
 			break;
 		}
+		case 1201: gw_tmpl_default_opts.runner_url = optarg; break;
 		case 1101: co.url = optarg; break;
 		case 1102: co.secret_file = optarg; break;
 		case 1104: co.name = optarg; break;
