@@ -1,0 +1,216 @@
+// Issue 15: an AWS WebSocket app run from its SAM template. The template
+// is imported by the gateway (--routes template.yaml), its Node handlers
+// are served by clients/lambda-runner, and the sample's send handler
+// reaches wsgate through the AWS SDK with its execute-api endpoint
+// written as on AWS.
+import {
+  test, assert, startGateway, connect, send, nextMessage, waitUntil, withTimeout, unusedUrl,
+  WSGATE_BIN,
+} from './helpers.mjs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const RUNNER = path.join(ROOT, 'clients/lambda-runner/runner.mjs');
+const SAMPLE = path.join(ROOT, 'clients/examples/aws-sample/template.yaml');
+const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
+
+const temps = [];
+function tempDir(prefix) {
+  const d = mkdtempSync(path.join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+process.on('exit', () => { for (const d of temps) rmSync(d, { recursive: true, force: true }); });
+
+// Starts the runner; resolves once it listens. stop() ends it (and the
+// gateway it started) and resolves with its exit code.
+async function startRunner(args, { waitFor = /lambda-runner: listening on http:\/\/[^:]+:(\d+)/ } = {}) {
+  const proc = spawn(process.execPath, [RUNNER, '--wsgate', WSGATE_BIN, ...args], {
+    env: { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((r) => proc.on('close', (code, signal) => r({ code, signal })));
+  const runner = {
+    proc,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const r = await withTimeout(exited, 10000, 'the runner to exit').catch((e) => { proc.kill('SIGKILL'); throw e; });
+      assert.ok(!SANITIZER.test(out), `sanitizer report:\n${out}`);
+      return r;
+    },
+  };
+  try {
+    await waitUntil(() => waitFor.test(out) || proc.exitCode !== null, 15000, `the runner to start\n${out}`);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
+  }
+  assert.equal(proc.exitCode, null, `the runner exited:\n${out}`);
+  runner.port = Number(/lambda-runner: listening on http:\/\/[^:]+:(\d+)/.exec(out)[1]);
+  return runner;
+}
+
+function envVars(values) {
+  const file = path.join(tempDir('wsgate-env-'), 'env.json');
+  writeFileSync(file, JSON.stringify({ Parameters: values }));
+  return file;
+}
+
+async function chat(url) {
+  const alice = await connect(url);
+  const bob = await connect(url);
+  send(alice, JSON.stringify({ action: 'sendmessage', data: 'hello from alice' }));
+  const [a, b] = await Promise.all([nextMessage(alice, 10000), nextMessage(bob, 10000)]);
+  assert.equal(b.data, 'wsgate says hello from alice');
+  assert.equal(a.data, 'wsgate says hello from alice');
+  return { alice, bob };
+}
+
+test('issue 15: the chat sample, imported from its SAM template, chats through wsgate (gateway and runner, two commands)', { timeout: 40000 }, async () => {
+  const port = Number(new URL(await unusedUrl()).port);
+  const conns = tempDir('wsgate-conns-');
+  const gw = await startGateway({
+    routes: { 'template.yaml': readFileSync(SAMPLE, 'utf8') },
+    routesFile: true,
+    args: ['--runner-url', `http://127.0.0.1:${port}/functions/`],
+  });
+  // Everything the template holds that is not served is said, not dropped.
+  assert.match(gw.output(), /ConnectionsTable \(AWS::DynamoDB::Table\): not mapped/);
+  const runner = await startRunner(['--port', String(port), '--mgmt-url', gw.mgmtUrl,
+    '--env-vars', envVars({ CONNECTIONS_DIR: conns }), SAMPLE]);
+  try {
+    assert.match(runner.output(), /property Policies is not supported/);
+    const { alice, bob } = await chat(gw.url);
+    assert.equal(readdirSync(conns).length, 2, 'onconnect stored both connections');
+    // ondisconnect (CommonJS, callback style) forgets a connection.
+    bob.close();
+    await waitUntil(() => readdirSync(conns).length === 1, 8000, 'the $disconnect handler to run');
+    send(alice, JSON.stringify({ action: 'sendmessage', data: 'anyone?' }));
+    assert.equal((await nextMessage(alice, 10000)).data, 'wsgate says anyone?');
+  } finally {
+    await runner.stop();
+  }
+});
+
+test('issue 15: one command: the runner starts the gateway on the template (--start-gateway)', { timeout: 40000 }, async () => {
+  const data = tempDir('wsgate-data-');
+  const runner = await startRunner(['--port', '0', '--env-vars', envVars({ CONNECTIONS_DIR: tempDir('wsgate-conns-') }),
+    '--start-gateway', SAMPLE, '--', '--listen', '127.0.0.1:0', '--mgmt-listen', '127.0.0.1:0', '--data', data],
+  { waitFor: /listening on 127\.0\.0\.1:\d+ \(management\)/ });
+  const gwPort = /listening on 127\.0\.0\.1:(\d+) \(gateway\)/.exec(runner.output())[1];
+  const { alice, bob } = await chat(`ws://127.0.0.1:${gwPort}`);
+  alice.close();
+  bob.close();
+  const { code } = await runner.stop();
+  assert.equal(code, 0, runner.output());
+  assert.match(runner.output(), /wsgate: /);
+});
+
+const HANDLERS_TEMPLATE = `
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: nodejs20.x
+    Timeout: 2
+    Environment: {Variables: {GREETING: !Sub 'hi from \${AWS::Region}'}}
+Resources:
+  Api: {Type: AWS::ApiGatewayV2::Api, Properties: {Name: handlers, ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}}
+  CtxInteg: {Type: AWS::ApiGatewayV2::Integration, Properties: {ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: !Sub 'arn:aws:apigateway:\${AWS::Region}:lambda:path/2015-03-31/functions/\${Ctx.Arn}/invocations'}}
+  CtxRoute: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: !Ref Api, RouteKey: ctx, Target: !Sub 'integrations/\${CtxInteg}'}}
+  CtxResponse: {Type: AWS::ApiGatewayV2::RouteResponse, Properties: {ApiId: !Ref Api, RouteId: !Ref CtxRoute, RouteResponseKey: $default}}
+  BoomInteg: {Type: AWS::ApiGatewayV2::Integration, Properties: {ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt Boom.Arn}}
+  BoomRoute: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: !Ref Api, RouteKey: boom, Target: !Join [/, [integrations, !Ref BoomInteg]]}}
+  BoomResponse: {Type: AWS::ApiGatewayV2::RouteResponse, Properties: {ApiId: !Ref Api, RouteId: !Ref BoomRoute, RouteResponseKey: $default}}
+  SlowInteg: {Type: AWS::ApiGatewayV2::Integration, Properties: {ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt Slow.Arn}}
+  SlowRoute: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: !Ref Api, RouteKey: slow, Target: !Join [/, [integrations, !Ref SlowInteg]]}}
+  Ctx: {Type: AWS::Serverless::Function, Properties: {CodeUri: ctx/, Handler: index.handler, MemorySize: 512, Environment: {Variables: {OWN: mine}}}}
+  Boom: {Type: AWS::Serverless::Function, Properties: {CodeUri: boom/, Handler: lib/main.run}}
+  Slow: {Type: AWS::Serverless::Function, Properties: {CodeUri: ctx/, Handler: index.slow, Timeout: 1}}
+`;
+
+test('issue 15: the runner gives handlers Lambda\'s context and environment; a throw or a timeout is the client\'s "Internal server error"', { timeout: 40000 }, async () => {
+  const dir = tempDir('wsgate-handlers-');
+  writeFileSync(path.join(dir, 'template.yaml'), HANDLERS_TEMPLATE);
+  mkdirSync(path.join(dir, 'ctx'));
+  writeFileSync(path.join(dir, 'ctx/index.mjs'), `
+export const handler = async (event, context) => ({ statusCode: 200, body: JSON.stringify({
+  fn: context.functionName, id: context.awsRequestId, left: context.getRemainingTimeInMillis(),
+  arn: context.invokedFunctionArn, mem: context.memoryLimitInMB, greeting: process.env.GREETING,
+  own: process.env.OWN, route: event.requestContext.routeKey, region: process.env.AWS_REGION }) });
+export const slow = () => new Promise(() => {});
+`);
+  mkdirSync(path.join(dir, 'boom/lib'), { recursive: true });
+  writeFileSync(path.join(dir, 'boom/package.json'), '{"type": "commonjs"}');
+  writeFileSync(path.join(dir, 'boom/lib/main.js'), `
+exports.run = function (event, context, callback) { callback(new TypeError('no such room')); };
+`);
+  const port = Number(new URL(await unusedUrl()).port);
+  const gw = await startGateway({
+    routes: { 'template.yaml': HANDLERS_TEMPLATE }, routesFile: true,
+    args: ['--runner-url', `http://127.0.0.1:${port}/functions/`],
+  });
+  const runner = await startRunner(['--port', String(port), '--mgmt-url', gw.mgmtUrl, path.join(dir, 'template.yaml')]);
+  try {
+    const ws = await connect(gw.url);
+    send(ws, JSON.stringify({ action: 'ctx' }));
+    const ctx = JSON.parse((await nextMessage(ws, 10000)).data);
+    assert.equal(ctx.fn, 'Ctx');
+    assert.match(ctx.id, /^[0-9a-f-]{36}$/);
+    assert.ok(ctx.left > 0 && ctx.left <= 2000, `getRemainingTimeInMillis ${ctx.left}`);
+    assert.equal(ctx.arn, 'arn:aws:lambda:us-east-1:123456789012:function:Ctx');
+    assert.equal(ctx.mem, '512');
+    assert.equal(ctx.greeting, 'hi from us-east-1');
+    assert.equal(ctx.own, 'mine');
+    assert.equal(ctx.route, 'ctx');
+
+    send(ws, JSON.stringify({ action: 'boom' }));
+    const boom = JSON.parse((await nextMessage(ws, 10000)).data);
+    assert.equal(boom.message, 'Internal server error');
+    assert.match(runner.output(), /ERROR\tInvoke Error \t\{"errorType":"TypeError","errorMessage":"no such room"/);
+
+    send(ws, JSON.stringify({ action: 'slow' }));
+    const slow = JSON.parse((await nextMessage(ws, 10000)).data);
+    assert.equal(slow.message, 'Internal server error');
+
+    // The runner answers as Lambda's invoke does: 502, the error object.
+    const res = await fetch(`http://127.0.0.1:${port}/functions/Boom`, { method: 'POST', body: '{}' });
+    assert.equal(res.status, 502);
+    assert.equal(res.headers.get('x-amz-function-error'), 'Unhandled');
+    assert.deepEqual(Object.keys(await res.json()), ['errorType', 'errorMessage', 'trace']);
+    // ...and a fresh environment serves after a timeout.
+    send(ws, JSON.stringify({ action: 'ctx' }));
+    assert.equal(JSON.parse((await nextMessage(ws, 10000)).data).fn, 'Ctx');
+  } finally {
+    await runner.stop();
+  }
+});
+
+test('issue 15: wsgate import prints the API file and the warnings; --functions the runner\'s list', async () => {
+  const run = (args) => new Promise((resolve) => {
+    const p = spawn(WSGATE_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  const api = await run(['import', '--runner-url', 'http://127.0.0.1:7777/functions/', SAMPLE]);
+  assert.equal(api.code, 0, api.stderr);
+  const j = JSON.parse(api.stdout);
+  assert.equal(j.stage, 'Prod');
+  assert.equal(j.integrations.SendInteg.uri, 'http://127.0.0.1:7777/functions/SendMessageFunction');
+  assert.match(api.stderr, /OnConnectPermission \(AWS::Lambda::Permission\): not mapped/);
+  const fns = await run(['import', '--functions', SAMPLE]);
+  assert.equal(fns.code, 0, fns.stderr);
+  assert.equal(JSON.parse(fns.stdout).functions.SendMessageFunction.environment.TABLE_NAME, 'chat_connections');
+  const bad = await run(['import', path.join(ROOT, 'package.json')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /no AWS::ApiGatewayV2::Api resource|Resources: expected/);
+});
