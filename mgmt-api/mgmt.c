@@ -27,6 +27,7 @@
 #include "cluster.h"
 #include "log.h"
 #include "sigv4.h"
+#include "accesslog.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -822,6 +823,41 @@ static void start(struct mgmt_pss *pss)
 	gw_bus_send(gw, op);
 }
 
+/* One access-log line (accesslog.h) per management call, in the log of
+ * the API the connection ID names, or else of the path's stage. */
+static void alog_mgmt(struct mgmt_pss *pss)
+{
+	const gw_config_t *cfg = pss->gw->cfg;
+	const gw_api_t *api = NULL;
+	gw_alog_ctx_t c;
+	size_t i;
+	gw_op_t *op;
+
+	for (i = 0; i < cfg->n_apis && !cfg->apis[i].access_log; i++)
+		;
+	if (i == cfg->n_apis || pss->metrics)
+		return; /* no API logs: nothing to look up */
+	if (pss->id_len && (op = gw_op_create(GW_OP_GET, pss->id, pss->id_len))) {
+		api = connection_api(pss->gw, op);
+		gw_op_destroy(op);
+	}
+	for (i = 0; !api && pss->stage[0] && i < cfg->n_apis; i++)
+		if (!strcmp(cfg->apis[i].stage, pss->stage))
+			api = &cfg->apis[i];
+	if (!api || !api->access_log)
+		return;
+	gw_alog_ctx_init(&c);
+	c.api_name = api->name;
+	c.stage = api->stage;
+	c.request_id = pss->request_id;
+	c.connection_id = pss->id_len ? pss->id : NULL;
+	c.event_type = "MANAGEMENT";
+	c.method = pss->op ? method_names[pss->op] : NULL;
+	c.status = pss->status;
+	c.error = pss->error_type;
+	gw_alog_write(api->access_log, &c, pss->gw->metrics);
+}
+
 static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 {
 	unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
@@ -830,6 +866,7 @@ static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 
 	gw_metrics_mgmt(pss->gw->metrics, pss->metrics ? GW_METRICS_MGMT_OPS - 1 : (int)pss->op,
 			pss->status);
+	alog_mgmt(pss);
 	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, ctype,
 					pss->out.len, &p, end) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-amzn-RequestId:",

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "template.h"
 #include "log.h"
+#include "accesslog.h"
 #include "admit.h"
 #include "authorizer.h"
 
@@ -1715,12 +1716,47 @@ int gw_config_mgmt_key_region(const gw_mgmt_key_t *key, const char *region)
 	return 0;
 }
 
+/* accessLog: {"format": "...$context.X...", "destination": "stderr" | FILE}
+ * (accesslog.h); the format defaults to a JSON line. */
+static void load_access_log(struct loader *l, json_t *root, gw_api_t *api)
+{
+	static const char *const keys[] = { "format", "destination", NULL };
+	json_t *obj = json_object_get(root, "accessLog"), *f, *d;
+	char err[400];
+
+	if (!obj)
+		return;
+	if (!json_is_object(obj)) {
+		problem(l, "accessLog", "expected an object {\"format\": \"...\", "
+			"\"destination\": \"stderr\" or a file}, found %s", json_kind(obj));
+		return;
+	}
+	check_keys(l, "accessLog", obj, keys);
+	f = json_object_get(obj, "format");
+	d = json_object_get(obj, "destination");
+	if (f && !json_is_string(f)) {
+		problem(l, "accessLog.format", "expected a string, found %s", json_kind(f));
+		return;
+	}
+	if (d && !json_is_string(d)) {
+		problem(l, "accessLog.destination", "expected \"stderr\" or a file path, "
+			"found %s", json_kind(d));
+		return;
+	}
+	api->access_log = gw_alog_compile(f ? json_string_value(f) : NULL,
+					  d ? json_string_value(d) : NULL, err, sizeof(err));
+	if (!api->access_log)
+		problem(l, strstr(err, "variable") || strstr(err, "format") || strstr(err, "line")
+			   ? "accessLog.format" : "accessLog.destination", "%s", err);
+}
+
 static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "name", "stage", "basePath",
 		"routeSelectionExpression", "stageVariables", "limits", "integrations",
 		"routes", "cors", "allowedOrigins", "apiKeys", "throttling",
-		"connectionThrottling", "sourceIpLimits", "managementAuth", "authorizers", NULL };
+		"connectionThrottling", "sourceIpLimits", "managementAuth", "authorizers",
+		"accessLog", NULL };
 	char err[200];
 
 	if (!json_is_object(root)) {
@@ -1762,11 +1798,13 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	load_edge(l, root, api);
 	load_mgmt_auth(l, root, api);
 	load_authorizers(l, root, api);
+	load_access_log(l, root, api);
 }
 
 static void api_dispose(gw_api_t *api)
 {
 	authorizers_dispose(api);
+	gw_alog_format_free(api->access_log);
 	edge_dispose(api);
 	for (size_t i = 0; i < api->n_integrations; i++) {
 		gw_integration_t *in = &api->integrations[i];

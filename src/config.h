@@ -205,6 +205,8 @@ typedef struct gw_api {
 	 * Connection IDs carry it (connid.h); GW_CONFIG_API_ID_NONE once the
 	 * table is full. */
 	unsigned id;
+	/* accessLog (accesslog.h), NULL: none */
+	struct gw_alog_format *access_log;
 } gw_api_t;
 
 /* A configuration is an immutable snapshot, counted by reference: never

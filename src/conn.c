@@ -23,6 +23,7 @@
 #include "httpresp.h"
 #include "httpreq.h"
 #include "integration.h"
+#include "accesslog.h"
 #include "log.h"
 #include "outbox.h"
 
@@ -146,6 +147,9 @@ struct gw_conn {
 	 * whether it counts in its source IP's limits. */
 	gw_throttle_t msg_rate, byte_rate;
 	int ip_held;
+	/* Access log: the upgrade's request ID and $connect's latency. */
+	char alog_rid[24];
+	int64_t alog_ms;
 	int head_held; /* counted among the heads still being sent */
 
 	/* Authorizer (issue 12): requestContext.authorizer of every event of
@@ -240,6 +244,57 @@ static void client_gone(gw_conn_t *conn, int code, const char *reason)
 static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
 static void on_authorizer_result(gw_conn_t *conn, pending_t *p, const gw_http_resp_t *resp);
 
+/* One access-log line (accesslog.h) for conn, when its API has one. */
+static void alog(gw_conn_t *conn, const char *type, const char *rid, const char *route_key,
+		 int status, const char *error, int64_t latency_ms, int code, const char *reason)
+{
+	gw_alog_ctx_t c;
+	char own[24];
+
+	if (!conn->api || !conn->api->access_log)
+		return;
+	if (!rid || !rid[0])
+		gw_gateway_request_id(conn->gw, own);
+	gw_alog_ctx_init(&c);
+	c.api_name = conn->api->name;
+	c.stage = conn->api->stage;
+	c.request_id = rid && rid[0] ? rid : own;
+	c.connection_id = conn->id[0] ? conn->id : NULL;
+	c.event_type = type;
+	c.route_key = route_key;
+	c.source_ip = conn->source_ip;
+	c.user_agent = conn->user_agent;
+	c.status = status;
+	c.error = error;
+	c.integration_latency_ms = latency_ms;
+	c.connected_at = conn->connected_at;
+	c.disconnect_code = code;
+	c.disconnect_reason = reason;
+	gw_alog_write(conn->api->access_log, &c, conn->gw->metrics);
+}
+
+/* A $connect's answer is remembered for the CONNECT line (written when the
+ * upgrade ends either way); a message's line is written now. */
+static void alog_call(pending_t *p, const gw_http_resp_t *resp, const gw_integ_result_t *res)
+{
+	static const int status[] = { [GW_INTEG_OK] = 200, [GW_INTEG_FAILED] = 500,
+				      [GW_INTEG_TIMEOUT] = 504, [GW_INTEG_BUSY] = 429 };
+	static const char *const error[] = { [GW_INTEG_OK] = NULL,
+		[GW_INTEG_FAILED] = "Internal server error",
+		[GW_INTEG_TIMEOUT] = "Endpoint request timed out",
+		[GW_INTEG_BUSY] = "Too Many Requests" };
+
+	if (!p->conn)
+		return;
+	if (p->type == GW_EV_CONNECT) {
+		snprintf(p->conn->alog_rid, sizeof(p->conn->alog_rid), "%s", p->request_id);
+		p->conn->alog_ms = (int64_t)(resp->duration_us / 1000);
+	} else if (p->type == GW_EV_MESSAGE) {
+		alog(p->conn, "MESSAGE", p->request_id, p->route->key, status[res->outcome],
+		     error[res->outcome], (int64_t)(resp->duration_us / 1000), 0, NULL);
+	}
+}
+
 static void on_call_result(void *user, const gw_http_resp_t *resp)
 {
 	pending_t *p = user;
@@ -254,6 +309,7 @@ static void on_call_result(void *user, const gw_http_resp_t *resp)
 		return;
 	}
 	gw_integ_result(p->route->integration, resp, &p->gw->rscratch, &res);
+	alog_call(p, resp, &res);
 	if (p->conn)
 		lws_dll2_remove(&p->list);
 	if (p->conn && res.outcome == GW_INTEG_OK && res.status_code / 100 == 2)
@@ -351,8 +407,10 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 		return; /* already finished, its memory waits for the safe point */
 	if (fire)
 		gw_info("connection %s closed: %d %s", conn->id, code, reason);
-	if (conn->state == CS_OPEN || conn->state == CS_DRAINING)
+	if (conn->state == CS_OPEN || conn->state == CS_DRAINING) {
 		gw_metrics_disconnect(gw->metrics, conn->api->id, code);
+		alog(conn, "DISCONNECT", NULL, "$disconnect", 0, NULL, -1, code, reason);
+	}
 	conn->state = CS_CLOSED;
 	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
 	gw_wheel_cancel(&gw->wheel, &conn->idle_timer);
@@ -404,6 +462,9 @@ static void answer_raw(gw_conn_t *conn, int status, const char *body, size_t len
 {
 	char head[256];
 	int n;
+
+	alog(conn, "CONNECT", conn->alog_rid, "$connect", status, NULL,
+	     conn->alog_rid[0] ? conn->alog_ms : -1, 0, NULL);
 
 	/* 1xx would tell the client the upgrade goes on; 204 and 304 carry no
 	 * body, or it would be read as a second response. */
@@ -1656,6 +1717,7 @@ static int message_admitted(gw_conn_t *conn, const gw_route_t *route)
 		return 1;
 	gw_gateway_request_id(conn->gw, rid);
 	gw_metrics_count(conn->gw->metrics, api->id, GW_M_REJ_MSG_RATE);
+	alog(conn, "MESSAGE", rid, route->key, 429, "Too Many Requests", -1, 0, NULL);
 	/* One call site per cause: each is rate-limited, and seen, on its own. */
 	if (by == 1)
 		gw_log_limited(GW_LOG_WARN, 10000, "connection %s: message to %s throttled by "
@@ -1687,6 +1749,7 @@ static void on_message(gw_conn_t *conn)
 	if (!route) {
 		gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_REJ_NO_ROUTE);
 		gw_gateway_request_id(conn->gw, rid);
+		alog(conn, "MESSAGE", rid, NULL, 403, "Forbidden", -1, 0, NULL);
 		send_error_frame(conn, "Forbidden", rid);
 		return;
 	}
@@ -1737,6 +1800,8 @@ static void established(gw_conn_t *conn, struct lws *wsi)
 	conn->last_active = gw_now_ms();
 	lws_dll2_add_tail(&conn->open_list, &gw->open_conns);
 	gw_metrics_count(gw->metrics, conn->api->id, GW_M_CONN_OPENED);
+	alog(conn, "CONNECT", conn->alog_rid, "$connect", 200, NULL,
+	     conn->alog_rid[0] ? conn->alog_ms : -1, 0, NULL);
 	gw_info("connection %s open (api %s, %s)", conn->id, conn->api->name, conn->source_ip);
 	if (conn->api->idle_timeout_s)
 		gw_wheel_set(&gw->wheel, &conn->idle_timer,

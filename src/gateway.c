@@ -5,6 +5,7 @@
  * set that is itself adopted into libwebsockets as a raw file, so a single
  * poll() covers everything and nothing ever blocks. */
 #include "core.h"
+#include "accesslog.h"
 #include "bus.h"
 #include "channel.h"
 #include "cluster.h"
@@ -512,6 +513,8 @@ static void on_signal(gw_watch_t *w, uint32_t events)
 		return;
 	if (si.ssi_signo == SIGHUP)
 		gw_gateway_reload(lws_container_of(w, gw_gateway_t, sigwatch));
+	else if (si.ssi_signo == SIGUSR1)
+		gw_alog_reopen(); /* logrotate moved the access logs */
 	else
 		begin_stop(lws_container_of(w, gw_gateway_t, sigwatch), (int)si.ssi_signo);
 }
@@ -898,6 +901,7 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 		sigaddset(&mask, SIGINT);
 		sigaddset(&mask, SIGTERM);
 		sigaddset(&mask, SIGHUP);
+		sigaddset(&mask, SIGUSR1);
 		gw->sigwatch.cb = on_signal;
 		gw->sigwatch.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 		if (gw->sigwatch.fd < 0 || gw_loop_add(gw->loop, &gw->sigwatch, EPOLLIN)) {
@@ -1016,6 +1020,7 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (opts->tls.dir || opts->tls.n) {

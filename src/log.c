@@ -1,6 +1,7 @@
 /* Log sink: timestamped lines on stderr; libwebsockets' own lines are
  * routed here too so that one stream tells the whole story. */
 #include "log.h"
+#include "buf.h"
 
 #include <libwebsockets.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 int gw_log_threshold = GW_LOG_INFO;
+int gw_log_json;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -41,7 +43,7 @@ int gw_log_parse_level(const char *name)
 
 void gw_log_emit(int level, const char *fmt, ...)
 {
-	char line[2048];
+	char line[2048], msg[2048];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
@@ -53,8 +55,27 @@ void gw_log_emit(int level, const char *fmt, ...)
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(gw_log_json ? msg : line + n, gw_log_json ? sizeof(msg) : sizeof(line) - (size_t)n,
+		  fmt, ap);
 	va_end(ap);
+	if (gw_log_json) {
+		gw_buf_t b;
+
+		/* One object per line; the message JSON-escaped (a peer's bytes
+		 * can end up in it). */
+		gw_buf_init(&b);
+		line[n - 1 - strlen(level_names[level]) - 1] = '\0'; /* the time alone */
+		gw_buf_append_str(&b, "{\"time\":\"");
+		gw_buf_append_str(&b, line);
+		gw_buf_append_str(&b, "\",\"level\":\"");
+		gw_buf_append_str(&b, level_names[level]);
+		gw_buf_append_str(&b, "\",\"msg\":");
+		gw_buf_append_json_str(&b, msg, strlen(msg));
+		gw_buf_append_str(&b, "}\n");
+		fwrite(b.data, 1, b.len, stderr);
+		gw_buf_dispose(&b);
+		return;
+	}
 	fprintf(stderr, "%s\n", line);
 }
 

@@ -7,6 +7,8 @@
 enum gw_log_level { GW_LOG_ERROR = 0, GW_LOG_WARN, GW_LOG_INFO, GW_LOG_DEBUG };
 
 extern int gw_log_threshold;
+/* --log-format json: each line one JSON object {time, level, msg}. */
+extern int gw_log_json;
 
 void gw_log_set_level(int level);
 int gw_log_parse_level(const char *name);

@@ -32,6 +32,7 @@ static void usage(FILE *f)
 		"                       managementAuth in the API files) listen beyond loopback\n"
 		"  --data DIR           connection registry folder (default ./data)\n"
 		"  --log-level LEVEL    error, warn, info or debug (default info)\n"
+		"  --log-format FORMAT  text (default) or json: one JSON object per log line\n"
 		"  --workers N          event loops sharing the listeners (default: one per core)\n"
 		"  --tls-cert FILE      PEM certificate chain: serve wss:// and https://;\n"
 		"                       repeat with --tls-key for more certificates, chosen\n"
@@ -383,6 +384,7 @@ int main(int argc, char **argv)
 		{ "mgmt-insecure", no_argument, NULL, 'I' },
 		{ "data", required_argument, NULL, 'd' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "log-format", required_argument, NULL, 1401 },
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "workers", required_argument, NULL, 'W' },
 		{ "connections", no_argument, NULL, 'n' },
@@ -552,6 +554,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			gw_log_threshold = level;
+			break;
+		case 1401:
+			if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
+				fprintf(stderr, "wsgate: --log-format: expected text or json\n");
+				return 2;
+			}
+			gw_log_json = !strcmp(optarg, "json");
 			break;
 		case 'v': printf("wsgate %s\n", GW_VERSION); return 0;
 		case 'h': usage(stdout); return 0;

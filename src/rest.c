@@ -20,6 +20,7 @@
 #include "httpreq.h"
 #include "httpresp.h"
 #include "integration.h"
+#include "accesslog.h"
 #include "log.h"
 #include "rest.h"
 
@@ -98,6 +99,7 @@ struct gw_rest {
 	int in_ready; /* the socket may hold unread bytes (see the top) */
 	int continue_sent;
 	size_t lingered; /* bytes dropped while lingering */
+	int64_t alog_ms; /* access log: the integration's latency, -1: none */
 };
 
 static void rest_destroy(void *p)
@@ -515,11 +517,36 @@ static void flush(gw_rest_t *r);
 
 /* Starts writing an answer: status, extra header lines (may be NULL, each
  * already validated), and the body in r->out_body. */
+/* One access-log line (accesslog.h) per REST request answered. */
+static void alog(gw_rest_t *r, int status)
+{
+	gw_alog_ctx_t c;
+	char path[1024];
+
+	if (!r->api || !r->api->access_log || !r->req)
+		return;
+	snprintf(path, sizeof(path), "%.*s", (int)r->path.len, r->path.data ? r->path.data : "");
+	gw_alog_ctx_init(&c);
+	c.api_name = r->api->name;
+	c.stage = r->api->stage;
+	c.request_id = r->request_id;
+	c.event_type = "HTTP";
+	c.route_key = r->route ? r->route->route.key : NULL;
+	c.source_ip = r->source_ip;
+	c.method = gw_req_method(r->req);
+	c.path = path;
+	c.status = status;
+	c.integration_latency_ms = r->alog_ms;
+	c.response_latency_ms = r->req_start ? (int64_t)(gw_now_ms() - r->req_start) : -1;
+	gw_alog_write(r->api->access_log, &c, r->gw->metrics);
+}
+
 static void respond(gw_rest_t *r, int status, const char *headers, size_t hlen, int preflight)
 {
 	gw_buf_t *o = &r->out;
 
 	gw_metrics_rest(r->gw->metrics, r->api ? r->api->id : GW_CONFIG_API_ID_NONE, status);
+	alog(r, status);
 	gw_buf_reset(o);
 	gw_buf_append_str(o, "HTTP/1.1 ");
 	gw_buf_append_u64(o, (uint64_t)status);
@@ -711,6 +738,7 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 
 	r->call = NULL;
 	gw_metrics_integration(r->gw->metrics, r->api->id, resp->outcome, resp->status, resp->duration_us);
+	r->alog_ms = (int64_t)(resp->duration_us / 1000);
 	if (resp->outcome == GW_CALL_TIMEOUT) {
 		respond_json(r, 504, "{\"message\":\"Endpoint request timed out\"}");
 		return;
@@ -761,6 +789,7 @@ static void serve(gw_rest_t *r)
 	r->origin = origin.ptr ? strndup(origin.ptr, origin.len) : NULL;
 	r->api = NULL;
 	r->route = NULL;
+	r->alog_ms = -1;
 	gw_buf_reset(&r->out_body);
 	/* Field syntax, Host and framing were checked as the head was read
 	 * (httpreq.c). */
