@@ -254,10 +254,9 @@ size_t gw_chan_count(gw_gateway_t *gw, const char *name, size_t len,
 
 /* One delivery: 1 queued, 0 skipped (the queue is full, or the message
  * is over the member's API limit), -1 the connection is closing. */
-static int deliver(gw_gateway_t *gw, gw_conn_t *conn, const void *data, size_t len,
-		   int binary)
+static int deliver(gw_gateway_t *gw, gw_conn_t *conn, gw_payload_t *p, int binary)
 {
-	switch (gw_conn_send(conn, data, len, binary)) {
+	switch (gw_conn_send(conn, p, binary)) {
 	case GW_POST_OK:
 		return 1;
 	case GW_POST_GONE:
@@ -287,20 +286,24 @@ void gw_chan_publish(gw_gateway_t *gw, const char *name, size_t len, const void 
 		     size_t *skipped)
 {
 	chan_t *c = find(gw, name, len);
+	gw_payload_t *p;
 
 	if (!c)
 		return;
+	/* One copy for the loop's members, each queue holding a reference. */
+	p = gw_payload_create(data, dlen);
 	lws_start_foreach_dll(struct lws_dll2 *, d, c->members.head) {
 		member_t *m = lws_container_of(d, member_t, in_chan);
 
 		/* (no continue inside lws_start_foreach_dll: it skips the step) */
 		if (gw_api_mask_has(apis, gw_conn_api(m->conn)->id)) {
-			int rc = deliver(gw, m->conn, data, dlen, binary);
+			int rc = deliver(gw, m->conn, p, binary);
 
 			*queued += rc > 0;
 			*skipped += rc == 0;
 		}
 	} lws_end_foreach_dll(d);
+	gw_payload_unref(p);
 	if (*skipped)
 		log_skips(gw, "channel publish");
 }
@@ -308,6 +311,8 @@ void gw_chan_publish(gw_gateway_t *gw, const char *name, size_t len, const void 
 void gw_chan_broadcast(gw_gateway_t *gw, const void *data, size_t dlen, int binary,
 		       const gw_api_mask_t *apis, size_t *queued, size_t *skipped)
 {
+	gw_payload_t *p = gw_payload_create(data, dlen);
+
 	for (uint32_t i = 0; i < gw->n_slots; i++) {
 		gw_conn_t *conn = gw->slots[i];
 		int rc;
@@ -315,10 +320,11 @@ void gw_chan_broadcast(gw_gateway_t *gw, const void *data, size_t dlen, int bina
 		if (!conn || !gw_conn_is_open(conn) ||
 		    !gw_api_mask_has(apis, gw_conn_api(conn)->id))
 			continue;
-		rc = deliver(gw, conn, data, dlen, binary);
+		rc = deliver(gw, conn, p, binary);
 		*queued += rc > 0;
 		*skipped += rc == 0;
 	}
+	gw_payload_unref(p);
 	if (*skipped)
 		log_skips(gw, "broadcast");
 }

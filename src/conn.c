@@ -57,6 +57,9 @@ typedef struct gw_msg {
 	lws_dll2_t list;
 	size_t len;
 	int binary;
+	/* outbound: a channel message shared by the loop's members (one
+	 * copy per publish, not per member); data[] is then empty */
+	gw_payload_t *shared;
 	const gw_route_t *route; /* inbound: chosen on arrival */
 	unsigned char data[]; /* outbound: LWS_PRE headroom, then the payload */
 } gw_msg_t;
@@ -169,12 +172,45 @@ struct gw_conn {
  * lws_adopt_socket_vhost, before we get the wsi back. */
 static __thread gw_conn_t *adopting;
 
+gw_payload_t *gw_payload_create(const void *data, size_t len)
+{
+	gw_payload_t *p = malloc(sizeof(*p) + LWS_PRE + len);
+
+	if (!p)
+		abort();
+	p->refs = 1;
+	p->len = len;
+	memcpy(p->data + LWS_PRE, data, len);
+	return p;
+}
+
+void gw_payload_unref(gw_payload_t *p)
+{
+	if (p && !--p->refs)
+		free(p);
+}
+
+static void msg_free(gw_msg_t *m)
+{
+	gw_payload_unref(m->shared);
+	free(m);
+}
+
+/* Where an outbound message's bytes are, with LWS_PRE headroom before
+ * them. A shared payload's headroom takes each member's frame header in
+ * turn: the loop writes one member at a time, and libwebsockets copies
+ * what a socket does not take at once. */
+static unsigned char *msg_bytes(gw_msg_t *m)
+{
+	return (m->shared ? m->shared->data : m->data) + LWS_PRE;
+}
+
 static void free_queue(lws_dll2_owner_t *q)
 {
 	while (q->head) {
 		gw_msg_t *m = lws_container_of(q->head, gw_msg_t, list);
 		lws_dll2_remove(&m->list);
-		free(m);
+		msg_free(m);
 	}
 }
 
@@ -1356,28 +1392,42 @@ uint64_t gw_conn_last_active(const gw_conn_t *conn)
 	return gw_mono_to_wall(conn->last_active);
 }
 
-static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary)
+/* shared: the bytes are that payload's (a reference is taken), not data. */
+static int enqueue(gw_conn_t *conn, const void *data, size_t len, int binary,
+		   gw_payload_t *shared)
 {
 	gw_msg_t *m;
 
+	/* A shared payload counts in full against each member's bound, as if
+	 * it were its own copy: what a client may hold does not depend on how
+	 * the message reached it. */
 	size_t cost = MSG_COST(len);
 
 	if (conn->congested || conn->outq_bytes + cost > conn->api->outbound_buffer_bytes) {
 		conn->congested = 1;
 		return GW_POST_FULL;
 	}
-	m = malloc(sizeof(*m) + LWS_PRE + len);
+	m = malloc(sizeof(*m) + (shared ? 0 : LWS_PRE + len));
 	if (!m)
 		return GW_POST_FULL;
 	memset(&m->list, 0, sizeof(m->list));
 	m->len = len;
 	m->binary = binary;
-	memcpy(m->data + LWS_PRE, data, len);
+	m->shared = shared;
+	if (shared)
+		shared->refs++;
+	else
+		memcpy(m->data + LWS_PRE, data, len);
 	lws_dll2_add_tail(&m->list, &conn->outq);
 	conn->outq_bytes += cost;
 	if (conn->state == CS_OPEN)
 		lws_callback_on_writable(conn->wsi);
 	return GW_POST_OK;
+}
+
+static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary)
+{
+	return enqueue(conn, data, len, binary, NULL);
 }
 
 int gw_conn_post(gw_conn_t *conn, const void *data, size_t len)
@@ -1395,13 +1445,13 @@ int gw_conn_post(gw_conn_t *conn, const void *data, size_t len)
 }
 
 /* A channel message or broadcast: binary was decided once for all. */
-int gw_conn_send(gw_conn_t *conn, const void *data, size_t len, int binary)
+int gw_conn_send(gw_conn_t *conn, gw_payload_t *p, int binary)
 {
 	if (conn->state == CS_CLOSED || conn->state == CS_DRAINING || conn->closing)
 		return GW_POST_GONE;
-	if (len > conn->api->max_message_bytes)
+	if (p->len > conn->api->max_message_bytes)
 		return GW_POST_TOO_LARGE;
-	return enqueue_out(conn, data, len, binary);
+	return enqueue(conn, NULL, p->len, binary, p);
 }
 
 lws_dll2_owner_t *gw_conn_channels(gw_conn_t *conn)
@@ -1759,6 +1809,7 @@ static void on_message(gw_conn_t *conn)
 	if (!m)
 		abort();
 	memset(&m->list, 0, sizeof(m->list));
+	m->shared = NULL;
 	m->len = conn->rx.len;
 	m->binary = conn->rx_binary;
 	m->route = route;
@@ -1839,14 +1890,14 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 	if (!conn->outq.head)
 		return 0;
 	m = lws_container_of(conn->outq.head, gw_msg_t, list);
-	n = lws_write(wsi, m->data + LWS_PRE, m->len,
+	n = lws_write(wsi, msg_bytes(m), m->len,
 		      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
 	if (n < (int)m->len)
 		return -1;
 	gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_MSG_OUT);
 	lws_dll2_remove(&m->list);
 	conn->outq_bytes -= MSG_COST(m->len);
-	free(m);
+	msg_free(m);
 	if (conn->congested && conn->outq_bytes <= conn->api->outbound_buffer_bytes / 2)
 		conn->congested = 0;
 	conn->last_active = gw_now_ms();

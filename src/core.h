@@ -192,9 +192,19 @@ void gw_conn_accept(gw_gateway_t *gw, int fd);
 int gw_conn_post(gw_conn_t *conn, const void *data, size_t len);
 /* Parks w until the handshake is decided; the post data is queued first. */
 void gw_conn_wait(gw_conn_t *conn, gw_waiter_t *w);
-/* Channels (channel.h): queues a message whose type is known; the same
- * results as gw_conn_post, never PENDING (queued before the 101 is OK). */
-int gw_conn_send(gw_conn_t *conn, const void *data, size_t len, int binary);
+/* A message shared by several connections' queues (a channel publish):
+ * one copy, counted by reference, with libwebsockets' headroom. */
+typedef struct gw_payload {
+	unsigned refs; /* one loop's: never shared between threads */
+	size_t len;
+	unsigned char data[]; /* LWS_PRE, then the bytes */
+} gw_payload_t;
+gw_payload_t *gw_payload_create(const void *data, size_t len);
+void gw_payload_unref(gw_payload_t *p);
+/* Channels (channel.h): queues p (a reference is taken), whose type is
+ * known; the same results as gw_conn_post, never PENDING (queued before
+ * the 101 is OK). */
+int gw_conn_send(gw_conn_t *conn, gw_payload_t *p, int binary);
 lws_dll2_owner_t *gw_conn_channels(gw_conn_t *conn);
 uint64_t *gw_conn_chan_skips(gw_conn_t *conn);
 const gw_api_t *gw_conn_api(const gw_conn_t *conn);

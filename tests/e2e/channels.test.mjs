@@ -6,7 +6,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import {
   test, assert, startPair, connectWithId, nextMessage, sleep, waitUntil,
-  mgmtRequest, echoHandler, startBackend, startHttpBackend, startGateway, makeApi, connect,
+  mgmtRequest, echoHandler, startBackend, startHttpBackend, startGateway, makeApi, connect, rssKiB,
 } from './helpers.mjs';
 
 const loopOf = (id) => Buffer.from(id, 'base64url')[1];
@@ -302,5 +302,40 @@ test('issue 13 channels: with managementAuth, a key publishes to its own API\'s 
   assert.deepEqual(bb.json(), { queued: 1, skipped: 0 });
   assert.equal((await nextMessage(b.ws)).data.toString(), 'for b');
   await sleep(100);
+  await gw.stop();
+});
+
+test('issue 13 channels: a publish is one copy per loop, not one per member (memory with slow members)', { timeout: 60000 }, async () => {
+  const { backend, gw } = await startPair(undefined, { limits: { maxMessageBytes: 1 << 20, outboundBufferBytes: 8 << 20 } },
+    { args: ['--workers', '1'] });
+  const cs = [];
+  for (let i = 0; i < 60; i++) cs.push(await connectWithId(gw, backend));
+  for (const c of cs) {
+    assert.equal((await join(gw, c.id, 'big')).status, 204);
+    c.ws._socket.pause(); // nobody reads: what is published stays queued
+  }
+  const msg = 'y'.repeat(1 << 20);
+  const pub = async () => {
+    const r = await publish(gw, 'big', msg);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json().queued, cs.length);
+  };
+  // The first one goes to the sockets: the kernel and libwebsockets keep
+  // what each does not take, per socket. The next ones wait in the queues.
+  await pub();
+  await sleep(200);
+  // Each further publish adds one shared copy (1 MB), where copies would
+  // add 60 MB. Now and then a publish also finds the kernel's buffers of
+  // every socket full, and libwebsockets keeps the rest of a message per
+  // socket: at most two such steps are allowed.
+  const steps = [];
+  for (let k = 0; k < 6; k++) {
+    const before = rssKiB(gw.proc.pid);
+    await pub();
+    steps.push(rssKiB(gw.proc.pid) - before);
+  }
+  const small = steps.filter((kib) => kib < 30 * 1024).length;
+  assert.ok(small >= 4, `RSS steps per publish of 1 MB to 60 members (KiB): ${steps.join(', ')}`);
+  for (const c of cs) c.ws._socket.destroy();
   await gw.stop();
 });
