@@ -918,7 +918,8 @@ static void map_authorizer(struct tmpl *t, struct api_out *a, const char *id, js
 	check_props(t, id, "AWS::ApiGatewayV2::Authorizer", p, known);
 	if (!type || strcmp(type, "REQUEST")) {
 		warnf(t, "%s: AuthorizerType %s: only REQUEST (Lambda) authorizers are imported "
-		      "(a JWT authorizer needs jwtConfiguration.jwksFile: add it to the API file)",
+		      "(a JWT authorizer needs jwtConfiguration.jwksFile or jwksUri, which the "
+		      "template does not hold: add it to the API file)",
 		      id, type ? type : "(none)");
 		return;
 	}
