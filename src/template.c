@@ -1287,11 +1287,45 @@ static json_t *function(struct tmpl *t, const char *id, const char *type, json_t
 	return f;
 }
 
+/* SAM's SimpleTable as the DynamoDB table it stands for. */
+static json_t *simple_table(const char *id, json_t *p)
+{
+	static const char *const types[][2] = { { "String", "S" }, { "Number", "N" },
+						{ "Binary", "B" } };
+	json_t *pk = json_object_get(p, "PrimaryKey");
+	const char *name = str(pk, "Name") ?: "id", *type = str(pk, "Type") ?: "String", *t = "S";
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(type, types[i][0]))
+			t = types[i][1];
+	return json_pack("{s:s, s:[{s:s, s:s}], s:[{s:s, s:s}], s:s}",
+			 "TableName", str(p, "TableName") ?: id,
+			 "KeySchema", "AttributeName", name, "KeyType", "HASH",
+			 "AttributeDefinitions", "AttributeName", name, "AttributeType", t,
+			 "BillingMode", "PAY_PER_REQUEST");
+}
+
+/* DynamoDB tables, for a local store: their Properties, evaluated, with
+ * the table name a Ref to them gives (the logical ID) when unnamed. */
+static void table(struct tmpl *t, json_t *tables, const char *id, const char *type, json_t *p)
+{
+	json_t *out;
+
+	if (!strcmp(type, "AWS::Serverless::SimpleTable"))
+		out = simple_table(id, p);
+	else {
+		out = json_incref(p);
+		if (!str(p, "TableName"))
+			json_object_set_new(out, "TableName", json_string(id));
+	}
+	json_object_set_new(tables, id, out);
+}
+
 json_t *gw_tmpl_functions(const char *data, size_t len, const gw_tmpl_opts_t *o,
 			  gw_buf_t *warn, gw_buf_t *err)
 {
 	struct tmpl t;
-	json_t *fns = json_object(), *r, *p, *all;
+	json_t *fns = json_object(), *tables = json_object(), *r, *p, *all;
 	const char *id;
 
 	if (setup(&t, data, len, o, warn, err)) {
@@ -1300,10 +1334,17 @@ json_t *gw_tmpl_functions(const char *data, size_t len, const gw_tmpl_opts_t *o,
 	}
 	json_object_foreach(t.resources, id, r) {
 		const char *type = res_type(&t, id);
-		if (!is_function_type(type))
+		int is_table = type && (!strcmp(type, "AWS::DynamoDB::Table") ||
+					!strcmp(type, "AWS::Serverless::SimpleTable"));
+		if (!is_function_type(type) && !is_table)
 			continue;
 		if (!(p = props(&t, id)))
 			break;
+		if (is_table) {
+			table(&t, tables, id, type, p);
+			json_decref(p);
+			continue;
+		}
 		all = with_globals(&t, p);
 		json_decref(p);
 		if (!all)
@@ -1313,11 +1354,12 @@ json_t *gw_tmpl_functions(const char *data, size_t len, const gw_tmpl_opts_t *o,
 	}
 	if (t.failed) {
 		json_decref(fns);
+		json_decref(tables);
 		teardown(&t);
 		return NULL;
 	}
 	teardown(&t);
-	return json_pack("{s:o}", "functions", fns);
+	return json_pack("{s:o, s:o}", "functions", fns, "tables", tables);
 }
 
 int gw_tmpl_is_template(const char *path)

@@ -34,7 +34,8 @@ json_t *gw_tmpl_to_api(const char *data, size_t len, const gw_tmpl_opts_t *o,
 		       gw_buf_t *warn, gw_buf_t *err);
 
 /* {"functions": {LOGICAL_ID: {handler, codeUri, runtime, timeout,
- * memorySize, environment, functionName}}} for the runner, or NULL. */
+ * memorySize, environment, functionName}}, "tables": {LOGICAL_ID:
+ * DynamoDB CreateTable input}} for the runner, or NULL. */
 json_t *gw_tmpl_functions(const char *data, size_t len, const gw_tmpl_opts_t *o,
 			  gw_buf_t *warn, gw_buf_t *err);
 

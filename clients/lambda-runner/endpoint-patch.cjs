@@ -41,4 +41,17 @@ https.request = function request(...args) {
   return originalRequest.apply(this, args);
 };
 syncBuiltinESMExports();
+
+// require('@aws-sdk/...') from a handler without its own copy: the
+// runtime's SDK, as in Lambda (sdk-hooks.mjs does the same for import).
+const Module = require('node:module');
+const originalResolve = Module._resolveFilename;
+Module._resolveFilename = function resolveFilename(request, parent, ...rest) {
+  try {
+    return originalResolve.call(this, request, parent, ...rest);
+  } catch (e) {
+    if (e.code !== 'MODULE_NOT_FOUND' || !String(request).startsWith('@aws-sdk/')) throw e;
+    return originalResolve.call(this, request, module, ...rest);
+  }
+};
 module.exports = { isManagementCall, target };

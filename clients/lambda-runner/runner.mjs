@@ -15,6 +15,9 @@
 //   --env-vars FILE    environment overrides in SAM's format:
 //                      {"Parameters": {VAR: value}, "FunctionId": {VAR: value}}
 //   --region R         AWS_REGION of the functions (default us-east-1)
+//   --no-dynamodb      do not start a local DynamoDB for the template's tables
+//                      (started when the template defines tables, dynalite is
+//                      installed and AWS_ENDPOINT_URL_DYNAMODB is not set)
 //   --start-gateway    also start `wsgate --routes TEMPLATE` pointed at this
 //                      runner, with WSGATE_ARGS; the management URL is the
 //                      one it announces. Ends when the gateway ends.
@@ -24,7 +27,10 @@
 // its own process (worker.mjs), started on its first call and kept, with
 // the template's environment variables; a thrown error, a rejected promise
 // or a timeout answers 502 with Lambda's error object, which the gateway
-// treats as the failed integration AWS reports to the client.
+// treats as the failed integration AWS reports to the client. The
+// template's DynamoDB tables are created in an in-memory dynalite whose
+// address the functions get as AWS_ENDPOINT_URL_DYNAMODB (the SDK's own
+// setting), so handlers using the AWS SDK for DynamoDB run unchanged.
 import { fork, spawn, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -36,7 +42,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 function usage(msg) {
   if (msg) console.error(`lambda-runner: ${msg}`);
-  console.error(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(2, 25)
+  console.error(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(2, 28)
     .map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(2);
 }
@@ -55,6 +61,7 @@ function parseArgs(argv) {
     else if (a === '--env-vars') o.envVars = value(i++);
     else if (a === '--region') o.region = value(i++);
     else if (a === '--start-gateway') o.startGateway = true;
+    else if (a === '--no-dynamodb') o.noDynamo = true;
     else if (a === '--help' || a === '-h') usage();
     else if (a.startsWith('-')) usage(`unknown option ${a}`);
     else if (o.template) usage(`unexpected argument ${a}`);
@@ -70,10 +77,47 @@ function parseArgs(argv) {
 // The template's functions, read by wsgate itself (one YAML reader for
 // the gateway and the runner); its warnings go to stderr.
 function loadFunctions(o) {
-  if (o.functions) return { functions: JSON.parse(readFileSync(o.functions, 'utf8')).functions, base: path.dirname(path.resolve(o.functions)) };
+  if (o.functions) {
+    const j = JSON.parse(readFileSync(o.functions, 'utf8'));
+    return { functions: j.functions, tables: j.tables || {}, base: path.dirname(path.resolve(o.functions)) };
+  }
   const out = execFileSync(o.wsgate, ['import', '--functions', '--region', o.region, o.template],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return { functions: JSON.parse(out).functions, base: path.dirname(path.resolve(o.template)) };
+  const j = JSON.parse(out);
+  return { functions: j.functions, tables: j.tables || {}, base: path.dirname(path.resolve(o.template)) };
+}
+
+const TABLE_KEYS = ['TableName', 'KeySchema', 'AttributeDefinitions', 'BillingMode', 'ProvisionedThroughput',
+  'GlobalSecondaryIndexes', 'LocalSecondaryIndexes', 'StreamSpecification'];
+
+// The template's tables in an in-memory dynalite, or null.
+async function startDynamo(o, tables) {
+  const ids = Object.keys(tables);
+  if (!ids.length || o.noDynamo || process.env.AWS_ENDPOINT_URL_DYNAMODB) return null;
+  let dynalite, ddb;
+  try {
+    dynalite = (await import('dynalite')).default;
+    ddb = await import('@aws-sdk/client-dynamodb');
+  } catch {
+    console.error(`lambda-runner: the template defines DynamoDB tables (${ids.join(', ')}) but dynalite and `
+      + '@aws-sdk/client-dynamodb are not installed (npm ci): no local store; set AWS_ENDPOINT_URL_DYNAMODB to use one');
+    return null;
+  }
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve); });
+  const endpoint = `http://127.0.0.1:${server.address().port}`;
+  const client = new ddb.DynamoDBClient({ endpoint, region: o.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  try {
+    for (const t of Object.values(tables)) {
+      const input = Object.fromEntries(TABLE_KEYS.filter((k) => k in t).map((k) => [k, t[k]]));
+      if (!input.BillingMode && !input.ProvisionedThroughput) input.BillingMode = 'PAY_PER_REQUEST';
+      await client.send(new ddb.CreateTableCommand(input));
+    }
+  } finally {
+    client.destroy();
+  }
+  console.error(`lambda-runner: DynamoDB (dynalite, in memory) on ${endpoint}: ${Object.values(tables).map((t) => t.TableName).join(', ')}`);
+  return { server, endpoint };
 }
 
 function loadEnvVars(file) {
@@ -112,6 +156,7 @@ class FunctionHost {
       _HANDLER: s.handler,
       TZ: ':UTC',
       WSGATE_MGMT_URL: this.ctx.mgmtUrl(),
+      ...(this.ctx.dynamo ? { AWS_ENDPOINT_URL_DYNAMODB: this.ctx.dynamo.endpoint } : {}),
     };
   }
 
@@ -208,8 +253,9 @@ function startGateway(o, port, onMgmt) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   let mgmtUrl = o.mgmtUrl;
-  const { functions, base } = loadFunctions(o);
-  const ctx = { base, region: o.region, envVars: loadEnvVars(o.envVars), mgmtUrl: () => mgmtUrl };
+  const { functions, tables, base } = loadFunctions(o);
+  const dynamo = await startDynamo(o, tables);
+  const ctx = { base, region: o.region, envVars: loadEnvVars(o.envVars), mgmtUrl: () => mgmtUrl, dynamo };
   const hosts = new Map(Object.entries(functions).map(([id, spec]) => [id, new FunctionHost(id, spec, ctx)]));
   const server = serve(hosts);
   await new Promise((resolve, reject) => { server.once('error', reject); server.listen(o.port, o.host, resolve); });
@@ -218,6 +264,7 @@ async function main() {
   let gw = null;
   const stop = (code) => {
     for (const h of hosts.values()) h.stop();
+    if (dynamo) { dynamo.server.close(); dynamo.server.closeAllConnections?.(); }
     server.close();
     server.closeAllConnections();
     if (gw && gw.exitCode === null) gw.kill('SIGTERM');

@@ -3,8 +3,11 @@
 // cold start) and invoked per request. The runner (runner.mjs) forks it
 // with endpoint-patch.cjs preloaded and talks to it over IPC.
 import { existsSync } from 'node:fs';
+import { register } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+
+register('./sdk-hooks.mjs', import.meta.url);
 
 const codeDir = process.env.LAMBDA_TASK_ROOT;
 const handlerSpec = process.env._HANDLER;

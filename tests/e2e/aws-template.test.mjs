@@ -8,7 +8,8 @@ import {
   WSGATE_BIN,
 } from './helpers.mjs';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,27 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RUNNER = path.join(ROOT, 'clients/lambda-runner/runner.mjs');
 const SAMPLE = path.join(ROOT, 'clients/examples/aws-sample/template.yaml');
+// The sample keeps its connections in DynamoDB: the runner serves its
+// table from dynalite (devDependencies; scripts/install-deps.sh installs them).
+const require = createRequire(import.meta.url);
+const HAVE_DYNAMO = ['dynalite', '@aws-sdk/client-dynamodb', '@aws-sdk/lib-dynamodb'].every((m) => {
+  try { require.resolve(m); return true; } catch { return false; }
+});
+const NEEDS_DYNAMO = HAVE_DYNAMO ? {} : { skip: 'dynalite / @aws-sdk/client-dynamodb not installed: run npm ci' };
+
+// Connection IDs in the runner's local table.
+async function tableIds(runner) {
+  const endpoint = /DynamoDB \(dynalite, in memory\) on (\S+):/.exec(runner.output())[1];
+  const { DynamoDBClient, ScanCommand } = await import('@aws-sdk/client-dynamodb');
+  const c = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  try {
+    const { Items } = await c.send(new ScanCommand({ TableName: 'chat_connections' }));
+    return Items.map((i) => i.connectionId.S).sort();
+  } finally {
+    c.destroy();
+  }
+}
+
 const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
 
 const temps = [];
@@ -58,9 +80,10 @@ async function startRunner(args, { waitFor = /lambda-runner: listening on http:\
   return runner;
 }
 
+// sam local's --env-vars format: {"Parameters": {...}, "FunctionId": {...}}.
 function envVars(values) {
   const file = path.join(tempDir('wsgate-env-'), 'env.json');
-  writeFileSync(file, JSON.stringify({ Parameters: values }));
+  writeFileSync(file, JSON.stringify(values));
   return file;
 }
 
@@ -74,9 +97,8 @@ async function chat(url) {
   return { alice, bob };
 }
 
-test('issue 15: the chat sample, imported from its SAM template, chats through wsgate (gateway and runner, two commands)', { timeout: 40000 }, async () => {
+test('issue 15: the chat sample, imported from its SAM template, chats through wsgate (gateway and runner, two commands; its table in dynalite)', { timeout: 40000, ...NEEDS_DYNAMO }, async () => {
   const port = Number(new URL(await unusedUrl()).port);
-  const conns = tempDir('wsgate-conns-');
   const gw = await startGateway({
     routes: { 'template.yaml': readFileSync(SAMPLE, 'utf8') },
     routesFile: true,
@@ -84,26 +106,27 @@ test('issue 15: the chat sample, imported from its SAM template, chats through w
   });
   // Everything the template holds that is not served is said, not dropped.
   assert.match(gw.output(), /ConnectionsTable \(AWS::DynamoDB::Table\): not mapped/);
-  const runner = await startRunner(['--port', String(port), '--mgmt-url', gw.mgmtUrl,
-    '--env-vars', envVars({ CONNECTIONS_DIR: conns }), SAMPLE]);
+  const runner = await startRunner(['--port', String(port), '--mgmt-url', gw.mgmtUrl, SAMPLE]);
   try {
     assert.match(runner.output(), /property Policies is not supported/);
     const { alice, bob } = await chat(gw.url);
-    assert.equal(readdirSync(conns).length, 2, 'onconnect stored both connections');
+    assert.equal((await tableIds(runner)).length, 2, 'onconnect stored both connections');
     // ondisconnect (CommonJS, callback style) forgets a connection.
     bob.close();
-    await waitUntil(() => readdirSync(conns).length === 1, 8000, 'the $disconnect handler to run');
+    await waitUntil(async () => (await tableIds(runner)).length === 1, 8000, 'the $disconnect handler to run');
     send(alice, JSON.stringify({ action: 'sendmessage', data: 'anyone?' }));
     assert.equal((await nextMessage(alice, 10000)).data, 'wsgate says anyone?');
+  } catch (e) {
+    e.message += `\n--- runner output ---\n${runner.output().slice(-6000)}`;
+    throw e;
   } finally {
     await runner.stop();
   }
 });
 
-test('issue 15: one command: the runner starts the gateway on the template (--start-gateway)', { timeout: 40000 }, async () => {
+test('issue 15: one command: the runner starts the gateway on the template (--start-gateway)', { timeout: 40000, ...NEEDS_DYNAMO }, async () => {
   const data = tempDir('wsgate-data-');
-  const runner = await startRunner(['--port', '0', '--env-vars', envVars({ CONNECTIONS_DIR: tempDir('wsgate-conns-') }),
-    '--start-gateway', SAMPLE, '--', '--listen', '127.0.0.1:0', '--mgmt-listen', '127.0.0.1:0', '--data', data],
+  const runner = await startRunner(['--port', '0', '--start-gateway', SAMPLE, '--', '--listen', '127.0.0.1:0', '--mgmt-listen', '127.0.0.1:0', '--data', data],
   { waitFor: /listening on 127\.0\.0\.1:\d+ \(management\)/ });
   const gwPort = /listening on 127\.0\.0\.1:(\d+) \(gateway\)/.exec(runner.output())[1];
   const { alice, bob } = await chat(`ws://127.0.0.1:${gwPort}`);
@@ -131,6 +154,9 @@ Resources:
   BoomResponse: {Type: AWS::ApiGatewayV2::RouteResponse, Properties: {ApiId: !Ref Api, RouteId: !Ref BoomRoute, RouteResponseKey: $default}}
   SlowInteg: {Type: AWS::ApiGatewayV2::Integration, Properties: {ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt Slow.Arn}}
   SlowRoute: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: !Ref Api, RouteKey: slow, Target: !Join [/, [integrations, !Ref SlowInteg]]}}
+  EchoInteg: {Type: AWS::ApiGatewayV2::Integration, Properties: {ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt Echo.Arn}}
+  EchoRoute: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: !Ref Api, RouteKey: echo, Target: !Join [/, [integrations, !Ref EchoInteg]]}}
+  Echo: {Type: AWS::Serverless::Function, Properties: {CodeUri: ctx/, Handler: echo.handler}}
   Ctx: {Type: AWS::Serverless::Function, Properties: {CodeUri: ctx/, Handler: index.handler, MemorySize: 512, Environment: {Variables: {OWN: mine}}}}
   Boom: {Type: AWS::Serverless::Function, Properties: {CodeUri: boom/, Handler: lib/main.run}}
   Slow: {Type: AWS::Serverless::Function, Properties: {CodeUri: ctx/, Handler: index.slow, Timeout: 1}}
@@ -144,8 +170,18 @@ test('issue 15: the runner gives handlers Lambda\'s context and environment; a t
 export const handler = async (event, context) => ({ statusCode: 200, body: JSON.stringify({
   fn: context.functionName, id: context.awsRequestId, left: context.getRemainingTimeInMillis(),
   arn: context.invokedFunctionArn, mem: context.memoryLimitInMB, greeting: process.env.GREETING,
-  own: process.env.OWN, route: event.requestContext.routeKey, region: process.env.AWS_REGION }) });
+  own: process.env.OWN, extra: process.env.EXTRA, route: event.requestContext.routeKey, region: process.env.AWS_REGION }) });
 export const slow = () => new Promise(() => {});
+`);
+  // As AWS's sample does: the endpoint built from the event.
+  writeFileSync(path.join(dir, 'ctx/echo.mjs'), `
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+export const handler = async (event) => {
+  const { domainName, stage, connectionId } = event.requestContext;
+  const api = new ApiGatewayManagementApiClient({ endpoint: 'https://' + domainName + '/' + stage });
+  await api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: 'echo ' + event.body }));
+  return { statusCode: 200 };
+};
 `);
   mkdirSync(path.join(dir, 'boom/lib'), { recursive: true });
   writeFileSync(path.join(dir, 'boom/package.json'), '{"type": "commonjs"}');
@@ -157,7 +193,8 @@ exports.run = function (event, context, callback) { callback(new TypeError('no s
     routes: { 'template.yaml': HANDLERS_TEMPLATE }, routesFile: true,
     args: ['--runner-url', `http://127.0.0.1:${port}/functions/`],
   });
-  const runner = await startRunner(['--port', String(port), '--mgmt-url', gw.mgmtUrl, path.join(dir, 'template.yaml')]);
+  const runner = await startRunner(['--port', String(port), '--mgmt-url', gw.mgmtUrl,
+    '--env-vars', envVars({ Parameters: { EXTRA: 'all' }, Ctx: { EXTRA: 'ctx only' } }), path.join(dir, 'template.yaml')]);
   try {
     const ws = await connect(gw.url);
     send(ws, JSON.stringify({ action: 'ctx' }));
@@ -169,7 +206,11 @@ exports.run = function (event, context, callback) { callback(new TypeError('no s
     assert.equal(ctx.mem, '512');
     assert.equal(ctx.greeting, 'hi from us-east-1');
     assert.equal(ctx.own, 'mine');
+    assert.equal(ctx.extra, 'ctx only');
     assert.equal(ctx.route, 'ctx');
+
+    send(ws, JSON.stringify({ action: 'echo' }));
+    assert.equal((await nextMessage(ws, 10000)).data, 'echo {"action":"echo"}');
 
     send(ws, JSON.stringify({ action: 'boom' }));
     const boom = JSON.parse((await nextMessage(ws, 10000)).data);
@@ -188,6 +229,9 @@ exports.run = function (event, context, callback) { callback(new TypeError('no s
     // ...and a fresh environment serves after a timeout.
     send(ws, JSON.stringify({ action: 'ctx' }));
     assert.equal(JSON.parse((await nextMessage(ws, 10000)).data).fn, 'Ctx');
+  } catch (e) {
+    e.message += `\n--- runner output ---\n${runner.output().slice(-6000)}`;
+    throw e;
   } finally {
     await runner.stop();
   }

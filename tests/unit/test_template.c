@@ -368,7 +368,10 @@ static void test_functions(void)
 		"    Timeout: 7\n"
 		"    Environment: {Variables: {TABLE: !Ref T, SHARED: g}}\n"
 		"Resources:\n"
-		"  T: {Type: AWS::DynamoDB::Table}\n"
+		"  T: {Type: AWS::DynamoDB::Table, Properties: {KeySchema: [{AttributeName: k,"
+		" KeyType: HASH}]}}\n"
+		"  S: {Type: AWS::Serverless::SimpleTable, Properties: {PrimaryKey: {Name: n,"
+		" Type: Number}}}\n"
 		"  F:\n"
 		"    Type: AWS::Serverless::Function\n"
 		"    Properties:\n"
@@ -399,6 +402,12 @@ static void test_functions(void)
 	CHECK_CONTAINS(text(&warn), "F (AWS::Serverless::Function): property Events");
 	CHECK_CONTAINS(text(&warn), "P: Runtime python3.12: the runner serves Node.js");
 	CHECK_CONTAINS(text(&warn), "P: code in S3 or inline is not supported");
+	/* Tables, for a local DynamoDB-compatible store. */
+	f = json_object_get(fns, "tables");
+	CHECK_STR_EQ(at(f, "T/TableName"), "T");
+	CHECK(json_is_array(json_object_get(json_object_get(f, "T"), "KeySchema")));
+	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(
+		json_object_get(f, "S"), "AttributeDefinitions"), 0), "AttributeType")), "N");
 	json_decref(fns);
 }
 

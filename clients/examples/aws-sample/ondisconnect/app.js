@@ -1,7 +1,12 @@
 // $disconnect: forget the connection (a CommonJS handler with a callback).
-const connections = require('../lib/connections.cjs');
+const { DynamoDBClient } = require('@aws-sdk/client-dynamodb');
+const { DynamoDBDocumentClient, DeleteCommand } = require('@aws-sdk/lib-dynamodb');
+
+const table = DynamoDBDocumentClient.from(new DynamoDBClient({}));
 
 exports.handler = function (event, context, callback) {
-  connections.remove(event.requestContext.connectionId);
-  callback(null, { statusCode: 200, body: 'Disconnected.' });
+  table.send(new DeleteCommand({
+    TableName: process.env.TABLE_NAME,
+    Key: { connectionId: event.requestContext.connectionId },
+  })).then(() => callback(null, { statusCode: 200, body: 'Disconnected.' }), callback);
 };
