@@ -599,9 +599,20 @@ static void fan_to_loops(struct mgmt_pss *pss, enum gw_op_kind kind)
 				      pss->body.len);
 		fan_send(pss, op);
 	}
-	if (kind != GW_OP_COUNT) /* and to the other nodes of a cluster */
+	if (kind != GW_OP_COUNT) { /* and to the other nodes of a cluster */
 		gw_cluster_fanout(kind, pss->chan, pss->chan_len, pss->body.data,
 				  pss->body.len, binary, &pss->apis);
+	} else {
+		uint32_t peers[256];
+		int n = gw_cluster_peers(peers, 256);
+
+		for (int i = 0; i < n; i++) {
+			gw_op_t *op = gw_op_create_loop(kind, 0);
+
+			op->target.node = peers[i];
+			fan_send(pss, op);
+		}
+	}
 	fan_end_one(pss);
 }
 

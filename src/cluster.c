@@ -34,6 +34,10 @@
 #define PROBE_TIMEOUT_MS 1000
 #define PROBE_TRIES 32
 #define OP_PROBE '?'
+/* Each node says it is alive this often; one unheard of for PEER_TTL_MS is
+ * left out of cluster-wide counts. */
+#define HELLO_MS 1000
+#define PEER_TTL_MS 3000
 
 /* A message for the sender thread to publish. */
 struct out_msg {
@@ -73,6 +77,9 @@ static struct {
 	struct out_msg *out_head, *out_tail;
 	struct waiting *w_head, *w_tail;
 	uint64_t next_seq;
+	natsSubscription *alive_sub;
+	uint64_t next_hello;      /* sender thread: when to say "alive" again */
+	uint64_t last_seen[256];  /* gw_now_ms() of each node's last "alive" */
 } cl = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 uint32_t gw_cluster_self(void)
@@ -264,8 +271,15 @@ static void answer(gw_op_t *op, int status, const void *body, size_t len)
 	if (status < 300) {
 		op->status = status;
 		op->error_type = op->message = NULL;
-		if (len)
+		if (op->kind == GW_OP_COUNT) {
+			char num[24];
+
+			snprintf(num, sizeof(num), "%.*s", (int)(len < 23 ? len : 23),
+				 (const char *)body);
+			op->count = strtoull(num, NULL, 10);
+		} else if (len) {
 			gw_buf_append(&op->data, body, len);
+		}
 	} else if (status == 410 && !len) {
 		set_error(op, 410, "GoneException", strlen("GoneException"));
 	} else {
@@ -340,6 +354,8 @@ static void wait_for_work(void)
 
 	if (cl.w_head)
 		wait_ms = cl.w_head->deadline > now ? cl.w_head->deadline - now : 0;
+	if (cl.next_hello > now && cl.next_hello - now < wait_ms)
+		wait_ms = cl.next_hello - now;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += (time_t)(wait_ms / 1000);
 	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
@@ -350,15 +366,34 @@ static void wait_for_work(void)
 	pthread_cond_timedwait(&cl.cond, &cl.lock, &ts);
 }
 
+/* Under the lock, on the sender thread: queued like any publish. */
+static void say_alive(void)
+{
+	char subject[SUBJECT_MAX];
+	struct out_msg *m;
+
+	if (gw_cluster_subject(subject, sizeof(subject), "alive"))
+		return;
+	m = out_new(subject, 1);
+	m->data[0] = (unsigned char)cl.self;
+	m->now_or_never = 1;
+	out_push(m);
+}
+
 static void *sender_main(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&cl.lock);
 	while (!cl.stopping) {
-		struct out_msg *batch = cl.out_head, *m;
+		struct out_msg *batch, *m;
 		struct waiting *expired = NULL, *w;
 		uint64_t now = gw_now_ms();
 
+		if (now >= cl.next_hello) {
+			say_alive();
+			cl.next_hello = now + HELLO_MS;
+		}
+		batch = cl.out_head;
 		cl.out_head = cl.out_tail = NULL;
 		while (cl.w_head && cl.w_head->deadline <= now) {
 			w = cl.w_head;
@@ -388,17 +423,128 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
+/* --- member counts across the cluster --- */
+
+static void enqueue_waiting(struct out_msg *m, gw_op_t *op);
+
+/* COUNT for a whole node: kind, the API mask (32 bytes, little-endian
+ * words), the channel. */
+static int forward_count(gw_op_t *op, const char *subject)
+{
+	size_t n = strlen(op->channel);
+	struct out_msg *m = out_new(subject, 1 + 32 + n);
+	unsigned char *p = m->data;
+
+	*p++ = GW_OP_COUNT;
+	for (int w = 0; w < 4; w++)
+		for (int b = 0; b < 8; b++)
+			*p++ = (unsigned char)(op->apis.bits[w] >> (8 * b));
+	memcpy(p, op->channel, n);
+	gw_buf_dispose(&op->data);
+	enqueue_waiting(m, op);
+	return 0;
+}
+
+int gw_cluster_peers(uint32_t *out, size_t max)
+{
+	uint64_t now = gw_now_ms();
+	size_t n = 0;
+
+	if (!cl.on)
+		return 0;
+	for (uint32_t id = 1; id < 256 && n < max; id++) {
+		uint64_t seen = __atomic_load_n(&cl.last_seen[id], __ATOMIC_RELAXED);
+
+		if (id != cl.self && seen && now - seen < PEER_TTL_MS)
+			out[n++] = id;
+	}
+	return (int)n;
+}
+
+/* A NATS thread: another node's "alive". */
+static void on_alive(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	const unsigned char *d = (const unsigned char *)natsMsg_GetData(msg);
+
+	(void)nc;
+	(void)sub;
+	(void)closure;
+	if (natsMsg_GetDataLength(msg) == 1)
+		__atomic_store_n(&cl.last_seen[d[0]], gw_now_ms(), __ATOMIC_RELAXED);
+	natsMsg_Destroy(msg);
+}
+
+/* The owner's side: one COUNT per loop, summed; the last loop replies. */
+struct count_agg {
+	char *reply;
+	uint32_t left;
+	uint64_t total;
+};
+
+static void count_part_done(gw_gateway_t *gw, gw_op_t *op)
+{
+	struct count_agg *agg = (struct count_agg *)(uintptr_t)op->token;
+	char num[32];
+
+	(void)gw;
+	__atomic_add_fetch(&agg->total, op->count, __ATOMIC_RELAXED);
+	gw_op_destroy(op);
+	if (__atomic_sub_fetch(&agg->left, 1, __ATOMIC_ACQ_REL))
+		return;
+	snprintf(num, sizeof(num), "%llu",
+		 (unsigned long long)__atomic_load_n(&agg->total, __ATOMIC_RELAXED));
+	reply_status(agg->reply, 200, num, strlen(num));
+	free(agg->reply);
+	free(agg);
+}
+
+static void serve_count(const char *reply, const unsigned char *d, size_t len)
+{
+	struct count_agg *agg;
+	gw_api_mask_t apis;
+	size_t n;
+
+	if (len < 1 + 32 || len - 1 - 32 > GW_CHAN_NAME_MAX ||
+	    !gw_chan_name_valid((const char *)d + 33, len - 33)) {
+		reply_status(reply, 410, NULL, 0);
+		return;
+	}
+	n = len - 33;
+	memset(&apis, 0, sizeof(apis));
+	for (int w = 0; w < 4; w++)
+		for (int b = 0; b < 8; b++)
+			apis.bits[w] |= (uint64_t)d[1 + 8 * w + b] << (8 * b);
+	agg = calloc(1, sizeof(*agg));
+	if (!agg || !(agg->reply = strdup(reply)))
+		abort();
+	agg->left = cl.sh->n_workers;
+	for (uint32_t i = 0; i < cl.sh->n_workers; i++) {
+		gw_op_t *op = gw_op_create_loop(GW_OP_COUNT, i);
+
+		op->apis = apis;
+		memcpy(op->channel, d + 33, n);
+		op->channel[n] = '\0';
+		op->token = (uint64_t)(uintptr_t)agg;
+		op->done = count_part_done;
+		op->from = i;
+		op->is_reply = 0;
+		gw_worker_post(cl.sh->workers[i], &op->list);
+	}
+}
+
 /* --- the sender's side --- */
 
 int gw_cluster_forward(gw_gateway_t *gw, gw_op_t *op)
 {
 	char subject[SUBJECT_MAX];
 	struct out_msg *m;
-	struct waiting *w;
 
 	(void)gw;
 	if (!cl.on || node_subject(subject, sizeof(subject), op->target.node))
 		return -1;
+	/* COUNT names a node, not a connection: its own payload. */
+	if (op->kind == GW_OP_COUNT)
+		return forward_count(op, subject);
 	/* JOIN and LEAVE have no body: the channel's name travels in its place. */
 	if (op->kind == GW_OP_JOIN || op->kind == GW_OP_LEAVE) {
 		gw_buf_reset(&op->data);
@@ -410,16 +556,26 @@ int gw_cluster_forward(gw_gateway_t *gw, gw_op_t *op)
 	if (op->data.len)
 		memcpy(m->data + 1 + GW_CONNID_LEN, op->data.data, op->data.len);
 	gw_buf_dispose(&op->data);
-	w = calloc(1, sizeof(*w));
+	enqueue_waiting(m, op);
+	return 0;
+}
+
+/* Keeps op until its reply or deadline, and queues its request m. */
+static void enqueue_waiting(struct out_msg *m, gw_op_t *op)
+{
+	struct waiting *w = calloc(1, sizeof(*w));
+
 	if (!w)
 		abort();
 	w->op = op;
 	pthread_mutex_lock(&cl.lock);
 	if (cl.stopping) {
+		/* Only at exit, after the loops: nobody waits for op. */
 		pthread_mutex_unlock(&cl.lock);
 		free(m);
 		free(w);
-		return -1;
+		gw_op_destroy(op);
+		return;
 	}
 	w->seq = ++cl.next_seq;
 	w->deadline = gw_now_ms() + (uint64_t)cl.timeout_ms;
@@ -434,7 +590,6 @@ int gw_cluster_forward(gw_gateway_t *gw, gw_op_t *op)
 	cl.w_tail = w;
 	out_push(m);
 	pthread_mutex_unlock(&cl.lock);
-	return 0;
 }
 
 /* A NATS thread: the owner's answer (or NATS's "no responders": the
@@ -488,6 +643,10 @@ static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void 
 		goto done;
 	if (data[0] == OP_PROBE) {
 		reply_status(reply, 200, NULL, 0);
+		goto done;
+	}
+	if (data[0] == GW_OP_COUNT) {
+		serve_count(reply, (const unsigned char *)data, (size_t)len);
 		goto done;
 	}
 	/* The sender checked the MAC; so does the owner, whoever sent it. */
@@ -811,6 +970,10 @@ int gw_cluster_start(gw_gateway_t *gw, const gw_cluster_opts_t *o, char *err, si
 		s = NATS_ERR;
 	if (s == NATS_OK)
 		s = natsConnection_Subscribe(&cl.fan_sub, cl.nc, subject, on_fanout, NULL);
+	if (s == NATS_OK && gw_cluster_subject(subject, sizeof(subject), "alive"))
+		s = NATS_ERR;
+	if (s == NATS_OK)
+		s = natsConnection_Subscribe(&cl.alive_sub, cl.nc, subject, on_alive, NULL);
 	if (s == NATS_OK)
 		s = natsConnection_FlushTimeout(cl.nc, 2000);
 	if (s != NATS_OK) {
@@ -837,7 +1000,8 @@ fail:
 	natsSubscription_Destroy(cl.ops_sub);
 	natsSubscription_Destroy(cl.reply_sub);
 	natsSubscription_Destroy(cl.fan_sub);
-	cl.ops_sub = cl.reply_sub = cl.fan_sub = NULL;
+	natsSubscription_Destroy(cl.alive_sub);
+	cl.ops_sub = cl.reply_sub = cl.fan_sub = cl.alive_sub = NULL;
 	natsConnection_Destroy(cl.nc);
 	cl.nc = NULL;
 	nats_CloseAndWait(5000);
@@ -863,12 +1027,14 @@ void gw_cluster_stop(void)
 	natsSubscription_Unsubscribe(cl.ops_sub);
 	natsSubscription_Unsubscribe(cl.reply_sub);
 	natsSubscription_Unsubscribe(cl.fan_sub);
+	natsSubscription_Unsubscribe(cl.alive_sub);
 	natsConnection_Close(cl.nc);
 	natsSubscription_Destroy(cl.ops_sub);
 	natsSubscription_Destroy(cl.reply_sub);
 	natsSubscription_Destroy(cl.fan_sub);
+	natsSubscription_Destroy(cl.alive_sub);
 	natsConnection_Destroy(cl.nc);
-	cl.ops_sub = cl.reply_sub = cl.fan_sub = NULL;
+	cl.ops_sub = cl.reply_sub = cl.fan_sub = cl.alive_sub = NULL;
 	cl.nc = NULL;
 	nats_CloseAndWait(5000);
 	cl.on = 0;

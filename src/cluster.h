@@ -8,6 +8,7 @@
  * Subjects, under a cluster name (--cluster-name, default "default"):
  *   wsgate.<name>.node.<id>.op   operations for node <id> (request/reply)
  *   wsgate.<name>.fanout         channel publish and broadcast (below)
+ *   wsgate.<name>.alive          each node's heartbeat (its ID), every second
  *
  * Wire format (NATS payloads, binary-safe):
  *   request: one byte, the operation (enum gw_op_kind, or '?' for "is this
@@ -93,6 +94,12 @@ void gw_cluster_reply(struct gw_gateway *gw, struct gw_op *op);
 struct gw_api_mask;
 void gw_cluster_fanout(int kind, const char *channel, size_t chan_len, const void *data,
 		       size_t len, int binary, const struct gw_api_mask *apis);
+
+/* The other nodes heard from lately (each says "alive" every second on
+ * wsgate.<name>.alive); their IDs into out. 0 without a cluster. A member
+ * count (GW_OP_COUNT with target.node set to one of them) is answered by
+ * that node for all its loops. */
+int gw_cluster_peers(uint32_t *out, size_t max);
 
 /* "wsgate.<name>.<what>" into out; -1 when it does not fit. */
 int gw_cluster_subject(char *out, size_t len, const char *what);

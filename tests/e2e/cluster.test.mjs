@@ -194,6 +194,12 @@ test('cluster: a publish and a broadcast reach the members on every node, once e
     sent.push(`m${k}`);
   }
   await waitUntil(() => got.every((g) => g.length >= sent.length), 5000, 'every member to receive every publish');
+  // The member count is the cluster's, whichever node is asked (each node
+  // hears of the others within a second).
+  for (const gw of nodes) {
+    await waitUntil(async () => JSON.parse((await mgmtRequest(gw, 'GET', '/@channels/room-x')).body).members === 4,
+      5000, 'the member count of every node');
+  }
   await sleep(300); // nothing more arrives: once each
   for (const g of got) assert.deepEqual(g, sent);
   assert.deepEqual(outsiderGot, []);
@@ -229,7 +235,14 @@ test('cluster: a node killed with SIGKILL: posts to its connections get 410 with
   const { backend, nodes } = await startCluster(t);
   const c1 = await connectWithId(nodes[0], backend);
   const c3 = await connectWithId(nodes[2], backend);
+  for (const c of [c1, c3]) {
+    assert.equal((await mgmtRequest(nodes[1], 'PUT', `/@connections/${c.id}/channels/k`)).status, 204);
+  }
+  const members = async () => JSON.parse((await mgmtRequest(nodes[1], 'GET', '/@channels/k')).body).members;
+  await waitUntil(async () => (await members()) === 2, 5000, 'both members counted');
   await nodes[2].stop('SIGKILL');
+  // The dead node's members are no longer counted.
+  await waitUntil(async () => (await members()) === 1, 5000, 'the dead node left out of the count');
   for (let i = 0; i < 3; i++) {
     const t0 = Date.now();
     const res = await postTo(nodes[1], c3.id, 'to a dead node', { timeoutMs: TIMEOUT_MS + 3000 });
