@@ -408,9 +408,12 @@ static int reach(struct mgmt_pss *pss)
 	if (gw_config_mgmt_auth(cfg)) {
 		if (check_signature(pss, NULL))
 			return -1;
+		/* APIs past the ID table share one number (GW_CONFIG_API_ID_NONE):
+		 * a key of one of them must not reach the others' members. */
 		for (size_t i = 0; i < cfg->n_apis; i++)
 			if (gw_config_mgmt_key(&cfg->apis[i], pss->sig.access_key) &&
-			    (!pss->stage[0] || !strcmp(cfg->apis[i].stage, pss->stage)))
+			    (!pss->stage[0] || !strcmp(cfg->apis[i].stage, pss->stage)) &&
+			    cfg->apis[i].id != GW_CONFIG_API_ID_NONE)
 				gw_api_mask_set(&pss->apis, cfg->apis[i].id);
 		return 0;
 	}
