@@ -1330,6 +1330,7 @@ json_t *gw_tmpl_functions(const char *data, size_t len, const gw_tmpl_opts_t *o,
 
 	if (setup(&t, data, len, o, warn, err)) {
 		json_decref(fns);
+		json_decref(tables);
 		return NULL;
 	}
 	json_object_foreach(t.resources, id, r) {

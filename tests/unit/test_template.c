@@ -409,6 +409,11 @@ static void test_functions(void)
 	CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(
 		json_object_get(f, "S"), "AttributeDefinitions"), 0), "AttributeType")), "N");
 	json_decref(fns);
+	/* A template that does not parse leaks nothing (fuzz finding
+	 * template/leak-tables-on-parse-error). */
+	gw_buf_reset(&err);
+	CHECK(gw_tmpl_functions("Resources: [", 12, &none, &warn, &err) == NULL);
+	CHECK_CONTAINS(text(&err), "invalid YAML");
 }
 
 int main(void)
