@@ -82,7 +82,10 @@ static void usage(FILE *f)
 		"usage: wsgate import [--functions] [--api ID] [--runner-url URL]\n"
 		"                     [--region REGION] TEMPLATE\n"
 		"  prints the API file of the template's AWS::ApiGatewayV2 API (--functions:\n"
-		"  its Lambda functions, for clients/lambda-runner); warnings on stderr\n");
+		"  its Lambda functions, for clients/lambda-runner); warnings on stderr\n"
+		"usage: wsgate run TEMPLATE [options]\n"
+		"  the gateway on TEMPLATE (with options) and its Node.js Lambda functions\n"
+		"  served by clients/lambda-runner on 127.0.0.1:9000 (needs node)\n");
 }
 
 /* "HOST:PORT", "[v6]:PORT" or ":PORT". */
@@ -375,6 +378,59 @@ done:
 	return rc;
 }
 
+/* wsgate run TEMPLATE [OPTIONS]: the gateway on a template with its
+ * Lambda functions served by clients/lambda-runner (Node.js), which
+ * starts this binary with OPTIONS. The runner is found beside the build
+ * (../clients/lambda-runner from the binary's folder) or named by
+ * WSGATE_LAMBDA_RUNNER. */
+static int run_main(int argc, char **argv)
+{
+	char self[4096], runner[4200], *slash;
+	const char *env = getenv("WSGATE_LAMBDA_RUNNER");
+	const char **args;
+	ssize_t n;
+	int i = 0;
+
+	if (argc < 2 || argv[1][0] == '-') {
+		fprintf(stderr, "usage: wsgate run TEMPLATE [wsgate options]\n");
+		return 2;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		fprintf(stderr, "wsgate run: cannot find this binary: %s\n", strerror(errno));
+		return 1;
+	}
+	self[n] = '\0';
+	if (env)
+		snprintf(runner, sizeof(runner), "%s", env);
+	else {
+		slash = strrchr(self, '/');
+		snprintf(runner, sizeof(runner), "%.*s/../clients/lambda-runner/runner.mjs",
+			 (int)(slash - self), self);
+	}
+	if (access(runner, R_OK)) {
+		fprintf(stderr, "wsgate run: %s: %s (set WSGATE_LAMBDA_RUNNER to runner.mjs)\n",
+			runner, strerror(errno));
+		return 1;
+	}
+	args = calloc((size_t)argc + 8, sizeof(*args));
+	if (!args)
+		abort();
+	args[i++] = "node";
+	args[i++] = runner;
+	args[i++] = "--wsgate";
+	args[i++] = self;
+	args[i++] = "--start-gateway";
+	args[i++] = argv[1];
+	args[i++] = "--";
+	for (int a = 2; a < argc; a++)
+		args[i++] = argv[a];
+	execvp("node", (char *const *)args);
+	fprintf(stderr, "wsgate run: cannot run node: %s\n", strerror(errno));
+	free(args);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -429,6 +485,8 @@ int main(int argc, char **argv)
 	memset(&go, 0, sizeof(go));
 	if (argc > 1 && !strcmp(argv[1], "import"))
 		return import_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "run"))
+		return run_main(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': routes = optarg; break;

@@ -4,7 +4,8 @@
 //
 //   node clients/lambda-runner/runner.mjs [options] TEMPLATE [-- WSGATE_ARGS...]
 //
-//   --port N           listen on N (default 9000; 0: any free port)
+//   --port N           listen on N (default: WSGATE_RUNNER_PORT, else 9000;
+//                      0: any free port)
 //   --host H           listen on H (default 127.0.0.1)
 //   --wsgate BIN       the wsgate binary that reads the template
 //                      (default: build/wsgate of this checkout, else wsgate)
@@ -42,13 +43,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 function usage(msg) {
   if (msg) console.error(`lambda-runner: ${msg}`);
-  console.error(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(2, 28)
+  console.error(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(2, 29)
     .map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { port: 9000, host: '127.0.0.1', region: 'us-east-1', mgmtUrl: 'http://127.0.0.1:8081', gatewayArgs: [] };
+  const o = { port: Number(process.env.WSGATE_RUNNER_PORT || 9000), host: '127.0.0.1', region: 'us-east-1', mgmtUrl: 'http://127.0.0.1:8081', gatewayArgs: [] };
   const value = (i) => (i + 1 < argv.length ? argv[i + 1] : usage(`${argv[i]}: expected a value`));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

@@ -137,6 +137,31 @@ test('issue 15: one command: the runner starts the gateway on the template (--st
   assert.match(runner.output(), /wsgate: /);
 });
 
+test('issue 15: wsgate run TEMPLATE starts the gateway and the runner together', { timeout: 40000, ...NEEDS_DYNAMO }, async () => {
+  const data = tempDir('wsgate-data-');
+  const port = Number(new URL(await unusedUrl()).port);
+  // wsgate run takes the runner's defaults (port 9000): given here as
+  // the runner's own option would clash with other tests.
+  const proc = spawn(WSGATE_BIN, ['run', SAMPLE, '--listen', '127.0.0.1:0', '--mgmt-listen', '127.0.0.1:0', '--data', data],
+    { env: { ...process.env, WSGATE_RUNNER_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stderr.on('data', (d) => { out += d; });
+  proc.stdout.on('data', (d) => { out += d; });
+  const exited = new Promise((r) => proc.on('close', (code) => r(code)));
+  try {
+    await waitUntil(() => /\(management\)/.test(out) || proc.exitCode !== null, 15000, `wsgate run to start\n${out}`);
+    const gwPort = /listening on 127\.0\.0\.1:(\d+) \(gateway\)/.exec(out)?.[1];
+    assert.ok(gwPort, out);
+    const { alice, bob } = await chat(`ws://127.0.0.1:${gwPort}`);
+    alice.close();
+    bob.close();
+  } finally {
+    proc.kill('SIGTERM');
+  }
+  assert.equal(await withTimeout(exited, 10000, 'wsgate run to exit'), 0, out);
+  assert.ok(!SANITIZER.test(out), out);
+});
+
 const HANDLERS_TEMPLATE = `
 Transform: AWS::Serverless-2016-10-31
 Globals:
