@@ -85,6 +85,8 @@ struct mgmt_pss {
 	uint64_t fan_count, fan_skipped;
 	gw_buf_t fan_out, fan_failed;
 	uint32_t list_loop, list_limit;
+	uint32_t list_node; /* in a cluster: the node being listed (cluster.h) */
+	int list_done;      /* no node or loop left: the cursor is null */
 	const char *ctype;  /* the answer's type when not JSON (/metrics) */
 	int metrics;        /* GET /metrics */
 };
@@ -494,7 +496,11 @@ static void fan_answer(struct mgmt_pss *pss)
 			gw_buf_append_str(&pss->out, "{\"items\":[");
 			gw_buf_append(&pss->out, pss->fan_out.data, pss->fan_out.len);
 			gw_buf_append_str(&pss->out, "],\"cursor\":");
-			if (pss->list_loop < pss->gw->sh->n_workers) {
+			if (!pss->list_done && gw_cluster_self()) {
+				snprintf(num, sizeof(num), "\"%02x%02x%06x\"}", pss->list_node,
+					 pss->list_loop, (unsigned)(pss->fan_skipped & 0xffffff));
+				gw_buf_append_str(&pss->out, num);
+			} else if (!pss->list_done) {
 				snprintf(num, sizeof(num), "\"%02x%06x\"}", pss->list_loop,
 					 (unsigned)(pss->fan_skipped & 0xffffff));
 				gw_buf_append_str(&pss->out, num);
@@ -526,6 +532,9 @@ static void list_next(struct mgmt_pss *pss, uint32_t cursor)
 {
 	gw_op_t *op = gw_op_create_loop(GW_OP_LIST, pss->list_loop);
 
+	if (gw_cluster_self())
+		op->target.node = pss->list_node; /* another node's, over NATS */
+
 	op->cursor = cursor;
 	op->limit = pss->list_limit - (uint32_t)pss->fan_count;
 	fan_send(pss, op);
@@ -546,8 +555,26 @@ static void list_result(struct mgmt_pss *pss, gw_op_t *op)
 	/* This loop has no more: on to the next. */
 	pss->list_loop++;
 	pss->fan_skipped = 0;
-	if (pss->list_loop < pss->gw->sh->n_workers)
+	if (!gw_cluster_self()) {
+		if (pss->list_loop < pss->gw->sh->n_workers)
+			list_next(pss, 0);
+		else
+			pss->list_done = 1;
+		return;
+	}
+	/* In a cluster, node after node (ascending IDs): another node says
+	 * 204 past its last loop, or 410 when it has gone. */
+	if (op->status == 200 && (pss->list_node != gw_cluster_self() ||
+				  pss->list_loop < pss->gw->sh->n_workers)) {
 		list_next(pss, 0);
+		return;
+	}
+	pss->list_node = gw_cluster_next_node(pss->list_node);
+	pss->list_loop = 0;
+	if (pss->list_node)
+		list_next(pss, 0);
+	else
+		pss->list_done = 1;
 }
 
 static void on_fan_done(gw_gateway_t *gw, gw_op_t *op)
@@ -708,12 +735,20 @@ static void start_list(struct mgmt_pss *pss)
 			return;
 		}
 	}
+	pss->list_node = gw_cluster_next_node(0);
+	pss->list_done = 0;
 	if ((v = url_arg(pss, "cursor", buf, sizeof(buf)))) {
-		unsigned long c = strtoul(v, &end, 16);
+		unsigned long long c = strtoull(v, &end, 16);
+		/* In a cluster the cursor names the node too: 10 digits. */
+		size_t digits = gw_cluster_self() ? 10 : 8;
 
-		loop = c >> 24;
+		loop = (c >> 24) & 0xff;
 		slot = c & 0xffffff;
-		if (strlen(v) != 8 || *end || loop >= pss->gw->sh->n_workers) {
+		if (digits == 10)
+			pss->list_node = (uint32_t)(c >> 32);
+		if (strlen(v) != digits || *end || (digits == 8 && (c >> 24) >= pss->gw->sh->n_workers) ||
+		    (digits == 10 && (!pss->list_node || (pss->list_node == gw_cluster_self() &&
+							  loop >= pss->gw->sh->n_workers)))) {
 			bad_request(pss, "Invalid cursor");
 			return;
 		}

@@ -271,7 +271,18 @@ static void answer(gw_op_t *op, int status, const void *body, size_t len)
 	if (status < 300) {
 		op->status = status;
 		op->error_type = op->message = NULL;
-		if (op->kind == GW_OP_COUNT) {
+		if (op->kind == GW_OP_LIST && len >= 16) {
+			char num[9];
+
+			memcpy(num, body, 8);
+			num[8] = '\0';
+			op->count = strtoul(num, NULL, 16);
+			memcpy(num, (const char *)body + 8, 8);
+			op->cursor = (uint32_t)strtoul(num, NULL, 16);
+			gw_buf_append(&op->data, (const char *)body + 16, len - 16);
+		} else if (op->kind == GW_OP_LIST) {
+			op->count = 0;
+		} else if (op->kind == GW_OP_COUNT) {
 			char num[24];
 
 			snprintf(num, sizeof(num), "%.*s", (int)(len < 23 ? len : 23),
@@ -445,6 +456,72 @@ static int forward_count(gw_op_t *op, const char *subject)
 	return 0;
 }
 
+/* LIST: kind, loop, cursor and limit (4 bytes each, big-endian), the API
+ * mask, the channel (may be empty). The reply's body: count and next
+ * cursor (8 hex digits each), then the items. */
+#define LIST_HEAD (1 + 1 + 4 + 4 + 32)
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * (3 - i)));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int forward_list(gw_op_t *op, const char *subject)
+{
+	size_t n = strlen(op->channel);
+	struct out_msg *m = out_new(subject, LIST_HEAD + n);
+	unsigned char *p = m->data;
+
+	p[0] = GW_OP_LIST;
+	p[1] = (unsigned char)op->target.loop;
+	put32(p + 2, op->cursor);
+	put32(p + 6, op->limit);
+	for (int w = 0; w < 4; w++)
+		for (int b = 0; b < 8; b++)
+			p[10 + 8 * w + b] = (unsigned char)(op->apis.bits[w] >> (8 * b));
+	memcpy(p + LIST_HEAD, op->channel, n);
+	gw_buf_dispose(&op->data);
+	enqueue_waiting(m, op);
+	return 0;
+}
+
+/* The owner's side: a page of one loop. 204: no such loop (past the last). */
+static void serve_list(const char *reply, const unsigned char *d, size_t len)
+{
+	size_t n = len - LIST_HEAD;
+	gw_op_t *op;
+
+	if (len < LIST_HEAD || n > GW_CHAN_NAME_MAX ||
+	    (n && !gw_chan_name_valid((const char *)d + LIST_HEAD, n))) {
+		reply_status(reply, 410, NULL, 0);
+		return;
+	}
+	if (d[1] >= cl.sh->n_workers) {
+		reply_status(reply, 204, NULL, 0);
+		return;
+	}
+	op = gw_op_create_loop(GW_OP_LIST, d[1]);
+	op->cursor = get32(d + 2);
+	op->limit = get32(d + 6);
+	for (int w = 0; w < 4; w++)
+		for (int b = 0; b < 8; b++)
+			op->apis.bits[w] |= (uint64_t)d[10 + 8 * w + b] << (8 * b);
+	memcpy(op->channel, d + LIST_HEAD, n);
+	op->channel[n] = '\0';
+	op->remote = strdup(reply);
+	if (!op->remote)
+		abort();
+	op->from = d[1];
+	op->is_reply = 0;
+	gw_worker_post(cl.sh->workers[d[1]], &op->list);
+}
+
 int gw_cluster_peers(uint32_t *out, size_t max)
 {
 	uint64_t now = gw_now_ms();
@@ -459,6 +536,23 @@ int gw_cluster_peers(uint32_t *out, size_t max)
 			out[n++] = id;
 	}
 	return (int)n;
+}
+
+uint32_t gw_cluster_next_node(uint32_t after)
+{
+	uint32_t peers[256];
+	int n = gw_cluster_peers(peers, 256);
+
+	if (!cl.on)
+		return 0;
+	for (uint32_t id = after + 1; id < 256; id++) {
+		if (id == cl.self)
+			return id;
+		for (int i = 0; i < n; i++)
+			if (peers[i] == id)
+				return id;
+	}
+	return 0;
 }
 
 /* A NATS thread: another node's "alive". */
@@ -542,9 +636,11 @@ int gw_cluster_forward(gw_gateway_t *gw, gw_op_t *op)
 	(void)gw;
 	if (!cl.on || node_subject(subject, sizeof(subject), op->target.node))
 		return -1;
-	/* COUNT names a node, not a connection: its own payload. */
+	/* COUNT and LIST name a node (and a loop), not a connection. */
 	if (op->kind == GW_OP_COUNT)
 		return forward_count(op, subject);
+	if (op->kind == GW_OP_LIST)
+		return forward_list(op, subject);
 	/* JOIN and LEAVE have no body: the channel's name travels in its place. */
 	if (op->kind == GW_OP_JOIN || op->kind == GW_OP_LEAVE) {
 		gw_buf_reset(&op->data);
@@ -649,6 +745,10 @@ static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void 
 		serve_count(reply, (const unsigned char *)data, (size_t)len);
 		goto done;
 	}
+	if (data[0] == GW_OP_LIST) {
+		serve_list(reply, (const unsigned char *)data, (size_t)len);
+		goto done;
+	}
 	/* The sender checked the MAC; so does the owner, whoever sent it. */
 	op = len >= 1 + GW_CONNID_LEN
 		     ? gw_op_create((enum gw_op_kind)(unsigned char)data[0], data + 1, GW_CONNID_LEN)
@@ -684,7 +784,17 @@ void gw_cluster_reply(gw_gateway_t *gw, gw_op_t *op)
 	(void)gw;
 	if (!cl.on)
 		goto done;
-	if (op->status < 300) {
+	if (op->status < 300 && op->kind == GW_OP_LIST) {
+		char head[17];
+		gw_buf_t b;
+
+		snprintf(head, sizeof(head), "%08x%08x", (unsigned)op->count, op->cursor);
+		gw_buf_init(&b);
+		gw_buf_append(&b, head, 16);
+		gw_buf_append(&b, op->data.data ? op->data.data : "", op->data.len);
+		reply_status(op->remote, op->status, b.data, b.len);
+		gw_buf_dispose(&b);
+	} else if (op->status < 300) {
 		reply_status(op->remote, op->status, op->data.data, op->data.len);
 	} else {
 		gw_buf_reset(&op->data);

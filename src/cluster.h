@@ -101,6 +101,10 @@ void gw_cluster_fanout(int kind, const char *channel, size_t chan_len, const voi
  * that node for all its loops. */
 int gw_cluster_peers(uint32_t *out, size_t max);
 
+/* The smallest node ID above after among this node and its peers (a
+ * listing goes node by node); 0 when none, or without a cluster. */
+uint32_t gw_cluster_next_node(uint32_t after);
+
 /* "wsgate.<name>.<what>" into out; -1 when it does not fit. */
 int gw_cluster_subject(char *out, size_t len, const char *what);
 

@@ -212,6 +212,44 @@ test('cluster: a publish and a broadcast reach the members on every node, once e
   assert.deepEqual(outsiderGot, ['to all']);
 });
 
+test('cluster: GET /@connections pages through every connection of every node exactly once', { skip }, async (t) => {
+  const { backend, nodes } = await startCluster(t);
+  const all = [];
+  for (const gw of nodes) for (let k = 0; k < 3; k++) all.push(await connectWithId(gw, backend));
+  for (const c of all.slice(2, 6)) {
+    assert.equal((await mgmtRequest(nodes[0], 'PUT', `/@connections/${c.id}/channels/listed`)).status, 204);
+  }
+  const pages = async (gw, query, limit) => {
+    const seen = [];
+    let cursor = null;
+    for (let i = 0; i < 60; i++) {
+      const r = await mgmtRequest(gw, 'GET', `/@connections?limit=${limit}${query}${cursor ? `&cursor=${cursor}` : ''}`);
+      assert.equal(r.status, 200, r.body.toString());
+      const page = JSON.parse(r.body);
+      assert.ok(page.items.length <= limit);
+      for (const it of page.items) {
+        assert.equal(it.identity.sourceIp, '127.0.0.1');
+        seen.push(it.connectionId);
+      }
+      cursor = page.cursor;
+      if (!cursor) return seen;
+      assert.match(cursor, /^[0-9a-f]{10}$/);
+    }
+    assert.fail('too many pages');
+  };
+  // Every node has heard of the others before the listing starts.
+  for (const gw of nodes) {
+    await waitUntil(async () => (await pages(gw, '', 100)).length === all.length, 5000, 'every node listed');
+  }
+  for (const [gw, limit] of [[nodes[1], 1], [nodes[2], 2], [nodes[0], 4], [nodes[1], 100]]) {
+    const seen = await pages(gw, '', limit);
+    assert.deepEqual([...seen].sort(), all.map((c) => c.id).sort(), `limit ${limit}`);
+    const members = await pages(gw, '&channel=listed', limit);
+    assert.deepEqual([...members].sort(), all.slice(2, 6).map((c) => c.id).sort(), `channel, limit ${limit}`);
+  }
+  assert.equal((await mgmtRequest(nodes[0], 'GET', '/@connections?cursor=0000000000')).status, 400);
+});
+
 test('cluster: with managementAuth, the receiving node checks the signature; the owner trusts it', { skip }, async (t) => {
   const key = { accessKeyId: 'AKIDCLUSTER', secretAccessKey: 'cluster-mgmt-secret-0123456789' };
   const { backend, nodes } = await startCluster(t, 2,
