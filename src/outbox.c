@@ -31,7 +31,7 @@ struct gw_outbox {
 	lws_dll2_owner_t retry;    /* failed, by due time */
 	lws_dll2_owner_t inflight;
 	size_t n_entries;
-	double window; /* calls let out at once: max_inflight, less after timeouts */
+	double window; /* calls let out at once: follows the answers (outbox.h) */
 	double tokens; /* replay budget */
 	uint64_t tokens_at;
 	uint32_t rnd;  /* backoff jitter */
