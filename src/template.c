@@ -274,6 +274,12 @@ static int is_function_type(const char *type)
 			!strcmp(type, "AWS::Lambda::Function"));
 }
 
+static int is_table_type(const char *type)
+{
+	return type && (!strcmp(type, "AWS::DynamoDB::Table") ||
+			!strcmp(type, "AWS::Serverless::SimpleTable"));
+}
+
 static json_t *textf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static json_t *textf(const char *fmt, ...)
 {
@@ -314,7 +320,14 @@ static json_t *ref(struct tmpl *t, const char *name, int depth)
 		warnf(t, "parameter %s has no Default: \"\" used", name);
 		return json_string("");
 	}
-	/* A resource's Ref is its physical ID; its logical ID stands for it. */
+	/* A table's Ref is its name, which handlers get in their
+	 * environment and the runner creates. */
+	if (is_table_type(res_type(t, name))) {
+		json_t *tn = json_object_get(json_object_get(json_object_get(t->resources, name),
+							     "Properties"), "TableName");
+		return tn ? eval(t, tn, depth + 1) : json_string(name);
+	}
+	/* Other resources' Ref is their physical ID; the logical ID stands for it. */
 	if (!json_object_get(t->resources, name))
 		warnf(t, "Ref %s: no such parameter or resource", name);
 	return json_string(name);
@@ -1109,6 +1122,9 @@ static void warn_unmapped(struct tmpl *t, const char *api)
 			warnf(t, "%s: no Type: ignored", id);
 		else if (!strcmp(type, "AWS::ApiGatewayV2::Api") && strcmp(id, api))
 			warnf(t, "%s (%s): another API: import it with --api %s", id, type, id);
+		else if (is_table_type(type))
+			warnf(t, "%s (%s): not served by the gateway (clients/lambda-runner creates "
+			      "it in a local DynamoDB)", id, type);
 		else if (!listed(type, mapped))
 			warnf(t, "%s (%s): not mapped (nothing of it is served locally)", id, type);
 	}
@@ -1335,8 +1351,7 @@ json_t *gw_tmpl_functions(const char *data, size_t len, const gw_tmpl_opts_t *o,
 	}
 	json_object_foreach(t.resources, id, r) {
 		const char *type = res_type(&t, id);
-		int is_table = type && (!strcmp(type, "AWS::DynamoDB::Table") ||
-					!strcmp(type, "AWS::Serverless::SimpleTable"));
+		int is_table = is_table_type(type);
 		if (!is_function_type(type) && !is_table)
 			continue;
 		if (!(p = props(&t, id)))

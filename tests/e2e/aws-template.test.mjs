@@ -105,7 +105,8 @@ test('issue 15: the chat sample, imported from its SAM template, chats through w
     args: ['--runner-url', `http://127.0.0.1:${port}/functions/`],
   });
   // Everything the template holds that is not served is said, not dropped.
-  assert.match(gw.output(), /ConnectionsTable \(AWS::DynamoDB::Table\): not mapped/);
+  assert.match(gw.output(), /ConnectionsTable \(AWS::DynamoDB::Table\): not served by the gateway/);
+  assert.match(gw.output(), /OnConnectPermission \(AWS::Lambda::Permission\): not mapped/);
   const runner = await startRunner(['--port', String(port), '--mgmt-url', gw.mgmtUrl, SAMPLE]);
   try {
     assert.match(runner.output(), /property Policies is not supported/);

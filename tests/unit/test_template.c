@@ -141,7 +141,7 @@ static void test_websocket_api(void)
 	CHECK_INT_EQ(json_integer_value(json_object_get(json_object_get(api, "throttling"),
 							 "burstLimit")), 50);
 	/* Never dropped in silence. */
-	CHECK_CONTAINS(text(&warn), "Table (AWS::DynamoDB::Table): not mapped");
+	CHECK_CONTAINS(text(&warn), "Table (AWS::DynamoDB::Table): not served by the gateway");
 	CHECK_CONTAINS(text(&warn), "Stage (AWS::ApiGatewayV2::Stage): property AccessLogSettings");
 	check_loads(api);
 	json_decref(api);
@@ -370,6 +370,7 @@ static void test_functions(void)
 		"Resources:\n"
 		"  T: {Type: AWS::DynamoDB::Table, Properties: {KeySchema: [{AttributeName: k,"
 		" KeyType: HASH}]}}\n"
+		"  N: {Type: AWS::DynamoDB::Table, Properties: {TableName: !Sub '${AWS::StackName}-conns'}}\n"
 		"  S: {Type: AWS::Serverless::SimpleTable, Properties: {PrimaryKey: {Name: n,"
 		" Type: Number}}}\n"
 		"  F:\n"
@@ -377,7 +378,7 @@ static void test_functions(void)
 		"    Properties:\n"
 		"      CodeUri: src/\n"
 		"      Handler: app.handler\n"
-		"      Environment: {Variables: {SHARED: own, PORT: 80}}\n"
+		"      Environment: {Variables: {SHARED: own, PORT: 80, NAMED: !Ref N}}\n"
 		"      Events: {X: {Type: Api}}\n"
 		"  P:\n"
 		"    Type: AWS::Lambda::Function\n"
@@ -396,7 +397,8 @@ static void test_functions(void)
 	CHECK_STR_EQ(at(f, "codeUri"), "src/");
 	CHECK_STR_EQ(at(f, "runtime"), "nodejs18.x");
 	CHECK_INT_EQ(json_integer_value(json_object_get(f, "timeout")), 7);
-	CHECK_STR_EQ(at(f, "environment/TABLE"), "T");
+	CHECK_STR_EQ(at(f, "environment/TABLE"), "T");	/* unnamed: its logical ID */
+	CHECK_STR_EQ(at(f, "environment/NAMED"), "wsgate-conns");
 	CHECK_STR_EQ(at(f, "environment/SHARED"), "own");
 	CHECK_STR_EQ(at(f, "environment/PORT"), "80");
 	CHECK_CONTAINS(text(&warn), "F (AWS::Serverless::Function): property Events");
