@@ -4,6 +4,7 @@
 #include "gateway.h"
 #include "iplimit.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "buf.h"
 #include "event.h"
@@ -33,6 +34,8 @@ static void usage(FILE *f)
 		"  --data DIR           connection registry folder (default ./data)\n"
 		"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 		"  --log-format FORMAT  text (default) or json: one JSON object per log line\n"
+		"  --metrics-no-auth    GET /metrics without SigV4 even with managementAuth\n"
+		"                       (for a Prometheus that cannot sign)\n"
 		"  --workers N          event loops sharing the listeners (default: one per core)\n"
 		"  --tls-cert FILE      PEM certificate chain: serve wss:// and https://;\n"
 		"                       repeat with --tls-key for more certificates, chosen\n"
@@ -441,6 +444,7 @@ int main(int argc, char **argv)
 		{ "data", required_argument, NULL, 'd' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "log-format", required_argument, NULL, 1401 },
+		{ "metrics-no-auth", no_argument, NULL, 1402 },
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "workers", required_argument, NULL, 'W' },
 		{ "connections", no_argument, NULL, 'n' },
@@ -612,6 +616,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			gw_log_threshold = level;
+			break;
+		case 1402:
+			gw_metrics_no_auth = 1;
 			break;
 		case 1401:
 			if (strcmp(optarg, "text") && strcmp(optarg, "json")) {

@@ -14,6 +14,8 @@
 
 #define MGMT_STATUSES 600
 
+int gw_metrics_no_auth;
+
 struct gw_metrics_loop {
 	uint64_t mgmt[GW_METRICS_MGMT_OPS][MGMT_STATUSES];
 	uint64_t head_refused;

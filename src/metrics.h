@@ -106,6 +106,10 @@ void gw_metrics_head_refused(gw_metrics_t *m);
 /* An access-log line dropped because the writer fell behind. */
 void gw_metrics_log_dropped(gw_metrics_t *m);
 
+/* --metrics-no-auth: GET /metrics is served without a SigV4 signature even
+ * when managementAuth is configured (set once, before the loops start). */
+extern int gw_metrics_no_auth;
+
 /* Monotonic microseconds (integration durations). */
 uint64_t gw_metrics_now_us(void);
 

@@ -188,3 +188,20 @@ test('metrics: with managementAuth, /metrics takes a signed request (403 unsigne
   assert.equal(value(series, 'wsgate_management_requests_total', { op: 'metrics', status: '403' }), 2);
   promtool(text);
 });
+
+test('metrics: --metrics-no-auth serves /metrics unsigned with managementAuth; other calls still need a signature', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({
+    routes: makeApi(backend.url, {
+      managementAuth: { keys: [{ accessKeyId: 'AKIAWSGATEMETRICS', secretAccessKeyEnv: 'WSGATE_TEST_METRICS' }] },
+    }),
+    env: { WSGATE_TEST_METRICS: randomBytes(30).toString('base64') },
+    args: ['--metrics-no-auth'],
+  });
+  const { ws, id } = await connectWithId(gw, backend);
+  const { text, series } = await scrape(gw);
+  assert.equal(value(series, 'wsgate_connections_open', API), 1);
+  promtool(text);
+  assert.equal((await postTo(gw, id, 'unsigned')).status, 403);
+  ws.close();
+});
