@@ -80,7 +80,8 @@ function invoke(handler, msg) {
 
 process.on('message', async (msg) => {
   try {
-    handlerPromise ??= loadHandler();
+    // A failed init is tried again at the next call, as Lambda does.
+    handlerPromise ??= loadHandler().catch((e) => { handlerPromise = null; throw e; });
     const handler = await handlerPromise;
     const result = await invoke(handler, msg);
     process.send({ id: msg.id, ok: true, result: result === undefined ? null : result });
