@@ -199,8 +199,14 @@ test('metrics: --metrics-no-auth serves /metrics unsigned with managementAuth; o
     args: ['--metrics-no-auth'],
   });
   const { ws, id } = await connectWithId(gw, backend);
-  const { text, series } = await scrape(gw);
-  assert.equal(value(series, 'wsgate_connections_open', API), 1);
+  // The client may see the 101 a moment before the gateway's loop counts
+  // the connection as open.
+  let text;
+  await waitUntil(async () => {
+    let series;
+    ({ text, series } = await scrape(gw));
+    return value(series, 'wsgate_connections_open', API) === 1;
+  }, 3000, 'the connection counted as open');
   promtool(text);
   assert.equal((await postTo(gw, id, 'unsigned')).status, 403);
   ws.close();
