@@ -589,7 +589,7 @@ export async function plainChurn(gw, rec, prefix, n, width = 50) {
  * pipe and the reader dies writing it), `churnConns` connect and close
  * while readers are killed. The data file may grow by at most `boundBytes`.
  */
-export async function killedReaderScenario({ idle = 600, churnConns = 1500, readers = 40, width = 50, boundBytes = 8 << 20 } = {}) {
+export async function killedReaderScenario({ idle = 600, churnConns = 1500, readers = 40, width = 50, boundBytes = 12 << 20 } = {}) {
   const rec = await startRecorder();
   const dataDir = tempDataDir();
   try {

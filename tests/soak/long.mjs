@@ -42,6 +42,7 @@ function commit() {
 // the gateways it started.
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
+const COMMIT = commit(); // the code measured (a commit during the run is not)
 const t0 = Date.now();
 const deadline = t0 + MINUTES * 60000;
 const clock = () => { const s = Math.round((Date.now() - t0) / 1000); return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`; };
@@ -65,7 +66,7 @@ const kills = []; const replays = []; const terms = []; const readers = [];
 const rec = await startRecorder();
 const dataDir = tempDataDir();
 const gw = await startSoakGateway(rec, dataDir, {});
-say(`wsgate ${WSGATE_BIN} (pid ${gw.proc.pid}), commit ${commit()}, ${MINUTES} minutes`);
+say(`wsgate ${WSGATE_BIN} (pid ${gw.proc.pid}), commit ${COMMIT}, ${MINUTES} minutes`);
 const series = [];
 const sample = () => {
   if (gw.exitInfo) return;
@@ -150,7 +151,7 @@ const sum = (list, f) => list.reduce((a, r) => a + f(r), 0);
 const c = churnTotals;
 const lines = [];
 const out = (s = '') => lines.push(s);
-out(`Soak run: ${elapsedMin} minutes, commit ${commit()}, ${process.env.SOAK_BIN_LABEL ?? path.relative(ROOT, WSGATE_BIN)} with 2 event loops, on ${new Date(t0).toISOString()}.`);
+out(`Soak run: ${elapsedMin} minutes, commit ${COMMIT}, ${process.env.SOAK_BIN_LABEL ?? path.relative(ROOT, WSGATE_BIN)} with 2 event loops, on ${new Date(t0).toISOString()}.`);
 out();
 out('| Scenario | Runs | Connections | Messages sent / arrived | $connect/$disconnect pairs | Posts 200 / delivered | Lost |');
 out('|---|---|---|---|---|---|---|');
@@ -204,7 +205,7 @@ if (kills.length || terms.length) {
 console.log(`\n${lines.join('\n')}`);
 if (JSON_OUT) {
   fs.writeFileSync(JSON_OUT, JSON.stringify({
-    minutes: Number(elapsedMin), commit: commit(), churn: churnTotals, held: { sent: heldSent, arrived: heldArrived, lost: heldLost, books: heldBooks },
+    minutes: Number(elapsedMin), commit: COMMIT, churn: churnTotals, held: { sent: heldSent, arrived: heldArrived, lost: heldLost, books: heldBooks },
     kills, replays, terms, readers, series, table: lines.join('\n'),
   }, null, 1));
 }
