@@ -172,7 +172,24 @@ test('item 6: SIGTERM with a backend answering one call at a time: every connect
   await waitFor(() => backend.answered.length >= ids.length, 20000,
     () => `$disconnect after the restart (${backend.answered.length} of ${ids.length})`);
   await sleep(300);
-  assertExactlyOnce(backend, ids, 'SIGTERM, drain deadline, restart');
+  // At least once across the drain deadline (README, Closing): a call the
+  // backend was still working on when the gateway exited is sent again by
+  // the next start, as the same call (same requestId). Anything else
+  // repeated, or more repeats than calls could be in flight, is a fault.
+  const byId = new Map();
+  for (const e of backend.answered) {
+    const list = byId.get(e.requestContext.connectionId) ?? [];
+    list.push(e.requestContext.requestId);
+    byId.set(e.requestContext.connectionId, list);
+  }
+  assert.deepEqual(ids.filter((id) => !byId.has(id)), [], 'never got $disconnect');
+  assert.equal(byId.size, ids.length, '$disconnect for connections never opened');
+  const resent = [...byId].filter(([, rids]) => rids.length > 1);
+  for (const [id, rids] of resent) {
+    assert.equal(rids.length, 2, `${id} got $disconnect ${rids.length} times`);
+    assert.equal(rids[0], rids[1], `${id} got two different $disconnect calls`);
+  }
+  assert.ok(resent.length <= 8, `${resent.length} calls re-sent: more than could be in flight at exit`);
   for (const e of backend.answered) assert.equal(e.requestContext.disconnectStatusCode, 1001);
 });
 
