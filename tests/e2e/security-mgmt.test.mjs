@@ -151,11 +151,12 @@ except c.exceptions.ClientError as e:
     print('error', e.response['Error']['Code'], e.response['ResponseMetadata']['HTTPStatusCode'])
 `;
 const boto = (gw, ...args) => new Promise((resolve, reject) => {
-  execFile('python3', ['-c', BOTO, String(gw.mgmtPort), ...args], { timeout: 15000 },
+  execFile('python3', ['-c', BOTO, String(gw.mgmtPort), ...args], { timeout: 60000 },
     (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout.trim())));
 });
 
-test('item 12 mgmt auth: botocore (boto3) signs as the gateway verifies', { skip: !HAS_BOTOCORE && 'python3 botocore not installed' }, async () => {
+// Four Python start-ups (botocore imports take seconds on a loaded box).
+test('item 12 mgmt auth: botocore (boto3) signs as the gateway verifies', { skip: !HAS_BOTOCORE && 'python3 botocore not installed', timeout: 240000 }, async () => {
   const { gw, a, b, cleanup } = await startSigned();
   try {
     assert.equal(await boto(gw, 'a', KEY_A, SECRET_A, 'us-east-1', a.id), 'ok 127.0.0.1');
