@@ -28,6 +28,7 @@
 #include "log.h"
 #include "sigv4.h"
 #include "accesslog.h"
+#include "admin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,8 @@ struct mgmt_pss {
 	int list_done;      /* no node or loop left: the cursor is null */
 	const char *ctype;  /* the answer's type when not JSON (/metrics) */
 	int metrics;        /* GET /metrics */
+	int admin;          /* GET /admin/ (a page's file) or /@apis */
+	const gw_admin_file_t *admin_file; /* the file being served */
 };
 
 static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
@@ -884,7 +887,7 @@ static void alog_mgmt(struct mgmt_pss *pss)
 
 	for (i = 0; i < cfg->n_apis && !cfg->apis[i].access_log; i++)
 		;
-	if (i == cfg->n_apis || pss->metrics)
+	if (i == cfg->n_apis || pss->metrics || pss->admin)
 		return; /* no API logs: nothing to look up */
 	if (pss->id_len && (op = gw_op_create(GW_OP_GET, pss->id, pss->id_len))) {
 		api = connection_api(pss->gw, op);
@@ -907,17 +910,34 @@ static void alog_mgmt(struct mgmt_pss *pss)
 	gw_alog_write(api->access_log, &c, pss->gw->metrics);
 }
 
+/* The admin page's answers: no framing by other sites, no sniffing, and
+ * the page runs its own files only (admin/index.html has no inline code). */
+static int admin_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
+{
+	static const char csp[] = "default-src 'self'; img-src 'self' data:; "
+				  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+	return lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
+					   (const unsigned char *)csp, (int)sizeof(csp) - 1, p,
+					   end) ||
+	       lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+					   (const unsigned char *)"nosniff", 7, p, end) ||
+	       lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					   (const unsigned char *)"no-store", 8, p, end);
+}
+
 static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 {
 	unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
 		      *end = hdr + sizeof(hdr);
-	const char *ctype = !pss->out.len ? NULL : pss->ctype ? pss->ctype : "application/json";
+	size_t body_len = pss->admin_file ? pss->admin_file->len : pss->out.len;
+	const char *ctype = !body_len ? NULL : pss->ctype ? pss->ctype : "application/json";
 
-	gw_metrics_mgmt(pss->gw->metrics, pss->metrics ? GW_METRICS_MGMT_OPS - 1 : (int)pss->op,
-			pss->status);
+	gw_metrics_mgmt(pss->gw->metrics, pss->metrics ? GW_METRICS_MGMT_OPS - 1 :
+			pss->admin ? 0 : (int)pss->op, pss->status);
 	alog_mgmt(pss);
 	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, ctype,
-					pss->out.len, &p, end) ||
+					body_len, &p, end) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-amzn-RequestId:",
 					(const unsigned char *)pss->request_id,
 					(int)strlen(pss->request_id), &p, end))
@@ -931,9 +951,24 @@ static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
 					 (const unsigned char *)"close", 5, &p, end))
 		return -1;
+	if (pss->admin && admin_headers(wsi, &p, end))
+		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
-	if (pss->out.len) {
+	if (pss->admin_file) {
+		/* Embedded and read-only: copied once, behind LWS_PRE. */
+		unsigned char *b = malloc(LWS_PRE + pss->admin_file->len);
+		int n;
+
+		if (!b)
+			return -1;
+		memcpy(b + LWS_PRE, pss->admin_file->data, pss->admin_file->len);
+		n = lws_write(wsi, b + LWS_PRE, pss->admin_file->len, LWS_WRITE_HTTP_FINAL);
+		free(b);
+		pss->admin_file = NULL;
+		if (n < 0)
+			return -1;
+	} else if (pss->out.len) {
 		unsigned char *b = malloc(LWS_PRE + pss->out.len);
 		int n;
 
@@ -1133,6 +1168,151 @@ static void serve_metrics(struct lws *wsi, struct mgmt_pss *pss, const char *uri
 	pss->ctype = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+/* --- the admin page (admin.h) ---
+ *
+ *   GET /admin/...   the page's files: no authentication, no secret in them
+ *   GET /@apis       {"managementAuth":bool,"apis":[{name, stage, routes...}]}
+ * The page calls the management API itself, signed with the key its user
+ * types in when managementAuth is configured; /@apis then lists the APIs
+ * of that key only. Both answers end the connection, as any request
+ * without a body (see on_request). */
+
+/* The page's files, generated from admin/ by cmake/embed-admin.cmake:
+ * arrays and the table admin_files[]. Builds without them (the fuzz
+ * harnesses) answer 404. */
+#if __has_include("admin_files.inc")
+#include "admin_files.inc"
+#else
+static const gw_admin_file_t admin_files[1];
+#endif
+
+/* The file at path, or NULL; "/admin" and "/admin/" are index.html. */
+static const gw_admin_file_t *admin_file(const char *path, size_t len)
+{
+	static const char index_path[] = "/admin/index.html";
+
+	if ((len == 6 && !memcmp(path, "/admin", 6)) ||
+	    (len == 7 && !memcmp(path, "/admin/", 7))) {
+		path = index_path;
+		len = sizeof(index_path) - 1;
+	}
+	for (size_t i = 0; i < sizeof(admin_files) / sizeof(admin_files[0]); i++)
+		if (admin_files[i].path && strlen(admin_files[i].path) == len &&
+		    !memcmp(admin_files[i].path, path, len))
+			return &admin_files[i];
+	return NULL;
+}
+
+/* "/admin", "/admin/" and "/admin/{file}", but not "/admin/@connections"
+ * and the like: a stage may be named "admin". */
+static int is_admin_path(const char *uri, size_t len)
+{
+	return len >= 6 && !memcmp(uri, "/admin", 6) &&
+	       (len == 6 || (uri[6] == '/' && (len == 7 || uri[7] != '@')));
+}
+
+static void serve_admin_file(struct mgmt_pss *pss, const char *uri, size_t len)
+{
+	const gw_admin_file_t *f = admin_file(uri, len);
+
+	pss->admin = 1;
+	pss->close_after = 1;
+	pss->started = 1;
+	pss->id_len = 0;
+	pss->stage[0] = '\0';
+	if (pss->op != OP_GET) {
+		set_answer(pss, 405, "MethodNotAllowedException", "Method Not Allowed");
+		return;
+	}
+	if (!f) {
+		set_answer(pss, 404, "NotFoundException", "Not Found");
+		return;
+	}
+	set_answer(pss, 200, NULL, NULL);
+	pss->admin_file = f;
+	pss->ctype = f->type;
+}
+
+static const char *const integ_types[] = { [GW_INTEG_AWS_PROXY] = "AWS_PROXY",
+					   [GW_INTEG_HTTP_PROXY] = "HTTP_PROXY",
+					   [GW_INTEG_MOCK] = "MOCK" };
+
+static void append_route(gw_buf_t *o, const gw_route_t *r, const char *method)
+{
+	gw_buf_append_str(o, "{\"routeKey\":");
+	gw_buf_append_json_str(o, r->key, r->key_len);
+	if (method) {
+		gw_buf_append_str(o, ",\"method\":");
+		gw_buf_append_json_str(o, method, strlen(method));
+	}
+	if (r->integration && r->integration->name) {
+		/* The integration's name and type; its URI may hold secrets. */
+		gw_buf_append_str(o, ",\"integration\":");
+		gw_buf_append_json_str(o, r->integration->name, strlen(r->integration->name));
+		gw_buf_append_str(o, ",\"integrationType\":\"");
+		gw_buf_append_str(o, integ_types[r->integration->type]);
+		gw_buf_append_char(o, '"');
+	}
+	gw_buf_append_char(o, '}');
+}
+
+static void append_api(gw_buf_t *o, const gw_api_t *api)
+{
+	gw_buf_append_str(o, "{\"name\":");
+	gw_buf_append_json_str(o, api->name, strlen(api->name));
+	gw_buf_append_str(o, ",\"stage\":");
+	gw_buf_append_json_str(o, api->stage, strlen(api->stage));
+	gw_buf_append_str(o, ",\"basePath\":");
+	gw_buf_append_json_str(o, api->base_path ? api->base_path : "",
+			       api->base_path ? strlen(api->base_path) : 0);
+	gw_buf_append_str(o, ",\"routeSelectionExpression\":");
+	if (api->route_selection_expression)
+		gw_buf_append_json_str(o, api->route_selection_expression,
+				       strlen(api->route_selection_expression));
+	else
+		gw_buf_append_str(o, "null");
+	gw_buf_append_str(o, ",\"routes\":[");
+	for (size_t i = 0; i < api->n_routes; i++) {
+		if (i)
+			gw_buf_append_char(o, ',');
+		append_route(o, &api->routes[i], NULL);
+	}
+	gw_buf_append_str(o, "],\"restRoutes\":[");
+	for (size_t i = 0; i < api->n_rest_routes; i++) {
+		if (i)
+			gw_buf_append_char(o, ',');
+		append_route(o, &api->rest_routes[i].route, api->rest_routes[i].method);
+	}
+	gw_buf_append_str(o, "]}");
+}
+
+static void serve_apis(struct lws *wsi, struct mgmt_pss *pss, const char *uri, size_t len)
+{
+	const gw_config_t *cfg = pss->gw->cfg;
+	int auth = gw_config_mgmt_auth(cfg), first = 1;
+
+	pss->admin = 1;
+	pss->close_after = 1;
+	pss->started = 1;
+	pss->id_len = 0;
+	pss->stage[0] = '\0';
+	if (auth && (check_head(wsi, pss, uri, len) || check_signature(pss, NULL)))
+		return;
+	set_answer(pss, 200, NULL, NULL);
+	gw_buf_append_str(&pss->out, auth ? "{\"managementAuth\":true,\"apis\":[" :
+					    "{\"managementAuth\":false,\"apis\":[");
+	for (size_t i = 0; i < cfg->n_apis; i++) {
+		/* A key sees the APIs it is a key of, as it reaches their connections. */
+		if (auth && !gw_config_mgmt_key(&cfg->apis[i], pss->sig.access_key))
+			continue;
+		if (!first)
+			gw_buf_append_char(&pss->out, ',');
+		first = 0;
+		append_api(&pss->out, &cfg->apis[i]);
+	}
+	gw_buf_append_str(&pss->out, "]}");
+}
+
 static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, size_t len)
 {
 	int empty = 0;
@@ -1146,10 +1326,20 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	pss->close_after = 0;
 	pss->ctype = NULL;
 	pss->metrics = 0;
+	pss->admin = 0;
+	pss->admin_file = NULL;
 	gw_gateway_request_id(pss->gw, pss->request_id);
 	pss->op = request_method(wsi);
 	if (pss->op == OP_GET && len == 8 && !memcmp(uri, "/metrics", 8)) {
 		serve_metrics(wsi, pss, uri, len);
+		return;
+	}
+	if (is_admin_path(uri, len)) {
+		serve_admin_file(pss, uri, len);
+		return;
+	}
+	if (pss->op == OP_GET && len == 6 && !memcmp(uri, "/@apis", 6)) {
+		serve_apis(wsi, pss, uri, len);
 		return;
 	}
 	pss->route = parse_path(pss, uri, len) ? parse_ext_path(pss, uri, len) : R_CONN;
