@@ -5,6 +5,7 @@
 #include "template.h"
 #include "log.h"
 #include "accesslog.h"
+#include "metrics.h"
 #include "admit.h"
 #include "authorizer.h"
 
@@ -2025,6 +2026,20 @@ static int load_file(gw_config_t *cfg, const char *file, gw_buf_t *err)
 			 0, err);
 }
 
+/* Each route's series in the metrics (metrics.h). */
+static void routes_metric_slots(gw_api_t *api)
+{
+	/* $connect and $disconnect are counted as connections, not here. */
+	for (size_t i = 0; i < api->n_routes; i++)
+		api->routes[i].metric_slot =
+			&api->routes[i] == api->connect_route || &api->routes[i] == api->disconnect_route
+				? GW_METRICS_MAX_ROUTES - 1
+				: gw_metrics_route_slot(api->id, api->routes[i].key);
+	for (size_t i = 0; i < api->n_rest_routes; i++)
+		api->rest_routes[i].route.metric_slot =
+			gw_metrics_route_slot(api->id, api->rest_routes[i].route.key);
+}
+
 /* Integration indexes never repeat within the process: a loop's pools
  * stay bound for the connections of an older snapshot after a reload
  * binds the new one's. */
@@ -2037,6 +2052,7 @@ static void assign_indexes(gw_config_t *cfg)
 	base = __atomic_fetch_add(&next_integration_index, n, __ATOMIC_RELAXED);
 	for (size_t a = 0; a < cfg->n_apis; a++) {
 		cfg->apis[a].id = api_id(&cfg->apis[a]);
+		routes_metric_slots(&cfg->apis[a]);
 		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++)
 			cfg->apis[a].integrations[i].index = base + cfg->n_integrations++;
 	}

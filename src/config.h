@@ -74,6 +74,7 @@ typedef struct gw_route {
 	/* Its messages' token bucket, shared by the loops (its throttling or
 	 * the stage's); NULL: not throttled. */
 	gw_throttle_t *throttle;
+	unsigned metric_slot; /* metrics.h: its series, by API and key */
 } gw_route_t;
 
 /* REST routes ("GET /rooms/{room}/messages", "ANY /api/{proxy+}"). */

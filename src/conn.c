@@ -1803,6 +1803,7 @@ static void on_message(gw_conn_t *conn)
 		send_error_frame(conn, "Forbidden", rid);
 		return;
 	}
+	gw_metrics_route(conn->gw->metrics, route->metric_slot);
 	if (!message_admitted(conn, route))
 		return;
 	m = malloc(sizeof(*m) + conn->rx.len);

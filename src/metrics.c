@@ -16,6 +16,38 @@
 
 int gw_metrics_no_auth;
 
+/* Route names by slot: written under the lock, n published with release. */
+static struct {
+	unsigned api;
+	char key[160];
+} route_names[GW_METRICS_MAX_ROUTES];
+static unsigned n_route_names;
+static pthread_mutex_t route_lock = PTHREAD_MUTEX_INITIALIZER;
+
+unsigned gw_metrics_route_slot(unsigned api_id, const char *key)
+{
+	unsigned i, n, slot = GW_METRICS_MAX_ROUTES - 1;
+
+	if (strlen(key) >= sizeof(route_names[0].key))
+		return slot;
+	pthread_mutex_lock(&route_lock);
+	n = n_route_names;
+	for (i = 0; i < n; i++)
+		if (route_names[i].api == api_id && !strcmp(route_names[i].key, key))
+			break;
+	if (i < n) {
+		slot = i;
+	} else if (n < GW_METRICS_MAX_ROUTES - 1) {
+		route_names[n].api = api_id;
+		snprintf(route_names[n].key, sizeof(route_names[n].key), "%s", key);
+		__atomic_store_n(&n_route_names, n + 1, __ATOMIC_RELEASE);
+		slot = n;
+	}
+	pthread_mutex_unlock(&route_lock);
+	return slot;
+}
+
+
 struct gw_metrics_loop {
 	uint64_t mgmt[GW_METRICS_MGMT_OPS][MGMT_STATUSES];
 	uint64_t head_refused;
@@ -518,6 +550,36 @@ static void render_process(gw_buf_t *o)
 		      (uint64_t)rl.rlim_cur);
 }
 
+static void render_routes(gw_buf_t *o, gw_shared_t *sh)
+{
+	unsigned n = __atomic_load_n(&n_route_names, __ATOMIC_ACQUIRE);
+	gw_buf_t extra;
+
+	gw_buf_init(&extra);
+	head(o, "wsgate_route_requests_total", "counter",
+	     "WebSocket messages routed to each route (throttled ones included), and REST "
+	     "requests matched to each route.");
+	for (unsigned i = 0; i < GW_METRICS_MAX_ROUTES; i++) {
+		uint64_t v = 0;
+
+		if (i >= n && i != GW_METRICS_MAX_ROUTES - 1)
+			continue;
+		for (unsigned w = 0; w < sh->n_workers; w++)
+			if (sh->workers[w] && sh->workers[w]->metrics)
+				v += LOAD(sh->workers[w]->metrics->routes[i]);
+		if (i == GW_METRICS_MAX_ROUTES - 1 && !v)
+			continue;
+		gw_buf_reset(&extra);
+		gw_buf_append_str(&extra, "route=\"");
+		label_value(&extra, i < n ? route_names[i].key : "(other)");
+		gw_buf_append_char(&extra, '"');
+		series(o, "wsgate_route_requests_total", i < n ? route_names[i].api : GW_CONFIG_API_ID_NONE,
+		       extra.data);
+		value_u64(o, v);
+	}
+	gw_buf_dispose(&extra);
+}
+
 void gw_metrics_render(gw_gateway_t *gw, gw_buf_t *out)
 {
 	gw_metrics_api_t *t = calloc(GW_METRICS_MAX_APIS, sizeof(*t));
@@ -526,6 +588,7 @@ void gw_metrics_render(gw_gateway_t *gw, gw_buf_t *out)
 		abort();
 	sum_apis(gw->sh, t);
 	render_apis(out, t);
+	render_routes(out, gw->sh);
 	render_mgmt(out, gw->sh);
 	render_loops(out, gw);
 	render_process(out);

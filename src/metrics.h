@@ -52,6 +52,9 @@ enum gw_metric {
 #define GW_METRICS_CODES 18
 #define GW_METRICS_MGMT_OPS 5 /* post, get, delete, metrics, other */
 #define GW_METRICS_MAX_APIS 256
+/* Routes named in a series, over every configuration of the process; the
+ * last slot counts the routes past the table ("(other)"). */
+#define GW_METRICS_MAX_ROUTES 1024
 
 typedef struct gw_metrics_api {
 	uint64_t c[GW_M_COUNT];
@@ -65,6 +68,7 @@ typedef struct gw_metrics_api {
  * message costs more than the bump itself. */
 typedef struct gw_metrics {
 	gw_metrics_api_t apis[GW_METRICS_MAX_APIS];
+	uint64_t routes[GW_METRICS_MAX_ROUTES]; /* messages or requests per route */
 	struct gw_metrics_loop *loop; /* the rest (metrics.c) */
 } gw_metrics_t;
 
@@ -88,6 +92,15 @@ static inline gw_metrics_api_t *gw_metrics_api(gw_metrics_t *m, unsigned api_id)
 static inline void gw_metrics_count(gw_metrics_t *m, unsigned api_id, enum gw_metric c)
 {
 	GW_METRIC_ADD(gw_metrics_api(m, api_id)->c[c], 1);
+}
+
+/* A route's slot (gw_route_t.metric_slot) for its API id and key, the
+ * same for the same pair across reloads; thread-safe (config loading). */
+unsigned gw_metrics_route_slot(unsigned api_id, const char *key);
+
+static inline void gw_metrics_route(gw_metrics_t *m, unsigned slot)
+{
+	GW_METRIC_ADD(m->routes[slot < GW_METRICS_MAX_ROUTES ? slot : GW_METRICS_MAX_ROUTES - 1], 1);
 }
 
 /* One integration call's end: its outcome (a gw_call_outcome), the HTTP

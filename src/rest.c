@@ -828,6 +828,7 @@ static void serve(gw_rest_t *r)
 		respond_json(r, 404, "{\"message\":\"Not Found\"}");
 		return;
 	}
+	gw_metrics_route(gw->metrics, r->route->route.metric_slot);
 	for (size_t i = 0; i < MAX_PARAMS; i++)
 		params[i][0] += strip;
 	for (size_t i = 0; i < r->route->n_segs; i++)

@@ -3,6 +3,7 @@
 // counts a user would expect; `promtool check metrics` on the output.
 
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import {
@@ -37,6 +38,15 @@ async function scrape(gw, opts) {
   return { text: r.text, series: parse(r.text) };
 }
 
+function restGet(gw, pathname) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: gw.port, path: pathname, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    }).on('error', reject);
+  });
+}
+
 function promtool(text) {
   const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   assert.ok(!r.error, `promtool: ${r.error?.message} (Debian package prometheus, scripts/install-deps.sh)`);
@@ -59,6 +69,7 @@ test('metrics: connects, messages, integration errors, management calls and clos
         $disconnect: { integration: 'backend' },
         $default: { integration: 'backend', routeResponse: true },
         boom: { integration: 'dead' },
+        'GET /items': { integration: 'backend' },
       },
     }),
     args: ['--workers', '2'],
@@ -86,6 +97,8 @@ test('metrics: connects, messages, integration errors, management calls and clos
   assert.equal((await getConn(gw, b.id)).status, 200);
   assert.equal((await postTo(gw, 'AAAAAAAAAAAAAAAA', 'x')).status, 410);
   assert.equal((await deleteConn(gw, c.id)).status, 204);
+  assert.equal(await restGet(gw, '/items'), 200);
+  assert.equal(await restGet(gw, '/nothing-here'), 404);
   await waitClose(c.ws);
   a.ws.close(1000, 'bye');
   await waitClose(a.ws);
@@ -94,14 +107,14 @@ test('metrics: connects, messages, integration errors, management calls and clos
   await backend.waitFor((e) => e.requestContext?.eventType === 'DISCONNECT'
     && e.requestContext.connectionId === c.id);
 
-  // 3 $connect + 6 echoes + 2 failed calls + 2 $disconnect; the last
-  // answers arrive just after the backend saw the events.
+  // 3 $connect + 6 echoes + 2 failed calls + 1 REST + 2 $disconnect; the
+  // last answers arrive just after the backend saw the events.
   let text;
   await waitUntil(async () => {
     ({ text, series } = await scrape(gw));
     if (process.env.WSGATE_METRICS_DUMP) console.log(value(series, 'wsgate_integration_duration_seconds_count', API));
-    return value(series, 'wsgate_integration_duration_seconds_count', API) === 13;
-  }, 5000, '13 integration calls in the histogram');
+    return value(series, 'wsgate_integration_duration_seconds_count', API) === 14;
+  }, 5000, '14 integration calls in the histogram');
 
   assert.equal(value(series, 'wsgate_connections_opened_total', API), 3);
   assert.equal(value(series, 'wsgate_connections_open', API), 1);
@@ -111,8 +124,13 @@ test('metrics: connects, messages, integration errors, management calls and clos
   assert.equal(value(series, 'wsgate_integration_errors_total', { ...API, kind: 'failed' }), 2);
   assert.equal(value(series, 'wsgate_integration_errors_total', { ...API, kind: 'timeout' }), 0);
   assert.equal(value(series, 'wsgate_disconnects_total', { ...API, code: '1000' }), 2);
-  assert.equal(value(series, 'wsgate_integration_duration_seconds_bucket', { ...API, le: '+Inf' }), 13);
+  assert.equal(value(series, 'wsgate_integration_duration_seconds_bucket', { ...API, le: '+Inf' }), 14);
   assert.ok(value(series, 'wsgate_integration_duration_seconds_sum', API) > 0);
+  assert.equal(value(series, 'wsgate_route_requests_total', { ...API, route: '$default' }), 6);
+  assert.equal(value(series, 'wsgate_route_requests_total', { ...API, route: 'boom' }), 2);
+  assert.equal(value(series, 'wsgate_route_requests_total', { ...API, route: 'GET /items' }), 1);
+  assert.equal(value(series, 'wsgate_rest_requests_total', { ...API, status: '2xx' }), 1);
+  assert.equal(value(series, 'wsgate_rest_requests_total', { ...API, status: '4xx' }), 1);
   assert.equal(value(series, 'wsgate_management_requests_total', { op: 'post', status: '200' }), 1);
   assert.equal(value(series, 'wsgate_management_requests_total', { op: 'post', status: '410' }), 1);
   assert.equal(value(series, 'wsgate_management_requests_total', { op: 'get', status: '200' }), 1);
