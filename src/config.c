@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #define DEFAULT_MAX_MESSAGE_BYTES 131072
+#define DEFAULT_MAX_FRAME_BYTES 32768
 #define DEFAULT_IDLE_TIMEOUT_S 600
 #define DEFAULT_MAX_CONNECTION_S 7200
 #define DEFAULT_OUTBOUND_BUFFER_BYTES (1024 * 1024)
@@ -825,10 +826,11 @@ static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "maxMessageBytes", "idleTimeoutSeconds",
 		"maxConnectionSeconds", "outboundBufferBytes", "maxRequestBytes", "maxEventBytes",
-		NULL };
+		"maxFrameBytes", NULL };
 	json_t *obj = json_object_get(root, "limits");
 
 	api->max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
+	api->max_frame_bytes = DEFAULT_MAX_FRAME_BYTES;
 	api->idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S;
 	api->max_connection_s = DEFAULT_MAX_CONNECTION_S;
 	api->outbound_buffer_bytes = DEFAULT_OUTBOUND_BUFFER_BYTES;
@@ -843,6 +845,10 @@ static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 	check_keys(l, "limits", obj, keys);
 	api->max_message_bytes = (size_t)get_int(l, obj, "maxMessageBytes",
 		"limits.maxMessageBytes", DEFAULT_MAX_MESSAGE_BYTES, 1, 16 << 20);
+	/* AWS: a frame over 32 KB closes with 1009, and a longer message is
+	 * sent as several frames (issue 15 item 1). */
+	api->max_frame_bytes = (size_t)get_int(l, obj, "maxFrameBytes",
+		"limits.maxFrameBytes", DEFAULT_MAX_FRAME_BYTES, 125, 16 << 20);
 	api->idle_timeout_s = (unsigned)get_int(l, obj, "idleTimeoutSeconds",
 		"limits.idleTimeoutSeconds", DEFAULT_IDLE_TIMEOUT_S, 0, 86400 * 365);
 	api->max_connection_s = (unsigned)get_int(l, obj, "maxConnectionSeconds",

@@ -162,6 +162,7 @@ typedef struct gw_api {
 	gw_stage_var_t *stage_vars;
 	size_t n_stage_vars;
 	size_t max_message_bytes;
+	size_t max_frame_bytes; /* one WebSocket frame, in and out (AWS: 32 KB) */
 	unsigned idle_timeout_s;     /* 0 = off */
 	unsigned max_connection_s;   /* 0 = off */
 	size_t outbound_buffer_bytes; /* per-connection send queue bound */

@@ -120,6 +120,12 @@ struct gw_conn {
 
 	gw_buf_t rx;
 	int rx_binary;
+	/* Frames (limits.maxFrameBytes): bytes of the inbound frame being
+	 * read, whether the last chunk ended it, and how much of the outbound
+	 * queue's head has gone out as earlier frames. */
+	size_t rx_frame_bytes;
+	int rx_frame_open;
+	size_t tx_off;
 	lws_dll2_owner_t inq;
 	size_t inq_bytes;
 	int rx_paused;         /* libwebsockets stopped reading it */
@@ -1870,10 +1876,31 @@ static void established(gw_conn_t *conn, struct lws *wsi)
 		lws_callback_on_writable(wsi);
 }
 
+/* The next frame of the queue's head: AWS sends a message longer than a
+ * frame (32 KB) as several, one per writable callback so that a close or
+ * another connection is not held up behind a long message. The bytes
+ * before a later frame were sent already, so lws_write may use them as its
+ * LWS_PRE room. */
+static int write_frame(gw_conn_t *conn, struct lws *wsi, gw_msg_t *m)
+{
+	size_t max = conn->api->max_frame_bytes, left = m->len - conn->tx_off, n = left;
+	int flags = conn->tx_off ? LWS_WRITE_CONTINUATION
+				 : m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT;
+
+	if (max && n > max) {
+		n = max;
+		flags |= LWS_WRITE_NO_FIN;
+	}
+	if (lws_write(wsi, msg_bytes(m) + conn->tx_off, n, (enum lws_write_protocol)flags) <
+	    (int)n)
+		return -1;
+	conn->tx_off += n;
+	return 0;
+}
+
 static int write_one(gw_conn_t *conn, struct lws *wsi)
 {
 	gw_msg_t *m;
-	int n;
 
 	/* What was acknowledged (a 200 to a POST) goes out before the close
 	 * frame (RFC 6455): a client that does not read loses it only to the
@@ -1891,10 +1918,13 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 	if (!conn->outq.head)
 		return 0;
 	m = lws_container_of(conn->outq.head, gw_msg_t, list);
-	n = lws_write(wsi, msg_bytes(m), m->len,
-		      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-	if (n < (int)m->len)
+	if (write_frame(conn, wsi, m))
 		return -1;
+	if (conn->tx_off < m->len) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	conn->tx_off = 0;
 	gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_MSG_OUT);
 	lws_dll2_remove(&m->list);
 	conn->outq_bytes -= MSG_COST(m->len);
@@ -1939,6 +1969,21 @@ static int close_payload_invalid(const unsigned char *p, size_t len)
 	return gw_utf8_valid(p + 2, len - 2) ? 0 : 1007;
 }
 
+/* AWS closes with 1009 a single frame over 32 KB, whatever the message's
+ * size: libwebsockets hands a frame over in chunks, so its size is what
+ * came in earlier chunks plus this one plus what its header announces. */
+static int frame_too_big(gw_conn_t *conn, struct lws *wsi, size_t len)
+{
+	size_t rest = lws_remaining_packet_payload(wsi);
+
+	if (!conn->rx_frame_open)
+		conn->rx_frame_bytes = 0;
+	conn->rx_frame_bytes += len;
+	conn->rx_frame_open = rest != 0;
+	return conn->api->max_frame_bytes &&
+	       conn->rx_frame_bytes + rest > conn->api->max_frame_bytes;
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		       void *in, size_t len)
 {
@@ -1977,6 +2022,12 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		if (lws_is_first_fragment(wsi)) {
 			gw_buf_reset(&conn->rx);
 			conn->rx_binary = lws_frame_is_binary(wsi);
+		}
+		if (frame_too_big(conn, wsi, len)) {
+			gw_buf_dispose(&conn->rx);
+			gw_buf_init(&conn->rx);
+			gw_conn_close(conn, 1009, "Frame too big");
+			return 0;
 		}
 		/* The frame's announced length counts, not only what arrived:
 		 * a header announcing 2^63 bytes fails at its first chunk. */
