@@ -12,6 +12,7 @@ let creds = null;         // { akid, secret, region } while signed in
 let apis = [];            // from /@apis
 let cursor = null;        // the current page's cursor (null: first page)
 let nextCursor = null;
+const pagesBack = [];     // the cursors of the pages before this one
 let selected = null;      // the connection shown in the detail panel
 const history = [];       // { t, open, inRate, outRate }, one a second
 let lastTotals = null;
@@ -202,6 +203,14 @@ function drawChart() {
       if (i === 0 || history[i - 1][k] === null) g.moveTo(x, y); else g.lineTo(x, y);
     });
     g.stroke();
+    // The latest value as a dot: visible from the first sample on.
+    const last = history[history.length - 1];
+    if (last && last[k] !== null) {
+      g.fillStyle = color;
+      g.beginPath();
+      g.arc(w - pad - 2, h - pad - (last[k] / max) * (h - 2 * pad - 12), 3, 0, 2 * Math.PI);
+      g.fill();
+    }
   }
 }
 
@@ -243,6 +252,7 @@ async function loadConnections() {
     body.append(tr);
   }
   $('next-page').disabled = !nextCursor;
+  $('prev-page').disabled = !cursor;
   $('page-info').textContent = `${items.length} shown${ip ? ` of ${page.items.length} on this page` : ''}${cursor ? ' (not the first page)' : ''}`;
 }
 
@@ -255,9 +265,23 @@ async function refreshConnections() {
   }
 }
 
-$('filters').addEventListener('submit', (ev) => { ev.preventDefault(); cursor = null; refreshConnections(); });
-$('first-page').addEventListener('click', () => { cursor = null; refreshConnections(); });
-$('next-page').addEventListener('click', () => { cursor = nextCursor; refreshConnections(); });
+function firstPage() {
+  cursor = null;
+  pagesBack.length = 0;
+  refreshConnections();
+}
+
+$('filters').addEventListener('submit', (ev) => { ev.preventDefault(); firstPage(); });
+$('first-page').addEventListener('click', firstPage);
+$('prev-page').addEventListener('click', () => { cursor = pagesBack.pop() ?? null; refreshConnections(); });
+$('next-page').addEventListener('click', () => { pagesBack.push(cursor); cursor = nextCursor; refreshConnections(); });
+// An API names its stage: the stage filter follows it.
+$('f-api').addEventListener('change', () => {
+  const a = $('f-api').value;
+  $('f-stage').value = a === '' ? '' : apis[Number(a)].stage;
+  $('f-stage').disabled = a !== '';
+  firstPage();
+});
 
 // --- one connection ---
 

@@ -111,6 +111,23 @@ test('issue 14 admin page: a connection appears, the page posts to it and discon
     await page.click('#filters button[type=submit]');
     await postAndDisconnect(page, ws, id, 'admin.png');
     await page.locator('#stat-open').filter({ hasText: /^0$/ }).waitFor();
+
+    // Pagination: 11 connections, 10 a page.
+    for (let i = 0; i < 11; i++) await connectWithId(gw, backend);
+    await page.fill('#f-ip', '');
+    await page.selectOption('#f-limit', '10');
+    const info = page.locator('#page-info');
+    await page.click('#filters button[type=submit]');
+    await info.filter({ hasText: /^10 shown$/ }).waitFor();
+    await page.click('#next-page');
+    await info.filter({ hasText: /^1 shown \(not the first page\)$/ }).waitFor();
+    assert.equal(await page.locator('#next-page').isDisabled(), true);
+    await page.click('#prev-page');
+    await info.filter({ hasText: /^10 shown$/ }).waitFor();
+    // An API filter sets the stage filter (the listing's /{stage} prefix).
+    await page.selectOption('#f-api', '0');
+    assert.equal(await page.locator('#f-stage').inputValue(), 'dev');
+    await info.filter({ hasText: /^10 shown$/ }).waitFor();
     assert.deepEqual(page.errors, [], 'no JavaScript errors in the page');
   });
 });
