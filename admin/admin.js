@@ -14,7 +14,7 @@ let cursor = null;        // the current page's cursor (null: first page)
 let nextCursor = null;
 const pagesBack = [];     // the cursors of the pages before this one
 let selected = null;      // the connection shown in the detail panel
-const history = [];       // { t, open, inRate, outRate }, one a second
+const samples = [];       // { open, inRate, outRate }, one a second
 let lastTotals = null;
 
 // --- SigV4 (the Authorization header form, as the AWS SDKs sign) ---
@@ -175,8 +175,8 @@ async function tick() {
     $('chart-note').textContent = `(metrics unavailable: ${e.message})`;
     sample = { open: null, inRate: null, outRate: null };
   }
-  history.push(sample);
-  if (history.length > 120) history.shift();
+  samples.push(sample);
+  if (samples.length > 120) samples.shift();
   $('stat-open').textContent = sample.open ?? '–';
   $('stat-in').textContent = sample.inRate === null ? '–' : sample.inRate.toFixed(1);
   $('stat-out').textContent = sample.outRate === null ? '–' : sample.outRate.toFixed(1);
@@ -188,7 +188,7 @@ function drawChart() {
   const w = c.width, h = c.height, pad = 4, n = 120;
   g.clearRect(0, 0, w, h);
   const series = [['open', '#0969da'], ['inRate', '#1a7f37'], ['outRate', '#bf8700']];
-  const max = Math.max(1, ...history.flatMap((s) => series.map(([k]) => s[k] || 0)));
+  const max = Math.max(1, ...samples.flatMap((s) => series.map(([k]) => s[k] || 0)));
   g.fillStyle = '#57606a';
   g.font = '11px system-ui';
   g.fillText(String(Math.round(max)), pad, 12);
@@ -196,15 +196,15 @@ function drawChart() {
     g.strokeStyle = color;
     g.lineWidth = 2;
     g.beginPath();
-    history.forEach((s, i) => {
+    samples.forEach((s, i) => {
       if (s[k] === null) return;
-      const x = pad + ((n - history.length + i) / (n - 1)) * (w - 2 * pad);
+      const x = pad + ((n - samples.length + i) / (n - 1)) * (w - 2 * pad);
       const y = h - pad - (s[k] / max) * (h - 2 * pad - 12);
-      if (i === 0 || history[i - 1][k] === null) g.moveTo(x, y); else g.lineTo(x, y);
+      if (i === 0 || samples[i - 1][k] === null) g.moveTo(x, y); else g.lineTo(x, y);
     });
     g.stroke();
     // The latest value as a dot: visible from the first sample on.
-    const last = history[history.length - 1];
+    const last = samples[samples.length - 1];
     if (last && last[k] !== null) {
       g.fillStyle = color;
       g.beginPath();
