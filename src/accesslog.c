@@ -264,8 +264,9 @@ static int destination_ok(const char *dest, char *err, size_t errlen)
 			 errno ? strerror(errno) : "not a folder");
 		return -1;
 	}
-	if (!stat(dest, &st) && !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "expected a regular file, found \"%s\" (not a file)", dest);
+	/* A named pipe is fine (a log shipper reading it). */
+	if (!stat(dest, &st) && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+		snprintf(err, errlen, "expected a regular file or a named pipe, found \"%s\"", dest);
 		return -1;
 	}
 	return 0;

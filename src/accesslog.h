@@ -19,7 +19,8 @@
 struct gw_metrics;
 typedef struct gw_alog_format gw_alog_format_t;
 
-/* Pending bytes over every destination beyond which lines are dropped. */
+/* Bytes waiting over every destination beyond which lines are dropped
+ * (the writer may hold one more batch of at most as much). */
 #define GW_ALOG_MAX_PENDING ((size_t)8 << 20)
 
 /* Compiles an accessLog setting: format (NULL: the JSON default) and

@@ -5,6 +5,8 @@
 #include "accesslog.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 static void render(const char *format, const gw_alog_ctx_t *c, gw_buf_t *out)
@@ -82,8 +84,49 @@ static void test_compile_errors(void)
 	}
 }
 
+/* A writer that cannot write (a named pipe nobody reads: its open()
+ * waits) never holds up the caller: once GW_ALOG_MAX_PENDING bytes wait,
+ * lines are dropped at once and gw_alog_write says so. In a child, first
+ * (a fresh writer; the child ends with _exit, not waiting for it). */
+static void test_drop_under_pressure(void *arg)
+{
+	char dir[] = "/tmp/wsgate-alog-XXXXXX", fifo[64], err[400], big[1000];
+	gw_alog_format_t *f;
+	gw_alog_ctx_t c;
+	size_t written = 0, dropped = 0;
+
+	(void)arg;
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(fifo, sizeof(fifo), "%s/pipe", dir);
+	CHECK(mkfifo(fifo, 0600) == 0);
+	f = gw_alog_compile("$context.requestId $context.error.message", fifo, err, sizeof(err));
+	CHECK_MSG(f != NULL, "%s", err);
+	if (!f)
+		return;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	gw_alog_ctx_init(&c);
+	c.request_id = "r";
+	c.error = big;
+	for (int i = 0; i < 20000; i++) {
+		if (gw_alog_write(f, &c, NULL))
+			dropped++;
+		else
+			written++;
+	}
+	/* 1,003 bytes a line: 8 MiB hold 8,363 of them, plus at most as many
+	 * in the batch the writer took before its open() blocked. */
+	CHECK_MSG(written >= GW_ALOG_MAX_PENDING / 1003 && written <= 2 * GW_ALOG_MAX_PENDING / 1003,
+		  "%zu lines queued", written);
+	CHECK(dropped > 0);
+	CHECK_INT_EQ(dropped + written, 20000);
+	unlink(fifo);
+	rmdir(dir);
+}
+
 int main(void)
 {
+	CHECK_IN_CHILD(test_drop_under_pressure, NULL);
 	RUN(test_render);
 	RUN(test_compile_errors);
 	UNIT_MAIN_END();
