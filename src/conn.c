@@ -229,6 +229,21 @@ static void decide_waiters(gw_conn_t *conn, int ok)
 	}
 }
 
+/* The port the client connected to: AWS's X-Forwarded-Port. */
+static int local_port(const gw_conn_t *conn)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (conn->watch.fd < 0 || getsockname(conn->watch.fd, (struct sockaddr *)&ss, &sl))
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
 static void event_ctx(gw_conn_t *conn, gw_event_ctx_t *ctx, const char *route_key,
 		      const char *request_id)
 {
@@ -704,11 +719,18 @@ static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_resu
 			conn->id, p->request_id);
 		RAW_JSON(conn, 429, "{\"message\": \"Too Many Requests\"}");
 		return;
-	default:
-		gw_warn("connection %s refused: $connect integration %s (request %s)",
-			conn->id, res->outcome == GW_INTEG_TIMEOUT ? "timed out" : "failed",
-			p->request_id);
+	case GW_INTEG_TIMEOUT:
+		gw_warn("connection %s refused: $connect integration timed out (request %s)",
+			conn->id, p->request_id);
 		RAW_JSON(conn, 500, "{\"message\": \"Internal server error\"}");
+		return;
+	default:
+		/* AWS answers a Lambda that throws, crashes or gives a bad
+		 * answer with 502 (issue 15 item 2; AWS's timeout answer is
+		 * unconfirmed and stays 500). */
+		gw_warn("connection %s refused: $connect integration failed (request %s)",
+			conn->id, p->request_id);
+		RAW_JSON(conn, 502, "{\"message\": \"Internal server error\"}");
 		return;
 	}
 	if (res->status_code < 200 || res->status_code > 299) {
@@ -1073,6 +1095,7 @@ static void authorize(gw_conn_t *conn)
 		inv.type = GW_EV_AUTHORIZER;
 		inv.ctx = &ctx;
 		inv.tls = conn->tls;
+		inv.forwarded_port = local_port(conn);
 		inv.headers = headers;
 		inv.n_headers = nh;
 		inv.query = query;
@@ -1160,6 +1183,7 @@ static void call_connect(gw_conn_t *conn)
 		inv.type = GW_EV_CONNECT;
 		inv.ctx = &ctx;
 		inv.tls = conn->tls;
+		inv.forwarded_port = local_port(conn);
 		inv.headers = headers;
 		inv.n_headers = nh;
 		inv.query = query;
@@ -1215,7 +1239,9 @@ static void head_complete(gw_conn_t *conn)
 	}
 	conn->api = gw_config_api_for_path(conn->cfg, url.ptr, plen);
 	if (!conn->api) {
-		RAW_JSON(conn, 404, "{\"message\":\"Not Found\"}");
+		/* AWS answers an upgrade on a path it does not serve (a path
+		 * after the stage, say) with 403 (issue 15 item 5). */
+		RAW_JSON(conn, 403, "{\"message\":\"Forbidden\"}");
 		return;
 	}
 	if (gw->stopping) {

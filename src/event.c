@@ -69,6 +69,26 @@ static void kv_str(gw_buf_t *b, const char *k, const char *v)
 	gw_buf_append_json_str(b, v, strlen(v));
 }
 
+/* AWS's domainName and DISCONNECT Host are the host without the port
+ * (issue 15 item 3); "[::1]:80" keeps its brackets. */
+size_t gw_event_host_len(const char *host)
+{
+	const char *end = host[0] == '[' ? strchr(host, ']') : NULL;
+
+	if (end)
+		return (size_t)(end + 1 - host);
+	end = strchr(host, ':');
+	return end ? (size_t)(end - host) : strlen(host);
+}
+
+static void kv_host(gw_buf_t *b, const char *k, const char *host)
+{
+	gw_buf_append_char(b, '"');
+	gw_buf_append_str(b, k);
+	gw_buf_append(b, "\":", 2);
+	gw_buf_append_json_str(b, host, gw_event_host_len(host));
+}
+
 static void kv_u64(gw_buf_t *b, const char *k, uint64_t v)
 {
 	gw_buf_append_char(b, '"');
@@ -137,7 +157,7 @@ static void request_context(gw_buf_t *b, const gw_event_ctx_t *c,
 	}
 	kv_str(b, "requestId", c->request_id);
 	gw_buf_append_char(b, ',');
-	kv_str(b, "domainName", c->domain_name);
+	kv_host(b, "domainName", c->domain_name);
 	gw_buf_append_char(b, ',');
 	kv_str(b, "connectionId", c->connection_id);
 	gw_buf_append_char(b, ',');
@@ -295,16 +315,17 @@ void gw_event_message(gw_buf_t *out, const gw_event_ctx_t *ctx,
 
 void gw_event_disconnect(gw_buf_t *out, const gw_event_ctx_t *ctx)
 {
+	/* AWS's DISCONNECT headers, empty values included (aws-lambda-go's
+	 * testdata apigw-websocket-request-disconnect.json); the address is
+	 * in requestContext.identity.sourceIp. */
 	gw_buf_reset(out);
-	gw_buf_append_str(out, "{\"headers\":{\"Host\":");
-	gw_buf_append_json_str(out, ctx->domain_name, strlen(ctx->domain_name));
-	gw_buf_append_str(out, ",\"X-Forwarded-For\":");
-	gw_buf_append_json_str(out, ctx->source_ip, strlen(ctx->source_ip));
-	gw_buf_append_str(out, "},\"multiValueHeaders\":{\"Host\":[");
-	gw_buf_append_json_str(out, ctx->domain_name, strlen(ctx->domain_name));
-	gw_buf_append_str(out, "],\"X-Forwarded-For\":[");
-	gw_buf_append_json_str(out, ctx->source_ip, strlen(ctx->source_ip));
-	gw_buf_append_str(out, "]},");
+	gw_buf_append_str(out, "{\"headers\":{");
+	kv_host(out, "Host", ctx->domain_name);
+	gw_buf_append_str(out, ",\"x-api-key\":\"\",\"X-Forwarded-For\":\"\",\"x-restapi\":\"\"},"
+			       "\"multiValueHeaders\":{\"Host\":[");
+	gw_buf_append_json_str(out, ctx->domain_name, gw_event_host_len(ctx->domain_name));
+	gw_buf_append_str(out, "],\"x-api-key\":[\"\"],\"X-Forwarded-For\":[\"\"],"
+			       "\"x-restapi\":[\"\"]},");
 	request_context(out, ctx, "DISCONNECT");
 	gw_buf_append_str(out, ",\"isBase64Encoded\":false}");
 }

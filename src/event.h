@@ -39,6 +39,8 @@ void gw_event_connect(gw_buf_t *out, const gw_event_ctx_t *ctx,
 void gw_event_message(gw_buf_t *out, const gw_event_ctx_t *ctx,
 		      const void *body, size_t len, int binary);
 void gw_event_disconnect(gw_buf_t *out, const gw_event_ctx_t *ctx);
+/* How much of a Host value is the host: AWS's domainName has no port. */
+size_t gw_event_host_len(const char *host);
 /* A REQUEST authorizer's input (reference §5.3): the CONNECT event's
  * headers, query and requestContext, with type and methodArn. */
 void gw_event_authorizer(gw_buf_t *out, const gw_event_ctx_t *ctx, const char *method_arn,

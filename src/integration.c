@@ -5,10 +5,12 @@
 #include "log.h"
 
 #include <jansson.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* --- values ------------------------------------------------------------ */
 
@@ -37,7 +39,7 @@ static void context_var(const gw_invocation_t *inv, const char *name, size_t len
 	else if (IS("apiId"))
 		gw_buf_append_str(b, c->api->name);
 	else if (IS("domainName"))
-		gw_buf_append_str(b, c->domain_name);
+		gw_buf_append(b, c->domain_name, gw_event_host_len(c->domain_name));
 	else if (IS("connectedAt"))
 		gw_buf_append_u64(b, c->connected_at);
 	else if (IS("requestTimeEpoch"))
@@ -355,27 +357,60 @@ static void forward_client_headers(const gw_invocation_t *inv, gw_buf_t *req)
 		append_header(req, "X-Forwarded-Host", host.ptr, host.len);
 }
 
+/* X-Amzn-Trace-Id as AWS adds it when the client sent none:
+ * Root=1-{epoch seconds, 8 hex}-{96 random bits, 24 hex}. */
+static void trace_id(gw_buf_t *out)
+{
+	unsigned char r[12];
+	char s[64];
+	int n = snprintf(s, sizeof(s), "Root=1-%08x-", (unsigned)time(NULL));
+
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		memset(r, 0, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++)
+		n += snprintf(s + n, sizeof(s) - (size_t)n, "%02x", r[i]);
+	gw_buf_append(out, s, (size_t)n);
+}
+
+static int has_header(const gw_invocation_t *inv, const char *name)
+{
+	for (size_t i = 0; i < inv->n_headers; i++)
+		if (is_header(inv->headers[i].name, name))
+			return 1;
+	return 0;
+}
+
 /* A Lambda event's headers, as AWS writes them: the client's, less those
- * only the gateway sets, then X-Forwarded-For (appended to), -Port (when
- * the gateway sets one) and -Proto. The values pointed to are appended to
- * vals, which is not to grow while out is used; out has room for
- * GW_INVOKE_MAX_HEADERS + 3. */
+ * only the gateway sets and the handshake's Connection and Upgrade (AWS's
+ * CONNECT events have neither), then X-Forwarded-For (appended to), -Port
+ * (when the gateway sets one), -Proto and an X-Amzn-Trace-Id when the
+ * client sent none. The values pointed to are appended to vals, which is
+ * not to grow while out is used; out has room for GW_INVOKE_MAX_HEADERS +
+ * 4. */
 static size_t event_headers(const gw_invocation_t *inv, gw_buf_t *vals, gw_header_t *out)
 {
-	size_t n = 0, start = vals->len, xff, port;
+	size_t n = 0, start = vals->len, xff, port, trace;
+	int add_trace = !has_header(inv, "X-Amzn-Trace-Id");
 
 	for (size_t i = 0; i < inv->n_headers && n < GW_INVOKE_MAX_HEADERS; i++)
-		if (!gateway_header(inv->headers[i].name))
+		if (!gateway_header(inv->headers[i].name) &&
+		    !is_header(inv->headers[i].name, "Connection") &&
+		    !is_header(inv->headers[i].name, "Upgrade"))
 			out[n++] = inv->headers[i];
 	forwarded_for(inv, vals);
 	xff = vals->len;
 	gw_buf_append_u64(vals, (uint64_t)inv->forwarded_port);
-	port = vals->len - xff;
+	port = vals->len;
+	if (add_trace)
+		trace_id(vals);
+	trace = vals->len;
 	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-For"), { vals->data + start, xff - start } };
 	if (inv->forwarded_port)
-		out[n++] = (gw_header_t){ GW_STR("X-Forwarded-Port"), { vals->data + xff, port } };
+		out[n++] = (gw_header_t){ GW_STR("X-Forwarded-Port"), { vals->data + xff, port - xff } };
 	out[n++] = (gw_header_t){ GW_STR("X-Forwarded-Proto"),
 				  inv->tls ? GW_STR("https") : GW_STR("http") };
+	if (add_trace)
+		out[n++] = (gw_header_t){ GW_STR("X-Amzn-Trace-Id"), { vals->data + port, trace - port } };
 	return n;
 }
 
@@ -383,7 +418,7 @@ static size_t event_headers(const gw_invocation_t *inv, gw_buf_t *vals, gw_heade
  * HTTP event would be larger than allowed. */
 static int lambda_event(const gw_invocation_t *inv, gw_buf_t *vals, gw_buf_t *body)
 {
-	gw_header_t hs[GW_INVOKE_MAX_HEADERS + 3];
+	gw_header_t hs[GW_INVOKE_MAX_HEADERS + 4];
 	gw_http_event_t ev;
 	size_t encoded;
 

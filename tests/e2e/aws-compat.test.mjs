@@ -5,7 +5,8 @@
 
 import {
   test, assert, startPair, connect, connectWithId, nextMessage, waitClose, send,
-  postTo, rawConnect, upgradeRequest, serverFrames, waitUntil,
+  postTo, rawConnect, upgradeRequest, serverFrames, waitUntil, startGateway, makeApi,
+  unusedUrl, GARBAGE, DESTROY,
 } from './helpers.mjs';
 
 test('item 1: a single inbound frame over 32 KB closes with 1009; a 100 KB message in 25 KB frames is accepted', async () => {
@@ -49,4 +50,67 @@ test('item 1: an outbound message over 32 KB goes out in frames of at most limit
   assert.equal((await nextMessage(ws)).data, 'b'.repeat(5000));
   await send(ws, 'z'.repeat(1001));
   assert.equal((await waitClose(ws)).code, 1009);
+});
+
+test('item 2: a $connect Lambda that throws or answers badly gives 502 {"message": "Internal server error"}', async () => {
+  for (const [name, answer] of [['throws', () => { throw new Error('boom'); }], ['not JSON', () => GARBAGE],
+    ['no statusCode', () => ({ body: 'x', statusCode: 'abc' })], ['drops the call', () => DESTROY]]) {
+    const { gw } = await startPair(answer);
+    const sock = await rawConnect(gw.port);
+    sock.write(upgradeRequest('/'));
+    await waitUntil(() => sock.received.includes('\r\n\r\n') && sock.received.includes('}'), 5000, 'the answer');
+    const text = sock.received.toString();
+    assert.match(text, /^HTTP\/1\.1 502 /, name);
+    assert.equal(text.slice(text.indexOf('\r\n\r\n') + 4), '{"message": "Internal server error"}', name);
+    sock.destroy();
+    await gw.stop();
+  }
+  // Unreachable: the Lambda cannot be invoked, also 502 here.
+  const gw = await startGateway({ routes: makeApi(await unusedUrl()) });
+  const sock = await rawConnect(gw.port);
+  sock.write(upgradeRequest('/'));
+  await waitUntil(() => sock.received.includes('}'), 5000, 'the answer');
+  assert.match(sock.received.toString(), /^HTTP\/1\.1 502 /);
+});
+
+test('item 3: requestContext.domainName is the host without the port', async () => {
+  const { gw, backend } = await startPair();
+  const { ws, id, connectEvent } = await connectWithId(gw, backend);
+  assert.equal(connectEvent.requestContext.domainName, '127.0.0.1');
+  ws.send('{"action":"hello"}');
+  await nextMessage(ws);
+  const msg = await backend.waitForEvent('MESSAGE', id);
+  assert.equal(msg.requestContext.domainName, '127.0.0.1');
+  ws.close(1000);
+  const d = await backend.waitForEvent('DISCONNECT', id);
+  assert.equal(d.requestContext.domainName, '127.0.0.1');
+});
+
+test('item 4: CONNECT headers as AWS: X-Forwarded-*, X-Amzn-Trace-Id, no Connection/Upgrade; DISCONNECT has AWS\'s small set', async () => {
+  const { gw, backend } = await startPair();
+  const { ws, id, connectEvent: ev } = await connectWithId(gw, backend);
+  const names = Object.keys(ev.headers).map((k) => k.toLowerCase());
+  assert.ok(!names.includes('connection'), JSON.stringify(ev.headers));
+  assert.ok(!names.includes('upgrade'), JSON.stringify(ev.headers));
+  assert.ok(names.includes('sec-websocket-key'));
+  assert.equal(ev.headers['X-Forwarded-For'], '127.0.0.1');
+  assert.equal(ev.headers['X-Forwarded-Port'], String(gw.port));
+  assert.equal(ev.headers['X-Forwarded-Proto'], 'http');
+  assert.match(ev.headers['X-Amzn-Trace-Id'], /^Root=1-[0-9a-f]{8}-[0-9a-f]{24}$/);
+  assert.deepEqual(ev.multiValueHeaders['X-Amzn-Trace-Id'], [ev.headers['X-Amzn-Trace-Id']]);
+  ws.close(1000);
+  const d = await backend.waitForEvent('DISCONNECT', id);
+  assert.deepEqual(d.headers, { Host: '127.0.0.1', 'x-api-key': '', 'X-Forwarded-For': '', 'x-restapi': '' });
+  assert.deepEqual(d.multiValueHeaders, { Host: ['127.0.0.1'], 'x-api-key': [''], 'X-Forwarded-For': [''], 'x-restapi': [''] });
+});
+
+test('item 5: a WebSocket upgrade on a path no API serves gets 403 {"message":"Forbidden"}', async () => {
+  const { gw, backend } = await startPair(undefined, { basePath: '/chat' });
+  const sock = await rawConnect(gw.port);
+  sock.write(upgradeRequest('/other'));
+  await waitUntil(() => sock.received.includes('}'), 5000, 'the answer');
+  const text = sock.received.toString();
+  assert.match(text, /^HTTP\/1\.1 403 /);
+  assert.equal(text.slice(text.indexOf('\r\n\r\n') + 4), '{"message":"Forbidden"}');
+  assert.equal(backend.events.length, 0);
 });

@@ -114,9 +114,9 @@ test('a refused connection gets no $disconnect', async () => {
   assert.equal(backend.eventsOf('DISCONNECT').length, 1);
 });
 
-test('an unreachable $connect backend gives HTTP 500', async () => {
+test('an unreachable $connect backend gives HTTP 502', async () => {
   const gw = await startGateway({ routes: makeApi(await unusedUrl()) });
-  assert.equal(await connectRefused(gw.url), 500);
+  assert.equal(await connectRefused(gw.url), 502);
 });
 
 test('a $connect backend that times out gives HTTP 500', async () => {
@@ -128,14 +128,14 @@ test('a $connect backend that times out gives HTTP 500', async () => {
   assert.ok(took >= 250 && took < 3000, `refused after ${took} ms, timeoutMs is 300`);
 });
 
-test('a $connect backend answering non-JSON gives HTTP 500', async () => {
+test('a $connect backend answering non-JSON gives HTTP 502', async () => {
   const { gw } = await startPair(() => GARBAGE);
-  assert.equal(await connectRefused(gw.url), 500);
+  assert.equal(await connectRefused(gw.url), 502);
 });
 
-test('a $connect backend that drops the connection gives HTTP 500', async () => {
+test('a $connect backend that drops the connection gives HTTP 502', async () => {
   const { gw } = await startPair(() => DESTROY);
-  assert.equal(await connectRefused(gw.url), 500);
+  assert.equal(await connectRefused(gw.url), 502);
 });
 
 test('a slow but in-time $connect answer still opens the connection', async () => {

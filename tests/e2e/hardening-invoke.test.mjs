@@ -128,7 +128,8 @@ test('item 16: HTTP_PROXY $connect: a client cannot set X-Wsgate-* or X-Forwarde
   assert.equal(one('x-forwarded-for'), '10.9.8.7, 10.0.0.1, 127.0.0.1');
   assert.equal(one('x-forwarded-proto'), 'http');
   assert.equal(one('x-forwarded-host'), `front.example:${gw.port}`);
-  assert.deepEqual(allValues(r.rawHeaders, 'x-forwarded-port'), []);
+  // The gateway's own port, as AWS adds X-Forwarded-Port (issue 15 item 4).
+  assert.equal(one('x-forwarded-port'), String(gw.port));
   assert.deepEqual(allValues(r.rawHeaders, 'forwarded'), []);
   assert.deepEqual(allValues(r.rawHeaders, 'x-amzn-requestid'), []);
   assert.equal(one('x-keep'), 'yes');
@@ -149,7 +150,7 @@ test('item 16: AWS_PROXY $connect event: X-Forwarded-For ends with the real addr
   assert.deepEqual(mv['x-forwarded-for'], ['10.9.8.7, 127.0.0.1']);
   assert.equal(h['x-forwarded-proto'], 'http');
   assert.deepEqual(mv['x-forwarded-proto'], ['http']);
-  assert.equal(h['x-forwarded-port'], undefined);
+  assert.equal(h['x-forwarded-port'], String(gw.port));
   assert.equal(h['x-tag'], 'kept');
   assert.equal(ev.requestContext.identity.sourceIp, '127.0.0.1');
 });
@@ -216,7 +217,7 @@ test('item 17: a REST AWS_PROXY statusCode 1xx is not sent as a final answer', a
   assert.doesNotMatch(sock.received.toString('latin1'), /Set-Cookie|<script>/i);
 });
 
-test('item 17: a $connect statusCode 1xx is an integration failure (500), its body never sent', async () => {
+test('item 17: a $connect statusCode 1xx is an integration failure (502), its body never sent', async () => {
   const backend = await startBackend((e) => (e.requestContext?.eventType === 'CONNECT'
     ? { statusCode: 101, body: SMUGGLED } : { statusCode: 200 }));
   const gw = await startGateway({ routes: makeApi(backend.url) });
@@ -227,7 +228,7 @@ test('item 17: a $connect statusCode 1xx is an integration failure (500), its bo
   ].join('\r\n'));
   await sock.closedPromise;
   const all = sock.received.toString('latin1');
-  assert.match(all, /^HTTP\/1.1 500 /, all);
+  assert.match(all, /^HTTP\/1.1 502 /, all);
   assert.doesNotMatch(all, /Set-Cookie|<script>/i);
 });
 

@@ -273,10 +273,10 @@ for (const status of [400, 401, 403, 404, 429]) {
   });
 }
 
-test('HTTP_PROXY $connect: a 5xx answer is an integration failure (500)', async () => {
+test('HTTP_PROXY $connect: a 5xx answer is an integration failure (502)', async () => {
   const hb = await startHttpBackend(() => ({ status: 503, body: 'down' }));
   const gw = await startGateway({ routes: httpOnlyApi({ uri: `${hb.origin}/ws` }) });
-  assert.equal(await connectRefused(gw.url), 500);
+  assert.equal(await connectRefused(gw.url), 502);
 });
 
 test('HTTP_PROXY $connect: the Sec-WebSocket-Protocol response header picks the subprotocol', async () => {
