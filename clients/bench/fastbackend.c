@@ -10,6 +10,8 @@
  *   --pushpin    Pushpin's WebSocket-over-HTTP: OPEN is accepted with the
  *                GRIP extension and the connection subscribed to a channel
  *                named after its Connection-Id (recorded); TEXT is echoed.
+ *                With --subscribe NAME every connection is subscribed to
+ *                channel NAME instead (the Pushpin fan-out scenario).
  *   --echo-raw   any request gets a fixed small JSON body (REST scenario).
  *   --subscribe NAME  (Lambda proxy) CONNECT is answered with
  *                {"statusCode":200,"subscribe":"NAME"}: every connection
@@ -223,7 +225,8 @@ static void handle_pushpin(hconn_t *c, const char *hdrs, const char *body, size_
 				char ctl[256];
 				int n = snprintf(ctl, sizeof(ctl),
 						 "c:{\"type\":\"subscribe\",\"channel\":\"%.*s\"}",
-						 (int)cidl, cid);
+						 subscribe ? (int)strlen(subscribe) : (int)cidl,
+						 subscribe ? subscribe : cid);
 				char hd[32];
 				int m = snprintf(hd, sizeof(hd), "TEXT %x\r\n", n);
 

@@ -20,11 +20,13 @@
 #                (default "2000 10000 18000", capped by the open-file limit)
 #   TLS_IDLE_N   idle wss:// and ws:// connections for the TLS memory rows (2000)
 #   ONLY         sections to run (default all): backend lwsecho wsgate rest
-#                connect_scale tls fanout pushpin cluster
+#                connect_scale tls fanout pushpin_fanout pushpin cluster
 #                (cluster: two nodes and nats-server, skipped without it;
 #                see clients/bench/cluster.sh)
 #   FANOUT_N FANOUT_ROUNDS  fan-out: channel members (10000, capped by the
-#                open-file limit) and publishes, one at a time (30)
+#                open-file limit) and publishes, one at a time (30);
+#                pushpin_fanout: the same against Pushpin (GRIP subscribe on
+#                OPEN, POST /publish/), PP_FANOUT_ROUNDS publishes (30)
 #   NO_PUSHPIN=1 skip Pushpin even if installed
 #   NO_NGINX=1   skip the nginx reverse-proxy REST row even if installed
 #   KEEP=1       keep the temporary folder (logs, raw results)
@@ -39,7 +41,7 @@ SIZE=${SIZE:-32}
 WORKERS=${WORKERS:-1 2}
 CONNECT_SIZES=${CONNECT_SIZES:-2000 10000 18000}
 TLS_IDLE_N=${TLS_IDLE_N:-2000}
-ONLY=" ${ONLY:-backend lwsecho wsgate rest connect_scale tls fanout pushpin cluster} "
+ONLY=" ${ONLY:-backend lwsecho wsgate rest connect_scale tls fanout pushpin_fanout pushpin cluster} "
 want() { [[ "$ONLY" == *" $1 "* ]]; }
 REST_T=${REST_T:-1}
 REST_C=${REST_C:-50}
@@ -519,6 +521,32 @@ if want fanout; then
 			--mgmt "127.0.0.1:$T_MGMT" --cpu-pid "$T_PIDS" --label "wsgate_w$W" --timeout 90)"
 		stop_target
 	done
+fi
+
+# Fan-out against Pushpin (issue 13), the same wsload fanout clients and
+# message: each WebSocket-over-HTTP OPEN is answered by fastbackend --pushpin
+# --subscribe bench with a GRIP control message subscribing the connection to
+# channel "bench"; each publish is one POST /publish/ (ws-message item) to
+# Pushpin's publish endpoint. Probe publishes first, until one reaches every
+# member (Pushpin has no member count). CPU = all Pushpin processes (runner,
+# condure, proxy, handler, zurl) per delivery. 50 handshakes in flight, as in
+# the pushpin section.
+if want pushpin_fanout && [ "$HAVE_PUSHPIN" = 1 ]; then
+	FANOUT_N=${FANOUT_N:-10000}
+	PP_FANOUT_ROUNDS=${PP_FANOUT_ROUNDS:-${FANOUT_ROUNDS:-30}}
+	[ "$FANOUT_N" -gt $(( (NOFILE - 500) )) ] && FANOUT_N=$(( NOFILE - 500 ))
+	log "pushpin fan-out: $FANOUT_N members, $PP_FANOUT_ROUNDS publishes"
+	start_backend --pushpin --subscribe bench
+	PPF_PORT=$FB_PORT PPF_PID=$FB_PID
+	start_pushpin "$PPF_PORT"
+	record "fanout_$FANOUT_N" pushpin "$(timeout 300 "$WSLOAD" fanout --pushpin --port "$T_PORT" \
+		-c "$FANOUT_N" -s "$SIZE" --rounds "$PP_FANOUT_ROUNDS" --hs 50 --ids "127.0.0.1:$PPF_PORT" \
+		--mgmt "127.0.0.1:$T_MGMT" --cpu-pid "$T_PIDS" --label pushpin --timeout 280 \
+		2>>"$TMP/wsload.err" | tail -1)"
+	stop_target
+	stop_pid "$PPF_PID"
+elif want pushpin_fanout; then
+	log "pushpin fan-out skipped (NO_PUSHPIN=1, or pushpin/condure/zurl not installed: apt-get install pushpin)"
 fi
 
 if want pushpin && [ "$HAVE_PUSHPIN" = 1 ]; then

@@ -11,7 +11,10 @@
  *   wsload fanout    -c C --rounds R --ids H:P --mgmt H:P [--channel NAME]
  *                                         C members join one channel (PUT); R
  *                                         publishes, one at a time: deliveries/s
- *                                         and publish-to-last-member time
+ *                                         and publish-to-last-member time;
+ *                                         --pushpin: members subscribed by the
+ *                                         origin's GRIP control message, each
+ *                                         publish a POST /publish/ to Pushpin
  *
  * Every mode prints one line of key=value pairs. --cpu-pid P[,P...] samples
  * /proc/P/stat utime+stime at the start and end of the measured window and
@@ -1014,7 +1017,8 @@ static void usage(void)
 		"  --prefix X  post path prefix (default /dev/@connections/)\n"
 		"  --posters K poster threads, one keep-alive connection each (default 4)\n"
 		"  --hs H      handshakes in flight while opening (roundtrip, post; default 256)\n"
-		"  --pushpin   post through Pushpin's publish endpoint (channel = id)\n"
+		"  --pushpin   post through Pushpin's publish endpoint (channel = id;\n"
+		"              fanout: channel --channel, members subscribed on OPEN)\n"
 		"  --rounds R  fanout: publishes, one at a time (default 50)\n"
 		"  --channel N fanout: channel name (default bench)\n"
 		"  --stage S   fanout: path prefix of the management calls (default /dev)\n");
@@ -1122,8 +1126,9 @@ static int publish_keepalive(int *fd, rbuf_t *rb, const char *path, const char *
 		}
 		if (*fd < 0)
 			break;
-		n = snprintf(req, 1024, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n\r\n",
-			     path, cfg.mgmt_addr, blen);
+		n = snprintf(req, 1024, "POST %s HTTP/1.1\r\nHost: %s\r\n%sContent-Length: %zu\r\n\r\n",
+			     path, cfg.mgmt_addr,
+			     cfg.pushpin ? "Content-Type: application/json\r\n" : "", blen);
 		memcpy(req + n, body, blen);
 		if (!write_all(*fd, req, (size_t)n + blen) &&
 		    (st = http_read_response(*fd, rb, &b, &bl, &cc)) > 0) {
@@ -1151,12 +1156,47 @@ static int fan_joined_all(long joined)
 	return joined >= nids;
 }
 
+/* Pushpin: the publish body for message msg (plain text, no escaping
+ * needed) to channel cfg.channel, in buf (at least m + 256 bytes). */
+static int pushpin_body(char *buf, size_t cap, const char *msg, int m)
+{
+	return snprintf(buf, cap, "{\"items\":[{\"channel\":\"%s\",\"formats\":{\"ws-message\":"
+			"{\"content\":\"%.*s\"}}}]}", cfg.channel, m, msg);
+}
+
+/* Pushpin has no member count: a subscription exists once the proxy has
+ * read the origin's answer to OPEN. Probe publishes (rounds from 1000000)
+ * until one reaches every member, so that the measured rounds start with
+ * the whole channel. */
+static int pushpin_wait_members(int *fd, rbuf_t *rb, uint64_t deadline)
+{
+	char body[512], out[256];
+
+	for (long k = 0; now_ns() < deadline; k++) {
+		int m = snprintf(out, sizeof(out), "%ld probe", 1000000 + k), bl;
+		uint64_t until;
+
+		bl = pushpin_body(body, sizeof(body), out, m);
+		fan_round = 1000000 + k;
+		fan_got = 0;
+		if (publish_keepalive(fd, rb, "/publish/", body, (size_t)bl, out, sizeof(out)) != 200)
+			return -1;
+		until = now_ns() + 2000000000ull;
+		while (fan_got < fan_members && now_ns() < until)
+			poll_once(5);
+		if (fan_got >= fan_members)
+			return 0;
+		hold_for(0.2);
+	}
+	return -1;
+}
+
 static int run_fanout(void)
 {
 	uint64_t deadline = now_ns() + (uint64_t)(cfg.timeout * 1e9), t_join;
 	samples_t last = { 0 }, answer = { 0 };
 	double c0, c1, l0, l1, busy = 0;
-	char *list = NULL, path[512], out[256], *msg;
+	char *list = NULL, path[512], out[256], *msg, *pbody;
 	long joined = 0, lost = 0, deliveries = 0, queued = 0, skipped = 0;
 	int pub_fd = -1;
 	rbuf_t pub_rb = { 0 };
@@ -1175,15 +1215,20 @@ static int run_fanout(void)
 		return 2;
 	}
 	t_join = now_ns();
+	if (cfg.pushpin) {
+		fan_members = joined = nids;
+		if (pushpin_wait_members(&pub_fd, &pub_rb, deadline))
+			fprintf(stderr, "wsload: not every member got a probe publish in time\n");
+	}
 	/* Members that joined from $connect's answer (fastbackend --subscribe)
 	 * need no PUT. */
 	snprintf(path, sizeof(path), "%s/@channels/%s", cfg.stage_prefix, cfg.channel);
-	if (http_req(cfg.mgmt_addr, "GET", path, NULL, 0, out, sizeof(out)) == 200 &&
+	if (!cfg.pushpin && http_req(cfg.mgmt_addr, "GET", path, NULL, 0, out, sizeof(out)) == 200 &&
 	    strstr(out, "\"members\":"))
 		joined = atol(strstr(out, "\"members\":") + 10);
 	if (joined < nids)
 		joined = 0; /* PUT is idempotent: every one again */
-	for (long i = 0; i < nids && !fan_joined_all(joined); i++) {
+	for (long i = 0; i < nids && !cfg.pushpin && !fan_joined_all(joined); i++) {
 		snprintf(path, sizeof(path), "%s/@connections/%s/channels/%s", cfg.stage_prefix,
 			 ids[i], cfg.channel);
 		joined += http_req(cfg.mgmt_addr, "PUT", path, NULL, 0, NULL, 0) == 204;
@@ -1194,7 +1239,10 @@ static int run_fanout(void)
 	fan_members = joined;
 	hold_for(0.2);
 	msg = xrealloc(NULL, (size_t)cfg.size + 64);
+	pbody = xrealloc(NULL, (size_t)cfg.size + 320); /* Pushpin: msg in a JSON item */
 	snprintf(path, sizeof(path), "%s/@channels/%s", cfg.stage_prefix, cfg.channel);
+	if (cfg.pushpin)
+		snprintf(path, sizeof(path), "/publish/");
 	c0 = pidlist_cpu_s(&cfg.cpu_pids);
 	l0 = self_cpu_s();
 	for (long r = 0; r < cfg.rounds; r++) {
@@ -1203,12 +1251,15 @@ static int run_fanout(void)
 
 		while (m < cfg.size)
 			msg[m++] = 'x';
+		if (cfg.pushpin) /* the text in a JSON item, built before the clock starts */
+			m = pushpin_body(pbody, (size_t)cfg.size + 320, msg, m);
 		fan_round = r;
 		fan_got = 0;
 		t0 = now_ns();
 		/* One keep-alive connection for every publish, as a backend's
 		 * HTTP client (the AWS SDK's) keeps one. */
-		st = publish_keepalive(&pub_fd, &pub_rb, path, msg, (size_t)m, out, sizeof(out));
+		st = publish_keepalive(&pub_fd, &pub_rb, path, cfg.pushpin ? pbody : msg,
+				       (size_t)m, out, sizeof(out));
 		t_ans = now_ns();
 		if (st != 200) {
 			fprintf(stderr, "wsload: publish answered %d: %s\n", st, out);
@@ -1247,6 +1298,7 @@ static int run_fanout(void)
 		close(pub_fd);
 	free(pub_rb.buf);
 	free(msg);
+	free(pbody);
 	free(list);
 	free(ids);
 	return lost ? 1 : 0;
