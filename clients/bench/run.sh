@@ -539,6 +539,7 @@ if want pushpin_fanout && [ "$HAVE_PUSHPIN" = 1 ]; then
 	start_backend --pushpin --subscribe bench
 	PPF_PORT=$FB_PORT PPF_PID=$FB_PID
 	start_pushpin "$PPF_PORT"
+	log "pushpin processes measured: $(ps -o comm= -p "$T_PIDS" | tr '\n' ' ')"
 	record "fanout_$FANOUT_N" pushpin "$(timeout 300 "$WSLOAD" fanout --pushpin --port "$T_PORT" \
 		-c "$FANOUT_N" -s "$SIZE" --rounds "$PP_FANOUT_ROUNDS" --hs 50 --ids "127.0.0.1:$PPF_PORT" \
 		--mgmt "127.0.0.1:$T_MGMT" --cpu-pid "$T_PIDS" --label pushpin --timeout 280 \
