@@ -539,16 +539,16 @@ if want pushpin_fanout && [ "$HAVE_PUSHPIN" = 1 ]; then
 	start_backend --pushpin --subscribe bench
 	PPF_PORT=$FB_PORT PPF_PID=$FB_PID
 	start_pushpin "$PPF_PORT"
-	local_t0=""
-	for p in ${T_PIDS//,/ }; do local_t0="$local_t0 $(cpu_ticks "$p")"; done
+	PP_T0="" PP_CPU_BY=""
+	for p in ${T_PIDS//,/ }; do PP_T0="$PP_T0 $(cpu_ticks "$p")"; done
 	record "fanout_$FANOUT_N" pushpin "$(timeout 300 "$WSLOAD" fanout --pushpin --port "$T_PORT" \
 		-c "$FANOUT_N" -s "$SIZE" --rounds "$PP_FANOUT_ROUNDS" --hs 50 --ids "127.0.0.1:$PPF_PORT" \
 		--mgmt "127.0.0.1:$T_MGMT" --cpu-pid "$T_PIDS" --label pushpin --timeout 280 \
 		2>>"$TMP/wsload.err" | tail -1)"
 	# where Pushpin's CPU went (the whole run: connections opened too)
-	set -- $local_t0
+	set -- $PP_T0
 	for p in ${T_PIDS//,/ }; do
-		PP_CPU_BY="${PP_CPU_BY:-}$(ps -o comm= -p "$p")=$(( ($(cpu_ticks "$p") - $1) * 1000 / $(getconf CLK_TCK) ))ms "
+		PP_CPU_BY="$PP_CPU_BY$(ps -o comm= -p "$p")=$(( ($(cpu_ticks "$p") - $1) * 1000 / $(getconf CLK_TCK) ))ms "
 		shift
 	done
 	log "pushpin CPU by process (connect + probes + rounds): $PP_CPU_BY"
