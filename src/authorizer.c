@@ -5,6 +5,7 @@
 #include "authorizer.h"
 #include "admit.h"
 #include "httpresp.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -23,6 +24,7 @@
 #include <openssl/x509v3.h>
 #include <libwebsockets.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -561,9 +563,12 @@ struct jwk {
 	EVP_PKEY *pkey;
 };
 
+/* Immutable once read; shared by reference (a JWKS refresh swaps in a new
+ * set while upgrades still verify with the old one). */
 struct gw_authz_keys {
 	struct jwk *keys;
 	size_t n;
+	int refs; /* atomic */
 };
 
 /* base64url (padded or not) into out; -1 when it is not base64url. */
@@ -758,6 +763,7 @@ static struct gw_authz_keys *keys_from_json(json_t *root, char *err, size_t errl
 	ks = calloc(1, sizeof(*ks));
 	if (!ks || !(ks->keys = calloc(json_array_size(list), sizeof(*ks->keys))))
 		abort();
+	ks->refs = 1;
 	for (size_t i = 0; i < json_array_size(list); i++) {
 		const char *why;
 		int rc = load_jwk(json_array_get(list, i), &ks->keys[ks->n], &why);
@@ -973,8 +979,9 @@ out:
 	return rc;
 }
 
-struct gw_authz_keys *gw_authz_keys_fetch(const char *url, const char *ca_file, char *err,
-					  size_t errlen)
+/* The keys at url, and *hash (when not NULL) the hash of the document. */
+static struct gw_authz_keys *keys_fetch(const char *url, const char *ca_file, uint64_t *hash,
+					char *err, size_t errlen)
 {
 	struct gw_authz_keys *ks = NULL;
 	json_error_t jerr;
@@ -983,6 +990,8 @@ struct gw_authz_keys *gw_authz_keys_fetch(const char *url, const char *ca_file, 
 
 	gw_buf_init(&body);
 	if (!fetch(url, ca_file, &body, err, errlen)) {
+		if (hash)
+			*hash = fnv1a(body.data ? body.data : "", body.len);
 		root = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
 		if (!root)
 			snprintf(err, errlen, "the answer is not JSON");
@@ -994,9 +1003,15 @@ struct gw_authz_keys *gw_authz_keys_fetch(const char *url, const char *ca_file, 
 	return ks;
 }
 
+struct gw_authz_keys *gw_authz_keys_fetch(const char *url, const char *ca_file, char *err,
+					  size_t errlen)
+{
+	return keys_fetch(url, ca_file, NULL, err, errlen);
+}
+
 void gw_authz_keys_free(struct gw_authz_keys *ks)
 {
-	if (!ks)
+	if (!ks || __atomic_sub_fetch(&ks->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	for (size_t i = 0; i < ks->n; i++) {
 		free(ks->keys[i].kid);
@@ -1004,6 +1019,232 @@ void gw_authz_keys_free(struct gw_authz_keys *ks)
 	}
 	free(ks->keys);
 	free(ks);
+}
+
+/* --- a jwksUri's keys, kept fresh (see gw_jwks_start) ------------------
+ * One thread per authorizer sleeps until its timer or an unknown kid asks
+ * for a fetch; the fetch runs unlocked, and the new set is swapped in under
+ * the lock: a loop holds the lock only to take a reference. */
+
+#define JWKS_KID_MIN_MS 10000 /* an unknown kid fetches at most this often */
+
+struct gw_jwks {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+	char *name, *url, *ca;
+	unsigned refresh_s;
+	int refs;   /* the configuration's and the thread's */
+	int stop;
+	int wanted; /* an unknown kid asked for a fetch */
+	struct gw_authz_keys *cur;
+	uint64_t hash;     /* of the document cur came from; 0: unknown */
+	uint64_t gen;      /* bumped on each swap: part of the cache key */
+	uint64_t asked;    /* fetches asked by kid, numbered */
+	uint64_t done;     /* the last asked number a fetch has answered */
+	uint64_t kid_last; /* when a kid last asked, gw_now_ms(); 0: never */
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void jwks_unref(struct gw_jwks *j)
+{
+	int last;
+
+	pthread_mutex_lock(&j->mu);
+	last = !--j->refs;
+	pthread_mutex_unlock(&j->mu);
+	if (!last)
+		return;
+	gw_authz_keys_free(j->cur);
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
+	free(j->name);
+	free(j->url);
+	free(j->ca);
+	free(j);
+}
+
+/* Sleeps (locked) until the timer is due, a kid asks or stop. */
+static void jwks_wait(struct gw_jwks *j, uint64_t due)
+{
+	while (!j->stop && !j->wanted) {
+		uint64_t now = mono_ms();
+		struct timespec ts;
+
+		if (now >= due)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)((due - now) / 1000);
+		ts.tv_nsec += (long)((due - now) % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+	}
+}
+
+/* One fetch, unlocked; a new document replaces the keys, a failure keeps
+ * them. */
+static void jwks_refresh(struct gw_jwks *j)
+{
+	struct gw_authz_keys *ks, *old = NULL;
+	uint64_t hash = 0;
+	char err[256];
+
+	ks = keys_fetch(j->url, j->ca, &hash, err, sizeof(err));
+	if (!ks) {
+		gw_log_limited(GW_LOG_WARN, 60000, "authorizer %s: refreshing the JWKS from %s "
+			       "failed, keeping the keys it has: %s", j->name, j->url, err);
+		return;
+	}
+	pthread_mutex_lock(&j->mu);
+	if (hash != j->hash) {
+		old = j->cur;
+		j->cur = ks;
+		j->hash = hash;
+		j->gen++;
+		ks = NULL;
+	}
+	pthread_mutex_unlock(&j->mu);
+	if (old)
+		gw_info("authorizer %s: the JWKS from %s changed, its new keys are in use",
+			j->name, j->url);
+	gw_authz_keys_free(old);
+	gw_authz_keys_free(ks);
+}
+
+static void *jwks_thread(void *arg)
+{
+	struct gw_jwks *j = arg;
+	uint64_t last = mono_ms();
+
+	pthread_mutex_lock(&j->mu);
+	while (!j->stop) {
+		uint64_t asked;
+
+		jwks_wait(j, last + (uint64_t)j->refresh_s * 1000);
+		if (j->stop)
+			break;
+		asked = j->asked;
+		j->wanted = 0;
+		pthread_mutex_unlock(&j->mu);
+		jwks_refresh(j);
+		last = mono_ms();
+		pthread_mutex_lock(&j->mu);
+		j->done = asked;
+	}
+	pthread_mutex_unlock(&j->mu);
+	jwks_unref(j);
+	return NULL;
+}
+
+struct gw_jwks *gw_jwks_start(const char *name, const char *url, const char *ca_file,
+			      unsigned refresh_s, struct gw_authz_keys *keys)
+{
+	struct gw_jwks *j = calloc(1, sizeof(*j));
+	pthread_condattr_t ca;
+	pthread_attr_t at;
+	sigset_t all, old;
+	pthread_t t;
+
+	if (!j)
+		abort();
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	j->name = strdup(name);
+	j->url = strdup(url);
+	j->ca = ca_file ? strdup(ca_file) : NULL;
+	j->refresh_s = refresh_s;
+	j->refs = 2;
+	__atomic_add_fetch(&keys->refs, 1, __ATOMIC_ACQ_REL);
+	j->cur = keys;
+	/* Detached: the configuration's end only tells it to stop, so that
+	 * whoever frees a configuration never waits for a fetch. */
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	/* The loops take signals through a signalfd: this thread must never
+	 * be the one a SIGTERM is delivered to. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&t, &at, jwks_thread, j)) {
+		j->refs = 1; /* no refresh: the keys read at load stay */
+		gw_warn("authorizer %s: cannot start the JWKS refresh thread", name);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&at);
+	return j;
+}
+
+void gw_jwks_stop(struct gw_jwks *j)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->mu);
+	j->stop = 1;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	jwks_unref(j);
+}
+
+/* The keys in use (a reference) and their generation. */
+static struct gw_authz_keys *jwks_get(const gw_authorizer_t *a, uint64_t *gen)
+{
+	struct gw_authz_keys *ks;
+
+	*gen = 0;
+	if (!a->jwks)
+		return a->keys; /* borrowed: the configuration outlives the call */
+	pthread_mutex_lock(&a->jwks->mu);
+	ks = a->jwks->cur;
+	__atomic_add_fetch(&ks->refs, 1, __ATOMIC_ACQ_REL);
+	*gen = a->jwks->gen;
+	pthread_mutex_unlock(&a->jwks->mu);
+	return ks;
+}
+
+static void jwks_put(const gw_authorizer_t *a, struct gw_authz_keys *ks)
+{
+	if (a->jwks)
+		gw_authz_keys_free(ks);
+}
+
+/* Asks for a fetch for an unknown kid: the number to wait for (see
+ * gw_jwks_done), or 0 when one was asked less than JWKS_KID_MIN_MS ago. */
+static uint64_t jwks_ask(struct gw_jwks *j, uint64_t now)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&j->mu);
+	if (!j->kid_last || now - j->kid_last >= JWKS_KID_MIN_MS) {
+		j->kid_last = now ? now : 1;
+		j->wanted = 1;
+		n = ++j->asked;
+		pthread_cond_signal(&j->cv);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return n;
+}
+
+int gw_jwks_done(const gw_authorizer_t *a, uint64_t n)
+{
+	int done;
+
+	if (!a->jwks)
+		return 1;
+	pthread_mutex_lock(&a->jwks->mu);
+	done = a->jwks->done >= n || a->jwks->stop;
+	pthread_mutex_unlock(&a->jwks->mu);
+	return done;
 }
 
 struct alg {
@@ -1133,8 +1374,9 @@ static const char *claims_ok(const gw_authorizer_t *a, json_t *claims, int64_t n
 
 /* The token's three parts checked; claims returned (a reference) or NULL
  * with *why. */
-static json_t *jwt_verify(const gw_authorizer_t *a, const char *tok, size_t len, int64_t now,
-			  const char **why)
+static json_t *jwt_verify(const gw_authorizer_t *a, const struct gw_authz_keys *keys,
+			  const char *tok, size_t len, int64_t now, const char **why,
+			  int *unknown_kid)
 {
 	const char *d1 = memchr(tok, '.', len), *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok)) : NULL;
 	const struct alg *al = NULL;
@@ -1164,9 +1406,12 @@ static json_t *jwt_verify(const gw_authorizer_t *a, const char *tok, size_t len,
 	kid = json_string_value(json_object_get(hdr, "kid"));
 	*why = kid ? "no key of the JWKS has the token's kid and alg"
 		   : "no key of the JWKS verifies the token";
-	for (size_t i = 0; a->keys && i < a->keys->n && !verified; i++) {
-		const struct jwk *k = &a->keys->keys[i];
+	*unknown_kid = kid != NULL;
+	for (size_t i = 0; keys && i < keys->n && !verified; i++) {
+		const struct jwk *k = &keys->keys[i];
 
+		if (kid && k->kid && !strcmp(kid, k->kid))
+			*unknown_kid = 0;
 		if (k->kind != al->kind || (kid && (!k->kid || strcmp(kid, k->kid))))
 			continue;
 		*why = "the token's signature is not valid";
@@ -1194,19 +1439,23 @@ out:
 }
 
 void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t *head,
-		  uint64_t wall_ms, uint64_t mono_ms, gw_authz_result_t *out)
+		  uint64_t wall_ms, uint64_t mono_ms, int refresh, gw_authz_result_t *out)
 {
 	int64_t now = (int64_t)(wall_ms / 1000);
-	gw_buf_t tok, b;
+	gw_buf_t tok, b, ckey;
 	const char *t;
 	size_t len;
 	json_t *claims;
 	char *text;
 	double left;
+	struct gw_authz_keys *keys = NULL;
+	uint64_t gen = 0;
+	int unknown_kid = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->verdict = GW_AUTHZ_UNAUTHORIZED;
 	gw_buf_init(&tok);
+	gw_buf_init(&ckey);
 	if (a->n_sources != 1 || source_value(&a->sources[0], api, head, &tok)) {
 		out->why = "no token (the identity source is missing or empty)";
 		goto out;
@@ -1224,13 +1473,25 @@ void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t 
 	}
 	/* A token seen valid is not verified again until it expires (or the
 	 * TTL ends): a reconnecting client costs a lookup, not a signature
-	 * check. Invalid tokens are never kept. */
-	if (gw_authz_cache_get(a, t, len, mono_ms, out))
+	 * check. Invalid tokens are never kept. The key set's generation is
+	 * part of the key: a token whose key left the JWKS is checked again. */
+	keys = jwks_get(a, &gen);
+	gw_buf_append(&ckey, (const char *)&gen, sizeof(gen));
+	gw_buf_append(&ckey, t, len);
+	if (gw_authz_cache_get(a, ckey.data, ckey.len, mono_ms, out))
 		goto out;
 	out->verdict = GW_AUTHZ_UNAUTHORIZED;
-	claims = jwt_verify(a, t, len, now, &out->why);
-	if (!claims)
+	claims = jwt_verify(a, keys, t, len, now, &out->why, &unknown_kid);
+	if (!claims) {
+		/* A kid the keys lack may be a new key of the issuer's: the
+		 * caller waits for a fetch (at most one per JWKS_KID_MIN_MS,
+		 * whatever kids a client makes up). */
+		if (unknown_kid && refresh && a->jwks &&
+		    !(out->jwks_wait = jwks_ask(a->jwks, mono_ms)))
+			out->why = "no key of the JWKS has the token's kid (a refresh of the JWKS "
+				   "was asked for less than 10 s ago)";
 		goto out;
+	}
 	/* In ms: a token must not outlive its exp in the cache by a second. */
 	left = json_number_value(json_object_get(claims, "exp")) + a->leeway_s -
 	       (double)wall_ms / 1000;
@@ -1252,8 +1513,14 @@ void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t 
 	gw_buf_append_char(&b, '\0');
 	out->context = b.data;
 	if (left > 0)
-		cache_put_until(a->cache, t, len, mono_ms + (uint64_t)(left * 1000), out);
+		cache_put_until(a->cache, ckey.data, ckey.len, mono_ms + (uint64_t)(left * 1000),
+				out);
 out:
+	if (keys)
+		jwks_put(a, keys);
 	OPENSSL_cleanse(tok.data, tok.cap);
 	gw_buf_dispose(&tok);
+	if (ckey.data)
+		OPENSSL_cleanse(ckey.data, ckey.cap);
+	gw_buf_dispose(&ckey);
 }

@@ -2,8 +2,9 @@
  * (its identity sources), what an authorizer's answer means (an IAM policy
  * on the methodArn, or {"isAuthorized": ...}), the result cache shared by
  * the loops, and JWT checks against a JWKS. The call itself goes through
- * the one invoke path (integration.h); nothing here blocks or logs, and no
- * token or key ever appears in a returned text. */
+ * the one invoke path (integration.h); nothing here blocks or logs (but
+ * the JWKS refresh thread, gw_jwks_start), and no token or key ever
+ * appears in a returned text. */
 #ifndef GW_AUTHORIZER_H
 #define GW_AUTHORIZER_H
 
@@ -32,6 +33,10 @@ typedef struct gw_authz_result {
 	char *context;
 	size_t context_len;
 	const char *why; /* static text for the log */
+	/* JWT: the token names a kid the keys lack and a fetch of the jwksUri
+	 * was asked: UNAUTHORIZED for now; once gw_jwks_done(a, jwks_wait),
+	 * gw_authz_jwt again (refresh 0) has the verdict. 0: final. */
+	uint64_t jwks_wait;
 } gw_authz_result_t;
 
 /* The identity of a request: its identity sources' values, as a cache key
@@ -54,9 +59,11 @@ void gw_authz_decide(const char *method_arn, const gw_http_resp_t *resp, uint64_
  * (or client_id) one of the audiences, exp, nbf and iat within leeway of
  * now (wall_ms: epoch ms). ALLOW's context is {"jwt":{"claims":{...}}}; every
  * failure is UNAUTHORIZED (401), as on HTTP APIs. A valid token is cached
- * (mono_ms: gw_now_ms) until its exp (leeway included) or the TTL. */
+ * (mono_ms: gw_now_ms) until its exp (leeway included) or the TTL.
+ * refresh: an unknown kid may ask for a fetch of the jwksUri (see
+ * jwks_wait). */
 void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t *head,
-		  uint64_t wall_ms, uint64_t mono_ms, gw_authz_result_t *out);
+		  uint64_t wall_ms, uint64_t mono_ms, int refresh, gw_authz_result_t *out);
 
 /* The status and body a verdict gives the client. */
 int gw_authz_status(enum gw_authz_verdict v, const char **body);
@@ -81,6 +88,20 @@ struct gw_authz_keys *gw_authz_keys_load(const char *file, char *err, size_t err
  * Blocks: for the loader (start-up, --check, the reload thread) only. */
 struct gw_authz_keys *gw_authz_keys_fetch(const char *url, const char *ca_file, char *err,
 					  size_t errlen);
+/* Drops a reference (the set is shared once a refresh thread has it). */
 void gw_authz_keys_free(struct gw_authz_keys *k);
+
+/* --- a jwksUri kept fresh: a thread fetches it again every refresh_s
+ * seconds and when an unknown kid asks (at most once per 10 s), off the
+ * event loops; a new document's keys replace keys for every loop at once,
+ * a failed fetch keeps them (logged, rate-limited). keys: the set read at
+ * load (a reference is taken). Stopped by gw_jwks_stop, which never waits
+ * for a fetch. */
+struct gw_jwks;
+struct gw_jwks *gw_jwks_start(const char *name, const char *url, const char *ca_file,
+			      unsigned refresh_s, struct gw_authz_keys *keys);
+void gw_jwks_stop(struct gw_jwks *j);
+/* Whether the fetch a result's jwks_wait names has ended (well or not). */
+int gw_jwks_done(const gw_authorizer_t *a, uint64_t n);
 
 #endif

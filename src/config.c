@@ -1253,6 +1253,8 @@ static void load_jwks_uri(struct loader *l, const char *base, json_t *v, gw_auth
 	char path[300], ca_path[300], err[256];
 	char *uri, *ca;
 
+	snprintf(path, sizeof(path), "%s.jwtConfiguration.jwksRefreshSeconds", base);
+	a->jwks_refresh_s = (unsigned)get_int(l, v, "jwksRefreshSeconds", path, 300, 1, 86400);
 	snprintf(path, sizeof(path), "%s.jwtConfiguration.jwksUri", base);
 	snprintf(ca_path, sizeof(ca_path), "%s.jwtConfiguration.caFile", base);
 	if (json_object_get(v, "jwksFile"))
@@ -1267,6 +1269,8 @@ static void load_jwks_uri(struct loader *l, const char *base, json_t *v, gw_auth
 		a->keys = gw_authz_keys_fetch(uri, ca, err, sizeof(err));
 		if (!a->keys)
 			problem(l, path, "\"%s\": %s", uri, err);
+		else
+			a->jwks = gw_jwks_start(a->name, uri, ca, a->jwks_refresh_s, a->keys);
 	}
 	a->jwks_file = uri; /* where the keys came from */
 	free(ca);
@@ -1275,7 +1279,7 @@ static void load_jwks_uri(struct loader *l, const char *base, json_t *v, gw_auth
 static void load_jwt_config(struct loader *l, const char *base, json_t *v, gw_authorizer_t *a)
 {
 	static const char *const keys[] = { "issuer", "audience", "jwksFile", "jwksUri", "caFile",
-		"leewaySeconds", NULL };
+		"leewaySeconds", "jwksRefreshSeconds", NULL };
 	const char *slash = strrchr(l->file, '/');
 	char path[300], full[4096], err[256];
 	json_t *aud;
@@ -1312,6 +1316,11 @@ static void load_jwt_config(struct loader *l, const char *base, json_t *v, gw_au
 	if (json_object_get(v, "jwksUri")) {
 		load_jwks_uri(l, base, v, a);
 		return;
+	}
+	if (json_object_get(v, "jwksRefreshSeconds")) {
+		snprintf(path, sizeof(path), "%s.jwtConfiguration.jwksRefreshSeconds", base);
+		problem(l, path, "only a jwksUri is refreshed (a jwksFile is read again on "
+			"SIGHUP)");
 	}
 	snprintf(path, sizeof(path), "%s.jwtConfiguration.jwksFile", base);
 	a->jwks_file = get_string(l, v, "jwksFile", path, NULL, 0);
@@ -1465,6 +1474,7 @@ static void authorizers_dispose(gw_api_t *api)
 			free(a->audiences[j]);
 		free(a->audiences);
 		free(a->jwks_file);
+		gw_jwks_stop(a->jwks);
 		gw_authz_keys_free(a->keys);
 	}
 	free(api->authorizers);

@@ -129,6 +129,7 @@ typedef struct gw_identity_source {
 
 struct gw_authz_cache;
 struct gw_authz_keys;
+struct gw_jwks;
 
 typedef struct gw_authorizer {
 	char *name;
@@ -147,6 +148,8 @@ typedef struct gw_authorizer {
 	char *jwks_file;
 	unsigned leeway_s;
 	struct gw_authz_keys *keys;    /* the JWKS, read at load */
+	unsigned jwks_refresh_s;       /* jwksUri: jwksRefreshSeconds */
+	struct gw_jwks *jwks;          /* jwksUri: the keys kept fresh; NULL: keys */
 } gw_authorizer_t;
 
 /* AWS's limit on an API name; the registry record holds that much. */

@@ -149,6 +149,8 @@ struct gw_conn {
 	gw_wheel_entry_t idle_timer;
 	gw_wheel_entry_t max_timer;
 	gw_wheel_entry_t close_timer; /* a close not written by then drops TCP */
+	uint64_t jwks_wait;  /* a JWT waits for this JWKS fetch (authorize) */
+	uint64_t jwks_until; /* gw_now_ms() */
 	lws_dll2_owner_t waiters;
 	lws_dll2_t open_list;
 
@@ -1039,6 +1041,27 @@ static void on_authorizer_result(gw_conn_t *conn, pending_t *p, const gw_http_re
 	authorized(conn, &res, p->request_id);
 }
 
+/* A JWT naming an unknown kid waits (on the head timer, unused by then)
+ * for the fetch of the JWKS it asked for, or JWKS_WAIT_MS at most. */
+#define JWKS_WAIT_MS 3000
+
+static void on_jwks_poll(gw_wheel_entry_t *e)
+{
+	gw_conn_t *conn = lws_container_of(e, gw_conn_t, head_timer);
+	const gw_authorizer_t *a = conn->api->connect_authorizer;
+	gw_authz_result_t res;
+	char rid[24];
+
+	if (!gw_jwks_done(a, conn->jwks_wait) && gw_now_ms() < conn->jwks_until) {
+		gw_wheel_set(&conn->gw->wheel, &conn->head_timer, gw_now_ms() + GW_WHEEL_TICK_MS,
+			     on_jwks_poll);
+		return;
+	}
+	gw_gateway_request_id(conn->gw, rid);
+	gw_authz_jwt(a, conn->api, conn->head, gw_wall_ms(), gw_now_ms(), 0, &res);
+	authorized(conn, &res, rid);
+}
+
 /* Runs the API's authorizer: a missing identity is 401 without a call, a
  * cached verdict is used as is, else the authorizer is called (the upgrade
  * stays pending, as for $connect). */
@@ -1051,8 +1074,17 @@ static void authorize(gw_conn_t *conn)
 
 	gw_gateway_request_id(gw, rid);
 	if (a->type == GW_AUTHZ_JWT) {
-		/* Checked here, with the keys read at load: no call. */
-		gw_authz_jwt(a, conn->api, conn->head, gw_wall_ms(), gw_now_ms(), &res);
+		/* Checked here, with the keys in use: no call. An unknown kid
+		 * may wait for a fetch of the JWKS (authorizer.h), pending as
+		 * for $connect. */
+		gw_authz_jwt(a, conn->api, conn->head, gw_wall_ms(), gw_now_ms(), 1, &res);
+		if (res.jwks_wait) {
+			conn->jwks_wait = res.jwks_wait;
+			conn->jwks_until = gw_now_ms() + JWKS_WAIT_MS;
+			gw_wheel_set(&gw->wheel, &conn->head_timer, gw_now_ms() + GW_WHEEL_TICK_MS,
+				     on_jwks_poll);
+			return;
+		}
 		authorized(conn, &res, rid);
 		return;
 	}

@@ -442,3 +442,114 @@ test('item JWT authorizer: jwksUri is fetched over https when the configuration 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// ---------------------------------------------------------------------------
+// A jwksUri kept fresh: by kid and on a timer (jwksRefreshSeconds), off the loops
+// ---------------------------------------------------------------------------
+
+const rotated = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwksOf = (...pairs) => JSON.stringify({ keys: pairs.map(([pair, kid]) => ({ ...pair.publicKey.export({ format: 'jwk' }), kid, use: 'sig' })) });
+
+/** An https JWKS host (a test CA) whose answer the test changes: host.answer = { status, body, delayMs }. */
+async function withJwksHost(fn) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-jwks-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'ca.key'), '-out', path.join(dir, 'ca.pem'), '-days', '2'], { stdio: 'ignore' });
+  const host = { fetched: 0, answer: { status: 200, body: jwksOf([keyPairs.RS256, 'rsa-1'], [keyPairs.ES256, 'ES256-1']), delayMs: 0 } };
+  const server = https.createServer({ key: readFileSync(path.join(dir, 'ca.key')), cert: readFileSync(path.join(dir, 'ca.pem')) }, (req, res) => {
+    host.fetched++;
+    const { status, body, delayMs } = host.answer;
+    setTimeout(() => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(body); }, delayMs);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  host.cfg = (extra = {}) => ({ issuer: ISSUER, audience: ['chat-app'], jwksUri: `https://127.0.0.1:${server.address().port}/jwks.json`, caFile: path.join(dir, 'ca.pem'), ...extra });
+  try {
+    return await fn(host);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function jwksGateway(host, backend, extra) {
+  const api = jwtApi(backend.url)['chat.json'];
+  api.authorizers.jwt.jwtConfiguration = host.cfg(extra);
+  return startGateway({ routes: api });
+}
+
+const bearer = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
+
+test('item JWT authorizer: key rotation: a token with a new kid connects once the jwksUri serves it (fetched by kid, no SIGHUP), and the upgrade waits without holding the loop', async () => {
+  await withJwksHost(async (host) => {
+    const backend = await startBackend();
+    const gw = await jwksGateway(host, backend);
+    assert.equal(host.fetched, 1, 'fetched once, at load');
+    // The issuer rotates: its JWKS now has rsa-2 too, served slowly.
+    host.answer = { status: 200, body: jwksOf([keyPairs.RS256, 'rsa-1'], [rotated, 'rsa-2']), delayMs: 700 };
+    const started = Date.now();
+    const pending = connect(gw.url, bearer(signJwt(goodClaims(), { key: rotated.privateKey, kid: 'rsa-2' })));
+    await waitUntil(() => host.fetched === 2, 3000, 'a fetch by kid');
+    // Meanwhile the loop serves others: a known kid connects at once.
+    const other = await connect(gw.url, bearer(signJwt(goodClaims())));
+    assert.ok(Date.now() - started < 600, `a known kid waited ${Date.now() - started} ms behind the fetch`);
+    other.close();
+    const ws = await pending;
+    assert.ok(Date.now() - started >= 650, 'the rotated kid connected after the fetch');
+    send(ws, 'rotated');
+    assert.equal((await nextMessage(ws)).data, 'rotated');
+    ws.close();
+    assert.equal(host.fetched, 2);
+    await waitUntil(() => backend.eventsOf('CONNECT').length === 2);
+  });
+});
+
+test('item JWT authorizer: made-up kids cause one fetch of the jwksUri per 10 s at most, and are refused 401', async () => {
+  await withJwksHost(async (host) => {
+    const backend = await startBackend();
+    const gw = await jwksGateway(host, backend);
+    for (let i = 0; i < 15; i++) {
+      assert.equal(await connectRefused(gw.url, bearer(signJwt(goodClaims(), { kid: `random-${i}-${Math.random()}` }))), 401);
+    }
+    assert.equal(host.fetched, 2, 'the load, then one fetch by kid');
+    // (The refusals' log line is rate-limited: the first says why.)
+    await logged(gw, /authorizer jwt: no key of the JWKS has the token's kid and alg/);
+    // Rate-limited, even for a kid the host serves now.
+    host.answer = { ...host.answer, body: jwksOf([keyPairs.RS256, 'rsa-1'], [rotated, 'rsa-2']) };
+    assert.equal(await connectRefused(gw.url, bearer(signJwt(goodClaims(), { key: rotated.privateKey, kid: 'rsa-2' }))), 401);
+    assert.equal(host.fetched, 2);
+    (await connect(gw.url, bearer(signJwt(goodClaims())))).close();
+    assert.equal(backend.eventsOf('CONNECT').length, 1, 'no $connect call for a refused kid');
+  });
+});
+
+test('item JWT authorizer: jwksRefreshSeconds: the timer drops a removed key (even for a cached token); a failed refresh keeps the keys and is logged; --check validates it', async () => {
+  await withJwksHost(async (host) => {
+    const backend = await startBackend();
+    const gw = await jwksGateway(host, backend, { jwksRefreshSeconds: 1 });
+    const es = signJwt(goodClaims(), { alg: 'ES256' });
+    (await connect(gw.url, bearer(es))).close(); // cached from now on
+    // The issuer removes ES256-1: the next timed fetch drops it.
+    host.answer = { ...host.answer, body: jwksOf([keyPairs.RS256, 'rsa-1']) };
+    const before = host.fetched;
+    await waitUntil(() => host.fetched > before, 4000, 'a timed fetch');
+    await sleep(200);
+    await logged(gw, /authorizer jwt: the JWKS from \S+ changed, its new keys are in use/);
+    assert.equal(await connectRefused(gw.url, bearer(es)), 401, 'the cached token of a removed key');
+    assert.equal(await connectRefused(gw.url, bearer(signJwt(goodClaims({ sub: 'new' }), { alg: 'ES256' }))), 401);
+    // The host fails: the keys stay.
+    host.answer = { ...host.answer, status: 503 };
+    const failed = host.fetched;
+    await waitUntil(() => host.fetched > failed, 4000, 'a timed fetch');
+    await logged(gw, /authorizer jwt: refreshing the JWKS from \S+ failed, keeping the keys it has: answered HTTP 503/);
+    (await connect(gw.url, bearer(signJwt(goodClaims())))).close();
+    host.answer = { ...host.answer, status: 200 };
+
+    const api = jwtApi(backend.url)['chat.json'];
+    const withCfg = (c) => ({ ...api, authorizers: { jwt: { ...api.authorizers.jwt, jwtConfiguration: c } } });
+    await expectCheckError(withCfg(host.cfg({ jwksRefreshSeconds: 0 })), ['api.json: authorizers.jwt.jwtConfiguration.jwksRefreshSeconds: expected an integer from 1 to 86400, found 0']);
+    await expectCheckError(withCfg({ ...api.authorizers.jwt.jwtConfiguration, jwksFile: 'k.jwks', jwksRefreshSeconds: 60 }),
+      ['api.json: authorizers.jwt.jwtConfiguration.jwksRefreshSeconds: only a jwksUri is refreshed'], { 'k.jwks': jwks() });
+    const ok = await check(withCfg(host.cfg({ jwksRefreshSeconds: 60 })));
+    assert.equal(ok.code, 0, ok.output);
+  });
+});
