@@ -568,7 +568,8 @@ struct jwk {
 struct gw_authz_keys {
 	struct jwk *keys;
 	size_t n;
-	int refs; /* atomic */
+	int refs;      /* atomic */
+	uint64_t hash; /* of the fetched document; 0: read from a file */
 };
 
 /* base64url (padded or not) into out; -1 when it is not base64url. */
@@ -979,9 +980,9 @@ out:
 	return rc;
 }
 
-/* The keys at url, and *hash (when not NULL) the hash of the document. */
-static struct gw_authz_keys *keys_fetch(const char *url, const char *ca_file, uint64_t *hash,
-					char *err, size_t errlen)
+/* The keys at url, with the hash of the document. */
+static struct gw_authz_keys *keys_fetch(const char *url, const char *ca_file, char *err,
+					size_t errlen)
 {
 	struct gw_authz_keys *ks = NULL;
 	json_error_t jerr;
@@ -990,13 +991,13 @@ static struct gw_authz_keys *keys_fetch(const char *url, const char *ca_file, ui
 
 	gw_buf_init(&body);
 	if (!fetch(url, ca_file, &body, err, errlen)) {
-		if (hash)
-			*hash = fnv1a(body.data ? body.data : "", body.len);
 		root = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
 		if (!root)
 			snprintf(err, errlen, "the answer is not JSON");
 		else
 			ks = keys_from_json(root, err, errlen);
+		if (ks)
+			ks->hash = fnv1a(body.data, body.len);
 		json_decref(root);
 	}
 	gw_buf_dispose(&body);
@@ -1006,7 +1007,7 @@ static struct gw_authz_keys *keys_fetch(const char *url, const char *ca_file, ui
 struct gw_authz_keys *gw_authz_keys_fetch(const char *url, const char *ca_file, char *err,
 					  size_t errlen)
 {
-	return keys_fetch(url, ca_file, NULL, err, errlen);
+	return keys_fetch(url, ca_file, err, errlen);
 }
 
 void gw_authz_keys_free(struct gw_authz_keys *ks)
@@ -1037,7 +1038,6 @@ struct gw_jwks {
 	int stop;
 	int wanted; /* an unknown kid asked for a fetch */
 	struct gw_authz_keys *cur;
-	uint64_t hash;     /* of the document cur came from; 0: unknown */
 	uint64_t gen;      /* bumped on each swap: part of the cache key */
 	uint64_t asked;    /* fetches asked by kid, numbered */
 	uint64_t done;     /* the last asked number a fetch has answered */
@@ -1095,20 +1095,18 @@ static void jwks_wait(struct gw_jwks *j, uint64_t due)
 static void jwks_refresh(struct gw_jwks *j)
 {
 	struct gw_authz_keys *ks, *old = NULL;
-	uint64_t hash = 0;
 	char err[256];
 
-	ks = keys_fetch(j->url, j->ca, &hash, err, sizeof(err));
+	ks = keys_fetch(j->url, j->ca, err, sizeof(err));
 	if (!ks) {
 		gw_log_limited(GW_LOG_WARN, 60000, "authorizer %s: refreshing the JWKS from %s "
 			       "failed, keeping the keys it has: %s", j->name, j->url, err);
 		return;
 	}
 	pthread_mutex_lock(&j->mu);
-	if (hash != j->hash) {
+	if (ks->hash != j->cur->hash) {
 		old = j->cur;
 		j->cur = ks;
-		j->hash = hash;
 		j->gen++;
 		ks = NULL;
 	}
@@ -1136,6 +1134,9 @@ static void *jwks_thread(void *arg)
 		j->wanted = 0;
 		pthread_mutex_unlock(&j->mu);
 		jwks_refresh(j);
+		/* OpenSSL's per-thread state goes now, not at the thread's
+		 * end, which the process's exit may never wait for. */
+		OPENSSL_thread_stop();
 		last = mono_ms();
 		pthread_mutex_lock(&j->mu);
 		j->done = asked;
