@@ -1220,13 +1220,17 @@ static void jwks_put(const gw_authorizer_t *a, struct gw_authz_keys *ks)
 }
 
 /* Asks for a fetch for an unknown kid: the number to wait for (see
- * gw_jwks_done), or 0 when one was asked less than JWKS_KID_MIN_MS ago. */
+ * gw_jwks_done): the fetch still under way if one is (the upgrades of a
+ * rotation wait for the same fetch), else a new one, or 0 when the last
+ * one was asked less than JWKS_KID_MIN_MS ago. */
 static uint64_t jwks_ask(struct gw_jwks *j, uint64_t now)
 {
 	uint64_t n = 0;
 
 	pthread_mutex_lock(&j->mu);
-	if (!j->kid_last || now - j->kid_last >= JWKS_KID_MIN_MS) {
+	if (j->asked > j->done) {
+		n = j->asked;
+	} else if (!j->kid_last || now - j->kid_last >= JWKS_KID_MIN_MS) {
 		j->kid_last = now ? now : 1;
 		j->wanted = 1;
 		n = ++j->asked;

@@ -487,8 +487,16 @@ test('item JWT authorizer: key rotation: a token with a new kid connects once th
     // The issuer rotates: its JWKS now has rsa-2 too, served slowly.
     host.answer = { status: 200, body: jwksOf([keyPairs.RS256, 'rsa-1'], [rotated, 'rsa-2']), delayMs: 700 };
     const started = Date.now();
-    const pending = connect(gw.url, bearer(signJwt(goodClaims(), { key: rotated.privateKey, kid: 'rsa-2' })));
+    const token = signJwt(goodClaims(), { key: rotated.privateKey, kid: 'rsa-2' });
+    const pending = connect(gw.url, bearer(token));
     await waitUntil(() => host.fetched === 2, 3000, 'a fetch by kid');
+    // Another upgrade of the rotation waits for the same fetch; one leaves while waiting.
+    const second = connect(gw.url, bearer(token));
+    const leaver = await rawConnect(new URL(gw.url).port);
+    leaver.write(upgradeRequest(new URL(gw.url).pathname, { Authorization: `Bearer ${token}` }));
+    await sleep(100);
+    assert.equal(leaver.received.length, 0, 'still waiting for the fetch');
+    leaver.destroy();
     // Meanwhile the loop serves others: a known kid connects at once.
     const other = await connect(gw.url, bearer(signJwt(goodClaims())));
     assert.ok(Date.now() - started < 600, `a known kid waited ${Date.now() - started} ms behind the fetch`);
@@ -498,8 +506,11 @@ test('item JWT authorizer: key rotation: a token with a new kid connects once th
     send(ws, 'rotated');
     assert.equal((await nextMessage(ws)).data, 'rotated');
     ws.close();
+    (await second).close();
     assert.equal(host.fetched, 2);
-    await waitUntil(() => backend.eventsOf('CONNECT').length === 2);
+    await waitUntil(() => backend.eventsOf('DISCONNECT').length === 3);
+    await sleep(200);
+    assert.equal(backend.eventsOf('CONNECT').length, 3, 'no $connect for the client that left');
   });
 });
 
