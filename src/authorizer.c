@@ -93,7 +93,7 @@ void gw_authz_method_arn(const gw_api_t *api, gw_buf_t *out)
 {
 	gw_buf_reset(out);
 	gw_buf_append_str(out, "arn:aws:execute-api:local:000000000000:");
-	gw_buf_append_str(out, api->name);
+	gw_buf_append_str(out, api->api_id);
 	gw_buf_append_char(out, '/');
 	gw_buf_append_str(out, api->stage);
 	gw_buf_append_str(out, "/$connect");

@@ -822,6 +822,35 @@ const gw_route_t *gw_config_route(const gw_api_t *api, const char *key, size_t l
 	return NULL;
 }
 
+/* requestContext.apiId: AWS's are 10 characters [a-z0-9] (issue 15 item
+ * 6). Given, or derived from the name (FNV-1a 64 in base 36), so that it
+ * stays the same across restarts and machines. */
+static void load_api_id(struct loader *l, json_t *root, gw_api_t *api)
+{
+	static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+	json_t *v = json_object_get(root, "apiId");
+	const char *name = api->name ? api->name : "";
+	uint64_t h = 14695981039346656037ULL;
+
+	if (v) {
+		const char *s = json_string_value(v);
+		size_t n = s ? strlen(s) : 0;
+
+		if (n == 10 && strspn(s, digits) == 10) {
+			memcpy(api->api_id, s, 11);
+			return;
+		}
+		problem(l, "apiId", "expected 10 characters from [a-z0-9], as AWS's");
+	}
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (int i = 9; i >= 0; i--) {
+		api->api_id[i] = digits[h % 36];
+		h /= 36;
+	}
+	api->api_id[10] = '\0';
+}
+
 static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "maxMessageBytes", "idleTimeoutSeconds",
@@ -1773,7 +1802,7 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 		"routeSelectionExpression", "stageVariables", "limits", "integrations",
 		"routes", "cors", "allowedOrigins", "apiKeys", "throttling",
 		"connectionThrottling", "sourceIpLimits", "managementAuth", "authorizers",
-		"accessLog", NULL };
+		"accessLog", "apiId", NULL };
 	char err[200];
 
 	if (!json_is_object(root)) {
@@ -1788,6 +1817,7 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 			strlen(api->name));
 	else if (api->name)
 		text_ok(l, "name", api->name, TEXT_FIELD);
+	load_api_id(l, root, api);
 	api->stage = get_string(l, root, "stage", "stage", "dev", 0);
 	if (api->stage && !valid_stage(api->stage))
 		problem(l, "stage", "expected 1 to 128 characters of [A-Za-z0-9_-], "

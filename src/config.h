@@ -158,6 +158,7 @@ typedef struct gw_authorizer {
 typedef struct gw_api {
 	char *file;
 	char *name;
+	char api_id[11]; /* requestContext.apiId: 10 of [a-z0-9], as AWS's */
 	char *stage;
 	char *base_path;
 	char *route_selection_expression;

@@ -161,7 +161,7 @@ static void request_context(gw_buf_t *b, const gw_event_ctx_t *c,
 	gw_buf_append_char(b, ',');
 	kv_str(b, "connectionId", c->connection_id);
 	gw_buf_append_char(b, ',');
-	kv_str(b, "apiId", c->api->name);
+	kv_str(b, "apiId", c->api->api_id);
 	gw_buf_append_char(b, '}');
 	/* Beside requestContext, as in AWS's proxy events. */
 	stage_variables(b, c->api);
@@ -518,7 +518,7 @@ void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 		host[hl] = '\0';
 		dot = memchr(host, '.', hl);
 		gw_buf_append_str(out, ",\"requestContext\":{\"accountId\":\"anonymous\",");
-		kv_str(out, "apiId", e->api->name);
+		kv_str(out, "apiId", e->api->api_id);
 		gw_buf_append_str(out, ",\"domainName\":");
 		gw_buf_append_json_str(out, host, hl);
 		gw_buf_append_str(out, ",\"domainPrefix\":");

@@ -67,7 +67,15 @@ uint64_t gw_mono_to_wall(uint64_t mono_ms)
 void gw_gateway_request_id(gw_gateway_t *gw, char out[24])
 {
 	unsigned char raw[12];
-	uint64_t seq = ++gw->request_seq;
+	uint64_t seq = ++gw->request_seq & 0xffffffffffffULL, k = 0;
+
+	/* AWS's request IDs do not visibly count up (issue 15 item 6): a
+	 * keyed permutation of the 48-bit counter keeps them unique. */
+	memcpy(&k, gw->request_salt, sizeof(gw->request_salt));
+	for (int r = 0; r < 3; r++) {
+		seq = (seq * 0x5bd1e995b5ULL + (k >> (8 * r))) & 0xffffffffffffULL;
+		seq ^= seq >> 21;
+	}
 
 	memcpy(raw, gw->request_salt, 6);
 	for (int i = 0; i < 6; i++)

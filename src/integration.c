@@ -37,7 +37,7 @@ static void context_var(const gw_invocation_t *inv, const char *name, size_t len
 	else if (IS("stage"))
 		gw_buf_append_str(b, c->api->stage);
 	else if (IS("apiId"))
-		gw_buf_append_str(b, c->api->name);
+		gw_buf_append_str(b, c->api->api_id);
 	else if (IS("domainName"))
 		gw_buf_append(b, c->domain_name, gw_event_host_len(c->domain_name));
 	else if (IS("connectedAt"))

@@ -8,6 +8,7 @@ import {
   postTo, rawConnect, upgradeRequest, serverFrames, waitUntil, startGateway, makeApi,
   unusedUrl, GARBAGE, DESTROY,
 } from './helpers.mjs';
+import { derivedApiId } from './aws-ids.mjs';
 
 test('item 1: a single inbound frame over 32 KB closes with 1009; a 100 KB message in 25 KB frames is accepted', async () => {
   const { gw, backend } = await startPair();
@@ -113,4 +114,27 @@ test('item 5: a WebSocket upgrade on a path no API serves gets 403 {"message":"F
   assert.match(text, /^HTTP\/1\.1 403 /);
   assert.equal(text.slice(text.indexOf('\r\n\r\n') + 4), '{"message":"Forbidden"}');
   assert.equal(backend.events.length, 0);
+});
+
+test('item 6: apiId is 10 lowercase characters, derived from the name or given; request IDs do not count up', async () => {
+  const { gw, backend } = await startPair();
+  const { ws, connectEvent } = await connectWithId(gw, backend);
+  assert.match(connectEvent.requestContext.apiId, /^[a-z0-9]{10}$/);
+  assert.equal(connectEvent.requestContext.apiId, derivedApiId('chat'));
+  const ids = [];
+  for (let i = 0; i < 4; i++) {
+    ws.send(`{"action":"x","i":${i}}`);
+    await nextMessage(ws);
+  }
+  await waitUntil(() => backend.eventsOf('MESSAGE').length === 4, 5000, 'four messages');
+  for (const e of backend.eventsOf('MESSAGE')) ids.push(e.requestContext.requestId);
+  // Consecutive IDs share no long common prefix (a counter changes only its end).
+  for (let i = 1; i < ids.length; i++) {
+    let p = 0;
+    while (ids[i][p] === ids[i - 1][p]) p++;
+    assert.ok(p < ids[i].length - 4, `${ids[i - 1]} then ${ids[i]}`);
+  }
+  const p2 = await startPair(undefined, { apiId: 'abcde12345' });
+  const c2 = await connectWithId(p2.gw, p2.backend);
+  assert.equal(c2.connectEvent.requestContext.apiId, 'abcde12345');
 });

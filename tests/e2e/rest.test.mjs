@@ -4,6 +4,7 @@
 // integrations, errors, CORS (§8.5), keep-alive, pipelining, HEAD and https.
 // Real backends (node:http) and real clients (node:http/https, raw sockets).
 import { execFileSync } from 'node:child_process';
+import { derivedApiId } from './aws-ids.mjs';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -204,7 +205,7 @@ test('routing: basePath prefixes and two APIs on one listener (longest basePath 
   assert.deepEqual(res.json(), { routeKey: 'GET /items', pathParameters: null });
   let ev = restEvents(shopBe).at(-1);
   assert.equal(ev.rawPath, '/shop/items');
-  assert.equal(ev.requestContext.apiId, 'shop');
+  assert.equal(ev.requestContext.apiId, derivedApiId('shop'));
 
   res = await request(gw, 'GET', '/shop/items/7/');
   assert.deepEqual(res.json(), { routeKey: 'GET /items/{id}', pathParameters: { id: '7' } });
@@ -217,7 +218,7 @@ test('routing: basePath prefixes and two APIs on one listener (longest basePath 
   res = await request(gw, 'GET', '/items');
   assert.deepEqual(res.json(), { routeKey: 'GET /items', pathParameters: null });
   ev = restEvents(rootBe).at(-1);
-  assert.equal(ev.requestContext.apiId, 'site');
+  assert.equal(ev.requestContext.apiId, derivedApiId('site'));
 
   // /shopping is not under /shop.
   res = await request(gw, 'GET', '/shopping/items');
@@ -246,15 +247,15 @@ test('the WebSocket endpoint shares the listener: upgrades on each basePath besi
   const ws1 = await connect(`ws://127.0.0.1:${gw.port}/chat?user=a`);
   const ws2 = await connect(`ws://127.0.0.1:${gw.port}/`);
   const connects = backend.events.filter((e) => e.requestContext?.eventType === 'CONNECT');
-  assert.deepEqual(connects.map((e) => e.requestContext.apiId).sort(), ['chat', 'root']);
+  assert.deepEqual(connects.map((e) => e.requestContext.apiId).sort(), [derivedApiId('chat'), derivedApiId('root')].sort());
 
   const r1 = await request(gw, 'GET', '/chat/status');
   assert.equal(r1.status, 200);
-  assert.equal(restEvents(backend).at(-1).requestContext.apiId, 'chat');
+  assert.equal(restEvents(backend).at(-1).requestContext.apiId, derivedApiId('chat'));
   const r2 = await request(gw, 'GET', '/chat');
   assert.deepEqual(r2.json(), { routeKey: 'GET /', pathParameters: null });
   const r3 = await request(gw, 'GET', '/status');
-  assert.equal(restEvents(backend).at(-1).requestContext.apiId, 'root');
+  assert.equal(restEvents(backend).at(-1).requestContext.apiId, derivedApiId('root'));
   assert.equal(r3.status, 200);
 
   ws1.send('hello chat');
@@ -313,7 +314,7 @@ test('AWS_PROXY: the payload format 2.0 event, field by field', async () => {
   assert.equal(e.isBase64Encoded, false);
   const rc = e.requestContext;
   assert.equal(typeof rc.accountId, 'string');
-  assert.equal(rc.apiId, 'store');
+  assert.equal(rc.apiId, derivedApiId('store'));
   assert.equal(rc.domainName, 'shop.example.com');
   assert.equal(rc.domainPrefix, 'shop');
   assert.deepEqual(rc.http, {

@@ -2,6 +2,7 @@
 // called as a Lambda authorizer (its input, both output shapes, the cache),
 // and a JWT authorizer checked against a JWKS. A refusal happens before any
 // $connect call: the backends count what they got.
+import { derivedApiId } from './aws-ids.mjs';
 import {
   test, assert, startBackend, startGateway, makeApi, runGateway, writeRoutes, connect,
   connectRefused, nextMessage, send, waitUntil, unusedUrl, sleep, HANG, rawConnect, upgradeRequest,
@@ -72,7 +73,7 @@ test('item authorizers: an Allow reaches $connect, and principalId and context r
   assert.equal(auth.events.length, 1);
   const input = auth.events[0];
   assert.equal(input.type, 'REQUEST');
-  assert.equal(input.methodArn, 'arn:aws:execute-api:local:000000000000:chat/dev/$connect');
+  assert.equal(input.methodArn, `arn:aws:execute-api:local:000000000000:${derivedApiId('chat')}/dev/$connect`);
   assert.equal(input.headers.Authorization, 'allow-ann');
   assert.deepEqual(input.multiValueHeaders['X-Extra'], ['x']);
   assert.deepEqual(input.queryStringParameters, { room: '43' });
@@ -81,7 +82,7 @@ test('item authorizers: an Allow reaches $connect, and principalId and context r
   assert.equal(input.requestContext.routeKey, '$connect');
   assert.equal(input.requestContext.eventType, 'CONNECT');
   assert.equal(input.requestContext.stage, 'dev');
-  assert.equal(input.requestContext.apiId, 'chat');
+  assert.equal(input.requestContext.apiId, derivedApiId('chat'));
   assert.equal(input.requestContext.identity.sourceIp, '127.0.0.1');
   assert.equal(input.requestContext.authorizer, undefined);
 
@@ -178,12 +179,12 @@ test('item authorizers: the simple shape {isAuthorized, context}, and policies m
   const answers = {
     simple: { isAuthorized: true, context: { user: 'sam', n: 1.5, tags: ['a', 'b'] } },
     no: { isAuthorized: false },
-    wild: { principalId: 'w', policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:*', Effect: 'Allow', Resource: 'arn:aws:execute-api:*:*:chat/*' }] } },
+    wild: { principalId: 'w', policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:*', Effect: 'Allow', Resource: `arn:aws:execute-api:*:*:${derivedApiId('chat')}/*` }] } },
     star: { principalId: 's', policyDocument: { Statement: { Action: '*', Effect: 'Allow', Resource: '*' } } },
     // REST-style ARN: does not match …/dev/$connect (reference §5.4)
-    rest: { principalId: 'r', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: 'arn:aws:execute-api:*:*:chat/dev/*/*' }] } },
+    rest: { principalId: 'r', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: `arn:aws:execute-api:*:*:${derivedApiId('chat')}/dev/*/*` }] } },
     other: { principalId: 'o', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: 'arn:aws:execute-api:*:*:other/*' }] } },
-    both: { principalId: 'b', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: '*' }, { Action: 'execute-api:Invoke', Effect: 'Deny', Resource: 'arn:aws:execute-api:local:*:chat/dev/$connect' }] } },
+    both: { principalId: 'b', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: '*' }, { Action: 'execute-api:Invoke', Effect: 'Deny', Resource: `arn:aws:execute-api:local:*:${derivedApiId('chat')}/dev/$connect` }] } },
     objctx: { principalId: 'x', policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: '*' }] }, context: { o: { a: 1 } } },
     nopid: { policyDocument: { Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: '*' }] } },
     badbool: { isAuthorized: 'yes' },

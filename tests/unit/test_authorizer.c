@@ -182,11 +182,12 @@ static void test_method_arn(void)
 
 	memset(&api, 0, sizeof(api));
 	api.name = "chat";
+	memcpy(api.api_id, "a1b2c3d4e5", 11);
 	api.stage = "prod";
 	gw_buf_init(&b);
 	gw_authz_method_arn(&api, &b);
 	gw_buf_append_char(&b, '\0');
-	CHECK_STR_EQ(b.data, "arn:aws:execute-api:local:000000000000:chat/prod/$connect");
+	CHECK_STR_EQ(b.data, "arn:aws:execute-api:local:000000000000:a1b2c3d4e5/prod/$connect");
 	gw_buf_dispose(&b);
 }
 

@@ -17,6 +17,7 @@ static gw_api_t test_api(void)
 
 	memset(&api, 0, sizeof(api));
 	api.name = "chat-api";
+	memcpy(api.api_id, "a1b2c3d4e5", 11);
 	api.stage = "prod";
 	api.base_path = "/chat";
 	return api;
@@ -194,7 +195,7 @@ static void check_common_context(int line, json_t *root, const gw_event_ctx_t *c
 		CHECK_JSTR(root, "requestContext.identity.userAgent", c->user_agent);
 	CHECK_JSTR(root, "requestContext.stage", "prod");
 	CHECK_JSTR(root, "requestContext.domainName", c->domain_name);
-	CHECK_JSTR(root, "requestContext.apiId", "chat-api");
+	CHECK_JSTR(root, "requestContext.apiId", "a1b2c3d4e5");
 	CHECK_JSTR(root, "requestContext.messageDirection", "IN");
 	if (unit_failures != before)
 		fprintf(stderr, "    (common requestContext checks called from line %d)\n", line);
@@ -484,11 +485,13 @@ static void test_disconnect(void)
 	if (root) {
 		CHECK_KEYS(root, NULL, "headers", "multiValueHeaders", "requestContext",
 			   "isBase64Encoded");
-		CHECK_KEYS(root, "headers", "Host", "X-Forwarded-For");
+		/* AWS's set, empty values included (issue 15 item 4). */
+		CHECK_KEYS(root, "headers", "Host", "x-api-key", "X-Forwarded-For", "x-restapi");
 		CHECK_JSTR(root, "headers.Host", "gw.example.com");
-		CHECK_JSTR(root, "headers.X-Forwarded-For", "203.0.113.7");
+		CHECK_JSTR(root, "headers.X-Forwarded-For", "");
+		CHECK_JSTR(root, "headers.x-api-key", "");
 		CHECK_JARR(root, "multiValueHeaders.Host", 1, "gw.example.com");
-		CHECK_JARR(root, "multiValueHeaders.X-Forwarded-For", 1, "203.0.113.7");
+		CHECK_JARR(root, "multiValueHeaders.X-Forwarded-For", 1, "");
 		CHECK(json_is_false(json_object_get(root, "isBase64Encoded")));
 		check_common_context(__LINE__, root, &c, "DISCONNECT");
 		CHECK_JINT(root, "requestContext.disconnectStatusCode", 1001);
