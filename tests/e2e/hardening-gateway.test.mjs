@@ -214,7 +214,8 @@ test('item 5: clients sending faster than a stalled backend are paused, not buff
   const { backend, gw } = await startPair(async (e) => {
     if (e.requestContext.eventType === 'MESSAGE') await gate;
     return { statusCode: 200 };
-  }, { integration: { timeoutMs: 120000 } });
+  }, { integration: { timeoutMs: 120000 }, limits: { maxFrameBytes: 65536 } });
+  // One 64 KB frame per message: past AWS's 32 KB frame, allowed here.
   const N = 8, M = 120, SIZE = 64 * 1024;
   const clients = [];
   for (let i = 0; i < N; i++) clients.push(await connectWithId(gw, backend));
