@@ -851,6 +851,22 @@ static void load_api_id(struct loader *l, json_t *root, gw_api_t *api)
 	api->api_id[10] = '\0';
 }
 
+/* REST events' requestContext.accountId: AWS's are 12 digits; the
+ * default is the one the authorizer's methodArn names. */
+static void load_account_id(struct loader *l, json_t *root, gw_api_t *api)
+{
+	json_t *v = json_object_get(root, "accountId");
+	const char *s = json_string_value(v);
+
+	memcpy(api->account_id, "000000000000", 13);
+	if (!v)
+		return;
+	if (s && strlen(s) == 12 && strspn(s, "0123456789") == 12)
+		memcpy(api->account_id, s, 13);
+	else
+		problem(l, "accountId", "expected a string of 12 digits, as AWS's");
+}
+
 static void load_limits(struct loader *l, json_t *root, gw_api_t *api)
 {
 	static const char *const keys[] = { "maxMessageBytes", "idleTimeoutSeconds",
@@ -1802,7 +1818,7 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 		"routeSelectionExpression", "stageVariables", "limits", "integrations",
 		"routes", "cors", "allowedOrigins", "apiKeys", "throttling",
 		"connectionThrottling", "sourceIpLimits", "managementAuth", "authorizers",
-		"accessLog", "apiId", NULL };
+		"accessLog", "apiId", "accountId", NULL };
 	char err[200];
 
 	if (!json_is_object(root)) {
@@ -1818,6 +1834,7 @@ static void load_api(struct loader *l, json_t *root, gw_api_t *api)
 	else if (api->name)
 		text_ok(l, "name", api->name, TEXT_FIELD);
 	load_api_id(l, root, api);
+	load_account_id(l, root, api);
 	api->stage = get_string(l, root, "stage", "stage", "dev", 0);
 	if (api->stage && !valid_stage(api->stage))
 		problem(l, "stage", "expected 1 to 128 characters of [A-Za-z0-9_-], "

@@ -159,6 +159,7 @@ typedef struct gw_api {
 	char *file;
 	char *name;
 	char api_id[11]; /* requestContext.apiId: 10 of [a-z0-9], as AWS's */
+	char account_id[13]; /* REST events' requestContext.accountId: 12 digits */
 	char *stage;
 	char *base_path;
 	char *route_selection_expression;

@@ -396,6 +396,11 @@ int gw_event_body_base64(const char *body, size_t len, size_t *encoded)
 	return 1;
 }
 
+static int at_root(const gw_api_t *api)
+{
+	return !api->base_path || !api->base_path[0] || !strcmp(api->base_path, "/");
+}
+
 void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 {
 	static const gw_str_t cookie = { "cookie", 6 };
@@ -517,12 +522,19 @@ void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 
 		host[hl] = '\0';
 		dot = memchr(host, '.', hl);
-		gw_buf_append_str(out, ",\"requestContext\":{\"accountId\":\"anonymous\",");
+		gw_buf_append_str(out, ",\"requestContext\":{");
+		kv_str(out, "accountId", e->api->account_id);
+		gw_buf_append_char(out, ',');
 		kv_str(out, "apiId", e->api->api_id);
 		gw_buf_append_str(out, ",\"domainName\":");
 		gw_buf_append_json_str(out, host, hl);
+		/* The first label of a name; an address has none, and AWS's own
+		 * host would give the apiId (issue 15 item 7). */
 		gw_buf_append_str(out, ",\"domainPrefix\":");
-		gw_buf_append_json_str(out, host, dot ? (size_t)(dot - host) : hl);
+		if (!hl || host[0] == '[' || strspn(host, "0123456789.") == hl)
+			gw_buf_append_json_str(out, e->api->api_id, strlen(e->api->api_id));
+		else
+			gw_buf_append_json_str(out, host, dot ? (size_t)(dot - host) : hl);
 	}
 	gw_buf_append_str(out, ",\"http\":{");
 	kv_str(out, "method", e->method);
@@ -540,7 +552,8 @@ void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 	gw_buf_append_char(out, ',');
 	kv_str(out, "routeKey", e->route_key);
 	gw_buf_append_char(out, ',');
-	kv_str(out, "stage", e->api->stage);
+	/* An API at the root is AWS's $default stage, served at the base URL. */
+	kv_str(out, "stage", at_root(e->api) ? "$default" : e->api->stage);
 	gw_buf_append_char(out, ',');
 	gw_event_clf_time(t, e->time);
 	kv_str(out, "time", t);

@@ -853,6 +853,14 @@ static int payload2_answer(const gw_http_resp_t *resp, int cors, gw_buf_t *hdrs,
 	root = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (!root)
 		return -1;
+	if (json_is_string(root)) {
+		/* A bare string is the body itself, without its quotes (AWS's
+		 * payload 2.0 response table; issue 15 item 7). */
+		gw_buf_append(body, json_string_value(root), json_string_length(root));
+		gw_buf_append_str(hdrs, "Content-Type: application/json\r\n");
+		status = 200;
+		goto out;
+	}
 	if (!json_is_object(root) || !json_object_get(root, "statusCode")) {
 		/* A bare JSON answer: 200, application/json, the answer itself. */
 		gw_buf_append(body, resp->body, resp->body_len);

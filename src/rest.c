@@ -740,7 +740,8 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 	gw_metrics_integration(r->gw->metrics, r->api->id, resp->outcome, resp->status, resp->duration_us);
 	r->alog_ms = (int64_t)(resp->duration_us / 1000);
 	if (resp->outcome == GW_CALL_TIMEOUT) {
-		respond_json(r, 504, "{\"message\":\"Endpoint request timed out\"}");
+		/* What AWS HTTP APIs answer (issue 15 item 7). */
+		respond_json(r, 503, "{\"message\":\"Service Unavailable\"}");
 		return;
 	}
 	if (resp->outcome == GW_CALL_BUSY) {

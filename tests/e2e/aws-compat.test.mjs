@@ -6,8 +6,9 @@
 import {
   test, assert, startPair, connect, connectWithId, nextMessage, waitClose, send,
   postTo, rawConnect, upgradeRequest, serverFrames, waitUntil, startGateway, makeApi,
-  unusedUrl, GARBAGE, DESTROY,
+  unusedUrl, GARBAGE, DESTROY, HANG, startBackend,
 } from './helpers.mjs';
+import http from 'node:http';
 import { derivedApiId } from './aws-ids.mjs';
 
 test('item 1: a single inbound frame over 32 KB closes with 1009; a 100 KB message in 25 KB frames is accepted', async () => {
@@ -137,4 +138,42 @@ test('item 6: apiId is 10 lowercase characters, derived from the name or given; 
   const p2 = await startPair(undefined, { apiId: 'abcde12345' });
   const c2 = await connectWithId(p2.gw, p2.backend);
   assert.equal(c2.connectEvent.requestContext.apiId, 'abcde12345');
+});
+
+function httpGet(gw, urlPath, headers = {}) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: gw.port, path: urlPath, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+    }).on('error', reject);
+  });
+}
+
+test('item 7: REST payload 2.0 as AWS HTTP APIs: trace and forwarded headers, accountId, domainPrefix, $default stage, bare string, timeout 503', async () => {
+  const backend = await startBackend((e) => (e.rawPath === '/slow' ? HANG : 'plain "text"'));
+  const api = {
+    name: 'shop', stage: 'dev', basePath: '/', accountId: '123456789012',
+    integrations: { lam: { type: 'AWS_PROXY', uri: backend.url, timeoutMs: 300 } },
+    routes: { 'GET /items': { integration: 'lam' }, 'GET /slow': { integration: 'lam' } },
+  };
+  const gw = await startGateway({ routes: api });
+  const res = await httpGet(gw, '/items');
+  assert.equal(res.status, 200);
+  assert.equal(res.text, 'plain "text"');
+  const ev = backend.events.find((e) => e.version === '2.0');
+  assert.match(ev.headers['x-amzn-trace-id'], /^Root=1-[0-9a-f]{8}-[0-9a-f]{24}$/);
+  assert.equal(ev.headers['x-forwarded-for'], '127.0.0.1');
+  assert.equal(ev.headers['x-forwarded-proto'], 'http');
+  assert.equal(ev.headers['x-forwarded-port'], String(gw.port));
+  assert.equal(ev.requestContext.accountId, '123456789012');
+  assert.equal(ev.requestContext.domainPrefix, derivedApiId('shop'));
+  assert.equal(ev.requestContext.stage, '$default');
+  const named = await httpGet(gw, '/items', { Host: 'shop.example.com' });
+  assert.equal(named.status, 200);
+  assert.equal(backend.events.filter((e) => e.version === '2.0').at(-1).requestContext.domainPrefix, 'shop');
+  const slow = await httpGet(gw, '/slow');
+  assert.equal(slow.status, 503);
+  assert.equal(slow.text, '{"message":"Service Unavailable"}');
+  backend.dropHung();
 });
