@@ -396,6 +396,28 @@ int gw_event_body_base64(const char *body, size_t len, size_t *encoded)
 	return 1;
 }
 
+/* rawPath, http.path and pathParameters are decoded in AWS's captures
+ * (issue 15 item 7); bytes that would not be UTF-8 once decoded stay as
+ * sent, so the event stays valid JSON text. */
+static void append_decoded(gw_buf_t *out, const char *p, size_t n)
+{
+	char small[512], *d = n <= sizeof(small) ? small : malloc(n);
+	size_t dn;
+
+	if (!d || !memchr(p, '%', n)) {
+		gw_buf_append_json_str(out, p, n);
+		goto out;
+	}
+	dn = gw_url_decode(d, p, n, 0);
+	if (gw_utf8_valid((const unsigned char *)d, dn) && !memchr(d, '\0', dn))
+		gw_buf_append_json_str(out, d, dn);
+	else
+		gw_buf_append_json_str(out, p, n);
+out:
+	if (d && d != small)
+		free(d);
+}
+
 static int at_root(const gw_api_t *api)
 {
 	return !api->base_path || !api->base_path[0] || !strcmp(api->base_path, "/");
@@ -412,7 +434,7 @@ void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 	gw_buf_append_str(out, "{\"version\":\"2.0\",\"routeKey\":");
 	gw_buf_append_json_str(out, e->route_key, strlen(e->route_key));
 	gw_buf_append_str(out, ",\"rawPath\":");
-	gw_buf_append_json_str(out, e->path.ptr, e->path.len);
+	append_decoded(out, e->path.ptr, e->path.len);
 	gw_buf_append_str(out, ",\"rawQueryString\":");
 	gw_buf_append_json_str(out, e->query.ptr, e->query.len);
 	/* cookies: the Cookie header(s), split on "; " */
@@ -509,8 +531,8 @@ void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 				gw_buf_append_char(out, ',');
 			gw_buf_append_json_str(out, e->path_params[i].name.ptr, e->path_params[i].name.len);
 			gw_buf_append_char(out, ':');
-			gw_buf_append_json_str(out, e->path_params[i].value.ptr,
-					       e->path_params[i].value.len);
+			append_decoded(out, e->path_params[i].value.ptr,
+				       e->path_params[i].value.len);
 		}
 		gw_buf_append_char(out, '}');
 	}
@@ -539,7 +561,7 @@ void gw_event_http(gw_buf_t *out, const gw_http_event_t *e)
 	gw_buf_append_str(out, ",\"http\":{");
 	kv_str(out, "method", e->method);
 	gw_buf_append_str(out, ",\"path\":");
-	gw_buf_append_json_str(out, e->path.ptr, e->path.len);
+	append_decoded(out, e->path.ptr, e->path.len);
 	gw_buf_append_str(out, ",\"protocol\":\"HTTP/1.1\",");
 	kv_str(out, "sourceIp", e->source_ip);
 	gw_buf_append_str(out, ",\"userAgent\":");

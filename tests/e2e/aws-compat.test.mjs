@@ -177,3 +177,17 @@ test('item 7: REST payload 2.0 as AWS HTTP APIs: trace and forwarded headers, ac
   assert.equal(slow.text, '{"message":"Service Unavailable"}');
   backend.dropHung();
 });
+
+test('item 7: REST rawPath and pathParameters arrive decoded, as in AWS captures', async () => {
+  const backend = await startBackend(() => ({ statusCode: 200, body: 'ok' }));
+  const gw = await startGateway({ routes: {
+    name: 'shop', stage: 'dev', basePath: '/',
+    integrations: { lam: { type: 'AWS_PROXY', uri: backend.url, timeoutMs: 3000 } },
+    routes: { 'GET /items/{id}': { integration: 'lam' } },
+  } });
+  assert.equal((await httpGet(gw, '/items/caf%C3%A9%20au%20lait')).status, 200);
+  const ev = backend.events.find((e) => e.version === '2.0');
+  assert.equal(ev.rawPath, '/items/café au lait');
+  assert.equal(ev.requestContext.http.path, '/items/café au lait');
+  assert.deepEqual(ev.pathParameters, { id: 'café au lait' });
+});
