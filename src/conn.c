@@ -1225,6 +1225,50 @@ static void call_connect(gw_conn_t *conn)
 	}
 }
 
+/* Issue 15 item 3: AWS serves @connections on the API's own host too
+ * (execute-api), so a handler that builds its endpoint from domainName and
+ * stage reaches it. Whether path (no query) is "/{stage}/@connections" or
+ * below it; "%40" for "@" counts, as the management API decodes it. */
+static int mgmt_path(const char *p, size_t len)
+{
+	static const char at[] = "@connections", pct[] = "%40connections";
+	const char *seg;
+	size_t rest, n;
+
+	if (len < 3 || p[0] != '/' || p[1] == '/' || !(seg = memchr(p + 1, '/', len - 1)))
+		return 0;
+	seg++;
+	rest = (size_t)(p + len - seg);
+	if (rest >= sizeof(at) - 1 && !memcmp(seg, at, sizeof(at) - 1))
+		n = sizeof(at) - 1;
+	else if (rest >= sizeof(pct) - 1 && !strncasecmp(seg, pct, sizeof(pct) - 1))
+		n = sizeof(pct) - 1;
+	else
+		return 0;
+	return rest == n || seg[n] == '/';
+}
+
+/* With managementAuth (or --mgmt-on-gateway), a plain request for such a
+ * path goes, unread, to the management vhost, which serves it as on its
+ * own listener: SigV4 checks the Host the client signed (this listener's).
+ * Over TLS the relay hands it the plaintext, as for WebSocket. AWS
+ * reserves @connections, so it wins over a REST route. The connection
+ * stays with management for its later (keep-alive) requests. 1 when
+ * handed over. */
+static int mgmt_on_gateway(gw_conn_t *conn, const char *path, size_t len)
+{
+	gw_gateway_t *gw = conn->gw;
+	int fd;
+
+	if (!(gw->sh->mgmt_on_gateway || gw_config_mgmt_auth(gw->cfg)) || !mgmt_path(path, len))
+		return 0;
+	fd = detach_socket(conn);
+	if (fd >= 0 && !lws_adopt_socket_vhost(gw->vh_mgmt, fd))
+		gw_log_limited(GW_LOG_WARN, 10000, "management: cannot adopt a connection");
+	conn_finish(conn, 0, 0, NULL);
+	return 1;
+}
+
 static void head_complete(gw_conn_t *conn)
 {
 	gw_gateway_t *gw = conn->gw;
@@ -1236,6 +1280,8 @@ static void head_complete(gw_conn_t *conn)
 
 	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
 	head_done(conn);
+	if (!upgrade && mgmt_on_gateway(conn, url.ptr, plen))
+		return;
 	if (!upgrade) {
 		/* Plain HTTP: REST routes (rest.c), on the same socket. */
 		int tls = conn->ssl != NULL, fd = detach_socket(conn);

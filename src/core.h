@@ -61,6 +61,7 @@ typedef struct gw_shared {
 	 * again; each loop swaps in the new snapshot from its inbox. */
 	char *routes;
 	int reload_needs_mgmt_auth; /* gw_gateway_opts_t */
+	int mgmt_on_gateway;        /* gw_gateway_opts_t */
 	pthread_mutex_t reload_lock;
 	pthread_t reload_thread;
 	int reload_started;  /* a loader thread exists, not joined yet */

@@ -1009,6 +1009,7 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 	pthread_mutex_init(&sh->reload_lock, NULL);
 	sh->routes = strdup(opts->routes ? opts->routes : "routes/");
 	sh->reload_needs_mgmt_auth = opts->reload_needs_mgmt_auth;
+	sh->mgmt_on_gateway = opts->mgmt_on_gateway;
 	if (!sh->routes)
 		abort();
 	sh->n_workers = opts->workers ? opts->workers : (unsigned)(cores > 0 ? cores : 1);

@@ -36,6 +36,9 @@ typedef struct gw_gateway_opts {
 	/* The management listener is beyond loopback without --mgmt-insecure:
 	 * a reload must keep managementAuth (main.c checked the first load). */
 	int reload_needs_mgmt_auth;
+	/* --mgmt-on-gateway: the gateway listener also serves
+	 * /{stage}/@connections (without it, only under managementAuth) */
+	int mgmt_on_gateway;
 } gw_gateway_opts_t;
 
 /* Binds the listeners (once per event loop, SO_REUSEPORT) and opens the

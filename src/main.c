@@ -31,6 +31,8 @@ static void usage(FILE *f)
 		"  --mgmt-listen HOST:PORT  management API listener (default 127.0.0.1:8081)\n"
 		"  --mgmt-insecure      let an unauthenticated management API (no\n"
 		"                       managementAuth in the API files) listen beyond loopback\n"
+		"  --mgmt-on-gateway    also serve /{stage}/@connections on the gateway listener\n"
+		"                       (as AWS's execute-api host); on anyway with managementAuth\n"
 		"  --data DIR           connection registry folder (default ./data)\n"
 		"  --log-level LEVEL    error, warn, info or debug (default info)\n"
 		"  --log-format FORMAT  text (default) or json: one JSON object per log line\n"
@@ -441,6 +443,7 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "mgmt-listen", required_argument, NULL, 'm' },
 		{ "mgmt-insecure", no_argument, NULL, 'I' },
+		{ "mgmt-on-gateway", no_argument, NULL, 1403 },
 		{ "data", required_argument, NULL, 'd' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "log-format", required_argument, NULL, 1401 },
@@ -497,6 +500,7 @@ int main(int argc, char **argv)
 		case 'l': listen = optarg; break;
 		case 'm': mgmt = optarg; break;
 		case 'I': mgmt_insecure = 1; break;
+		case 1403: go.mgmt_on_gateway = 1; break;
 		case 'd': data = optarg; break;
 		case 'c': check = 1; break;
 		case 'n': list = 1; break;

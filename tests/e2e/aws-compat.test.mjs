@@ -6,10 +6,14 @@
 import {
   test, assert, startPair, connect, connectWithId, nextMessage, waitClose, send,
   postTo, rawConnect, upgradeRequest, serverFrames, waitUntil, startGateway, makeApi,
-  unusedUrl, GARBAGE, DESTROY, HANG, startBackend,
+  unusedUrl, GARBAGE, DESTROY, HANG, startBackend, mgmtRequest, getConn,
 } from './helpers.mjs';
 import http from 'node:http';
 import { derivedApiId } from './aws-ids.mjs';
+import {
+  ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand, DeleteConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+import { randomBytes } from 'node:crypto';
 
 test('item 1: a single inbound frame over 32 KB closes with 1009; a 100 KB message in 25 KB frames is accepted', async () => {
   const { gw, backend } = await startPair();
@@ -190,4 +194,61 @@ test('item 7: REST rawPath and pathParameters arrive decoded, as in AWS captures
   assert.equal(ev.rawPath, '/items/café au lait');
   assert.equal(ev.requestContext.http.path, '/items/café au lait');
   assert.deepEqual(ev.pathParameters, { id: 'café au lait' });
+});
+
+// Item 3, second half: the gateway's own host serves /{stage}/@connections.
+const onGateway = (gw) => ({ mgmtPort: gw.port }); // mgmtRequest, aimed at the gateway listener
+const gatewaySdk = (gw, credentials = { accessKeyId: 'AKIAWSGATELOCAL00000', secretAccessKey: 'local' }) =>
+  new ApiGatewayManagementApiClient({
+    endpoint: `http://127.0.0.1:${gw.port}/dev`, region: 'us-east-1', credentials, maxAttempts: 1,
+  });
+
+test('item 3: with --mgmt-on-gateway the AWS SDK posts, gets and deletes through the gateway port', async () => {
+  const { gw, backend } = await startPair(undefined, {}, { args: ['--mgmt-on-gateway'] });
+  const { ws, id } = await connectWithId(gw, backend);
+  const api = gatewaySdk(gw);
+  await api.send(new PostToConnectionCommand({ ConnectionId: id, Data: 'via the gateway' }));
+  assert.equal((await nextMessage(ws)).data, 'via the gateway');
+  const info = await api.send(new GetConnectionCommand({ ConnectionId: id }));
+  assert.equal(info.Identity.SourceIp, '127.0.0.1');
+  await api.send(new DeleteConnectionCommand({ ConnectionId: id }));
+  await waitClose(ws);
+  // The listener still serves WebSocket and answers other paths as before.
+  const again = await connectWithId(gw, backend);
+  again.ws.close(1000);
+  const r = await mgmtRequest(onGateway(gw), 'GET', '/dev/other');
+  assert.notEqual(r.status, 200);
+  api.destroy();
+});
+
+test('item 3: with managementAuth the signed SDK works through the gateway port; unsigned gets 403', async () => {
+  const secret = randomBytes(30).toString('base64');
+  const accessKeyId = 'AKIAWSGATETESTAAAAAA';
+  const { gw, backend } = await startPair(undefined, {
+    managementAuth: { keys: [{ accessKeyId, secretAccessKeyEnv: 'WSGATE_TEST_MGMT_SECRET_A' }] },
+  }, { env: { WSGATE_TEST_MGMT_SECRET_A: secret } });
+  const { ws, id } = await connectWithId(gw, backend);
+  const api = gatewaySdk(gw, { accessKeyId, secretAccessKey: secret });
+  await api.send(new PostToConnectionCommand({ ConnectionId: id, Data: 'signed' }));
+  assert.equal((await nextMessage(ws)).data, 'signed');
+  const unsigned = await mgmtRequest(onGateway(gw), 'POST', `/dev/@connections/${id}`, 'unsigned');
+  assert.equal(unsigned.status, 403, unsigned.text);
+  const wrong = gatewaySdk(gw, { accessKeyId, secretAccessKey: 'not the secret' });
+  await assert.rejects(wrong.send(new PostToConnectionCommand({ ConnectionId: id, Data: 'x' })),
+    (e) => e.$metadata?.httpStatusCode === 403);
+  await api.send(new DeleteConnectionCommand({ ConnectionId: id }));
+  await waitClose(ws);
+  api.destroy();
+  wrong.destroy();
+});
+
+test('item 3: without managementAuth or --mgmt-on-gateway the gateway port does not serve @connections', async () => {
+  const { gw, backend } = await startPair();
+  const { ws, id } = await connectWithId(gw, backend);
+  const r = await mgmtRequest(onGateway(gw), 'POST', `/dev/@connections/${id}`, 'nope');
+  assert.ok(r.status === 403 || r.status === 404, `${r.status} ${r.text}`);
+  assert.equal((await getConn(gw, id)).status, 200); // still open, nothing was posted
+  assert.equal((await postTo(gw, id, 'marker')).status, 200);
+  assert.equal((await nextMessage(ws)).data, 'marker');
+  ws.close(1000);
 });
