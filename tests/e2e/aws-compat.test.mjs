@@ -14,6 +14,11 @@ import {
   ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand, DeleteConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { randomBytes } from 'node:crypto';
+import https from 'node:https';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 
 test('item 1: a single inbound frame over 32 KB closes with 1009; a 100 KB message in 25 KB frames is accepted', async () => {
   const { gw, backend } = await startPair();
@@ -251,4 +256,37 @@ test('item 3: without managementAuth or --mgmt-on-gateway the gateway port does 
   assert.equal((await postTo(gw, id, 'marker')).status, 200);
   assert.equal((await nextMessage(ws)).data, 'marker');
   ws.close(1000);
+});
+
+test('item 3: over TLS (https listener) --mgmt-on-gateway serves @connections too', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgate-awsc-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
+    '-keyout', key, '-out', cert, '-days', '2'], { stdio: 'ignore' });
+  try {
+    const { gw, backend } = await startPair(undefined, {},
+      { args: ['--tls-cert', cert, '--tls-key', key, '--mgmt-on-gateway'] });
+    const { ws, id } = await connectWithId({ ...gw, url: `wss://127.0.0.1:${gw.port}` }, backend,
+      { rejectUnauthorized: false });
+    const request = (method, body) => new Promise((resolve, reject) => {
+      const req = https.request({
+        host: '127.0.0.1', port: gw.port, method, path: `/dev/@connections/${encodeURIComponent(id)}`,
+        rejectUnauthorized: false, agent: false,
+        headers: body ? { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(body) } : {},
+      }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(await request('POST', 'over https'), 200);
+    assert.equal((await nextMessage(ws)).data, 'over https');
+    assert.equal(await request('GET'), 200);
+    assert.equal(await request('DELETE'), 204);
+    await waitClose(ws);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
