@@ -695,6 +695,10 @@ int main(int argc, char **argv)
 		gw_config_free(cfg);
 		return 2;
 	}
+	if (go.mgmt_on_gateway && !gw_config_mgmt_auth(cfg) && !is_loopback(host))
+		fprintf(stderr, "wsgate: WARNING: --mgmt-on-gateway without managementAuth: "
+			"anyone who reaches %s can post to, read and close every connection "
+			"through /{stage}/@connections\n", host);
 	if (gw_gateway_create(&gw, cfg, &go, err, sizeof(err))) {
 		fprintf(stderr, "wsgate: %s\n", err);
 		return 1;
