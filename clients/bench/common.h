@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,62 @@ static inline double self_cpu_s(void)
 	getrusage(RUSAGE_SELF, &ru);
 	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The one rule for progress lines: shown on a terminal only, never into a
+ * pipe, a file or a CI log (CI set to anything but "", "0" or "false", as
+ * CI services set CI=true). Same rule as run.sh's and tests/soak/lib.mjs'. */
+static inline int progress_wanted(void)
+{
+	const char *ci = getenv("CI");
+
+	if (ci && *ci && strcmp(ci, "0") && strcmp(ci, "false"))
+		return 0;
+	return isatty(STDERR_FILENO);
+}
+
+/* A carriage-return line on stderr, refreshed at most every 250 ms. */
+typedef struct {
+	int on, shown;
+	uint64_t t0, t_last;
+} progress_t;
+
+static inline void progress_init(progress_t *p)
+{
+	p->on = progress_wanted();
+	p->shown = 0;
+	p->t0 = p->t_last = now_ns();
+}
+
+/* True when a refresh is due; the caller then calls progress_print. */
+static inline int progress_due(progress_t *p, uint64_t now)
+{
+	if (!p->on || now - p->t_last < 250000000ull)
+		return 0;
+	return 1;
+}
+
+__attribute__((format(printf, 3, 4)))
+static inline void progress_print(progress_t *p, uint64_t now, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("\r", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\033[K", stderr);
+	fflush(stderr);
+	p->t_last = now;
+	p->shown = 1;
+}
+
+/* Erases the line, so that later output starts on a clean line. */
+static inline void progress_end(progress_t *p)
+{
+	if (p->shown)
+		fputs("\r\033[K", stderr);
+	p->shown = 0;
 }
 
 /* Latency samples (ns), sorted once at the end for percentiles. */

@@ -470,6 +470,29 @@ static void on_readable(conn_t *c)
 	}
 }
 
+/* Progress on a terminal (common.h's rule): connections, every message
+ * received and the rates since the last refresh; stderr only, so the
+ * key=value result line on stdout is unchanged. */
+static progress_t prog;
+static long msgs_seen, prog_msgs, prog_opened;
+
+static void progress_tick(void)
+{
+	uint64_t t = now_ns();
+	double dt;
+
+	if (!progress_due(&prog, t))
+		return;
+	dt = (double)(t - prog.t_last) / 1e9;
+	progress_print(&prog, t, "wsload %s %s: %.1fs, %ld open, %ld failed, %ld messages, %.0f msg/s, %.0f conn/s",
+		       cfg.label, cfg.mode == M_CONNECT ? "connect" : cfg.mode == M_IDLE ? "idle" :
+		       cfg.mode == M_ROUNDTRIP ? "roundtrip" : cfg.mode == M_POST ? "post" : "fanout",
+		       (double)(t - prog.t0) / 1e9, opened, failed, msgs_seen,
+		       (double)(msgs_seen - prog_msgs) / dt, (double)(opened - prog_opened) / dt);
+	prog_msgs = msgs_seen;
+	prog_opened = opened;
+}
+
 static void poll_once(int timeout_ms)
 {
 	struct epoll_event evs[512];
@@ -496,7 +519,7 @@ static void poll_once(int timeout_ms)
 			flush(c);
 		if (c->state != ST_CLOSED && evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 			on_readable(c);
-	}
+	}	progress_tick();
 }
 
 /* Opens connections [from, to) with at most cfg.conc handshakes in flight;
@@ -543,6 +566,7 @@ static void on_message(conn_t *c, const unsigned char *p, size_t n)
 {
 	uint64_t t = now_ns();
 
+	msgs_seen++;
 	if (cfg.mode == M_ROUNDTRIP) {
 		if (!c->awaiting)
 			return;
@@ -573,6 +597,8 @@ static void on_message(conn_t *c, const unsigned char *p, size_t n)
 static void print_common(const char *mode, double secs, double tcpu, double acpu,
 			 double lcpu, long nops)
 {
+	progress_end(&prog); /* the result starts on a clean line */
+	prog.on = 0;
 	printf("mode=%s target=%s", mode, cfg.label);
 	printf(" ops=%ld secs=%.3f ops_per_s=%.1f", nops, secs, secs > 0 ? nops / secs : 0);
 	if (cfg.cpu_pids.n)
@@ -1387,6 +1413,7 @@ int main(int argc, char **argv)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!conns || ep < 0)
 		return 2;
+	progress_init(&prog);
 	switch (cfg.mode) {
 	case M_CONNECT: rc = run_connect(); break;
 	case M_IDLE: rc = run_idle(); break;
@@ -1394,6 +1421,7 @@ int main(int argc, char **argv)
 	case M_FANOUT: rc = run_fanout(); break;
 	default: rc = run_post(); break;
 	}
+	progress_end(&prog);
 	fflush(stdout);
 	/* connections are dropped by exit; the kernel closes them */
 	return rc;
