@@ -87,7 +87,7 @@ run() { # name round
 		sleep 0.05
 	done
 	line=$(timeout 60 "$HERE/wsload" connect --port "$port" --path "/?token=$TOKEN" -n "$N" -c 100 \
-		--cpu-pid "$pid" --aux-pid "$BPID" --label "$1" --timeout 50 2>>"$TMP/wsload.err" | tail -1)
+		--cpu-pid "$pid" --aux-pid "$BPID" --label "$1" --timeout 50 2>>"${WSLOAD_ERR:-$TMP/wsload.err}" | tail -1)
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	echo "round=$2 $line" | tee -a "$TMP/results.txt" >&2

@@ -52,6 +52,14 @@ RESULTS=$TMP/results.txt
 STARTED=()
 T_START=$(date +%s)
 
+# Progress lines (wsload's) on a terminal only, never in CI: the same rule as
+# progress_wanted() in common.h. On a terminal wsload's stderr is the
+# terminal (its progress line, and any error, shown there); otherwise it
+# goes to $TMP/wsload.err as before.
+progress_wanted() { [ -t 2 ] && case "${CI:-}" in ""|0|false) true ;; *) false ;; esac; }
+WSLOAD_ERR=$TMP/wsload.err
+progress_wanted && WSLOAD_ERR=/dev/stderr
+
 log() { printf '[%4ds] %s\n' $(( $(date +%s) - T_START )) "$*" >&2; }
 
 # ---- process control: everything started here is stopped on exit ----
@@ -286,7 +294,7 @@ record() { # scenario target wsload-line
 	echo "scenario=$1 target=$2 ${line#*target=* }" >> "$RESULTS"
 	log "$1 $2: $line"
 }
-wsload() { timeout 120 "$WSLOAD" "$@" 2>>"$TMP/wsload.err" | tail -1; }
+wsload() { timeout 120 "$WSLOAD" "$@" 2>>"$WSLOAD_ERR" | tail -1; }
 
 scenario_connect() { # label
 	record "connect" "$1" "$(wsload connect --port "$T_PORT" -n "$CONNECT_N" -c "$HS" \
@@ -544,7 +552,7 @@ if want pushpin_fanout && [ "$HAVE_PUSHPIN" = 1 ]; then
 	record "fanout_$FANOUT_N" pushpin "$(timeout 300 "$WSLOAD" fanout --pushpin --port "$T_PORT" \
 		-c "$FANOUT_N" -s "$SIZE" --rounds "$PP_FANOUT_ROUNDS" --hs 50 --ids "127.0.0.1:$PPF_PORT" \
 		--mgmt "127.0.0.1:$T_MGMT" --cpu-pid "$T_PIDS" --label pushpin --timeout 280 \
-		2>>"$TMP/wsload.err" | tail -1)"
+		2>>"$WSLOAD_ERR" | tail -1)"
 	# where Pushpin's CPU went (the whole run: connections opened too)
 	set -- $PP_T0
 	for p in ${T_PIDS//,/ }; do
