@@ -34,7 +34,38 @@ import { inBatches } from '../fault/lib.mjs';
 
 export { sleep };
 
-const log = (...a) => { if (!process.env.SOAK_QUIET) console.log(...a); };
+let activeProgress = null; // erased before each printed line
+const log = (...a) => { if (!process.env.SOAK_QUIET) { activeProgress?.clear(); console.log(...a); } };
+
+// ---------------------------------------------------------------------------
+// Progress line
+// ---------------------------------------------------------------------------
+
+/**
+ * The one rule for progress lines (as progress_wanted() in
+ * clients/bench/common.h): on a terminal only, never into a pipe, a file or
+ * a CI log (CI set to anything but '', '0' or 'false').
+ */
+export function progressWanted(stream = process.stderr) {
+  const ci = process.env.CI;
+  if (ci && ci !== '0' && ci !== 'false') return false;
+  return Boolean(stream.isTTY);
+}
+
+/**
+ * Redraws line() as one carriage-return line on stderr every everyMs while
+ * progressWanted(); otherwise does nothing. clear() erases the line (before
+ * printing something else), stop() ends it.
+ */
+export function startProgress(line, { everyMs = 250, stream = process.stderr } = {}) {
+  if (!progressWanted(stream)) return { clear() {}, stop() {} };
+  let shown = false;
+  const timer = setInterval(() => { stream.write(`\r${line()}\x1b[K`); shown = true; }, everyMs);
+  timer.unref();
+  const clear = () => { if (shown) stream.write('\r\x1b[K'); shown = false; };
+  activeProgress = { clear, stop() { clearInterval(timer); clear(); activeProgress = null; } };
+  return activeProgress;
+}
 
 // ---------------------------------------------------------------------------
 // Recording backend

@@ -19,6 +19,7 @@ import { WSGATE_BIN, rssKiB } from '../e2e/helpers.mjs';
 import {
   startRecorder, startSoakGateway, tempDataDir, startSampler, fdCount, dataFileBytes, churnRound, churnLosses,
   killRestart, killDuringReplay, sigtermSlow, killedReaderScenario, disconnectBooks, settle, openClients, sleep,
+  startProgress,
 } from './lib.mjs';
 
 const argv = process.argv.slice(2);
@@ -45,8 +46,9 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)
 const COMMIT = commit(); // the code measured (a commit during the run is not)
 const t0 = Date.now();
 const deadline = t0 + MINUTES * 60000;
-const clock = () => { const s = Math.round((Date.now() - t0) / 1000); return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`; };
-const say = (...a) => console.log(`[${clock()}]`, ...a);
+const mmss = (s) => `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+const clock = () => mmss(Math.round((Date.now() - t0) / 1000));
+const say = (...a) => { progress?.clear(); console.log(`[${clock()}]`, ...a); };
 
 const churnTotals = {
   rounds: 0, clients: 0, errors: 0, sent: 0, arrived: 0, lostFrames: 0, dupFrames: 0, reordered: 0,
@@ -61,6 +63,20 @@ function addChurn(r) {
   churnTotals.lost += churnLosses(r);
 }
 const kills = []; const replays = []; const terms = []; const readers = [];
+
+// On a terminal (never in CI): scenario, elapsed/total, connections, messages
+// and losses so far, on stderr; the books on stdout are unchanged.
+let scenario = 'starting';
+let heldSent = 0;
+const sumLost = (list) => list.reduce((a, r) => a + (r.lost ?? 0), 0);
+const progress = startProgress(() => {
+  const secs = (Date.now() - t0) / 1000;
+  const msgs = churnTotals.sent + churnTotals.delivered + heldSent;
+  const conns = churnTotals.clients + HELD + [...kills, ...replays, ...terms].reduce((a, r) => a + (r.opened ?? 0), 0);
+  const lost = churnTotals.lost + sumLost(kills) + sumLost(replays) + sumLost(terms);
+  return `soak ${scenario}: ${clock()} / ${mmss(Math.round(MINUTES * 60))}, ${conns} connections, ${msgs} messages `
+    + `(${(msgs / Math.max(secs, 1)).toFixed(0)}/s), ${lost} lost`;
+});
 
 // --- the long-lived gateway -------------------------------------------------
 const rec = await startRecorder();
@@ -79,8 +95,8 @@ sample();
 const sampler = setInterval(sample, 10000);
 
 // Long-lived clients: a frame every 30 s each, numbered like the churn's.
+scenario = 'opening long-lived clients';
 const held = await openClients(gw, rec, 'held', HELD, 25);
-let heldSent = 0;
 const heldSeq = new Map(held.clients.map((c) => [c, 0]));
 const heldTimer = setInterval(() => {
   for (const c of held.clients) {
@@ -99,14 +115,19 @@ while (Date.now() < deadline) {
   if (Date.now() >= nextScenarios && deadline - Date.now() > SCENARIO_BUDGET_MS) {
     delete process.env.SOAK_QUIET;
     say('--- scenarios on gateways of their own ---');
+    scenario = 'kill -9 + restart';
     kills.push(await killRestart({ n: 500 }));
+    scenario = 'kill -9 during the replay';
     replays.push(await killDuringReplay({ n: 300, slowMs: 20 }));
+    scenario = 'SIGTERM, slow backend';
     terms.push(await sigtermSlow({ n: 200, slowMs: 200 }));
+    scenario = 'killed registry readers';
     readers.push(await killedReaderScenario({ idle: 600, churnConns: 2000, readers: 40 }));
     process.env.SOAK_QUIET = '1';
     nextScenarios = Date.now() + CYCLE_MS;
     continue;
   }
+  scenario = `churn round ${round + 1}`;
   const r = await churnRound(gw, rec, { prefix: `r${round++}`, clients: 200, width: 50, frames: 20, posts: 5 });
   addChurn(r);
   if (churnLosses(r) - r.postsLost) {
@@ -123,6 +144,7 @@ while (Date.now() < deadline) {
 }
 
 // --- wind down --------------------------------------------------------------
+progress.stop();
 clearInterval(heldTimer);
 sample();
 for (const c of held.clients) c.ws.close(1000);
