@@ -33,6 +33,18 @@ struct opts {
 	int n_more;
 };
 
+
+/* A progress line only on a terminal, and never in CI (the rule of the
+ * benchmark and the soak run). */
+static int progress_wanted(void)
+{
+	const char *ci = getenv("CI");
+
+	if (ci && *ci && strcmp(ci, "0") && strcmp(ci, "false"))
+		return 0;
+	return isatty(STDERR_FILENO);
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: wsgate-cli COMMAND --endpoint URL [options] [CONNECTION_ID]\n"
@@ -333,7 +345,7 @@ static int list_all(wsgate_client_t *c, const struct opts *o)
 {
 	json_t *all = json_array(), *out;
 	char *cursor = o->cursor ? strdup(o->cursor) : NULL;
-	int progress = isatty(STDERR_FILENO), code = 0, pages = 0;
+	int progress = progress_wanted(), code = 0, pages = 0;
 	double t0 = now_s();
 
 	for (;;) {
@@ -413,7 +425,7 @@ static int post_many(wsgate_client_t *c, const struct opts *o, const char *data,
 	struct flight fl[MAX_IN_FLIGHT];
 	struct pollfd pfd[MAX_IN_FLIGHT];
 	int n = o->n_more + 1, next = 0, done = 0, live = 0, worst = 0, failed = 0;
-	int progress = isatty(STDERR_FILENO);
+	int progress = progress_wanted();
 	double timeout = (o->timeout_ms ? o->timeout_ms : 30000) / 1000.0, t0 = now_s();
 
 	while (done < n) {

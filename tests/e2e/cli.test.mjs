@@ -275,6 +275,15 @@ test('item CLI: list shows a progress line on a terminal (script(1) gives it one
   assert.match(r.stdout, /listed 3 connections, 1 pages, \d+\/s/);
   assert.match(r.stdout, /\r\x1b\[K/, 'the line is erased at the end');
   assert.equal(JSON.parse(fs.readFileSync(path.join(tmp, 'list.json'), 'utf8')).items.length, 3);
+  // In CI, no progress line even on a terminal (the benchmark's rule too).
+  const quiet = await new Promise((resolve) => {
+    execFile('script', ['-qec', cmd, '/dev/null'], {
+      env: { PATH: process.env.PATH, HOME: path.join(tmp, 'empty-home'), ASAN_OPTIONS: 'detect_leaks=1', CI: 'true' },
+      timeout: 20000, encoding: 'utf8',
+    }, (err, stdout) => resolve({ code: err ? err.code : 0, stdout }));
+  });
+  assert.equal(quiet.code, 0, quiet.stdout);
+  assert.doesNotMatch(quiet.stdout, /listed \d+ connections/);
 });
 
 test('item CLI: list and publish are signed like the rest', async () => {
