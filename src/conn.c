@@ -1502,6 +1502,34 @@ uint64_t gw_conn_last_active(const gw_conn_t *conn)
 	return gw_mono_to_wall(conn->last_active);
 }
 
+/* Above this a message always goes through the queue (and the writable
+ * callback's framing): what a full socket leaves over, libwebsockets
+ * copies, and the direct path is for the many small messages of fan-out. */
+#define DIRECT_WRITE_MAX 16384
+
+/* A message for an open connection with nothing queued and nothing held
+ * by libwebsockets goes to the socket at once: no queue entry (an
+ * allocation per member of a channel) and no writable round (with the
+ * epoll loop, two epoll_ctl per message to turn POLLOUT on and off).
+ * What the socket does not take libwebsockets keeps, and it asks for a
+ * writable callback itself, after which the queue is used again: order
+ * is kept. bytes has LWS_PRE headroom. -1: not taken, queue it. */
+static int write_direct(gw_conn_t *conn, unsigned char *bytes, size_t len, int binary)
+{
+	if (conn->state != CS_OPEN || conn->closing || conn->peer_closed ||
+	    conn->outq.head || len > DIRECT_WRITE_MAX || lws_partial_buffered(conn->wsi))
+		return -1;
+	if (lws_write(conn->wsi, bytes, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
+	    (int)len) {
+		/* the socket failed: libwebsockets closes it at its next service */
+		lws_set_timeout(conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		return GW_POST_GONE;
+	}
+	gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_MSG_OUT);
+	conn->last_active = gw_now_ms();
+	return GW_POST_OK;
+}
+
 /* shared: the bytes are that payload's (a reference is taken), not data. */
 static int enqueue(gw_conn_t *conn, const void *data, size_t len, int binary,
 		   gw_payload_t *shared)
@@ -1535,8 +1563,22 @@ static int enqueue(gw_conn_t *conn, const void *data, size_t len, int binary,
 	return GW_POST_OK;
 }
 
+/* A small message (a route's answer, a POST) is copied once either way:
+ * onto the stack for a direct write rather than into a queue entry. */
+#define DIRECT_COPY_MAX 4096
+
 static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary)
 {
+	if (len <= DIRECT_COPY_MAX && !conn->outq.head && conn->state == CS_OPEN) {
+		unsigned char buf[LWS_PRE + DIRECT_COPY_MAX];
+		int rc;
+
+		if (len)
+			memcpy(buf + LWS_PRE, data, len);
+		rc = write_direct(conn, buf + LWS_PRE, len, binary);
+		if (rc >= 0)
+			return rc;
+	}
 	return enqueue(conn, data, len, binary, NULL);
 }
 
@@ -1557,11 +1599,16 @@ int gw_conn_post(gw_conn_t *conn, const void *data, size_t len)
 /* A channel message or broadcast: binary was decided once for all. */
 int gw_conn_send(gw_conn_t *conn, gw_payload_t *p, int binary)
 {
+	int rc;
+
 	if (conn->state == CS_CLOSED || conn->state == CS_DRAINING || conn->closing)
 		return GW_POST_GONE;
 	if (p->len > conn->api->max_message_bytes)
 		return GW_POST_TOO_LARGE;
-	return enqueue(conn, NULL, p->len, binary, p);
+	rc = write_direct(conn, p->data + LWS_PRE, p->len, binary);
+	if (rc >= 0)
+		return rc;
+	return enqueue(conn, p->data + LWS_PRE, p->len, binary, p);
 }
 
 lws_dll2_owner_t *gw_conn_channels(gw_conn_t *conn)
