@@ -1563,11 +1563,19 @@ static int enqueue(gw_conn_t *conn, const void *data, size_t len, int binary,
 	return GW_POST_OK;
 }
 
-/* A small message (a route's answer, a POST) is copied once either way:
- * onto the stack for a direct write rather than into a queue entry. */
+static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary)
+{
+	return enqueue(conn, data, len, binary, NULL);
+}
+
+/* A small route answer is copied once either way: onto the stack for a
+ * direct write rather than into a queue entry. Only answers: the client
+ * paces them with its own messages. POSTs keep the queue, whose bound
+ * (outboundBufferBytes, 429) a client that does not read must meet even
+ * while the kernel's buffers would still take tiny frames. */
 #define DIRECT_COPY_MAX 4096
 
-static int enqueue_out(gw_conn_t *conn, const void *data, size_t len, int binary)
+static int reply_out(gw_conn_t *conn, const void *data, size_t len, int binary)
 {
 	if (len <= DIRECT_COPY_MAX && !conn->outq.head && conn->state == CS_OPEN) {
 		unsigned char buf[LWS_PRE + DIRECT_COPY_MAX];
@@ -1747,7 +1755,7 @@ static void on_message_result(gw_conn_t *conn, pending_t *p, const gw_integ_resu
 		break;
 	case GW_INTEG_OK:
 		if (p->route->route_response && res->body_len &&
-		    enqueue_out(conn, res->body, res->body_len, res->body_binary))
+		    reply_out(conn, res->body, res->body_len, res->body_binary))
 			gw_log_limited(GW_LOG_WARN, 10000, "connection %s: outbound "
 				       "buffer full, dropped route response (request %s)",
 				       conn->id, p->request_id);
