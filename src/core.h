@@ -80,9 +80,6 @@ struct gw_gateway {
 	gw_registry_t *reg;
 	gw_backend_t *be;
 	struct lws_context *ctx;
-	/* libev drives libwebsockets (its epoll backend): its default poll()
-	 * walked every socket of the loop on each service round. */
-	struct ev_loop *evloop;
 	struct lws_vhost *vh_ws;
 	struct lws_vhost *vh_mgmt;
 	gw_loop_t *loop; /* the gateway's own sockets (loop.h) */

@@ -14,7 +14,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ev.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
@@ -862,7 +861,6 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 {
 	static struct lws_protocols ws_protos[3], mgmt_protos[2];
 	struct lws_context_creation_info info;
-	void *foreign[1];
 	gw_gateway_t *gw = calloc(1, sizeof(*gw));
 	gw_config_t *cfg = sh->cfg;
 	lws_sock_file_fd_type fd;
@@ -928,18 +926,6 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.user = gw;
-	/* libev's epoll backend instead of libwebsockets' default poll(),
-	 * which walked all the loop's descriptors (10,000 members of a
-	 * channel: ~30% of a fan-out's CPU) on every round of the loop. A
-	 * foreign loop so that run_loop() turns it once per round. */
-	gw->evloop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
-	if (!gw->evloop) {
-		snprintf(err, errlen, "cannot create the event loop");
-		goto fail;
-	}
-	foreign[0] = gw->evloop;
-	info.options |= LWS_SERVER_OPTION_LIBEV;
-	info.foreign_loops = foreign;
 	/* libwebsockets' own deadlines (handshakes, management requests, its
 	 * close flows): a backstop never shorter than the default, so that a
 	 * short --send-timeout does not cut those; the gateway's closes have
@@ -1092,7 +1078,8 @@ int gw_gateway_mgmt_port(const gw_gateway_t *gw)
 static void run_loop(gw_gateway_t *gw)
 {
 	while (!gw->stop_deadline_passed) {
-		ev_run(gw->evloop, EVRUN_ONCE);
+		if (lws_service(gw->ctx, 0) < 0)
+			break;
 		gw_defer_run(gw);
 		if (gw->stopping && !gw->n_conns && !gw_rest_count(gw) &&
 		    !gw_backend_inflight(gw->be) && !gw_outbox_active(gw->outbox))
@@ -1162,10 +1149,6 @@ static void worker_teardown(gw_gateway_t *gw)
 		pthread_mutex_unlock(&gw->inbox_lock);
 		lws_context_destroy(gw->ctx);
 		gw->ctx = NULL;
-	}
-	if (gw->evloop) {
-		ev_loop_destroy(gw->evloop);
-		gw->evloop = NULL;
 	}
 	if (gw->be) {
 		gw_backend_destroy(gw->be);
