@@ -510,7 +510,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	conn->head = NULL;
 	gw_buf_dispose(&conn->rx);
 	if (conn->sp_vh)
-		gw_gateway_subprotocol_put(gw, conn->sp_vh);
+		gw_vhosts_subprotocol_put(gw->vhosts, conn->sp_vh);
 	conn->sp_vh = NULL;
 	/* Events of this batch may still name the conn: free it after. */
 	gw_defer_free(gw, conn_free, conn);
@@ -638,8 +638,8 @@ static void handshake_accept(gw_conn_t *conn)
 		client_chosen = 1;
 	}
 	if (conn->subprotocol) {
-		vh = conn->sp_vh = gw_gateway_subprotocol_get(gw, conn->subprotocol,
-							      client_chosen);
+		vh = conn->sp_vh = gw_vhosts_subprotocol_get(gw->vhosts, conn->subprotocol,
+							     &gw_ws_protocol, client_chosen);
 		if (!vh) {
 			gw_log_limited(GW_LOG_WARN, 10000, "connection %s refused: cannot serve "
 				       "subprotocol \"%.64s\"", conn->id, conn->subprotocol);

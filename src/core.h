@@ -11,6 +11,7 @@
 #include "loop.h"
 #include "registry.h"
 #include "tls.h"
+#include "vhosts.h"
 #include "wheel.h"
 #include "rest.h"
 #include "metrics.h"
@@ -30,9 +31,6 @@ void gw_defer_free(struct gw_gateway *gw, void (*fn)(void *), void *p);
 void gw_defer_run(struct gw_gateway *gw);
 
 typedef struct gw_conn gw_conn_t;
-#define GW_MAX_SUBPROTOCOLS 64
-/* A vhost's unix socket path: the private folder (under 64) and a number. */
-#define GW_IFACE_LEN 96
 /* The largest request head the gateway reads, and the header space given
  * to libwebsockets for the same head: it stores each header with a few
  * bytes more than the raw head takes. */
@@ -128,24 +126,8 @@ struct gw_gateway {
 	uint64_t mgmt_tokens;
 	SSL_CTX *tls; /* set when the gateway listener speaks TLS */
 	lws_dll2_owner_t relays;
-	lws_dll2_owner_t rests;       /* REST connections */
-	size_t max_request_bytes;     /* the largest of the APIs' limits */
-	/* Subprotocol vhosts: a fixed table, each entry counted by the
-	 * connections that use it; an unused entry is recycled for a new
-	 * name, so names a client chooses can never exhaust it. */
-	struct gw_subproto {
-		char name[64];
-		struct lws_protocols protos[2];
-		struct lws_vhost *vh;
-		unsigned refs;
-		int backend_chosen; /* a $connect answer named it */
-		uint64_t last_used;
-		char iface[GW_IFACE_LEN]; /* its vhost keeps a pointer to it */
-	} subprotos[GW_MAX_SUBPROTOCOLS];
-	size_t n_subprotos;
-	char sockdir[64]; /* private folder of the vhosts' unix sockets */
-	char iface_ws[GW_IFACE_LEN], iface_mgmt[GW_IFACE_LEN];
-	unsigned vhost_seq; /* makes each vhost's socket path unique */
+	gw_rest_ctx_t *rest; /* REST connections and limits (rest.h) */
+	gw_vhosts_t *vhosts; /* vh_ws, vh_mgmt and subprotocols' (vhosts.h) */
 	struct gw_chan_index *chans; /* channel.h: this loop's members */
 	gw_metrics_t *metrics; /* this loop's counters (metrics.h) */
 };
@@ -159,12 +141,6 @@ uint64_t gw_mono_to_wall(uint64_t mono_ms);
 /* A fresh 16-character request ID (AWS-like shape, unique per process). */
 void gw_gateway_request_id(gw_gateway_t *gw, char out[24]);
 gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len);
-/* The vhost whose one WebSocket protocol is named proto, with a reference
- * taken (give it back with gw_gateway_subprotocol_put), or NULL when proto
- * is not a token or every entry is in use. */
-struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto,
-					      int client_chosen);
-void gw_gateway_subprotocol_put(gw_gateway_t *gw, struct lws_vhost *vh);
 int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot);
 void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot);
 

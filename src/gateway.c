@@ -162,137 +162,6 @@ gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len)
 	return gw_gateway_conn_at(gw, &cid);
 }
 
-/* libwebsockets re-binds an HTTP request to the first vhost sharing its
- * listen port unless the Host header names another: vhosts that only
- * receive adopted sockets would all share one port and steal each other's
- * requests. A vhost listening on a unix socket has port 0, which turns that
- * re-binding off. The socket is created in a private folder (0700) whose
- * entries are removed at once: it exists, but nothing can reach it (an
- * abstract socket was reachable by any process of the namespace). */
-static const lws_retry_bo_t no_validity = { .secs_since_valid_ping = 0,
-					     .secs_since_valid_hangup = 0 };
-
-static struct lws_vhost *make_vhost(gw_gateway_t *gw, const char *name,
-				    const struct lws_protocols *protos,
-				    char iface[GW_IFACE_LEN])
-{
-	struct lws_context_creation_info info;
-	struct lws_vhost *vh;
-
-	memset(&info, 0, sizeof(info));
-	info.vhost_name = name;
-	if (!gw->sockdir[0]) {
-		snprintf(gw->sockdir, sizeof(gw->sockdir), "/tmp/wsgate-%d-%u-XXXXXX",
-			 (int)getpid(), gw->worker);
-		if (!mkdtemp(gw->sockdir)) {
-			gw->sockdir[0] = '\0';
-			return NULL;
-		}
-	}
-	/* libwebsockets keeps the iface pointer (not a copy) for the life of
-	 * the vhost, compares it with its siblings' when one is destroyed
-	 * (equal paths on port 0 count as a shared listener, and handing it
-	 * over asserts), and unlinks it at the end: so the path lives in the
-	 * owner's table and is unique to the vhost. */
-	snprintf(iface, GW_IFACE_LEN, "%s/%u", gw->sockdir, ++gw->vhost_seq);
-	info.iface = iface;
-	info.port = 0;
-	info.protocols = protos;
-	/* No libwebsockets validity timers (pings, hang-up after silence): the
-	 * gateway keeps its own idle and duration deadlines on its wheel, and
-	 * libwebsockets 4.1 kept one timer per connection in a sorted list
-	 * walked at every insert, which made each new connection cost
-	 * O(open connections) (half the samples at 10k connections). */
-	info.retry_and_idle_policy = &no_validity;
-	info.options = LWS_SERVER_OPTION_UNIX_SOCK |
-		       LWS_SERVER_OPTION_VALIDATE_UTF8;
-	vh = lws_create_vhost(gw->ctx, &info);
-	unlink(iface);
-	return vh;
-}
-
-static int proto_token(const char *proto)
-{
-	/* RFC 6455 subprotocol names are tokens. */
-	if (!*proto || strlen(proto) > 63)
-		return 0;
-	for (const char *p = proto; *p; p++)
-		if (*p <= 32 || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
-			return 0;
-	return 1;
-}
-
-struct lws_vhost *gw_gateway_subprotocol_get(gw_gateway_t *gw, const char *proto,
-					      int client_chosen)
-{
-	struct gw_subproto *sp = NULL;
-	size_t client_held = 0;
-
-	if (!proto_token(proto))
-		return NULL;
-	for (size_t i = 0; i < gw->n_subprotos; i++)
-		if (gw->subprotos[i].vh && !strcmp(gw->subprotos[i].name, proto)) {
-			sp = &gw->subprotos[i];
-			goto found;
-		}
-	/* Names only a client chose may hold at most half the table, so that
-	 * clients holding connections cannot lock out the names backends
-	 * choose. */
-	for (size_t i = 0; i < gw->n_subprotos; i++)
-		client_held += gw->subprotos[i].refs && !gw->subprotos[i].backend_chosen;
-	if (client_chosen && client_held >= GW_MAX_SUBPROTOCOLS / 2)
-		return NULL;
-	if (gw->n_subprotos < GW_MAX_SUBPROTOCOLS) {
-		sp = &gw->subprotos[gw->n_subprotos];
-	} else {
-		/* Recycle the entry unused for longest. */
-		for (size_t i = 0; i < gw->n_subprotos; i++) {
-			struct gw_subproto *c = &gw->subprotos[i];
-
-			if (!c->refs && (!sp || c->last_used < sp->last_used))
-				sp = c;
-		}
-		if (!sp)
-			return NULL;
-		if (sp->vh)
-			lws_vhost_destroy(sp->vh);
-		sp->vh = NULL;
-	}
-	snprintf(sp->name, sizeof(sp->name), "%s", proto);
-	sp->protos[0] = gw_ws_protocol;
-	sp->protos[0].name = sp->name;
-	memset(&sp->protos[1], 0, sizeof(sp->protos[1]));
-	sp->refs = 0;
-	sp->backend_chosen = 0;
-	sp->vh = make_vhost(gw, sp->name, sp->protos, sp->iface);
-	if (!sp->vh) {
-		/* The entry stays empty (and first to be recycled); entries
-		 * never move, since their vhosts point into them. */
-		sp->name[0] = '\0';
-		sp->last_used = 0;
-		if ((size_t)(sp - gw->subprotos) == gw->n_subprotos)
-			gw->n_subprotos++;
-		return NULL;
-	}
-	if ((size_t)(sp - gw->subprotos) == gw->n_subprotos)
-		gw->n_subprotos++;
-found:
-	sp->backend_chosen |= !client_chosen;
-	sp->refs++;
-	sp->last_used = gw_now_ms();
-	return sp->vh;
-}
-
-void gw_gateway_subprotocol_put(gw_gateway_t *gw, struct lws_vhost *vh)
-{
-	for (size_t i = 0; i < gw->n_subprotos; i++)
-		if (gw->subprotos[i].vh == vh && gw->subprotos[i].refs) {
-			gw->subprotos[i].refs--;
-			gw->subprotos[i].last_used = gw_now_ms();
-			return;
-		}
-}
-
 static int bind_listener(const char *host, int port, int *out_port, char *err,
 			 size_t errlen)
 {
@@ -614,16 +483,6 @@ static void on_flush_timer(lws_sorted_usec_list_t *sul)
 
 /* --- hot reload ------------------------------------------------------------ */
 
-static size_t max_request_bytes(const gw_config_t *cfg)
-{
-	size_t max = 0;
-
-	for (size_t a = 0; a < cfg->n_apis; a++)
-		if (cfg->apis[a].max_request_bytes > max)
-			max = cfg->apis[a].max_request_bytes;
-	return max;
-}
-
 /* One connection pool per distinct backend endpoint, found by key: an
  * endpoint the loop already has (an unchanged one, after a reload) keeps
  * its pool and its kept-alive connections. */
@@ -683,7 +542,7 @@ static void swap_config(gw_gateway_t *gw, gw_config_t *cfg, unsigned gen)
 		return;
 	}
 	gw->cfg = cfg; /* the reference the loader gave */
-	gw->max_request_bytes = max_request_bytes(cfg);
+	gw_rest_ctx_set_config(gw->rest, cfg);
 	gw_backend_set_config(gw->be, cfg);
 	gw_config_unref(old);
 	reload_done(gw, gen);
@@ -874,7 +733,9 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	gw->reg = sh->reg;
 	gw->tls = sh->tls;
 	pthread_mutex_init(&gw->inbox_lock, NULL);
-	gw->max_request_bytes = max_request_bytes(cfg);
+	gw->rest = gw_rest_ctx_create(cfg);
+	if (!gw->rest)
+		abort();
 	gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
 	gw->drain_seconds = sh->drain_seconds;
 	gw_buf_init(&gw->scratch);
@@ -947,8 +808,11 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	ws_protos[0] = gw_ws_protocol;
 	ws_protos[1] = raw_protocol;
 	mgmt_protos[0] = gw_mgmt_protocol;
-	gw->vh_ws = make_vhost(gw, "gateway", ws_protos, gw->iface_ws);
-	gw->vh_mgmt = make_vhost(gw, "management", mgmt_protos, gw->iface_mgmt);
+	gw->vhosts = gw_vhosts_create(gw->ctx, gw->worker);
+	if (!gw->vhosts)
+		abort();
+	gw->vh_ws = gw_vhosts_add(gw->vhosts, "gateway", ws_protos);
+	gw->vh_mgmt = gw_vhosts_add(gw->vhosts, "management", mgmt_protos);
 	if (!gw->vh_ws || !gw->vh_mgmt) {
 		snprintf(err, errlen, "cannot create the libwebsockets vhosts");
 		goto fail;
@@ -1187,8 +1051,8 @@ static void worker_free(gw_gateway_t *gw)
 	gw_config_unref(gw->cfg);
 	gw_buf_dispose(&gw->scratch);
 	gw_buf_dispose(&gw->rscratch);
-	if (gw->sockdir[0])
-		rmdir(gw->sockdir);
+	gw_vhosts_destroy(gw->vhosts); /* the lws context is gone */
+	gw_rest_ctx_destroy(gw->rest); /* its connections went in teardown */
 	free(gw->slots);
 	free(gw->free_slots);
 	free(gw->slot_gens);

@@ -61,12 +61,17 @@
 #define LINGER_MS 5000
 #define LINGER_MAX_BYTES (16u << 20)
 
+struct gw_rest_ctx {
+	lws_dll2_owner_t rests;   /* open REST connections */
+	size_t max_request_bytes; /* the largest of the APIs' limits */
+};
+
 enum rest_state { RS_READING, RS_CALLING, RS_WRITING, RS_LINGER };
 
 struct gw_rest {
 	gw_watch_t watch; /* first */
 	gw_gateway_t *gw;
-	lws_dll2_t list; /* gw->rests, while open */
+	lws_dll2_t list; /* gw->rest->rests, while open */
 	enum rest_state state;
 	gw_req_t *req;
 	char *in; /* IN_BYTES, only while a request is being read or waits */
@@ -1082,11 +1087,11 @@ void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
 	r->watch.fd = fd;
 	r->tls = tls;
 	snprintf(r->source_ip, sizeof(r->source_ip), "%s", source_ip);
-	r->req = gw_req_create(MAX_HEAD, gw->max_request_bytes);
+	r->req = gw_req_create(MAX_HEAD, gw->rest->max_request_bytes);
 	gw_buf_init(&r->path);
 	gw_buf_init(&r->out);
 	gw_buf_init(&r->out_body);
-	lws_dll2_add_tail(&r->list, &gw->rests);
+	lws_dll2_add_tail(&r->list, &gw->rest->rests);
 	if (gw_loop_add(gw->loop, &r->watch, WATCH_EVENTS)) {
 		rest_close(r);
 		return;
@@ -1099,7 +1104,7 @@ void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
 
 void gw_rest_shutdown(gw_gateway_t *gw)
 {
-	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, gw->rests.head) {
+	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, gw->rest->rests.head) {
 		gw_rest_t *r = lws_container_of(d, gw_rest_t, list);
 
 		if ((r->state == RS_READING && !r->req_start) || r->state == RS_LINGER)
@@ -1112,11 +1117,41 @@ void gw_rest_shutdown(gw_gateway_t *gw)
 void gw_rest_free_all(gw_gateway_t *gw)
 {
 	/* The memory goes with the loop's last deferred frees. */
-	while (gw->rests.head)
-		rest_close(lws_container_of(gw->rests.head, gw_rest_t, list));
+	while (gw->rest->rests.head)
+		rest_close(lws_container_of(gw->rest->rests.head, gw_rest_t, list));
 }
 
 size_t gw_rest_count(const gw_gateway_t *gw)
 {
-	return (size_t)gw->rests.count;
+	return (size_t)gw->rest->rests.count;
+}
+
+static size_t max_request_bytes(const gw_config_t *cfg)
+{
+	size_t max = 0;
+
+	for (size_t a = 0; a < cfg->n_apis; a++)
+		if (cfg->apis[a].max_request_bytes > max)
+			max = cfg->apis[a].max_request_bytes;
+	return max;
+}
+
+gw_rest_ctx_t *gw_rest_ctx_create(const gw_config_t *cfg)
+{
+	gw_rest_ctx_t *rc = calloc(1, sizeof(*rc));
+
+	if (!rc)
+		return NULL;
+	rc->max_request_bytes = max_request_bytes(cfg);
+	return rc;
+}
+
+void gw_rest_ctx_set_config(gw_rest_ctx_t *rc, const gw_config_t *cfg)
+{
+	rc->max_request_bytes = max_request_bytes(cfg);
+}
+
+void gw_rest_ctx_destroy(gw_rest_ctx_t *rc)
+{
+	free(rc);
 }

@@ -12,6 +12,16 @@ typedef struct gw_gateway gw_gateway_t;
 typedef struct gw_rest gw_rest_t;
 typedef struct gw_api gw_api_t;
 typedef struct gw_rest_route gw_rest_route_t;
+typedef struct gw_rest_ctx gw_rest_ctx_t;
+struct gw_config;
+
+/* One loop's REST state (its open connections, the body limit), held
+ * opaquely by the loop. NULL only when memory runs out. */
+gw_rest_ctx_t *gw_rest_ctx_create(const struct gw_config *cfg);
+/* A reload: requests read from now on take cfg's limits. */
+void gw_rest_ctx_set_config(gw_rest_ctx_t *rc, const struct gw_config *cfg);
+/* After gw_rest_free_all(). NULL is allowed. */
+void gw_rest_ctx_destroy(gw_rest_ctx_t *rc);
 
 /* Takes fd (a client socket whose request is still unread, or the plain
  * end of a TLS relay). */
