@@ -125,7 +125,7 @@ struct gw_gateway {
 	lws_dll2_owner_t mgmt_pending;
 	uint64_t mgmt_tokens;
 	SSL_CTX *tls; /* set when the gateway listener speaks TLS */
-	lws_dll2_owner_t relays;
+	gw_relay_ctx_t *relay; /* TLS relays (tls.h) */
 	gw_rest_ctx_t *rest; /* REST connections and limits (rest.h) */
 	gw_vhosts_t *vhosts; /* vh_ws, vh_mgmt and subprotocols' (vhosts.h) */
 	struct gw_chan_index *chans; /* channel.h: this loop's members */

@@ -734,7 +734,8 @@ static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 	gw->tls = sh->tls;
 	pthread_mutex_init(&gw->inbox_lock, NULL);
 	gw->rest = gw_rest_ctx_create(cfg);
-	if (!gw->rest)
+	gw->relay = gw_relay_ctx_create();
+	if (!gw->rest || !gw->relay)
 		abort();
 	gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
 	gw->drain_seconds = sh->drain_seconds;
@@ -1053,6 +1054,7 @@ static void worker_free(gw_gateway_t *gw)
 	gw_buf_dispose(&gw->rscratch);
 	gw_vhosts_destroy(gw->vhosts); /* the lws context is gone */
 	gw_rest_ctx_destroy(gw->rest); /* its connections went in teardown */
+	gw_relay_ctx_destroy(gw->relay); /* the same */
 	free(gw->slots);
 	free(gw->free_slots);
 	free(gw->slot_gens);

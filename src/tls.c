@@ -30,6 +30,10 @@ typedef struct pending {
 	size_t off, len;
 } pending_t;
 
+struct gw_relay_ctx {
+	lws_dll2_owner_t relays; /* open relays */
+};
+
 struct gw_relay {
 	gw_watch_t tls_w;   /* the client's TLS socket */
 	gw_watch_t plain_w; /* our end of the socketpair */
@@ -359,7 +363,7 @@ int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 	r->tls_w.fd = tls_fd;
 	r->plain_w.cb = on_plain_side;
 	r->plain_w.fd = sv[0];
-	lws_dll2_add_tail(&r->list, &gw->relays);
+	lws_dll2_add_tail(&r->list, &gw->relay->relays);
 	/* From here on the relay owns ssl, tls_fd and sv[0]: relay_close
 	 * releases them; only sv[1], meant for libwebsockets, is ours. */
 	if (watch_add(r, &r->tls_w) || watch_add(r, &r->plain_w)) {
@@ -385,12 +389,22 @@ fail:
 void gw_relay_free_all(gw_gateway_t *gw)
 {
 	/* relay_release unlinks; the memory goes with the loop's deferred frees. */
-	while (gw->relays.head) {
-		gw_relay_t *r = lws_container_of(gw->relays.head, gw_relay_t, list);
+	while (gw->relay->relays.head) {
+		gw_relay_t *r = lws_container_of(gw->relay->relays.head, gw_relay_t, list);
 
 		if (r->closed)
 			relay_release(r, 1); /* lingering */
 		else
 			relay_close(r, 0);
 	}
+}
+
+gw_relay_ctx_t *gw_relay_ctx_create(void)
+{
+	return calloc(1, sizeof(gw_relay_ctx_t));
+}
+
+void gw_relay_ctx_destroy(gw_relay_ctx_t *rc)
+{
+	free(rc);
 }

@@ -14,6 +14,7 @@
 
 typedef struct gw_gateway gw_gateway_t;
 typedef struct gw_relay gw_relay_t;
+typedef struct gw_relay_ctx gw_relay_ctx_t;
 
 /* Reads plaintext (completing the TLS handshake first). Returns the byte
  * count, 0 when it would block, -1 when the peer is gone or TLS failed. */
@@ -29,5 +30,10 @@ int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 		   size_t len);
 
 void gw_relay_free_all(gw_gateway_t *gw);
+
+/* One loop's relays, held opaquely by the loop. NULL only when memory
+ * runs out; destroyed after gw_relay_free_all() (NULL is allowed). */
+gw_relay_ctx_t *gw_relay_ctx_create(void);
+void gw_relay_ctx_destroy(gw_relay_ctx_t *rc);
 
 #endif
