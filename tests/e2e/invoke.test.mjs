@@ -63,8 +63,10 @@ test('issue 10 §3: a client\'s gateway headers are left out of a WebSocket $con
       assert.ok(!keys.includes(h), `${h} left out (${keys})`);
     assert.ok(keys.includes('x-tag'));
   }
-  // X-Forwarded-Port: the gateway's own on REST, none on WebSocket events.
-  assert.ok(!wsKeys.includes('x-forwarded-port'));
+  // X-Forwarded-Port: the gateway's own on both (AWS adds it to CONNECT
+  // events too, issue 15 item 4), never the client's spoofed 443.
+  const wsPort = Object.entries(ev.headers).filter(([k]) => k.toLowerCase() === 'x-forwarded-port').map(([, v]) => v);
+  assert.deepEqual(wsPort, [String(ws.port)]);
   assert.equal(restEv.headers['x-forwarded-port'], String(rest.port));
 });
 
