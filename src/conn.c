@@ -129,6 +129,7 @@ struct gw_conn {
 	lws_dll2_owner_t inq;
 	size_t inq_bytes;
 	int rx_paused;         /* libwebsockets stopped reading it */
+	int tx_held;           /* not read while lws holds a partly written frame */
 	lws_dll2_t paused_list; /* gw->paused_conns: paused for the loop's limit */
 	lws_dll2_owner_t outq;
 	size_t outq_bytes;
@@ -1514,6 +1515,8 @@ uint64_t gw_conn_last_active(const gw_conn_t *conn)
  * What the socket does not take libwebsockets keeps, and it asks for a
  * writable callback itself, after which the queue is used again: order
  * is kept. bytes has LWS_PRE headroom. -1: not taken, queue it. */
+static void hold_rx_if_buffered(gw_conn_t *conn, struct lws *wsi);
+
 static int write_direct(gw_conn_t *conn, unsigned char *bytes, size_t len, int binary)
 {
 	if (conn->state != CS_OPEN || conn->closing || conn->peer_closed ||
@@ -1525,6 +1528,7 @@ static int write_direct(gw_conn_t *conn, unsigned char *bytes, size_t len, int b
 		lws_set_timeout(conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 		return GW_POST_GONE;
 	}
+	hold_rx_if_buffered(conn, conn->wsi);
 	gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_MSG_OUT);
 	conn->last_active = gw_now_ms();
 	return GW_POST_OK;
@@ -1594,7 +1598,9 @@ int gw_conn_post(gw_conn_t *conn, const void *data, size_t len)
 {
 	int rc;
 
-	if (conn->state == CS_CLOSED || conn->state == CS_DRAINING || conn->closing)
+	/* After the client's close frame nothing more can reach it. */
+	if (conn->state == CS_CLOSED || conn->state == CS_DRAINING || conn->closing ||
+	    conn->peer_closed)
 		return GW_POST_GONE;
 	if (len > conn->api->max_message_bytes)
 		return GW_POST_TOO_LARGE;
@@ -1609,7 +1615,9 @@ int gw_conn_send(gw_conn_t *conn, gw_payload_t *p, int binary)
 {
 	int rc;
 
-	if (conn->state == CS_CLOSED || conn->state == CS_DRAINING || conn->closing)
+	/* After the client's close frame nothing more can reach it. */
+	if (conn->state == CS_CLOSED || conn->state == CS_DRAINING || conn->closing ||
+	    conn->peer_closed)
 		return GW_POST_GONE;
 	if (p->len > conn->api->max_message_bytes)
 		return GW_POST_TOO_LARGE;
@@ -1846,7 +1854,7 @@ static int own_low(const gw_conn_t *conn)
 static void rx_resume(gw_conn_t *conn)
 {
 	conn->rx_paused = 0;
-	if (conn->wsi)
+	if (conn->wsi && !conn->tx_held)
 		lws_rx_flow_control(conn->wsi, 1);
 }
 
@@ -2057,6 +2065,30 @@ static int write_frame(gw_conn_t *conn, struct lws *wsi, gw_msg_t *m)
 	return 0;
 }
 
+/* lws 4.1 meets a client's close frame, while it holds part of a frame
+ * that the socket did not take, by closing at once: no
+ * WS_PEER_INITIATED_CLOSE, no echo, and the queue lost. So the connection is
+ * not read until lws has written that part out (it calls the writeable
+ * callback only then): a close frame is then always met with the queue's
+ * flush (flush_before_echo). */
+static void hold_rx_if_buffered(gw_conn_t *conn, struct lws *wsi)
+{
+	if (conn->tx_held || !lws_partial_buffered(wsi))
+		return;
+	conn->tx_held = 1;
+	lws_rx_flow_control(wsi, 0);
+	lws_callback_on_writable(wsi);
+}
+
+static void release_rx_hold(gw_conn_t *conn, struct lws *wsi)
+{
+	if (!conn->tx_held)
+		return;
+	conn->tx_held = 0;
+	if (!conn->rx_paused)
+		lws_rx_flow_control(wsi, 1);
+}
+
 static int write_one(gw_conn_t *conn, struct lws *wsi)
 {
 	gw_msg_t *m;
@@ -2079,6 +2111,7 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 	m = lws_container_of(conn->outq.head, gw_msg_t, list);
 	if (write_frame(conn, wsi, m))
 		return -1;
+	hold_rx_if_buffered(conn, wsi);
 	if (conn->tx_off < m->len) {
 		lws_callback_on_writable(wsi);
 		return 0;
@@ -2093,6 +2126,36 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 	conn->last_active = gw_now_ms();
 	if (conn->outq.head || conn->closing)
 		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+/* The client's close frame with messages still queued for it: they were
+ * acknowledged (a 200 to a POST), so they go out before the close echo
+ * (RFC 6455 5.5.1 binds the sender of a Close, not its receiver). lws 4.1
+ * echoes as soon as WS_PEER_INITIATED_CLOSE returns and cannot defer it, so
+ * the queue is written here; what the socket does not take now stays in
+ * lws's own (bounded by outboundBufferBytes) buffer, which lws writes out
+ * before the echo. A client that does not read loses it only to the send
+ * timeout, which drops the socket. */
+static int flush_before_echo(gw_conn_t *conn, struct lws *wsi)
+{
+	while (conn->outq.head) {
+		gw_msg_t *m = lws_container_of(conn->outq.head, gw_msg_t, list);
+
+		if (write_frame(conn, wsi, m))
+			return -1;
+		if (conn->tx_off < m->len)
+			continue;
+		conn->tx_off = 0;
+		gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_MSG_OUT);
+		lws_dll2_remove(&m->list);
+		conn->outq_bytes -= MSG_COST(m->len);
+		msg_free(m);
+	}
+	conn->congested = 0;
+	gw_wheel_set(&conn->gw->wheel, &conn->close_timer,
+		     gw_now_ms() + (uint64_t)conn->gw->sh->send_timeout_s * 1000,
+		     on_close_timer);
 	return 0;
 }
 
@@ -2205,6 +2268,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (!conn)
 			return 0;
+		release_rx_hold(conn, wsi);
 		return write_one(conn, wsi);
 
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -2235,6 +2299,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 				snprintf(conn->peer_reason, sizeof(conn->peer_reason),
 					 "Client-side close frame status not set");
 			}
+			if (conn->outq.head && flush_before_echo(conn, wsi))
+				return -1;
 		}
 		return 0;
 
