@@ -15,9 +15,6 @@ import {
 const SCALE = Number(process.env.SOAK_SCALE || 1);
 const n = (k) => Math.max(1, Math.round(k * SCALE));
 
-// A finding not fixed on main yet (see docs/reliability.md).
-const TODO_CLIENT_CLOSE = 'found by this suite, not fixed yet: posts answered 200 just before the client sends close(1000) are '
-  + 'dropped without a log line (item 2 covers DELETE and shutdown only)';
 // Items 5 and 6 are fixed (the $disconnect outbox). What the README
 // documents remains: a call in flight when the gateway is killed, or exits
 // at the drain deadline, is sent again by the next start with the same
@@ -42,7 +39,7 @@ test('item 1: churn with closes-after-send: every frame reaches the backend in o
   assert.equal(r.repeatedConnect, 0, 'no $connect delivered twice');
 });
 
-test('item 2: churn: every post answered 200 before the client\'s close(1000) reaches the client', { timeout: 120000, todo: TODO_CLIENT_CLOSE }, async () => {
+test('item 2: churn: every post answered 200 before the client\'s close(1000) reaches the client', { timeout: 120000 }, async () => {
   const r = await churnOnce();
   assert.deepEqual(r.postStatus, {}, 'every post to an open connection is answered 200');
   assert.equal(r.postsLost, 0, `${r.postsLost} of ${r.acked} posts answered 200 never reached their client`);
