@@ -2153,9 +2153,10 @@ static int flush_before_echo(gw_conn_t *conn, struct lws *wsi)
 		msg_free(m);
 	}
 	conn->congested = 0;
-	gw_wheel_set(&conn->gw->wheel, &conn->close_timer,
-		     gw_now_ms() + (uint64_t)conn->gw->sh->send_timeout_s * 1000,
-		     on_close_timer);
+	if (!conn->closing) /* else armed already */
+		gw_wheel_set(&conn->gw->wheel, &conn->close_timer,
+			     gw_now_ms() + (uint64_t)conn->gw->sh->send_timeout_s * 1000,
+			     on_close_timer);
 	return 0;
 }
 
@@ -2299,7 +2300,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 				snprintf(conn->peer_reason, sizeof(conn->peer_reason),
 					 "Client-side close frame status not set");
 			}
-			if (conn->outq.head && flush_before_echo(conn, wsi))
+			/* A close of ours with an error code was going to drop
+			 * the queue anyway (write_one). */
+			if (conn->outq.head && (!conn->closing || conn->close_code == 1000 ||
+						conn->close_code == 1001) &&
+			    flush_before_echo(conn, wsi))
 				return -1;
 		}
 		return 0;
