@@ -935,21 +935,27 @@ int gw_registry_count(gw_registry_t *reg, size_t *count)
 #define FOREACH_BATCH 64
 #define KEY_MAX 511 /* LMDB's largest key */
 
-/* Copies out up to FOREACH_BATCH records after the key `last` (from the
- * first when *last_len is 0) in one read transaction; updates last. */
-static int read_batch(gw_registry_t *reg, char *last, size_t *last_len,
-		      gw_conn_record_t *recs, size_t *n, int *more)
+/* Hands `take` up to FOREACH_BATCH entries of dbi after the key `last`, in
+ * one short read transaction, and remembers the last key seen: the
+ * listing and the outbox replay copy entries out and act on them outside
+ * any transaction (a reader stuck in one keeps LMDB from reusing pages).
+ * take returns 1 when it kept the entry as the n-th, 0 to skip it, and -1
+ * on failure. */
+static int walk_batch(gw_registry_t *reg, MDB_dbi dbi, char *last, size_t *last_len,
+		      size_t *n, int *more,
+		      int (*take)(const MDB_val *k, const MDB_val *v, size_t i, void *ctx),
+		      void *ctx)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc;
+	int rc, r = 0;
 
 	*n = 0;
 	*more = 0;
 	if (begin_read(reg, &txn))
 		return GW_REG_ERROR;
-	if (mdb_cursor_open(txn, reg->dbi, &cur)) {
+	if (mdb_cursor_open(txn, dbi, &cur)) {
 		mdb_txn_abort(txn);
 		return GW_REG_ERROR;
 	}
@@ -971,12 +977,22 @@ static int read_batch(gw_registry_t *reg, char *last, size_t *last_len,
 			memcpy(last, k.mv_data, k.mv_size);
 			*last_len = k.mv_size;
 		}
-		if (!gw_registry_decode(v.mv_data, v.mv_size, &recs[*n]))
-			(*n)++;
+		r = take(&k, &v, *n, ctx);
+		if (r < 0)
+			break;
+		*n += (size_t)r;
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	return 0;
+	return r < 0 ? GW_REG_ERROR : 0;
+}
+
+static int take_record(const MDB_val *k, const MDB_val *v, size_t i, void *ctx)
+{
+	gw_conn_record_t *recs = ctx;
+
+	(void)k;
+	return !gw_registry_decode(v->mv_data, v->mv_size, &recs[i]);
 }
 
 int gw_registry_foreach(gw_registry_t *reg,
@@ -988,10 +1004,10 @@ int gw_registry_foreach(gw_registry_t *reg,
 	int more = 1, rc = 0;
 
 	if (!recs)
-		abort();
+		return GW_REG_ERROR;
 	while (more) {
 		pthread_rwlock_rdlock(&reg->lock);
-		rc = read_batch(reg, last, &last_len, recs, &n, &more);
+		rc = walk_batch(reg, reg->dbi, last, &last_len, &n, &more, take_record, recs);
 		pthread_rwlock_unlock(&reg->lock);
 		if (rc)
 			break;
@@ -1297,55 +1313,20 @@ struct outbox_copy {
 	void *val;
 };
 
-/* Copies out up to FOREACH_BATCH entries after the key `last`. */
-static int outbox_batch(gw_registry_t *reg, char *last, size_t *last_len,
-			struct outbox_copy *out, size_t *n, int *more)
+static int take_outbox(const MDB_val *k, const MDB_val *v, size_t i, void *ctx)
 {
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
+	struct outbox_copy *out = (struct outbox_copy *)ctx + i;
 
-	*n = 0;
-	*more = 0;
-	if (begin_read(reg, &txn))
-		return GW_REG_ERROR;
-	if (mdb_cursor_open(txn, reg->outbox, &cur)) {
-		mdb_txn_abort(txn);
-		return GW_REG_ERROR;
-	}
-	if (*last_len) {
-		k.mv_data = last;
-		k.mv_size = *last_len;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (!rc && k.mv_size == *last_len && !memcmp(k.mv_data, last, *last_len))
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	} else {
-		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	}
-	for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (*n == FOREACH_BATCH) {
-			*more = 1;
-			break;
-		}
-		if (k.mv_size <= KEY_MAX) {
-			memcpy(last, k.mv_data, k.mv_size);
-			*last_len = k.mv_size;
-		}
-		if (k.mv_size > GW_CONN_ID_LEN)
-			continue; /* not an ID: never ours */
-		memcpy(out[*n].id, k.mv_data, k.mv_size);
-		out[*n].idlen = k.mv_size;
-		out[*n].len = v.mv_size;
-		out[*n].val = malloc(v.mv_size ? v.mv_size : 1);
-		if (!out[*n].val)
-			abort();
-		memcpy(out[*n].val, v.mv_data, v.mv_size);
-		(*n)++;
-	}
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	return 0;
+	if (k->mv_size > GW_CONN_ID_LEN)
+		return 0; /* not an ID: never ours */
+	out->val = malloc(v->mv_size ? v->mv_size : 1);
+	if (!out->val)
+		return -1;
+	memcpy(out->id, k->mv_data, k->mv_size);
+	out->idlen = k->mv_size;
+	out->len = v->mv_size;
+	memcpy(out->val, v->mv_data, v->mv_size);
+	return 1;
 }
 
 int gw_registry_outbox_foreach(gw_registry_t *reg,
@@ -1359,18 +1340,23 @@ int gw_registry_outbox_foreach(gw_registry_t *reg,
 	int more = 1, rc = 0;
 
 	if (!batch)
-		abort();
+		return GW_REG_ERROR;
 	/* fn runs outside any transaction and lock: it may write (delete
 	 * what cannot be sent). */
 	while (more) {
 		pthread_rwlock_rdlock(&reg->lock);
-		rc = outbox_batch(reg, last, &last_len, batch, &n, &more);
+		rc = walk_batch(reg, reg->outbox, last, &last_len, &n, &more, take_outbox, batch);
 		pthread_rwlock_unlock(&reg->lock);
-		if (rc)
+		if (rc) {
+			/* A copy failed: free what this batch kept. */
+			for (size_t i = 0; i < FOREACH_BATCH; i++)
+				free(batch[i].val);
 			break;
+		}
 		for (size_t i = 0; i < n; i++) {
 			fn(batch[i].id, batch[i].idlen, batch[i].val, batch[i].len, user);
 			free(batch[i].val);
+			batch[i].val = NULL;
 		}
 	}
 	free(batch);
