@@ -1,4 +1,5 @@
 /* Origin and API key checks of a WebSocket upgrade (see admit.h). */
+#include "httpreq.h"
 #include "admit.h"
 
 #include <openssl/crypto.h>
@@ -129,17 +130,6 @@ int gw_admit_api_key(char *const *keys, size_t n, const char *key, size_t len)
 	return found;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int decode(const char *s, size_t n, gw_buf_t *out)
 {
 	gw_buf_reset(out);
@@ -151,8 +141,8 @@ static int decode(const char *s, size_t n, gw_buf_t *out)
 
 			if (i + 2 >= n)
 				return -1;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
+			hi = gw_http_hexval(s[i + 1]);
+			lo = gw_http_hexval(s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			gw_buf_append_char(out, (char)(hi << 4 | lo));

@@ -1,5 +1,6 @@
 /* Event encoding. Field order follows AWS's captures so that a diff against
  * a real event reads easily; backends must not depend on it. */
+#include "httpreq.h"
 #include "event.h"
 
 #include <stdio.h>
@@ -32,25 +33,14 @@ void gw_event_iso_time(char out[64], uint64_t ms)
 		 (int)(ms % 1000));
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 size_t gw_url_decode(char *out, const char *in, size_t n, int form)
 {
 	size_t o = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (in[i] == '%' && i + 2 < n + 0 && hexval(in[i + 1]) >= 0 &&
-		    hexval(in[i + 2]) >= 0) {
-			out[o++] = (char)(hexval(in[i + 1]) << 4 | hexval(in[i + 2]));
+		if (in[i] == '%' && i + 2 < n + 0 && gw_http_hexval(in[i + 1]) >= 0 &&
+		    gw_http_hexval(in[i + 2]) >= 0) {
+			out[o++] = (char)(gw_http_hexval(in[i + 1]) << 4 | gw_http_hexval(in[i + 2]));
 			i += 2;
 		} else if (in[i] == '+' && form) {
 			out[o++] = ' ';

@@ -51,7 +51,7 @@ static int is_tchar(unsigned char c)
 	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int hexval(unsigned char c)
+int gw_http_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -129,9 +129,9 @@ static int scan_byte(scan_t *s, unsigned char c)
 		s->n = 1;
 		return c == '%' ? SC_TARGET_PCT1 : SC_TARGET;
 	case SC_TARGET_PCT1:
-		return hexval(c) < 0 ? SC_BAD : SC_TARGET_PCT2;
+		return gw_http_hexval(c) < 0 ? SC_BAD : SC_TARGET_PCT2;
 	case SC_TARGET_PCT2:
-		return hexval(c) < 0 ? SC_BAD : SC_TARGET;
+		return gw_http_hexval(c) < 0 ? SC_BAD : SC_TARGET;
 	case SC_VERSION:
 		if (c == '\r') {
 			/* Only HTTP/1.x: HTTP/0.9 has no version, an HTTP/2

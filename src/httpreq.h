@@ -80,6 +80,8 @@ enum gw_req_status gw_req_check_websocket(const gw_req_t *r, size_t lws_space,
 
 /* A token (§5.6.2, non-empty): a header name. */
 int gw_http_is_token(const char *p, size_t n);
+/* The value of a hexadecimal digit, or -1. */
+int gw_http_hexval(int c);
 /* The reason phrase of an HTTP status, for status lines the gateway writes. */
 const char *gw_http_reason(int status);
 /* Hop-by-hop headers (§7.6.1) and Content-Length, which a proxy must not

@@ -311,17 +311,6 @@ const gw_rest_route_t *gw_rest_match(const gw_api_t *api, const char *method,
 
 /* --- paths ------------------------------------------------------------------ */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int is_dots(const char *p, size_t n)
 {
 	return (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.');
@@ -408,7 +397,7 @@ static void append_param(gw_buf_t *b, const char *p, size_t n, int greedy, int i
 		int keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 			   (c && strchr("-._~!$'()*,:@", c)) ||
 			   (!in_query && c && strchr("&=+;", c)) || (greedy && c == '/') ||
-			   (c == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0);
+			   (c == '%' && i + 2 < n && gw_http_hexval(p[i + 1]) >= 0 && gw_http_hexval(p[i + 2]) >= 0);
 
 		if (keep) {
 			gw_buf_append_char(b, (char)c);
