@@ -913,7 +913,8 @@ int gw_registry_touch(gw_registry_t *reg, const char *const *ids,
 	return rc;
 }
 
-int gw_registry_count(gw_registry_t *reg, size_t *count)
+/* Entries of one database, read in a short transaction. */
+static int count_entries(gw_registry_t *reg, MDB_dbi dbi, size_t *count)
 {
 	MDB_txn *txn;
 	MDB_stat st;
@@ -922,7 +923,7 @@ int gw_registry_count(gw_registry_t *reg, size_t *count)
 	pthread_rwlock_rdlock(&reg->lock);
 	rc = begin_read(reg, &txn);
 	if (!rc) {
-		rc = mdb_stat(txn, reg->dbi, &st);
+		rc = mdb_stat(txn, dbi, &st);
 		mdb_txn_abort(txn);
 	}
 	pthread_rwlock_unlock(&reg->lock);
@@ -930,6 +931,11 @@ int gw_registry_count(gw_registry_t *reg, size_t *count)
 		return GW_REG_ERROR;
 	*count = st.ms_entries;
 	return 0;
+}
+
+int gw_registry_count(gw_registry_t *reg, size_t *count)
+{
+	return count_entries(reg, reg->dbi, count);
 }
 
 #define FOREACH_BATCH 64
@@ -1289,21 +1295,7 @@ int gw_registry_outbox_delete(gw_registry_t *reg, const char *const *ids, size_t
 
 int gw_registry_outbox_count(gw_registry_t *reg, size_t *count)
 {
-	MDB_txn *txn;
-	MDB_stat st;
-	int rc;
-
-	pthread_rwlock_rdlock(&reg->lock);
-	rc = begin_read(reg, &txn);
-	if (!rc) {
-		rc = mdb_stat(txn, reg->outbox, &st);
-		mdb_txn_abort(txn);
-	}
-	pthread_rwlock_unlock(&reg->lock);
-	if (rc)
-		return GW_REG_ERROR;
-	*count = st.ms_entries;
-	return 0;
+	return count_entries(reg, reg->outbox, count);
 }
 
 /* One entry copied out of the map. */
