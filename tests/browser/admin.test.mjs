@@ -9,35 +9,18 @@
 //
 //   node --test tests/browser/admin.test.mjs   (WSGATE_BIN=build/wsgate-asan to pick another binary)
 import { before, after } from 'node:test';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import {
   test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage, waitClose,
 } from '../e2e/helpers.mjs';
+import { WAIT_MS, screenshot, launchBrowser } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const ARTIFACTS = path.join(ROOT, 'test-artifacts');
-const WAIT_MS = 10000;
 let browser, failures = 0;
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: WAIT_MS,
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => { await browser?.close().catch(() => {}); });
-
-async function screenshot(page, file) {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, file), fullPage: true });
-}
 
 /** Opens the admin page of gw; JavaScript errors collected in page.errors. */
 async function openAdmin(gw) {

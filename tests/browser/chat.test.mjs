@@ -8,66 +8,19 @@
 //   node --test tests/browser/          (WSGATE_BIN=build/wsgate-asan to pick another binary)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
+import { ROOT, WSGATE_BIN, WAIT_MS, freePort, stop, screenshot, processGroup, launchBrowser } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const WSGATE_BIN = path.resolve(ROOT, process.env.WSGATE_BIN || 'build/wsgate');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const ARTIFACTS = path.join(ROOT, 'test-artifacts');
-const WAIT_MS = 10000; // any single wait
 const ROOM = 'browser-test';
 
-const procs = [];      // every child process, killed at the end whatever happens
+const { procs, launch } = processGroup(); // every child, killed at the end whatever happens
 const tmp = mkdtempSync(path.join(tmpdir(), 'wsgate-chat-'));
 let browser, gatewayUrl, mgmtPort, backendOut = '', gatewayOut = '';
 const pages = [];      // every page opened, screenshotted when the test fails
 
-/** Spawns a process and resolves once `pattern` appears on its output (stdout or stderr). */
-function launch(cmd, args, env, pattern, onOutput) {
-  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.push(proc);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start in ${WAIT_MS} ms:\n${out}`)), WAIT_MS);
-    const onData = (d) => {
-      out += d;
-      onOutput(String(d));
-      const m = pattern.exec(out);
-      if (m) { clearTimeout(timer); resolve({ proc, match: m }); }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run ${cmd}: ${e.message}`)); });
-    proc.on('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`${cmd} exited (${code ?? sig}) before starting:\n${out}`)); });
-  });
-}
-
-/** A free loopback port (for the management listener, which the backend must know before the gateway starts). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    }).on('error', reject);
-  });
-}
-
-function stop(proc) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    proc.on('exit', () => { clearTimeout(kill); resolve(); });
-    proc.kill('SIGTERM');
-  });
-}
-process.on('exit', () => { for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL'); });
 
 before(async () => {
   // The backend on an ephemeral port, then the gateway pointed at it. The
@@ -95,12 +48,7 @@ before(async () => {
       if (attempt === 3) throw err;
     }
   }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: WAIT_MS,
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -140,12 +88,6 @@ test('two users chat in one room through the gateway', { timeout: 50000 }, async
     throw err;
   }
 });
-
-/** Saves a page's screenshot in test-artifacts/. */
-async function screenshot(page, file) {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, file), fullPage: true });
-}
 
 async function chat() {
   const ada = await openAs('ada');

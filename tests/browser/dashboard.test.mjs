@@ -11,58 +11,22 @@
 //   node --test tests/browser/          (WSGATE_BIN=build/wsgate-asan to pick another binary)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { ROOT, WSGATE_BIN, WAIT_MS, stop, screenshot, processGroup, launchBrowser } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const WSGATE_BIN = path.resolve(ROOT, process.env.WSGATE_BIN || 'build/wsgate');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const ARTIFACTS = path.join(ROOT, 'test-artifacts');
-const WAIT_MS = 10000;   // any single wait
 const INTERVAL_MS = 300; // between updates
 const TABS = 5;
 const UPDATES = 8;       // each tab waits for this many
 
-const procs = [];
+const { procs, launch } = processGroup(); // every child, killed at the end whatever happens
 const tmp = mkdtempSync(path.join(tmpdir(), 'wsgate-dashboard-'));
 let browser, proxy, gatewayUrl, mgmtAddr, backendOut = '', gatewayOut = '';
 const pages = [];
 const publishes = []; // every POST the backend made: { url, seq, status, answer }
 
-/** Spawns a process and resolves once `pattern` appears on its output (stdout or stderr). */
-function launch(cmd, args, env, pattern, onOutput) {
-  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.push(proc);
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start in ${WAIT_MS} ms:\n${out}`)), WAIT_MS);
-    const onData = (d) => {
-      out += d;
-      onOutput(String(d));
-      const m = pattern.exec(out);
-      if (m) { clearTimeout(timer); resolve({ proc, match: m }); }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run ${cmd}: ${e.message}`)); });
-    proc.on('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`${cmd} exited (${code ?? sig}) before starting:\n${out}`)); });
-  });
-}
-
-function stop(proc) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    proc.on('exit', () => { clearTimeout(kill); resolve(); });
-    proc.kill('SIGTERM');
-  });
-}
-process.on('exit', () => { for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL'); });
 
 /** The backend's management API: records each request and forwards it to the gateway (502 until it is up). */
 function countingProxy() {
@@ -102,12 +66,7 @@ before(async () => {
     (d) => { gatewayOut += d; });
   gatewayUrl = `http://${gw.match[1]}${api.basePath.replace(/\/$/, '')}/`;
   mgmtAddr = gw.match[2];
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: WAIT_MS,
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -116,12 +75,6 @@ after(async () => {
   await new Promise((r) => (proxy ? proxy.close(r) : r()));
   rmSync(tmp, { recursive: true, force: true });
 });
-
-/** Saves a page's screenshot in test-artifacts/. */
-async function screenshot(page, file) {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, file), fullPage: true });
-}
 
 test('issue 13: dashboard example: 5 tabs get every update once and in order, one publish per update', { timeout: 60000 }, async () => {
   try {

@@ -13,13 +13,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { WSGATE_BIN, WAIT_MS, launchBrowser } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const WSGATE_BIN = path.resolve(ROOT, process.env.WSGATE_BIN || 'build/wsgate');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const WAIT_MS = 10000;
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'wsgate-origins-'));
 const servers = [];
@@ -72,12 +67,7 @@ before(async () => {
     gateway.on('exit', (code) => { clearTimeout(timer); reject(new Error(`wsgate exited (${code}):\n${gatewayOut}`)); });
   });
   wsUrl = `ws://127.0.0.1:${port}/`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: WAIT_MS,
-  });
+  browser = await launchBrowser({ quic: true });
 });
 
 after(async () => {

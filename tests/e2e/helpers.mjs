@@ -502,6 +502,25 @@ export async function runGateway(args, { env = {}, timeoutMs = 10000 } = {}) {
   return { ...res, started: false, stdout, stderr, output };
 }
 
+/** Runs --check on one API file (and files beside it); resolves the runGateway result. */
+export async function checkApi(api, extraFiles = {}) {
+  const dir = writeRoutes({ 'api.json': api });
+  try {
+    for (const [name, text] of Object.entries(extraFiles)) writeFileSync(path.join(dir, name), text);
+    return await runGateway(['--check', '--routes', path.join(dir, 'api.json')]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** --check must refuse the API, and say each of lines on stderr. */
+export async function expectCheckError(api, lines, extraFiles) {
+  const res = await checkApi(api, extraFiles);
+  assert.notEqual(res.code, 0, `--check accepted it:\n${res.output}`);
+  for (const l of lines) assert.ok(res.stderr.includes(l), `stderr should contain ${JSON.stringify(l)}:\n${res.stderr}`);
+  return res;
+}
+
 // ---------------------------------------------------------------------------
 // WebSocket clients
 // ---------------------------------------------------------------------------

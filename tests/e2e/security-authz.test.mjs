@@ -4,7 +4,7 @@
 // $connect call: the backends count what they got.
 import { derivedApiId } from './aws-ids.mjs';
 import {
-  test, assert, startBackend, startGateway, makeApi, runGateway, writeRoutes, connect,
+  test, assert, checkApi as check, expectCheckError, startBackend, startGateway, makeApi, runGateway, writeRoutes, connect,
   connectRefused, nextMessage, send, waitUntil, unusedUrl, sleep, HANG, rawConnect, upgradeRequest,
 } from './helpers.mjs';
 import { generateKeyPairSync, sign } from 'node:crypto';
@@ -13,24 +13,6 @@ import { execFileSync } from 'node:child_process';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-
-/** Runs --check on one API file (and files beside it); resolves the runGateway result. */
-async function check(api, extraFiles = {}) {
-  const dir = writeRoutes({ 'api.json': api });
-  try {
-    for (const [name, text] of Object.entries(extraFiles)) writeFileSync(path.join(dir, name), text);
-    return await runGateway(['--check', '--routes', path.join(dir, 'api.json')]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-async function expectCheckError(api, lines, extraFiles) {
-  const res = await check(api, extraFiles);
-  assert.notEqual(res.code, 0, `--check accepted it:\n${res.output}`);
-  for (const l of lines) assert.ok(res.stderr.includes(l), `stderr should contain ${JSON.stringify(l)}:\n${res.stderr}`);
-  return res;
-}
 
 const logged = (gw, re) => waitUntil(() => re.test(gw.output()), 3000, `a log line matching ${re}`);
 

@@ -2,30 +2,12 @@
 // hijacking), API keys on $connect and throttling. Every refusal here must
 // happen before any integration call: the backend counts the events it got.
 import {
-  test, assert, startBackend, startGateway, makeApi, runGateway, writeRoutes, connect,
+  test, assert, checkApi as check, expectCheckError, startBackend, startGateway, makeApi, runGateway, writeRoutes, connect,
   connectRefused, nextMessage, send, rawConnect, upgradeRequest, waitResponses, sleep, waitUntil,
 } from './helpers.mjs';
 import { rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-
-/** Runs --check on one API file; resolves the runGateway result. */
-async function check(api, extraFiles = {}) {
-  const dir = writeRoutes({ 'api.json': api });
-  try {
-    for (const [name, text] of Object.entries(extraFiles)) writeFileSync(path.join(dir, name), text);
-    return await runGateway(['--check', '--routes', path.join(dir, 'api.json')]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-async function expectCheckError(api, lines, extraFiles) {
-  const res = await check(api, extraFiles);
-  assert.notEqual(res.code, 0, `--check accepted it:\n${res.output}`);
-  for (const l of lines) assert.ok(res.stderr.includes(l), `stderr should contain ${JSON.stringify(l)}:\n${res.stderr}`);
-  return res;
-}
 
 /** Waits for a line matching re in the gateway's log (stderr arrives on its own pipe). */
 const logged = (gw, re) => waitUntil(() => re.test(gw.output()), 3000, `a log line matching ${re}`);
