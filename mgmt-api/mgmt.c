@@ -52,7 +52,7 @@ enum op { OP_NONE = 0, OP_POST = GW_OP_POST, OP_GET = GW_OP_GET, OP_DELETE = GW_
 enum route { R_NONE = 0, R_CONN, R_CONNS, R_MEMBER, R_CHAN, R_BROADCAST };
 
 struct mgmt_pss {
-	gw_gateway_t *gw;
+	gw_worker_t *gw;
 	struct lws *wsi;
 	enum op op;
 	char id[128];
@@ -111,7 +111,7 @@ static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
 
 /* On this loop, with the operation's result: answer the HTTP request
  * still waiting for it, if any (it may have hung up meanwhile). */
-static void on_done(gw_gateway_t *gw, gw_op_t *op)
+static void on_done(gw_worker_t *gw, gw_op_t *op)
 {
 	lws_start_foreach_dll(struct lws_dll2 *, d, gw->mgmt_pending.head) {
 		struct mgmt_pss *pss = lws_container_of(d, struct mgmt_pss, pending);
@@ -136,7 +136,7 @@ void gw_mgmt_free_message(lws_dll2_t *node)
 
 /* As on AWS, a stage only reaches its own API's connections. The ID
  * names the API; past 255 APIs it cannot, and the registry tells. */
-static int stage_allowed(gw_gateway_t *gw, const char *stage, const gw_op_t *op)
+static int stage_allowed(gw_worker_t *gw, const char *stage, const gw_op_t *op)
 {
 	gw_conn_record_t rec;
 
@@ -283,7 +283,7 @@ static int check_signature(struct mgmt_pss *pss, const gw_api_t *api)
 
 /* The API whose keys sign for op's connection: the one its ID names, or
  * for IDs past 255 APIs the registry's; NULL when nothing says. */
-static const gw_api_t *connection_api(gw_gateway_t *gw, const gw_op_t *op)
+static const gw_api_t *connection_api(gw_worker_t *gw, const gw_op_t *op)
 {
 	gw_conn_record_t rec;
 
@@ -437,7 +437,7 @@ static void bad_request(struct mgmt_pss *pss, const char *message)
 	set_answer(pss, 400, "BadRequestException", message);
 }
 
-static struct mgmt_pss *pending_by_token(gw_gateway_t *gw, uint64_t token)
+static struct mgmt_pss *pending_by_token(gw_worker_t *gw, uint64_t token)
 {
 	lws_start_foreach_dll(struct lws_dll2 *, d, gw->mgmt_pending.head) {
 		struct mgmt_pss *pss = lws_container_of(d, struct mgmt_pss, pending);
@@ -448,7 +448,7 @@ static struct mgmt_pss *pending_by_token(gw_gateway_t *gw, uint64_t token)
 	return NULL;
 }
 
-static void on_fan_done(gw_gateway_t *gw, gw_op_t *op);
+static void on_fan_done(gw_worker_t *gw, gw_op_t *op);
 
 /* An operation of this request, counted in fan_left. */
 static void fan_send(struct mgmt_pss *pss, gw_op_t *op)
@@ -580,7 +580,7 @@ static void list_result(struct mgmt_pss *pss, gw_op_t *op)
 		pss->list_done = 1;
 }
 
-static void on_fan_done(gw_gateway_t *gw, gw_op_t *op)
+static void on_fan_done(gw_worker_t *gw, gw_op_t *op)
 {
 	struct mgmt_pss *pss = pending_by_token(gw, op->token);
 	char num[32];
@@ -775,7 +775,7 @@ static void start_list(struct mgmt_pss *pss)
  * answered by on_done as the other operations on one connection. */
 static void start_member(struct mgmt_pss *pss)
 {
-	gw_gateway_t *gw = pss->gw;
+	gw_worker_t *gw = pss->gw;
 	gw_op_t *op = gw_op_create(pss->op == OP_PUT ? GW_OP_JOIN : GW_OP_LEAVE, pss->id,
 				   pss->id_len);
 
@@ -837,7 +837,7 @@ static void start_ext(struct mgmt_pss *pss)
  * malformed, forged or stale ID is refused (410) without any lookup. */
 static void start(struct mgmt_pss *pss)
 {
-	gw_gateway_t *gw = pss->gw;
+	gw_worker_t *gw = pss->gw;
 	gw_op_t *op;
 
 	if (pss->started)
@@ -1036,7 +1036,7 @@ static int parse_path(struct mgmt_pss *pss, const char *uri, size_t len)
  * the stage's API, or the largest of all without a stage. Anything larger
  * gets 413 anyway (gw_conn_post applies the connection's own limit), and
  * reading it would let a few callers hold gigabytes. */
-static size_t body_max(const gw_gateway_t *gw, const char *stage)
+static size_t body_max(const gw_worker_t *gw, const char *stage)
 {
 	size_t max = 0;
 
@@ -1053,7 +1053,7 @@ static size_t body_max(const gw_gateway_t *gw, const char *stage)
 }
 
 /* A stage prefix must name a stage this gateway serves. */
-static int stage_known(const gw_gateway_t *gw, const char *stage)
+static int stage_known(const gw_worker_t *gw, const char *stage)
 {
 	if (!stage[0])
 		return 1;
@@ -1328,7 +1328,7 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	pss->metrics = 0;
 	pss->admin = 0;
 	pss->admin_file = NULL;
-	gw_gateway_request_id(pss->gw, pss->request_id);
+	gw_worker_request_id(pss->gw, pss->request_id);
 	pss->op = request_method(wsi);
 	if (pss->op == OP_GET && len == 8 && !memcmp(uri, "/metrics", 8)) {
 		serve_metrics(wsi, pss, uri, len);
@@ -1383,7 +1383,7 @@ static int refuse_upgrade(struct lws *wsi)
 		      *end = buf + sizeof(buf);
 	char rid[24];
 
-	gw_gateway_request_id(lws_context_user(lws_get_context(wsi)), rid);
+	gw_worker_request_id(lws_context_user(lws_get_context(wsi)), rid);
 	if (lws_add_http_common_headers(wsi, 400, "application/json", sizeof(body) - 1, &p,
 					end) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-amzn-RequestId:",

@@ -57,7 +57,7 @@ struct timeout_queue {
 #define TICK_MS 10
 
 struct gw_backend {
-	gw_gateway_t *gw;
+	gw_worker_t *gw;
 	/* Call timeouts: one coarse tick for all calls, instead of a timer
 	 * each (libwebsockets keeps timers in one sorted list: inserting one
 	 * per call would cost a walk over every connection's timers). */
@@ -154,7 +154,7 @@ static void set_events(hconn_t *hc, uint32_t want)
  * event of the same batch may still name this connection. */
 static void hconn_close(hconn_t *hc)
 {
-	gw_gateway_t *gw = hc->ep->be->gw;
+	gw_worker_t *gw = hc->ep->be->gw;
 
 	if (hc->watch.fd < 0)
 		return;
@@ -923,7 +923,7 @@ void gw_backend_set_config(gw_backend_t *be, gw_config_t *cfg)
 	gw_config_unref(old);
 }
 
-gw_backend_t *gw_backend_create(gw_gateway_t *gw)
+gw_backend_t *gw_backend_create(gw_worker_t *gw)
 {
 	gw_backend_t *be = calloc(1, sizeof(*be));
 

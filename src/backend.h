@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct gw_gateway gw_gateway_t;
+typedef struct gw_worker gw_worker_t;
 typedef struct gw_backend gw_backend_t;
 typedef struct gw_endpoint gw_endpoint_t;
 typedef struct gw_call gw_call_t;
@@ -57,7 +57,7 @@ typedef struct gw_endpoint_opts {
 	unsigned max_queue;
 } gw_endpoint_opts_t;
 
-gw_backend_t *gw_backend_create(gw_gateway_t *gw);
+gw_backend_t *gw_backend_create(gw_worker_t *gw);
 /* Fails every call still running (their callbacks are not called). */
 void gw_backend_destroy(gw_backend_t *be);
 /* A pool is keyed by where it connects and how it checks the peer:

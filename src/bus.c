@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void finish(gw_gateway_t *gw, gw_op_t *op);
+static void finish(gw_worker_t *gw, gw_op_t *op);
 
 gw_op_t *gw_op_create(enum gw_op_kind kind, const char *id, size_t len)
 {
@@ -65,12 +65,12 @@ static void gone(gw_op_t *op)
 
 /* --- the inbox transport --- */
 
-static void inbox_forward(gw_gateway_t *from, gw_op_t *op)
+static void inbox_forward(gw_worker_t *from, gw_op_t *op)
 {
 	gw_worker_post(from->sh->workers[op->target.loop], &op->list);
 }
 
-static void inbox_reply(gw_gateway_t *owner, gw_op_t *op)
+static void inbox_reply(gw_worker_t *owner, gw_op_t *op)
 {
 	gw_worker_post(owner->sh->workers[op->from], &op->list);
 }
@@ -91,7 +91,7 @@ static void on_decided(gw_waiter_t *w, int ok)
 }
 
 /* Returns 1 when op waits for a pending $connect (finished later). */
-static int run_post(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
+static int run_post(gw_worker_t *gw, gw_conn_t *conn, gw_op_t *op)
 {
 	gw_buf_t body = op->data;
 	int parked = 0;
@@ -125,7 +125,7 @@ static int run_post(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
 
 /* connectedAt and identity come from the registry record; lastActiveAt
  * from the connection, newer than the registry's batched copy. */
-int gw_bus_conn_json(gw_gateway_t *gw, gw_conn_t *conn, const char *id, gw_buf_t *out)
+int gw_bus_conn_json(gw_worker_t *gw, gw_conn_t *conn, const char *id, gw_buf_t *out)
 {
 	gw_conn_record_t rec;
 	char t[64];
@@ -146,7 +146,7 @@ int gw_bus_conn_json(gw_gateway_t *gw, gw_conn_t *conn, const char *id, gw_buf_t
 	return 0;
 }
 
-static void run_get(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
+static void run_get(gw_worker_t *gw, gw_conn_t *conn, gw_op_t *op)
 {
 	gw_buf_reset(&op->data);
 	if (gw_bus_conn_json(gw, conn, op->id, &op->data)) {
@@ -158,7 +158,7 @@ static void run_get(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
 }
 
 /* JOIN and LEAVE: the channel's name was checked by the sender. */
-static void run_membership(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
+static void run_membership(gw_worker_t *gw, gw_conn_t *conn, gw_op_t *op)
 {
 	size_t n = strlen(op->channel);
 	int rc;
@@ -179,7 +179,7 @@ static void run_membership(gw_gateway_t *gw, gw_conn_t *conn, gw_op_t *op)
 }
 
 /* Operations that name a loop, not a connection. */
-static void run_loop_op(gw_gateway_t *gw, gw_op_t *op)
+static void run_loop_op(gw_worker_t *gw, gw_op_t *op)
 {
 	size_t n = strlen(op->channel);
 	size_t queued = 0, skipped = 0;
@@ -211,7 +211,7 @@ static void run_loop_op(gw_gateway_t *gw, gw_op_t *op)
 	result(op, 200, NULL, NULL);
 }
 
-static void execute(gw_gateway_t *gw, gw_op_t *op)
+static void execute(gw_worker_t *gw, gw_op_t *op)
 {
 	gw_conn_t *conn;
 
@@ -220,7 +220,7 @@ static void execute(gw_gateway_t *gw, gw_op_t *op)
 		finish(gw, op);
 		return;
 	}
-	conn = gw_gateway_conn_at(gw, &op->target);
+	conn = gw_worker_conn_at(gw, &op->target);
 	if (!conn) {
 		gone(op);
 		goto done;
@@ -255,7 +255,7 @@ done:
 }
 
 /* On the owner's loop: send the result back to the sender. */
-static void finish(gw_gateway_t *gw, gw_op_t *op)
+static void finish(gw_worker_t *gw, gw_op_t *op)
 {
 	op->is_reply = 1;
 	if (op->remote)
@@ -266,7 +266,7 @@ static void finish(gw_gateway_t *gw, gw_op_t *op)
 		gw_bus_inbox.reply(gw, op);
 }
 
-void gw_bus_send(gw_gateway_t *gw, gw_op_t *op)
+void gw_bus_send(gw_worker_t *gw, gw_op_t *op)
 {
 	op->from = gw->worker;
 	op->is_reply = 0;
@@ -285,7 +285,7 @@ void gw_bus_send(gw_gateway_t *gw, gw_op_t *op)
 		gw_bus_inbox.forward(gw, op);
 }
 
-void gw_bus_on_message(gw_gateway_t *gw, lws_dll2_t *node)
+void gw_bus_on_message(gw_worker_t *gw, lws_dll2_t *node)
 {
 	gw_op_t *op = lws_container_of(node, gw_op_t, list);
 

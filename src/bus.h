@@ -54,7 +54,7 @@ static inline void gw_api_mask_set(gw_api_mask_t *m, unsigned id)
 }
 
 typedef struct gw_op gw_op_t;
-typedef void (*gw_op_done_cb)(gw_gateway_t *gw, gw_op_t *op);
+typedef void (*gw_op_done_cb)(gw_worker_t *gw, gw_op_t *op);
 
 struct gw_op {
 	/* the request, set by the sender */
@@ -80,7 +80,7 @@ struct gw_op {
 	uint32_t from; /* the sender's loop */
 	int is_reply;
 	gw_waiter_t waiter; /* parked on a pending $connect */
-	gw_gateway_t *at;   /* the loop it is parked on */
+	gw_worker_t *at;   /* the loop it is parked on */
 	char *remote;       /* sent by another node: its reply subject (cluster.h) */
 };
 
@@ -88,9 +88,9 @@ struct gw_op {
 typedef struct gw_bus_transport {
 	const char *name;
 	/* Hands op to the loop named by op->target. */
-	void (*forward)(gw_gateway_t *from, gw_op_t *op);
+	void (*forward)(gw_worker_t *from, gw_op_t *op);
 	/* Hands the finished op back to the loop op->from. */
-	void (*reply)(gw_gateway_t *owner, gw_op_t *op);
+	void (*reply)(gw_worker_t *owner, gw_op_t *op);
 } gw_bus_transport_t;
 
 /* Between the loops of this process. Between nodes: cluster.h. */
@@ -105,23 +105,23 @@ void gw_op_destroy(gw_op_t *op);
 gw_op_t *gw_op_create_loop(enum gw_op_kind kind, uint32_t loop);
 /* The GetConnection JSON of conn (id: its ID) from its registry record;
  * -1 when it has none or is not open. */
-int gw_bus_conn_json(gw_gateway_t *gw, gw_conn_t *conn, const char *id, gw_buf_t *out);
+int gw_bus_conn_json(gw_worker_t *gw, gw_conn_t *conn, const char *id, gw_buf_t *out);
 
 /* Runs op on its owner's loop (at once when that is gw) and later calls
  * op->done on gw with the result. */
-void gw_bus_send(gw_gateway_t *gw, gw_op_t *op);
+void gw_bus_send(gw_worker_t *gw, gw_op_t *op);
 /* The inbox transport's delivery: called by the loop for each message. */
-void gw_bus_on_message(gw_gateway_t *gw, lws_dll2_t *node);
+void gw_bus_on_message(gw_worker_t *gw, lws_dll2_t *node);
 /* Frees a message left in an inbox at teardown. */
 void gw_bus_free_message(lws_dll2_t *node);
 
 /* --- the slot table (gateway.c) --- */
 /* Writes the ID of the connection that holds slot on loop gw under the
  * API whose id (gw_api_t.id, stable across reloads) is api; -1 when the slot cannot be named (beyond 24 bits). */
-int gw_gateway_conn_id(gw_gateway_t *gw, uint32_t slot, size_t api,
+int gw_worker_conn_id(gw_worker_t *gw, uint32_t slot, size_t api,
 		       char out[GW_CONN_ID_LEN + 1]);
 /* The connection id names, when it is on loop gw and still holds its
  * slot in the same generation; NULL otherwise. O(1), no registry read. */
-gw_conn_t *gw_gateway_conn_at(gw_gateway_t *gw, const gw_connid_t *cid);
+gw_conn_t *gw_worker_conn_at(gw_worker_t *gw, const gw_connid_t *cid);
 
 #endif

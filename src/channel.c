@@ -54,7 +54,7 @@ static uint64_t hash_name(const char *s, size_t len)
 	return h;
 }
 
-static struct gw_chan_index *index_of(gw_gateway_t *gw)
+static struct gw_chan_index *index_of(gw_worker_t *gw)
 {
 	if (!gw->chans) {
 		gw->chans = calloc(1, sizeof(*gw->chans));
@@ -68,7 +68,7 @@ static struct gw_chan_index *index_of(gw_gateway_t *gw)
 	return gw->chans;
 }
 
-static chan_t *find(gw_gateway_t *gw, const char *name, size_t len)
+static chan_t *find(gw_worker_t *gw, const char *name, size_t len)
 {
 	uint64_t h;
 
@@ -101,7 +101,7 @@ static void grow(struct gw_chan_index *ix)
 	ix->n_buckets = n;
 }
 
-static chan_t *find_or_add(gw_gateway_t *gw, const char *name, size_t len)
+static chan_t *find_or_add(gw_worker_t *gw, const char *name, size_t len)
 {
 	struct gw_chan_index *ix = index_of(gw);
 	chan_t *c = find(gw, name, len);
@@ -122,7 +122,7 @@ static chan_t *find_or_add(gw_gateway_t *gw, const char *name, size_t len)
 	return c;
 }
 
-static void chan_remove(gw_gateway_t *gw, chan_t *c)
+static void chan_remove(gw_worker_t *gw, chan_t *c)
 {
 	struct gw_chan_index *ix = gw->chans;
 	chan_t **pp = &ix->buckets[c->hash & (ix->n_buckets - 1)];
@@ -150,7 +150,7 @@ int gw_chan_is_member(gw_conn_t *conn, const char *name, size_t len)
 	return membership(conn, name, len) != NULL;
 }
 
-int gw_chan_join(gw_gateway_t *gw, gw_conn_t *conn, const char *name, size_t len)
+int gw_chan_join(gw_worker_t *gw, gw_conn_t *conn, const char *name, size_t len)
 {
 	member_t *m;
 
@@ -170,7 +170,7 @@ int gw_chan_join(gw_gateway_t *gw, gw_conn_t *conn, const char *name, size_t len
 	return GW_CHAN_OK;
 }
 
-static void member_free(gw_gateway_t *gw, member_t *m)
+static void member_free(gw_worker_t *gw, member_t *m)
 {
 	chan_t *c = m->chan;
 
@@ -181,7 +181,7 @@ static void member_free(gw_gateway_t *gw, member_t *m)
 		chan_remove(gw, c);
 }
 
-int gw_chan_leave(gw_gateway_t *gw, gw_conn_t *conn, const char *name, size_t len)
+int gw_chan_leave(gw_worker_t *gw, gw_conn_t *conn, const char *name, size_t len)
 {
 	member_t *m;
 
@@ -193,7 +193,7 @@ int gw_chan_leave(gw_gateway_t *gw, gw_conn_t *conn, const char *name, size_t le
 	return GW_CHAN_OK;
 }
 
-void gw_chan_leave_all(gw_gateway_t *gw, gw_conn_t *conn)
+void gw_chan_leave_all(gw_worker_t *gw, gw_conn_t *conn)
 {
 	lws_dll2_owner_t *own = gw_conn_channels(conn);
 
@@ -202,7 +202,7 @@ void gw_chan_leave_all(gw_gateway_t *gw, gw_conn_t *conn)
 }
 
 /* One list: names separated by commas, blanks around them ignored. */
-static void apply_list(gw_gateway_t *gw, gw_conn_t *conn, const char *list, int join)
+static void apply_list(gw_worker_t *gw, gw_conn_t *conn, const char *list, int join)
 {
 	const char *p = list;
 
@@ -229,14 +229,14 @@ static void apply_list(gw_gateway_t *gw, gw_conn_t *conn, const char *list, int 
 	}
 }
 
-void gw_chan_apply(gw_gateway_t *gw, gw_conn_t *conn, const char *subscribe,
+void gw_chan_apply(gw_worker_t *gw, gw_conn_t *conn, const char *subscribe,
 		   const char *unsubscribe)
 {
 	apply_list(gw, conn, unsubscribe, 0);
 	apply_list(gw, conn, subscribe, 1);
 }
 
-size_t gw_chan_count(gw_gateway_t *gw, const char *name, size_t len,
+size_t gw_chan_count(gw_worker_t *gw, const char *name, size_t len,
 		     const gw_api_mask_t *apis)
 {
 	chan_t *c = find(gw, name, len);
@@ -254,7 +254,7 @@ size_t gw_chan_count(gw_gateway_t *gw, const char *name, size_t len,
 
 /* One delivery: 1 queued, 0 skipped (the queue is full, or the message
  * is over the member's API limit), -1 the connection is closing. */
-static int deliver(gw_gateway_t *gw, gw_conn_t *conn, gw_payload_t *p, int binary)
+static int deliver(gw_worker_t *gw, gw_conn_t *conn, gw_payload_t *p, int binary)
 {
 	switch (gw_conn_send(conn, p, binary)) {
 	case GW_POST_OK:
@@ -269,7 +269,7 @@ static int deliver(gw_gateway_t *gw, gw_conn_t *conn, gw_payload_t *p, int binar
 }
 
 /* Skips are logged as a sum, at most every 10 s per loop. */
-static void log_skips(gw_gateway_t *gw, const char *what)
+static void log_skips(gw_worker_t *gw, const char *what)
 {
 	struct gw_chan_index *ix = gw->chans;
 
@@ -281,7 +281,7 @@ static void log_skips(gw_gateway_t *gw, const char *what)
 	ix->logged = ix->skips;
 }
 
-void gw_chan_publish(gw_gateway_t *gw, const char *name, size_t len, const void *data,
+void gw_chan_publish(gw_worker_t *gw, const char *name, size_t len, const void *data,
 		     size_t dlen, int binary, const gw_api_mask_t *apis, size_t *queued,
 		     size_t *skipped)
 {
@@ -308,7 +308,7 @@ void gw_chan_publish(gw_gateway_t *gw, const char *name, size_t len, const void 
 		log_skips(gw, "channel publish");
 }
 
-void gw_chan_broadcast(gw_gateway_t *gw, const void *data, size_t dlen, int binary,
+void gw_chan_broadcast(gw_worker_t *gw, const void *data, size_t dlen, int binary,
 		       const gw_api_mask_t *apis, size_t *queued, size_t *skipped)
 {
 	gw_payload_t *p = gw_payload_create(data, dlen);
@@ -329,7 +329,7 @@ void gw_chan_broadcast(gw_gateway_t *gw, const void *data, size_t dlen, int bina
 		log_skips(gw, "broadcast");
 }
 
-size_t gw_chan_list(gw_gateway_t *gw, const char *name, size_t len,
+size_t gw_chan_list(gw_worker_t *gw, const char *name, size_t len,
 		    const gw_api_mask_t *apis, uint32_t *cursor, uint32_t limit, gw_buf_t *out)
 {
 	size_t n = 0;
@@ -377,7 +377,7 @@ size_t gw_chan_list(gw_gateway_t *gw, const char *name, size_t len,
 	return n;
 }
 
-void gw_chan_index_free(gw_gateway_t *gw)
+void gw_chan_index_free(gw_worker_t *gw)
 {
 	struct gw_chan_index *ix = gw->chans;
 

@@ -34,34 +34,34 @@ int gw_chan_name_valid(const char *name, size_t len);
 
 /* Joining twice or leaving a channel one is not in succeeds (idempotent,
  * as PUT and DELETE are). */
-int gw_chan_join(gw_gateway_t *gw, gw_conn_t *conn, const char *name, size_t len);
-int gw_chan_leave(gw_gateway_t *gw, gw_conn_t *conn, const char *name, size_t len);
+int gw_chan_join(gw_worker_t *gw, gw_conn_t *conn, const char *name, size_t len);
+int gw_chan_leave(gw_worker_t *gw, gw_conn_t *conn, const char *name, size_t len);
 /* Every membership of conn (its close). */
-void gw_chan_leave_all(gw_gateway_t *gw, gw_conn_t *conn);
+void gw_chan_leave_all(gw_worker_t *gw, gw_conn_t *conn);
 /* An integration's answer: comma-separated lists (NULL: none); names that
  * are not valid, or past the bound, are left out and logged. */
-void gw_chan_apply(gw_gateway_t *gw, gw_conn_t *conn, const char *subscribe,
+void gw_chan_apply(gw_worker_t *gw, gw_conn_t *conn, const char *subscribe,
 		   const char *unsubscribe);
 int gw_chan_is_member(gw_conn_t *conn, const char *name, size_t len);
 
 /* This loop's members of the channel whose API the mask allows. */
-size_t gw_chan_count(gw_gateway_t *gw, const char *name, size_t len,
+size_t gw_chan_count(gw_worker_t *gw, const char *name, size_t len,
 		     const gw_api_mask_t *apis);
 /* Queues data for each such member; adds to *queued and *skipped. */
-void gw_chan_publish(gw_gateway_t *gw, const char *name, size_t len, const void *data,
+void gw_chan_publish(gw_worker_t *gw, const char *name, size_t len, const void *data,
 		     size_t dlen, int binary, const gw_api_mask_t *apis, size_t *queued,
 		     size_t *skipped);
 /* The same for every open connection of this loop the mask allows. */
-void gw_chan_broadcast(gw_gateway_t *gw, const void *data, size_t dlen, int binary,
+void gw_chan_broadcast(gw_worker_t *gw, const void *data, size_t dlen, int binary,
 		       const gw_api_mask_t *apis, size_t *queued, size_t *skipped);
 /* Up to limit open connections of this loop from slot *cursor on (of the
  * channel, when name is not NULL), as JSON objects separated by commas
  * appended to out; *cursor becomes the slot after the last one looked at.
  * Returns how many were written. */
-size_t gw_chan_list(gw_gateway_t *gw, const char *name, size_t len,
+size_t gw_chan_list(gw_worker_t *gw, const char *name, size_t len,
 		    const gw_api_mask_t *apis, uint32_t *cursor, uint32_t limit, gw_buf_t *out);
 
 /* Frees the loop's index (teardown, once its connections are gone). */
-void gw_chan_index_free(gw_gateway_t *gw);
+void gw_chan_index_free(gw_worker_t *gw);
 
 #endif

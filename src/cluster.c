@@ -575,7 +575,7 @@ struct count_agg {
 	uint64_t total;
 };
 
-static void count_part_done(gw_gateway_t *gw, gw_op_t *op)
+static void count_part_done(gw_worker_t *gw, gw_op_t *op)
 {
 	struct count_agg *agg = (struct count_agg *)(uintptr_t)op->token;
 	char num[32];
@@ -628,7 +628,7 @@ static void serve_count(const char *reply, const unsigned char *d, size_t len)
 
 /* --- the sender's side --- */
 
-int gw_cluster_forward(gw_gateway_t *gw, gw_op_t *op)
+int gw_cluster_forward(gw_worker_t *gw, gw_op_t *op)
 {
 	char subject[SUBJECT_MAX];
 	struct out_msg *m;
@@ -779,7 +779,7 @@ done:
 	natsMsg_Destroy(msg);
 }
 
-void gw_cluster_reply(gw_gateway_t *gw, gw_op_t *op)
+void gw_cluster_reply(gw_worker_t *gw, gw_op_t *op)
 {
 	(void)gw;
 	if (!cl.on)
@@ -840,7 +840,7 @@ void gw_cluster_fanout(int kind, const char *channel, size_t chan_len, const voi
 }
 
 /* The loop ran it; nobody waits for the count. */
-static void fanout_done(gw_gateway_t *gw, gw_op_t *op)
+static void fanout_done(gw_worker_t *gw, gw_op_t *op)
 {
 	(void)gw;
 	gw_op_destroy(op);
@@ -1030,7 +1030,7 @@ static void nats_fail(char *err, size_t errlen, const char *what, natsStatus s)
 		 last && last[0] ? ": " : "", last ? last : "");
 }
 
-int gw_cluster_start(gw_gateway_t *gw, const gw_cluster_opts_t *o, char *err, size_t errlen)
+int gw_cluster_start(gw_worker_t *gw, const gw_cluster_opts_t *o, char *err, size_t errlen)
 {
 	char subject[SUBJECT_MAX], pattern[SUBJECT_MAX];
 	pthread_condattr_t ca;

@@ -46,7 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct gw_gateway;
+struct gw_worker;
 struct gw_op;
 
 #define GW_CLUSTER_DEFAULT_TIMEOUT_MS 2000
@@ -69,7 +69,7 @@ int gw_cluster_load_secret(const char *path, char *err, size_t errlen);
 /* Connects to NATS, settles the node ID (refusing one another node holds)
  * and subscribes to this node's operations; before the loops run. 0, or -1
  * and err. */
-int gw_cluster_start(struct gw_gateway *gw, const gw_cluster_opts_t *opts,
+int gw_cluster_start(struct gw_worker *gw, const gw_cluster_opts_t *opts,
 		     char *err, size_t errlen);
 /* After the loops stopped: leaves NATS; operations still waiting for a
  * reply are freed. */
@@ -84,10 +84,10 @@ uint32_t gw_cluster_epoch(void);
 
 /* From the sender's loop: sends op to the node its ID names. 0: op->done
  * will be called on this loop later; -1: no cluster (the caller answers). */
-int gw_cluster_forward(struct gw_gateway *gw, struct gw_op *op);
+int gw_cluster_forward(struct gw_worker *gw, struct gw_op *op);
 /* From the owner's loop: op came from another node (op->remote); sends its
  * result back and destroys it. */
-void gw_cluster_reply(struct gw_gateway *gw, struct gw_op *op);
+void gw_cluster_reply(struct gw_worker *gw, struct gw_op *op);
 
 /* From the loop that received a publish or broadcast (kind GW_OP_PUBLISH or
  * GW_OP_BROADCAST): the same to every other node, fire and forget. */

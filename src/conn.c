@@ -74,7 +74,7 @@ typedef struct gw_msg {
 typedef struct pending {
 	lws_dll2_t list; /* conn->calls */
 	gw_conn_t *conn;
-	gw_gateway_t *gw;
+	gw_worker_t *gw;
 	const gw_route_t *route;
 	enum gw_event_type type;
 	gw_call_t *call;
@@ -87,7 +87,7 @@ typedef struct pending {
 
 struct gw_conn {
 	gw_watch_t watch;
-	gw_gateway_t *gw;
+	gw_worker_t *gw;
 	gw_config_t *cfg; /* the snapshot it connected under (a reference) */
 	const gw_api_t *api;
 	enum conn_state state;
@@ -283,7 +283,7 @@ static void fill_record(const gw_conn_t *conn, gw_conn_record_t *rec)
 
 static void on_connect_result(gw_conn_t *conn, pending_t *p, const gw_integ_result_t *res);
 static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason);
-static void resume_loop_paused(gw_gateway_t *gw);
+static void resume_loop_paused(gw_worker_t *gw);
 
 /* The client hung up while $connect runs: its socket goes now, the call
  * stays, and its answer decides whether the backend gets a $disconnect. */
@@ -314,7 +314,7 @@ static void alog(gw_conn_t *conn, const char *type, const char *rid, const char 
 	if (!conn->api || !conn->api->access_log)
 		return;
 	if (!rid || !rid[0])
-		gw_gateway_request_id(conn->gw, own);
+		gw_worker_request_id(conn->gw, own);
 	gw_alog_ctx_init(&c);
 	c.api_name = conn->api->name;
 	c.stage = conn->api->stage;
@@ -383,7 +383,7 @@ static void on_call_result(void *user, const gw_http_resp_t *resp)
 }
 
 /* Starts an integration call; its answer comes to on_call_result. */
-static pending_t *invoke(gw_gateway_t *gw, gw_conn_t *conn, const gw_invocation_t *inv)
+static pending_t *invoke(gw_worker_t *gw, gw_conn_t *conn, const gw_invocation_t *inv)
 {
 	pending_t *p = calloc(1, sizeof(*p));
 
@@ -436,7 +436,7 @@ static void conn_free(void *p)
  * answers, across restarts; a loop being destroyed only stores it. */
 static void queue_disconnect(gw_conn_t *conn, int code, const char *reason)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 	gw_outbox_record_t o;
 	int rc;
 
@@ -445,7 +445,7 @@ static void queue_disconnect(gw_conn_t *conn, int code, const char *reason)
 	o.code = (uint32_t)code;
 	snprintf(o.reason, sizeof(o.reason), "%s", reason ? reason : "");
 	o.closed_at = gw_wall_ms();
-	gw_gateway_request_id(gw, o.request_id);
+	gw_worker_request_id(gw, o.request_id);
 	if (conn->authz_ctx && conn->authz_ctx_len < sizeof(o.authorizer)) {
 		memcpy(o.authorizer, conn->authz_ctx, conn->authz_ctx_len);
 		o.authorizer_len = conn->authz_ctx_len;
@@ -461,7 +461,7 @@ static void queue_disconnect(gw_conn_t *conn, int code, const char *reason)
 /* The one place a conn is freed. fire: send $disconnect (established only). */
 static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 
 	if (conn->state == CS_CLOSED)
 		return; /* already finished, its memory waits for the safe point */
@@ -505,7 +505,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	free_queue(&conn->inq);
 	free_queue(&conn->outq);
 	gw_chan_leave_all(gw, conn);
-	gw_gateway_slot_free(gw, conn->slot);
+	gw_worker_slot_free(gw, conn->slot);
 	gw->n_conns--;
 	gw_req_destroy(conn->head);
 	conn->head = NULL;
@@ -583,7 +583,7 @@ static void respond_raw(gw_conn_t *conn, int status, const char *body, size_t le
  * the head already read. -1 if the relay could not be set up. */
 static int detach_socket(gw_conn_t *conn)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 	int fd = conn->watch.fd;
 
 	gw_loop_del(gw->loop, &conn->watch);
@@ -615,7 +615,7 @@ static void refuse_approved(gw_conn_t *conn);
 
 static void handshake_accept(gw_conn_t *conn)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 	struct lws_vhost *vh = gw->vh_ws;
 	struct lws *wsi;
 	char first[64];
@@ -834,7 +834,7 @@ static int source_ip_admitted(gw_conn_t *conn)
 		conn->ip_held = 1;
 	if (rc == GW_IPLIMIT_OK || rc == GW_IPLIMIT_BAD_ADDR)
 		return 1;
-	gw_gateway_request_id(conn->gw, rid);
+	gw_worker_request_id(conn->gw, rid);
 	gw_log_limited(GW_LOG_WARN, 10000, "upgrade throttled (429, request %s, api %s, %s): %s",
 		       rid, api->name, conn->source_ip, rc == GW_IPLIMIT_TOO_MANY
 		       ? "sourceIpLimits.maxConnections reached"
@@ -858,7 +858,7 @@ static int admit_upgrade(gw_conn_t *conn)
 		int n;
 		gw_str_t o = single_header(conn, "Origin", &n);
 
-		gw_gateway_request_id(conn->gw, rid);
+		gw_worker_request_id(conn->gw, rid);
 		gw_log_limited(GW_LOG_WARN, 10000, "upgrade refused (403, request %s, api %s, "
 			       "%s): Origin \"%.*s\" is not in allowedOrigins", rid, api->name,
 			       conn->source_ip, (int)(o.len > 100 ? 100 : o.len), o.ptr);
@@ -867,7 +867,7 @@ static int admit_upgrade(gw_conn_t *conn)
 		return 0;
 	}
 	if (!api_key_valid(conn)) {
-		gw_gateway_request_id(conn->gw, rid);
+		gw_worker_request_id(conn->gw, rid);
 		gw_log_limited(GW_LOG_WARN, 10000, "upgrade refused (403, request %s, api %s, "
 			       "%s): missing or invalid API key", rid, api->name,
 			       conn->source_ip);
@@ -877,7 +877,7 @@ static int admit_upgrade(gw_conn_t *conn)
 	}
 	if (api->upgrade_throttle &&
 	    !gw_throttle_take(api->upgrade_throttle, gw_throttle_now_ns(), 1)) {
-		gw_gateway_request_id(conn->gw, rid);
+		gw_worker_request_id(conn->gw, rid);
 		gw_log_limited(GW_LOG_WARN, 10000, "upgrade throttled (429, request %s, api %s, "
 			       "%s): $connect rate limit", rid, api->name, conn->source_ip);
 		gw_metrics_count(conn->gw->metrics, api->id, GW_M_REJ_CONNECT_RATE);
@@ -917,7 +917,7 @@ static int head_admitted(gw_conn_t *conn)
 		conn->head_held = 1;
 		return 1;
 	}
-	gw_gateway_request_id(conn->gw, rid);
+	gw_worker_request_id(conn->gw, rid);
 	gw_metrics_head_refused(conn->gw->metrics);
 	if (per_ip)
 		gw_log_limited(GW_LOG_WARN, 10000, "connection from %s refused (503, request "
@@ -1058,7 +1058,7 @@ static void on_jwks_poll(gw_wheel_entry_t *e)
 			     on_jwks_poll);
 		return;
 	}
-	gw_gateway_request_id(conn->gw, rid);
+	gw_worker_request_id(conn->gw, rid);
 	gw_authz_jwt(a, conn->api, conn->head, gw_wall_ms(), gw_now_ms(), 0, &res);
 	authorized(conn, &res, rid);
 }
@@ -1069,11 +1069,11 @@ static void on_jwks_poll(gw_wheel_entry_t *e)
 static void authorize(gw_conn_t *conn)
 {
 	const gw_authorizer_t *a = conn->api->connect_authorizer;
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 	gw_authz_result_t res;
 	char rid[24];
 
-	gw_gateway_request_id(gw, rid);
+	gw_worker_request_id(gw, rid);
 	if (a->type == GW_AUTHZ_JWT) {
 		/* Checked here, with the keys in use: no call. An unknown kid
 		 * may wait for a fetch of the JWKS (authorizer.h), pending as
@@ -1143,7 +1143,7 @@ static void authorize(gw_conn_t *conn)
 
 static void start_connect(gw_conn_t *conn)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 	gw_str_t ua = gw_req_get(conn->head, "User-Agent");
 	gw_str_t host = gw_req_get(conn->head, "Host");
 	gw_conn_record_t rec;
@@ -1161,7 +1161,7 @@ static void start_connect(gw_conn_t *conn)
 	fill_record(conn, &rec);
 	/* The ID names this loop, slot and generation (bus.h): never reused. */
 	rc = GW_REG_ERROR;
-	if (!gw_gateway_conn_id(gw, conn->slot, conn->api->id, conn->id)) {
+	if (!gw_worker_conn_id(gw, conn->slot, conn->api->id, conn->id)) {
 		memcpy(rec.id, conn->id, sizeof(rec.id));
 		rc = gw_registry_insert(gw->reg, &rec);
 	}
@@ -1181,7 +1181,7 @@ static void start_connect(gw_conn_t *conn)
 /* The $connect integration, once the upgrade is admitted (and authorized). */
 static void call_connect(gw_conn_t *conn)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 	gw_str_t url = gw_req_url(conn->head);
 	gw_header_t headers[128];
 	size_t nh = gw_req_header_count(conn->head);
@@ -1209,7 +1209,7 @@ static void call_connect(gw_conn_t *conn)
 		gw_buf_init(&kept);
 		nh = strip_api_key(conn, headers, nh, &query, &qlen, &kept);
 
-		gw_gateway_request_id(gw, rid);
+		gw_worker_request_id(gw, rid);
 		event_ctx(conn, &ctx, "$connect", rid);
 		memset(&inv, 0, sizeof(inv));
 		inv.route = conn->api->connect_route;
@@ -1258,7 +1258,7 @@ static int mgmt_path(const char *p, size_t len)
  * handed over. */
 static int mgmt_on_gateway(gw_conn_t *conn, const char *path, size_t len)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 	int fd;
 
 	if (!(gw->sh->mgmt_on_gateway || gw_config_mgmt_auth(gw->cfg)) || !mgmt_path(path, len))
@@ -1272,7 +1272,7 @@ static int mgmt_on_gateway(gw_conn_t *conn, const char *path, size_t len)
 
 static void head_complete(gw_conn_t *conn)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 	gw_str_t url = gw_req_url(conn->head);
 	const char *q = memchr(url.ptr, '?', url.len);
 	size_t plen = q ? (size_t)(q - url.ptr) : url.len;
@@ -1334,7 +1334,7 @@ static void head_complete(gw_conn_t *conn)
 
 static void conn_on_io(gw_watch_t *w, uint32_t events);
 
-void gw_conn_accept(gw_gateway_t *gw, int fd)
+void gw_conn_accept(gw_worker_t *gw, int fd)
 {
 	gw_conn_t *conn = calloc(1, sizeof(*conn));
 	struct sockaddr_storage sa;
@@ -1351,7 +1351,7 @@ void gw_conn_accept(gw_gateway_t *gw, int fd)
 	conn->head = gw_req_create_head(HEAD_MAX_BYTES);
 	gw_buf_init(&conn->rx);
 	gw->n_conns++;
-	gw_gateway_slot_alloc(gw, conn, &conn->slot);
+	gw_worker_slot_alloc(gw, conn, &conn->slot);
 	if (!getpeername(fd, (struct sockaddr *)&sa, &salen)) {
 		if (sa.ss_family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
@@ -1723,7 +1723,7 @@ static void drain_step(gw_conn_t *conn)
  * delivered first (in order, per route), then $disconnect. */
 static void begin_drain(gw_conn_t *conn, int code, const char *reason)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 
 	conn->state = CS_DRAINING;
 	conn->close_code = code;
@@ -1789,7 +1789,7 @@ static unsigned in_flight(const gw_conn_t *conn, const gw_route_t *route)
  * up the messages of another. */
 static void dispatch(gw_conn_t *conn)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 	const gw_route_t *blocked[16];
 	size_t n_blocked = 0;
 
@@ -1821,8 +1821,8 @@ static void dispatch(gw_conn_t *conn)
 		lws_dll2_remove(&m->list);
 		conn->inq_bytes -= INQ_COST(m->len);
 		gw->inbound_bytes -= INQ_COST(m->len);
-		gw_gateway_request_id(gw, rid);
-		gw_gateway_request_id(gw, mid);
+		gw_worker_request_id(gw, rid);
+		gw_worker_request_id(gw, mid);
 		gw_debug("connection %s: message to %s, request %s", conn->id, m->route->key, rid);
 		event_ctx(conn, &ctx, m->route->key, rid);
 		ctx.message_id = mid;
@@ -1863,7 +1863,7 @@ static void rx_resume(gw_conn_t *conn)
  * paused until their own answers drain them (their inbound_flow). Only
  * connections paused for the loop are on the list, so connections parked
  * on their own limit cost nothing here. */
-static void resume_loop_paused(gw_gateway_t *gw)
+static void resume_loop_paused(gw_worker_t *gw)
 {
 	if (gw->inbound_bytes > INBOUND_LOOP_MAX_BYTES / 2)
 		return;
@@ -1879,7 +1879,7 @@ static void resume_loop_paused(gw_gateway_t *gw)
 /* Pauses or resumes reading the connection after its queue changed. */
 static void inbound_flow(gw_conn_t *conn)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 
 	if (conn->state != CS_OPEN)
 		return;
@@ -1938,7 +1938,7 @@ static int message_admitted(gw_conn_t *conn, const gw_route_t *route)
 		by = 3;
 	else
 		return 1;
-	gw_gateway_request_id(conn->gw, rid);
+	gw_worker_request_id(conn->gw, rid);
 	gw_metrics_count(conn->gw->metrics, api->id, GW_M_REJ_MSG_RATE);
 	alog(conn, "MESSAGE", rid, route->key, 429, "Too Many Requests", -1, 0, NULL);
 	/* One call site per cause: each is rate-limited, and seen, on its own. */
@@ -1971,7 +1971,7 @@ static void on_message(gw_conn_t *conn)
 			     conn->rx_binary);
 	if (!route) {
 		gw_metrics_count(conn->gw->metrics, conn->api->id, GW_M_REJ_NO_ROUTE);
-		gw_gateway_request_id(conn->gw, rid);
+		gw_worker_request_id(conn->gw, rid);
 		alog(conn, "MESSAGE", rid, NULL, 403, "Forbidden", -1, 0, NULL);
 		send_error_frame(conn, "Forbidden", rid);
 		return;
@@ -2018,7 +2018,7 @@ static void on_max_timer(gw_wheel_entry_t *e)
 
 static void established(gw_conn_t *conn, struct lws *wsi)
 {
-	gw_gateway_t *gw = conn->gw;
+	gw_worker_t *gw = conn->gw;
 
 	conn->wsi = wsi;
 	conn->state = CS_OPEN;
@@ -2352,7 +2352,7 @@ const struct lws_protocols gw_ws_protocol = {
 	"gw-ws", ws_callback, 0, 1024, 0, NULL, 0
 };
 
-void gw_conn_shutdown_all(gw_gateway_t *gw)
+void gw_conn_shutdown_all(gw_worker_t *gw)
 {
 	for (uint32_t i = 0; i < gw->n_slots; i++) {
 		gw_conn_t *conn = gw->slots[i];
@@ -2389,7 +2389,7 @@ void gw_conn_shutdown_all(gw_gateway_t *gw)
 	}
 }
 
-size_t gw_conn_drop_all(gw_gateway_t *gw)
+size_t gw_conn_drop_all(gw_worker_t *gw)
 {
 	size_t n = 0;
 
@@ -2414,7 +2414,7 @@ size_t gw_conn_drop_all(gw_gateway_t *gw)
 /* Writes the dirty lastActiveAt of at most max connections, taken from the
  * head of the open list and moved to its tail, so successive slices go
  * round the list; returns how many were looked at. */
-size_t gw_conn_flush_slice(gw_gateway_t *gw, size_t max)
+size_t gw_conn_flush_slice(gw_worker_t *gw, size_t max)
 {
 	const char *ids[GW_REGISTRY_TOUCH_SLICE];
 	uint64_t times[GW_REGISTRY_TOUCH_SLICE];
@@ -2440,12 +2440,12 @@ size_t gw_conn_flush_slice(gw_gateway_t *gw, size_t max)
 	return seen;
 }
 
-void gw_conn_flush_activity(gw_gateway_t *gw)
+void gw_conn_flush_activity(gw_worker_t *gw)
 {
 	gw_conn_flush_slice(gw, gw->open_conns.count);
 }
 
-void gw_conn_free_unadopted(gw_gateway_t *gw)
+void gw_conn_free_unadopted(gw_worker_t *gw)
 {
 	for (uint32_t i = 0; i < gw->n_slots; i++) {
 		gw_conn_t *conn = gw->slots[i];
@@ -2457,7 +2457,7 @@ void gw_conn_free_unadopted(gw_gateway_t *gw)
 	}
 }
 
-size_t gw_conn_outbound_bytes(gw_gateway_t *gw)
+size_t gw_conn_outbound_bytes(gw_worker_t *gw)
 {
 	size_t n = 0;
 

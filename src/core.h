@@ -24,11 +24,11 @@
  * out of epoll, closes it and marks the watch dead; memory that holds a
  * watch is released with gw_defer_free(), after the batch. Every object
  * with a watch follows both rules. */
-struct gw_gateway;
-void gw_watch_close(struct gw_gateway *gw, gw_watch_t *w);
-void gw_defer_free(struct gw_gateway *gw, void (*fn)(void *), void *p);
+struct gw_worker;
+void gw_watch_close(struct gw_worker *gw, gw_watch_t *w);
+void gw_defer_free(struct gw_worker *gw, void (*fn)(void *), void *p);
 /* Runs the deferred frees now (end of a service round, teardown). */
-void gw_defer_run(struct gw_gateway *gw);
+void gw_defer_run(struct gw_worker *gw);
 
 typedef struct gw_conn gw_conn_t;
 /* The largest request head the gateway reads, and the header space given
@@ -47,7 +47,7 @@ typedef struct gw_shared {
 	gw_registry_t *reg;
 	SSL_CTX *tls;
 	unsigned n_workers;
-	struct gw_gateway **workers;
+	struct gw_worker **workers;
 	pthread_t *threads;
 	int drain_seconds;
 	int send_timeout_s; /* --send-timeout */
@@ -72,7 +72,7 @@ typedef struct gw_shared {
 /* One event loop: a libwebsockets context, an epoll set, its own listening
  * sockets (SO_REUSEPORT), connections, integration pools. Only its thread
  * touches it, except for the inbox. */
-struct gw_gateway {
+struct gw_worker {
 	gw_shared_t *sh;
 	gw_config_t *cfg;
 	gw_registry_t *reg;
@@ -139,10 +139,10 @@ uint64_t gw_wall_ms(void);
 /* A monotonic time as wall-clock time (for lastActiveAt). */
 uint64_t gw_mono_to_wall(uint64_t mono_ms);
 /* A fresh 16-character request ID (AWS-like shape, unique per process). */
-void gw_gateway_request_id(gw_gateway_t *gw, char out[24]);
-gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len);
-int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot);
-void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot);
+void gw_worker_request_id(gw_worker_t *gw, char out[24]);
+gw_conn_t *gw_worker_find_conn(gw_worker_t *gw, const char *id, size_t len);
+int gw_worker_slot_alloc(gw_worker_t *gw, gw_conn_t *conn, uint32_t *slot);
+void gw_worker_slot_free(gw_worker_t *gw, uint32_t slot);
 
 /* --- connections (conn.c) --- */
 enum gw_post_result {
@@ -164,7 +164,7 @@ extern const struct lws_protocols gw_ws_protocol;
 
 /* A socket accepted on the gateway listener: reads the request head, then
  * either hands it to libwebsockets or holds it for $connect. */
-void gw_conn_accept(gw_gateway_t *gw, int fd);
+void gw_conn_accept(gw_worker_t *gw, int fd);
 
 int gw_conn_post(gw_conn_t *conn, const void *data, size_t len);
 /* Parks w until the handshake is decided; the post data is queued first. */
@@ -192,21 +192,21 @@ uint64_t gw_conn_last_active(const gw_conn_t *conn);
 void gw_conn_delete(gw_conn_t *conn);
 void gw_conn_close(gw_conn_t *conn, int code, const char *reason);
 /* Shutdown: refuse pending handshakes, close open ones with 1001. */
-void gw_conn_shutdown_all(gw_gateway_t *gw);
+void gw_conn_shutdown_all(gw_worker_t *gw);
 /* The drain deadline: resets the socket of every connection still open
  * (its close completes, with its $disconnect); returns how many. */
-size_t gw_conn_drop_all(gw_gateway_t *gw);
+size_t gw_conn_drop_all(gw_worker_t *gw);
 /* Destroy: frees conns libwebsockets does not know about. */
-void gw_conn_free_unadopted(gw_gateway_t *gw);
+void gw_conn_free_unadopted(gw_worker_t *gw);
 /* Writes every dirty lastActiveAt value to the registry (at exit). */
-void gw_conn_flush_activity(gw_gateway_t *gw);
+void gw_conn_flush_activity(gw_worker_t *gw);
 /* The same for at most max connections, going round the open list. */
-size_t gw_conn_flush_slice(gw_gateway_t *gw, size_t max);
+size_t gw_conn_flush_slice(gw_worker_t *gw, size_t max);
 /* Bytes queued for the loop's clients, not yet written (a walk: metrics). */
-size_t gw_conn_outbound_bytes(gw_gateway_t *gw);
+size_t gw_conn_outbound_bytes(gw_worker_t *gw);
 
 /* Hands node to another loop's inbox and wakes that loop. */
-void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node);
+void gw_worker_post(gw_worker_t *to, lws_dll2_t *node);
 
 /* --- management API (mgmt-api/mgmt.c) --- */
 extern const struct lws_protocols gw_mgmt_protocol;

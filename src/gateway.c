@@ -34,10 +34,10 @@
 #define ACCEPT_PAUSE_MS 100
 #define FLUSH_SLICE GW_REGISTRY_TOUCH_SLICE
 
-static void worker_teardown(gw_gateway_t *gw);
-static void worker_free(gw_gateway_t *gw);
+static void worker_teardown(gw_worker_t *gw);
+static void worker_free(gw_worker_t *gw);
 static void shared_destroy(gw_shared_t *sh);
-static void begin_stop(gw_gateway_t *gw, int sig);
+static void begin_stop(gw_worker_t *gw, int sig);
 
 /* Deadlines run on the monotonic clock, so a wall-clock jump closes
  * nothing; only reported times (connectedAt, requestTime) use the wall. */
@@ -64,7 +64,7 @@ uint64_t gw_mono_to_wall(uint64_t mono_ms)
 	return mono_ms >= now ? wall : wall - (now - mono_ms);
 }
 
-void gw_gateway_request_id(gw_gateway_t *gw, char out[24])
+void gw_worker_request_id(gw_worker_t *gw, char out[24])
 {
 	unsigned char raw[12];
 	uint64_t seq = ++gw->request_seq & 0xffffffffffffULL, k = 0;
@@ -86,12 +86,12 @@ void gw_gateway_request_id(gw_gateway_t *gw, char out[24])
 /* Each slot has a generation, bumped when the slot is freed, which the
  * connection ID carries: an ID outliving its connection names an older
  * generation and finds nothing. */
-static uint32_t *slot_gen(gw_gateway_t *gw, uint32_t slot)
+static uint32_t *slot_gen(gw_worker_t *gw, uint32_t slot)
 {
 	return &gw->slot_gens[slot];
 }
 
-int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot)
+int gw_worker_slot_alloc(gw_worker_t *gw, gw_conn_t *conn, uint32_t *slot)
 {
 	if (!gw->n_free) {
 		uint32_t old = gw->n_slots, n = old ? old * 2 : 1024;
@@ -113,7 +113,7 @@ int gw_gateway_slot_alloc(gw_gateway_t *gw, gw_conn_t *conn, uint32_t *slot)
 	return 0;
 }
 
-void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot)
+void gw_worker_slot_free(gw_worker_t *gw, uint32_t slot)
 {
 	gw->slots[slot] = NULL;
 	/* A slot whose generation would wrap is retired, never reused: so an
@@ -126,7 +126,7 @@ void gw_gateway_slot_free(gw_gateway_t *gw, uint32_t slot)
  * across reloads; past the table, the registry tells the stage. */
 _Static_assert(GW_CONFIG_API_ID_NONE == GW_CONNID_API_MANY, "one 'no API id' value");
 
-int gw_gateway_conn_id(gw_gateway_t *gw, uint32_t slot, size_t api,
+int gw_worker_conn_id(gw_worker_t *gw, uint32_t slot, size_t api,
 		       char out[GW_CONN_ID_LEN + 1])
 {
 	const gw_connid_key_t *key = gw_connid_process_key();
@@ -143,7 +143,7 @@ int gw_gateway_conn_id(gw_gateway_t *gw, uint32_t slot, size_t api,
 	return gw_connid_encode(key, &cid, out) ? -1 : 0;
 }
 
-gw_conn_t *gw_gateway_conn_at(gw_gateway_t *gw, const gw_connid_t *cid)
+gw_conn_t *gw_worker_conn_at(gw_worker_t *gw, const gw_connid_t *cid)
 {
 	if (cid->node != gw_cluster_self() || cid->loop != gw->worker ||
 	    cid->slot >= gw->n_slots ||
@@ -152,14 +152,14 @@ gw_conn_t *gw_gateway_conn_at(gw_gateway_t *gw, const gw_connid_t *cid)
 	return gw->slots[cid->slot];
 }
 
-gw_conn_t *gw_gateway_find_conn(gw_gateway_t *gw, const char *id, size_t len)
+gw_conn_t *gw_worker_find_conn(gw_worker_t *gw, const char *id, size_t len)
 {
 	const gw_connid_key_t *key = gw_connid_process_key();
 	gw_connid_t cid;
 
 	if (!key || gw_connid_decode(key, id, len, &cid) != GW_CONNID_OK)
 		return NULL;
-	return gw_gateway_conn_at(gw, &cid);
+	return gw_worker_conn_at(gw, &cid);
 }
 
 static int bind_listener(const char *host, int port, int *out_port, char *err,
@@ -203,7 +203,7 @@ fail:
 	return -1;
 }
 
-static int listener_add(gw_gateway_t *gw, gw_watch_t *l)
+static int listener_add(gw_worker_t *gw, gw_watch_t *l)
 {
 	/* Every loop waits on the same socket: wake one, not all. */
 	return gw_loop_add(gw->loop, l, EPOLLIN | EPOLLEXCLUSIVE);
@@ -211,7 +211,7 @@ static int listener_add(gw_gateway_t *gw, gw_watch_t *l)
 
 static void on_accept_resume(lws_sorted_usec_list_t *sul)
 {
-	gw_gateway_t *gw = lws_container_of(sul, gw_gateway_t, accept_timer);
+	gw_worker_t *gw = lws_container_of(sul, gw_worker_t, accept_timer);
 	gw_watch_t *ls[] = { &gw->listener, &gw->mgmt_listener };
 
 	for (int i = 0; i < 2; i++)
@@ -222,7 +222,7 @@ static void on_accept_resume(lws_sorted_usec_list_t *sul)
 
 /* Out of descriptors: stop watching the listener for a while instead of
  * waking up on it forever (nginx does the same). */
-static void pause_accepting(gw_gateway_t *gw, gw_watch_t *l)
+static void pause_accepting(gw_worker_t *gw, gw_watch_t *l)
 {
 	int bit = l == &gw->listener ? 1 : 2;
 
@@ -259,7 +259,7 @@ static void shed(int fd)
 	close(fd);
 }
 
-static void accept_all(gw_gateway_t *gw, gw_watch_t *l)
+static void accept_all(gw_worker_t *gw, gw_watch_t *l)
 {
 	static const int one = 1;
 	int client = l == &gw->listener;
@@ -299,7 +299,7 @@ static void accept_all(gw_gateway_t *gw, gw_watch_t *l)
 	}
 }
 
-static void stop_listening(gw_gateway_t *gw)
+static void stop_listening(gw_worker_t *gw)
 {
 	gw_watch_t *ls[] = { &gw->listener, &gw->mgmt_listener };
 
@@ -310,7 +310,7 @@ static void stop_listening(gw_gateway_t *gw)
 
 static void on_stop_deadline(lws_sorted_usec_list_t *sul)
 {
-	gw_gateway_t *gw = lws_container_of(sul, gw_gateway_t, stop_timer);
+	gw_worker_t *gw = lws_container_of(sul, gw_worker_t, stop_timer);
 
 	/* At the drain deadline the sockets of clients whose close is still
 	 * not written are reset, so that each gets its $disconnect; those
@@ -334,7 +334,7 @@ static void on_stop_deadline(lws_sorted_usec_list_t *sul)
 	gw->stop_deadline_passed = 1;
 }
 
-static void begin_stop(gw_gateway_t *gw, int sig)
+static void begin_stop(gw_worker_t *gw, int sig)
 {
 	if (gw->stopping)
 		return;
@@ -342,7 +342,7 @@ static void begin_stop(gw_gateway_t *gw, int sig)
 		gw_info("signal %d: closing connections (1001) and stopping", sig);
 	/* The first loop hears the signal and tells the others. */
 	for (unsigned i = 0; sig && i < gw->sh->n_workers; i++) {
-		gw_gateway_t *w = gw->sh->workers[i];
+		gw_worker_t *w = gw->sh->workers[i];
 
 		if (w == gw)
 			continue;
@@ -357,29 +357,29 @@ static void begin_stop(gw_gateway_t *gw, int sig)
 			 (lws_usec_t)gw->drain_seconds * LWS_US_PER_SEC);
 }
 
-void gw_watch_close(gw_gateway_t *gw, gw_watch_t *w)
+void gw_watch_close(gw_worker_t *gw, gw_watch_t *w)
 {
 	gw_loop_close(gw->loop, w);
 }
 
-void gw_defer_free(gw_gateway_t *gw, void (*fn)(void *), void *p)
+void gw_defer_free(gw_worker_t *gw, void (*fn)(void *), void *p)
 {
 	gw_loop_defer_free(gw->loop, fn, p);
 }
 
-void gw_defer_run(gw_gateway_t *gw)
+void gw_defer_run(gw_worker_t *gw)
 {
 	gw_loop_run_deferred(gw->loop);
 }
 
 static void on_listener(gw_watch_t *w, uint32_t events)
 {
-	accept_all(lws_container_of(w, gw_gateway_t, listener), w);
+	accept_all(lws_container_of(w, gw_worker_t, listener), w);
 }
 
 static void on_mgmt_listener(gw_watch_t *w, uint32_t events)
 {
-	accept_all(lws_container_of(w, gw_gateway_t, mgmt_listener), w);
+	accept_all(lws_container_of(w, gw_worker_t, mgmt_listener), w);
 }
 
 static void on_signal(gw_watch_t *w, uint32_t events)
@@ -389,14 +389,14 @@ static void on_signal(gw_watch_t *w, uint32_t events)
 	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	if (si.ssi_signo == SIGHUP)
-		gw_gateway_reload(lws_container_of(w, gw_gateway_t, sigwatch));
+		gw_gateway_reload(lws_container_of(w, gw_worker_t, sigwatch));
 	else if (si.ssi_signo == SIGUSR1)
 		gw_alog_reopen(); /* logrotate moved the access logs */
 	else
-		begin_stop(lws_container_of(w, gw_gateway_t, sigwatch), (int)si.ssi_signo);
+		begin_stop(lws_container_of(w, gw_worker_t, sigwatch), (int)si.ssi_signo);
 }
 
-void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node)
+void gw_worker_post(gw_worker_t *to, lws_dll2_t *node)
 {
 	int alive;
 
@@ -408,9 +408,9 @@ void gw_worker_post(gw_gateway_t *to, lws_dll2_t *node)
 		lws_cancel_service(to->ctx);
 }
 
-static void swap_config(gw_gateway_t *gw, gw_config_t *cfg, unsigned gen);
+static void swap_config(gw_worker_t *gw, gw_config_t *cfg, unsigned gen);
 
-static void drain_inbox(gw_gateway_t *gw)
+static void drain_inbox(gw_worker_t *gw)
 {
 	lws_dll2_owner_t batch;
 	gw_config_t *next;
@@ -441,7 +441,7 @@ static void drain_inbox(gw_gateway_t *gw)
 static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			void *in, size_t len)
 {
-	gw_gateway_t *gw = lws_context_user(lws_get_context(wsi));
+	gw_worker_t *gw = lws_context_user(lws_get_context(wsi));
 
 	if (reason == LWS_CALLBACK_RAW_RX_FILE)
 		gw_loop_drain(gw->loop);
@@ -456,7 +456,7 @@ static const struct lws_protocols raw_protocol = {
 
 static void on_flush_timer(lws_sorted_usec_list_t *sul)
 {
-	gw_gateway_t *gw = lws_container_of(sul, gw_gateway_t, flush_timer);
+	gw_worker_t *gw = lws_container_of(sul, gw_worker_t, flush_timer);
 	size_t seen;
 
 	/* One slice per timer callback, 1 ms apart, so that no callback holds
@@ -486,7 +486,7 @@ static void on_flush_timer(lws_sorted_usec_list_t *sul)
 /* One connection pool per distinct backend endpoint, found by key: an
  * endpoint the loop already has (an unchanged one, after a reload) keeps
  * its pool and its kept-alive connections. */
-static int bind_pools(gw_gateway_t *gw, const gw_config_t *cfg, char *err, size_t errlen)
+static int bind_pools(gw_worker_t *gw, const gw_config_t *cfg, char *err, size_t errlen)
 {
 	for (size_t a = 0; a < cfg->n_apis; a++)
 		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++) {
@@ -514,7 +514,7 @@ static int bind_pools(gw_gateway_t *gw, const gw_config_t *cfg, char *err, size_
 
 /* The last loop to swap in snapshot gen says so, with the older snapshots
  * that open connections and calls still hold. */
-static void reload_done(gw_gateway_t *gw, unsigned gen)
+static void reload_done(gw_worker_t *gw, unsigned gen)
 {
 	gw_shared_t *sh = gw->sh;
 
@@ -531,7 +531,7 @@ static void reload_done(gw_gateway_t *gw, unsigned gen)
 
 /* On the loop, between events: new connections and REST requests take
  * cfg from now on; whoever holds the older snapshot keeps it. */
-static void swap_config(gw_gateway_t *gw, gw_config_t *cfg, unsigned gen)
+static void swap_config(gw_worker_t *gw, gw_config_t *cfg, unsigned gen)
 {
 	gw_config_t *old = gw->cfg;
 	char err[256];
@@ -640,7 +640,7 @@ static void reload_once(gw_shared_t *sh)
 	gw_info("reload: %s read again (%zu API%s), configuration %u; the loops swap it in",
 		sh->routes, cfg->n_apis, cfg->n_apis == 1 ? "" : "s", gen);
 	for (unsigned i = 0; i < sh->n_workers; i++) {
-		gw_gateway_t *w = sh->workers[i];
+		gw_worker_t *w = sh->workers[i];
 		gw_config_t *prev;
 		int alive;
 
@@ -675,7 +675,7 @@ static void *reload_main(void *arg)
 	}
 }
 
-void gw_gateway_reload(gw_gateway_t *gw)
+void gw_gateway_reload(gw_worker_t *gw)
 {
 	gw_shared_t *sh = gw->sh;
 
@@ -715,12 +715,12 @@ static void reload_join(gw_shared_t *sh)
 
 /* One event loop. The first binds the ports asked for (possibly 0); the
  * others bind the ports it got. */
-static gw_gateway_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
+static gw_worker_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
 				   size_t errlen)
 {
 	static struct lws_protocols ws_protos[3], mgmt_protos[2];
 	struct lws_context_creation_info info;
-	gw_gateway_t *gw = calloc(1, sizeof(*gw));
+	gw_worker_t *gw = calloc(1, sizeof(*gw));
 	gw_config_t *cfg = sh->cfg;
 	lws_sock_file_fd_type fd;
 
@@ -860,7 +860,7 @@ static void previous_run(gw_shared_t *sh, const char *dir)
 		gw_outbox_kick(sh->workers[i]);
 }
 
-int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
+int gw_gateway_create(gw_worker_t **out, gw_config_t *cfg,
 		      const gw_gateway_opts_t *opts, char *err, size_t errlen)
 {
 	gw_shared_t *sh = calloc(1, sizeof(*sh));
@@ -930,17 +930,17 @@ fail:
 	return -1;
 }
 
-int gw_gateway_port(const gw_gateway_t *gw)
+int gw_gateway_port(const gw_worker_t *gw)
 {
 	return gw->port;
 }
 
-int gw_gateway_mgmt_port(const gw_gateway_t *gw)
+int gw_gateway_mgmt_port(const gw_worker_t *gw)
 {
 	return gw->mgmt_port;
 }
 
-static void run_loop(gw_gateway_t *gw)
+static void run_loop(gw_worker_t *gw)
 {
 	while (!gw->stop_deadline_passed) {
 		if (lws_service(gw->ctx, 0) < 0)
@@ -959,7 +959,7 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-int gw_gateway_run(gw_gateway_t *gw)
+int gw_gateway_run(gw_worker_t *gw)
 {
 	gw_shared_t *sh = gw->sh;
 
@@ -993,7 +993,7 @@ int gw_gateway_run(gw_gateway_t *gw)
 
 /* First phase of destruction: everything that may still talk to other
  * loops (closing connections decides parked management operations). */
-static void worker_teardown(gw_gateway_t *gw)
+static void worker_teardown(gw_worker_t *gw)
 {
 	if (!gw)
 		return;
@@ -1025,7 +1025,7 @@ static void worker_teardown(gw_gateway_t *gw)
 	gw->outbox = NULL;
 }
 
-static void worker_free(gw_gateway_t *gw)
+static void worker_free(gw_worker_t *gw)
 {
 	if (!gw)
 		return;
@@ -1084,7 +1084,7 @@ static void shared_destroy(gw_shared_t *sh)
 	free(sh);
 }
 
-void gw_gateway_destroy(gw_gateway_t *gw)
+void gw_gateway_destroy(gw_worker_t *gw)
 {
 	if (gw)
 		shared_destroy(gw->sh);

@@ -8,7 +8,7 @@
 #include "config.h"
 #include "tlscert.h"
 
-typedef struct gw_gateway gw_gateway_t;
+typedef struct gw_worker gw_worker_t;
 
 typedef struct gw_gateway_opts {
 	const char *listen_host;
@@ -45,21 +45,21 @@ typedef struct gw_gateway_opts {
  * registry; takes ownership of cfg. The handle is the first loop, which
  * stands for all of them. On failure writes the reason into err and
  * returns -1. */
-int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
+int gw_gateway_create(gw_worker_t **out, gw_config_t *cfg,
 		      const gw_gateway_opts_t *opts, char *err, size_t errlen);
 /* Ports actually bound (after port 0). */
-int gw_gateway_port(const gw_gateway_t *gw);
-int gw_gateway_mgmt_port(const gw_gateway_t *gw);
+int gw_gateway_port(const gw_worker_t *gw);
+int gw_gateway_mgmt_port(const gw_worker_t *gw);
 /* Runs every loop (the first in the calling thread) until SIGINT/SIGTERM,
  * then closes every connection with 1001, waits for their $disconnect
  * calls and returns 0. */
-int gw_gateway_run(gw_gateway_t *gw);
-void gw_gateway_destroy(gw_gateway_t *gw);
+int gw_gateway_run(gw_worker_t *gw);
+void gw_gateway_destroy(gw_worker_t *gw);
 /* Reads the API files again (SIGHUP), on a thread of its own: a valid
  * configuration is swapped in by every loop at its next safe point, for
  * new connections and requests; open connections keep the snapshot they
  * connected under. An invalid one is refused whole and logged. From any
  * loop's thread. */
-void gw_gateway_reload(gw_gateway_t *gw);
+void gw_gateway_reload(gw_worker_t *gw);
 
 #endif

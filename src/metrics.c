@@ -57,7 +57,7 @@ struct gw_metrics_loop {
 	uint64_t outbound_bytes;
 	uint64_t sockets; /* every connection of the loop, whatever its state */
 	lws_sorted_usec_list_t sampler;
-	struct gw_gateway *gw;
+	struct gw_worker *gw;
 };
 
 static const uint64_t bucket_us[GW_METRICS_BUCKETS] = {
@@ -160,7 +160,7 @@ void gw_metrics_log_dropped(gw_metrics_t *m)
 
 static void sample(struct gw_metrics_loop *m)
 {
-	gw_gateway_t *gw = m->gw;
+	gw_worker_t *gw = m->gw;
 	unsigned in_use = 0, idle = 0, queued = 0;
 
 	if (gw->be)
@@ -180,14 +180,14 @@ static void on_sample(lws_sorted_usec_list_t *sul)
 	lws_sul_schedule(m->gw->ctx, 0, &m->sampler, on_sample, LWS_US_PER_SEC);
 }
 
-void gw_metrics_start(gw_gateway_t *gw)
+void gw_metrics_start(gw_worker_t *gw)
 {
 	gw->metrics->loop->gw = gw;
 	sample(gw->metrics->loop);
 	lws_sul_schedule(gw->ctx, 0, &gw->metrics->loop->sampler, on_sample, LWS_US_PER_SEC);
 }
 
-void gw_metrics_stop(gw_gateway_t *gw)
+void gw_metrics_stop(gw_worker_t *gw)
 {
 	if (gw->metrics && gw->metrics->loop->gw)
 		lws_sul_cancel(&gw->metrics->loop->sampler);
@@ -461,7 +461,7 @@ static void gauge(gw_buf_t *o, const char *name, const char *type, const char *h
 	value_u64(o, v);
 }
 
-static void render_loops(gw_buf_t *o, gw_gateway_t *gw)
+static void render_loops(gw_buf_t *o, gw_worker_t *gw)
 {
 	gw_shared_t *sh = gw->sh;
 	uint64_t v;
@@ -580,7 +580,7 @@ static void render_routes(gw_buf_t *o, gw_shared_t *sh)
 	gw_buf_dispose(&extra);
 }
 
-void gw_metrics_render(gw_gateway_t *gw, gw_buf_t *out)
+void gw_metrics_render(gw_worker_t *gw, gw_buf_t *out)
 {
 	gw_metrics_api_t *t = calloc(GW_METRICS_MAX_APIS, sizeof(*t));
 

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct gw_gateway;
+struct gw_worker;
 
 /* Per API (gw_api_t.id; GW_CONFIG_API_ID_NONE for requests that found
  * none) counters. */
@@ -76,8 +76,8 @@ gw_metrics_t *gw_metrics_create(void);
 void gw_metrics_destroy(gw_metrics_t *m);
 /* Samples this loop's gauges now and then once a second on its context;
  * stop before the context is destroyed. */
-void gw_metrics_start(struct gw_gateway *gw);
-void gw_metrics_stop(struct gw_gateway *gw);
+void gw_metrics_start(struct gw_worker *gw);
+void gw_metrics_stop(struct gw_worker *gw);
 
 /* The writer's bump: see the top. */
 #define GW_METRIC_ADD(var, n)                                                  \
@@ -128,6 +128,6 @@ uint64_t gw_metrics_now_us(void);
 
 /* Appends the text exposition (version 0.0.4) of every loop of gw's
  * process to out. */
-void gw_metrics_render(struct gw_gateway *gw, gw_buf_t *out);
+void gw_metrics_render(struct gw_worker *gw, gw_buf_t *out);
 
 #endif

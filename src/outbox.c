@@ -408,7 +408,7 @@ static const gw_api_t *find_api(const gw_config_t *cfg, const gw_outbox_record_t
 
 /* What a call holds: the entry and the configuration its route is in. */
 typedef struct ob_call {
-	gw_gateway_t *gw;
+	gw_worker_t *gw;
 	gw_outbox_entry_t *e;
 	gw_config_t *cfg;
 	const gw_route_t *route;
@@ -420,7 +420,7 @@ typedef struct ob_call {
 static void on_answer(void *user, const gw_http_resp_t *resp)
 {
 	ob_call_t *c = user;
-	gw_gateway_t *gw = c->gw;
+	gw_worker_t *gw = c->gw;
 	gw_integ_result_t res;
 	int result;
 
@@ -458,7 +458,7 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 
 static int send_call(void *user, gw_outbox_entry_t *e, const gw_outbox_record_t *rec)
 {
-	gw_gateway_t *gw = user;
+	gw_worker_t *gw = user;
 	/* The snapshot the connection used (it keeps its routes until it is
 	 * closed, reload or not); an earlier run's entry takes the current. */
 	gw_config_t *cfg = gw_outbox_entry_tag(e) ? gw_outbox_entry_tag(e) : gw->cfg;
@@ -529,7 +529,7 @@ static void release_cfg(void *user, void *tag)
 
 static void on_timer(lws_sorted_usec_list_t *sul)
 {
-	gw_gateway_t *gw = lws_container_of(sul, gw_gateway_t, outbox_timer);
+	gw_worker_t *gw = lws_container_of(sul, gw_worker_t, outbox_timer);
 	uint64_t wait;
 
 	gw->outbox_kicked = 0;
@@ -539,7 +539,7 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 				 (lws_usec_t)wait * LWS_US_PER_MS);
 }
 
-gw_outbox_t *gw_outbox_attach(gw_gateway_t *gw, unsigned retry_seconds, double replay_rate,
+gw_outbox_t *gw_outbox_attach(gw_worker_t *gw, unsigned retry_seconds, double replay_rate,
 			      size_t max_entries)
 {
 	gw_outbox_opts_t o;
@@ -556,7 +556,7 @@ gw_outbox_t *gw_outbox_attach(gw_gateway_t *gw, unsigned retry_seconds, double r
 	return gw_outbox_create(gw->reg, &o);
 }
 
-void gw_outbox_kick(gw_gateway_t *gw)
+void gw_outbox_kick(gw_worker_t *gw)
 {
 	if (!gw->outbox || gw->destroying || !gw->ctx || gw->outbox_kicked)
 		return;
@@ -567,7 +567,7 @@ void gw_outbox_kick(gw_gateway_t *gw)
 }
 
 typedef struct load_ctx {
-	gw_gateway_t **loops;
+	gw_worker_t **loops;
 	unsigned n, next;
 } load_ctx_t;
 
@@ -578,7 +578,7 @@ static void load_one(const char *id, size_t idlen, const void *val, size_t len, 
 	gw_outbox_adopt(l->loops[l->next++ % l->n]->outbox, id, idlen, val, len);
 }
 
-void gw_outbox_load(gw_gateway_t **loops, unsigned n, gw_registry_t *reg)
+void gw_outbox_load(gw_worker_t **loops, unsigned n, gw_registry_t *reg)
 {
 	load_ctx_t l = { loops, n, 0 };
 	gw_outbox_stats_t st;

@@ -117,15 +117,15 @@ void *gw_outbox_entry_tag(const gw_outbox_entry_t *e);
 void **gw_outbox_entry_ctx(gw_outbox_entry_t *e);
 
 /* --- binding to an event loop (gateway.c) --- */
-struct gw_gateway;
+struct gw_worker;
 /* Creates gw's outbox: calls go through gw's backend with its current
  * configuration's $disconnect route of the entry's API; a timer on gw's
  * context runs it. replay_rate is the loop's share. */
-gw_outbox_t *gw_outbox_attach(struct gw_gateway *gw, unsigned retry_seconds,
+gw_outbox_t *gw_outbox_attach(struct gw_worker *gw, unsigned retry_seconds,
 			      double replay_rate, size_t max_entries);
 /* Runs it soon (after an add; at the end of this loop iteration). */
-void gw_outbox_kick(struct gw_gateway *gw);
+void gw_outbox_kick(struct gw_worker *gw);
 /* Start-up: loads the stored entries, entry i going to loop i % n. */
-void gw_outbox_load(struct gw_gateway **loops, unsigned n, gw_registry_t *reg);
+void gw_outbox_load(struct gw_worker **loops, unsigned n, gw_registry_t *reg);
 
 #endif

@@ -70,7 +70,7 @@ enum rest_state { RS_READING, RS_CALLING, RS_WRITING, RS_LINGER };
 
 struct gw_rest {
 	gw_watch_t watch; /* first */
-	gw_gateway_t *gw;
+	gw_worker_t *gw;
 	lws_dll2_t list; /* gw->rest->rests, while open */
 	enum rest_state state;
 	gw_req_t *req;
@@ -172,7 +172,7 @@ static void on_deadline(gw_wheel_entry_t *e)
 			return;
 		}
 		r->close_after = 1;
-		gw_gateway_request_id(r->gw, r->request_id);
+		gw_worker_request_id(r->gw, r->request_id);
 		respond_json(r, 408, "{\"message\":\"Request Timeout\"}");
 		return;
 	}
@@ -659,7 +659,7 @@ static void proxy_target(gw_rest_t *r, const gw_integration_t *in, gw_buf_t *h, 
 static void call_integration(gw_rest_t *r, const gw_integration_t *in, gw_str_t path,
 			     size_t (*params)[2], size_t np)
 {
-	gw_gateway_t *gw = r->gw;
+	gw_worker_t *gw = r->gw;
 	gw_header_t hs[GW_INVOKE_MAX_HEADERS], pp[MAX_PARAMS];
 	size_t k = 0, nh = gw_req_header_count(r->req);
 	gw_invocation_t inv;
@@ -770,13 +770,13 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 
 static void serve(gw_rest_t *r)
 {
-	gw_gateway_t *gw = r->gw;
+	gw_worker_t *gw = r->gw;
 	gw_str_t path, origin = gw_req_get(r->req, "Origin");
 	const char *method = gw_req_method(r->req);
 	size_t params[MAX_PARAMS][2], np = 0, strip;
 	const gw_integration_t *in;
 
-	gw_gateway_request_id(gw, r->request_id);
+	gw_worker_request_id(gw, r->request_id);
 	r->is_head = !strcmp(method, "HEAD");
 	r->head_length = -1;
 	r->close_after = !gw_req_keep_alive(r->req) || gw->stopping;
@@ -864,17 +864,17 @@ static void parse(gw_rest_t *r)
 		return;
 	case GW_REQ_BODY_TOO_LARGE:
 		r->close_after = 1;
-		gw_gateway_request_id(r->gw, r->request_id);
+		gw_worker_request_id(r->gw, r->request_id);
 		respond_json(r, 413, "{\"message\":\"Request Entity Too Large\"}");
 		return;
 	case GW_REQ_HEAD_TOO_LARGE:
 		r->close_after = 1;
-		gw_gateway_request_id(r->gw, r->request_id);
+		gw_worker_request_id(r->gw, r->request_id);
 		respond_json(r, 431, "{\"message\":\"Request Header Fields Too Large\"}");
 		return;
 	case GW_REQ_BAD:
 		r->close_after = 1;
-		gw_gateway_request_id(r->gw, r->request_id);
+		gw_worker_request_id(r->gw, r->request_id);
 		respond_json(r, 400, "{\"message\":\"Bad Request\"}");
 		return;
 	}
@@ -1065,7 +1065,7 @@ static void rest_on_io(gw_watch_t *w, uint32_t events)
 	}
 }
 
-void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
+void gw_rest_accept(gw_worker_t *gw, int fd, const char *source_ip, int tls)
 {
 	gw_rest_t *r = calloc(1, sizeof(*r));
 
@@ -1091,7 +1091,7 @@ void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls)
 	request_started(r);
 }
 
-void gw_rest_shutdown(gw_gateway_t *gw)
+void gw_rest_shutdown(gw_worker_t *gw)
 {
 	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, gw->rest->rests.head) {
 		gw_rest_t *r = lws_container_of(d, gw_rest_t, list);
@@ -1103,14 +1103,14 @@ void gw_rest_shutdown(gw_gateway_t *gw)
 	} lws_end_foreach_dll_safe(d, d1);
 }
 
-void gw_rest_free_all(gw_gateway_t *gw)
+void gw_rest_free_all(gw_worker_t *gw)
 {
 	/* The memory goes with the loop's last deferred frees. */
 	while (gw->rest->rests.head)
 		rest_close(lws_container_of(gw->rest->rests.head, gw_rest_t, list));
 }
 
-size_t gw_rest_count(const gw_gateway_t *gw)
+size_t gw_rest_count(const gw_worker_t *gw)
 {
 	return (size_t)gw->rest->rests.count;
 }

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct gw_gateway gw_gateway_t;
+typedef struct gw_worker gw_worker_t;
 typedef struct gw_rest gw_rest_t;
 typedef struct gw_api gw_api_t;
 typedef struct gw_rest_route gw_rest_route_t;
@@ -25,11 +25,11 @@ void gw_rest_ctx_destroy(gw_rest_ctx_t *rc);
 
 /* Takes fd (a client socket whose request is still unread, or the plain
  * end of a TLS relay). */
-void gw_rest_accept(gw_gateway_t *gw, int fd, const char *source_ip, int tls);
+void gw_rest_accept(gw_worker_t *gw, int fd, const char *source_ip, int tls);
 /* Shutdown: idle connections close now, busy ones after their answer. */
-void gw_rest_shutdown(gw_gateway_t *gw);
-void gw_rest_free_all(gw_gateway_t *gw);
-size_t gw_rest_count(const gw_gateway_t *gw);
+void gw_rest_shutdown(gw_worker_t *gw);
+void gw_rest_free_all(gw_worker_t *gw);
+size_t gw_rest_count(const gw_worker_t *gw);
 
 /* Route matching, exposed for unit tests: the route for method and path
  * (relative to the API's basePath), with up to max path parameters as

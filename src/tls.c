@@ -37,7 +37,7 @@ struct gw_relay_ctx {
 struct gw_relay {
 	gw_watch_t tls_w;   /* the client's TLS socket */
 	gw_watch_t plain_w; /* our end of the socketpair */
-	gw_gateway_t *gw;
+	gw_worker_t *gw;
 	SSL *ssl;
 	lws_dll2_t list;
 	pending_t up;   /* TLS -> plaintext */
@@ -338,7 +338,7 @@ static void on_plain_side(gw_watch_t *w, uint32_t events)
 	pump(lws_container_of(w, gw_relay_t, plain_w), 0, 1);
 }
 
-int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
+int gw_relay_start(gw_worker_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 		   size_t len)
 {
 	gw_relay_t *r;
@@ -386,7 +386,7 @@ fail:
 }
 
 
-void gw_relay_free_all(gw_gateway_t *gw)
+void gw_relay_free_all(gw_worker_t *gw)
 {
 	/* relay_release unlinks; the memory goes with the loop's deferred frees. */
 	while (gw->relay->relays.head) {

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-typedef struct gw_gateway gw_gateway_t;
+typedef struct gw_worker gw_worker_t;
 typedef struct gw_relay gw_relay_t;
 typedef struct gw_relay_ctx gw_relay_ctx_t;
 
@@ -26,10 +26,10 @@ void gw_tls_write_and_close(SSL *ssl, const void *a, size_t alen, const void *b,
 /* Takes ownership of ssl and its socket; prefix is plaintext already read
  * from it. Returns the socket to give to libwebsockets, or -1 (ssl and the
  * socket are then closed). */
-int gw_relay_start(gw_gateway_t *gw, SSL *ssl, int tls_fd, const void *prefix,
+int gw_relay_start(gw_worker_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 		   size_t len);
 
-void gw_relay_free_all(gw_gateway_t *gw);
+void gw_relay_free_all(gw_worker_t *gw);
 
 /* One loop's relays, held opaquely by the loop. NULL only when memory
  * runs out; destroyed after gw_relay_free_all() (NULL is allowed). */

@@ -27,7 +27,7 @@ int main(int argc, char **argv)
 	int n = argc > 1 ? atoi(argv[1]) : 20000, rounds = 10, found = 0;
 	char dir[] = "/tmp/wsgate-bench-connid-XXXXXX", err[256], cmd[128];
 	char (*ids)[GW_CONN_ID_LEN + 1] = calloc((size_t)n, sizeof(*ids));
-	gw_gateway_t *gw = calloc(1, sizeof(*gw));
+	gw_worker_t *gw = calloc(1, sizeof(*gw));
 	gw_registry_t *reg;
 	gw_conn_record_t rec;
 	double t0, t1, t2;
@@ -44,8 +44,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		uint32_t slot;
 
-		gw_gateway_slot_alloc(gw, (gw_conn_t *)(uintptr_t)(16 * (i + 1)), &slot);
-		if (gw_gateway_conn_id(gw, slot, 0, ids[i]))
+		gw_worker_slot_alloc(gw, (gw_conn_t *)(uintptr_t)(16 * (i + 1)), &slot);
+		if (gw_worker_conn_id(gw, slot, 0, ids[i]))
 			return 1;
 		memcpy(rec.id, ids[i], sizeof(rec.id));
 		rec.slot = slot;
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 			/* after: the edge decodes the ID, the owner checks the slot */
 			gw_op_t *op = gw_op_create(GW_OP_POST, ids[i], GW_CONN_ID_LEN);
 
-			found += op && gw_gateway_conn_at(gw, &op->target) != NULL;
+			found += op && gw_worker_conn_at(gw, &op->target) != NULL;
 			gw_op_destroy(op);
 		}
 	t2 = now_us();

@@ -534,10 +534,10 @@ static void srv_stop(struct srv *s)
 	close(s->lfd);
 }
 
-static gw_gateway_t *fake_gw(void)
+static gw_worker_t *fake_gw(void)
 {
 	struct lws_context_creation_info info;
-	gw_gateway_t *gw = calloc(1, sizeof(*gw));
+	gw_worker_t *gw = calloc(1, sizeof(*gw));
 
 	lws_set_log_level(0, NULL);
 	memset(&info, 0, sizeof(info));
@@ -549,7 +549,7 @@ static gw_gateway_t *fake_gw(void)
 	return gw;
 }
 
-static void fake_gw_free(gw_gateway_t *gw)
+static void fake_gw_free(gw_worker_t *gw)
 {
 	gw_backend_destroy(gw->be);
 	gw_loop_destroy(gw->loop);
@@ -567,7 +567,7 @@ static uint64_t ms_now(void)
 
 /* One round of the loop, as the gateway runs it: an epoll batch, then the
  * safe point. */
-static void pump_once(gw_gateway_t *gw, int wait_ms)
+static void pump_once(gw_worker_t *gw, int wait_ms)
 {
 	struct pollfd p = { .fd = gw_loop_fd(gw->loop), .events = POLLIN };
 
@@ -576,7 +576,7 @@ static void pump_once(gw_gateway_t *gw, int wait_ms)
 	gw_defer_run(gw);
 }
 
-static void pump_until(gw_gateway_t *gw, const int *flag, int want, int ms)
+static void pump_until(gw_worker_t *gw, const int *flag, int want, int ms)
 {
 	uint64_t end = ms_now() + (uint64_t)ms;
 
@@ -611,7 +611,7 @@ static void on_done(void *user, const gw_http_resp_t *r)
 	}
 }
 
-static gw_endpoint_t *endpoint(gw_gateway_t *gw, int port)
+static gw_endpoint_t *endpoint(gw_worker_t *gw, int port)
 {
 	gw_endpoint_opts_t eo;
 	char err[128];
@@ -625,7 +625,7 @@ static gw_endpoint_t *endpoint(gw_gateway_t *gw, int port)
 	return gw_backend_endpoint(gw->be, &eo, err, sizeof(err));
 }
 
-static gw_call_t *start(gw_gateway_t *gw, gw_endpoint_t *ep, const char *path,
+static gw_call_t *start(gw_worker_t *gw, gw_endpoint_t *ep, const char *path,
 			struct rec *rec)
 {
 	char req[128];
@@ -644,7 +644,7 @@ static gw_call_t *start(gw_gateway_t *gw, gw_endpoint_t *ep, const char *path,
  * (the connection's parser may be reused before the callback runs). */
 static void test_issue10_item1_completion_after_batch(void)
 {
-	gw_gateway_t *gw = fake_gw();
+	gw_worker_t *gw = fake_gw();
 	struct rec a = { 0 }, b = { 0 };
 	gw_endpoint_t *ep;
 	struct srv s;
@@ -678,7 +678,7 @@ static void test_issue10_item1_completion_after_batch(void)
  * other, completed but not yet delivered: it is dropped. */
 static void test_issue10_item1_cancel_completed(void)
 {
-	gw_gateway_t *gw = fake_gw();
+	gw_worker_t *gw = fake_gw();
 	struct rec a = { 0 }, b = { 0 };
 	gw_call_t *ca, *cb;
 	gw_endpoint_t *ep;
@@ -706,7 +706,7 @@ static void test_issue10_item1_cancel_completed(void)
  * gw_backend_local; cancelled before that, it is never delivered. */
 static void test_issue10_item1_local(void)
 {
-	gw_gateway_t *gw = fake_gw();
+	gw_worker_t *gw = fake_gw();
 	struct rec a = { 0 }, b = { 0 };
 	gw_call_t *cb;
 
@@ -734,7 +734,7 @@ static void test_issue10_item1_local(void)
  * the same pools. Limits are the largest asked for. */
 static void test_issue10_item5_pools_keyed(void)
 {
-	gw_gateway_t *gw = fake_gw();
+	gw_worker_t *gw = fake_gw();
 	gw_endpoint_opts_t a, o;
 	gw_endpoint_t *ea, *ed;
 	unsigned mc = 0, mq = 0;

@@ -96,7 +96,7 @@ static gw_conn_t *fake(uintptr_t n)
  * generation would wrap is retired. */
 static void test_slots_stale_and_unique(void)
 {
-	gw_gateway_t *gw = calloc(1, sizeof(*gw));
+	gw_worker_t *gw = calloc(1, sizeof(*gw));
 	char first[GW_CONN_ID_LEN + 1], id[GW_CONN_ID_LEN + 1];
 	enum { N = 5000 };
 	char(*ids)[GW_CONN_ID_LEN + 1] = calloc(N, sizeof(*ids));
@@ -104,29 +104,29 @@ static void test_slots_stale_and_unique(void)
 	int dups = 0;
 
 	gw->worker = 2;
-	CHECK_INT_EQ(gw_gateway_slot_alloc(gw, fake(1), &slot), 0);
-	CHECK_INT_EQ(gw_gateway_conn_id(gw, slot, 4, first), 0);
-	CHECK(gw_gateway_find_conn(gw, first, strlen(first)) == fake(1));
-	gw_gateway_slot_free(gw, slot);
-	CHECK(gw_gateway_find_conn(gw, first, strlen(first)) == NULL);
+	CHECK_INT_EQ(gw_worker_slot_alloc(gw, fake(1), &slot), 0);
+	CHECK_INT_EQ(gw_worker_conn_id(gw, slot, 4, first), 0);
+	CHECK(gw_worker_find_conn(gw, first, strlen(first)) == fake(1));
+	gw_worker_slot_free(gw, slot);
+	CHECK(gw_worker_find_conn(gw, first, strlen(first)) == NULL);
 	/* LIFO: the next connection takes the same slot, a newer generation. */
-	CHECK_INT_EQ(gw_gateway_slot_alloc(gw, fake(2), &s2), 0);
+	CHECK_INT_EQ(gw_worker_slot_alloc(gw, fake(2), &s2), 0);
 	CHECK_INT_EQ(s2, slot);
-	CHECK_INT_EQ(gw_gateway_conn_id(gw, s2, 4, id), 0);
+	CHECK_INT_EQ(gw_worker_conn_id(gw, s2, 4, id), 0);
 	CHECK(strcmp(id, first) != 0);
-	CHECK(gw_gateway_find_conn(gw, first, strlen(first)) == NULL);
-	CHECK(gw_gateway_find_conn(gw, id, strlen(id)) == fake(2));
-	gw_gateway_slot_free(gw, s2);
+	CHECK(gw_worker_find_conn(gw, first, strlen(first)) == NULL);
+	CHECK(gw_worker_find_conn(gw, id, strlen(id)) == fake(2));
+	gw_worker_slot_free(gw, s2);
 
 	/* Another loop's ID is not this loop's connection. */
 	gw->worker = 3;
-	CHECK(gw_gateway_find_conn(gw, id, strlen(id)) == NULL);
+	CHECK(gw_worker_find_conn(gw, id, strlen(id)) == NULL);
 	gw->worker = 2;
 
 	for (int i = 0; i < N; i++) {
-		CHECK_INT_EQ(gw_gateway_slot_alloc(gw, fake(3), &s2), 0);
-		gw_gateway_conn_id(gw, s2, 0, ids[i]);
-		gw_gateway_slot_free(gw, s2);
+		CHECK_INT_EQ(gw_worker_slot_alloc(gw, fake(3), &s2), 0);
+		gw_worker_conn_id(gw, s2, 0, ids[i]);
+		gw_worker_slot_free(gw, s2);
 	}
 	qsort(ids, N, sizeof(*ids), (int (*)(const void *, const void *))strcmp);
 	for (int i = 1; i < N; i++)
@@ -134,12 +134,12 @@ static void test_slots_stale_and_unique(void)
 	CHECK_INT_EQ(dups, 0);
 
 	/* Last generation: once freed, the slot is never handed out again. */
-	CHECK_INT_EQ(gw_gateway_slot_alloc(gw, fake(4), &slot), 0);
+	CHECK_INT_EQ(gw_worker_slot_alloc(gw, fake(4), &slot), 0);
 	gw->slot_gens[slot] = UINT32_MAX;
-	gw_gateway_slot_free(gw, slot);
+	gw_worker_slot_free(gw, slot);
 	n = gw->n_slots; /* the table grows once the free slots run out */
 	for (uint32_t i = 0; i < n; i++) {
-		CHECK_INT_EQ(gw_gateway_slot_alloc(gw, fake(5), &s2), 0);
+		CHECK_INT_EQ(gw_worker_slot_alloc(gw, fake(5), &s2), 0);
 		if (s2 == slot) {
 			CHECK_MSG(0, "a retired slot was reused");
 			break;
