@@ -5,6 +5,7 @@
 #include "core.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,14 +445,27 @@ static void render_mgmt(gw_buf_t *o, gw_shared_t *sh)
 		}
 }
 
-/* A process-wide sum of one field of every loop's gw_metrics_t. */
-#define SUM_FIELD(sh, field, out)                                              \
-	do {                                                                   \
-		(out) = 0;                                                     \
-		for (unsigned w_ = 0; w_ < (sh)->n_workers; w_++)              \
-			if ((sh)->workers[w_] && (sh)->workers[w_]->metrics)   \
-				(out) += LOAD((sh)->workers[w_]->metrics->loop->field); \
-	} while (0)
+/* The per-loop counters and samples summed over every loop. */
+static const struct loop_sum {
+	size_t off; /* a uint64_t in struct gw_metrics_loop */
+	const char *name, *type, *help;
+} loop_sums[] = {
+	{ offsetof(struct gw_metrics_loop, head_refused), "wsgate_pending_heads_refused_total",
+	  "counter", "Connections refused for --max-pending-heads or --max-pending-heads-per-ip." },
+	{ offsetof(struct gw_metrics_loop, log_dropped), "wsgate_access_log_dropped_total",
+	  "counter", "Access-log lines dropped because the writer fell behind." },
+	{ offsetof(struct gw_metrics_loop, backend_in_use), "wsgate_backend_connections_in_use",
+	  "gauge", "Integration connections carrying a call (sampled each second)." },
+	{ offsetof(struct gw_metrics_loop, backend_idle), "wsgate_backend_connections_idle",
+	  "gauge", "Integration connections kept alive, idle (sampled each second)." },
+	{ offsetof(struct gw_metrics_loop, backend_queued), "wsgate_backend_calls_queued",
+	  "gauge", "Integration calls waiting for a connection (sampled each second)." },
+	{ offsetof(struct gw_metrics_loop, outbound_bytes), "wsgate_outbound_bytes_queued",
+	  "gauge", "Bytes queued for WebSocket clients, not yet written (sampled each second)." },
+	{ offsetof(struct gw_metrics_loop, sockets), "wsgate_sockets", "gauge",
+	  "Gateway connections in any state: reading a head, waiting for $connect, "
+	  "open, closing (sampled each second)." },
+};
 
 static void gauge(gw_buf_t *o, const char *name, const char *type, const char *help,
 		  uint64_t v)
@@ -464,31 +478,19 @@ static void gauge(gw_buf_t *o, const char *name, const char *type, const char *h
 static void render_loops(gw_buf_t *o, gw_worker_t *gw)
 {
 	gw_shared_t *sh = gw->sh;
-	uint64_t v;
 	size_t n;
 
-	SUM_FIELD(sh, head_refused, v);
-	gauge(o, "wsgate_pending_heads_refused_total", "counter",
-	      "Connections refused for --max-pending-heads or --max-pending-heads-per-ip.", v);
-	SUM_FIELD(sh, log_dropped, v);
-	gauge(o, "wsgate_access_log_dropped_total", "counter",
-	      "Access-log lines dropped because the writer fell behind.", v);
-	SUM_FIELD(sh, backend_in_use, v);
-	gauge(o, "wsgate_backend_connections_in_use", "gauge",
-	      "Integration connections carrying a call (sampled each second).", v);
-	SUM_FIELD(sh, backend_idle, v);
-	gauge(o, "wsgate_backend_connections_idle", "gauge",
-	      "Integration connections kept alive, idle (sampled each second).", v);
-	SUM_FIELD(sh, backend_queued, v);
-	gauge(o, "wsgate_backend_calls_queued", "gauge",
-	      "Integration calls waiting for a connection (sampled each second).", v);
-	SUM_FIELD(sh, outbound_bytes, v);
-	gauge(o, "wsgate_outbound_bytes_queued", "gauge",
-	      "Bytes queued for WebSocket clients, not yet written (sampled each second).", v);
-	SUM_FIELD(sh, sockets, v);
-	gauge(o, "wsgate_sockets", "gauge",
-	      "Gateway connections in any state: reading a head, waiting for $connect, "
-	      "open, closing (sampled each second).", v);
+	for (size_t i = 0; i < sizeof(loop_sums) / sizeof(loop_sums[0]); i++) {
+		uint64_t v = 0;
+
+		for (unsigned w = 0; w < sh->n_workers; w++) {
+			gw_metrics_t *m = sh->workers[w] ? sh->workers[w]->metrics : NULL;
+
+			if (m)
+				v += LOAD(*(uint64_t *)((char *)m->loop + loop_sums[i].off));
+		}
+		gauge(o, loop_sums[i].name, loop_sums[i].type, loop_sums[i].help, v);
+	}
 	if (gw_registry_count(gw->reg, &n) == GW_REG_OK)
 		gauge(o, "wsgate_registry_connections", "gauge",
 		      "Connection records in the registry.", n);
