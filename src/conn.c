@@ -1232,21 +1232,12 @@ static void call_connect(gw_conn_t *conn)
  * below it; "%40" for "@" counts, as the management API decodes it. */
 static int mgmt_path(const char *p, size_t len)
 {
-	static const char at[] = "@connections", pct[] = "%40connections";
 	const char *seg;
-	size_t rest, n;
 
 	if (len < 3 || p[0] != '/' || p[1] == '/' || !(seg = memchr(p + 1, '/', len - 1)))
 		return 0;
 	seg++;
-	rest = (size_t)(p + len - seg);
-	if (rest >= sizeof(at) - 1 && !memcmp(seg, at, sizeof(at) - 1))
-		n = sizeof(at) - 1;
-	else if (rest >= sizeof(pct) - 1 && !strncasecmp(seg, pct, sizeof(pct) - 1))
-		n = sizeof(pct) - 1;
-	else
-		return 0;
-	return rest == n || seg[n] == '/';
+	return gw_http_conns_segment(seg, (size_t)(p + len - seg));
 }
 
 /* With managementAuth (or --mgmt-on-gateway), a plain request for such a

@@ -62,6 +62,20 @@ int gw_http_hexval(int c)
 	return -1;
 }
 
+int gw_http_conns_segment(const char *p, size_t len)
+{
+	static const char at[] = "@connections", pct[] = "%40connections";
+	size_t n;
+
+	if (len >= sizeof(at) - 1 && !memcmp(p, at, sizeof(at) - 1))
+		n = sizeof(at) - 1;
+	else if (len >= sizeof(pct) - 1 && !strncasecmp(p, pct, sizeof(pct) - 1))
+		n = sizeof(pct) - 1;
+	else
+		return 0;
+	return len == n || p[n] == '/';
+}
+
 int gw_http_is_token(const char *p, size_t n)
 {
 	if (!n)

@@ -82,6 +82,10 @@ enum gw_req_status gw_req_check_websocket(const gw_req_t *r, size_t lws_space,
 int gw_http_is_token(const char *p, size_t n);
 /* The value of a hexadecimal digit, or -1. */
 int gw_http_hexval(int c);
+/* 1 if p (len bytes) starts with the path segment "@connections" (or
+ * "%40connections", as the management API decodes it), ending there or at
+ * a '/': AWS's management path, after its "/{stage}". */
+int gw_http_conns_segment(const char *p, size_t len);
 /* The reason phrase of an HTTP status, for status lines the gateway writes. */
 const char *gw_http_reason(int status);
 /* Hop-by-hop headers (§7.6.1) and Content-Length, which a proxy must not

@@ -768,6 +768,18 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
 
 /* --- requests ---------------------------------------------------------------- */
 
+/* Issue 15 item 5: where this port serves /{stage}/@connections (conn.c
+ * hands such requests to management), a management path without the stage
+ * gets AWS's 403, as execute-api answers it (aws/aws-sdk-php#1955). The
+ * management listener keeps wsgate's own stageless paths. */
+static int stageless_mgmt(const gw_rest_t *r, gw_str_t path)
+{
+	const gw_gateway_t *gw = r->gw;
+
+	return (gw->sh->mgmt_on_gateway || gw_config_mgmt_auth(r->cfg)) &&
+	       gw_http_conns_segment(path.ptr + 1, path.len - 1);
+}
+
 static void serve(gw_rest_t *r)
 {
 	gw_worker_t *gw = r->gw;
@@ -801,6 +813,13 @@ static void serve(gw_rest_t *r)
 	/* A reload during the call must not free its route (hot reload). */
 	gw_config_unref(r->cfg);
 	r->cfg = gw_config_ref(gw->cfg);
+	if (stageless_mgmt(r, path)) {
+		/* Closed after: a later request on this connection with the
+		 * stage must reach management, which only a new one does. */
+		r->close_after = 1;
+		respond_json(r, 403, "{\"message\":\"Forbidden\"}");
+		return;
+	}
 	r->api = api_for(r->cfg, path, &strip);
 	if (!r->api) {
 		respond_json(r, 404, "{\"message\":\"Not Found\"}");

@@ -290,3 +290,33 @@ test('item 3: over TLS (https listener) --mgmt-on-gateway serves @connections to
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('item 5: a management path without a stage gets 403 {"message":"Forbidden"} on the gateway port; the management listener keeps /@connections/{id}', async () => {
+  const { gw, backend } = await startPair(undefined, {}, { args: ['--mgmt-on-gateway'] });
+  const { ws, id } = await connectWithId(gw, backend);
+  const eid = encodeURIComponent(id);
+  for (const [method, p, body] of [
+    ['POST', `/@connections/${eid}`, 'stageless'], ['GET', `/@connections/${eid}`],
+    ['DELETE', `/@connections/${eid}`], ['POST', `/%40connections/${eid}`, 'stageless'],
+    ['GET', '/@connections'],
+  ]) {
+    const r = await mgmtRequest(onGateway(gw), method, p, body);
+    assert.equal(r.status, 403, `${method} ${p}: ${r.status} ${r.text}`);
+    assert.deepEqual(r.json(), { message: 'Forbidden' });
+  }
+  // The SDK given the host without the stage fails as on AWS (aws/aws-sdk-php#1955).
+  const api = new ApiGatewayManagementApiClient({
+    endpoint: `http://127.0.0.1:${gw.port}`, region: 'us-east-1', maxAttempts: 1,
+    credentials: { accessKeyId: 'AKIAWSGATELOCAL00000', secretAccessKey: 'local' },
+  });
+  await assert.rejects(api.send(new PostToConnectionCommand({ ConnectionId: id, Data: 'x' })),
+    (e) => e.$metadata?.httpStatusCode === 403);
+  api.destroy();
+  // Nothing reached the connection; wsgate's own management listener still
+  // takes the stageless path, and /{stage}/ still works on the gateway port.
+  assert.equal((await postTo(gw, id, 'own API')).status, 200);
+  assert.equal((await nextMessage(ws)).data, 'own API');
+  assert.equal((await mgmtRequest(onGateway(gw), 'POST', `/dev/@connections/${eid}`, 'staged')).status, 200);
+  assert.equal((await nextMessage(ws)).data, 'staged');
+  ws.close(1000);
+});
