@@ -774,7 +774,7 @@ static void on_answer(void *user, const gw_http_resp_t *resp)
  * management listener keeps wsgate's own stageless paths. */
 static int stageless_mgmt(const gw_rest_t *r, gw_str_t path)
 {
-	const gw_gateway_t *gw = r->gw;
+	const gw_worker_t *gw = r->gw;
 
 	return (gw->sh->mgmt_on_gateway || gw_config_mgmt_auth(r->cfg)) &&
 	       gw_http_conns_segment(path.ptr + 1, path.len - 1);
