@@ -66,7 +66,7 @@ static struct {
 	uint32_t self, epoch;
 	char name[64];
 	int timeout_ms;
-	gw_shared_t *sh;
+	gw_gateway_t *sh;
 	natsConnection *nc;
 	natsSubscription *ops_sub, *reply_sub, *fan_sub;
 	char inbox[128]; /* replies arrive on inbox.<seq> */
@@ -1030,7 +1030,7 @@ static void nats_fail(char *err, size_t errlen, const char *what, natsStatus s)
 		 last && last[0] ? ": " : "", last ? last : "");
 }
 
-int gw_cluster_start(gw_worker_t *gw, const gw_cluster_opts_t *o, char *err, size_t errlen)
+int gw_cluster_start(gw_gateway_t *g, const gw_cluster_opts_t *o, char *err, size_t errlen)
 {
 	char subject[SUBJECT_MAX], pattern[SUBJECT_MAX];
 	pthread_condattr_t ca;
@@ -1044,7 +1044,7 @@ int gw_cluster_start(gw_worker_t *gw, const gw_cluster_opts_t *o, char *err, siz
 		return -1;
 	}
 	snprintf(cl.name, sizeof(cl.name), "%s", o->name);
-	cl.sh = gw->sh;
+	cl.sh = g;
 	cl.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : GW_CLUSTER_DEFAULT_TIMEOUT_MS;
 	if (RAND_bytes((unsigned char *)&cl.epoch, sizeof(cl.epoch)) != 1) {
 		snprintf(err, errlen, "cluster: no random bytes for the ID epoch");

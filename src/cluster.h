@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 struct gw_worker;
+struct gw_gateway;
 struct gw_op;
 
 #define GW_CLUSTER_DEFAULT_TIMEOUT_MS 2000
@@ -69,7 +70,7 @@ int gw_cluster_load_secret(const char *path, char *err, size_t errlen);
 /* Connects to NATS, settles the node ID (refusing one another node holds)
  * and subscribes to this node's operations; before the loops run. 0, or -1
  * and err. */
-int gw_cluster_start(struct gw_worker *gw, const gw_cluster_opts_t *opts,
+int gw_cluster_start(struct gw_gateway *g, const gw_cluster_opts_t *opts,
 		     char *err, size_t errlen);
 /* After the loops stopped: leaves NATS; operations still waiting for a
  * reply are freed. */

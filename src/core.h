@@ -40,9 +40,10 @@ typedef struct gw_conn gw_conn_t;
  * that does not read, and libwebsockets' own deadlines. */
 #define GW_CLOSE_TIMEOUT_S 10
 
-/* What the event loops (workers) share: read-only configuration, the LMDB
- * registry (thread-safe by itself), the TLS context, and each other. */
-typedef struct gw_shared {
+/* The process (gateway.h): what the event loops (workers) share:
+ * read-only configuration, the LMDB registry (thread-safe by itself), the
+ * TLS context, and each other. Loops reach it as gw->sh. */
+typedef struct gw_gateway {
 	gw_config_t *cfg;
 	gw_registry_t *reg;
 	SSL_CTX *tls;
@@ -67,13 +68,13 @@ typedef struct gw_shared {
 	int reload_again;    /* asked again while it ran */
 	unsigned reload_gen;     /* the latest snapshot handed to the loops */
 	unsigned reload_waiting; /* loops yet to swap it in */
-} gw_shared_t;
+} gw_gateway_t;
 
 /* One event loop: a libwebsockets context, an epoll set, its own listening
  * sockets (SO_REUSEPORT), connections, integration pools. Only its thread
  * touches it, except for the inbox. */
 struct gw_worker {
-	gw_shared_t *sh;
+	gw_gateway_t *sh;
 	gw_config_t *cfg;
 	gw_registry_t *reg;
 	gw_backend_t *be;

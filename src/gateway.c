@@ -36,7 +36,7 @@
 
 static void worker_teardown(gw_worker_t *gw);
 static void worker_free(gw_worker_t *gw);
-static void shared_destroy(gw_shared_t *sh);
+static void shared_destroy(gw_gateway_t *sh);
 static void begin_stop(gw_worker_t *gw, int sig);
 
 /* Deadlines run on the monotonic clock, so a wall-clock jump closes
@@ -389,7 +389,7 @@ static void on_signal(gw_watch_t *w, uint32_t events)
 	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	if (si.ssi_signo == SIGHUP)
-		gw_gateway_reload(lws_container_of(w, gw_worker_t, sigwatch));
+		gw_gateway_reload(lws_container_of(w, gw_worker_t, sigwatch)->sh);
 	else if (si.ssi_signo == SIGUSR1)
 		gw_alog_reopen(); /* logrotate moved the access logs */
 	else
@@ -516,7 +516,7 @@ static int bind_pools(gw_worker_t *gw, const gw_config_t *cfg, char *err, size_t
  * that open connections and calls still hold. */
 static void reload_done(gw_worker_t *gw, unsigned gen)
 {
-	gw_shared_t *sh = gw->sh;
+	gw_gateway_t *sh = gw->sh;
 
 	pthread_mutex_lock(&sh->reload_lock);
 	if (gen == sh->reload_gen && sh->reload_waiting && !--sh->reload_waiting) {
@@ -576,7 +576,7 @@ static void check_ca_files(const gw_config_t *cfg, gw_buf_t *errs)
 
 /* A management listener beyond loopback was allowed at start because the
  * API files had managementAuth: a reload cannot take it away. */
-static void check_mgmt_auth(const gw_shared_t *sh, const gw_config_t *cfg, gw_buf_t *errs)
+static void check_mgmt_auth(const gw_gateway_t *sh, const gw_config_t *cfg, gw_buf_t *errs)
 {
 	if (!sh->reload_needs_mgmt_auth || gw_config_mgmt_auth(cfg))
 		return;
@@ -593,7 +593,7 @@ static void check_mgmt_auth(const gw_shared_t *sh, const gw_config_t *cfg, gw_bu
 }
 
 /* Each line of errs ("FILE: KEY: what was expected"), one log line each. */
-static void log_refusal(const gw_shared_t *sh, const gw_buf_t *errs)
+static void log_refusal(const gw_gateway_t *sh, const gw_buf_t *errs)
 {
 	const char *p = errs->data ? errs->data : "";
 
@@ -610,7 +610,7 @@ static void log_refusal(const gw_shared_t *sh, const gw_buf_t *errs)
 /* On the loader thread: reads routes, checks it as --check does, then
  * hands a reference to every loop (the one still waiting there, if a loop
  * has not taken it yet, is replaced). */
-static void reload_once(gw_shared_t *sh)
+static void reload_once(gw_gateway_t *sh)
 {
 	gw_config_t *cfg = NULL, *old;
 	unsigned gen, running = 1;
@@ -659,7 +659,7 @@ static void reload_once(gw_shared_t *sh)
 
 static void *reload_main(void *arg)
 {
-	gw_shared_t *sh = arg;
+	gw_gateway_t *sh = arg;
 
 	for (;;) {
 		reload_once(sh);
@@ -675,11 +675,10 @@ static void *reload_main(void *arg)
 	}
 }
 
-void gw_gateway_reload(gw_worker_t *gw)
+void gw_gateway_reload(gw_gateway_t *sh)
 {
-	gw_shared_t *sh = gw->sh;
-
-	if (gw->stopping) {
+	/* Signals are read by the first loop, which is the one that stops. */
+	if (sh->workers[0]->stopping) {
 		gw_info("reload: ignored, the gateway is stopping");
 		return;
 	}
@@ -700,7 +699,7 @@ void gw_gateway_reload(gw_worker_t *gw)
 		gw_err("reload: cannot start the loader thread; the running configuration stays");
 }
 
-static void reload_join(gw_shared_t *sh)
+static void reload_join(gw_gateway_t *sh)
 {
 	int started;
 
@@ -715,7 +714,7 @@ static void reload_join(gw_shared_t *sh)
 
 /* One event loop. The first binds the ports asked for (possibly 0); the
  * others bind the ports it got. */
-static gw_worker_t *worker_create(gw_shared_t *sh, unsigned index, char *err,
+static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 				   size_t errlen)
 {
 	static struct lws_protocols ws_protos[3], mgmt_protos[2];
@@ -843,7 +842,7 @@ fail:
 /* What the previous run left: the $disconnect calls it owed, and those of
  * the connections it had open when it died (the registry moved them to
  * the outbox), shared out among the loops, which send them. */
-static void previous_run(gw_shared_t *sh, const char *dir)
+static void previous_run(gw_gateway_t *sh, const char *dir)
 {
 	const char *problem;
 	size_t adopted;
@@ -860,10 +859,10 @@ static void previous_run(gw_shared_t *sh, const char *dir)
 		gw_outbox_kick(sh->workers[i]);
 }
 
-int gw_gateway_create(gw_worker_t **out, gw_config_t *cfg,
+int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 		      const gw_gateway_opts_t *opts, char *err, size_t errlen)
 {
-	gw_shared_t *sh = calloc(1, sizeof(*sh));
+	gw_gateway_t *sh = calloc(1, sizeof(*sh));
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	sigset_t mask;
 
@@ -923,21 +922,21 @@ int gw_gateway_create(gw_worker_t **out, gw_config_t *cfg,
 			goto fail;
 	}
 	previous_run(sh, opts->data_dir);
-	*out = sh->workers[0];
+	*out = sh;
 	return 0;
 fail:
 	shared_destroy(sh);
 	return -1;
 }
 
-int gw_gateway_port(const gw_worker_t *gw)
+int gw_gateway_port(const gw_gateway_t *sh)
 {
-	return gw->port;
+	return sh->port;
 }
 
-int gw_gateway_mgmt_port(const gw_worker_t *gw)
+int gw_gateway_mgmt_port(const gw_gateway_t *sh)
 {
-	return gw->mgmt_port;
+	return sh->mgmt_port;
 }
 
 static void run_loop(gw_worker_t *gw)
@@ -959,10 +958,8 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-int gw_gateway_run(gw_worker_t *gw)
+int gw_gateway_run(gw_gateway_t *sh)
 {
-	gw_shared_t *sh = gw->sh;
-
 	for (unsigned i = 1; i < sh->n_workers; i++)
 		if (pthread_create(&sh->threads[i], NULL, thread_main, sh->workers[i])) {
 			/* Its listeners would take a share of the connections
@@ -978,7 +975,7 @@ int gw_gateway_run(gw_worker_t *gw)
 			running += sh->threads[i] != 0;
 		gw_info("%u event loop%s running", running, running == 1 ? "" : "s");
 	}
-	run_loop(gw);
+	run_loop(sh->workers[0]);
 	/* A loop may end on its own error: make sure the others end too. */
 	for (unsigned i = 1; i < sh->n_workers; i++) {
 		__atomic_store_n(&sh->workers[i]->stop_requested, 1, __ATOMIC_SEQ_CST);
@@ -1062,7 +1059,7 @@ static void worker_free(gw_worker_t *gw)
 	free(gw);
 }
 
-static void shared_destroy(gw_shared_t *sh)
+static void shared_destroy(gw_gateway_t *sh)
 {
 	/* The loader hands snapshots to the loops: it ends first. */
 	reload_join(sh);
@@ -1084,8 +1081,8 @@ static void shared_destroy(gw_shared_t *sh)
 	free(sh);
 }
 
-void gw_gateway_destroy(gw_worker_t *gw)
+void gw_gateway_destroy(gw_gateway_t *sh)
 {
-	if (gw)
-		shared_destroy(gw->sh);
+	if (sh)
+		shared_destroy(sh);
 }

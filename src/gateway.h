@@ -1,13 +1,16 @@
-/* The gateway: one libwebsockets context (one event loop) serving the
- * WebSocket/HTTP listener, the management listener and the integration
- * client, over one configuration and one registry. main.c only parses the
- * command line and calls this. */
+/* The gateway: the process-wide object (gw_gateway_t) owning the
+ * listening sockets, the registry, the TLS context, the configuration and
+ * its reload, and the event loops (gw_worker_t, one libwebsockets context
+ * each) serving the WebSocket/HTTP listener, the management listener and
+ * the integration client. main.c only parses the command line and calls
+ * this. */
 #ifndef GW_GATEWAY_H
 #define GW_GATEWAY_H
 
 #include "config.h"
 #include "tlscert.h"
 
+typedef struct gw_gateway gw_gateway_t;
 typedef struct gw_worker gw_worker_t;
 
 typedef struct gw_gateway_opts {
@@ -41,25 +44,24 @@ typedef struct gw_gateway_opts {
 	int mgmt_on_gateway;
 } gw_gateway_opts_t;
 
-/* Binds the listeners (once per event loop, SO_REUSEPORT) and opens the
- * registry; takes ownership of cfg. The handle is the first loop, which
- * stands for all of them. On failure writes the reason into err and
+/* Binds the listeners (shared by the event loops) and opens the registry;
+ * takes ownership of cfg. On failure writes the reason into err and
  * returns -1. */
-int gw_gateway_create(gw_worker_t **out, gw_config_t *cfg,
+int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 		      const gw_gateway_opts_t *opts, char *err, size_t errlen);
 /* Ports actually bound (after port 0). */
-int gw_gateway_port(const gw_worker_t *gw);
-int gw_gateway_mgmt_port(const gw_worker_t *gw);
+int gw_gateway_port(const gw_gateway_t *g);
+int gw_gateway_mgmt_port(const gw_gateway_t *g);
 /* Runs every loop (the first in the calling thread) until SIGINT/SIGTERM,
  * then closes every connection with 1001, waits for their $disconnect
  * calls and returns 0. */
-int gw_gateway_run(gw_worker_t *gw);
-void gw_gateway_destroy(gw_worker_t *gw);
+int gw_gateway_run(gw_gateway_t *g);
+void gw_gateway_destroy(gw_gateway_t *g);
 /* Reads the API files again (SIGHUP), on a thread of its own: a valid
  * configuration is swapped in by every loop at its next safe point, for
  * new connections and requests; open connections keep the snapshot they
  * connected under. An invalid one is refused whole and logged. From any
  * loop's thread. */
-void gw_gateway_reload(gw_worker_t *gw);
+void gw_gateway_reload(gw_gateway_t *g);
 
 #endif

@@ -481,7 +481,7 @@ int main(int argc, char **argv)
 	gw_gateway_opts_t go;
 	gw_cluster_opts_t co = { .name = "default" };
 	gw_config_t *cfg = NULL;
-	gw_worker_t *gw = NULL;
+	gw_gateway_t *gw = NULL;
 	gw_buf_t errs;
 	int check = 0, list = 0, reload = 0, c, level, mgmt_insecure = 0;
 	static const char *tls_certs[MAX_TLS_PAIRS], *tls_keys[MAX_TLS_PAIRS];

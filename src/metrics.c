@@ -257,7 +257,7 @@ static void value_f(gw_buf_t *o, double v)
 }
 
 /* The sum over every loop, into one gw_metrics_api_t per API id. */
-static void sum_apis(gw_shared_t *sh, gw_metrics_api_t *t)
+static void sum_apis(gw_gateway_t *sh, gw_metrics_api_t *t)
 {
 	for (unsigned w = 0; w < sh->n_workers; w++) {
 		gw_metrics_t *m = sh->workers[w] ? sh->workers[w]->metrics : NULL;
@@ -420,7 +420,7 @@ static void render_apis(gw_buf_t *o, const gw_metrics_api_t *t)
 	}
 }
 
-static void render_mgmt(gw_buf_t *o, gw_shared_t *sh)
+static void render_mgmt(gw_buf_t *o, gw_gateway_t *sh)
 {
 	static const char *const ops[GW_METRICS_MGMT_OPS] = { "other", "post", "get", "delete",
 							      "metrics" };
@@ -477,7 +477,7 @@ static void gauge(gw_buf_t *o, const char *name, const char *type, const char *h
 
 static void render_loops(gw_buf_t *o, gw_worker_t *gw)
 {
-	gw_shared_t *sh = gw->sh;
+	gw_gateway_t *sh = gw->sh;
 	size_t n;
 
 	for (size_t i = 0; i < sizeof(loop_sums) / sizeof(loop_sums[0]); i++) {
@@ -552,7 +552,7 @@ static void render_process(gw_buf_t *o)
 		      (uint64_t)rl.rlim_cur);
 }
 
-static void render_routes(gw_buf_t *o, gw_shared_t *sh)
+static void render_routes(gw_buf_t *o, gw_gateway_t *sh)
 {
 	unsigned n = __atomic_load_n(&n_route_names, __ATOMIC_ACQUIRE);
 	gw_buf_t extra;
