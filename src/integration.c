@@ -382,21 +382,25 @@ static int has_header(const gw_invocation_t *inv, const char *name)
 
 /* A Lambda event's headers, as AWS writes them: the client's, less those
  * only the gateway sets and the handshake's Connection and Upgrade (AWS's
- * CONNECT events have neither), then X-Forwarded-For (appended to), -Port
+ * CONNECT events have neither; its REQUEST authorizer's event keeps both
+ * and has "content-length: 0"), then X-Forwarded-For (appended to), -Port
  * (when the gateway sets one), -Proto and an X-Amzn-Trace-Id when the
  * client sent none. The values pointed to are appended to vals, which is
  * not to grow while out is used; out has room for GW_INVOKE_MAX_HEADERS +
- * 4. */
+ * 5. */
 static size_t event_headers(const gw_invocation_t *inv, gw_buf_t *vals, gw_header_t *out)
 {
 	size_t n = 0, start = vals->len, xff, port, trace;
 	int add_trace = !has_header(inv, "X-Amzn-Trace-Id");
+	int handshake = inv->type == GW_EV_AUTHORIZER;
 
 	for (size_t i = 0; i < inv->n_headers && n < GW_INVOKE_MAX_HEADERS; i++)
 		if (!gateway_header(inv->headers[i].name) &&
-		    !is_header(inv->headers[i].name, "Connection") &&
-		    !is_header(inv->headers[i].name, "Upgrade"))
+		    (handshake || (!is_header(inv->headers[i].name, "Connection") &&
+				   !is_header(inv->headers[i].name, "Upgrade"))))
 			out[n++] = inv->headers[i];
+	if (handshake && !has_header(inv, "Content-Length"))
+		out[n++] = (gw_header_t){ GW_STR("content-length"), GW_STR("0") };
 	forwarded_for(inv, vals);
 	xff = vals->len;
 	gw_buf_append_u64(vals, (uint64_t)inv->forwarded_port);
@@ -418,7 +422,7 @@ static size_t event_headers(const gw_invocation_t *inv, gw_buf_t *vals, gw_heade
  * HTTP event would be larger than allowed. */
 static int lambda_event(const gw_invocation_t *inv, gw_buf_t *vals, gw_buf_t *body)
 {
-	gw_header_t hs[GW_INVOKE_MAX_HEADERS + 4];
+	gw_header_t hs[GW_INVOKE_MAX_HEADERS + 5];
 	gw_http_event_t ev;
 	size_t encoded;
 

@@ -115,6 +115,29 @@ test('item 4: CONNECT headers as AWS: X-Forwarded-*, X-Amzn-Trace-Id, no Connect
   assert.deepEqual(d.multiValueHeaders, { Host: ['127.0.0.1'], 'x-api-key': [''], 'X-Forwarded-For': [''], 'x-restapi': [''] });
 });
 
+test('item 4: a REQUEST authorizer\'s event keeps Connection and Upgrade and carries content-length 0, as AWS\'s captured one', async () => {
+  // powertools-lambda-python tests/events/apiGatewayAuthorizerWebSocketEvent.json:
+  // the authorizer's headers, unlike the CONNECT event's, keep the handshake's.
+  const backend = await startBackend();
+  const auth = await startBackend((e) => ({ isAuthorized: true, context: {} }));
+  const api = makeApi(backend.url);
+  api.integrations.authz = { type: 'AWS_PROXY', uri: auth.url, timeoutMs: 2000 };
+  api.authorizers = { auth: { type: 'REQUEST', integration: 'authz', identitySource: ['route.request.header.Authorization'] } };
+  api.routes.$connect.authorizer = 'auth';
+  const gw = await startGateway({ routes: api });
+  const { ws, connectEvent } = await connectWithId(gw, backend, { headers: { Authorization: 'Leo' } });
+  const input = auth.events[0];
+  assert.equal(input.headers.Connection, 'Upgrade');
+  assert.equal(input.headers.Upgrade, 'websocket');
+  assert.equal(input.headers['content-length'], '0');
+  assert.deepEqual(input.multiValueHeaders['content-length'], ['0']);
+  assert.equal(input.headers['X-Forwarded-Proto'], 'http');
+  assert.match(input.headers['X-Amzn-Trace-Id'], /^Root=1-[0-9a-f]{8}-[0-9a-f]{24}$/);
+  // The CONNECT event that follows keeps AWS's own set.
+  for (const name of ['Connection', 'Upgrade', 'content-length']) assert.equal(connectEvent.headers[name], undefined, name);
+  ws.close(1000);
+});
+
 test('item 5: a WebSocket upgrade on a path no API serves gets 403 {"message":"Forbidden"}', async () => {
   const { gw, backend } = await startPair(undefined, { basePath: '/chat' });
   const sock = await rawConnect(gw.port);
