@@ -92,7 +92,9 @@ int gw_authz_identity(const gw_authorizer_t *a, const gw_api_t *api, const gw_re
 void gw_authz_method_arn(const gw_api_t *api, gw_buf_t *out)
 {
 	gw_buf_reset(out);
-	gw_buf_append_str(out, "arn:aws:execute-api:local:000000000000:");
+	gw_buf_append_str(out, "arn:aws:execute-api:local:");
+	gw_buf_append_str(out, api->account_id);
+	gw_buf_append_char(out, ':');
 	gw_buf_append_str(out, api->api_id);
 	gw_buf_append_char(out, '/');
 	gw_buf_append_str(out, api->stage);

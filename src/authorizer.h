@@ -45,7 +45,8 @@ typedef struct gw_authz_result {
 int gw_authz_identity(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t *head,
 		      gw_buf_t *key);
 
-/* arn:aws:execute-api:local:000000000000:API/STAGE/$connect */
+/* arn:aws:execute-api:local:ACCOUNT:API/STAGE/$connect, ACCOUNT the API's
+ * accountId (000000000000 by default). */
 void gw_authz_method_arn(const gw_api_t *api, gw_buf_t *out);
 
 /* Reads a REQUEST authorizer's answer. latency_ms becomes the context's

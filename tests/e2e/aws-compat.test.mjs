@@ -115,7 +115,7 @@ test('item 4: CONNECT headers as AWS: X-Forwarded-*, X-Amzn-Trace-Id, no Connect
   assert.deepEqual(d.multiValueHeaders, { Host: ['127.0.0.1'], 'x-api-key': [''], 'X-Forwarded-For': [''], 'x-restapi': [''] });
 });
 
-test('item 4: a REQUEST authorizer\'s event keeps Connection and Upgrade and carries content-length 0, as AWS\'s captured one', async () => {
+test('item 4: a REQUEST authorizer\'s event keeps Connection and Upgrade and carries content-length 0, as AWS\'s captured one; methodArn names the API\'s accountId', async () => {
   // powertools-lambda-python tests/events/apiGatewayAuthorizerWebSocketEvent.json:
   // the authorizer's headers, unlike the CONNECT event's, keep the handshake's.
   const backend = await startBackend();
@@ -124,9 +124,12 @@ test('item 4: a REQUEST authorizer\'s event keeps Connection and Upgrade and car
   api.integrations.authz = { type: 'AWS_PROXY', uri: auth.url, timeoutMs: 2000 };
   api.authorizers = { auth: { type: 'REQUEST', integration: 'authz', identitySource: ['route.request.header.Authorization'] } };
   api.routes.$connect.authorizer = 'auth';
+  api.accountId = '123456789012';
   const gw = await startGateway({ routes: api });
   const { ws, connectEvent } = await connectWithId(gw, backend, { headers: { Authorization: 'Leo' } });
   const input = auth.events[0];
+  // The API's accountId (item 7) names the account in methodArn too.
+  assert.equal(input.methodArn, `arn:aws:execute-api:local:123456789012:${derivedApiId('chat')}/dev/$connect`);
   assert.equal(input.headers.Connection, 'Upgrade');
   assert.equal(input.headers.Upgrade, 'websocket');
   assert.equal(input.headers['content-length'], '0');
