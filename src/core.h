@@ -112,10 +112,7 @@ struct gw_worker {
 	lws_sorted_usec_list_t stop_timer;
 	int stop_dropped; /* the drain deadline passed: sockets were reset */
 	int stop_deadline_passed;
-	int destroying; /* no more $disconnect calls: the loop is gone */
 	struct gw_outbox *outbox; /* $disconnect calls owed (outbox.h) */
-	lws_sorted_usec_list_t outbox_timer;
-	int outbox_kicked;
 	/* Cross-loop messages (management operations), and the stop request. */
 	pthread_mutex_t inbox_lock;
 	lws_dll2_owner_t inbox;

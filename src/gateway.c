@@ -994,7 +994,7 @@ static void worker_teardown(gw_worker_t *gw)
 {
 	if (!gw)
 		return;
-	gw->destroying = 1;
+	gw_outbox_detach(gw->outbox);
 	if (gw->ctx)
 		gw_conn_free_unadopted(gw);
 	gw_rest_free_all(gw);
@@ -1004,7 +1004,6 @@ static void worker_teardown(gw_worker_t *gw)
 		gw_metrics_stop(gw);
 		lws_sul_cancel(&gw->stop_timer);
 		lws_sul_cancel(&gw->accept_timer);
-		lws_sul_cancel(&gw->outbox_timer);
 		gw_wheel_dispose(&gw->wheel);
 		pthread_mutex_lock(&gw->inbox_lock);
 		gw->ctx_alive = 0;

@@ -38,6 +38,12 @@ struct gw_outbox {
 	char (*done_ids)[GW_CONN_ID_LEN + 1]; /* answered, delete not written yet */
 	size_t n_done;
 	gw_outbox_stats_t st;
+	/* The binding to a loop (gw_outbox_attach): its timer runs the
+	 * outbox; stopped once the loop is being destroyed. */
+	struct gw_worker *gw;
+	lws_sorted_usec_list_t timer;
+	int kicked;
+	int stopped;
 };
 
 static void refill_tokens(gw_outbox_t *ob, uint64_t now);
@@ -529,13 +535,13 @@ static void release_cfg(void *user, void *tag)
 
 static void on_timer(lws_sorted_usec_list_t *sul)
 {
-	gw_worker_t *gw = lws_container_of(sul, gw_worker_t, outbox_timer);
+	gw_outbox_t *ob = lws_container_of(sul, gw_outbox_t, timer);
 	uint64_t wait;
 
-	gw->outbox_kicked = 0;
-	wait = gw_outbox_run(gw->outbox);
-	if (wait && !gw->destroying)
-		lws_sul_schedule(gw->ctx, 0, &gw->outbox_timer, on_timer,
+	ob->kicked = 0;
+	wait = gw_outbox_run(ob);
+	if (wait && !ob->stopped)
+		lws_sul_schedule(ob->gw->ctx, 0, &ob->timer, on_timer,
 				 (lws_usec_t)wait * LWS_US_PER_MS);
 }
 
@@ -543,6 +549,7 @@ gw_outbox_t *gw_outbox_attach(gw_worker_t *gw, unsigned retry_seconds, double re
 			      size_t max_entries)
 {
 	gw_outbox_opts_t o;
+	gw_outbox_t *ob;
 
 	memset(&o, 0, sizeof(o));
 	o.max_inflight = GW_OUTBOX_INFLIGHT;
@@ -553,17 +560,29 @@ gw_outbox_t *gw_outbox_attach(gw_worker_t *gw, unsigned retry_seconds, double re
 	o.abandon = abandon_call;
 	o.release = release_cfg;
 	o.user = gw;
-	return gw_outbox_create(gw->reg, &o);
+	ob = gw_outbox_create(gw->reg, &o);
+	ob->gw = gw;
+	return ob;
+}
+
+void gw_outbox_detach(gw_outbox_t *ob)
+{
+	if (!ob)
+		return;
+	ob->stopped = 1;
+	lws_sul_cancel(&ob->timer);
 }
 
 void gw_outbox_kick(gw_worker_t *gw)
 {
-	if (!gw->outbox || gw->destroying || !gw->ctx || gw->outbox_kicked)
+	gw_outbox_t *ob = gw->outbox;
+
+	if (!ob || ob->stopped || !gw->ctx || ob->kicked)
 		return;
-	gw->outbox_kicked = 1;
+	ob->kicked = 1;
 	/* At the next timer check: answers of this iteration are committed
 	 * together, and new calls start from a later iteration. */
-	lws_sul_schedule(gw->ctx, 0, &gw->outbox_timer, on_timer, 1);
+	lws_sul_schedule(gw->ctx, 0, &ob->timer, on_timer, 1);
 }
 
 typedef struct load_ctx {

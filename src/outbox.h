@@ -123,6 +123,9 @@ struct gw_worker;
  * context runs it. replay_rate is the loop's share. */
 gw_outbox_t *gw_outbox_attach(struct gw_worker *gw, unsigned retry_seconds,
 			      double replay_rate, size_t max_entries);
+/* The loop is being destroyed: the timer is cancelled and no longer
+ * scheduled (before the loop's lws context goes). */
+void gw_outbox_detach(gw_outbox_t *ob);
 /* Runs it soon (after an add; at the end of this loop iteration). */
 void gw_outbox_kick(struct gw_worker *gw);
 /* Start-up: loads the stored entries, entry i going to loop i % n. */
