@@ -74,7 +74,7 @@ struct mgmt_pss {
 	gw_buf_t out;
 	char request_id[24];
 	uint64_t token;
-	lws_dll2_t pending; /* gw->mgmt_pending, while an operation runs */
+	lws_dll2_t pending; /* gw->mgmt->pending, while an operation runs */
 	gw_sigv4_t sig;     /* with managementAuth: the head, checked */
 	/* channels, batch, broadcast, listing: one request, several
 	 * operations whose results are added up here */
@@ -93,6 +93,23 @@ struct mgmt_pss {
 	int admin;          /* GET /admin/ (a page's file) or /@apis */
 	const gw_admin_file_t *admin_file; /* the file being served */
 };
+
+/* One loop's management requests waiting for an operation's result. */
+struct gw_mgmt_ctx {
+	lws_dll2_owner_t pending; /* mgmt_pss.pending */
+	uint64_t tokens;          /* the last token given on this loop */
+};
+
+gw_mgmt_ctx_t *gw_mgmt_ctx_create(void)
+{
+	return calloc(1, sizeof(gw_mgmt_ctx_t));
+}
+
+/* After the lws context: its requests are gone, and the list with them. */
+void gw_mgmt_ctx_destroy(gw_mgmt_ctx_t *m)
+{
+	free(m);
+}
 
 static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
 		       const char *message)
@@ -113,7 +130,7 @@ static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
  * still waiting for it, if any (it may have hung up meanwhile). */
 static void on_done(gw_worker_t *gw, gw_op_t *op)
 {
-	lws_start_foreach_dll(struct lws_dll2 *, d, gw->mgmt_pending.head) {
+	lws_start_foreach_dll(struct lws_dll2 *, d, gw->mgmt->pending.head) {
 		struct mgmt_pss *pss = lws_container_of(d, struct mgmt_pss, pending);
 
 		if (pss->token == op->token) {
@@ -439,7 +456,7 @@ static void bad_request(struct mgmt_pss *pss, const char *message)
 
 static struct mgmt_pss *pending_by_token(gw_worker_t *gw, uint64_t token)
 {
-	lws_start_foreach_dll(struct lws_dll2 *, d, gw->mgmt_pending.head) {
+	lws_start_foreach_dll(struct lws_dll2 *, d, gw->mgmt->pending.head) {
 		struct mgmt_pss *pss = lws_container_of(d, struct mgmt_pss, pending);
 
 		if (pss->token == token)
@@ -464,12 +481,12 @@ static void fan_send(struct mgmt_pss *pss, gw_op_t *op)
 
 static void fan_begin(struct mgmt_pss *pss)
 {
-	pss->token = ++pss->gw->mgmt_tokens;
+	pss->token = ++pss->gw->mgmt->tokens;
 	pss->fan_left = 1; /* held until every operation is sent */
 	pss->fan_count = pss->fan_skipped = 0;
 	gw_buf_reset(&pss->fan_out);
 	gw_buf_reset(&pss->fan_failed);
-	lws_dll2_add_tail(&pss->pending, &pss->gw->mgmt_pending);
+	lws_dll2_add_tail(&pss->pending, &pss->gw->mgmt->pending);
 }
 
 static void fan_answer(struct mgmt_pss *pss)
@@ -794,9 +811,9 @@ static void start_member(struct mgmt_pss *pss)
 		goto fail;
 	}
 	memcpy(op->channel, pss->chan, pss->chan_len + 1);
-	op->token = pss->token = ++gw->mgmt_tokens;
+	op->token = pss->token = ++gw->mgmt->tokens;
 	op->done = on_done;
-	lws_dll2_add_tail(&pss->pending, &gw->mgmt_pending);
+	lws_dll2_add_tail(&pss->pending, &gw->mgmt->pending);
 	gw_bus_send(gw, op);
 	return;
 fail:
@@ -866,12 +883,12 @@ static void start(struct mgmt_pss *pss)
 		set_answer(pss, 403, "ForbiddenException", "Forbidden");
 		return;
 	}
-	op->token = pss->token = ++gw->mgmt_tokens;
+	op->token = pss->token = ++gw->mgmt->tokens;
 	op->done = on_done;
 	/* The body travels by swap, not by copy. */
 	op->data = pss->body;
 	gw_buf_init(&pss->body);
-	lws_dll2_add_tail(&pss->pending, &gw->mgmt_pending);
+	lws_dll2_add_tail(&pss->pending, &gw->mgmt->pending);
 	gw_bus_send(gw, op);
 }
 

@@ -120,11 +120,10 @@ struct gw_worker {
 	gw_config_t *next_cfg; /* a reload's snapshot, under inbox_lock */
 	unsigned next_gen;
 	int ctx_alive;
-	lws_dll2_owner_t mgmt_pending;
-	uint64_t mgmt_tokens;
 	SSL_CTX *tls; /* set when the gateway listener speaks TLS */
 	gw_relay_ctx_t *relay; /* TLS relays (tls.h) */
 	gw_rest_ctx_t *rest; /* REST connections and limits (rest.h) */
+	struct gw_mgmt_ctx *mgmt; /* management requests waiting (mgmt-api/mgmt.c) */
 	gw_vhosts_t *vhosts; /* vh_ws, vh_mgmt and subprotocols' (vhosts.h) */
 	struct gw_chan_index *chans; /* channel.h: this loop's members */
 	gw_metrics_t *metrics; /* this loop's counters (metrics.h) */
@@ -208,6 +207,10 @@ void gw_worker_post(gw_worker_t *to, lws_dll2_t *node);
 
 /* --- management API (mgmt-api/mgmt.c) --- */
 extern const struct lws_protocols gw_mgmt_protocol;
+/* A loop's management requests waiting for their operations. */
+typedef struct gw_mgmt_ctx gw_mgmt_ctx_t;
+gw_mgmt_ctx_t *gw_mgmt_ctx_create(void);
+void gw_mgmt_ctx_destroy(gw_mgmt_ctx_t *m);
 void gw_mgmt_free_message(lws_dll2_t *node);
 
 #endif

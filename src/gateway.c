@@ -734,7 +734,8 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 	pthread_mutex_init(&gw->inbox_lock, NULL);
 	gw->rest = gw_rest_ctx_create(cfg);
 	gw->relay = gw_relay_ctx_create();
-	if (!gw->rest || !gw->relay)
+	gw->mgmt = gw_mgmt_ctx_create();
+	if (!gw->rest || !gw->relay || !gw->mgmt)
 		abort();
 	gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
 	gw->drain_seconds = sh->drain_seconds;
@@ -1051,6 +1052,7 @@ static void worker_free(gw_worker_t *gw)
 	gw_vhosts_destroy(gw->vhosts); /* the lws context is gone */
 	gw_rest_ctx_destroy(gw->rest); /* its connections went in teardown */
 	gw_relay_ctx_destroy(gw->relay); /* the same */
+	gw_mgmt_ctx_destroy(gw->mgmt); /* the same */
 	free(gw->slots);
 	free(gw->free_slots);
 	free(gw->slot_gens);
