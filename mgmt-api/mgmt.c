@@ -25,6 +25,7 @@
 #include "bus.h"
 #include "channel.h"
 #include "cluster.h"
+#include "httpreq.h"
 #include "log.h"
 #include "sigv4.h"
 #include "accesslog.h"
@@ -568,7 +569,8 @@ static void list_result(struct mgmt_pss *pss, gw_op_t *op)
 		gw_buf_append_char(&pss->fan_out, ',');
 	gw_buf_append(&pss->fan_out, op->data.data, op->data.len);
 	pss->fan_count += op->count;
-	if (pss->fan_count >= pss->list_limit) {
+	/* Full, or cut short to fit a NATS message: this loop has more. */
+	if (pss->fan_count >= pss->list_limit || (op->status == 200 && op->skipped)) {
 		pss->fan_skipped = op->cursor;
 		return;
 	}
@@ -741,6 +743,30 @@ static const char *url_arg(struct mgmt_pss *pss, const char *name, char *buf, in
 	return NULL;
 }
 
+/* A listing's cursor as fan_answer writes it: hex digits only (no sign,
+ * blank or 0x, which strtoull would take), node (in a cluster), loop, slot.
+ * 0, or -1 when it is not one. */
+static int parse_cursor(const char *v, int cluster, uint32_t *node, uint32_t *loop,
+			uint32_t *slot)
+{
+	size_t digits = cluster ? 10 : 8;
+	uint64_t c = 0;
+
+	if (strlen(v) != digits)
+		return -1;
+	for (size_t i = 0; i < digits; i++) {
+		int x = gw_http_hexval((unsigned char)v[i]);
+
+		if (x < 0)
+			return -1;
+		c = c << 4 | (uint64_t)x;
+	}
+	*node = cluster ? (uint32_t)(c >> 32) : 0;
+	*loop = (uint32_t)(c >> 24) & 0xff;
+	*slot = (uint32_t)c & 0xffffff;
+	return 0;
+}
+
 static void start_list(struct mgmt_pss *pss)
 {
 	char buf[200];
@@ -758,20 +784,18 @@ static void start_list(struct mgmt_pss *pss)
 	pss->list_node = gw_cluster_next_node(0);
 	pss->list_done = 0;
 	if ((v = url_arg(pss, "cursor", buf, sizeof(buf)))) {
-		unsigned long long c = strtoull(v, &end, 16);
-		/* In a cluster the cursor names the node too: 10 digits. */
-		size_t digits = gw_cluster_self() ? 10 : 8;
+		uint32_t node, l, sl;
+		int cluster = gw_cluster_self() != 0;
 
-		loop = (c >> 24) & 0xff;
-		slot = c & 0xffffff;
-		if (digits == 10)
-			pss->list_node = (uint32_t)(c >> 32);
-		if (strlen(v) != digits || *end || (digits == 8 && (c >> 24) >= pss->gw->sh->n_workers) ||
-		    (digits == 10 && (!pss->list_node || (pss->list_node == gw_cluster_self() &&
-							  loop >= pss->gw->sh->n_workers)))) {
+		if (parse_cursor(v, cluster, &node, &l, &sl) || (cluster && !node) ||
+		    ((!cluster || node == gw_cluster_self()) && l >= pss->gw->sh->n_workers)) {
 			bad_request(pss, "Invalid cursor");
 			return;
 		}
+		if (cluster)
+			pss->list_node = node;
+		loop = l;
+		slot = sl;
 	}
 	if ((v = url_arg(pss, "channel", buf, sizeof(buf)))) {
 		if (!gw_chan_name_valid(v, strlen(v))) {

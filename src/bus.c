@@ -5,6 +5,7 @@
 #include "bus.h"
 #include "channel.h"
 #include "cluster.h"
+#include "cluster_wire.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -196,11 +197,17 @@ static void run_loop_op(gw_worker_t *gw, gw_op_t *op)
 	case GW_OP_COUNT:
 		queued = gw_chan_count(gw, op->channel, n, &op->apis);
 		break;
-	case GW_OP_LIST:
+	case GW_OP_LIST: {
+		/* Another node's page must fit in one NATS message. */
+		int cut;
+
 		gw_buf_reset(&op->data);
 		queued = gw_chan_list(gw, n ? op->channel : NULL, n, &op->apis, &op->cursor,
-				      op->limit, &op->data);
+				      op->limit, op->remote ? gw_cluster_page_bytes() : SIZE_MAX,
+				      &cut, &op->data);
+		skipped = (size_t)cut;
 		break;
+	}
 	default:
 		break;
 	}

@@ -34,7 +34,8 @@ enum gw_op_kind {
 	GW_OP_COUNT,     /* channel in; count (members) out */
 	GW_OP_BROADCAST, /* data in; every open connection the mask allows */
 	GW_OP_LIST,      /* cursor, limit (and channel) in; data (JSON items,
-			  * comma-separated), count and cursor out */
+			  * comma-separated), count and cursor out; skipped 1
+			  * when the page was cut to fit a NATS message */
 };
 
 /* The APIs (gw_api_t.id) a loop-wide operation may reach: a bit each. */

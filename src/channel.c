@@ -330,11 +330,13 @@ void gw_chan_broadcast(gw_worker_t *gw, const void *data, size_t dlen, int binar
 }
 
 size_t gw_chan_list(gw_worker_t *gw, const char *name, size_t len,
-		    const gw_api_mask_t *apis, uint32_t *cursor, uint32_t limit, gw_buf_t *out)
+		    const gw_api_mask_t *apis, uint32_t *cursor, uint32_t limit, size_t max_bytes,
+		    int *cut, gw_buf_t *out)
 {
-	size_t n = 0;
+	size_t n = 0, start = out->len;
 	uint32_t i;
 
+	*cut = 0;
 	for (i = *cursor; i < gw->n_slots && n < limit; i++) {
 		gw_conn_t *conn = gw->slots[i];
 		size_t mark = out->len;
@@ -370,6 +372,13 @@ size_t gw_chan_list(gw_worker_t *gw, const char *name, size_t len,
 			/* The record's own braces: its fields join this object. */
 			memmove(out->data + rec, out->data + rec + 1, out->len - rec - 1);
 			out->len--;
+		}
+		/* Over the page's bytes: this one starts the next page (a page
+		 * holds at least one, so a listing always moves on). */
+		if (n && out->len - start > max_bytes) {
+			out->len = mark;
+			*cut = 1;
+			break;
 		}
 		n++;
 	}

@@ -56,10 +56,12 @@ void gw_chan_broadcast(gw_worker_t *gw, const void *data, size_t dlen, int binar
 		       const gw_api_mask_t *apis, size_t *queued, size_t *skipped);
 /* Up to limit open connections of this loop from slot *cursor on (of the
  * channel, when name is not NULL), as JSON objects separated by commas
- * appended to out; *cursor becomes the slot after the last one looked at.
- * Returns how many were written. */
+ * appended to out, in at most max_bytes (but always one); *cursor becomes
+ * the slot after the last one looked at, and *cut 1 when the bytes ended
+ * the page before the loop's last slot. Returns how many were written. */
 size_t gw_chan_list(gw_worker_t *gw, const char *name, size_t len,
-		    const gw_api_mask_t *apis, uint32_t *cursor, uint32_t limit, gw_buf_t *out);
+		    const gw_api_mask_t *apis, uint32_t *cursor, uint32_t limit, size_t max_bytes,
+		    int *cut, gw_buf_t *out);
 
 /* Frees the loop's index (teardown, once its connections are gone). */
 void gw_chan_index_free(gw_worker_t *gw);

@@ -9,8 +9,10 @@
  * as between the loops of one process. */
 #include "cluster.h"
 #include "bus.h"
+#include "cluster_wire.h"
 #include "channel.h"
 #include "core.h"
+#include "httpreq.h"
 #include "log.h"
 
 #include <errno.h>
@@ -271,17 +273,17 @@ static void answer(gw_op_t *op, int status, const void *body, size_t len)
 	if (status < 300) {
 		op->status = status;
 		op->error_type = op->message = NULL;
-		if (op->kind == GW_OP_LIST && len >= 16) {
-			char num[9];
+		if (op->kind == GW_OP_LIST) {
+			uint32_t count, cursor;
+			int cut, off = gw_cluster_decode_list_reply(body, len, &count, &cursor, &cut);
 
-			memcpy(num, body, 8);
-			num[8] = '\0';
-			op->count = strtoul(num, NULL, 16);
-			memcpy(num, (const char *)body + 8, 8);
-			op->cursor = (uint32_t)strtoul(num, NULL, 16);
-			gw_buf_append(&op->data, (const char *)body + 16, len - 16);
-		} else if (op->kind == GW_OP_LIST) {
-			op->count = 0;
+			/* skipped: the page was cut to fit, the loop has more */
+			op->count = off < 0 ? 0 : count;
+			op->skipped = off < 0 ? 0 : (uint64_t)cut;
+			if (off >= 0) {
+				op->cursor = cursor;
+				gw_buf_append(&op->data, (const char *)body + off, len - (size_t)off);
+			}
 		} else if (op->kind == GW_OP_COUNT) {
 			char num[24];
 
@@ -461,6 +463,10 @@ static int forward_count(gw_op_t *op, const char *subject)
  * cursor (8 hex digits each), then the items. */
 #define LIST_HEAD (1 + 1 + 4 + 4 + 32)
 
+/* Fan-out payload: kind, binary, the API mask (32 bytes, little-endian words),
+ * the channel's length and name (none for a broadcast), the message. */
+#define FAN_HEAD (2 + 32 + 1)
+
 static void put32(unsigned char *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -491,35 +497,150 @@ static int forward_list(gw_op_t *op, const char *subject)
 	return 0;
 }
 
-/* The owner's side: a page of one loop. 204: no such loop (past the last). */
-static void serve_list(const char *reply, const unsigned char *d, size_t len)
+/* --- the wire format, decoded (cluster_wire.h) --- */
+
+static void get_mask(const unsigned char *p, gw_api_mask_t *m)
 {
-	size_t n = len - LIST_HEAD;
+	memset(m, 0, sizeof(*m));
+	for (int w = 0; w < 4; w++)
+		for (int b = 0; b < 8; b++)
+			m->bits[w] |= (uint64_t)p[8 * w + b] << (8 * b);
+}
+
+/* n bytes at p as the message's channel: a valid name, or none when
+ * allowed. */
+static int take_channel(gw_cluster_msg_t *m, const unsigned char *p, size_t n, int none_ok)
+{
+	if (n ? !gw_chan_name_valid((const char *)p, n) : !none_ok)
+		return -1;
+	memcpy(m->channel, p, n);
+	m->channel[n] = '\0';
+	m->chan_len = n;
+	return 0;
+}
+
+int gw_cluster_decode_op(const unsigned char *d, size_t len, gw_cluster_msg_t *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (!len)
+		return -1;
+	m->kind = d[0];
+	switch (d[0]) {
+	case OP_PROBE:
+		return 0;
+	case GW_OP_COUNT: /* the API mask, the channel */
+		if (len < 1 + 32 || take_channel(m, d + 33, len - 33, 0))
+			return -1;
+		get_mask(d + 1, &m->apis);
+		return 0;
+	case GW_OP_LIST: /* loop, cursor, limit, the API mask, the channel */
+		if (len < LIST_HEAD || take_channel(m, d + LIST_HEAD, len - LIST_HEAD, 1))
+			return -1;
+		m->loop = d[1];
+		m->cursor = get32(d + 2);
+		m->limit = get32(d + 6);
+		if (m->limit > GW_CLUSTER_LIST_MAX)
+			m->limit = GW_CLUSTER_LIST_MAX;
+		get_mask(d + 10, &m->apis);
+		return 0;
+	case GW_OP_JOIN:
+	case GW_OP_LEAVE: /* the ID, the channel */
+		if (len < 1 + GW_CONNID_LEN ||
+		    take_channel(m, d + 1 + GW_CONNID_LEN, len - 1 - GW_CONNID_LEN, 0))
+			return -1;
+		m->id = (const char *)d + 1;
+		return 0;
+	case GW_OP_POST:
+	case GW_OP_GET:
+	case GW_OP_DELETE: /* the ID, the message */
+		if (len < 1 + GW_CONNID_LEN)
+			return -1;
+		m->id = (const char *)d + 1;
+		m->body = d + 1 + GW_CONNID_LEN;
+		m->body_len = len - 1 - GW_CONNID_LEN;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+int gw_cluster_decode_fanout(const unsigned char *d, size_t len, gw_cluster_msg_t *m)
+{
+	size_t n;
+
+	memset(m, 0, sizeof(*m));
+	if (len < FAN_HEAD)
+		return -1;
+	n = d[FAN_HEAD - 1];
+	m->kind = d[0];
+	/* A broadcast names no channel: its length byte must say so, or
+	 * the name would be copied into a field that cannot hold it. */
+	if (n > len - FAN_HEAD || (m->kind != GW_OP_PUBLISH && m->kind != GW_OP_BROADCAST) ||
+	    take_channel(m, d + FAN_HEAD, n, m->kind == GW_OP_BROADCAST) ||
+	    (m->kind == GW_OP_BROADCAST && n))
+		return -1;
+	m->binary = d[1] != 0;
+	get_mask(d + 2, &m->apis);
+	m->body = d + FAN_HEAD + n;
+	m->body_len = len - FAN_HEAD - n;
+	return 0;
+}
+
+static int hex8(const unsigned char *p, uint32_t *out)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < 8; i++) {
+		int x = gw_http_hexval(p[i]);
+
+		if (x < 0)
+			return -1;
+		v = v << 4 | (uint32_t)x;
+	}
+	*out = v;
+	return 0;
+}
+
+int gw_cluster_decode_list_reply(const unsigned char *d, size_t len, uint32_t *count,
+				 uint32_t *cursor, int *cut)
+{
+	uint32_t c;
+
+	if (len < 16 || hex8(d, count) || hex8(d + 8, &c) || *count > GW_CLUSTER_LIST_MAX)
+		return -1;
+	*cut = (int)(c >> 31);
+	*cursor = c & 0x7fffffffu;
+	return 16;
+}
+
+size_t gw_cluster_page_bytes(void)
+{
+	int64_t max = cl.nc ? natsConnection_GetMaxPayload(cl.nc) : 0;
+
+	/* The reply's status and head, and some room for NATS's own. */
+	return max > 4096 ? (size_t)max - 1024 : 3072;
+}
+
+/* The owner's side: a page of one loop. 204: no such loop (past the last). */
+static void serve_list(const char *reply, const gw_cluster_msg_t *m)
+{
 	gw_op_t *op;
 
-	if (len < LIST_HEAD || n > GW_CHAN_NAME_MAX ||
-	    (n && !gw_chan_name_valid((const char *)d + LIST_HEAD, n))) {
-		reply_status(reply, 410, NULL, 0);
-		return;
-	}
-	if (d[1] >= cl.sh->n_workers) {
+	if (m->loop >= cl.sh->n_workers) {
 		reply_status(reply, 204, NULL, 0);
 		return;
 	}
-	op = gw_op_create_loop(GW_OP_LIST, d[1]);
-	op->cursor = get32(d + 2);
-	op->limit = get32(d + 6);
-	for (int w = 0; w < 4; w++)
-		for (int b = 0; b < 8; b++)
-			op->apis.bits[w] |= (uint64_t)d[10 + 8 * w + b] << (8 * b);
-	memcpy(op->channel, d + LIST_HEAD, n);
-	op->channel[n] = '\0';
+	op = gw_op_create_loop(GW_OP_LIST, m->loop);
+	op->cursor = m->cursor;
+	op->limit = m->limit;
+	op->apis = m->apis;
+	memcpy(op->channel, m->channel, m->chan_len + 1);
 	op->remote = strdup(reply);
 	if (!op->remote)
 		abort();
-	op->from = d[1];
+	op->from = m->loop;
 	op->is_reply = 0;
-	gw_worker_post(cl.sh->workers[d[1]], &op->list);
+	gw_worker_post(cl.sh->workers[m->loop], &op->list);
 }
 
 int gw_cluster_peers(uint32_t *out, size_t max)
@@ -592,22 +713,10 @@ static void count_part_done(gw_worker_t *gw, gw_op_t *op)
 	free(agg);
 }
 
-static void serve_count(const char *reply, const unsigned char *d, size_t len)
+static void serve_count(const char *reply, const gw_cluster_msg_t *m)
 {
 	struct count_agg *agg;
-	gw_api_mask_t apis;
-	size_t n;
 
-	if (len < 1 + 32 || len - 1 - 32 > GW_CHAN_NAME_MAX ||
-	    !gw_chan_name_valid((const char *)d + 33, len - 33)) {
-		reply_status(reply, 410, NULL, 0);
-		return;
-	}
-	n = len - 33;
-	memset(&apis, 0, sizeof(apis));
-	for (int w = 0; w < 4; w++)
-		for (int b = 0; b < 8; b++)
-			apis.bits[w] |= (uint64_t)d[1 + 8 * w + b] << (8 * b);
 	agg = calloc(1, sizeof(*agg));
 	if (!agg || !(agg->reply = strdup(reply)))
 		abort();
@@ -615,9 +724,8 @@ static void serve_count(const char *reply, const unsigned char *d, size_t len)
 	for (uint32_t i = 0; i < cl.sh->n_workers; i++) {
 		gw_op_t *op = gw_op_create_loop(GW_OP_COUNT, i);
 
-		op->apis = apis;
-		memcpy(op->channel, d + 33, n);
-		op->channel[n] = '\0';
+		op->apis = m->apis;
+		memcpy(op->channel, m->channel, m->chan_len + 1);
 		op->token = (uint64_t)(uintptr_t)agg;
 		op->done = count_part_done;
 		op->from = i;
@@ -727,32 +835,35 @@ done:
  * to the loop that owns it; its result goes back by gw_cluster_reply. */
 static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-	const char *data = natsMsg_GetData(msg), *reply = natsMsg_GetReply(msg), *body;
+	const char *reply = natsMsg_GetReply(msg);
 	int len = natsMsg_GetDataLength(msg);
-	size_t blen;
-	gw_op_t *op;
+	gw_cluster_msg_t m;
+	gw_op_t *op = NULL;
 
 	(void)nc;
 	(void)sub;
 	(void)closure;
-	if (!reply || !reply[0] || len < 1)
+	if (!reply || !reply[0])
 		goto done;
-	if (data[0] == OP_PROBE) {
+	if (len < 0 || gw_cluster_decode_op((const unsigned char *)natsMsg_GetData(msg),
+					    (size_t)len, &m)) {
+		reply_status(reply, 410, NULL, 0);
+		goto done;
+	}
+	if (m.kind == OP_PROBE) {
 		reply_status(reply, 200, NULL, 0);
 		goto done;
 	}
-	if (data[0] == GW_OP_COUNT) {
-		serve_count(reply, (const unsigned char *)data, (size_t)len);
+	if (m.kind == GW_OP_COUNT) {
+		serve_count(reply, &m);
 		goto done;
 	}
-	if (data[0] == GW_OP_LIST) {
-		serve_list(reply, (const unsigned char *)data, (size_t)len);
+	if (m.kind == GW_OP_LIST) {
+		serve_list(reply, &m);
 		goto done;
 	}
 	/* The sender checked the MAC; so does the owner, whoever sent it. */
-	op = len >= 1 + GW_CONNID_LEN
-		     ? gw_op_create((enum gw_op_kind)(unsigned char)data[0], data + 1, GW_CONNID_LEN)
-		     : NULL;
+	op = gw_op_create((enum gw_op_kind)m.kind, m.id, GW_CONNID_LEN);
 	if (!op || op->target.node != cl.self || op->target.loop >= cl.sh->n_workers) {
 		gw_op_destroy(op);
 		reply_status(reply, 410, NULL, 0);
@@ -761,17 +872,9 @@ static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void 
 	op->remote = strdup(reply);
 	if (!op->remote)
 		abort();
-	body = data + 1 + GW_CONNID_LEN;
-	blen = (size_t)len - 1 - GW_CONNID_LEN;
-	if (op->kind == GW_OP_JOIN || op->kind == GW_OP_LEAVE) {
-		/* A name too long for the field is cut, then refused by the loop. */
-		if (blen >= sizeof(op->channel))
-			blen = sizeof(op->channel) - 1;
-		memcpy(op->channel, body, blen);
-		op->channel[blen] = '\0';
-	} else if (blen) {
-		gw_buf_append(&op->data, body, blen);
-	}
+	memcpy(op->channel, m.channel, m.chan_len + 1);
+	if (m.body_len)
+		gw_buf_append(&op->data, m.body, m.body_len);
 	op->from = op->target.loop;
 	op->is_reply = 0;
 	gw_worker_post(cl.sh->workers[op->target.loop], &op->list);
@@ -788,7 +891,9 @@ void gw_cluster_reply(gw_worker_t *gw, gw_op_t *op)
 		char head[17];
 		gw_buf_t b;
 
-		snprintf(head, sizeof(head), "%08x%08x", (unsigned)op->count, op->cursor);
+		/* The cursor's top bit: the page was cut to fit (skipped, bus.c). */
+		snprintf(head, sizeof(head), "%08x%08x", (unsigned)op->count,
+			 (op->cursor & 0x7fffffffu) | (op->skipped ? 0x80000000u : 0));
 		gw_buf_init(&b);
 		gw_buf_append(&b, head, 16);
 		gw_buf_append(&b, op->data.data ? op->data.data : "", op->data.len);
@@ -811,9 +916,6 @@ done:
 
 /* --- channel publish and broadcast, to every other node --- */
 
-/* Payload: kind, binary, the API mask (32 bytes, little-endian words),
- * the channel's length and name (none for a broadcast), the message. */
-#define FAN_HEAD (2 + 32 + 1)
 
 void gw_cluster_fanout(int kind, const char *channel, size_t chan_len, const void *data,
 		       size_t len, int binary, const gw_api_mask_t *apis)
@@ -851,33 +953,25 @@ static void fanout_done(gw_worker_t *gw, gw_op_t *op)
  * order; NATS does not echo a node's own publishes (SetNoEcho). */
 static void on_fanout(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-	const unsigned char *d = (const unsigned char *)natsMsg_GetData(msg);
-	size_t len = (size_t)natsMsg_GetDataLength(msg), chan_len;
-	gw_api_mask_t apis;
-	int kind;
+	int len = natsMsg_GetDataLength(msg);
+	gw_cluster_msg_t m;
 
 	(void)nc;
 	(void)sub;
 	(void)closure;
-	if (len < FAN_HEAD)
+	if (len < 0 || gw_cluster_decode_fanout((const unsigned char *)natsMsg_GetData(msg),
+						(size_t)len, &m)) {
+		gw_log_limited(GW_LOG_WARN, 10000, "cluster: a malformed channel publish or "
+			       "broadcast from NATS (%d bytes) was dropped", len);
 		goto done;
-	kind = d[0];
-	chan_len = d[FAN_HEAD - 1];
-	if ((kind != GW_OP_PUBLISH && kind != GW_OP_BROADCAST) || len < FAN_HEAD + chan_len ||
-	    (kind == GW_OP_PUBLISH && !gw_chan_name_valid((const char *)d + FAN_HEAD, chan_len)))
-		goto done;
-	memset(&apis, 0, sizeof(apis));
-	for (int w = 0; w < 4; w++)
-		for (int b = 0; b < 8; b++)
-			apis.bits[w] |= (uint64_t)d[2 + 8 * w + b] << (8 * b);
+	}
 	for (uint32_t i = 0; i < cl.sh->n_workers; i++) {
-		gw_op_t *op = gw_op_create_loop((enum gw_op_kind)kind, i);
+		gw_op_t *op = gw_op_create_loop((enum gw_op_kind)m.kind, i);
 
-		op->binary = d[1];
-		op->apis = apis;
-		memcpy(op->channel, d + FAN_HEAD, chan_len);
-		op->channel[chan_len] = '\0';
-		gw_buf_append(&op->data, d + FAN_HEAD + chan_len, len - FAN_HEAD - chan_len);
+		op->binary = m.binary;
+		op->apis = m.apis;
+		memcpy(op->channel, m.channel, m.chan_len + 1);
+		gw_buf_append(&op->data, m.body, m.body_len);
 		op->from = i;
 		op->is_reply = 0;
 		op->done = fanout_done;
