@@ -678,27 +678,40 @@ static int api_reached(struct mgmt_pss *pss, const gw_op_t *op)
 	return api && gw_api_mask_has(&pss->apis, api->id);
 }
 
+/* A batch body: *root (the caller's to free, also on error), its IDs (an
+ * array of at most BATCH_MAX_IDS strings) and data (a string). NULL, or
+ * why it is refused. */
+static const char *parse_batch(const char *body, size_t len, json_t **root, json_t **ids,
+			       json_t **data)
+{
+	json_error_t jerr;
+	json_t *v;
+	size_t i;
+
+	*root = json_loadb(body ? body : "", len, 0, &jerr);
+	*ids = json_object_get(*root, "connectionIds");
+	*data = json_object_get(*root, "data");
+	if (!json_is_array(*ids) || !json_is_string(*data))
+		return "The body must be {\"connectionIds\": [...], \"data\": \"...\"}";
+	if (json_array_size(*ids) > BATCH_MAX_IDS)
+		return "At most 1000 connectionIds per request";
+	json_array_foreach(*ids, i, v)
+		if (!json_is_string(v))
+			return "connectionIds must be strings";
+	return NULL;
+}
+
 /* {"connectionIds": [...], "data": "..."}: one POST operation each. */
 static void start_batch(struct mgmt_pss *pss)
 {
-	json_error_t jerr;
-	json_t *root = json_loadb(pss->body.data ? pss->body.data : "", pss->body.len, 0, &jerr);
-	json_t *ids = json_object_get(root, "connectionIds"), *data = json_object_get(root, "data"), *v;
+	json_t *root, *ids, *data, *v;
+	const char *why = parse_batch(pss->body.data, pss->body.len, &root, &ids, &data);
 	size_t i;
 
-	if (!json_is_array(ids) || !json_is_string(data)) {
-		bad_request(pss, "The body must be {\"connectionIds\": [...], \"data\": \"...\"}");
+	if (why) {
+		bad_request(pss, why);
 		goto out;
 	}
-	if (json_array_size(ids) > BATCH_MAX_IDS) {
-		bad_request(pss, "At most 1000 connectionIds per request");
-		goto out;
-	}
-	json_array_foreach(ids, i, v)
-		if (!json_is_string(v)) {
-			bad_request(pss, "connectionIds must be strings");
-			goto out;
-		}
 	fan_begin(pss);
 	json_array_foreach(ids, i, v) {
 		const char *id = json_string_value(v);

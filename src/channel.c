@@ -201,31 +201,43 @@ void gw_chan_leave_all(gw_worker_t *gw, gw_conn_t *conn)
 		member_free(gw, lws_container_of(own->head, member_t, in_conn));
 }
 
-/* One list: names separated by commas, blanks around them ignored. */
-static void apply_list(gw_worker_t *gw, gw_conn_t *conn, const char *list, int join)
+const char *gw_chan_list_next(const char **list, size_t *len)
 {
-	const char *p = list;
+	const char *p = *list;
 
 	while (p && *p) {
 		const char *e = strchr(p, ','), *end = e ? e : p + strlen(p);
-		int rc;
 
+		*list = e ? e + 1 : NULL;
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
 		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
 			end--;
 		if (end > p) {
-			size_t n = (size_t)(end - p);
-
-			rc = join ? gw_chan_join(gw, conn, p, n) : gw_chan_leave(gw, conn, p, n);
-			if (rc)
-				gw_log_limited(GW_LOG_WARN, 10000, "connection %s: integration "
-					       "asked to %s channel \"%.*s\": %s", gw_conn_id(conn),
-					       join ? "join" : "leave", (int)(n > 64 ? 64 : n), p,
-					       rc == GW_CHAN_BAD_NAME ? "not a valid name" :
-					       "too many channels");
+			*len = (size_t)(end - p);
+			return p;
 		}
-		p = e ? e + 1 : NULL;
+		p = *list;
+	}
+	*list = NULL;
+	return NULL;
+}
+
+/* One list: names separated by commas, blanks around them ignored. */
+static void apply_list(gw_worker_t *gw, gw_conn_t *conn, const char *list, int join)
+{
+	const char *p;
+	size_t n;
+
+	while ((p = gw_chan_list_next(&list, &n))) {
+		int rc = join ? gw_chan_join(gw, conn, p, n) : gw_chan_leave(gw, conn, p, n);
+
+		if (rc)
+			gw_log_limited(GW_LOG_WARN, 10000, "connection %s: integration "
+				       "asked to %s channel \"%.*s\": %s", gw_conn_id(conn),
+				       join ? "join" : "leave", (int)(n > 64 ? 64 : n), p,
+				       rc == GW_CHAN_BAD_NAME ? "not a valid name" :
+				       "too many channels");
 	}
 }
 

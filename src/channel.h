@@ -42,6 +42,9 @@ void gw_chan_leave_all(gw_worker_t *gw, gw_conn_t *conn);
  * are not valid, or past the bound, are left out and logged. */
 void gw_chan_apply(gw_worker_t *gw, gw_conn_t *conn, const char *subscribe,
 		   const char *unsubscribe);
+/* The next name of such a list (blanks around it left out), advancing
+ * *list; NULL at the end. Pure: the fuzz harness reaches it. */
+const char *gw_chan_list_next(const char **list, size_t *len);
 int gw_chan_is_member(gw_conn_t *conn, const char *name, size_t len);
 
 /* This loop's members of the channel whose API the mask allows. */

@@ -41,6 +41,32 @@ int gw_log_parse_level(const char *name)
 	return -1;
 }
 
+/* A line is one line: a peer's bytes in a message (a channel name, a
+ * path) must not start a forged one or move a terminal's cursor. Control
+ * characters become \n, \r, \t or \xNN, in place (cut at the end). */
+static void escape_controls(char *s, size_t size)
+{
+	char tmp[2048];
+	size_t o = 0, i;
+
+	for (i = 0; s[i] && (unsigned char)s[i] >= 0x20 && s[i] != 0x7f; i++)
+		;
+	if (!s[i])
+		return;
+	for (i = 0; s[i] && o + 5 < sizeof(tmp) && o + 5 < size; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c != 0x7f)
+			tmp[o++] = (char)c;
+		else if (c == '\n' || c == '\r' || c == '\t')
+			o += (size_t)snprintf(tmp + o, 3, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+		else
+			o += (size_t)snprintf(tmp + o, 5, "\\x%02x", c);
+	}
+	tmp[o] = '\0';
+	memcpy(s, tmp, o + 1);
+}
+
 void gw_log_emit(int level, const char *fmt, ...)
 {
 	char line[2048], msg[2048];
@@ -76,6 +102,7 @@ void gw_log_emit(int level, const char *fmt, ...)
 		gw_buf_dispose(&b);
 		return;
 	}
+	escape_controls(line + n, sizeof(line) - (size_t)n);
 	fprintf(stderr, "%s\n", line);
 }
 

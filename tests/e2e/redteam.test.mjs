@@ -189,3 +189,19 @@ test('redteam 3: a listing cursor is 8 hex digits exactly: signs, blanks and 0x 
     assert.equal(r.status, 200, `cursor ${good}: ${r.text}`);
   }
 });
+
+test('redteam 4: a channel name with CR/LF from an integration\'s answer cannot forge a line of the gateway\'s log', async (t) => {
+  const forged = '2020-01-01T00:00:00.000Z error FORGED by a subscribe list';
+  const backend = await startBackend((e) => (e.requestContext.eventType === 'CONNECT'
+    // (one warning per 10 s is logged: the unsubscribe list's, applied first)
+    ? { statusCode: 200, unsubscribe: [`room\n${forged}\r${forged}\u001b[2J`], subscribe: 'ok' }
+    : { statusCode: 200 }));
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  await connectWithId(gw, backend);
+  await waitUntil(() => /asked to leave channel/.test(gw.output()), 3000, 'the warning');
+  await gw.stop();
+  const lines = gw.output().split(/\r\n|\r|\n/);
+  assert.ok(!lines.some((l) => l.startsWith('2020-01-01')), `a forged line:\n${gw.output()}`);
+  assert.doesNotMatch(gw.output(), /\u001b/, 'no terminal escapes');
+  assert.match(gw.output(), /asked to leave channel "room\\n2020/, 'the name, escaped');
+});
