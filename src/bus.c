@@ -158,15 +158,16 @@ static void run_get(gw_worker_t *gw, gw_conn_t *conn, gw_op_t *op)
 	result(op, 200, NULL, NULL);
 }
 
-/* JOIN and LEAVE: the channel's name was checked by the sender. */
-static void run_membership(gw_worker_t *gw, gw_conn_t *conn, gw_op_t *op)
+/* JOIN and LEAVE: the channel's name was checked by the sender. 1 when
+ * the cluster holds the answer (cluster.h, gw_cluster_hold_join). */
+static int run_membership(gw_worker_t *gw, gw_conn_t *conn, gw_op_t *op)
 {
 	size_t n = strlen(op->channel);
 	int rc;
 
 	if (!gw_conn_is_open(conn)) {
 		gone(op);
-		return;
+		return 0;
 	}
 	rc = op->kind == GW_OP_JOIN ? gw_chan_join(gw, conn, op->channel, n) :
 				      gw_chan_leave(gw, conn, op->channel, n);
@@ -177,6 +178,7 @@ static void run_membership(gw_worker_t *gw, gw_conn_t *conn, gw_op_t *op)
 		result(op, 400, "BadRequestException", "Invalid channel name");
 	else
 		result(op, 204, NULL, NULL);
+	return rc == GW_CHAN_OK && op->kind == GW_OP_JOIN && gw_cluster_hold_join(op);
 }
 
 /* Operations that name a loop, not a connection. */
@@ -250,7 +252,8 @@ static void execute(gw_worker_t *gw, gw_op_t *op)
 		break;
 	case GW_OP_JOIN:
 	case GW_OP_LEAVE:
-		run_membership(gw, conn, op);
+		if (run_membership(gw, conn, op))
+			return;
 		break;
 	default:
 		result(op, 405, "MethodNotAllowedException", "Method Not Allowed");

@@ -3,6 +3,7 @@
  * into both lists, owned by the index: freed when the connection leaves
  * the channel or closes; a channel is freed with its last member. */
 #include "channel.h"
+#include "cluster.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -119,6 +120,8 @@ static chan_t *find_or_add(gw_worker_t *gw, const char *name, size_t len)
 	c->next = ix->buckets[c->hash & (ix->n_buckets - 1)];
 	ix->buckets[c->hash & (ix->n_buckets - 1)] = c;
 	ix->n_chans++;
+	/* In a cluster, the node now wants this channel's publishes. */
+	gw_cluster_chan_interest(name, len, +1);
 	return c;
 }
 
@@ -131,6 +134,7 @@ static void chan_remove(gw_worker_t *gw, chan_t *c)
 		pp = &(*pp)->next;
 	*pp = c->next;
 	ix->n_chans--;
+	gw_cluster_chan_interest(c->name, c->len, -1);
 	free(c);
 }
 

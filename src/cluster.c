@@ -29,7 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SUBJECT_MAX 192
+/* wsgate.<name>.chan.<token>: 7 + 63 + 6 + 3 * GW_CHAN_NAME_MAX */
+#define SUBJECT_MAX 512
 #define SECRET_MIN 16
 #define SECRET_MAX 4096
 /* The "is this node ID taken?" probe, at start. */
@@ -61,6 +62,30 @@ struct waiting {
 	gw_op_t *op;
 };
 
+/* A channel with members on this node (cluster.h, "Interest"). Under
+ * cl.lock, except sub, which only the sender thread touches. */
+struct interest {
+	struct interest *next;       /* the bucket's chain */
+	struct interest *dirty_next; /* cl.dirty, when dirty */
+	uint64_t hash;
+	uint32_t loops; /* loops with members */
+	int dirty;      /* on cl.dirty: the sender thread must look at it */
+	int live;       /* subscribed, confirmed, not about to be removed */
+	/* the sender thread's own */
+	int want;                    /* this round: subscribed or not */
+	struct interest *round_next; /* this round's list */
+	natsSubscription *sub;
+	size_t len;
+	char name[];
+};
+
+/* A JOIN answered once round `need` has ended (its subscription flushed). */
+struct hold {
+	struct hold *next;
+	uint64_t need;
+	gw_op_t *op;
+};
+
 static struct {
 	int on;       /* started, not stopped */
 	int stopping; /* the sender thread is asked to end */
@@ -82,6 +107,12 @@ static struct {
 	natsSubscription *alive_sub;
 	uint64_t next_hello;      /* sender thread: when to say "alive" again */
 	uint64_t last_seen[256];  /* gw_now_ms() of each node's last "alive" */
+	/* channel interest (under the lock) */
+	struct interest **buckets;
+	size_t n_buckets, n_interests;
+	struct interest *dirty;
+	struct hold *holds, *holds_tail;
+	uint64_t rounds_begun, rounds_done;
 } cl = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 uint32_t gw_cluster_self(void)
@@ -393,6 +424,333 @@ static void say_alive(void)
 	out_push(m);
 }
 
+/* --- channel interest (cluster.h) --- */
+
+/* A new subscription's confirmation (PING/PONG) waits at most this long:
+ * past it the JOIN is answered anyway (NATS is slow or away; the client
+ * library sends the subscription again when it reconnects). */
+#define CONFIRM_MAX_MS 2000
+#define BUCKETS_MIN 64
+
+int gw_cluster_chan_token(const char *name, size_t len, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	if (!len || !size)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '_' || c == '-' || c == ':';
+
+		if (o + (plain ? 1 : 3) >= size)
+			return -1;
+		if (plain) {
+			out[o++] = (char)c;
+			continue;
+		}
+		out[o++] = '%';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 15];
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
+/* "wsgate.<name>.chan.<token>"; -1 when it does not fit. */
+static int chan_subject(char *out, size_t size, const char *name, size_t len)
+{
+	char token[3 * GW_CHAN_NAME_MAX + 1], what[sizeof(token) + 8];
+
+	if (len > GW_CHAN_NAME_MAX || gw_cluster_chan_token(name, len, token, sizeof(token)) < 0)
+		return -1;
+	snprintf(what, sizeof(what), "chan.%s", token);
+	return gw_cluster_subject(out, size, what);
+}
+
+static uint64_t name_hash(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}
+
+/* Under the lock. */
+static struct interest *interest_find(const char *name, size_t len, uint64_t h)
+{
+	if (!cl.n_buckets)
+		return NULL;
+	for (struct interest *it = cl.buckets[h & (cl.n_buckets - 1)]; it; it = it->next)
+		if (it->hash == h && it->len == len && !memcmp(it->name, name, len))
+			return it;
+	return NULL;
+}
+
+/* Under the lock. A failed allocation keeps the old table (longer chains). */
+static void interest_grow(void)
+{
+	size_t n = cl.n_buckets ? cl.n_buckets * 2 : BUCKETS_MIN;
+	struct interest **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < cl.n_buckets; i++)
+		while (cl.buckets[i]) {
+			struct interest *it = cl.buckets[i];
+
+			cl.buckets[i] = it->next;
+			it->next = b[it->hash & (n - 1)];
+			b[it->hash & (n - 1)] = it;
+		}
+	free(cl.buckets);
+	cl.buckets = b;
+	cl.n_buckets = n;
+}
+
+/* Under the lock. */
+static struct interest *interest_add(const char *name, size_t len, uint64_t h)
+{
+	struct interest *it;
+
+	if (cl.n_interests >= cl.n_buckets)
+		interest_grow();
+	if (!cl.n_buckets)
+		abort();
+	it = calloc(1, sizeof(*it) + len + 1);
+	if (!it)
+		abort();
+	it->hash = h;
+	it->len = len;
+	memcpy(it->name, name, len);
+	it->next = cl.buckets[h & (cl.n_buckets - 1)];
+	cl.buckets[h & (cl.n_buckets - 1)] = it;
+	cl.n_interests++;
+	return it;
+}
+
+/* Under the lock, on the sender thread: nobody refers to it any more. */
+static void interest_remove(struct interest *it)
+{
+	struct interest **pp = &cl.buckets[it->hash & (cl.n_buckets - 1)];
+
+	while (*pp != it)
+		pp = &(*pp)->next;
+	*pp = it->next;
+	cl.n_interests--;
+	free(it);
+}
+
+/* Under the lock: the sender thread looks at it in its next round. */
+static void mark_dirty(struct interest *it)
+{
+	if (it->dirty)
+		return;
+	it->dirty = 1;
+	it->dirty_next = cl.dirty;
+	cl.dirty = it;
+	pthread_cond_signal(&cl.cond);
+}
+
+void gw_cluster_chan_interest(const char *name, size_t len, int delta)
+{
+	uint64_t h = name_hash(name, len);
+	struct interest *it;
+
+	if (!cl.on)
+		return;
+	pthread_mutex_lock(&cl.lock);
+	if (cl.stopping)
+		goto out;
+	it = interest_find(name, len, h);
+	if (!it && delta < 0)
+		goto out;
+	if (!it)
+		it = interest_add(name, len, h);
+	if (delta > 0)
+		it->loops++;
+	else if (it->loops)
+		it->loops--;
+	/* Members and a confirmed subscription: nothing to do. */
+	if (!it->loops || !it->live)
+		mark_dirty(it);
+out:
+	pthread_mutex_unlock(&cl.lock);
+}
+
+int gw_cluster_hold_join(gw_op_t *op)
+{
+	size_t n = strlen(op->channel);
+	uint64_t h = name_hash(op->channel, n);
+	struct interest *it;
+	struct hold *hd;
+
+	if (!cl.on)
+		return 0;
+	pthread_mutex_lock(&cl.lock);
+	it = interest_find(op->channel, n, h);
+	if (cl.stopping || !it || it->live) {
+		pthread_mutex_unlock(&cl.lock);
+		return 0;
+	}
+	hd = calloc(1, sizeof(*hd));
+	if (!hd)
+		abort();
+	/* The next round to begin takes this channel: its end confirms it. */
+	mark_dirty(it);
+	hd->need = cl.rounds_begun + 1;
+	hd->op = op;
+	if (cl.holds_tail)
+		cl.holds_tail->next = hd;
+	else
+		cl.holds = hd;
+	cl.holds_tail = hd;
+	pthread_cond_signal(&cl.cond);
+	pthread_mutex_unlock(&cl.lock);
+	gw_buf_dispose(&op->data);
+	return 1;
+}
+
+/* At stop, once the sender thread has ended: before the library closes,
+ * which waits for every subscription to be destroyed. */
+static void interest_unsubscribe_all(void)
+{
+	for (size_t i = 0; i < cl.n_buckets; i++)
+		for (struct interest *it = cl.buckets[i]; it; it = it->next) {
+			natsSubscription_Destroy(it->sub);
+			it->sub = NULL;
+		}
+}
+
+/* At stop, after the loops and the connection: what is left. */
+static void interest_free_all(void)
+{
+	struct hold *hd;
+
+	while ((hd = cl.holds)) {
+		cl.holds = hd->next;
+		gw_op_destroy(hd->op);
+		free(hd);
+	}
+	cl.holds_tail = NULL;
+	for (size_t i = 0; i < cl.n_buckets; i++)
+		while (cl.buckets[i]) {
+			struct interest *it = cl.buckets[i];
+
+			cl.buckets[i] = it->next;
+			natsSubscription_Destroy(it->sub);
+			free(it);
+		}
+	free(cl.buckets);
+	cl.buckets = NULL;
+	cl.n_buckets = cl.n_interests = 0;
+	cl.dirty = NULL;
+}
+
+/* Any thread: op's result to its sender, as the bus's finish() does. */
+static void release_join(gw_op_t *op)
+{
+	if (op->remote) {
+		gw_cluster_reply(NULL, op);
+		return;
+	}
+	op->is_reply = 1;
+	gw_worker_post(cl.sh->workers[op->from], &op->list);
+}
+
+static void on_fanout(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+
+/* The sender thread, outside the lock: one subscription made or ended.
+ * 1 when a subscription was made. */
+static int interest_apply(struct interest *it)
+{
+	char subject[SUBJECT_MAX];
+	natsStatus s;
+
+	if (!it->want && it->sub) {
+		natsSubscription_Unsubscribe(it->sub);
+		natsSubscription_Destroy(it->sub);
+		it->sub = NULL;
+		return 0;
+	}
+	if (!it->want || it->sub)
+		return 0;
+	if (chan_subject(subject, sizeof(subject), it->name, it->len))
+		return 0;
+	s = natsConnection_Subscribe(&it->sub, cl.nc, subject, on_fanout, NULL);
+	if (s != NATS_OK) {
+		it->sub = NULL;
+		gw_log_limited(GW_LOG_WARN, 5000, "cluster: cannot subscribe to a channel: %s",
+			       natsStatus_GetText(s));
+		return 0;
+	}
+	return 1;
+}
+
+/* Under the lock (released meanwhile), on the sender thread: subscribes to
+ * the channels that gained members on this node and unsubscribes from
+ * those that lost their last, confirms the new subscriptions with one
+ * flush (the server has them before any JOIN waiting for them is
+ * answered), then answers those JOINs. */
+static void interest_round(void)
+{
+	struct interest *todo = NULL, *it, *next;
+	struct hold *ready, **tail;
+	uint64_t round = ++cl.rounds_begun;
+	int made = 0;
+
+	/* Decided under the lock: a join from now on sees live == 0 for a
+	 * channel about to be left, and waits for the next round. */
+	for (it = cl.dirty; it; it = next) {
+		next = it->dirty_next;
+		it->dirty = 0;
+		it->want = it->loops > 0;
+		if (!it->want)
+			it->live = 0;
+		it->round_next = todo;
+		todo = it;
+	}
+	cl.dirty = NULL;
+	pthread_mutex_unlock(&cl.lock);
+	for (it = todo; it; it = it->round_next)
+		made += interest_apply(it);
+	if (made && natsConnection_Status(cl.nc) == NATS_CONN_STATUS_CONNECTED) {
+		natsStatus s = natsConnection_FlushTimeout(
+			cl.nc, cl.timeout_ms < CONFIRM_MAX_MS ? cl.timeout_ms : CONFIRM_MAX_MS);
+
+		if (s != NATS_OK)
+			gw_log_limited(GW_LOG_WARN, 5000, "cluster: channel subscriptions not "
+				       "confirmed by NATS: %s", natsStatus_GetText(s));
+	}
+	pthread_mutex_lock(&cl.lock);
+	for (it = todo; it; it = next) {
+		next = it->round_next;
+		it->live = it->sub != NULL;
+		if (!it->loops && !it->sub && !it->dirty)
+			interest_remove(it);
+	}
+	cl.rounds_done = round;
+	ready = cl.holds;
+	tail = &ready;
+	while (*tail && (*tail)->need <= round)
+		tail = &(*tail)->next;
+	cl.holds = *tail;
+	if (!cl.holds)
+		cl.holds_tail = NULL;
+	*tail = NULL;
+	pthread_mutex_unlock(&cl.lock);
+	while (ready) {
+		struct hold *hd = ready;
+
+		ready = hd->next;
+		release_join(hd->op);
+		free(hd);
+	}
+	pthread_mutex_lock(&cl.lock);
+}
+
 static void *sender_main(void *arg)
 {
 	(void)arg;
@@ -414,7 +772,7 @@ static void *sender_main(void *arg)
 			w->next = expired;
 			expired = w;
 		}
-		if (!batch && !expired) {
+		if (!batch && !expired && !cl.dirty && !cl.holds) {
 			wait_for_work();
 			continue;
 		}
@@ -431,6 +789,8 @@ static void *sender_main(void *arg)
 			free(w);
 		}
 		pthread_mutex_lock(&cl.lock);
+		if (cl.dirty || cl.holds)
+			interest_round();
 	}
 	pthread_mutex_unlock(&cl.lock);
 	return NULL;
@@ -924,7 +1284,11 @@ void gw_cluster_fanout(int kind, const char *channel, size_t chan_len, const voi
 	struct out_msg *m;
 	unsigned char *p;
 
-	if (!cl.on || chan_len > GW_CHAN_NAME_MAX || gw_cluster_subject(subject, sizeof(subject), "fanout"))
+	/* A publish goes to the channel's own subject: only the nodes with
+	 * members subscribe to it. A broadcast reaches every node. */
+	if (!cl.on || chan_len > GW_CHAN_NAME_MAX ||
+	    (kind == GW_OP_PUBLISH ? chan_subject(subject, sizeof(subject), channel, chan_len)
+				   : gw_cluster_subject(subject, sizeof(subject), "fanout")))
 		return;
 	m = out_new(subject, FAN_HEAD + chan_len + len);
 	p = m->data;
@@ -949,8 +1313,9 @@ static void fanout_done(gw_worker_t *gw, gw_op_t *op)
 }
 
 /* A NATS thread: another node's publish or broadcast, run on each loop of
- * this one. One delivery thread per subscription keeps each publisher's
- * order; NATS does not echo a node's own publishes (SetNoEcho). */
+ * this one. Every subscription shares one delivery thread (make_options),
+ * which keeps each publisher's order across channels and the broadcast
+ * subject; NATS does not echo a node's own publishes (SetNoEcho). */
 static void on_fanout(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
 	int len = natsMsg_GetDataLength(msg);
@@ -1050,6 +1415,13 @@ static natsStatus make_options(natsOptions **out, const gw_cluster_opts_t *o)
 	/* A node's own publishes are delivered by its own loops already. */
 	if (s == NATS_OK)
 		s = natsOptions_SetNoEcho(no, true);
+	/* One delivery thread for all subscriptions (a channel's each, the
+	 * operations', the broadcasts'), not one thread per subscription: the
+	 * messages of one publisher are handed to the loops in the order they
+	 * came, whatever their channel, and a node in 10,000 channels does not
+	 * run 10,000 threads. */
+	if (s == NATS_OK)
+		s = natsOptions_UseGlobalMessageDelivery(no, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetPingInterval(no, 2000);
 	if (s == NATS_OK)
@@ -1144,7 +1516,9 @@ int gw_cluster_start(gw_gateway_t *g, const gw_cluster_opts_t *o, char *err, siz
 		snprintf(err, errlen, "cluster: no random bytes for the ID epoch");
 		return -1;
 	}
-	s = make_options(&no, o);
+	s = nats_SetMessageDeliveryPoolSize(1);
+	if (s == NATS_OK)
+		s = make_options(&no, o);
 	if (s != NATS_OK) {
 		nats_fail(err, errlen, "NATS options", s);
 		return -1;
@@ -1233,6 +1607,7 @@ void gw_cluster_stop(void)
 	natsSubscription_Unsubscribe(cl.fan_sub);
 	natsSubscription_Unsubscribe(cl.alive_sub);
 	natsConnection_Close(cl.nc);
+	interest_unsubscribe_all();
 	natsSubscription_Destroy(cl.ops_sub);
 	natsSubscription_Destroy(cl.reply_sub);
 	natsSubscription_Destroy(cl.fan_sub);
@@ -1252,5 +1627,6 @@ void gw_cluster_stop(void)
 		gw_op_destroy(w->op);
 		free(w);
 	}
+	interest_free_all();
 	pthread_cond_destroy(&cl.cond);
 }

@@ -33,13 +33,19 @@
  * the HTTP request; NATS itself is the trust boundary between nodes
  * (restrict it with credentials and TLS: --nats-creds, --nats-ca...).
  *
- * Channels across nodes: a publish (or broadcast) on one node runs on its
- * own loops and goes out once on wsgate.<name>.fanout; every other node
- * runs it on its loops (NATS does not echo it back to the sender). The
- * HTTP answer counts the receiving node's deliveries only. Every node
- * receives every publish: a node without members of the channel finds
- * none (an interest-based subject per channel is the next step when many
- * nodes hold few members each). */
+ * Channels across nodes: a publish on one node runs on its own loops and
+ * goes out once on wsgate.<name>.chan.<token> (the channel's name encoded
+ * by gw_cluster_chan_token); a broadcast on wsgate.<name>.fanout. NATS
+ * does not echo either back to the sender. The HTTP answer counts the
+ * receiving node's deliveries only.
+ *
+ * Interest: a node subscribes to a channel's subject only while one of its
+ * loops has a member of it (the first join on any loop subscribes, the
+ * last leave or close unsubscribes), so a publish reaches only the nodes
+ * that hold members. This module's sender thread does the subscribing; a
+ * management JOIN that needs a new subscription is answered only after
+ * NATS has confirmed it (a flush: PING/PONG), so any publish sent after
+ * the 204, through any node, finds the subscription on the server. */
 #ifndef GW_CLUSTER_H
 #define GW_CLUSTER_H
 
@@ -105,6 +111,24 @@ int gw_cluster_peers(uint32_t *out, size_t max);
 /* The smallest node ID above after among this node and its peers (a
  * listing goes node by node); 0 when none, or without a cluster. */
 uint32_t gw_cluster_next_node(uint32_t after);
+
+/* A channel's name (any bytes) as one NATS subject token: A-Z a-z 0-9 _ -
+ * and ':' stay, every other byte (the token separator '.', the wildcards
+ * '*' and '>', blanks, '%' itself, non-ASCII) becomes %XX, so different
+ * names never share a token. Its length, or -1 when out (size) is short;
+ * 3 * len + 1 always fits. */
+int gw_cluster_chan_token(const char *name, size_t len, char *out, size_t size);
+
+/* channel.c, on a loop, under nothing: the loop's first member of the
+ * channel (delta +1) or its last gone (-1). The node's subscription
+ * follows the sum over its loops. No-op without a cluster. */
+void gw_cluster_chan_interest(const char *name, size_t len, int delta);
+
+/* bus.c, on the owner's loop, after a JOIN succeeded (op's result set):
+ * 1 when the answer must wait for this node's subscription to the channel
+ * to be confirmed by NATS; the module then sends op back itself, as the
+ * bus would. 0: answer now (no cluster, or already subscribed). */
+int gw_cluster_hold_join(struct gw_op *op);
 
 /* "wsgate.<name>.<what>" into out; -1 when it does not fit. */
 int gw_cluster_subject(char *out, size_t len, const char *what);
