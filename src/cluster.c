@@ -613,10 +613,53 @@ int gw_cluster_hold_join(gw_op_t *op)
 	return 1;
 }
 
-/* At stop, once the sender thread has ended: before the library closes,
- * which waits for every subscription to be destroyed. */
-static void interest_unsubscribe_all(void)
+/* At stop: subscriptions whose end the shared delivery thread has not
+ * yet seen. */
+static int subs_closing;
+
+static void on_sub_complete(void *closure)
 {
+	(void)closure;
+	pthread_mutex_lock(&cl.lock);
+	subs_closing--;
+	pthread_cond_signal(&cl.cond);
+	pthread_mutex_unlock(&cl.lock);
+}
+
+static void unsubscribe_one(natsSubscription *sub)
+{
+	if (!sub)
+		return;
+	if (natsSubscription_SetOnCompleteCB(sub, on_sub_complete, NULL) == NATS_OK)
+		subs_closing++;
+	natsSubscription_Unsubscribe(sub);
+}
+
+/* At stop, once the sender thread has ended: every subscription ends, and
+ * the shared delivery thread has handled each end before the library
+ * closes (libnats 3.4 stops that thread without freeing what it has not
+ * handled yet). */
+static void unsubscribe_all(void)
+{
+	struct timespec ts;
+
+	pthread_mutex_lock(&cl.lock);
+	subs_closing = 0;
+	pthread_mutex_unlock(&cl.lock);
+	unsubscribe_one(cl.ops_sub);
+	unsubscribe_one(cl.reply_sub);
+	unsubscribe_one(cl.fan_sub);
+	unsubscribe_one(cl.alive_sub);
+	for (size_t i = 0; i < cl.n_buckets; i++)
+		for (struct interest *it = cl.buckets[i]; it; it = it->next)
+			unsubscribe_one(it->sub);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += 2;
+	pthread_mutex_lock(&cl.lock);
+	while (subs_closing > 0)
+		if (pthread_cond_timedwait(&cl.cond, &cl.lock, &ts))
+			break;
+	pthread_mutex_unlock(&cl.lock);
 	for (size_t i = 0; i < cl.n_buckets; i++)
 		for (struct interest *it = cl.buckets[i]; it; it = it->next) {
 			natsSubscription_Destroy(it->sub);
@@ -1602,12 +1645,8 @@ void gw_cluster_stop(void)
 	cl.thread_started = 0;
 	/* No callback runs once the library has closed. */
 	__atomic_store_n(&cl.leaving, 1, __ATOMIC_RELEASE);
-	natsSubscription_Unsubscribe(cl.ops_sub);
-	natsSubscription_Unsubscribe(cl.reply_sub);
-	natsSubscription_Unsubscribe(cl.fan_sub);
-	natsSubscription_Unsubscribe(cl.alive_sub);
+	unsubscribe_all();
 	natsConnection_Close(cl.nc);
-	interest_unsubscribe_all();
 	natsSubscription_Destroy(cl.ops_sub);
 	natsSubscription_Destroy(cl.reply_sub);
 	natsSubscription_Destroy(cl.fan_sub);
