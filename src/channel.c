@@ -329,8 +329,8 @@ void gw_chan_broadcast(gw_worker_t *gw, const void *data, size_t dlen, int binar
 {
 	gw_payload_t *p = gw_payload_create(data, dlen);
 
-	for (uint32_t i = 0; i < gw->n_slots; i++) {
-		gw_conn_t *conn = gw->slots[i];
+	for (uint32_t i = 0; i < gw_conn_slots(gw); i++) {
+		gw_conn_t *conn = gw_conn_at_slot(gw, i);
 		int rc;
 
 		if (!conn || !gw_conn_is_open(conn) ||
@@ -353,8 +353,8 @@ size_t gw_chan_list(gw_worker_t *gw, const char *name, size_t len,
 	uint32_t i;
 
 	*cut = 0;
-	for (i = *cursor; i < gw->n_slots && n < limit; i++) {
-		gw_conn_t *conn = gw->slots[i];
+	for (i = *cursor; i < gw_conn_slots(gw) && n < limit; i++) {
+		gw_conn_t *conn = gw_conn_at_slot(gw, i);
 		size_t mark = out->len;
 		char num[32];
 

@@ -20,6 +20,7 @@
 #include "iplimit.h"
 #include "bus.h"
 #include "channel.h"
+#include "cluster.h"
 #include "httpresp.h"
 #include "httpreq.h"
 #include "integration.h"
@@ -130,7 +131,7 @@ struct gw_conn {
 	size_t inq_bytes;
 	int rx_paused;         /* libwebsockets stopped reading it */
 	int tx_held;           /* not read while lws holds a partly written frame */
-	lws_dll2_t paused_list; /* gw->paused_conns: paused for the loop's limit */
+	lws_dll2_t paused_list; /* gw->conns->paused_conns: paused for the loop's limit */
 	lws_dll2_owner_t outq;
 	size_t outq_bytes;
 	/* Set when the queue overflowed; cleared once it has drained to half.
@@ -175,6 +176,22 @@ struct gw_conn {
 	 * missed because its outgoing queue was full. */
 	lws_dll2_owner_t channels;
 	uint64_t chan_skips;
+};
+
+/* The loop's connections (core.h): the slot table that connection IDs
+ * name, every connection by state, and what their inbound queues hold. */
+struct gw_conns {
+	/* Slot table: IDs name loop, slot and generation (connid.h); a slot's
+	 * generation rises each time it is freed, so a stale ID finds nothing. */
+	gw_conn_t **slots;
+	uint32_t n_slots;
+	uint32_t *free_slots;
+	uint32_t *slot_gens;
+	uint32_t n_free;
+	size_t n_conns; /* every conn, whatever its state */
+	lws_dll2_owner_t open_conns;
+	size_t inbound_bytes;          /* queued inbound messages, all conns */
+	lws_dll2_owner_t paused_conns; /* conns not read for inbound flow */
 };
 
 /* The conn being handed to libwebsockets: its first callback runs inside
@@ -496,7 +513,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	}
 	if (!lws_dll2_is_detached(&conn->open_list))
 		lws_dll2_remove(&conn->open_list);
-	gw->inbound_bytes -= conn->inq_bytes;
+	gw->conns->inbound_bytes -= conn->inq_bytes;
 	conn->inq_bytes = 0;
 	if (!lws_dll2_is_detached(&conn->paused_list))
 		lws_dll2_remove(&conn->paused_list);
@@ -506,7 +523,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	free_queue(&conn->outq);
 	gw_chan_leave_all(gw, conn);
 	gw_worker_slot_free(gw, conn->slot);
-	gw->n_conns--;
+	gw->conns->n_conns--;
 	gw_req_destroy(conn->head);
 	conn->head = NULL;
 	gw_buf_dispose(&conn->rx);
@@ -1341,7 +1358,7 @@ void gw_conn_accept(gw_worker_t *gw, int fd)
 	conn->watch.fd = fd;
 	conn->head = gw_req_create_head(HEAD_MAX_BYTES);
 	gw_buf_init(&conn->rx);
-	gw->n_conns++;
+	gw->conns->n_conns++;
 	gw_worker_slot_alloc(gw, conn, &conn->slot);
 	if (!getpeername(fd, (struct sockaddr *)&sa, &salen)) {
 		if (sa.ss_family == AF_INET6) {
@@ -1811,7 +1828,7 @@ static void dispatch(gw_conn_t *conn)
 		}
 		lws_dll2_remove(&m->list);
 		conn->inq_bytes -= INQ_COST(m->len);
-		gw->inbound_bytes -= INQ_COST(m->len);
+		gw->conns->inbound_bytes -= INQ_COST(m->len);
 		gw_worker_request_id(gw, rid);
 		gw_worker_request_id(gw, mid);
 		gw_debug("connection %s: message to %s, request %s", conn->id, m->route->key, rid);
@@ -1856,10 +1873,10 @@ static void rx_resume(gw_conn_t *conn)
  * on their own limit cost nothing here. */
 static void resume_loop_paused(gw_worker_t *gw)
 {
-	if (gw->inbound_bytes > INBOUND_LOOP_MAX_BYTES / 2)
+	if (gw->conns->inbound_bytes > INBOUND_LOOP_MAX_BYTES / 2)
 		return;
-	while (gw->paused_conns.head) {
-		gw_conn_t *c = lws_container_of(gw->paused_conns.head, gw_conn_t, paused_list);
+	while (gw->conns->paused_conns.head) {
+		gw_conn_t *c = lws_container_of(gw->conns->paused_conns.head, gw_conn_t, paused_list);
 
 		lws_dll2_remove(&c->paused_list);
 		if (own_low(c))
@@ -1875,16 +1892,16 @@ static void inbound_flow(gw_conn_t *conn)
 	if (conn->state != CS_OPEN)
 		return;
 	if (!conn->rx_paused) {
-		if (own_full(conn) || gw->inbound_bytes >= INBOUND_LOOP_MAX_BYTES) {
+		if (own_full(conn) || gw->conns->inbound_bytes >= INBOUND_LOOP_MAX_BYTES) {
 			conn->rx_paused = 1;
 			if (!own_full(conn))
-				lws_dll2_add_tail(&conn->paused_list, &gw->paused_conns);
+				lws_dll2_add_tail(&conn->paused_list, &gw->conns->paused_conns);
 			lws_rx_flow_control(conn->wsi, 0);
 			return;
 		}
 	} else if (lws_dll2_is_detached(&conn->paused_list) && own_low(conn)) {
-		if (gw->inbound_bytes >= INBOUND_LOOP_MAX_BYTES)
-			lws_dll2_add_tail(&conn->paused_list, &gw->paused_conns);
+		if (gw->conns->inbound_bytes >= INBOUND_LOOP_MAX_BYTES)
+			lws_dll2_add_tail(&conn->paused_list, &gw->conns->paused_conns);
 		else
 			rx_resume(conn);
 	}
@@ -1981,7 +1998,7 @@ static void on_message(gw_conn_t *conn)
 	memcpy(m->data, conn->rx.data, conn->rx.len);
 	lws_dll2_add_tail(&m->list, &conn->inq);
 	conn->inq_bytes += INQ_COST(m->len);
-	conn->gw->inbound_bytes += INQ_COST(m->len);
+	conn->gw->conns->inbound_bytes += INQ_COST(m->len);
 	dispatch(conn);
 	inbound_flow(conn);
 }
@@ -2014,7 +2031,7 @@ static void established(gw_conn_t *conn, struct lws *wsi)
 	conn->wsi = wsi;
 	conn->state = CS_OPEN;
 	conn->last_active = gw_now_ms();
-	lws_dll2_add_tail(&conn->open_list, &gw->open_conns);
+	lws_dll2_add_tail(&conn->open_list, &gw->conns->open_conns);
 	gw_metrics_count(gw->metrics, conn->api->id, GW_M_CONN_OPENED);
 	alog(conn, "CONNECT", conn->alog_rid, "$connect", 200, NULL,
 	     conn->alog_rid[0] ? conn->alog_ms : -1, 0, NULL);
@@ -2339,14 +2356,134 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+gw_conns_t *gw_conns_create(gw_worker_t *gw)
+{
+	(void)gw;
+	return calloc(1, sizeof(gw_conns_t));
+}
+
+void gw_conns_destroy(gw_conns_t *cs)
+{
+	if (!cs)
+		return;
+	free(cs->slots);
+	free(cs->free_slots);
+	free(cs->slot_gens);
+	free(cs);
+}
+
+size_t gw_conn_count(const gw_worker_t *gw)
+{
+	return gw->conns->n_conns;
+}
+
+size_t gw_conn_open_count(const gw_worker_t *gw)
+{
+	return gw->conns->open_conns.count;
+}
+
+uint32_t gw_conn_slots(const gw_worker_t *gw)
+{
+	return gw->conns->n_slots;
+}
+
+gw_conn_t *gw_conn_at_slot(const gw_worker_t *gw, uint32_t slot)
+{
+	return slot < gw->conns->n_slots ? gw->conns->slots[slot] : NULL;
+}
+
+void gw_conns_set_gen(gw_conns_t *cs, uint32_t slot, uint32_t gen)
+{
+	cs->slot_gens[slot] = gen;
+}
+
+/* Each slot has a generation, bumped when the slot is freed, which the
+ * connection ID carries: an ID outliving its connection names an older
+ * generation and finds nothing. */
+static uint32_t *slot_gen(gw_worker_t *gw, uint32_t slot)
+{
+	return &gw->conns->slot_gens[slot];
+}
+
+int gw_worker_slot_alloc(gw_worker_t *gw, gw_conn_t *conn, uint32_t *slot)
+{
+	if (!gw->conns->n_free) {
+		uint32_t old = gw->conns->n_slots, n = old ? old * 2 : 1024;
+
+		gw->conns->slots = realloc(gw->conns->slots, n * sizeof(*gw->conns->slots));
+		gw->conns->free_slots = realloc(gw->conns->free_slots, n * sizeof(*gw->conns->free_slots));
+		gw->conns->slot_gens = realloc(gw->conns->slot_gens, n * sizeof(*gw->conns->slot_gens));
+		if (!gw->conns->slots || !gw->conns->free_slots || !gw->conns->slot_gens)
+			abort();
+		memset(gw->conns->slot_gens + old, 0, (n - old) * sizeof(*gw->conns->slot_gens));
+		for (uint32_t i = old; i < n; i++) {
+			gw->conns->slots[i] = NULL;
+			gw->conns->free_slots[gw->conns->n_free++] = n - 1 - (i - old);
+		}
+		gw->conns->n_slots = n;
+	}
+	*slot = gw->conns->free_slots[--gw->conns->n_free];
+	gw->conns->slots[*slot] = conn;
+	return 0;
+}
+
+void gw_worker_slot_free(gw_worker_t *gw, uint32_t slot)
+{
+	gw->conns->slots[slot] = NULL;
+	/* A slot whose generation would wrap is retired, never reused: so an
+	 * ID is never issued twice. */
+	if (++*slot_gen(gw, slot) != 0)
+		gw->conns->free_slots[gw->conns->n_free++] = slot;
+}
+
+/* The ID's API byte is gw_api_t.id, the same number for the same API
+ * across reloads; past the table, the registry tells the stage. */
+_Static_assert(GW_CONFIG_API_ID_NONE == GW_CONNID_API_MANY, "one 'no API id' value");
+
+int gw_worker_conn_id(gw_worker_t *gw, uint32_t slot, size_t api,
+		       char out[GW_CONN_ID_LEN + 1])
+{
+	const gw_connid_key_t *key = gw_connid_process_key();
+	gw_connid_t cid = {
+		.node = gw_cluster_self(),
+		.loop = gw->worker,
+		.api = api < GW_CONNID_API_MANY ? (uint32_t)api : GW_CONNID_API_MANY,
+		.slot = slot,
+		.gen = *slot_gen(gw, slot) ^ gw_cluster_epoch(),
+	};
+
+	if (!key || slot >= gw->conns->n_slots)
+		return -1;
+	return gw_connid_encode(key, &cid, out) ? -1 : 0;
+}
+
+gw_conn_t *gw_worker_conn_at(gw_worker_t *gw, const gw_connid_t *cid)
+{
+	if (cid->node != gw_cluster_self() || cid->loop != gw->worker ||
+	    cid->slot >= gw->conns->n_slots ||
+	    (cid->gen ^ gw_cluster_epoch()) != *slot_gen(gw, cid->slot))
+		return NULL;
+	return gw->conns->slots[cid->slot];
+}
+
+gw_conn_t *gw_worker_find_conn(gw_worker_t *gw, const char *id, size_t len)
+{
+	const gw_connid_key_t *key = gw_connid_process_key();
+	gw_connid_t cid;
+
+	if (!key || gw_connid_decode(key, id, len, &cid) != GW_CONNID_OK)
+		return NULL;
+	return gw_worker_conn_at(gw, &cid);
+}
+
 const struct lws_protocols gw_ws_protocol = {
 	"gw-ws", ws_callback, 0, 1024, 0, NULL, 0
 };
 
 void gw_conn_shutdown_all(gw_worker_t *gw)
 {
-	for (uint32_t i = 0; i < gw->n_slots; i++) {
-		gw_conn_t *conn = gw->slots[i];
+	for (uint32_t i = 0; i < gw->conns->n_slots; i++) {
+		gw_conn_t *conn = gw->conns->slots[i];
 
 		if (!conn)
 			continue;
@@ -2384,8 +2521,8 @@ size_t gw_conn_drop_all(gw_worker_t *gw)
 {
 	size_t n = 0;
 
-	for (uint32_t i = 0; i < gw->n_slots; i++) {
-		gw_conn_t *conn = gw->slots[i];
+	for (uint32_t i = 0; i < gw->conns->n_slots; i++) {
+		gw_conn_t *conn = gw->conns->slots[i];
 
 		if (conn && conn->state == CS_OPEN && conn->wsi) {
 			if (!conn->closing) {
@@ -2411,11 +2548,11 @@ size_t gw_conn_flush_slice(gw_worker_t *gw, size_t max)
 	uint64_t times[GW_REGISTRY_TOUCH_SLICE];
 	size_t n = 0, seen = 0;
 
-	while (seen < max && gw->open_conns.head) {
-		gw_conn_t *conn = lws_container_of(gw->open_conns.head, gw_conn_t, open_list);
+	while (seen < max && gw->conns->open_conns.head) {
+		gw_conn_t *conn = lws_container_of(gw->conns->open_conns.head, gw_conn_t, open_list);
 
 		lws_dll2_remove(&conn->open_list);
-		lws_dll2_add_tail(&conn->open_list, &gw->open_conns);
+		lws_dll2_add_tail(&conn->open_list, &gw->conns->open_conns);
 		seen++;
 		if (conn->last_active == conn->last_flushed)
 			continue;
@@ -2433,13 +2570,13 @@ size_t gw_conn_flush_slice(gw_worker_t *gw, size_t max)
 
 void gw_conn_flush_activity(gw_worker_t *gw)
 {
-	gw_conn_flush_slice(gw, gw->open_conns.count);
+	gw_conn_flush_slice(gw, gw->conns->open_conns.count);
 }
 
 void gw_conn_free_unadopted(gw_worker_t *gw)
 {
-	for (uint32_t i = 0; i < gw->n_slots; i++) {
-		gw_conn_t *conn = gw->slots[i];
+	for (uint32_t i = 0; i < gw->conns->n_slots; i++) {
+		gw_conn_t *conn = gw->conns->slots[i];
 
 		if (conn && (conn->state == CS_HEAD || conn->state == CS_CONNECTING))
 			conn_finish(conn, 0, 0, NULL);
@@ -2452,7 +2589,7 @@ size_t gw_conn_outbound_bytes(gw_worker_t *gw)
 {
 	size_t n = 0;
 
-	lws_start_foreach_dll(struct lws_dll2 *, d, gw->open_conns.head) {
+	lws_start_foreach_dll(struct lws_dll2 *, d, gw->conns->open_conns.head) {
 		n += lws_container_of(d, gw_conn_t, open_list)->outq_bytes;
 	} lws_end_foreach_dll(d);
 	return n;

@@ -31,6 +31,7 @@ void gw_defer_free(struct gw_worker *gw, void (*fn)(void *), void *p);
 void gw_defer_run(struct gw_worker *gw);
 
 typedef struct gw_conn gw_conn_t;
+typedef struct gw_conns gw_conns_t;
 /* The largest request head the gateway reads, and the header space given
  * to libwebsockets for the same head: it stores each header with a few
  * bytes more than the raw head takes. */
@@ -87,17 +88,7 @@ struct gw_worker {
 	gw_watch_t sigwatch;
 	int port, mgmt_port;
 	uint32_t worker;
-	/* Slot table: IDs name loop, slot and generation (connid.h); a slot's
-	 * generation rises each time it is freed, so a stale ID finds nothing. */
-	gw_conn_t **slots;
-	uint32_t n_slots;
-	uint32_t *free_slots;
-	uint32_t *slot_gens;
-	uint32_t n_free;
-	size_t n_conns; /* every conn, whatever its state */
-	lws_dll2_owner_t open_conns;
-	size_t inbound_bytes;         /* queued inbound messages, all conns */
-	lws_dll2_owner_t paused_conns; /* conns not read for inbound flow */
+	struct gw_conns *conns; /* connections and their slot table (conn.c) */
 	gw_buf_t scratch;  /* request building, reused */
 	gw_buf_t rscratch; /* integration answers, route keys, reused */
 	uint64_t request_seq;
@@ -137,11 +128,23 @@ uint64_t gw_wall_ms(void);
 uint64_t gw_mono_to_wall(uint64_t mono_ms);
 /* A fresh 16-character request ID (AWS-like shape, unique per process). */
 void gw_worker_request_id(gw_worker_t *gw, char out[24]);
+
+/* --- connections (conn.c) --- */
+/* The loop's connections: the slot table that connection IDs name, the
+ * open and paused lists, the bytes their inbound queues hold. */
+gw_conns_t *gw_conns_create(gw_worker_t *gw);
+void gw_conns_destroy(gw_conns_t *cs);
+size_t gw_conn_count(const gw_worker_t *gw); /* every conn, whatever its state */
+size_t gw_conn_open_count(const gw_worker_t *gw);
+/* Walks: the slot table's size, and a slot's connection (may be NULL). */
+uint32_t gw_conn_slots(const gw_worker_t *gw);
+gw_conn_t *gw_conn_at_slot(const gw_worker_t *gw, uint32_t slot);
+/* The slot table behind IDs (connid.h): a freed slot's ID finds nothing. */
 gw_conn_t *gw_worker_find_conn(gw_worker_t *gw, const char *id, size_t len);
 int gw_worker_slot_alloc(gw_worker_t *gw, gw_conn_t *conn, uint32_t *slot);
 void gw_worker_slot_free(gw_worker_t *gw, uint32_t slot);
-
-/* --- connections (conn.c) --- */
+/* Tests: gives a slot its last generation (retired once freed). */
+void gw_conns_set_gen(gw_conns_t *cs, uint32_t slot, uint32_t gen);
 enum gw_post_result {
 	GW_POST_OK = 0,
 	GW_POST_GONE,      /* 410 */

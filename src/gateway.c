@@ -83,85 +83,6 @@ void gw_worker_request_id(gw_worker_t *gw, char out[24])
 	gw_base64url(out, raw, sizeof(raw));
 }
 
-/* Each slot has a generation, bumped when the slot is freed, which the
- * connection ID carries: an ID outliving its connection names an older
- * generation and finds nothing. */
-static uint32_t *slot_gen(gw_worker_t *gw, uint32_t slot)
-{
-	return &gw->slot_gens[slot];
-}
-
-int gw_worker_slot_alloc(gw_worker_t *gw, gw_conn_t *conn, uint32_t *slot)
-{
-	if (!gw->n_free) {
-		uint32_t old = gw->n_slots, n = old ? old * 2 : 1024;
-
-		gw->slots = realloc(gw->slots, n * sizeof(*gw->slots));
-		gw->free_slots = realloc(gw->free_slots, n * sizeof(*gw->free_slots));
-		gw->slot_gens = realloc(gw->slot_gens, n * sizeof(*gw->slot_gens));
-		if (!gw->slots || !gw->free_slots || !gw->slot_gens)
-			abort();
-		memset(gw->slot_gens + old, 0, (n - old) * sizeof(*gw->slot_gens));
-		for (uint32_t i = old; i < n; i++) {
-			gw->slots[i] = NULL;
-			gw->free_slots[gw->n_free++] = n - 1 - (i - old);
-		}
-		gw->n_slots = n;
-	}
-	*slot = gw->free_slots[--gw->n_free];
-	gw->slots[*slot] = conn;
-	return 0;
-}
-
-void gw_worker_slot_free(gw_worker_t *gw, uint32_t slot)
-{
-	gw->slots[slot] = NULL;
-	/* A slot whose generation would wrap is retired, never reused: so an
-	 * ID is never issued twice. */
-	if (++*slot_gen(gw, slot) != 0)
-		gw->free_slots[gw->n_free++] = slot;
-}
-
-/* The ID's API byte is gw_api_t.id, the same number for the same API
- * across reloads; past the table, the registry tells the stage. */
-_Static_assert(GW_CONFIG_API_ID_NONE == GW_CONNID_API_MANY, "one 'no API id' value");
-
-int gw_worker_conn_id(gw_worker_t *gw, uint32_t slot, size_t api,
-		       char out[GW_CONN_ID_LEN + 1])
-{
-	const gw_connid_key_t *key = gw_connid_process_key();
-	gw_connid_t cid = {
-		.node = gw_cluster_self(),
-		.loop = gw->worker,
-		.api = api < GW_CONNID_API_MANY ? (uint32_t)api : GW_CONNID_API_MANY,
-		.slot = slot,
-		.gen = *slot_gen(gw, slot) ^ gw_cluster_epoch(),
-	};
-
-	if (!key || slot >= gw->n_slots)
-		return -1;
-	return gw_connid_encode(key, &cid, out) ? -1 : 0;
-}
-
-gw_conn_t *gw_worker_conn_at(gw_worker_t *gw, const gw_connid_t *cid)
-{
-	if (cid->node != gw_cluster_self() || cid->loop != gw->worker ||
-	    cid->slot >= gw->n_slots ||
-	    (cid->gen ^ gw_cluster_epoch()) != *slot_gen(gw, cid->slot))
-		return NULL;
-	return gw->slots[cid->slot];
-}
-
-gw_conn_t *gw_worker_find_conn(gw_worker_t *gw, const char *id, size_t len)
-{
-	const gw_connid_key_t *key = gw_connid_process_key();
-	gw_connid_t cid;
-
-	if (!key || gw_connid_decode(key, id, len, &cid) != GW_CONNID_OK)
-		return NULL;
-	return gw_worker_conn_at(gw, &cid);
-}
-
 static int bind_listener(const char *host, int port, int *out_port, char *err,
 			 size_t errlen)
 {
@@ -329,7 +250,7 @@ static void on_stop_deadline(lws_sorted_usec_list_t *sul)
 	}
 	gw_warn("shutdown: %zu connections and %zu integration calls still open after "
 		"%d s, exiting anyway; %zu $disconnect calls stay in the outbox for the "
-		"next start", gw->n_conns, gw_backend_inflight(gw->be), gw->drain_seconds,
+		"next start", gw_conn_count(gw), gw_backend_inflight(gw->be), gw->drain_seconds,
 		gw_outbox_pending(gw->outbox));
 	gw->stop_deadline_passed = 1;
 }
@@ -462,7 +383,7 @@ static void on_flush_timer(lws_sorted_usec_list_t *sul)
 	/* One slice per timer callback, 1 ms apart, so that no callback holds
 	 * the loop long (100k connections in one took ~230 ms). */
 	if (!gw->flush_left) {
-		gw->flush_left = gw->open_conns.count;
+		gw->flush_left = gw_conn_open_count(gw);
 		/* Off the hot path, on one loop: free the reader slots of
 		 * killed registry readers (registry.h). */
 		if (!gw->worker) {
@@ -735,7 +656,8 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 	gw->rest = gw_rest_ctx_create(cfg);
 	gw->relay = gw_relay_ctx_create();
 	gw->mgmt = gw_mgmt_ctx_create();
-	if (!gw->rest || !gw->relay || !gw->mgmt)
+	gw->conns = gw_conns_create(gw);
+	if (!gw->rest || !gw->relay || !gw->mgmt || !gw->conns)
 		abort();
 	gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
 	gw->drain_seconds = sh->drain_seconds;
@@ -946,7 +868,7 @@ static void run_loop(gw_worker_t *gw)
 		if (lws_service(gw->ctx, 0) < 0)
 			break;
 		gw_defer_run(gw);
-		if (gw->stopping && !gw->n_conns && !gw_rest_count(gw) &&
+		if (gw->stopping && !gw_conn_count(gw) && !gw_rest_count(gw) &&
 		    !gw_backend_inflight(gw->be) && !gw_outbox_active(gw->outbox))
 			break;
 	}
@@ -1053,9 +975,7 @@ static void worker_free(gw_worker_t *gw)
 	gw_rest_ctx_destroy(gw->rest); /* its connections went in teardown */
 	gw_relay_ctx_destroy(gw->relay); /* the same */
 	gw_mgmt_ctx_destroy(gw->mgmt); /* the same */
-	free(gw->slots);
-	free(gw->free_slots);
-	free(gw->slot_gens);
+	gw_conns_destroy(gw->conns); /* its connections went in teardown */
 	gw_metrics_destroy(gw->metrics);
 	free(gw);
 }

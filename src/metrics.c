@@ -170,7 +170,7 @@ static void sample(struct gw_metrics_loop *m)
 	STORE(m->backend_idle, idle);
 	STORE(m->backend_queued, queued);
 	STORE(m->outbound_bytes, gw_conn_outbound_bytes(gw));
-	STORE(m->sockets, gw->n_conns);
+	STORE(m->sockets, gw_conn_count(gw));
 }
 
 static void on_sample(lws_sorted_usec_list_t *sul)

@@ -32,7 +32,9 @@ int main(int argc, char **argv)
 	gw_conn_record_t rec;
 	double t0, t1, t2;
 
-	if (!ids || !gw || !mkdtemp(dir) || gw_registry_open(dir, &reg, err, sizeof(err))) {
+	if (gw)
+		gw->conns = gw_conns_create(gw);
+	if (!ids || !gw || !gw->conns || !mkdtemp(dir) || gw_registry_open(dir, &reg, err, sizeof(err))) {
 		fprintf(stderr, "setup failed: %s\n", err);
 		return 1;
 	}
@@ -76,8 +78,7 @@ int main(int argc, char **argv)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd))
 		return 1;
-	free(gw->slots);
-	free(gw->free_slots);
+	gw_conns_destroy(gw->conns);
 	free(gw);
 	free(ids);
 	return 0;

@@ -104,6 +104,7 @@ static void test_slots_stale_and_unique(void)
 	int dups = 0;
 
 	gw->worker = 2;
+	gw->conns = gw_conns_create(gw);
 	CHECK_INT_EQ(gw_worker_slot_alloc(gw, fake(1), &slot), 0);
 	CHECK_INT_EQ(gw_worker_conn_id(gw, slot, 4, first), 0);
 	CHECK(gw_worker_find_conn(gw, first, strlen(first)) == fake(1));
@@ -135,9 +136,9 @@ static void test_slots_stale_and_unique(void)
 
 	/* Last generation: once freed, the slot is never handed out again. */
 	CHECK_INT_EQ(gw_worker_slot_alloc(gw, fake(4), &slot), 0);
-	gw->slot_gens[slot] = UINT32_MAX;
+	gw_conns_set_gen(gw->conns, slot, UINT32_MAX);
 	gw_worker_slot_free(gw, slot);
-	n = gw->n_slots; /* the table grows once the free slots run out */
+	n = gw_conn_slots(gw); /* the table grows once the free slots run out */
 	for (uint32_t i = 0; i < n; i++) {
 		CHECK_INT_EQ(gw_worker_slot_alloc(gw, fake(5), &s2), 0);
 		if (s2 == slot) {
@@ -146,9 +147,7 @@ static void test_slots_stale_and_unique(void)
 		}
 	}
 	free(ids);
-	free(gw->slots);
-	free(gw->free_slots);
-	free(gw->slot_gens);
+	gw_conns_destroy(gw->conns);
 	free(gw);
 }
 
