@@ -410,6 +410,26 @@ static void wait_for_work(void)
 	pthread_cond_timedwait(&cl.cond, &cl.lock, &ts);
 }
 
+/* "alive" is the node's ID and a tag that only a node holding the same
+ * secret computes: a node started with another secret file (whose IDs no
+ * node here verifies, nor it ours) is told apart, not counted and listed
+ * as if its connections were reachable. */
+#define ALIVE_TAG 8
+
+static void alive_tag(uint32_t node, unsigned char out[ALIVE_TAG])
+{
+	static const char label[] = "wsgate cluster alive";
+	const gw_connid_key_t *key = gw_connid_process_key();
+	unsigned char buf[sizeof(label) + GW_CONNID_KEY_BYTES + 1], d[SHA256_DIGEST_LENGTH];
+
+	memcpy(buf, label, sizeof(label));
+	memcpy(buf + sizeof(label), key->k, GW_CONNID_KEY_BYTES);
+	buf[sizeof(buf) - 1] = (unsigned char)node;
+	SHA256(buf, sizeof(buf), d);
+	memcpy(out, d, ALIVE_TAG);
+	OPENSSL_cleanse(buf, sizeof(buf));
+}
+
 /* Under the lock, on the sender thread: queued like any publish. */
 static void say_alive(void)
 {
@@ -418,8 +438,9 @@ static void say_alive(void)
 
 	if (gw_cluster_subject(subject, sizeof(subject), "alive"))
 		return;
-	m = out_new(subject, 1);
+	m = out_new(subject, 1 + ALIVE_TAG);
 	m->data[0] = (unsigned char)cl.self;
+	alive_tag(cl.self, m->data + 1);
 	m->now_or_never = 1;
 	out_push(m);
 }
@@ -1084,11 +1105,23 @@ static void on_alive(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
 {
 	const unsigned char *d = (const unsigned char *)natsMsg_GetData(msg);
 
+	unsigned char tag[ALIVE_TAG];
+
 	(void)nc;
 	(void)sub;
 	(void)closure;
-	if (natsMsg_GetDataLength(msg) == 1)
-		__atomic_store_n(&cl.last_seen[d[0]], gw_now_ms(), __ATOMIC_RELAXED);
+	if (natsMsg_GetDataLength(msg) != 1 + ALIVE_TAG)
+		goto done;
+	alive_tag(d[0], tag);
+	if (CRYPTO_memcmp(tag, d + 1, ALIVE_TAG)) {
+		gw_log_limited(GW_LOG_ERROR, 60000, "cluster: node %u runs with another "
+			       "--cluster-secret-file: its connections cannot be reached from "
+			       "this node, nor ours from it; it is left out of counts and listings",
+			       (unsigned)d[0]);
+		goto done;
+	}
+	__atomic_store_n(&cl.last_seen[d[0]], gw_now_ms(), __ATOMIC_RELAXED);
+done:
 	natsMsg_Destroy(msg);
 }
 

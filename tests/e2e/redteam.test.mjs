@@ -205,3 +205,77 @@ test('redteam 4: a channel name with CR/LF from an integration\'s answer cannot 
   assert.doesNotMatch(gw.output(), /\u001b/, 'no terminal escapes');
   assert.match(gw.output(), /asked to leave channel "room\\n2020/, 'the name, escaped');
 });
+
+test('redteam 5: a SIGHUP storm (200 reloads, the files changing) while clients connect, talk, join channels and close', async (t) => {
+  // $connect takes 30 ms, so reloads land during it; half the answers
+  // subscribe to a channel.
+  let n = 0;
+  const backend = await startBackend(async (e) => {
+    const type = e.requestContext.eventType;
+    if (type === 'CONNECT') {
+      await sleep(30);
+      return { statusCode: 200, ...(++n % 2 ? { subscribe: ['storm'] } : {}) };
+    }
+    if (type === 'MESSAGE') return { statusCode: 200, body: e.body };
+    return { statusCode: 200 };
+  });
+  const api = (v) => makeApi(backend.url, { limits: { maxMessageBytes: 131072 + v } });
+  const gw = await startGateway({ routes: api(0), args: ['--workers', '2'] });
+  const file = path.join(gw.routesDir, 'chat.json');
+  let storming = true;
+  const storm = (async () => {
+    for (let i = 0; i < 200 && storming; i++) {
+      if (i % 10 === 0) writeFileSync(file, JSON.stringify(api(i)));
+      gw.proc.kill('SIGHUP');
+      await sleep(10);
+    }
+  })();
+  const clients = async (k) => {
+    for (let j = 0; j < 40 && (storming || j < 8); j++) {
+      const { ws } = await connectWithId(gw, backend);
+      ws.send(`m-${k}-${j}`);
+      assert.equal((await nextMessage(ws)).data, `m-${k}-${j}`);
+      ws.close();
+    }
+  };
+  await Promise.all([storm.then(() => { storming = false; }),
+    ...Array.from({ length: 6 }, (_, k) => clients(k))]);
+  storming = false;
+  // Still serving; the channel publish reaches a member that joined during it.
+  const { ws } = await connectWithId(gw, backend);
+  const { ws: ws2 } = await connectWithId(gw, backend);
+  const r = await mgmtRequest(gw, 'POST', '/@channels/storm', 'after');
+  assert.equal(r.status, 200);
+  assert.equal(r.json().queued, 1, r.text);
+  const got = await Promise.race([nextMessage(ws, 2000), nextMessage(ws2, 2000)]);
+  assert.equal(got.data, 'after');
+  ws.close();
+  ws2.close();
+  await waitUntil(() => backend.eventsOf('DISCONNECT').length === backend.eventsOf('CONNECT').length,
+    5000, 'one $disconnect per $connect');
+  await gw.stop();
+});
+
+test('redteam 6: a node with another cluster secret is named in the log and left out of listings, whose IDs no node here can reach', { skip: skipNats }, async (t) => {
+  const nats = await startNats(t);
+  const other = path.join(path.dirname(nats.secret), 'other');
+  writeFileSync(other, 'another secret, long enough too\n', { mode: 0o600 });
+  const backend = await startBackend();
+  const a = await startGateway({ routes: makeApi(backend.url), args: clusterArgs(nats, 1) });
+  const b = await startGateway({
+    routes: makeApi(backend.url),
+    args: [...clusterArgs(nats, 2)].map((x) => (x === nats.secret ? other : x)),
+  });
+  const { id } = await connectWithId(b, backend);
+  // Node 1 hears node 2's "alive" within a second.
+  await waitUntil(() => /node 2 .*another --cluster-secret-file/.test(a.output()), 4000, 'the warning on node 1');
+  // The connection is unreachable from node 1 (its ID does not verify here)...
+  assert.equal((await mgmtRequest(a, 'POST', `/@connections/${id}`, 'x')).status, 410);
+  // ...so node 1 does not list it either.
+  assert.deepEqual(await listAll(a), []);
+  // A node with the right secret is listed.
+  const c = await startGateway({ routes: makeApi(backend.url), args: clusterArgs(nats, 3) });
+  const { id: id3 } = await connectWithId(c, backend);
+  await sleep(1300);
+  assert.deepEqual(await listAll(a), [id3]);
+});
