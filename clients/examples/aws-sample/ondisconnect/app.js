@@ -1,12 +1,15 @@
-// $disconnect: forget the connection (a CommonJS handler with a callback).
-const { DynamoDBClient } = require('@aws-sdk/client-dynamodb');
-const { DynamoDBDocumentClient, DeleteCommand } = require('@aws-sdk/lib-dynamodb');
+// $disconnect: forgets the connection (the low-level client and an
+// attribute value, as the sample's send handler deletes).
+import { DynamoDBClient, DeleteItemCommand } from '@aws-sdk/client-dynamodb';
 
-const table = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+const ddb = new DynamoDBClient({ region: process.env.AWS_REGION });
 
-exports.handler = function (event, context, callback) {
-  table.send(new DeleteCommand({
-    TableName: process.env.TABLE_NAME,
-    Key: { connectionId: event.requestContext.connectionId },
-  })).then(() => callback(null, { statusCode: 200, body: 'Disconnected.' }), callback);
+export const handler = async (event) => {
+  const key = { connectionId: { S: event.requestContext.connectionId } };
+  try {
+    await ddb.send(new DeleteItemCommand({ TableName: process.env.TABLE_NAME, Key: key }));
+  } catch (err) {
+    return { statusCode: 500, body: `Failed to disconnect: ${JSON.stringify(err)}` };
+  }
+  return { statusCode: 200, body: 'Disconnected.' };
 };
