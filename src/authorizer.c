@@ -93,7 +93,7 @@ void gw_authz_method_arn(const gw_api_t *api, gw_buf_t *out)
 {
 	gw_buf_reset(out);
 	gw_buf_append_str(out, "arn:aws:execute-api:local:");
-	gw_buf_append_str(out, api->account_id);
+	gw_buf_append_str(out, api->account_id[0] ? api->account_id : "000000000000");
 	gw_buf_append_char(out, ':');
 	gw_buf_append_str(out, api->api_id);
 	gw_buf_append_char(out, '/');
@@ -345,6 +345,16 @@ void gw_authz_decide(const char *arn, const gw_http_resp_t *resp, uint64_t laten
 	}
 	if (resp->status < 200 || resp->status > 299) {
 		out->why = "the authorizer answered a non-2xx HTTP status";
+		/* A Lambda that threw or called back "Unauthorized" (Lambda's
+		 * error object, as clients/lambda-runner answers it): AWS's 401. */
+		if (resp->body_len <= GW_AUTHZ_MAX_RESPONSE &&
+		    (root = json_loadb(resp->body, resp->body_len, 0, &jerr))) {
+			if (json_is_object(root) && is_unauthorized(root)) {
+				out->verdict = GW_AUTHZ_UNAUTHORIZED;
+				out->why = "the authorizer failed with \"Unauthorized\"";
+			}
+			json_decref(root);
+		}
 		return;
 	}
 	if (resp->body_len > GW_AUTHZ_MAX_RESPONSE) {

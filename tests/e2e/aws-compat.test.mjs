@@ -6,7 +6,7 @@
 import {
   test, assert, startPair, connect, connectWithId, nextMessage, waitClose, send,
   postTo, rawConnect, upgradeRequest, serverFrames, waitUntil, startGateway, makeApi,
-  unusedUrl, GARBAGE, DESTROY, HANG, startBackend, mgmtRequest, getConn,
+  unusedUrl, GARBAGE, DESTROY, HANG, startBackend, mgmtRequest, getConn, startHttpBackend,
 } from './helpers.mjs';
 import http from 'node:http';
 import { derivedApiId } from './aws-ids.mjs';
@@ -139,6 +139,31 @@ test('item 4: a REQUEST authorizer\'s event keeps Connection and Upgrade and car
   // The CONNECT event that follows keeps AWS's own set.
   for (const name of ['Connection', 'Upgrade', 'content-length']) assert.equal(connectEvent.headers[name], undefined, name);
   ws.close(1000);
+});
+
+test('item 2: a REQUEST authorizer Lambda that fails with "Unauthorized" (Lambda\'s error answer, as the runner gives it) gets 401; another failure 500', async () => {
+  // AWS: an authorizer that throws or calls back "Unauthorized" gives 401
+  // (reference §5.4). The runner answers a Lambda error as Lambda's invoke
+  // does: 502, X-Amz-Function-Error, {errorType, errorMessage, trace}.
+  const backend = await startBackend();
+  const auth = await startHttpBackend((r) => ({
+    status: 502, headers: { 'content-type': 'application/json', 'x-amz-function-error': 'Unhandled' },
+    body: { errorType: 'string', errorMessage: r.text.includes('"token":"boom"') ? 'Internal' : 'Unauthorized', trace: [] },
+  }));
+  const api = makeApi(backend.url);
+  api.integrations.authz = { type: 'AWS_PROXY', uri: `${auth.origin}/functions/Auth`, timeoutMs: 2000 };
+  api.authorizers = { auth: { type: 'REQUEST', integration: 'authz', identitySource: ['route.request.header.token'] } };
+  api.routes.$connect.authorizer = 'auth';
+  const gw = await startGateway({ routes: api });
+  for (const [token, status] of [['nope', 401], ['boom', 500]]) {
+    const sock = await rawConnect(gw.port);
+    sock.write(upgradeRequest('/', { token }));
+    await waitUntil(() => sock.received.includes('}'), 5000, 'the answer');
+    const text = sock.received.toString();
+    assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `), `${token}: ${text}`);
+    sock.destroy();
+  }
+  assert.equal(backend.events.length, 0);
 });
 
 test('item 5: a WebSocket upgrade on a path no API serves gets 403 {"message":"Forbidden"}', async () => {
