@@ -825,12 +825,25 @@ const gw_route_t *gw_config_route(const gw_api_t *api, const char *key, size_t l
 /* requestContext.apiId: AWS's are 10 characters [a-z0-9] (issue 15 item
  * 6). Given, or derived from the name (FNV-1a 64 in base 36), so that it
  * stays the same across restarts and machines. */
+static const char api_id_digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+void gw_config_derive_api_id(const char *name, char out[11])
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (int i = 9; i >= 0; i--) {
+		out[i] = api_id_digits[h % 36];
+		h /= 36;
+	}
+	out[10] = '\0';
+}
+
 static void load_api_id(struct loader *l, json_t *root, gw_api_t *api)
 {
-	static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+	const char *digits = api_id_digits;
 	json_t *v = json_object_get(root, "apiId");
-	const char *name = api->name ? api->name : "";
-	uint64_t h = 14695981039346656037ULL;
 
 	if (v) {
 		const char *s = json_string_value(v);
@@ -842,13 +855,7 @@ static void load_api_id(struct loader *l, json_t *root, gw_api_t *api)
 		}
 		problem(l, "apiId", "expected 10 characters from [a-z0-9], as AWS's");
 	}
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	for (int i = 9; i >= 0; i--) {
-		api->api_id[i] = digits[h % 36];
-		h /= 36;
-	}
-	api->api_id[10] = '\0';
+	gw_config_derive_api_id(api->name ? api->name : "", api->api_id);
 }
 
 /* REST events' requestContext.accountId: AWS's are 12 digits; the

@@ -7,6 +7,7 @@
  * named "wsgate" in account 123456789012); the ApiGatewayV2 resources of
  * one API are then written as the API file config.c reads. */
 #include "template.h"
+#include "config.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -292,6 +293,28 @@ static json_t *textf(const char *fmt, ...)
 	return json_string(s);
 }
 
+static int is_api(struct tmpl *t, const char *id)
+{
+	const char *type = res_type(t, id);
+
+	return type && !strcmp(type, "AWS::ApiGatewayV2::Api");
+}
+
+/* An API's Ref (and GetAtt ApiId) is its ID: the apiId the imported API
+ * file gets, derived from its Name (the logical ID without one), so that
+ * a handler's environment set from it equals requestContext.apiId. */
+static json_t *api_id(struct tmpl *t, const char *id, int depth)
+{
+	json_t *n = json_object_get(json_object_get(json_object_get(t->resources, id),
+						    "Properties"), "Name");
+	json_t *v = n ? eval(t, n, depth + 1) : NULL;
+	char out[11];
+
+	gw_config_derive_api_id(json_is_string(v) ? json_string_value(v) : id, out);
+	json_decref(v);
+	return json_string(out);
+}
+
 static json_t *ref(struct tmpl *t, const char *name, int depth)
 {
 	json_t *p = json_object_get(json_object_get(t->root, "Parameters"), name);
@@ -327,13 +350,15 @@ static json_t *ref(struct tmpl *t, const char *name, int depth)
 							     "Properties"), "TableName");
 		return tn ? eval(t, tn, depth + 1) : json_string(name);
 	}
+	if (is_api(t, name))
+		return api_id(t, name, depth);
 	/* Other resources' Ref is their physical ID; the logical ID stands for it. */
 	if (!json_object_get(t->resources, name))
 		warnf(t, "Ref %s: no such parameter or resource", name);
 	return json_string(name);
 }
 
-static json_t *getatt(struct tmpl *t, const char *id, const char *attr)
+static json_t *getatt(struct tmpl *t, const char *id, const char *attr, int depth)
 {
 	const char *type = res_type(t, id);
 
@@ -343,8 +368,15 @@ static json_t *getatt(struct tmpl *t, const char *id, const char *attr)
 	}
 	if (is_function_type(type) && !strcmp(attr, "Arn"))
 		return textf("arn:aws:lambda:%s:" ACCOUNT ":function:%s", t->region, id);
-	if (!strcmp(type, "AWS::ApiGatewayV2::Api") && !strcmp(attr, "ApiEndpoint"))
-		return textf("wss://%s.execute-api.%s.amazonaws.com", id, t->region);
+	if (is_api(t, id) && !strcmp(attr, "ApiId"))
+		return api_id(t, id, depth);
+	if (is_api(t, id) && !strcmp(attr, "ApiEndpoint")) {
+		json_t *aid = api_id(t, id, depth);
+		json_t *r = textf("wss://%s.execute-api.%s.amazonaws.com", json_string_value(aid),
+				  t->region);
+		json_decref(aid);
+		return r;
+	}
 	if (!strcmp(attr, "Arn"))
 		return textf("arn:aws:local:%s:" ACCOUNT ":%s", t->region, id);
 	return textf("%s.%s", id, attr);
@@ -392,7 +424,7 @@ static json_t *sub_var(struct tmpl *t, const char *name, json_t *vars, int depth
 	if (dot && strncmp(name, "AWS::", 5)) {
 		char id[256];
 		snprintf(id, sizeof(id), "%.*s", (int)(dot - name), name);
-		return getatt(t, id, dot + 1);
+		return getatt(t, id, dot + 1, depth);
 	}
 	return ref(t, name, depth);
 }
@@ -632,7 +664,7 @@ static json_t *intrinsic(struct tmpl *t, const char *fn, json_t *arg, int depth)
 		json_t *attr = json_array_size(arg) == 2 ? eval(t, json_array_get(arg, 1), depth + 1)
 							 : NULL, *r = NULL;
 		if (id && json_is_string(attr))
-			r = getatt(t, id, json_string_value(attr));
+			r = getatt(t, id, json_string_value(attr), depth);
 		else
 			errf(t, "Fn::GetAtt: expected [resource, attribute] or \"resource.attribute\"");
 		json_decref(attr);
@@ -796,17 +828,31 @@ static const char *target_id(const char *target)
 
 struct api_out {
 	const char *id;     /* the API's logical ID */
+	char api_id[11];    /* what its Ref stands for (api_id) */
 	int http;           /* ProtocolType HTTP */
 	json_t *api;        /* the API file */
 	json_t *route_ids;  /* Route logical ID -> route key */
 };
 
-/* The resource belongs to the API imported; others were warned about. */
-static int same_api(struct tmpl *t, struct api_out *a, json_t *p)
+/* The resource belongs to the API imported (ApiId its Ref, or its logical
+ * ID); others were warned about. "Ref! Api" (or "!Ref Api" quoted), a
+ * short form misspelt into plain text, is read as the Ref it meant, with a
+ * warning: a published template has it (serverless-patterns'
+ * apigw-websocket-mapping-template-authorizer), and dropping the resource
+ * would drop its route, and with $connect its authorizer. */
+static int same_api(struct tmpl *t, struct api_out *a, const char *id, json_t *p)
 {
-	const char *id = str(p, "ApiId");
+	const char *api = str(p, "ApiId");
 
-	return id && !strcmp(id, a->id);
+	if (!api)
+		return 0;
+	if (!strcmp(api, a->api_id) || !strcmp(api, a->id))
+		return 1;
+	if ((!strncmp(api, "Ref! ", 5) || !strncmp(api, "!Ref ", 5)) && !strcmp(api + 5, a->id)) {
+		warnf(t, "%s: ApiId \"%s\" is text, not a Ref: read as !Ref %s", id, api, a->id);
+		return 1;
+	}
+	return 0;
 }
 
 static void map_api(struct tmpl *t, struct api_out *a, json_t *p)
@@ -969,8 +1015,11 @@ static void map_route(struct tmpl *t, struct api_out *a, const char *id, json_t 
 		return;
 	}
 	if (!integ || !json_object_get(json_object_get(a->api, "integrations"), integ)) {
-		warnf(t, "%s (%s): Target %s is not an imported integration: route not imported",
-		      id, key, str(p, "Target") ? str(p, "Target") : "(none)");
+		warnf(t, "%s (%s): Target %s is not an imported integration: route not imported%s",
+		      id, key, str(p, "Target") ? str(p, "Target") : "(none)",
+		      !strcmp(key, "$connect") && auth && strcmp(auth, "NONE")
+			      ? ", and with it its authorizer: connections are not authorized"
+			      : "");
 		return;
 	}
 	if (a->http && !strcmp(key, "$default"))
@@ -1097,7 +1146,7 @@ static void map_each(struct tmpl *t, struct api_out *a, const char *type, mapper
 			continue;
 		if (!(p = props(t, id)))
 			return;
-		if (same_api(t, a, p))
+		if (same_api(t, a, id, p))
 			fn(t, a, id, p);
 		else
 			warnf(t, "%s (%s): belongs to API %s, not to %s: not imported", id, type,
@@ -1215,6 +1264,7 @@ json_t *gw_tmpl_to_api(const char *data, size_t len, const gw_tmpl_opts_t *o, gw
 	a.route_ids = json_object();
 	map_api(&t, &a, p);
 	json_decref(p);
+	gw_config_derive_api_id(json_string_value(json_object_get(a.api, "name")), a.api_id);
 	json_object_set_new(a.api, "integrations", json_object());
 	json_object_set_new(a.api, "authorizers", json_object());
 	json_object_set_new(a.api, "routes", json_object());

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { derivedApiId } from './aws-ids.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RUNNER = path.join(ROOT, 'clients/lambda-runner/runner.mjs');
@@ -283,4 +284,57 @@ test('issue 15: wsgate import prints the API file and the warnings; --functions 
   const bad = await run(['import', path.join(ROOT, 'package.json')]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /no AWS::ApiGatewayV2::Api resource|Resources: expected/);
+});
+
+// What serverless-patterns' apigw-websocket-mapping-template-authorizer
+// template holds, in constructs: long-form Ref, an ApiId written
+// "Ref! WebsocketApi" (plain text), an API's Ref in a function's
+// environment, SimpleTable, a non-proxy integration with RequestTemplates.
+const PATTERNS_TEMPLATE = `
+Globals: {Function: {CodeUri: ./src, Runtime: nodejs22.x}}
+Resources:
+  WebsocketApi: {Type: AWS::ApiGatewayV2::Api, Properties: {Name: ws-patterns, ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}}
+  LambdaAuthorizer: {Type: AWS::ApiGatewayV2::Authorizer, Properties: {ApiId: !Ref WebsocketApi, AuthorizerType: REQUEST, Name: auth, IdentitySource: [route.request.header.token],
+    AuthorizerUri: {'Fn::Sub': 'arn:aws:apigateway:\${AWS::Region}:lambda:path/2015-03-31/functions/\${AuthFunction.Arn}/invocations'}}}
+  ConnectRoute: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: {Ref: WebsocketApi}, RouteKey: $connect, AuthorizationType: CUSTOM, AuthorizerId: !Ref LambdaAuthorizer,
+    Target: {'Fn::Join': [/, [integrations, {Ref: ConnectInteg}]]}}}
+  ConnectInteg: {Type: AWS::ApiGatewayV2::Integration, Properties: {ApiId: Ref! WebsocketApi, IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt OnConnectFunction.Arn}}
+  SendRoute: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: {Ref: WebsocketApi}, RouteKey: sendmessage, Target: {'Fn::Join': [/, [integrations, {Ref: SendInteg}]]}}}
+  SendInteg: {Type: AWS::ApiGatewayV2::Integration, Properties: {ApiId: {Ref: WebsocketApi}, IntegrationType: AWS, IntegrationUri: !GetAtt SendFunction.Arn,
+    RequestTemplates: {application/json: '{"body": "$util.escapeJavaScript($input.body)"}'}}}
+  Table: {Type: AWS::Serverless::SimpleTable, Properties: {PrimaryKey: {Name: connectionId, Type: String}, TableName: connection_table}}
+  AuthFunction: {Type: AWS::Serverless::Function, Properties: {Handler: authorizer.handler}}
+  OnConnectFunction: {Type: AWS::Serverless::Function, Properties: {Handler: onconnect.handler, Environment: {Variables: {TABLE_NAME: !Ref Table}}}}
+  SendFunction: {Type: AWS::Serverless::Function, Properties: {Handler: send.handler, Environment: {Variables: {API_ID: !Ref WebsocketApi, URL: !GetAtt WebsocketApi.ApiEndpoint, ID2: !GetAtt WebsocketApi.ApiId}}}}
+`;
+
+test('issue 15: wsgate import reads what published templates hold: an API\'s Ref is its apiId, "Ref! Api" as ApiId is the Ref it meant (warned), a lost authorized $connect is said', async () => {
+  const dir = tempDir('wsgate-import-');
+  const file = path.join(dir, 'template.yaml');
+  writeFileSync(file, PATTERNS_TEMPLATE);
+  const run = (args) => new Promise((resolve) => {
+    const p = spawn(WSGATE_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  const api = await run(['import', file]);
+  assert.equal(api.code, 0, api.stderr);
+  const j = JSON.parse(api.stdout);
+  // The $connect route and its authorizer are there: the API is not left open.
+  assert.deepEqual(j.routes.$connect, { integration: 'ConnectInteg', authorizer: 'LambdaAuthorizer' });
+  assert.equal(j.integrations.SendInteg.type, 'AWS_PROXY');
+  assert.match(api.stderr, /ConnectInteg: ApiId "Ref! WebsocketApi" is text, not a Ref: read as !Ref WebsocketApi/);
+  assert.match(api.stderr, /SendInteg: IntegrationType AWS: request and response templates are not applied/);
+  const fns = JSON.parse((await run(['import', '--functions', file])).stdout);
+  const id = derivedApiId('ws-patterns');
+  assert.equal(fns.functions.SendFunction.environment.API_ID, id, 'Ref to the API: the apiId events carry');
+  assert.equal(fns.functions.SendFunction.environment.ID2, id);
+  assert.equal(fns.functions.SendFunction.environment.URL, `wss://${id}.execute-api.us-east-1.amazonaws.com`);
+  assert.equal(fns.tables.Table.TableName, 'connection_table');
+  // An authorized $connect that cannot be imported says what is lost.
+  writeFileSync(file, PATTERNS_TEMPLATE.replace('ApiId: Ref! WebsocketApi', 'ApiId: other-api'));
+  const lost = await run(['import', file]);
+  assert.match(lost.stderr, /ConnectRoute \(\$connect\): Target integrations\/ConnectInteg is not an imported integration: route not imported, and with it its authorizer: connections are not authorized/);
 });
