@@ -4,7 +4,7 @@
 // reaches wsgate through the AWS SDK with its endpoint built from the
 // event's domainName and stage, as AWS's sample builds it.
 import {
-  test, assert, startGateway, connect, send, nextMessage, waitUntil, withTimeout, unusedUrl,
+  test, assert, startGateway, connect, connectRefused, send, nextMessage, waitUntil, withTimeout, unusedUrl,
   WSGATE_BIN,
 } from './helpers.mjs';
 import { spawn } from 'node:child_process';
@@ -18,6 +18,7 @@ import { derivedApiId } from './aws-ids.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const RUNNER = path.join(ROOT, 'clients/lambda-runner/runner.mjs');
 const SAMPLE = path.join(ROOT, 'clients/examples/aws-sample/template.yaml');
+const AUTHZ_CHAT = path.join(ROOT, 'clients/examples/aws-authorizer-chat/template.yaml');
 // The sample keeps its connections in DynamoDB: the runner serves its
 // table from dynalite (devDependencies; scripts/install-deps.sh installs them).
 const require = createRequire(import.meta.url);
@@ -337,4 +338,36 @@ test('issue 15: wsgate import reads what published templates hold: an API\'s Ref
   writeFileSync(file, PATTERNS_TEMPLATE.replace('ApiId: Ref! WebsocketApi', 'ApiId: other-api'));
   const lost = await run(['import', file]);
   assert.match(lost.stderr, /ConnectRoute \(\$connect\): Target integrations\/ConnectInteg is not an imported integration: route not imported, and with it its authorizer: connections are not authorized/);
+});
+
+test('issue 15: a second app, the chat behind a $connect authorizer (serverless-patterns\' apigw-websocket-mapping-template-authorizer shape), runs from its template with two clients', { timeout: 40000, ...NEEDS_DYNAMO }, async () => {
+  const data = tempDir('wsgate-data-');
+  const runner = await startRunner(['--port', '0', '--start-gateway', AUTHZ_CHAT, '--', '--listen', '127.0.0.1:0', '--mgmt-listen', '127.0.0.1:0', '--data', data],
+    { waitFor: /listening on 127\.0\.0\.1:\d+ \(management\)/ });
+  try {
+    const url = `ws://127.0.0.1:${/listening on 127\.0\.0\.1:(\d+) \(gateway\)/.exec(runner.output())[1]}`;
+    assert.match(runner.output(), /SendInteg: IntegrationType AWS: request and response templates are not applied/);
+    // No token: 401 before the authorizer; a wrong one: the authorizer's
+    // callback('Unauthorized'), 401 as on AWS.
+    assert.equal(await connectRefused(url), 401);
+    assert.equal(await connectRefused(url, { headers: { token: 'guess' } }), 401);
+    const alice = await connect(url, { headers: { token: 'hello' } });
+    const bob = await connect(url, { headers: { token: 'hello' } });
+    send(alice, JSON.stringify({ action: 'sendmessage', data: 'hi from alice' }));
+    const [a, b] = await Promise.all([nextMessage(alice, 10000), nextMessage(bob, 10000)]);
+    assert.equal(a.data, 'hi from alice');
+    assert.equal(b.data, 'hi from alice');
+    send(bob, JSON.stringify({ action: 'sendmessage', data: 'and bob' }));
+    const [a2, b2] = await Promise.all([nextMessage(alice, 10000), nextMessage(bob, 10000)]);
+    assert.equal(a2.data, 'and bob');
+    assert.equal(b2.data, 'and bob');
+    alice.close();
+    bob.close();
+  } catch (e) {
+    e.message += `\n--- runner output ---\n${runner.output().slice(-6000)}`;
+    throw e;
+  } finally {
+    const { code } = await runner.stop();
+    assert.equal(code, 0, runner.output());
+  }
 });
