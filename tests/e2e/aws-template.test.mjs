@@ -40,6 +40,17 @@ async function tableIds(runner) {
   }
 }
 
+async function tablePut(runner, connectionId) {
+  const endpoint = /DynamoDB \(dynalite, in memory\) on (\S+):/.exec(runner.output())[1];
+  const { DynamoDBClient, PutItemCommand } = await import('@aws-sdk/client-dynamodb');
+  const c = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'l', secretAccessKey: 'l' } });
+  try {
+    await c.send(new PutItemCommand({ TableName: 'simplechat_connections', Item: { connectionId: { S: connectionId } } }));
+  } finally {
+    c.destroy();
+  }
+}
+
 const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
 
 const temps = [];
@@ -113,12 +124,19 @@ test('issue 15: the chat sample, imported from its SAM template, chats through w
   try {
     assert.match(runner.output(), /property Policies is not supported/);
     const { alice, bob } = await chat(gw.url);
-    assert.equal((await tableIds(runner)).length, 2, 'onconnect stored both connections');
+    const both = await tableIds(runner);
+    assert.equal(both.length, 2, 'onconnect stored both connections');
     // ondisconnect forgets a connection.
     bob.close();
     await waitUntil(async () => (await tableIds(runner)).length === 1, 8000, 'the $disconnect handler to run');
+    // A stale ID left in the table (bob's, put back): the SDK's
+    // PostToConnection gets 410 (GoneException) and sendmessage removes it.
+    const left = await tableIds(runner);
+    const bobId = both.find((i) => !left.includes(i));
+    await tablePut(runner, bobId);
     send(alice, JSON.stringify({ action: 'sendmessage', data: 'anyone?' }));
     assert.equal((await nextMessage(alice, 10000)).data, 'anyone?');
+    await waitUntil(async () => !(await tableIds(runner)).includes(bobId), 8000, 'the stale connection to be removed');
   } catch (e) {
     e.message += `\n--- runner output ---\n${runner.output().slice(-6000)}`;
     throw e;
