@@ -97,7 +97,7 @@ struct gw_conn {
 	int registered;
 
 	gw_req_t *head; /* request head, as read from the socket */
-	SSL *ssl;        /* TLS listener: the session, until handed to a relay */
+	gw_tls_t *ssl;   /* TLS listener: the session, until handed to a relay */
 	int offered_protocols;
 	int tls; /* came over the TLS listener: X-Forwarded-Proto https */
 	int approved; /* $connect said yes: the backend expects a $disconnect */
@@ -310,7 +310,7 @@ static void client_gone(gw_conn_t *conn, int code, const char *reason)
 	conn->close_code = code;
 	snprintf(conn->close_reason, sizeof(conn->close_reason), "%s", reason);
 	if (conn->ssl) {
-		SSL_free(conn->ssl);
+		gw_tls_free(conn->ssl);
 		conn->ssl = NULL;
 	}
 	gw_watch_close(conn->gw, &conn->watch);
@@ -495,7 +495,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	gw_wheel_cancel(&gw->wheel, &conn->close_timer);
 	cancel_calls(conn);
 	if (conn->ssl) {
-		SSL_free(conn->ssl);
+		gw_tls_free(conn->ssl);
 		conn->ssl = NULL;
 	}
 	gw_watch_close(gw, &conn->watch);
@@ -612,7 +612,7 @@ static int detach_socket(gw_conn_t *conn)
 	}
 	if (conn->ssl) {
 		gw_str_t all = gw_req_bytes(conn->head);
-		SSL *ssl = conn->ssl;
+		gw_tls_t *ssl = conn->ssl;
 
 		conn->ssl = NULL;
 		fd = gw_relay_start(gw, ssl, fd, all.ptr, all.len);
@@ -1379,12 +1379,11 @@ void gw_conn_accept(gw_worker_t *gw, int fd)
 	 * when a handshake write can go on. */
 	events = EPOLLIN | EPOLLRDHUP | EPOLLET | (gw->tls ? EPOLLOUT : 0);
 	if (gw->tls) {
-		conn->ssl = SSL_new(gw->tls);
-		if (!conn->ssl || SSL_set_fd(conn->ssl, fd) != 1) {
+		conn->ssl = gw_tls_new(gw, fd);
+		if (!conn->ssl) {
 			conn_finish(conn, 0, 0, NULL);
 			return;
 		}
-		SSL_set_accept_state(conn->ssl);
 	}
 	if (gw_loop_add(gw->loop, &conn->watch, events)) {
 		gw_err("epoll_ctl: %s", strerror(errno));

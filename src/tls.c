@@ -3,14 +3,24 @@
  * while the other cannot take more, so a slow peer never grows memory.
  * Bytes move through one per-thread scratch buffer; a relay owns heap
  * memory only for what the receiving side has not taken yet, so an idle
- * wss:// connection costs a few hundred bytes here (and OpenSSL drops its
- * own buffers while idle: SSL_MODE_RELEASE_BUFFERS). */
+ * wss:// connection costs a few hundred bytes here.
+ *
+ * TLS 1.3 sessions leave OpenSSL once the handshake is done, as kTLS would
+ * take them: the keylog callback hands over the application traffic
+ * secrets, the SSL object (over 10 KB each) is freed, and the record layer
+ * of tlsrec.c carries on with about 300 bytes. For that, OpenSSL must not
+ * have read a byte past the client's Finished (read_ahead is off until
+ * then) and the records it sent under the new key (session tickets) are
+ * counted through the message callback. Anything else stays on the SSL:
+ * TLS 1.2, another suite, a session with bytes buffered inside OpenSSL. */
 #include "core.h"
 #include "log.h"
 #include "tls.h"
+#include "tlsrec.h"
 
 #include <errno.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +42,26 @@ typedef struct pending {
 
 struct gw_relay_ctx {
 	lws_dll2_owner_t relays; /* open relays */
+	gw_tlsrec_loop_t *rec;   /* cipher contexts of the loop's record layers */
+};
+
+struct gw_tls {
+	SSL *ssl;              /* the handshake; after it only when not handed over */
+	gw_tlsrec_loop_t *loop;
+	int fd;
+	uint8_t secrets;       /* 1: client's traffic secret seen, 2: server's */
+	uint8_t secret_len;
+	uint8_t fin_read, fin_written; /* the Finished messages went by */
+	uint8_t key_update;    /* one during the handshake: stay on the SSL */
+	uint32_t read_after, written_after; /* records under the new keys */
+	gw_tlsrec_t rec;       /* the secrets land here, then the keys */
 };
 
 struct gw_relay {
 	gw_watch_t tls_w;   /* the client's TLS socket */
 	gw_watch_t plain_w; /* our end of the socketpair */
 	gw_worker_t *gw;
-	SSL *ssl;
+	gw_tls_t *tls;
 	lws_dll2_t list;
 	pending_t up;   /* TLS -> plaintext */
 	pending_t down; /* plaintext -> TLS */
@@ -52,13 +75,187 @@ struct gw_relay {
 /* Each loop is one thread; a chunk never outlives one pump() step. */
 static __thread char scratch[CHUNK];
 
-ssize_t gw_tls_read(SSL *ssl, void *buf, size_t len)
-{
-	int n = SSL_read(ssl, buf, (int)len);
+static int ex_index = -1;
+static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
 
+static void ex_new(void)
+{
+	ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "LABEL <client random> <secret>", hex (NSS key log format). */
+void gw_tls_keylog(const SSL *ssl, const char *line)
+{
+	static const char cl[] = "CLIENT_TRAFFIC_SECRET_0 ", sv[] = "SERVER_TRAFFIC_SECRET_0 ";
+	gw_tls_t *t = ex_index >= 0 ? SSL_get_ex_data(ssl, ex_index) : NULL;
+	uint8_t *dst, bit;
+	const char *hex;
+	size_t n;
+
+	if (!t)
+		return;
+	if (!strncmp(line, cl, sizeof(cl) - 1)) {
+		dst = t->rec.rx.secret;
+		bit = 1;
+	} else if (!strncmp(line, sv, sizeof(sv) - 1)) {
+		dst = t->rec.tx.secret;
+		bit = 2;
+	} else {
+		return;
+	}
+	hex = strrchr(line, ' ');
+	n = hex ? strlen(++hex) : 0;
+	if (!n || n % 2 || n / 2 > GW_TLSREC_MAX_SECRET)
+		return;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return;
+		dst[i] = (uint8_t)(hi << 4 | lo);
+	}
+	t->secret_len = (uint8_t)(n / 2);
+	t->secrets |= bit;
+}
+
+/* Counts the records each side protected after its Finished: the keys
+ * handed over must start at the right sequence numbers. */
+static void on_msg(int write_p, int version, int type, const void *buf, size_t len, SSL *ssl,
+		   void *arg)
+{
+	gw_tls_t *t = arg;
+	const uint8_t *b = buf;
+
+	if (type == SSL3_RT_HEADER) {
+		if (write_p && t->fin_written)
+			t->written_after++;
+		else if (!write_p && t->fin_read)
+			t->read_after++;
+	} else if (type == SSL3_RT_HANDSHAKE && len) {
+		if (b[0] == SSL3_MT_FINISHED) {
+			if (write_p)
+				t->fin_written = 1;
+			else
+				t->fin_read = 1;
+		} else if (b[0] == SSL3_MT_KEY_UPDATE) {
+			t->key_update = 1;
+		}
+	}
+}
+
+gw_tls_t *gw_tls_new(gw_worker_t *gw, int fd)
+{
+	gw_tls_t *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		abort();
+	pthread_once(&ex_once, ex_new);
+	t->fd = fd;
+	t->loop = gw->relay->rec;
+	t->ssl = SSL_new(gw->tls);
+	if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1 || ex_index < 0 ||
+	    !SSL_set_ex_data(t->ssl, ex_index, t))
+		goto fail;
+	SSL_set_accept_state(t->ssl);
+	/* Not a byte past the client's Finished: what follows is the
+	 * record layer's to read. */
+	SSL_set_read_ahead(t->ssl, 0);
+	SSL_set_msg_callback(t->ssl, on_msg);
+	SSL_set_msg_callback_arg(t->ssl, t);
+	return t;
+fail:
+	ERR_clear_error();
+	gw_tls_free(t);
+	return NULL;
+}
+
+void gw_tls_free(gw_tls_t *t)
+{
+	if (!t)
+		return;
+	SSL_free(t->ssl);
+	ERR_clear_error();
+	gw_tlsrec_dispose(&t->rec);
+	free(t);
+}
+
+/* The SSL's session stays there (TLS 1.2 and the rest): as before the
+ * record layer existed, reading ahead. */
+static void stay_on_ssl(gw_tls_t *t)
+{
+	SSL_set_msg_callback(t->ssl, NULL);
+	SSL_set_ex_data(t->ssl, ex_index, NULL);
+	SSL_set_read_ahead(t->ssl, 1);
+	OPENSSL_cleanse(&t->rec, sizeof(t->rec));
+}
+
+/* The handshake is done: hands a TLS 1.3 session over to the record layer
+ * and frees the SSL. -1 if the keys could not be derived. */
+static int hand_over_keys(gw_tls_t *t)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
+	uint8_t cs[GW_TLSREC_MAX_SECRET], ss[GW_TLSREC_MAX_SECRET];
+	int rc;
+
+	if (SSL_version(t->ssl) != TLS1_3_VERSION || !c || t->secrets != 3 ||
+	    t->key_update || t->read_after || SSL_has_pending(t->ssl) ||
+	    (SSL_CIPHER_get_protocol_id(c) != GW_TLSREC_AES_128_GCM_SHA256 &&
+	     SSL_CIPHER_get_protocol_id(c) != GW_TLSREC_AES_256_GCM_SHA384 &&
+	     SSL_CIPHER_get_protocol_id(c) != GW_TLSREC_CHACHA20_POLY1305_SHA256)) {
+		stay_on_ssl(t);
+		return 0;
+	}
+	memcpy(cs, t->rec.rx.secret, sizeof(cs));
+	memcpy(ss, t->rec.tx.secret, sizeof(ss));
+	rc = gw_tlsrec_init(&t->rec, SSL_CIPHER_get_protocol_id(c), cs, ss, t->secret_len,
+			    t->written_after);
+	OPENSSL_cleanse(cs, sizeof(cs));
+	OPENSSL_cleanse(ss, sizeof(ss));
+	if (rc)
+		return -1;
+	/* No close_notify from it: the session goes on without it. */
+	SSL_set_quiet_shutdown(t->ssl, 1);
+	SSL_free(t->ssl);
+	t->ssl = NULL;
+	return 0;
+}
+
+ssize_t gw_tls_read(gw_tls_t *t, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (t->ssl && !SSL_is_init_finished(t->ssl)) {
+		int k = SSL_do_handshake(t->ssl);
+
+		if (k != 1) {
+			switch (SSL_get_error(t->ssl, k)) {
+			case SSL_ERROR_WANT_READ:
+			case SSL_ERROR_WANT_WRITE:
+				return 0;
+			default:
+				ERR_clear_error();
+				return -1;
+			}
+		}
+		if (hand_over_keys(t))
+			return -1;
+	}
+	if (!t->ssl) {
+		n = gw_tlsrec_read(t->loop, &t->rec, t->fd, buf, len);
+		return n < 0 ? -1 : n;
+	}
+	n = SSL_read(t->ssl, buf, (int)len);
 	if (n > 0)
 		return n;
-	switch (SSL_get_error(ssl, n)) {
+	switch (SSL_get_error(t->ssl, (int)n)) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
 		return 0;
@@ -68,12 +265,32 @@ ssize_t gw_tls_read(SSL *ssl, void *buf, size_t len)
 	}
 }
 
-void gw_tls_write_and_close(SSL *ssl, const void *a, size_t alen, const void *b,
+/* All of len through the record layer, or as much as the socket takes. */
+static int rec_write_all(gw_tls_t *t, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t k = gw_tlsrec_write(t->loop, &t->rec, t->fd, p, len);
+
+		if (k <= 0)
+			return -1;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+void gw_tls_write_and_close(gw_tls_t *t, const void *a, size_t alen, const void *b,
 			    size_t blen)
 {
-	if (SSL_write(ssl, a, (int)alen) == (int)alen && blen)
-		SSL_write(ssl, b, (int)blen);
-	SSL_shutdown(ssl);
+	if (!t->ssl) {
+		if (!rec_write_all(t, a, alen))
+			rec_write_all(t, b, blen);
+		gw_tlsrec_send_alert(t->loop, &t->rec, t->fd, GW_TLSREC_CLOSE_NOTIFY);
+		return;
+	}
+	if (SSL_write(t->ssl, a, (int)alen) == (int)alen && blen)
+		SSL_write(t->ssl, b, (int)blen);
+	SSL_shutdown(t->ssl);
 	ERR_clear_error();
 }
 
@@ -171,11 +388,13 @@ static void relay_close(gw_relay_t *r, int graceful)
 	if (r->closed)
 		return;
 	r->closed = 1;
-	if (graceful)
-		SSL_shutdown(r->ssl);
-	SSL_free(r->ssl);
-	r->ssl = NULL;
-	ERR_clear_error();
+	if (graceful && r->tls->ssl)
+		SSL_shutdown(r->tls->ssl);
+	else if (graceful)
+		gw_tlsrec_send_alert(r->tls->loop, &r->tls->rec, r->tls->fd,
+				     GW_TLSREC_CLOSE_NOTIFY);
+	gw_tls_free(r->tls);
+	r->tls = NULL;
 	gw_watch_close(r->gw, &r->plain_w);
 	if (graceful && unsent(r->tls_w.fd) > 0) {
 		gw_loop_del(r->gw->loop, &r->tls_w);
@@ -214,11 +433,17 @@ static enum step plain_send(gw_relay_t *r, const char *buf, size_t len)
 static enum step tls_write(gw_relay_t *r, const char *buf, size_t len, int *wants_write,
 			   int *wants_read)
 {
-	int k = SSL_write(r->ssl, buf, (int)len);
+	gw_tls_t *t = r->tls;
+	int k = t->ssl ? SSL_write(t->ssl, buf, (int)len)
+		       : (int)gw_tlsrec_write(t->loop, &t->rec, t->fd, buf, len);
 	size_t took = k > 0 ? (size_t)k : 0;
 
-	if (k <= 0) {
-		int e = SSL_get_error(r->ssl, k);
+	if (!t->ssl && k < 0)
+		return STEP_GONE;
+	if (!t->ssl && !k)
+		*wants_write = 1; /* sealed bytes wait for the socket */
+	else if (k <= 0) {
+		int e = SSL_get_error(t->ssl, k);
 
 		if (e == SSL_ERROR_WANT_WRITE)
 			*wants_write = 1;
@@ -234,20 +459,29 @@ static enum step tls_write(gw_relay_t *r, const char *buf, size_t len, int *want
 	return took ? STEP_MOVED : STEP_IDLE;
 }
 
+static int tls_has_pending(const gw_tls_t *t)
+{
+	return t->ssl ? SSL_has_pending(t->ssl) : gw_tlsrec_has_pending(&t->rec);
+}
+
 /* Client to libwebsockets: one chunk. */
 static enum step pump_up(gw_relay_t *r, int *tls_wants_write)
 {
+	gw_tls_t *t = r->tls;
 	int k, e;
 
 	if (r->up.len)
 		return plain_send(r, r->up.data + r->up.off, r->up.len);
-	k = SSL_read(r->ssl, scratch, CHUNK);
+	k = t->ssl ? SSL_read(t->ssl, scratch, CHUNK)
+		   : (int)gw_tlsrec_read(t->loop, &t->rec, t->fd, scratch, CHUNK);
 	if (k > 0) {
 		if (plain_send(r, scratch, (size_t)k) == STEP_GONE)
 			return STEP_GONE;
-		return r->up.len || SSL_has_pending(r->ssl) ? STEP_MOVED : STEP_LAST;
+		return r->up.len || tls_has_pending(t) ? STEP_MOVED : STEP_LAST;
 	}
-	e = SSL_get_error(r->ssl, k);
+	if (!t->ssl)
+		return k < 0 ? STEP_GONE : STEP_IDLE; /* the peer's close_notify, or TLS failed */
+	e = SSL_get_error(t->ssl, k);
 	if (e == SSL_ERROR_WANT_WRITE)
 		*tls_wants_write = 1;
 	else if (e != SSL_ERROR_WANT_READ)
@@ -293,9 +527,13 @@ static int pump(gw_relay_t *r, int from_tls, int from_plain)
 
 	if (r->closed)
 		return -1;
+	/* Sealed bytes (a record the socket did not take, a KeyUpdate answer)
+	 * go before anything else. */
+	if (!r->tls->ssl && gw_tlsrec_flush(&r->tls->rec, r->tls->fd) < 0)
+		goto gone;
 	do {
 		up = STEP_IDLE;
-		if (from_tls || r->up.len || SSL_has_pending(r->ssl))
+		if (from_tls || r->up.len || tls_has_pending(r->tls))
 			up = pump_up(r, &tls_wants_write);
 		if (up == STEP_GONE)
 			goto gone;
@@ -307,11 +545,14 @@ static int pump(gw_relay_t *r, int from_tls, int from_plain)
 		from_tls = up == STEP_MOVED;
 		from_plain = down == STEP_MOVED;
 		/* libwebsockets closed its side and everything it said is out. */
-		if (r->plain_eof && !r->down.len) {
+		if (r->plain_eof && !r->down.len &&
+		    (r->tls->ssl || !gw_tlsrec_wants_write(&r->tls->rec))) {
 			relay_close(r, 1);
 			return -1;
 		}
 	} while (up == STEP_MOVED || down == STEP_MOVED);
+	if (!r->tls->ssl && gw_tlsrec_wants_write(&r->tls->rec))
+		tls_wants_write = 1;
 	set_events(r, &r->tls_w, &r->tls_ev,
 		   ((!r->up.len || tls_wants_read_for_write) ? EPOLLIN : 0) |
 		   (tls_wants_write ? EPOLLOUT : 0));
@@ -338,7 +579,7 @@ static void on_plain_side(gw_watch_t *w, uint32_t events)
 	pump(lws_container_of(w, gw_relay_t, plain_w), 0, 1);
 }
 
-int gw_relay_start(gw_worker_t *gw, SSL *ssl, int tls_fd, const void *prefix,
+int gw_relay_start(gw_worker_t *gw, gw_tls_t *tls, int tls_fd, const void *prefix,
 		   size_t len)
 {
 	gw_relay_t *r;
@@ -358,13 +599,13 @@ int gw_relay_start(gw_worker_t *gw, SSL *ssl, int tls_fd, const void *prefix,
 	if (!r)
 		abort();
 	r->gw = gw;
-	r->ssl = ssl;
+	r->tls = tls;
 	r->tls_w.cb = on_tls_side;
 	r->tls_w.fd = tls_fd;
 	r->plain_w.cb = on_plain_side;
 	r->plain_w.fd = sv[0];
 	lws_dll2_add_tail(&r->list, &gw->relay->relays);
-	/* From here on the relay owns ssl, tls_fd and sv[0]: relay_close
+	/* From here on the relay owns tls, tls_fd and sv[0]: relay_close
 	 * releases them; only sv[1], meant for libwebsockets, is ours. */
 	if (watch_add(r, &r->tls_w) || watch_add(r, &r->plain_w)) {
 		gw_warn("tls: epoll_ctl: %s", strerror(errno));
@@ -380,7 +621,7 @@ fail_sv1:
 	close(sv[1]);
 	return -1;
 fail:
-	SSL_free(ssl);
+	gw_tls_free(tls);
 	close(tls_fd);
 	return -1;
 }
@@ -401,10 +642,19 @@ void gw_relay_free_all(gw_worker_t *gw)
 
 gw_relay_ctx_t *gw_relay_ctx_create(void)
 {
-	return calloc(1, sizeof(gw_relay_ctx_t));
+	gw_relay_ctx_t *rc = calloc(1, sizeof(gw_relay_ctx_t));
+
+	if (rc && !(rc->rec = gw_tlsrec_loop_create())) {
+		free(rc);
+		return NULL;
+	}
+	return rc;
 }
 
 void gw_relay_ctx_destroy(gw_relay_ctx_t *rc)
 {
+	if (!rc)
+		return;
+	gw_tlsrec_loop_destroy(rc->rec);
 	free(rc);
 }

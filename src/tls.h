@@ -15,18 +15,29 @@
 typedef struct gw_worker gw_worker_t;
 typedef struct gw_relay gw_relay_t;
 typedef struct gw_relay_ctx gw_relay_ctx_t;
+/* One client's TLS session: an OpenSSL SSL for the handshake; then, for
+ * TLS 1.3, the gateway's own record layer (tlsrec.h) and the SSL is freed;
+ * TLS 1.2 (or a session that cannot be handed over) stays on the SSL. */
+typedef struct gw_tls gw_tls_t;
 
+/* A session for the accepted socket fd (which stays the caller's), or
+ * NULL. */
+gw_tls_t *gw_tls_new(gw_worker_t *gw, int fd);
+void gw_tls_free(gw_tls_t *t);
 /* Reads plaintext (completing the TLS handshake first). Returns the byte
  * count, 0 when it would block, -1 when the peer is gone or TLS failed. */
-ssize_t gw_tls_read(SSL *ssl, void *buf, size_t len);
+ssize_t gw_tls_read(gw_tls_t *t, void *buf, size_t len);
 /* Best-effort write of a short answer, then close_notify. */
-void gw_tls_write_and_close(SSL *ssl, const void *a, size_t alen, const void *b,
+void gw_tls_write_and_close(gw_tls_t *t, const void *a, size_t alen, const void *b,
 			    size_t blen);
+/* The keylog callback of the listener's SSL_CTXs (tlscert.c): how the
+ * application traffic secrets reach the record layer. */
+void gw_tls_keylog(const SSL *ssl, const char *line);
 
-/* Takes ownership of ssl and its socket; prefix is plaintext already read
- * from it. Returns the socket to give to libwebsockets, or -1 (ssl and the
+/* Takes ownership of t and its socket; prefix is plaintext already read
+ * from it. Returns the socket to give to libwebsockets, or -1 (t and the
  * socket are then closed). */
-int gw_relay_start(gw_worker_t *gw, SSL *ssl, int tls_fd, const void *prefix,
+int gw_relay_start(gw_worker_t *gw, gw_tls_t *t, int tls_fd, const void *prefix,
 		   size_t len);
 
 void gw_relay_free_all(gw_worker_t *gw);

@@ -5,6 +5,7 @@
  * under a lock and drops the old one, while connections that already
  * picked keep their context (and certificate) until they end. */
 #include "tlscert.h"
+#include "tls.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -104,6 +105,8 @@ static int ctx_settings(SSL_CTX *ctx, char *err, size_t errlen)
 	 * SSL_has_pending(), which the relay and the head reader honour. */
 	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+	/* The TLS 1.3 traffic secrets go to the gateway's record layer (tls.c). */
+	SSL_CTX_set_keylog_callback(ctx, gw_tls_keylog);
 	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
 		snprintf(err, errlen, "cannot set the TLS 1.2 cipher suites: %s", ossl_reason());
 		return -1;
