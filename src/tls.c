@@ -210,6 +210,7 @@ static int hand_over_keys(gw_tls_t *t)
 	    (SSL_CIPHER_get_protocol_id(c) != GW_TLSREC_AES_128_GCM_SHA256 &&
 	     SSL_CIPHER_get_protocol_id(c) != GW_TLSREC_AES_256_GCM_SHA384 &&
 	     SSL_CIPHER_get_protocol_id(c) != GW_TLSREC_CHACHA20_POLY1305_SHA256)) {
+		gw_debug("tls: a %s session stays on OpenSSL", SSL_get_version(t->ssl));
 		stay_on_ssl(t);
 		return 0;
 	}
@@ -221,6 +222,9 @@ static int hand_over_keys(gw_tls_t *t)
 	OPENSSL_cleanse(ss, sizeof(ss));
 	if (rc)
 		return -1;
+	gw_debug("tls: a TLS 1.3 session (%s, %u record%s sent) goes on in the gateway's "
+		 "record layer", SSL_CIPHER_get_name(c), (unsigned)t->written_after,
+		 t->written_after == 1 ? "" : "s");
 	/* No close_notify from it: the session goes on without it. */
 	SSL_set_quiet_shutdown(t->ssl, 1);
 	SSL_free(t->ssl);
