@@ -1331,7 +1331,7 @@ static void head_complete(gw_conn_t *conn)
 		RAW_JSON(conn, 403, "{\"message\":\"Forbidden\"}");
 		return;
 	}
-	if (gw->stopping) {
+	if (gw_worker_stopping(gw)) {
 		RAW_JSON(conn, 503, "{\"message\":\"Service Unavailable\"}");
 		return;
 	}
@@ -2044,7 +2044,7 @@ static void established(gw_conn_t *conn, struct lws *wsi)
 			     conn->last_active + (uint64_t)conn->api->max_connection_s * 1000,
 			     on_max_timer);
 	decide_waiters(conn, 1);
-	if (gw->stopping)
+	if (gw_worker_stopping(gw))
 		gw_conn_close(conn, 1001, "Going away");
 	else if (conn->outq.count)
 		lws_callback_on_writable(wsi);
@@ -2326,7 +2326,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 			/* Shutting down bounds the drain: what is queued then is
 			 * dropped, as at the drain deadline. */
-			if ((conn->inq.head || conn->calls.head) && !conn->gw->stopping) {
+			if ((conn->inq.head || conn->calls.head) && !gw_worker_stopping(conn->gw)) {
 				char r[sizeof(conn->close_reason)];
 
 				snprintf(r, sizeof(r), "%s", why);

@@ -120,6 +120,10 @@ struct gw_worker {
 	gw_metrics_t *metrics; /* this loop's counters (metrics.h) */
 };
 
+/* The loop is stopping (a signal or another loop asked): no new
+ * connections or requests; what is open is closed (gateway.c). */
+int gw_worker_stopping(const gw_worker_t *gw);
+
 /* Monotonic milliseconds: every deadline and duration. */
 uint64_t gw_now_ms(void);
 /* Wall-clock milliseconds: only times that are reported. */

@@ -278,6 +278,11 @@ static void begin_stop(gw_worker_t *gw, int sig)
 			 (lws_usec_t)gw->drain_seconds * LWS_US_PER_SEC);
 }
 
+int gw_worker_stopping(const gw_worker_t *gw)
+{
+	return gw->stopping;
+}
+
 void gw_watch_close(gw_worker_t *gw, gw_watch_t *w)
 {
 	gw_loop_close(gw->loop, w);

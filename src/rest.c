@@ -791,7 +791,7 @@ static void serve(gw_rest_t *r)
 	gw_worker_request_id(gw, r->request_id);
 	r->is_head = !strcmp(method, "HEAD");
 	r->head_length = -1;
-	r->close_after = !gw_req_keep_alive(r->req) || gw->stopping;
+	r->close_after = !gw_req_keep_alive(r->req) || gw_worker_stopping(gw);
 	free(r->origin);
 	r->origin = origin.ptr ? strndup(origin.ptr, origin.len) : NULL;
 	r->api = NULL;
@@ -1039,7 +1039,7 @@ static void flush(gw_rest_t *r)
 	/* Answered. */
 	if (r->close_after) {
 		shutdown(r->watch.fd, SHUT_WR);
-		if (r->gw->stopping) {
+		if (gw_worker_stopping(r->gw)) {
 			rest_close(r);
 			return;
 		}
