@@ -578,7 +578,7 @@ static void list_result(struct mgmt_pss *pss, gw_op_t *op)
 	pss->list_loop++;
 	pss->fan_skipped = 0;
 	if (!gw_cluster_self()) {
-		if (pss->list_loop < pss->gw->sh->n_workers)
+		if (pss->list_loop < gw_gateway_workers(pss->gw->sh))
 			list_next(pss, 0);
 		else
 			pss->list_done = 1;
@@ -587,7 +587,7 @@ static void list_result(struct mgmt_pss *pss, gw_op_t *op)
 	/* In a cluster, node after node (ascending IDs): another node says
 	 * 204 past its last loop, or 410 when it has gone. */
 	if (op->status == 200 && (pss->list_node != gw_cluster_self() ||
-				  pss->list_loop < pss->gw->sh->n_workers)) {
+				  pss->list_loop < gw_gateway_workers(pss->gw->sh))) {
 		list_next(pss, 0);
 		return;
 	}
@@ -642,7 +642,7 @@ static void fan_to_loops(struct mgmt_pss *pss, enum gw_op_kind kind)
 	int binary = !gw_utf8_valid((const unsigned char *)pss->body.data, pss->body.len);
 
 	fan_begin(pss);
-	for (uint32_t i = 0; i < pss->gw->sh->n_workers; i++) {
+	for (uint32_t i = 0; i < gw_gateway_workers(pss->gw->sh); i++) {
 		gw_op_t *op = gw_op_create_loop(kind, i);
 
 		op->binary = binary;
@@ -801,7 +801,7 @@ static void start_list(struct mgmt_pss *pss)
 		int cluster = gw_cluster_self() != 0;
 
 		if (parse_cursor(v, cluster, &node, &l, &sl) || (cluster && !node) ||
-		    ((!cluster || node == gw_cluster_self()) && l >= pss->gw->sh->n_workers)) {
+		    ((!cluster || node == gw_cluster_self()) && l >= gw_gateway_workers(pss->gw->sh))) {
 			bad_request(pss, "Invalid cursor");
 			return;
 		}

@@ -68,12 +68,12 @@ static void gone(gw_op_t *op)
 
 static void inbox_forward(gw_worker_t *from, gw_op_t *op)
 {
-	gw_worker_post(from->sh->workers[op->target.loop], &op->list);
+	gw_worker_post(gw_gateway_worker(from->sh, op->target.loop), &op->list);
 }
 
 static void inbox_reply(gw_worker_t *owner, gw_op_t *op)
 {
-	gw_worker_post(owner->sh->workers[op->from], &op->list);
+	gw_worker_post(gw_gateway_worker(owner->sh, op->from), &op->list);
 }
 
 const gw_bus_transport_t gw_bus_inbox = { "inbox", inbox_forward, inbox_reply };
@@ -283,7 +283,7 @@ void gw_bus_send(gw_worker_t *gw, gw_op_t *op)
 	/* Another node's connection: over NATS, when this node is in a cluster. */
 	if (op->target.node != gw_cluster_self() && !gw_cluster_forward(gw, op))
 		return;
-	if (op->target.node != gw_cluster_self() || op->target.loop >= gw->sh->n_workers) {
+	if (op->target.node != gw_cluster_self() || op->target.loop >= gw_gateway_workers(gw->sh)) {
 		gone(op);
 		op->is_reply = 1;
 		op->done(gw, op);

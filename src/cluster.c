@@ -330,7 +330,7 @@ static void answer(gw_op_t *op, int status, const void *body, size_t len)
 		set_error(op, status, body, len);
 	}
 	op->is_reply = 1;
-	gw_worker_post(cl.sh->workers[op->from], &op->list);
+	gw_worker_post(gw_gateway_worker(cl.sh, op->from), &op->list);
 }
 
 /* --- the sender thread --- */
@@ -721,7 +721,7 @@ static void release_join(gw_op_t *op)
 		return;
 	}
 	op->is_reply = 1;
-	gw_worker_post(cl.sh->workers[op->from], &op->list);
+	gw_worker_post(gw_gateway_worker(cl.sh, op->from), &op->list);
 }
 
 static void on_fanout(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
@@ -1050,7 +1050,7 @@ static void serve_list(const char *reply, const gw_cluster_msg_t *m)
 {
 	gw_op_t *op;
 
-	if (m->loop >= cl.sh->n_workers) {
+	if (m->loop >= gw_gateway_workers(cl.sh)) {
 		reply_status(reply, 204, NULL, 0);
 		return;
 	}
@@ -1064,7 +1064,7 @@ static void serve_list(const char *reply, const gw_cluster_msg_t *m)
 		abort();
 	op->from = m->loop;
 	op->is_reply = 0;
-	gw_worker_post(cl.sh->workers[m->loop], &op->list);
+	gw_worker_post(gw_gateway_worker(cl.sh, m->loop), &op->list);
 }
 
 int gw_cluster_peers(uint32_t *out, size_t max)
@@ -1156,8 +1156,8 @@ static void serve_count(const char *reply, const gw_cluster_msg_t *m)
 	agg = calloc(1, sizeof(*agg));
 	if (!agg || !(agg->reply = strdup(reply)))
 		abort();
-	agg->left = cl.sh->n_workers;
-	for (uint32_t i = 0; i < cl.sh->n_workers; i++) {
+	agg->left = gw_gateway_workers(cl.sh);
+	for (uint32_t i = 0; i < gw_gateway_workers(cl.sh); i++) {
 		gw_op_t *op = gw_op_create_loop(GW_OP_COUNT, i);
 
 		op->apis = m->apis;
@@ -1166,7 +1166,7 @@ static void serve_count(const char *reply, const gw_cluster_msg_t *m)
 		op->done = count_part_done;
 		op->from = i;
 		op->is_reply = 0;
-		gw_worker_post(cl.sh->workers[i], &op->list);
+		gw_worker_post(gw_gateway_worker(cl.sh, i), &op->list);
 	}
 }
 
@@ -1300,7 +1300,7 @@ static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void 
 	}
 	/* The sender checked the MAC; so does the owner, whoever sent it. */
 	op = gw_op_create((enum gw_op_kind)m.kind, m.id, GW_CONNID_LEN);
-	if (!op || op->target.node != cl.self || op->target.loop >= cl.sh->n_workers) {
+	if (!op || op->target.node != cl.self || op->target.loop >= gw_gateway_workers(cl.sh)) {
 		gw_op_destroy(op);
 		reply_status(reply, 410, NULL, 0);
 		goto done;
@@ -1313,7 +1313,7 @@ static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void 
 		gw_buf_append(&op->data, m.body, m.body_len);
 	op->from = op->target.loop;
 	op->is_reply = 0;
-	gw_worker_post(cl.sh->workers[op->target.loop], &op->list);
+	gw_worker_post(gw_gateway_worker(cl.sh, op->target.loop), &op->list);
 done:
 	natsMsg_Destroy(msg);
 }
@@ -1406,7 +1406,7 @@ static void on_fanout(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
 			       "broadcast from NATS (%d bytes) was dropped", len);
 		goto done;
 	}
-	for (uint32_t i = 0; i < cl.sh->n_workers; i++) {
+	for (uint32_t i = 0; i < gw_gateway_workers(cl.sh); i++) {
 		gw_op_t *op = gw_op_create_loop((enum gw_op_kind)m.kind, i);
 
 		op->binary = m.binary;
@@ -1416,7 +1416,7 @@ static void on_fanout(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
 		op->from = i;
 		op->is_reply = 0;
 		op->done = fanout_done;
-		gw_worker_post(cl.sh->workers[i], &op->list);
+		gw_worker_post(gw_gateway_worker(cl.sh, i), &op->list);
 	}
 done:
 	natsMsg_Destroy(msg);

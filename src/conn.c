@@ -1269,7 +1269,7 @@ static int mgmt_on_gateway(gw_conn_t *conn, const char *path, size_t len)
 	gw_worker_t *gw = conn->gw;
 	int fd;
 
-	if (!(gw->sh->mgmt_on_gateway || gw_config_mgmt_auth(gw->cfg)) || !mgmt_path(path, len))
+	if (!(gw_gateway_mgmt_on_gateway(gw->sh) || gw_config_mgmt_auth(gw->cfg)) || !mgmt_path(path, len))
 		return 0;
 	fd = detach_socket(conn);
 	if (fd >= 0 && !lws_adopt_socket_vhost(gw->vh_mgmt, fd))
@@ -1680,7 +1680,7 @@ static void on_close_timer(gw_wheel_entry_t *e)
 		return;
 	gw_log_limited(GW_LOG_WARN, 10000, "connection %s: close not written in %d s "
 		       "(the client does not read); connection reset", conn->id,
-		       conn->gw->sh->send_timeout_s);
+		       gw_gateway_send_timeout_s(conn->gw->sh));
 	drop(conn);
 }
 
@@ -1692,7 +1692,7 @@ void gw_conn_close(gw_conn_t *conn, int code, const char *reason)
 	conn->close_code = code;
 	snprintf(conn->close_reason, sizeof(conn->close_reason), "%s", reason);
 	gw_wheel_set(&conn->gw->wheel, &conn->close_timer,
-		     gw_now_ms() + (uint64_t)conn->gw->sh->send_timeout_s * 1000,
+		     gw_now_ms() + (uint64_t)gw_gateway_send_timeout_s(conn->gw->sh) * 1000,
 		     on_close_timer);
 	lws_callback_on_writable(conn->wsi);
 }
@@ -2162,7 +2162,7 @@ static int flush_before_echo(gw_conn_t *conn, struct lws *wsi)
 	conn->congested = 0;
 	if (!conn->closing) /* else armed already */
 		gw_wheel_set(&conn->gw->wheel, &conn->close_timer,
-			     gw_now_ms() + (uint64_t)conn->gw->sh->send_timeout_s * 1000,
+			     gw_now_ms() + (uint64_t)gw_gateway_send_timeout_s(conn->gw->sh) * 1000,
 			     on_close_timer);
 	return 0;
 }

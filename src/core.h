@@ -41,35 +41,12 @@ typedef struct gw_conns gw_conns_t;
  * that does not read, and libwebsockets' own deadlines. */
 #define GW_CLOSE_TIMEOUT_S 10
 
-/* The process (gateway.h): what the event loops (workers) share:
- * read-only configuration, the LMDB registry (thread-safe by itself), the
- * TLS context, and each other. Loops reach it as gw->sh. */
-typedef struct gw_gateway {
-	gw_config_t *cfg;
-	gw_registry_t *reg;
-	SSL_CTX *tls;
-	unsigned n_workers;
-	struct gw_worker **workers;
-	pthread_t *threads;
-	int drain_seconds;
-	int send_timeout_s; /* --send-timeout */
-	unsigned disconnect_retry_seconds; /* outbox.h */
-	double disconnect_rate; /* previous-run $disconnect calls per second */
-	int listen_fd, mgmt_fd; /* shared by the loops, each with its own dup */
-	int port, mgmt_port;
-	/* Hot reload (gateway.c): one loader thread at a time reads routes
-	 * again; each loop swaps in the new snapshot from its inbox. */
-	char *routes;
-	int reload_needs_mgmt_auth; /* gw_gateway_opts_t */
-	int mgmt_on_gateway;        /* gw_gateway_opts_t */
-	pthread_mutex_t reload_lock;
-	pthread_t reload_thread;
-	int reload_started;  /* a loader thread exists, not joined yet */
-	int reload_running;  /* it has not finished */
-	int reload_again;    /* asked again while it ran */
-	unsigned reload_gen;     /* the latest snapshot handed to the loops */
-	unsigned reload_waiting; /* loops yet to swap it in */
-} gw_gateway_t;
+/* The process (gateway.h; its fields are gateway.c's): the loops, and
+ * what they share that modules below read. */
+unsigned gw_gateway_workers(const gw_gateway_t *g);
+struct gw_worker *gw_gateway_worker(const gw_gateway_t *g, unsigned i);
+int gw_gateway_send_timeout_s(const gw_gateway_t *g); /* --send-timeout */
+int gw_gateway_mgmt_on_gateway(const gw_gateway_t *g); /* --mgmt-on-gateway */
 
 /* One event loop: a libwebsockets context, an epoll set, its own listening
  * sockets (SO_REUSEPORT), connections, integration pools. Only its thread

@@ -34,6 +34,37 @@
 #define ACCEPT_PAUSE_MS 100
 #define FLUSH_SLICE GW_REGISTRY_TOUCH_SLICE
 
+/* The process: what the event loops (workers) share: read-only
+ * configuration, the LMDB registry (thread-safe by itself), the TLS
+ * context, and each other. Loops reach it as gw->sh, other modules
+ * through the accessors in core.h. */
+struct gw_gateway {
+	gw_config_t *cfg;
+	gw_registry_t *reg;
+	SSL_CTX *tls;
+	unsigned n_workers;
+	struct gw_worker **workers;
+	pthread_t *threads;
+	int drain_seconds;
+	int send_timeout_s; /* --send-timeout */
+	unsigned disconnect_retry_seconds; /* outbox.h */
+	double disconnect_rate; /* previous-run $disconnect calls per second */
+	int listen_fd, mgmt_fd; /* shared by the loops, each with its own dup */
+	int port, mgmt_port;
+	/* Hot reload (gateway.c): one loader thread at a time reads routes
+	 * again; each loop swaps in the new snapshot from its inbox. */
+	char *routes;
+	int reload_needs_mgmt_auth; /* gw_gateway_opts_t */
+	int mgmt_on_gateway;        /* gw_gateway_opts_t */
+	pthread_mutex_t reload_lock;
+	pthread_t reload_thread;
+	int reload_started;  /* a loader thread exists, not joined yet */
+	int reload_running;  /* it has not finished */
+	int reload_again;    /* asked again while it ran */
+	unsigned reload_gen;     /* the latest snapshot handed to the loops */
+	unsigned reload_waiting; /* loops yet to swap it in */
+};
+
 static void worker_teardown(gw_worker_t *gw);
 static void worker_free(gw_worker_t *gw);
 static void shared_destroy(gw_gateway_t *sh);
@@ -276,6 +307,26 @@ static void begin_stop(gw_worker_t *gw, int sig)
 	gw_rest_shutdown(gw);
 	lws_sul_schedule(gw->ctx, 0, &gw->stop_timer, on_stop_deadline,
 			 (lws_usec_t)gw->drain_seconds * LWS_US_PER_SEC);
+}
+
+unsigned gw_gateway_workers(const gw_gateway_t *g)
+{
+	return g->n_workers;
+}
+
+gw_worker_t *gw_gateway_worker(const gw_gateway_t *g, unsigned i)
+{
+	return g->workers[i];
+}
+
+int gw_gateway_send_timeout_s(const gw_gateway_t *g)
+{
+	return g->send_timeout_s;
+}
+
+int gw_gateway_mgmt_on_gateway(const gw_gateway_t *g)
+{
+	return g->mgmt_on_gateway;
 }
 
 int gw_worker_stopping(const gw_worker_t *gw)

@@ -259,8 +259,8 @@ static void value_f(gw_buf_t *o, double v)
 /* The sum over every loop, into one gw_metrics_api_t per API id. */
 static void sum_apis(gw_gateway_t *sh, gw_metrics_api_t *t)
 {
-	for (unsigned w = 0; w < sh->n_workers; w++) {
-		gw_metrics_t *m = sh->workers[w] ? sh->workers[w]->metrics : NULL;
+	for (unsigned w = 0; w < gw_gateway_workers(sh); w++) {
+		gw_metrics_t *m = gw_gateway_worker(sh, w) ? gw_gateway_worker(sh, w)->metrics : NULL;
 
 		if (!m)
 			continue;
@@ -432,9 +432,9 @@ static void render_mgmt(gw_buf_t *o, gw_gateway_t *sh)
 		for (int st = 0; st < MGMT_STATUSES; st++) {
 			uint64_t n = 0;
 
-			for (unsigned w = 0; w < sh->n_workers; w++)
-				if (sh->workers[w] && sh->workers[w]->metrics)
-					n += LOAD(sh->workers[w]->metrics->loop->mgmt[op][st]);
+			for (unsigned w = 0; w < gw_gateway_workers(sh); w++)
+				if (gw_gateway_worker(sh, w) && gw_gateway_worker(sh, w)->metrics)
+					n += LOAD(gw_gateway_worker(sh, w)->metrics->loop->mgmt[op][st]);
 			if (!n)
 				continue;
 			snprintf(line, sizeof(line),
@@ -483,8 +483,8 @@ static void render_loops(gw_buf_t *o, gw_worker_t *gw)
 	for (size_t i = 0; i < sizeof(loop_sums) / sizeof(loop_sums[0]); i++) {
 		uint64_t v = 0;
 
-		for (unsigned w = 0; w < sh->n_workers; w++) {
-			gw_metrics_t *m = sh->workers[w] ? sh->workers[w]->metrics : NULL;
+		for (unsigned w = 0; w < gw_gateway_workers(sh); w++) {
+			gw_metrics_t *m = gw_gateway_worker(sh, w) ? gw_gateway_worker(sh, w)->metrics : NULL;
 
 			if (m)
 				v += LOAD(*(uint64_t *)((char *)m->loop + loop_sums[i].off));
@@ -494,7 +494,7 @@ static void render_loops(gw_buf_t *o, gw_worker_t *gw)
 	if (gw_registry_count(gw->reg, &n) == GW_REG_OK)
 		gauge(o, "wsgate_registry_connections", "gauge",
 		      "Connection records in the registry.", n);
-	gauge(o, "wsgate_event_loops", "gauge", "Event loops (worker threads).", sh->n_workers);
+	gauge(o, "wsgate_event_loops", "gauge", "Event loops (worker threads).", gw_gateway_workers(sh));
 }
 
 static void render_process(gw_buf_t *o)
@@ -566,9 +566,9 @@ static void render_routes(gw_buf_t *o, gw_gateway_t *sh)
 
 		if (i >= n && i != GW_METRICS_MAX_ROUTES - 1)
 			continue;
-		for (unsigned w = 0; w < sh->n_workers; w++)
-			if (sh->workers[w] && sh->workers[w]->metrics)
-				v += LOAD(sh->workers[w]->metrics->routes[i]);
+		for (unsigned w = 0; w < gw_gateway_workers(sh); w++)
+			if (gw_gateway_worker(sh, w) && gw_gateway_worker(sh, w)->metrics)
+				v += LOAD(gw_gateway_worker(sh, w)->metrics->routes[i]);
 		if (i == GW_METRICS_MAX_ROUTES - 1 && !v)
 			continue;
 		gw_buf_reset(&extra);

@@ -776,7 +776,7 @@ static int stageless_mgmt(const gw_rest_t *r, gw_str_t path)
 {
 	const gw_worker_t *gw = r->gw;
 
-	return (gw->sh->mgmt_on_gateway || gw_config_mgmt_auth(r->cfg)) &&
+	return (gw_gateway_mgmt_on_gateway(gw->sh) || gw_config_mgmt_auth(r->cfg)) &&
 	       gw_http_conns_segment(path.ptr + 1, path.len - 1);
 }
 

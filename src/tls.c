@@ -402,7 +402,7 @@ static void relay_close(gw_relay_t *r, int graceful)
 	gw_watch_close(r->gw, &r->plain_w);
 	if (graceful && unsent(r->tls_w.fd) > 0) {
 		gw_loop_del(r->gw->loop, &r->tls_w);
-		r->linger_until = gw_now_ms() + (uint64_t)r->gw->sh->send_timeout_s * 1000;
+		r->linger_until = gw_now_ms() + (uint64_t)gw_gateway_send_timeout_s(r->gw->sh) * 1000;
 		gw_wheel_set(&r->gw->wheel, &r->linger, gw_now_ms() + 200, on_linger);
 		return;
 	}
