@@ -2,8 +2,8 @@
 // (with its monitoring port) and three nodes on loopback; M members of one
 // channel, all on node 1; P publishes through node 2 by C concurrent
 // keep-alive publishers. Prints, per node, the messages and bytes the NATS
-// server sent it during the publishes (its /connz counters), the publish
-// rate and the members' deliveries.
+// server sent it during the publishes (its /connz counters) and the CPU
+// it used meanwhile, the publish rate and the members' deliveries.
 //
 //   node clients/bench/cluster-interest.mjs [--bin build/wsgate] [--members 100]
 //        [--publishes 5000] [--concurrency 8] [--bytes 64] [--label after]
@@ -23,6 +23,7 @@ const P = Number(opt('publishes', 5000));
 const C = Number(opt('concurrency', 8));
 const BYTES = Number(opt('bytes', 64));
 const label = opt('label', path.basename(bin));
+const J = Number(opt('joins', 300));
 const NATS = process.env.NATS_SERVER_BIN || 'nats-server';
 
 const procs = [];
@@ -79,7 +80,7 @@ for (let n = 1; n <= 3; n++) {
   procs.push(p);
   const gwP = waitOutput(p, /listening on 127\.0\.0\.1:(\d+) \(gateway\)/, `node ${n}`);
   const mgP = waitOutput(p, /listening on 127\.0\.0\.1:(\d+) \(management\)/, `node ${n}`);
-  nodes.push({ n, gw: Number((await gwP)[1]), mgmt: Number((await mgP)[1]) });
+  nodes.push({ n, pid: p.pid, gw: Number((await gwP)[1]), mgmt: Number((await mgP)[1]) });
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: C });
@@ -92,6 +93,12 @@ function mgmt(node, method, p, body) {
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** CPU seconds (user + system) of a process, from /proc. */
+function cpu(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // clock ticks: 100 a second on Linux
 }
 
 async function connz() {
@@ -136,6 +143,7 @@ await new Promise((r) => setTimeout(r, 1200)); // heartbeats settle
 
 const body = Buffer.alloc(BYTES, 'x');
 const before = await connz();
+const cpu0 = nodes.map((x) => cpu(x.pid));
 const t0 = process.hrtime.bigint();
 let next = 0;
 await Promise.all(Array.from({ length: C }, async () => {
@@ -149,8 +157,21 @@ const secs = Number(process.hrtime.bigint() - t0) / 1e9;
 const deadline = Date.now() + 20000;
 while (delivered < P * M && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 const after = await connz();
-const row = [1, 2, 3].map((n) => `${after[n].msgs - before[n].msgs} msgs / ${((after[n].bytes - before[n].bytes) / 1024).toFixed(0)} KiB`);
-console.log(`| ${label} | ${M} on node 1 | ${P} via node 2 | ${row.join(' | ')} | ${Math.round(P / secs)} | ${delivered}/${P * M} |`);
+const cpu1 = nodes.map((x) => cpu(x.pid));
+const row = [1, 2, 3].map((n) => `${after[n].msgs - before[n].msgs} msgs, ${((after[n].bytes - before[n].bytes) / 1024).toFixed(0)} KiB, ${(cpu1[n - 1] - cpu0[n - 1]).toFixed(2)} s CPU`);
+// Joins that each need a new subscription on node 1 (a channel no member
+// of node 1 is in), sent through node 2, one at a time; each left again.
+const lat = [];
+for (let i = 0; i < J; i++) {
+  const j0 = process.hrtime.bigint();
+  const st = await mgmt(nodes[1], 'PUT', `/@connections/${ids[0]}/channels/j.${i}`);
+  lat.push(Number(process.hrtime.bigint() - j0) / 1000);
+  if (st !== 204) throw new Error(`join: ${st}`);
+  await mgmt(nodes[1], 'DELETE', `/@connections/${ids[0]}/channels/j.${i}`);
+}
+lat.sort((a, b) => a - b);
+const pct = (q) => Math.round(lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]);
+console.log(`| ${label} | ${M} on node 1 | ${P} via node 2 | ${row.join(' | ')} | ${Math.round(P / secs)} | ${delivered}/${P * M} | ${pct(0.5)} / ${pct(0.99)} |`);
 for (const ws of sockets) ws.terminate();
 agent.destroy();
 backend.close();
