@@ -651,8 +651,10 @@ static void unsubscribe_one(natsSubscription *sub)
 {
 	if (!sub)
 		return;
+	pthread_mutex_lock(&cl.lock);
 	if (natsSubscription_SetOnCompleteCB(sub, on_sub_complete, NULL) == NATS_OK)
 		subs_closing++;
+	pthread_mutex_unlock(&cl.lock);
 	natsSubscription_Unsubscribe(sub);
 }
 
@@ -1592,6 +1594,10 @@ int gw_cluster_start(gw_gateway_t *g, const gw_cluster_opts_t *o, char *err, siz
 		snprintf(err, errlen, "cluster: no random bytes for the ID epoch");
 		return -1;
 	}
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cl.cond, &ca);
+	pthread_condattr_destroy(&ca);
 	s = nats_SetMessageDeliveryPoolSize(1);
 	if (s == NATS_OK)
 		s = make_options(&no, o);
@@ -1634,14 +1640,9 @@ int gw_cluster_start(gw_gateway_t *g, const gw_cluster_opts_t *o, char *err, siz
 		nats_fail(err, errlen, "subscribe", s);
 		goto fail;
 	}
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&cl.cond, &ca);
-	pthread_condattr_destroy(&ca);
 	cl.stopping = 0;
 	if (pthread_create(&cl.thread, NULL, sender_main, NULL)) {
 		snprintf(err, errlen, "cluster: cannot start a thread");
-		pthread_cond_destroy(&cl.cond);
 		goto fail;
 	}
 	cl.thread_started = 1;
@@ -1651,6 +1652,7 @@ fail:
 	__atomic_store_n(&cl.leaving, 1, __ATOMIC_RELEASE);
 	cl.self = 0;
 	cl.epoch = 0;
+	unsubscribe_all();
 	natsSubscription_Destroy(cl.ops_sub);
 	natsSubscription_Destroy(cl.reply_sub);
 	natsSubscription_Destroy(cl.fan_sub);
@@ -1659,6 +1661,7 @@ fail:
 	natsConnection_Destroy(cl.nc);
 	cl.nc = NULL;
 	nats_CloseAndWait(5000);
+	pthread_cond_destroy(&cl.cond);
 	return -1;
 }
 
