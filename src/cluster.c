@@ -619,6 +619,9 @@ int gw_cluster_hold_join(gw_op_t *op)
 	hd = calloc(1, sizeof(*hd));
 	if (!hd)
 		abort();
+	/* From the unlock on, op belongs to the sender thread, which may answer
+	 * (and another loop destroy) it at once: nothing touches it after. */
+	gw_buf_dispose(&op->data);
 	/* The next round to begin takes this channel: its end confirms it. */
 	mark_dirty(it);
 	hd->need = cl.rounds_begun + 1;
@@ -630,7 +633,6 @@ int gw_cluster_hold_join(gw_op_t *op)
 	cl.holds_tail = hd;
 	pthread_cond_signal(&cl.cond);
 	pthread_mutex_unlock(&cl.lock);
-	gw_buf_dispose(&op->data);
 	return 1;
 }
 
