@@ -112,7 +112,7 @@ static struct {
 	size_t n_buckets, n_interests;
 	struct interest *dirty;
 	struct hold *holds, *holds_tail;
-	uint64_t rounds_begun, rounds_done;
+	uint64_t rounds_begun; /* the sender thread's interest rounds */
 } cl = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 uint32_t gw_cluster_self(void)
@@ -594,7 +594,7 @@ void gw_cluster_chan_interest(const char *name, size_t len, int delta)
 		it->loops++;
 	else if (it->loops)
 		it->loops--;
-	/* Members and a confirmed subscription: nothing to do. */
+	/* Only members with a confirmed subscription need nothing more. */
 	if (!it->loops || !it->live)
 		mark_dirty(it);
 out:
@@ -799,7 +799,6 @@ static void interest_round(void)
 		if (!it->loops && !it->sub && !it->dirty)
 			interest_remove(it);
 	}
-	cl.rounds_done = round;
 	ready = cl.holds;
 	tail = &ready;
 	while (*tail && (*tail)->need <= round)
