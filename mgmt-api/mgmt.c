@@ -740,13 +740,22 @@ out:
 	json_decref(root);
 }
 
-/* One URL argument "name=value" of the request: its value, or NULL. */
-static const char *url_arg(struct mgmt_pss *pss, const char *name, char *buf, int size)
+/* One URL argument "name=value" of the request: its value, or NULL. The
+ * scratch holds any argument whole: one too long for a fixed buffer was
+ * taken for an absent one (an over-long channel listed every connection,
+ * a long argument hid the ones after it). */
+static const char *url_arg(struct mgmt_pss *pss, const char *name, gw_buf_t *scratch)
 {
+	int total = lws_hdr_total_length(pss->wsi, WSI_TOKEN_HTTP_URI_ARGS);
 	size_t n = strlen(name);
 
-	for (int i = 0; i < 32; i++) {
-		int len = lws_hdr_copy_fragment(pss->wsi, buf, size, WSI_TOKEN_HTTP_URI_ARGS, i);
+	if (total <= 0)
+		return NULL;
+	gw_buf_reset(scratch);
+	gw_buf_reserve(scratch, (size_t)total + 1);
+	for (int i = 0; i < 256; i++) {
+		char *buf = scratch->data;
+		int len = lws_hdr_copy_fragment(pss->wsi, buf, total + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
 
 		if (len < 0)
 			return NULL;
@@ -782,38 +791,39 @@ static int parse_cursor(const char *v, int cluster, uint32_t *node, uint32_t *lo
 
 static void start_list(struct mgmt_pss *pss)
 {
-	char buf[200];
+	gw_buf_t buf;
 	const char *v;
 	unsigned long limit = LIST_DEFAULT, loop = 0, slot = 0;
 	char *end;
 
-	if ((v = url_arg(pss, "limit", buf, sizeof(buf)))) {
+	gw_buf_init(&buf);
+	if ((v = url_arg(pss, "limit", &buf))) {
 		limit = strtoul(v, &end, 10);
 		if (!*v || *end || limit < 1 || limit > LIST_MAX) {
 			bad_request(pss, "limit must be a number from 1 to 1000");
-			return;
+			goto out;
 		}
 	}
 	pss->list_node = gw_cluster_next_node(0);
 	pss->list_done = 0;
-	if ((v = url_arg(pss, "cursor", buf, sizeof(buf)))) {
+	if ((v = url_arg(pss, "cursor", &buf))) {
 		uint32_t node, l, sl;
 		int cluster = gw_cluster_self() != 0;
 
 		if (parse_cursor(v, cluster, &node, &l, &sl) || (cluster && !node) ||
 		    ((!cluster || node == gw_cluster_self()) && l >= gw_gateway_workers(pss->gw->sh))) {
 			bad_request(pss, "Invalid cursor");
-			return;
+			goto out;
 		}
 		if (cluster)
 			pss->list_node = node;
 		loop = l;
 		slot = sl;
 	}
-	if ((v = url_arg(pss, "channel", buf, sizeof(buf)))) {
+	if ((v = url_arg(pss, "channel", &buf))) {
 		if (!gw_chan_name_valid(v, strlen(v))) {
 			bad_request(pss, "Invalid channel name");
-			return;
+			goto out;
 		}
 		pss->chan_len = strlen(v);
 		memcpy(pss->chan, v, pss->chan_len + 1);
@@ -823,6 +833,8 @@ static void start_list(struct mgmt_pss *pss)
 	pss->list_limit = (uint32_t)limit;
 	list_next(pss, (uint32_t)slot);
 	fan_end_one(pss);
+out:
+	gw_buf_dispose(&buf);
 }
 
 /* PUT / DELETE /@connections/{id}/channels/{channel}: on the owner loop,

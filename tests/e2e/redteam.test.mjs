@@ -279,3 +279,18 @@ test('redteam 6: a node with another cluster secret is named in the log and left
   await sleep(1300);
   assert.deepEqual(await listAll(a), [id3]);
 });
+
+test('redteam 7: a listing\'s query arguments are read whatever their length: an over-long channel is 400, not "no filter", and a long argument before limit does not hide it', async (t) => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  await connectWithId(gw, backend);
+  await connectWithId(gw, backend);
+  let r = await mgmtRequest(gw, 'GET', `/@connections?channel=${'a'.repeat(300)}`);
+  assert.equal(r.status, 400, `an over-long channel name: ${r.status} ${r.text.slice(0, 200)}`);
+  assert.match(r.text, /Invalid channel name/);
+  r = await mgmtRequest(gw, 'GET', `/@connections?pad=${'x'.repeat(300)}&limit=1`);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json().items.length, 1, 'limit=1 after a long argument');
+  r = await mgmtRequest(gw, 'GET', `/@connections?limit=1&cursor=${'0'.repeat(250)}`);
+  assert.equal(r.status, 400, `an over-long cursor: ${r.status}`);
+});
