@@ -245,6 +245,13 @@ static int check_head(struct lws *wsi, struct mgmt_pss *pss, const char *uri, si
 		args[n_args].len = (size_t)n;
 		n_args++;
 	}
+	/* One that does not fit (too long, or past the 32nd) would be left
+	 * out of the check and still read by the request: refused. */
+	if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, (int)n_args) > 0) {
+		refuse_auth(pss, GW_SIGV4_MISMATCH, "at most 32 query arguments of at most 255 "
+			    "bytes each are signed");
+		return -1;
+	}
 	req.n_query = n_args;
 	gw_sigv4_dispose(&pss->sig);
 	gw_sigv4_init(&pss->sig);

@@ -3,6 +3,8 @@
 // Each test names the defect it shows fixed.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -293,4 +295,39 @@ test('redteam 7: a listing\'s query arguments are read whatever their length: an
   assert.equal(r.json().items.length, 1, 'limit=1 after a long argument');
   r = await mgmtRequest(gw, 'GET', `/@connections?limit=1&cursor=${'0'.repeat(250)}`);
   assert.equal(r.status, 400, `an over-long cursor: ${r.status}`);
+});
+
+/** The hash constructor SignatureV4 wants, on node:crypto. */
+class Sha256 {
+  constructor(secret) { this.h = secret ? createHmac('sha256', secret) : createHash('sha256'); }
+  update(d) { this.h.update(typeof d === 'string' ? Buffer.from(d) : d); }
+  async digest() { return new Uint8Array(this.h.digest()); }
+}
+
+test('redteam 8: with managementAuth, a query argument the signature does not cover (over 255 bytes, or past the 32nd) is 403, not dropped from the check and then read', async (t) => {
+  const KEY = 'AKIAWSGATEREDTEAM000';
+  const SECRET = randomBytes(30).toString('base64');
+  const backend = await startBackend();
+  const gw = await startGateway({
+    routes: makeApi(backend.url, { managementAuth: { keys: [{ accessKeyId: KEY, secretAccessKeyEnv: 'WSGATE_TEST_RT_SECRET' }] } }),
+    env: { WSGATE_TEST_RT_SECRET: SECRET },
+  });
+  await connectWithId(gw, backend);
+  await connectWithId(gw, backend);
+  const signer = new SignatureV4({ service: 'execute-api', region: 'us-east-1', sha256: Sha256,
+    credentials: { accessKeyId: KEY, secretAccessKey: SECRET } });
+  const sign = async (query) => (await signer.sign({ method: 'GET', protocol: 'http:', hostname: '127.0.0.1',
+    port: gw.mgmtPort, path: '/@connections', query, headers: { host: `127.0.0.1:${gw.mgmtPort}` } })).headers;
+  // Signed as it is sent: 200.
+  let r = await mgmtRequest(gw, 'GET', '/@connections?limit=2', undefined, { headers: await sign({ limit: '2' }) });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json().items.length, 2);
+  // The same signature with an argument added that it does not cover.
+  const headers = await sign({ limit: '2' });
+  r = await mgmtRequest(gw, 'GET', `/@connections?limit=2&a=${'1'.repeat(300)}`, undefined, { headers });
+  assert.equal(r.status, 403, `an unsigned 300-byte argument: ${r.status} ${r.text.slice(0, 120)}`);
+  const many = Array.from({ length: 32 }, (_, i) => `p${String(i).padStart(2, '0')}=x`);
+  const q = Object.fromEntries(many.map((kv) => kv.split('=')));
+  r = await mgmtRequest(gw, 'GET', `/@connections?${many.join('&')}&zz=1`, undefined, { headers: await sign(q) });
+  assert.equal(r.status, 403, `an unsigned 33rd argument: ${r.status} ${r.text.slice(0, 120)}`);
 });
