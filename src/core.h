@@ -60,34 +60,13 @@ struct gw_worker {
 	struct lws_vhost *vh_ws;
 	struct lws_vhost *vh_mgmt;
 	gw_loop_t *loop; /* the gateway's own sockets (loop.h) */
-	gw_watch_t listener;
-	gw_watch_t mgmt_listener;
-	gw_watch_t sigwatch;
-	int port, mgmt_port;
 	uint32_t worker;
+	struct gw_worker_own *own; /* gateway.c's: listeners, stop, inbox */
 	struct gw_conns *conns; /* connections and their slot table (conn.c) */
 	gw_buf_t scratch;  /* request building, reused */
 	gw_buf_t rscratch; /* integration answers, route keys, reused */
-	uint64_t request_seq;
-	unsigned char request_salt[6];
-	int stopping;
-	int drain_seconds;
 	gw_wheel_t wheel; /* per-connection deadlines */
-	lws_sorted_usec_list_t flush_timer;
-	size_t flush_left; /* connections still to look at in this round */
-	lws_sorted_usec_list_t accept_timer;
-	int accept_paused; /* 1 gateway, 2 management listener */
-	lws_sorted_usec_list_t stop_timer;
-	int stop_dropped; /* the drain deadline passed: sockets were reset */
-	int stop_deadline_passed;
 	struct gw_outbox *outbox; /* $disconnect calls owed (outbox.h) */
-	/* Cross-loop messages (management operations), and the stop request. */
-	pthread_mutex_t inbox_lock;
-	lws_dll2_owner_t inbox;
-	int stop_requested; /* written by another loop: atomics only */
-	gw_config_t *next_cfg; /* a reload's snapshot, under inbox_lock */
-	unsigned next_gen;
-	int ctx_alive;
 	SSL_CTX *tls; /* set when the gateway listener speaks TLS */
 	gw_relay_ctx_t *relay; /* TLS relays (tls.h) */
 	gw_rest_ctx_t *rest; /* REST connections and limits (rest.h) */

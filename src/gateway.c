@@ -65,6 +65,34 @@ struct gw_gateway {
 	unsigned reload_waiting; /* loops yet to swap it in */
 };
 
+/* One loop's own state, which no other module reads: its listeners and
+ * signals, request IDs, the flush round, accept pauses, the stop and
+ * drain, and the inbox other loops post to. */
+struct gw_worker_own {
+	gw_worker_t *gw;
+	gw_watch_t listener;
+	gw_watch_t mgmt_listener;
+	gw_watch_t sigwatch;
+	uint64_t request_seq;
+	unsigned char request_salt[6];
+	int stopping;
+	int drain_seconds;
+	lws_sorted_usec_list_t flush_timer;
+	size_t flush_left; /* connections still to look at in this round */
+	lws_sorted_usec_list_t accept_timer;
+	int accept_paused; /* 1 gateway, 2 management listener */
+	lws_sorted_usec_list_t stop_timer;
+	int stop_dropped; /* the drain deadline passed: sockets were reset */
+	int stop_deadline_passed;
+	/* Cross-loop messages (management operations), and the stop request. */
+	pthread_mutex_t inbox_lock;
+	lws_dll2_owner_t inbox;
+	int stop_requested; /* written by another loop: atomics only */
+	gw_config_t *next_cfg; /* a reload's snapshot, under inbox_lock */
+	unsigned next_gen;
+	int ctx_alive;
+};
+
 static void worker_teardown(gw_worker_t *gw);
 static void worker_free(gw_worker_t *gw);
 static void shared_destroy(gw_gateway_t *sh);
@@ -98,17 +126,17 @@ uint64_t gw_mono_to_wall(uint64_t mono_ms)
 void gw_worker_request_id(gw_worker_t *gw, char out[24])
 {
 	unsigned char raw[12];
-	uint64_t seq = ++gw->request_seq & 0xffffffffffffULL, k = 0;
+	uint64_t seq = ++gw->own->request_seq & 0xffffffffffffULL, k = 0;
 
 	/* AWS's request IDs do not visibly count up (issue 15 item 6): a
 	 * keyed permutation of the 48-bit counter keeps them unique. */
-	memcpy(&k, gw->request_salt, sizeof(gw->request_salt));
+	memcpy(&k, gw->own->request_salt, sizeof(gw->own->request_salt));
 	for (int r = 0; r < 3; r++) {
 		seq = (seq * 0x5bd1e995b5ULL + (k >> (8 * r))) & 0xffffffffffffULL;
 		seq ^= seq >> 21;
 	}
 
-	memcpy(raw, gw->request_salt, 6);
+	memcpy(raw, gw->own->request_salt, 6);
 	for (int i = 0; i < 6; i++)
 		raw[6 + i] = (unsigned char)(seq >> (8 * (5 - i)));
 	gw_base64url(out, raw, sizeof(raw));
@@ -163,28 +191,28 @@ static int listener_add(gw_worker_t *gw, gw_watch_t *l)
 
 static void on_accept_resume(lws_sorted_usec_list_t *sul)
 {
-	gw_worker_t *gw = lws_container_of(sul, gw_worker_t, accept_timer);
-	gw_watch_t *ls[] = { &gw->listener, &gw->mgmt_listener };
+	gw_worker_t *gw = lws_container_of(sul, struct gw_worker_own, accept_timer)->gw;
+	gw_watch_t *ls[] = { &gw->own->listener, &gw->own->mgmt_listener };
 
 	for (int i = 0; i < 2; i++)
-		if ((gw->accept_paused & (1 << i)) && ls[i]->fd >= 0 && !gw->stopping)
+		if ((gw->own->accept_paused & (1 << i)) && ls[i]->fd >= 0 && !gw->own->stopping)
 			listener_add(gw, ls[i]);
-	gw->accept_paused = 0;
+	gw->own->accept_paused = 0;
 }
 
 /* Out of descriptors: stop watching the listener for a while instead of
  * waking up on it forever (nginx does the same). */
 static void pause_accepting(gw_worker_t *gw, gw_watch_t *l)
 {
-	int bit = l == &gw->listener ? 1 : 2;
+	int bit = l == &gw->own->listener ? 1 : 2;
 
-	if (gw->accept_paused & bit)
+	if (gw->own->accept_paused & bit)
 		return;
 	gw_loop_del(gw->loop, l);
-	if (!gw->accept_paused)
-		lws_sul_schedule(gw->ctx, 0, &gw->accept_timer, on_accept_resume,
+	if (!gw->own->accept_paused)
+		lws_sul_schedule(gw->ctx, 0, &gw->own->accept_timer, on_accept_resume,
 				 ACCEPT_PAUSE_MS * LWS_US_PER_MS);
-	gw->accept_paused |= bit;
+	gw->own->accept_paused |= bit;
 }
 
 /* Descriptors kept for the management API, backend calls and the relay:
@@ -214,7 +242,7 @@ static void shed(int fd)
 static void accept_all(gw_worker_t *gw, gw_watch_t *l)
 {
 	static const int one = 1;
-	int client = l == &gw->listener;
+	int client = l == &gw->own->listener;
 
 	for (;;) {
 		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -253,42 +281,42 @@ static void accept_all(gw_worker_t *gw, gw_watch_t *l)
 
 static void stop_listening(gw_worker_t *gw)
 {
-	gw_watch_t *ls[] = { &gw->listener, &gw->mgmt_listener };
+	gw_watch_t *ls[] = { &gw->own->listener, &gw->own->mgmt_listener };
 
 	for (int i = 0; i < 2; i++)
 		gw_watch_close(gw, ls[i]);
-	gw->accept_paused = 0;
+	gw->own->accept_paused = 0;
 }
 
 static void on_stop_deadline(lws_sorted_usec_list_t *sul)
 {
-	gw_worker_t *gw = lws_container_of(sul, gw_worker_t, stop_timer);
+	gw_worker_t *gw = lws_container_of(sul, struct gw_worker_own, stop_timer)->gw;
 
 	/* At the drain deadline the sockets of clients whose close is still
 	 * not written are reset, so that each gets its $disconnect; those
 	 * calls have the send timeout more to be answered. */
-	if (!gw->stop_dropped) {
+	if (!gw->own->stop_dropped) {
 		size_t n = gw_conn_drop_all(gw);
 
-		gw->stop_dropped = 1;
+		gw->own->stop_dropped = 1;
 		if (n) {
 			gw_warn("shutdown: %zu connections not closed after %d s: reset",
-				n, gw->drain_seconds);
-			lws_sul_schedule(gw->ctx, 0, &gw->stop_timer, on_stop_deadline,
+				n, gw->own->drain_seconds);
+			lws_sul_schedule(gw->ctx, 0, &gw->own->stop_timer, on_stop_deadline,
 					 (lws_usec_t)gw->sh->send_timeout_s * LWS_US_PER_SEC);
 			return;
 		}
 	}
 	gw_warn("shutdown: %zu connections and %zu integration calls still open after "
 		"%d s, exiting anyway; %zu $disconnect calls stay in the outbox for the "
-		"next start", gw_conn_count(gw), gw_backend_inflight(gw->be), gw->drain_seconds,
+		"next start", gw_conn_count(gw), gw_backend_inflight(gw->be), gw->own->drain_seconds,
 		gw_outbox_pending(gw->outbox));
-	gw->stop_deadline_passed = 1;
+	gw->own->stop_deadline_passed = 1;
 }
 
 static void begin_stop(gw_worker_t *gw, int sig)
 {
-	if (gw->stopping)
+	if (gw->own->stopping)
 		return;
 	if (sig)
 		gw_info("signal %d: closing connections (1001) and stopping", sig);
@@ -298,15 +326,15 @@ static void begin_stop(gw_worker_t *gw, int sig)
 
 		if (w == gw)
 			continue;
-		__atomic_store_n(&w->stop_requested, 1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&w->own->stop_requested, 1, __ATOMIC_SEQ_CST);
 		lws_cancel_service(w->ctx);
 	}
-	gw->stopping = 1;
+	gw->own->stopping = 1;
 	stop_listening(gw);
 	gw_conn_shutdown_all(gw);
 	gw_rest_shutdown(gw);
-	lws_sul_schedule(gw->ctx, 0, &gw->stop_timer, on_stop_deadline,
-			 (lws_usec_t)gw->drain_seconds * LWS_US_PER_SEC);
+	lws_sul_schedule(gw->ctx, 0, &gw->own->stop_timer, on_stop_deadline,
+			 (lws_usec_t)gw->own->drain_seconds * LWS_US_PER_SEC);
 }
 
 unsigned gw_gateway_workers(const gw_gateway_t *g)
@@ -331,7 +359,7 @@ int gw_gateway_mgmt_on_gateway(const gw_gateway_t *g)
 
 int gw_worker_stopping(const gw_worker_t *gw)
 {
-	return gw->stopping;
+	return gw->own->stopping;
 }
 
 void gw_watch_close(gw_worker_t *gw, gw_watch_t *w)
@@ -351,12 +379,12 @@ void gw_defer_run(gw_worker_t *gw)
 
 static void on_listener(gw_watch_t *w, uint32_t events)
 {
-	accept_all(lws_container_of(w, gw_worker_t, listener), w);
+	accept_all(lws_container_of(w, struct gw_worker_own, listener)->gw, w);
 }
 
 static void on_mgmt_listener(gw_watch_t *w, uint32_t events)
 {
-	accept_all(lws_container_of(w, gw_worker_t, mgmt_listener), w);
+	accept_all(lws_container_of(w, struct gw_worker_own, mgmt_listener)->gw, w);
 }
 
 static void on_signal(gw_watch_t *w, uint32_t events)
@@ -366,21 +394,21 @@ static void on_signal(gw_watch_t *w, uint32_t events)
 	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	if (si.ssi_signo == SIGHUP)
-		gw_gateway_reload(lws_container_of(w, gw_worker_t, sigwatch)->sh);
+		gw_gateway_reload(lws_container_of(w, struct gw_worker_own, sigwatch)->gw->sh);
 	else if (si.ssi_signo == SIGUSR1)
 		gw_alog_reopen(); /* logrotate moved the access logs */
 	else
-		begin_stop(lws_container_of(w, gw_worker_t, sigwatch), (int)si.ssi_signo);
+		begin_stop(lws_container_of(w, struct gw_worker_own, sigwatch)->gw, (int)si.ssi_signo);
 }
 
 void gw_worker_post(gw_worker_t *to, lws_dll2_t *node)
 {
 	int alive;
 
-	pthread_mutex_lock(&to->inbox_lock);
-	lws_dll2_add_tail(node, &to->inbox);
-	alive = to->ctx_alive;
-	pthread_mutex_unlock(&to->inbox_lock);
+	pthread_mutex_lock(&to->own->inbox_lock);
+	lws_dll2_add_tail(node, &to->own->inbox);
+	alive = to->own->ctx_alive;
+	pthread_mutex_unlock(&to->own->inbox_lock);
 	if (alive)
 		lws_cancel_service(to->ctx);
 }
@@ -393,16 +421,16 @@ static void drain_inbox(gw_worker_t *gw)
 	gw_config_t *next;
 	unsigned gen;
 
-	if (__atomic_load_n(&gw->stop_requested, __ATOMIC_SEQ_CST) && !gw->stopping)
+	if (__atomic_load_n(&gw->own->stop_requested, __ATOMIC_SEQ_CST) && !gw->own->stopping)
 		begin_stop(gw, 0);
 	/* Take the whole list under the lock, work on it outside. */
-	pthread_mutex_lock(&gw->inbox_lock);
-	batch = gw->inbox;
-	lws_dll2_owner_clear(&gw->inbox);
-	next = gw->next_cfg;
-	gen = gw->next_gen;
-	gw->next_cfg = NULL;
-	pthread_mutex_unlock(&gw->inbox_lock);
+	pthread_mutex_lock(&gw->own->inbox_lock);
+	batch = gw->own->inbox;
+	lws_dll2_owner_clear(&gw->own->inbox);
+	next = gw->own->next_cfg;
+	gen = gw->own->next_gen;
+	gw->own->next_cfg = NULL;
+	pthread_mutex_unlock(&gw->own->inbox_lock);
 	/* Between two events of the loop: a safe point for the swap. */
 	if (next)
 		swap_config(gw, next, gen);
@@ -433,13 +461,13 @@ static const struct lws_protocols raw_protocol = {
 
 static void on_flush_timer(lws_sorted_usec_list_t *sul)
 {
-	gw_worker_t *gw = lws_container_of(sul, gw_worker_t, flush_timer);
+	gw_worker_t *gw = lws_container_of(sul, struct gw_worker_own, flush_timer)->gw;
 	size_t seen;
 
 	/* One slice per timer callback, 1 ms apart, so that no callback holds
 	 * the loop long (100k connections in one took ~230 ms). */
-	if (!gw->flush_left) {
-		gw->flush_left = gw_conn_open_count(gw);
+	if (!gw->own->flush_left) {
+		gw->own->flush_left = gw_conn_open_count(gw);
 		/* Off the hot path, on one loop: free the reader slots of
 		 * killed registry readers (registry.h). */
 		if (!gw->worker) {
@@ -450,11 +478,11 @@ static void on_flush_timer(lws_sorted_usec_list_t *sul)
 					       "left by killed processes", dead, dead == 1 ? "" : "s");
 		}
 	}
-	seen = gw_conn_flush_slice(gw, gw->flush_left < FLUSH_SLICE ? gw->flush_left
+	seen = gw_conn_flush_slice(gw, gw->own->flush_left < FLUSH_SLICE ? gw->own->flush_left
 								    : FLUSH_SLICE);
-	gw->flush_left = seen && gw->flush_left > seen ? gw->flush_left - seen : 0;
-	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
-			 gw->flush_left ? LWS_US_PER_MS
+	gw->own->flush_left = seen && gw->own->flush_left > seen ? gw->own->flush_left - seen : 0;
+	lws_sul_schedule(gw->ctx, 0, &gw->own->flush_timer, on_flush_timer,
+			 gw->own->flush_left ? LWS_US_PER_MS
 					: (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
 }
 
@@ -621,12 +649,12 @@ static void reload_once(gw_gateway_t *sh)
 		gw_config_t *prev;
 		int alive;
 
-		pthread_mutex_lock(&w->inbox_lock);
-		prev = w->next_cfg;
-		w->next_cfg = gw_config_ref(cfg);
-		w->next_gen = gen;
-		alive = w->ctx_alive;
-		pthread_mutex_unlock(&w->inbox_lock);
+		pthread_mutex_lock(&w->own->inbox_lock);
+		prev = w->own->next_cfg;
+		w->own->next_cfg = gw_config_ref(cfg);
+		w->own->next_gen = gen;
+		alive = w->own->ctx_alive;
+		pthread_mutex_unlock(&w->own->inbox_lock);
 		gw_config_unref(prev);
 		if (alive)
 			lws_cancel_service(w->ctx);
@@ -655,7 +683,7 @@ static void *reload_main(void *arg)
 void gw_gateway_reload(gw_gateway_t *sh)
 {
 	/* Signals are read by the first loop, which is the one that stops. */
-	if (sh->workers[0]->stopping) {
+	if (sh->workers[0]->own->stopping) {
 		gw_info("reload: ignored, the gateway is stopping");
 		return;
 	}
@@ -700,43 +728,42 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 	gw_config_t *cfg = sh->cfg;
 	lws_sock_file_fd_type fd;
 
-	if (!gw)
+	if (!gw || !(gw->own = calloc(1, sizeof(*gw->own))))
 		abort();
+	gw->own->gw = gw;
 	gw->sh = sh;
 	gw->metrics = gw_metrics_create();
 	gw->worker = index;
 	gw->cfg = gw_config_ref(cfg); /* the loop's snapshot (config.h) */
 	gw->reg = sh->reg;
 	gw->tls = sh->tls;
-	pthread_mutex_init(&gw->inbox_lock, NULL);
+	pthread_mutex_init(&gw->own->inbox_lock, NULL);
 	gw->rest = gw_rest_ctx_create(cfg);
 	gw->relay = gw_relay_ctx_create();
 	gw->mgmt = gw_mgmt_ctx_create();
 	gw->conns = gw_conns_create(gw);
 	if (!gw->rest || !gw->relay || !gw->mgmt || !gw->conns)
 		abort();
-	gw->listener.fd = gw->mgmt_listener.fd = gw->sigwatch.fd = -1;
-	gw->drain_seconds = sh->drain_seconds;
+	gw->own->listener.fd = gw->own->mgmt_listener.fd = gw->own->sigwatch.fd = -1;
+	gw->own->drain_seconds = sh->drain_seconds;
 	gw_buf_init(&gw->scratch);
-	if (RAND_bytes(gw->request_salt, sizeof(gw->request_salt)) != 1) {
+	if (RAND_bytes(gw->own->request_salt, sizeof(gw->own->request_salt)) != 1) {
 		snprintf(err, errlen, "OpenSSL's random generator failed");
 		goto fail;
 	}
 	/* Each loop holds its own descriptor of the shared listening sockets,
 	 * so closing one loop's never closes another's. */
-	gw->listener.cb = on_listener;
-	gw->listener.fd = fcntl(sh->listen_fd, F_DUPFD_CLOEXEC, 0);
-	gw->mgmt_listener.cb = on_mgmt_listener;
-	gw->mgmt_listener.fd = fcntl(sh->mgmt_fd, F_DUPFD_CLOEXEC, 0);
-	gw->port = sh->port;
-	gw->mgmt_port = sh->mgmt_port;
-	if (gw->listener.fd < 0 || gw->mgmt_listener.fd < 0) {
+	gw->own->listener.cb = on_listener;
+	gw->own->listener.fd = fcntl(sh->listen_fd, F_DUPFD_CLOEXEC, 0);
+	gw->own->mgmt_listener.cb = on_mgmt_listener;
+	gw->own->mgmt_listener.fd = fcntl(sh->mgmt_fd, F_DUPFD_CLOEXEC, 0);
+	if (gw->own->listener.fd < 0 || gw->own->mgmt_listener.fd < 0) {
 		snprintf(err, errlen, "cannot share the listening sockets: %s", strerror(errno));
 		goto fail;
 	}
 	gw->loop = gw_loop_create();
-	if (!gw->loop || listener_add(gw, &gw->listener) ||
-	    listener_add(gw, &gw->mgmt_listener)) {
+	if (!gw->loop || listener_add(gw, &gw->own->listener) ||
+	    listener_add(gw, &gw->own->mgmt_listener)) {
 		snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
 		goto fail;
 	}
@@ -750,9 +777,9 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 		sigaddset(&mask, SIGTERM);
 		sigaddset(&mask, SIGHUP);
 		sigaddset(&mask, SIGUSR1);
-		gw->sigwatch.cb = on_signal;
-		gw->sigwatch.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-		if (gw->sigwatch.fd < 0 || gw_loop_add(gw->loop, &gw->sigwatch, EPOLLIN)) {
+		gw->own->sigwatch.cb = on_signal;
+		gw->own->sigwatch.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+		if (gw->own->sigwatch.fd < 0 || gw_loop_add(gw->loop, &gw->own->sigwatch, EPOLLIN)) {
 			snprintf(err, errlen, "cannot watch signals: %s", strerror(errno));
 			goto fail;
 		}
@@ -782,7 +809,7 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 		snprintf(err, errlen, "cannot create the libwebsockets context");
 		goto fail;
 	}
-	gw->ctx_alive = 1;
+	gw->own->ctx_alive = 1;
 	gw_wheel_init(&gw->wheel, gw->ctx);
 	ws_protos[0] = gw_ws_protocol;
 	ws_protos[1] = raw_protocol;
@@ -808,7 +835,7 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 	gw->outbox = gw_outbox_attach(gw, sh->disconnect_retry_seconds,
 				      sh->disconnect_rate / sh->n_workers,
 				      GW_OUTBOX_MAX_ENTRIES / sh->n_workers);
-	lws_sul_schedule(gw->ctx, 0, &gw->flush_timer, on_flush_timer,
+	lws_sul_schedule(gw->ctx, 0, &gw->own->flush_timer, on_flush_timer,
 			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
 	gw_metrics_start(gw);
 	return gw;
@@ -920,11 +947,11 @@ int gw_gateway_mgmt_port(const gw_gateway_t *sh)
 
 static void run_loop(gw_worker_t *gw)
 {
-	while (!gw->stop_deadline_passed) {
+	while (!gw->own->stop_deadline_passed) {
 		if (lws_service(gw->ctx, 0) < 0)
 			break;
 		gw_defer_run(gw);
-		if (gw->stopping && !gw_conn_count(gw) && !gw_rest_count(gw) &&
+		if (gw->own->stopping && !gw_conn_count(gw) && !gw_rest_count(gw) &&
 		    !gw_backend_inflight(gw->be) && !gw_outbox_active(gw->outbox))
 			break;
 	}
@@ -957,7 +984,7 @@ int gw_gateway_run(gw_gateway_t *sh)
 	run_loop(sh->workers[0]);
 	/* A loop may end on its own error: make sure the others end too. */
 	for (unsigned i = 1; i < sh->n_workers; i++) {
-		__atomic_store_n(&sh->workers[i]->stop_requested, 1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&sh->workers[i]->own->stop_requested, 1, __ATOMIC_SEQ_CST);
 		lws_cancel_service(sh->workers[i]->ctx);
 	}
 	for (unsigned i = 1; i < sh->n_workers; i++)
@@ -979,14 +1006,14 @@ static void worker_teardown(gw_worker_t *gw)
 	gw_rest_free_all(gw);
 	gw_relay_free_all(gw);
 	if (gw->ctx) {
-		lws_sul_cancel(&gw->flush_timer);
+		lws_sul_cancel(&gw->own->flush_timer);
 		gw_metrics_stop(gw);
-		lws_sul_cancel(&gw->stop_timer);
-		lws_sul_cancel(&gw->accept_timer);
+		lws_sul_cancel(&gw->own->stop_timer);
+		lws_sul_cancel(&gw->own->accept_timer);
 		gw_wheel_dispose(&gw->wheel);
-		pthread_mutex_lock(&gw->inbox_lock);
-		gw->ctx_alive = 0;
-		pthread_mutex_unlock(&gw->inbox_lock);
+		pthread_mutex_lock(&gw->own->inbox_lock);
+		gw->own->ctx_alive = 0;
+		pthread_mutex_unlock(&gw->own->inbox_lock);
 		lws_context_destroy(gw->ctx);
 		gw->ctx = NULL;
 	}
@@ -1004,21 +1031,21 @@ static void worker_free(gw_worker_t *gw)
 {
 	if (!gw)
 		return;
-	while (gw->inbox.head) {
-		lws_dll2_t *d = gw->inbox.head;
+	while (gw->own->inbox.head) {
+		lws_dll2_t *d = gw->own->inbox.head;
 
 		lws_dll2_remove(d);
 		gw_mgmt_free_message(d);
 	}
-	gw_config_unref(gw->next_cfg);
+	gw_config_unref(gw->own->next_cfg);
 	gw_chan_index_free(gw);
-	pthread_mutex_destroy(&gw->inbox_lock);
+	pthread_mutex_destroy(&gw->own->inbox_lock);
 	if (gw->loop) {
 		stop_listening(gw);
-		gw_loop_close(gw->loop, &gw->sigwatch);
+		gw_loop_close(gw->loop, &gw->own->sigwatch);
 		gw_loop_destroy(gw->loop);
 	} else {
-		gw_watch_t *ws[] = { &gw->listener, &gw->mgmt_listener, &gw->sigwatch };
+		gw_watch_t *ws[] = { &gw->own->listener, &gw->own->mgmt_listener, &gw->own->sigwatch };
 
 		for (int i = 0; i < 3; i++)
 			if (ws[i]->fd >= 0)
@@ -1033,6 +1060,7 @@ static void worker_free(gw_worker_t *gw)
 	gw_mgmt_ctx_destroy(gw->mgmt); /* the same */
 	gw_conns_destroy(gw->conns); /* its connections went in teardown */
 	gw_metrics_destroy(gw->metrics);
+	free(gw->own);
 	free(gw);
 }
 

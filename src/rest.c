@@ -686,7 +686,7 @@ static void call_integration(gw_rest_t *r, const gw_integration_t *in, gw_str_t 
 	inv.headers = hs;
 	inv.n_headers = nh;
 	inv.method = gw_req_method(r->req);
-	inv.forwarded_port = gw->port;
+	inv.forwarded_port = gw_gateway_port(gw->sh);
 	inv.max_event_bytes = r->api->max_event_bytes;
 	if (in->type == GW_INTEG_HTTP_PROXY) {
 		/* r->out is free until the answer: it holds the target. */
