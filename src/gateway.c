@@ -5,6 +5,7 @@
  * set that is itself adopted into libwebsockets as a raw file, so a single
  * poll() covers everything and nothing ever blocks. */
 #include "core.h"
+#include "gateway_own.h"
 #include "accesslog.h"
 #include "bus.h"
 #include "channel.h"
@@ -34,113 +35,10 @@
 #define ACCEPT_PAUSE_MS 100
 #define FLUSH_SLICE GW_REGISTRY_TOUCH_SLICE
 
-/* The process: what the event loops (workers) share: read-only
- * configuration, the LMDB registry (thread-safe by itself), the TLS
- * context, and each other. Loops reach it as gw->sh, other modules
- * through the accessors in core.h. */
-struct gw_gateway {
-	gw_config_t *cfg;
-	gw_registry_t *reg;
-	SSL_CTX *tls;
-	unsigned n_workers;
-	struct gw_worker **workers;
-	pthread_t *threads;
-	int drain_seconds;
-	int send_timeout_s; /* --send-timeout */
-	unsigned disconnect_retry_seconds; /* outbox.h */
-	double disconnect_rate; /* previous-run $disconnect calls per second */
-	int listen_fd, mgmt_fd; /* shared by the loops, each with its own dup */
-	int port, mgmt_port;
-	/* Hot reload (gateway.c): one loader thread at a time reads routes
-	 * again; each loop swaps in the new snapshot from its inbox. */
-	char *routes;
-	int reload_needs_mgmt_auth; /* gw_gateway_opts_t */
-	int mgmt_on_gateway;        /* gw_gateway_opts_t */
-	pthread_mutex_t reload_lock;
-	pthread_t reload_thread;
-	int reload_started;  /* a loader thread exists, not joined yet */
-	int reload_running;  /* it has not finished */
-	int reload_again;    /* asked again while it ran */
-	unsigned reload_gen;     /* the latest snapshot handed to the loops */
-	unsigned reload_waiting; /* loops yet to swap it in */
-};
-
-/* One loop's own state, which no other module reads: its listeners and
- * signals, request IDs, the flush round, accept pauses, the stop and
- * drain, and the inbox other loops post to. */
-struct gw_worker_own {
-	gw_worker_t *gw;
-	gw_watch_t listener;
-	gw_watch_t mgmt_listener;
-	gw_watch_t sigwatch;
-	uint64_t request_seq;
-	unsigned char request_salt[6];
-	int stopping;
-	int drain_seconds;
-	lws_sorted_usec_list_t flush_timer;
-	size_t flush_left; /* connections still to look at in this round */
-	lws_sorted_usec_list_t accept_timer;
-	int accept_paused; /* 1 gateway, 2 management listener */
-	lws_sorted_usec_list_t stop_timer;
-	int stop_dropped; /* the drain deadline passed: sockets were reset */
-	int stop_deadline_passed;
-	/* Cross-loop messages (management operations), and the stop request. */
-	pthread_mutex_t inbox_lock;
-	lws_dll2_owner_t inbox;
-	int stop_requested; /* written by another loop: atomics only */
-	gw_config_t *next_cfg; /* a reload's snapshot, under inbox_lock */
-	unsigned next_gen;
-	int ctx_alive;
-};
-
 static void worker_teardown(gw_worker_t *gw);
 static void worker_free(gw_worker_t *gw);
 static void shared_destroy(gw_gateway_t *sh);
 static void begin_stop(gw_worker_t *gw, int sig);
-
-/* Deadlines run on the monotonic clock, so a wall-clock jump closes
- * nothing; only reported times (connectedAt, requestTime) use the wall. */
-uint64_t gw_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-uint64_t gw_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-uint64_t gw_mono_to_wall(uint64_t mono_ms)
-{
-	uint64_t now = gw_now_ms(), wall = gw_wall_ms();
-
-	return mono_ms >= now ? wall : wall - (now - mono_ms);
-}
-
-void gw_worker_request_id(gw_worker_t *gw, char out[24])
-{
-	unsigned char raw[12];
-	uint64_t seq = ++gw->own->request_seq & 0xffffffffffffULL, k = 0;
-
-	/* AWS's request IDs do not visibly count up (issue 15 item 6): a
-	 * keyed permutation of the 48-bit counter keeps them unique. */
-	memcpy(&k, gw->own->request_salt, sizeof(gw->own->request_salt));
-	for (int r = 0; r < 3; r++) {
-		seq = (seq * 0x5bd1e995b5ULL + (k >> (8 * r))) & 0xffffffffffffULL;
-		seq ^= seq >> 21;
-	}
-
-	memcpy(raw, gw->own->request_salt, 6);
-	for (int i = 0; i < 6; i++)
-		raw[6 + i] = (unsigned char)(seq >> (8 * (5 - i)));
-	gw_base64url(out, raw, sizeof(raw));
-}
 
 static int bind_listener(const char *host, int port, int *out_port, char *err,
 			 size_t errlen)
@@ -337,46 +235,6 @@ static void begin_stop(gw_worker_t *gw, int sig)
 			 (lws_usec_t)gw->own->drain_seconds * LWS_US_PER_SEC);
 }
 
-unsigned gw_gateway_workers(const gw_gateway_t *g)
-{
-	return g->n_workers;
-}
-
-gw_worker_t *gw_gateway_worker(const gw_gateway_t *g, unsigned i)
-{
-	return g->workers[i];
-}
-
-int gw_gateway_send_timeout_s(const gw_gateway_t *g)
-{
-	return g->send_timeout_s;
-}
-
-int gw_gateway_mgmt_on_gateway(const gw_gateway_t *g)
-{
-	return g->mgmt_on_gateway;
-}
-
-int gw_worker_stopping(const gw_worker_t *gw)
-{
-	return gw->own->stopping;
-}
-
-void gw_watch_close(gw_worker_t *gw, gw_watch_t *w)
-{
-	gw_loop_close(gw->loop, w);
-}
-
-void gw_defer_free(gw_worker_t *gw, void (*fn)(void *), void *p)
-{
-	gw_loop_defer_free(gw->loop, fn, p);
-}
-
-void gw_defer_run(gw_worker_t *gw)
-{
-	gw_loop_run_deferred(gw->loop);
-}
-
 static void on_listener(gw_watch_t *w, uint32_t events)
 {
 	accept_all(lws_container_of(w, struct gw_worker_own, listener)->gw, w);
@@ -399,18 +257,6 @@ static void on_signal(gw_watch_t *w, uint32_t events)
 		gw_alog_reopen(); /* logrotate moved the access logs */
 	else
 		begin_stop(lws_container_of(w, struct gw_worker_own, sigwatch)->gw, (int)si.ssi_signo);
-}
-
-void gw_worker_post(gw_worker_t *to, lws_dll2_t *node)
-{
-	int alive;
-
-	pthread_mutex_lock(&to->own->inbox_lock);
-	lws_dll2_add_tail(node, &to->own->inbox);
-	alive = to->own->ctx_alive;
-	pthread_mutex_unlock(&to->own->inbox_lock);
-	if (alive)
-		lws_cancel_service(to->ctx);
 }
 
 static void swap_config(gw_worker_t *gw, gw_config_t *cfg, unsigned gen);
@@ -933,16 +779,6 @@ int gw_gateway_create(gw_gateway_t **out, gw_config_t *cfg,
 fail:
 	shared_destroy(sh);
 	return -1;
-}
-
-int gw_gateway_port(const gw_gateway_t *sh)
-{
-	return sh->port;
-}
-
-int gw_gateway_mgmt_port(const gw_gateway_t *sh)
-{
-	return sh->mgmt_port;
 }
 
 static void run_loop(gw_worker_t *gw)
