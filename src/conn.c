@@ -1261,19 +1261,23 @@ static int mgmt_path(const char *p, size_t len)
  * path goes, unread, to the management vhost, which serves it as on its
  * own listener: SigV4 checks the Host the client signed (this listener's).
  * Over TLS the relay hands it the plaintext, as for WebSocket. AWS
- * reserves @connections, so it wins over a REST route. The connection
- * stays with management for its later (keep-alive) requests. 1 when
- * handed over. */
+ * reserves @connections, so it wins over a REST route. Its answers end
+ * the connection (gw_mgmt_from_gateway), so a later request that is REST
+ * comes on a new one; a REST connection hands later management requests
+ * over the same way (rest.c). 1 when handed over. */
 static int mgmt_on_gateway(gw_conn_t *conn, const char *path, size_t len)
 {
 	gw_worker_t *gw = conn->gw;
+	struct lws *wsi = NULL;
 	int fd;
 
 	if (!(gw_gateway_mgmt_on_gateway(gw->sh) || gw_config_mgmt_auth(gw->cfg)) || !mgmt_path(path, len))
 		return 0;
 	fd = detach_socket(conn);
-	if (fd >= 0 && !lws_adopt_socket_vhost(gw->vh_mgmt, fd))
+	if (fd >= 0 && !(wsi = lws_adopt_socket_vhost(gw->vh_mgmt, fd)))
 		gw_log_limited(GW_LOG_WARN, 10000, "management: cannot adopt a connection");
+	if (wsi)
+		gw_mgmt_from_gateway(wsi);
 	conn_finish(conn, 0, 0, NULL);
 	return 1;
 }

@@ -103,6 +103,7 @@ struct gw_rest {
 	int peer_eof; /* the client half-closed (EPOLLRDHUP) */
 	int in_ready; /* the socket may hold unread bytes (see the top) */
 	int continue_sent;
+	int fed; /* bytes of this request went to the parser */
 	size_t lingered; /* bytes dropped while lingering */
 	int64_t alog_ms; /* access log: the integration's latency, -1: none */
 };
@@ -857,13 +858,108 @@ static void serve(gw_rest_t *r)
 	call_integration(r, in, path, params, np);
 }
 
+/* --- management requests on a REST connection ------------------------------- */
+
+/* Whether this port also serves /{stage}/@connections (conn.c). */
+static int serves_management(const gw_rest_t *r)
+{
+	return r->gw->sh->mgmt_on_gateway || gw_config_mgmt_auth(r->gw->cfg);
+}
+
+/* Whether the request line at p (len bytes, maybe without its end) names
+ * /{stage}/@connections: 1 yes, 0 no, -1 not known until more of it
+ * arrives. Judged on the raw target, as conn.c judges a connection's first
+ * request. */
+static int management_line(const char *p, size_t len)
+{
+	const char *eol, *t, *end, *seg;
+	size_t all = len;
+
+	while (len && (*p == '\r' || *p == '\n'))
+		p++, len--;
+	if (!(eol = memchr(p, '\n', len)))
+		return all < IN_BYTES ? -1 : 0;
+	if (!(t = memchr(p, ' ', (size_t)(eol - p))))
+		return 0;
+	t++;
+	if (!(end = memchr(t, ' ', (size_t)(eol - t))))
+		return 0;
+	if ((seg = memchr(t, '?', (size_t)(end - t))))
+		end = seg;
+	if (end - t < 3 || t[0] != '/' || t[1] == '/' ||
+	    !(seg = memchr(t + 1, '/', (size_t)(end - t - 1))))
+		return 0;
+	seg++;
+	return gw_http_conns_segment(seg, (size_t)(end - seg));
+}
+
+/* A keep-alive REST connection's next request for /{stage}/@connections,
+ * still unread in the socket, goes to the management vhost as the first
+ * request of a connection does (conn.c): one socket serves each request as
+ * its path says. (libwebsockets 4.1 feeds a POST adopted with bytes already
+ * read the wrong body, hence the peek.) */
+static void to_management(gw_rest_t *r)
+{
+	gw_worker_t *gw = r->gw;
+	int fd = r->watch.fd;
+	struct lws *wsi;
+
+	gw_loop_del(gw->loop, &r->watch);
+	r->watch.fd = -1;
+	wsi = lws_adopt_socket_vhost(gw->vh_mgmt, fd);
+	if (wsi)
+		gw_mgmt_from_gateway(wsi);
+	else
+		gw_log_limited(GW_LOG_WARN, 10000, "management: cannot adopt a connection");
+	rest_close(r);
+}
+
+/* Before the first read of a request: peeks at its request line. 1 when
+ * the connection went to management or must wait for more of the line, 0
+ * to read the request here. */
+static int peek_management(gw_rest_t *r)
+{
+	ssize_t n;
+	int m;
+
+	if (!r->in && !(r->in = malloc(IN_BYTES)))
+		abort();
+	n = recv(r->watch.fd, r->in, IN_BYTES, MSG_PEEK);
+	if (n <= 0)
+		return 0; /* the read says what it is */
+	if (!r->req_start)
+		request_started(r);
+	m = management_line(r->in, (size_t)n);
+	if (m < 0 && !r->peer_eof) {
+		r->in_ready = 0; /* the rest of the line brings a new edge */
+		return 1;
+	}
+	if (m > 0) {
+		to_management(r);
+		return 1;
+	}
+	return 0;
+}
+
 /* Parses buffered bytes; serves a complete request. */
 static void parse(gw_rest_t *r)
 {
 	size_t used = 0;
 	enum gw_req_status st;
 
+	if (!r->fed && serves_management(r) && management_line(r->in + r->in_off,
+							     r->in_len - r->in_off) > 0) {
+		/* Pipelined behind a REST request, so already read: not served
+		 * here (see to_management); the client may retry it on a new
+		 * connection. */
+		r->fed = 1;
+		r->close_after = 1;
+		gw_worker_request_id(r->gw, r->request_id);
+		respond_json(r, 503, "{\"message\":\"Service Unavailable\"}");
+		return;
+	}
 	st = gw_req_feed(r->req, r->in + r->in_off, r->in_len - r->in_off, &used);
+	r->fed = 1;
 	r->in_off += used;
 	switch (st) {
 	case GW_REQ_MORE:
@@ -923,6 +1019,8 @@ static void drive(gw_rest_t *r)
 			rearm(r);
 			break;
 		}
+		if (!r->fed && serves_management(r) && peek_management(r))
+			break;
 		r->in_off = r->in_len = 0;
 		if (!r->in && !(r->in = malloc(IN_BYTES)))
 			abort();
@@ -970,6 +1068,7 @@ static void next_request(gw_rest_t *r)
 	free(r->origin);
 	r->origin = NULL;
 	r->continue_sent = 0;
+	r->fed = 0;
 	r->state = RS_READING;
 	r->req_start = 0;
 	if (r->in_off < r->in_len) {

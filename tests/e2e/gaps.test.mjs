@@ -1,0 +1,137 @@
+// Known gaps closed (README "Known gaps"): one keep-alive socket on the
+// gateway listener carrying both REST and /{stage}/@connections requests,
+// the JWT authorizer's 401, hot reload freeing a backend pool no
+// configuration names any more.
+import http from 'node:http';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import {
+  ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+import {
+  test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage, withTimeout,
+  rawConnect, waitResponses, sleep, pendingMessages,
+} from './helpers.mjs';
+
+/** Answers REST events with their routeKey; WebSocket events as the echo backend. */
+function routeEcho(e) {
+  if (e.version === '2.0') {
+    return { statusCode: 200, headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ routeKey: e.routeKey }) };
+  }
+  return { statusCode: 200, body: e.body };
+}
+
+/** A WebSocket API with a REST route beside it. */
+async function startMixed(args = ['--mgmt-on-gateway']) {
+  const backend = await startBackend(routeEcho);
+  const api = makeApi(backend.url);
+  api.routes['GET /hello'] = { integration: 'backend' };
+  const gw = await startGateway({ routes: api, args });
+  return { gw, backend };
+}
+
+/** One request through `agent`; resolves { status, text, reused, socket }. */
+function viaAgent(agent, port, method, urlPath, body) {
+  const p = new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port, method, path: urlPath, agent,
+      headers: body === undefined ? {} : { 'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, text, reused: req.reusedSocket,
+        connection: res.headers.connection }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  return withTimeout(p, 5000, `${method} ${urlPath}`);
+}
+
+test('gap 1: a keep-alive socket on the gateway port serves REST then @connections then REST, each by its path', async () => {
+  const { gw, backend } = await startMixed();
+  const { ws, id } = await connectWithId(gw, backend);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const mgmt = `/dev/@connections/${encodeURIComponent(id)}`;
+  try {
+    const a = await viaAgent(agent, gw.port, 'GET', '/hello');
+    assert.equal(a.status, 200, a.text);
+    assert.equal(JSON.parse(a.text).routeKey, 'GET /hello');
+    // The same socket (a REST connection by now) takes a management request.
+    const b = await viaAgent(agent, gw.port, 'POST', mgmt, 'after REST');
+    assert.equal(b.status, 200, b.text);
+    assert.equal(b.reused, true, 'the management request went on the REST socket');
+    assert.equal((await nextMessage(ws)).data, 'after REST');
+    const c = await viaAgent(agent, gw.port, 'GET', '/hello');
+    assert.equal(c.status, 200, c.text);
+    assert.equal(JSON.parse(c.text).routeKey, 'GET /hello');
+    const d = await viaAgent(agent, gw.port, 'GET', mgmt);
+    assert.equal(d.status, 200, d.text);
+    assert.equal(JSON.parse(d.text).identity.sourceIp, '127.0.0.1');
+    for (let i = 0; i < 3; i++) {
+      const e = await viaAgent(agent, gw.port, 'POST', mgmt, `m${i}`);
+      assert.equal(e.status, 200, e.text);
+      assert.equal((await nextMessage(ws)).data, `m${i}`);
+      const f = await viaAgent(agent, gw.port, 'GET', '/hello');
+      assert.equal(f.status, 200, f.text);
+    }
+  } finally {
+    agent.destroy();
+    ws.close(1000);
+  }
+});
+
+test('gap 1: the AWS SDK and REST calls sharing one keep-alive agent on the gateway port are each served', async () => {
+  const { gw, backend } = await startMixed();
+  const { ws, id } = await connectWithId(gw, backend);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const api = new ApiGatewayManagementApiClient({
+    endpoint: `http://127.0.0.1:${gw.port}/dev`, region: 'us-east-1', maxAttempts: 1,
+    credentials: { accessKeyId: 'AKIAWSGATELOCAL00000', secretAccessKey: 'local' },
+    requestHandler: new NodeHttpHandler({ httpAgent: agent }),
+  });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await viaAgent(agent, gw.port, 'GET', '/hello');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(JSON.parse(r.text).routeKey, 'GET /hello');
+      await api.send(new PostToConnectionCommand({ ConnectionId: id, Data: `sdk ${i}` }));
+      assert.equal((await nextMessage(ws)).data, `sdk ${i}`);
+      const info = await api.send(new GetConnectionCommand({ ConnectionId: id }));
+      assert.equal(info.Identity.SourceIp, '127.0.0.1');
+    }
+  } finally {
+    api.destroy();
+    agent.destroy();
+    ws.close(1000);
+  }
+});
+
+test('gap 1: a request line split across segments, and a management request pipelined behind REST (503, close, nothing posted)', async () => {
+  const { gw, backend } = await startMixed();
+  const { ws, id } = await connectWithId(gw, backend);
+  const mgmt = `/dev/@connections/${encodeURIComponent(id)}`;
+  // REST first, then the management request line in two pieces.
+  const sock = await rawConnect(gw.port);
+  sock.write('GET /hello HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitResponses(sock, ['GET']);
+  sock.write(`POST ${mgmt.slice(0, 8)}`);
+  await sleep(100);
+  sock.write(`${mgmt.slice(8)} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nsplit`);
+  const r = await waitResponses(sock, ['GET', 'POST']);
+  assert.equal(r.responses[1].status, 200, r.responses[1].body.toString());
+  assert.equal((await nextMessage(ws)).data, 'split');
+  await sock.closedPromise; // the management answer ended the connection
+  // Pipelined behind REST (already read with it): refused, not misrouted.
+  const pipe = await rawConnect(gw.port);
+  pipe.write(`GET /hello HTTP/1.1\r\nHost: x\r\n\r\nPOST ${mgmt} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\npipe`);
+  const p = await waitResponses(pipe, ['GET', 'POST']);
+  assert.equal(p.responses[0].status, 200);
+  assert.equal(p.responses[1].status, 503);
+  assert.equal(p.responses[1].headers.connection, 'close');
+  await sleep(200);
+  assert.equal(pendingMessages(ws).length, 0);
+  ws.close(1000);
+});
