@@ -863,7 +863,7 @@ static void serve(gw_rest_t *r)
 /* Whether this port also serves /{stage}/@connections (conn.c). */
 static int serves_management(const gw_rest_t *r)
 {
-	return r->gw->sh->mgmt_on_gateway || gw_config_mgmt_auth(r->gw->cfg);
+	return gw_gateway_mgmt_on_gateway(r->gw->sh) || gw_config_mgmt_auth(r->gw->cfg);
 }
 
 /* Whether the request line at p (len bytes, maybe without its end) names
