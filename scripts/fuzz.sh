@@ -22,7 +22,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-ALL=(head httpreq httpresp lambda select registry config mgmt rest buf invoke sigv4 template channels tlsrec)
+ALL=(head httpreq httpresp lambda select registry config mgmt rest buf invoke sigv4 template channels tlsrec jwt)
 build=${FUZZ_BUILD:-build/fuzz}
 ci=0
 merge=0
