@@ -1471,9 +1471,12 @@ void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t 
 
 	memset(out, 0, sizeof(*out));
 	out->verdict = GW_AUTHZ_UNAUTHORIZED;
+	out->challenge = GW_AUTHZ_BEARER_INVALID;
 	gw_buf_init(&tok);
 	gw_buf_init(&ckey);
 	if (a->n_sources != 1 || source_value(&a->sources[0], api, head, &tok)) {
+		/* No error code without credentials (RFC 6750 §3.1). */
+		out->challenge = GW_AUTHZ_BEARER;
 		out->why = "no token (the identity source is missing or empty)";
 		goto out;
 	}
@@ -1498,6 +1501,7 @@ void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t 
 	if (gw_authz_cache_get(a, ckey.data, ckey.len, mono_ms, out))
 		goto out;
 	out->verdict = GW_AUTHZ_UNAUTHORIZED;
+	out->challenge = GW_AUTHZ_BEARER_INVALID;
 	claims = jwt_verify(a, keys, t, len, now, &out->why, &unknown_kid);
 	if (!claims) {
 		/* A kid the keys lack may be a new key of the issuer's: the
@@ -1525,6 +1529,7 @@ void gw_authz_jwt(const gw_authorizer_t *a, const gw_api_t *api, const gw_req_t 
 	gw_buf_append_str(&b, ",\"scopes\":null},\"integrationLatency\":0}");
 	free(text);
 	out->verdict = GW_AUTHZ_ALLOW;
+	out->challenge = GW_AUTHZ_NO_CHALLENGE;
 	out->why = "allowed";
 	out->context_len = b.len;
 	gw_buf_append_char(&b, '\0');

@@ -37,6 +37,9 @@ typedef struct gw_authz_result {
 	 * was asked: UNAUTHORIZED for now; once gw_jwks_done(a, jwks_wait),
 	 * gw_authz_jwt again (refresh 0) has the verdict. 0: final. */
 	uint64_t jwks_wait;
+	/* JWT, UNAUTHORIZED: the 401's www-authenticate challenge, as HTTP
+	 * APIs send it (GW_AUTHZ_BEARER_INVALID: why is its error_description). */
+	enum { GW_AUTHZ_NO_CHALLENGE, GW_AUTHZ_BEARER, GW_AUTHZ_BEARER_INVALID } challenge;
 } gw_authz_result_t;
 
 /* The identity of a request: its identity sources' values, as a cache key

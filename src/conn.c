@@ -163,6 +163,10 @@ struct gw_conn {
 	/* Access log: the upgrade's request ID and $connect's latency. */
 	char alog_rid[24];
 	int64_t alog_ms;
+	/* A JWT authorizer's 401: its www-authenticate challenge (see
+	 * gw_authz_result_t) and error_description (static text). */
+	int challenge;
+	const char *challenge_why;
 	int head_held; /* counted among the heads still being sent */
 
 	/* Authorizer (issue 12): requestContext.authorizer of every event of
@@ -537,7 +541,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 /* Writes an answer on the raw socket (before any handover). */
 static void answer_raw(gw_conn_t *conn, int status, const char *body, size_t len)
 {
-	char head[256];
+	char head[512], www[320] = "";
 	int n;
 
 	alog(conn, "CONNECT", conn->alog_rid, "$connect", status, NULL,
@@ -552,14 +556,19 @@ static void answer_raw(gw_conn_t *conn, int status, const char *body, size_t len
 	}
 	if (!gw_http_status_allows_body(status))
 		len = 0;
+	if (status == 401 && conn->challenge == GW_AUTHZ_BEARER)
+		snprintf(www, sizeof(www), "WWW-Authenticate: Bearer\r\n");
+	else if (status == 401 && conn->challenge == GW_AUTHZ_BEARER_INVALID)
+		snprintf(www, sizeof(www), "WWW-Authenticate: Bearer scope=\"\" error=\"invalid_token\" "
+			 "error_description=\"%s\"\r\n", conn->challenge_why);
 	if (status == 204)
 		n = snprintf(head, sizeof(head), "HTTP/1.1 204 %s\r\nConnection: close\r\n\r\n",
 			     gw_http_reason(status));
 	else
 		n = snprintf(head, sizeof(head),
 			     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-			     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			     status, gw_http_reason(status), len);
+			     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
+			     status, gw_http_reason(status), len, www);
 
 	/* Small enough for any socket buffer; a peer that does not read loses
 	 * the body, never the loop. A client already gone gets nothing. */
@@ -1026,6 +1035,8 @@ static void authorized(gw_conn_t *conn, gw_authz_result_t *res, const char *rid)
 	else
 		AUTHZ_LOG(GW_LOG_INFO);
 #undef AUTHZ_LOG
+	conn->challenge = res->challenge;
+	conn->challenge_why = res->why;
 	gw_authz_result_dispose(res);
 	respond_raw(conn, status, body, strlen(body));
 }

@@ -3,6 +3,7 @@
 // the JWT authorizer's 401, hot reload freeing a backend pool no
 // configuration names any more.
 import http from 'node:http';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
   ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand,
@@ -134,4 +135,63 @@ test('gap 1: a request line split across segments, and a management request pipe
   await sleep(200);
   assert.equal(pendingMessages(ws).length, 0);
   ws.close(1000);
+});
+
+// ---------------------------------------------------------------------------
+// Gap 2: the JWT authorizer's 401 challenge
+// ---------------------------------------------------------------------------
+
+const jwtKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ISSUER = 'https://issuer.example.com/';
+
+function signJwt(claims) {
+  const input = `${Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: 'k1' })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${sign('sha256', Buffer.from(input), jwtKey.privateKey).toString('base64url')}`;
+}
+
+/** An upgrade request; resolves { status, headers, body } of its refusal. */
+function upgradeAnswer(port, headers) {
+  const p = new Promise((resolve, reject) => {
+    const req = http.get({
+      host: '127.0.0.1', port, path: '/', agent: false,
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('upgrade', () => reject(new Error('the upgrade was accepted')));
+    req.on('error', reject);
+  });
+  return withTimeout(p, 5000, 'upgrade answer');
+}
+
+test('gap 2: a JWT authorizer\'s 401 carries AWS\'s www-authenticate Bearer challenge', async () => {
+  const backend = await startBackend();
+  const api = makeApi(backend.url);
+  api.authorizers = {
+    jwt: { type: 'JWT', identitySource: 'route.request.header.Authorization',
+      jwtConfiguration: { issuer: ISSUER, audience: ['chat-app'], jwksFile: 'keys/jwks.json' } },
+  };
+  api.routes.$connect.authorizer = 'jwt';
+  const jwks = JSON.stringify({ keys: [{ ...jwtKey.publicKey.export({ format: 'jwk' }), kid: 'k1', use: 'sig' }] });
+  const gw = await startGateway({ routes: { 'chat.json': api, 'keys/jwks.json': jwks } });
+  const t = Math.floor(Date.now() / 1000);
+  const claims = { iss: ISSUER, aud: 'chat-app', sub: 'u', exp: t + 300, iat: t - 10 };
+  const audience = await upgradeAnswer(gw.port, { Authorization: `Bearer ${signJwt({ ...claims, aud: 'other' })}` });
+  assert.equal(audience.status, 401);
+  assert.deepEqual(JSON.parse(audience.body), { message: 'Unauthorized' });
+  assert.equal(audience.headers['www-authenticate'],
+    'Bearer scope="" error="invalid_token" error_description="the token does not have a valid audience"');
+  const expired = await upgradeAnswer(gw.port, { Authorization: signJwt({ ...claims, exp: t - 60 }) });
+  assert.equal(expired.status, 401);
+  assert.equal(expired.headers['www-authenticate'],
+    'Bearer scope="" error="invalid_token" error_description="the token has expired"');
+  // No token at all: a challenge without an error (RFC 6750 §3.1).
+  const none = await upgradeAnswer(gw.port, {});
+  assert.equal(none.status, 401);
+  assert.equal(none.headers['www-authenticate'], 'Bearer');
+  assert.equal(backend.events.length, 0);
 });

@@ -141,9 +141,9 @@ static void test_context(void)
 static void test_cache(void)
 {
 	gw_authorizer_t a;
-	gw_authz_result_t allow = { GW_AUTHZ_ALLOW, "{\"principalId\":\"p\"}", 19, "allowed", 0 };
-	gw_authz_result_t deny = { GW_AUTHZ_DENY, NULL, 0, "denied", 0 };
-	gw_authz_result_t unauth = { GW_AUTHZ_UNAUTHORIZED, NULL, 0, "no", 0 };
+	gw_authz_result_t allow = { GW_AUTHZ_ALLOW, "{\"principalId\":\"p\"}", 19, "allowed", 0, 0 };
+	gw_authz_result_t deny = { GW_AUTHZ_DENY, NULL, 0, "denied", 0, 0 };
+	gw_authz_result_t unauth = { GW_AUTHZ_UNAUTHORIZED, NULL, 0, "no", 0, 0 };
 	gw_authz_result_t r;
 	char key[32];
 
