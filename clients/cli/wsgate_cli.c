@@ -26,7 +26,7 @@ struct creds {
 
 struct opts {
 	const char *command, *endpoint, *profile, *region, *id, *data, *data_file, *cursor,
-		*ca_bundle;
+		*ca_bundle, *channel;
 	unsigned limit;
 	int no_verify, timeout_ms;
 	char **more_ids; /* post: IDs after the first */
@@ -59,13 +59,18 @@ static void usage(FILE *f)
 	      "                                            list connections (all pages\n"
 	      "                                            unless --limit is given)\n"
 	      "  publish CHANNEL (--data | --data-file)    send to a channel's members\n"
+	      "  join ID CHANNEL                           add a connection to a channel\n"
+	      "  leave ID CHANNEL                          take it out of the channel\n"
+	      "  broadcast (--data | --data-file)          send to every connection of the\n"
+	      "                                            stage\n"
 	      "\n"
 	      "options:\n"
 	      "  --endpoint URL        http[s]://host:port[/stage] (also --endpoint-url)\n"
 	      "  --profile NAME        keys and region from ~/.aws/credentials, ~/.aws/config\n"
 	      "  --region R            the region to sign for\n"
 	      "  --connection-id ID    the ID, instead of the positional argument\n"
-	      "  --channel CHANNEL     publish: the channel; list: only its members\n"
+	      "  --channel CHANNEL     publish, join, leave: the channel; list: only its\n"
+	      "                        members\n"
 	      "  --data-file FILE      the message from a file ('-': standard input)\n"
 	      "  --ca-bundle FILE      CAs to trust for https:// (AWS_CA_BUNDLE)\n"
 	      "  --no-verify-ssl       do not verify the gateway's certificate\n"
@@ -287,7 +292,10 @@ static const char *operation(const char *command)
 	return !strcmp(command, "post") ? "PostToConnection" :
 	       !strcmp(command, "get") ? "GetConnection" :
 	       !strcmp(command, "delete") ? "DeleteConnection" :
-	       !strcmp(command, "list") ? "ListConnections" : "PublishToChannel";
+	       !strcmp(command, "list") ? "ListConnections" :
+	       !strcmp(command, "join") ? "JoinChannel" :
+	       !strcmp(command, "leave") ? "LeaveChannel" :
+	       !strcmp(command, "broadcast") ? "Broadcast" : "PublishToChannel";
 }
 
 /* As botocore words it: the error type (or the status when the answer
@@ -351,7 +359,7 @@ static int list_all(wsgate_client_t *c, const struct opts *o)
 	for (;;) {
 		wsgate_response_t res;
 		json_t *page, *items, *next;
-		int rc = wsgate_list(c, o->limit, cursor, o->id, &res);
+		int rc = wsgate_list(c, o->limit, cursor, o->channel, &res);
 
 		if ((code = report("list", rc, &res))) {
 			wsgate_response_dispose(&res);
@@ -471,6 +479,12 @@ static int post_many(wsgate_client_t *c, const struct opts *o, const char *data,
 	return worst;
 }
 
+static int takes_data(const char *command)
+{
+	return !strcmp(command, "post") || !strcmp(command, "publish") ||
+	       !strcmp(command, "broadcast");
+}
+
 static int run(wsgate_client_t *c, const struct opts *o)
 {
 	wsgate_response_t res;
@@ -480,7 +494,7 @@ static int run(wsgate_client_t *c, const struct opts *o)
 
 	if (!strcmp(o->command, "list"))
 		return list_all(c, o);
-	if (!strcmp(o->command, "post") || !strcmp(o->command, "publish")) {
+	if (takes_data(o->command)) {
 		if ((code = read_data(o, &data, &len)))
 			return code;
 		if (o->n_more) {
@@ -489,8 +503,13 @@ static int run(wsgate_client_t *c, const struct opts *o)
 			return code;
 		}
 		rc = !strcmp(o->command, "post") ? wsgate_post(c, o->id, data, len, &res) :
-						   wsgate_publish(c, o->id, data, len, &res);
+		     !strcmp(o->command, "broadcast") ? wsgate_broadcast(c, data, len, &res) :
+							wsgate_publish(c, o->channel, data, len, &res);
 		free(data);
+	} else if (!strcmp(o->command, "join")) {
+		rc = wsgate_join(c, o->id, o->channel, &res);
+	} else if (!strcmp(o->command, "leave")) {
+		rc = wsgate_leave(c, o->id, o->channel, &res);
 	} else if (!strcmp(o->command, "get")) {
 		rc = wsgate_get(c, o->id, &res);
 	} else {
@@ -511,7 +530,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "profile", required_argument, NULL, 'p' },
 		{ "region", required_argument, NULL, 'r' },
 		{ "connection-id", required_argument, NULL, 'i' },
-		{ "channel", required_argument, NULL, 'i' },
+		{ "channel", required_argument, NULL, 'n' },
 		{ "data", required_argument, NULL, 'd' },
 		{ "data-file", required_argument, NULL, 'f' },
 		{ "limit", required_argument, NULL, 'l' },
@@ -531,6 +550,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'p': o->profile = optarg; break;
 		case 'r': o->region = optarg; break;
 		case 'i': o->id = optarg; break;
+		case 'n': o->channel = optarg; break;
 		case 'd': o->data = optarg; break;
 		case 'f': o->data_file = optarg; break;
 		case 'c': o->cursor = optarg; break;
@@ -563,8 +583,17 @@ static int gather(int argc, char **argv, struct opts *o)
 		return rc;
 	if (optind < argc)
 		o->command = argv[optind++];
-	if (optind < argc && !o->id)
-		o->id = argv[optind++];
+	if (o->command && (!strcmp(o->command, "publish") || !strcmp(o->command, "list"))) {
+		/* The operand is the channel. */
+		if (optind < argc && !o->channel)
+			o->channel = argv[optind++];
+	} else if (o->command && strcmp(o->command, "broadcast")) {
+		if (optind < argc && !o->id)
+			o->id = argv[optind++];
+		if (optind < argc && !o->channel &&
+		    (!strcmp(o->command, "join") || !strcmp(o->command, "leave")))
+			o->channel = argv[optind++];
+	}
 	if (optind < argc && o->command && !strcmp(o->command, "post")) {
 		o->more_ids = argv + optind;
 		o->n_more = argc - optind;
@@ -577,22 +606,28 @@ static int gather(int argc, char **argv, struct opts *o)
 
 static int check_opts(const struct opts *o)
 {
-	static const char *const commands[] = { "post", "get", "delete", "list", "publish" };
-	int known = 0;
+	static const char *const commands[] = { "post", "get", "delete", "list", "publish",
+						"join", "leave", "broadcast" };
+	int known = 0, membership;
 
 	if (!o->command)
-		return usage_error("%s", "a command is required (post, get, delete, list, publish)");
+		return usage_error("%s", "a command is required (post, get, delete, list, "
+				   "publish, join, leave, broadcast)");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		known |= !strcmp(o->command, commands[i]);
 	if (!known)
 		return usage_error("invalid command: %s", o->command);
 	if (!o->endpoint)
 		return usage_error("%s", "the following arguments are required: --endpoint");
-	if (strcmp(o->command, "list") && !o->id)
-		return usage_error("the following arguments are required: %s",
-				   strcmp(o->command, "publish") ? "--connection-id" : "--channel");
-	if ((!strcmp(o->command, "post") || !strcmp(o->command, "publish")) &&
-	    !o->data == !o->data_file)
+	membership = !strcmp(o->command, "join") || !strcmp(o->command, "leave");
+	if (!strcmp(o->command, "publish") && !o->channel)
+		return usage_error("the following arguments are required: %s", "--channel");
+	if (strcmp(o->command, "list") && strcmp(o->command, "publish") &&
+	    strcmp(o->command, "broadcast") && !o->id)
+		return usage_error("the following arguments are required: %s", "--connection-id");
+	if (membership && !o->channel)
+		return usage_error("the following arguments are required: %s", "--channel");
+	if (takes_data(o->command) && !o->data == !o->data_file)
 		return usage_error("%s", "one of --data and --data-file is required");
 	return 0;
 }

@@ -276,17 +276,27 @@ struct req_parts {
 static int call_parts(const wsgate_client_t *c, const wsgate_call_t *call, struct req_parts *p)
 {
 	const char *seg = call->op == WSGATE_PUBLISH ? "/@channels/" : "/@connections/";
-	int has_target = call->op != WSGATE_LIST;
+	int has_target = call->op != WSGATE_LIST && call->op != WSGATE_BROADCAST;
+	int membership = call->op == WSGATE_JOIN || call->op == WSGATE_LEAVE;
 
 	if (has_target && (!call->target || !call->target[0]))
 		return WSGATE_ERR_ARG;
-	p->method = call->op == WSGATE_POST || call->op == WSGATE_PUBLISH ? "POST" :
-		    call->op == WSGATE_DELETE ? "DELETE" : "GET";
+	if (membership && (!call->channel || !call->channel[0]))
+		return WSGATE_ERR_ARG;
+	p->method = call->op == WSGATE_POST || call->op == WSGATE_PUBLISH ||
+				    call->op == WSGATE_BROADCAST ? "POST" :
+		    call->op == WSGATE_JOIN ? "PUT" :
+		    call->op == WSGATE_DELETE || call->op == WSGATE_LEAVE ? "DELETE" : "GET";
 	p->has_body = !strcmp(p->method, "POST");
 	p->body = call->data;
 	p->body_len = p->has_body ? call->len : 0;
 	gw_buf_append_str(&p->path, c->base);
 	gw_buf_append_str(&p->wire, c->base);
+	if (call->op == WSGATE_BROADCAST) {
+		gw_buf_append_str(&p->path, "/@broadcast");
+		gw_buf_append_str(&p->wire, "/@broadcast");
+		return WSGATE_OK;
+	}
 	if (!has_target) {
 		gw_buf_append_str(&p->path, "/@connections");
 		gw_buf_append_str(&p->wire, "/@connections");
@@ -310,6 +320,12 @@ static int call_parts(const wsgate_client_t *c, const wsgate_call_t *call, struc
 	gw_buf_append_str(&p->path, call->target);
 	gw_buf_append_str(&p->wire, seg);
 	gw_sigv4_uri_encode(&p->wire, call->target, strlen(call->target), 1);
+	if (membership) {
+		gw_buf_append_str(&p->path, "/channels/");
+		gw_buf_append_str(&p->path, call->channel);
+		gw_buf_append_str(&p->wire, "/channels/");
+		gw_sigv4_uri_encode(&p->wire, call->channel, strlen(call->channel), 1);
+	}
 	return WSGATE_OK;
 }
 
@@ -465,7 +481,7 @@ static int has_control(const char *s)
 
 static int valid_call(const wsgate_call_t *call)
 {
-	if (call->op < WSGATE_POST || call->op > WSGATE_PUBLISH)
+	if (call->op < WSGATE_POST || call->op > WSGATE_BROADCAST)
 		return 0;
 	if (call->len && !call->data)
 		return 0;
@@ -934,6 +950,27 @@ int wsgate_publish(wsgate_client_t *c, const char *channel, const void *data, si
 {
 	wsgate_call_t call = { .op = WSGATE_PUBLISH, .target = channel, .data = data,
 			       .len = len };
+
+	return wsgate_call(c, &call, res);
+}
+
+int wsgate_join(wsgate_client_t *c, const char *id, const char *channel, wsgate_response_t *res)
+{
+	wsgate_call_t call = { .op = WSGATE_JOIN, .target = id, .channel = channel };
+
+	return wsgate_call(c, &call, res);
+}
+
+int wsgate_leave(wsgate_client_t *c, const char *id, const char *channel, wsgate_response_t *res)
+{
+	wsgate_call_t call = { .op = WSGATE_LEAVE, .target = id, .channel = channel };
+
+	return wsgate_call(c, &call, res);
+}
+
+int wsgate_broadcast(wsgate_client_t *c, const void *data, size_t len, wsgate_response_t *res)
+{
+	wsgate_call_t call = { .op = WSGATE_BROADCAST, .data = data, .len = len };
 
 	return wsgate_call(c, &call, res);
 }

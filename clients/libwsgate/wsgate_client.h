@@ -84,16 +84,20 @@ typedef enum wsgate_op {
 	WSGATE_DELETE,  /* DELETE /@connections/{target} */
 	WSGATE_LIST,    /* GET    /@connections?limit=&cursor=&channel= -> {"items","cursor"} */
 	WSGATE_PUBLISH, /* POST   /@channels/{target}     body: the message */
+	WSGATE_JOIN,    /* PUT    /@connections/{target}/channels/{channel} */
+	WSGATE_LEAVE,   /* DELETE /@connections/{target}/channels/{channel} */
+	WSGATE_BROADCAST, /* POST /@broadcast             body: the message */
 } wsgate_op_t;
 
 typedef struct wsgate_call {
 	wsgate_op_t op;
-	const char *target; /* the connection ID or channel; NULL for LIST */
-	const void *data;   /* POST and PUBLISH: the message, binary-safe */
+	const char *target; /* the connection ID or channel; NULL for LIST, BROADCAST */
+	const void *data;   /* POST, PUBLISH, BROADCAST: the message, binary-safe */
 	size_t len;
 	unsigned limit;     /* LIST: page size, 0 for the gateway's default */
 	const char *cursor; /* LIST: the previous page's cursor, or NULL */
-	const char *channel; /* LIST: only this channel's members, or NULL */
+	const char *channel; /* LIST: only this channel's members, or NULL;
+			      * JOIN, LEAVE: the channel */
 } wsgate_call_t;
 
 typedef struct wsgate_response {
@@ -145,6 +149,11 @@ int wsgate_list(wsgate_client_t *c, unsigned limit, const char *cursor, const ch
 		wsgate_response_t *res);
 int wsgate_publish(wsgate_client_t *c, const char *channel, const void *data, size_t len,
 		   wsgate_response_t *res);
+/* 204 when done (joining twice and leaving a channel one is not in too). */
+int wsgate_join(wsgate_client_t *c, const char *id, const char *channel, wsgate_response_t *res);
+int wsgate_leave(wsgate_client_t *c, const char *id, const char *channel, wsgate_response_t *res);
+/* Every open connection of the endpoint's stage: {"queued": N, "skipped": M}. */
+int wsgate_broadcast(wsgate_client_t *c, const void *data, size_t len, wsgate_response_t *res);
 
 /* The non-blocking variant (see the top of this file). */
 typedef struct wsgate_req wsgate_req_t;

@@ -319,6 +319,52 @@ test('item CLI: publish delivers to every member of the channel', async () => {
   assert.equal(pendingMessages(c.ws).length, 0);
 });
 
+test('gap 3 CLI: join and leave a channel, broadcast to the stage (signed); usage errors', async () => {
+  const { backend, gw, client, endpoint } = await startSigned();
+  const other = await connectWithId(gw, backend);
+  const env = { AWS_ACCESS_KEY_ID: KEY, AWS_SECRET_ACCESS_KEY: SECRET };
+  let r = await cli(['join', '--endpoint', endpoint, client.id, 'room-1'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '');
+  r = await cli(['join', '--endpoint', endpoint, '--connection-id', other.id, '--channel', 'room-1'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['publish', '--endpoint', endpoint, 'room-1', '--data', 'to the room'], { env });
+  assert.deepEqual(JSON.parse(r.stdout), { queued: 2, skipped: 0 });
+  assert.equal((await nextMessage(client.ws)).data, 'to the room');
+  assert.equal((await nextMessage(other.ws)).data, 'to the room');
+  r = await cli(['list', '--endpoint', endpoint, '--channel', 'room-1'], { env });
+  assert.equal(JSON.parse(r.stdout).items.length, 2, r.stdout);
+  r = await cli(['leave', '--endpoint', endpoint, other.id, 'room-1'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['publish', '--endpoint', endpoint, 'room-1', '--data', 'fewer'], { env });
+  assert.deepEqual(JSON.parse(r.stdout), { queued: 1, skipped: 0 });
+  assert.equal((await nextMessage(client.ws)).data, 'fewer');
+  r = await cli(['broadcast', '--endpoint', endpoint, '--data', 'everyone'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { queued: 2, skipped: 0 });
+  assert.equal((await nextMessage(client.ws)).data, 'everyone');
+  assert.equal((await nextMessage(other.ws)).data, 'everyone');
+  await sleep(50);
+  assert.equal(pendingMessages(other.ws).length, 0);
+  // The gateway's refusals read as the AWS CLI's.
+  r = await cli(['join', '--endpoint', endpoint, client.id, 'bad name!'], { env });
+  assert.equal(r.code, 254, r.stderr);
+  assert.match(r.stderr, /when calling the JoinChannel operation/);
+  r = await cli(['broadcast', '--endpoint', endpoint, '--data', 'x'], { env: { ...env, AWS_SECRET_ACCESS_KEY: 'wrong' } });
+  assert.equal(r.code, 254);
+  assert.match(r.stderr, /\(InvalidSignatureException\) when calling the Broadcast operation/);
+  // Usage.
+  r = await cli(['join', '--endpoint', endpoint, client.id], { env });
+  assert.equal(r.code, 252);
+  assert.match(r.stderr, /required: --channel/);
+  r = await cli(['broadcast', '--endpoint', endpoint], { env });
+  assert.equal(r.code, 252);
+  assert.match(r.stderr, /one of --data and --data-file/);
+  r = await cli(['--help']);
+  assert.match(r.stdout, /join ID CHANNEL/);
+  assert.match(r.stdout, /broadcast/);
+});
+
 test('item CLI: post to several IDs at once (the library\'s non-blocking requests); a gone one is reported by its ID', async () => {
   const { backend, gw } = await startPair();
   const clients = [];
