@@ -592,9 +592,12 @@ static void list_result(struct mgmt_pss *pss, gw_op_t *op)
 		return;
 	}
 	/* In a cluster, node after node (ascending IDs): another node says
-	 * 204 past its last loop, or 410 when it has gone. */
-	if (op->status == 200 && (pss->list_node != gw_cluster_self() ||
-				  pss->list_loop < gw_gateway_workers(pss->gw->sh))) {
+	 * 204 past its last loop, or 410 when it has gone. A loop is a byte
+	 * on the wire: past 255, a node still saying 200 is left, not asked
+	 * again for ever. */
+	if (op->status == 200 && pss->list_loop < 256 &&
+	    (pss->list_node != gw_cluster_self() ||
+	     pss->list_loop < gw_gateway_workers(pss->gw->sh))) {
 		list_next(pss, 0);
 		return;
 	}

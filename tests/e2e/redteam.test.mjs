@@ -62,7 +62,7 @@ async function natsPeer(port) {
         const parts = line.split(' ');
         const n = Number(parts[parts.length - 1]);
         if (buf.length < eol + 2 + n + 2) return;
-        msgs.push({ subject: parts[1], data: buf.subarray(eol + 2, eol + 2 + n) });
+        msgs.push({ subject: parts[1], reply: parts.length === 5 ? parts[3] : null, data: buf.subarray(eol + 2, eol + 2 + n) });
         buf = buf.subarray(eol + 2 + n + 2);
       } else {
         if (line === 'PING') sock.write('PONG\r\n');
@@ -73,6 +73,7 @@ async function natsPeer(port) {
     }
   });
   await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+  sock.setNoDelay(true);
   sock.write('CONNECT {"verbose":false,"pedantic":false,"name":"redteam"}\r\n');
   const peer = {
     pub(subject, data, reply) {
@@ -91,6 +92,17 @@ async function natsPeer(port) {
       return msgs.shift();
     },
     close() { sock.destroy(); },
+    /** Answers every message with answer(msg) (a Buffer, or null for none). */
+    serve(answer) {
+      const tick = setInterval(() => {
+        while (msgs.length) {
+          const m = msgs.shift();
+          const a = answer(m);
+          if (a && m.reply) peer.pub(m.reply, a);
+        }
+      }, 5);
+      return () => clearInterval(tick);
+    },
   };
   await peer.flush();
   return peer;
@@ -330,4 +342,38 @@ test('redteam 8: with managementAuth, a query argument the signature does not co
   const q = Object.fromEntries(many.map((kv) => kv.split('=')));
   r = await mgmtRequest(gw, 'GET', `/@connections?${many.join('&')}&zz=1`, undefined, { headers: await sign(q) });
   assert.equal(r.status, 403, `an unsigned 33rd argument: ${r.status} ${r.text.slice(0, 120)}`);
+});
+
+/** A heartbeat as a node holding this secret sends it (cluster.c alive_tag). */
+function aliveFor(secretText, node) {
+  const key = createHash('sha256').update(Buffer.from(secretText.replace(/[\r\n ]+$/, ''))).digest().subarray(0, 16);
+  const tag = createHash('sha256').update(Buffer.concat([Buffer.from('wsgate cluster alive\0'), key, Buffer.from([node])]))
+    .digest().subarray(0, 8);
+  return Buffer.concat([Buffer.from([node]), tag]);
+}
+
+test('redteam 9: a peer that answers every LIST page "200, nothing, more loops" cannot keep a listing going for ever', { skip: skipNats }, async (t) => {
+  const nats = await startNats(t);
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url), args: clusterArgs(nats, 1) });
+  const { id } = await connectWithId(gw, backend);
+  const peer = await natsPeer(nats.port);
+  t.after(() => peer.close());
+  // Node 9 holds the secret (its heartbeat is right) but answers 200 with
+  // no items to every loop it is asked for, never 204 ("no such loop").
+  const alive = aliveFor('a cluster secret that is long enough\n', 9);
+  peer.sub('wsgate.default.node.9.op', 1);
+  let asked = 0;
+  const stop = peer.serve(() => { asked++; return Buffer.from('2000000000000000000'); });
+  const beat = setInterval(() => peer.pub('wsgate.default.alive', alive), 300);
+  t.after(() => { stop(); clearInterval(beat); });
+  peer.pub('wsgate.default.alive', alive);
+  await peer.flush();
+  await sleep(300);
+  const r = await mgmtRequest(gw, 'GET', '/@connections?limit=1000', undefined, { timeoutMs: 8000 }).catch((e) => { t.diagnostic(`asked ${asked}`); throw e; });
+  t.diagnostic(`node 9 was asked ${asked} times`);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json().items.map((i) => i.connectionId), [id]);
+  assert.equal(r.json().cursor, null);
+  assert.ok(asked <= 256, `node 9 asked ${asked} times: at most once per loop number`);
 });
