@@ -4,8 +4,11 @@
  * the channel or closes; a channel is freed with its last member. */
 #include "channel.h"
 #include "cluster.h"
+#include "connid.h"
 #include "log.h"
 
+#include <openssl/rand.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,13 +49,23 @@ int gw_chan_name_valid(const char *name, size_t len)
 	return 1;
 }
 
-static uint64_t hash_name(const char *s, size_t len)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+/* Keyed, with a key of this process: names are often a client's choice
+ * (a room), and with an unkeyed hash (FNV-1a) names made to share their
+ * low bits all land in one bucket, each join and publish then walking
+ * every channel. */
+static unsigned char hash_key[16];
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h;
+static void hash_key_init(void)
+{
+	if (RAND_bytes(hash_key, sizeof(hash_key)) != 1)
+		abort();
+}
+
+uint64_t gw_chan_hash(const char *s, size_t len)
+{
+	pthread_once(&hash_once, hash_key_init);
+	return gw_siphash24(hash_key, s, len);
 }
 
 static struct gw_chan_index *index_of(gw_worker_t *gw)
@@ -75,7 +88,7 @@ static chan_t *find(gw_worker_t *gw, const char *name, size_t len)
 
 	if (!gw->chans)
 		return NULL;
-	h = hash_name(name, len);
+	h = gw_chan_hash(name, len);
 	for (chan_t *c = gw->chans->buckets[h & (gw->chans->n_buckets - 1)]; c; c = c->next)
 		if (c->hash == h && c->len == len && !memcmp(c->name, name, len))
 			return c;
@@ -114,7 +127,7 @@ static chan_t *find_or_add(gw_worker_t *gw, const char *name, size_t len)
 	c = calloc(1, sizeof(*c) + len + 1);
 	if (!c)
 		abort();
-	c->hash = hash_name(name, len);
+	c->hash = gw_chan_hash(name, len);
 	c->len = len;
 	memcpy(c->name, name, len);
 	c->next = ix->buckets[c->hash & (ix->n_buckets - 1)];

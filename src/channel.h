@@ -29,6 +29,10 @@ enum {
 	GW_CHAN_TOO_MANY = -2,
 };
 
+/* The index's hash of a name: SipHash under a random key of the process
+ * (also the cluster's interest table's). */
+uint64_t gw_chan_hash(const char *name, size_t len);
+
 /* 1 when name (len bytes, no NUL needed) is a valid channel name. */
 int gw_chan_name_valid(const char *name, size_t len);
 

@@ -490,13 +490,10 @@ static int chan_subject(char *out, size_t size, const char *name, size_t len)
 	return gw_cluster_subject(out, size, what);
 }
 
+/* Keyed (channel.h): the names may be clients' choice. */
 static uint64_t name_hash(const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h;
+	return gw_chan_hash(s, len);
 }
 
 /* Under the lock. */
