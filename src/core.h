@@ -1,5 +1,6 @@
-/* Internals shared by the core modules (gateway, conn) and the management
- * API. Nothing outside src/ and mgmt-api/ includes this. */
+/* Internals shared by the core modules and the management API: the loop
+ * (struct gw_worker) and the services worker.c and conn.c give the modules
+ * below gateway.c. Nothing outside src/ and mgmt-api/ includes this. */
 #ifndef GW_CORE_H
 #define GW_CORE_H
 
@@ -41,16 +42,18 @@ typedef struct gw_conns gw_conns_t;
  * that does not read, and libwebsockets' own deadlines. */
 #define GW_CLOSE_TIMEOUT_S 10
 
-/* The process (gateway.h; its fields are gateway.c's): the loops, and
- * what they share that modules below read. */
+/* The process (gateway.h; its fields are in gateway_own.h, for gateway.c
+ * and worker.c): the loops, and what they share that modules below read. */
 unsigned gw_gateway_workers(const gw_gateway_t *g);
 struct gw_worker *gw_gateway_worker(const gw_gateway_t *g, unsigned i);
 int gw_gateway_send_timeout_s(const gw_gateway_t *g); /* --send-timeout */
 int gw_gateway_mgmt_on_gateway(const gw_gateway_t *g); /* --mgmt-on-gateway */
 
-/* One event loop: a libwebsockets context, an epoll set, its own listening
- * sockets (SO_REUSEPORT), connections, integration pools. Only its thread
- * touches it, except for the inbox. */
+/* One event loop: a libwebsockets context, an epoll set, connections,
+ * integration pools. It holds what every module shares, and one opaque
+ * pointer per module's context, created and freed by that module; its own
+ * state (listeners, stop and drain, the inbox) is behind own. Only its
+ * thread touches it, except for the inbox (gw_worker_post). */
 struct gw_worker {
 	gw_gateway_t *sh;
 	gw_config_t *cfg;
@@ -61,7 +64,7 @@ struct gw_worker {
 	struct lws_vhost *vh_mgmt;
 	gw_loop_t *loop; /* the gateway's own sockets (loop.h) */
 	uint32_t worker;
-	struct gw_worker_own *own; /* gateway.c's: listeners, stop, inbox */
+	struct gw_worker_own *own; /* gateway_own.h: listeners, stop, inbox */
 	struct gw_conns *conns; /* connections and their slot table (conn.c) */
 	gw_buf_t scratch;  /* request building, reused */
 	gw_buf_t rscratch; /* integration answers, route keys, reused */
@@ -77,7 +80,7 @@ struct gw_worker {
 };
 
 /* The loop is stopping (a signal or another loop asked): no new
- * connections or requests; what is open is closed (gateway.c). */
+ * connections or requests; what is open is closed (worker.c). */
 int gw_worker_stopping(const gw_worker_t *gw);
 
 /* Monotonic milliseconds: every deadline and duration. */
