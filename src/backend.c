@@ -77,6 +77,8 @@ struct gw_backend {
 	lws_sorted_usec_list_t kick;
 	int kick_armed;
 	int in_io; /* depth of the backend's own handlers (I/O, expiry) */
+	/* After a reload, until no older snapshot binds a pool (see sweep). */
+	lws_sorted_usec_list_t sweep;
 };
 
 struct gw_endpoint {
@@ -92,6 +94,7 @@ struct gw_endpoint {
 	/* Response parsers given back by delivered calls, for reuse. */
 	gw_resp_t **spare;
 	unsigned n_spare, cap_spare;
+	unsigned bound; /* sweep: bindings of live snapshots */
 };
 
 struct hconn {
@@ -915,12 +918,97 @@ gw_endpoint_t *gw_backend_endpoint_for(gw_backend_t *be, unsigned index)
 	return index < be->n_index ? be->by_index[index] : NULL;
 }
 
+/* --- pools no configuration names (hot reload) ---------------------------- */
+
+/* How often a loop looks, while an older snapshot still binds pools. */
+#define SWEEP_US (1000 * LWS_US_PER_MS)
+
+static void endpoint_free(void *p)
+{
+	gw_endpoint_t *ep = p;
+
+	if (ep->ssl_ctx)
+		SSL_CTX_free(ep->ssl_ctx);
+	free(ep->host);
+	free(ep->address);
+	free(ep->ca_file);
+	while (ep->n_spare)
+		gw_resp_destroy(ep->spare[--ep->n_spare]);
+	free(ep->spare);
+	free(ep);
+}
+
+/* Whether a call (waiting, running, or finished and not yet delivered,
+ * cancelled ones too) still names ep. */
+static int endpoint_called(const gw_backend_t *be, const gw_endpoint_t *ep)
+{
+	if (ep->queue.count || ep->conns.count != ep->idle.count)
+		return 1;
+	lws_start_foreach_dll(struct lws_dll2 *, d, be->calls.head) {
+		if (lws_container_of(d, gw_call_t, list)->ep == ep)
+			return 1;
+	} lws_end_foreach_dll(d);
+	return 0;
+}
+
+/* Drops the bindings of dead snapshots (no holder is left to call
+ * through them: gw_config_index_live), then frees each pool that no live
+ * snapshot binds and no call names, closing its idle connections. Its
+ * memory goes after the epoll batch (an event of it may still be queued).
+ * 1 while bindings of older snapshots remain (look again later). */
+static int sweep_pools(gw_backend_t *be)
+{
+	const gw_config_t *cur = be->cfg;
+	int older = 0;
+
+	lws_start_foreach_dll(struct lws_dll2 *, d, be->endpoints.head) {
+		lws_container_of(d, gw_endpoint_t, list)->bound = 0;
+	} lws_end_foreach_dll(d);
+	for (unsigned i = 0; i < be->n_index; i++) {
+		int current = i - cur->index_base < cur->n_integrations;
+
+		if (!be->by_index[i])
+			continue;
+		if (!current && !gw_config_index_live(i)) {
+			be->by_index[i] = NULL;
+			continue;
+		}
+		be->by_index[i]->bound++;
+		older |= !current;
+	}
+	lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, be->endpoints.head) {
+		gw_endpoint_t *ep = lws_container_of(d, gw_endpoint_t, list);
+
+		/* (No continue here: it would skip the macro's step.) */
+		if (!ep->bound && endpoint_called(be, ep)) {
+			older = 1; /* its calls end: look again */
+		} else if (!ep->bound) {
+			while (ep->conns.head)
+				hconn_close(lws_container_of(ep->conns.head, hconn_t, list));
+			lws_dll2_remove(&ep->list);
+			gw_defer_free(be->gw, endpoint_free, ep);
+		}
+	} lws_end_foreach_dll_safe(d, d1);
+	return older;
+}
+
+static void on_sweep(lws_sorted_usec_list_t *sul)
+{
+	gw_backend_t *be = lws_container_of(sul, gw_backend_t, sweep);
+
+	if (be->cfg && sweep_pools(be))
+		lws_sul_schedule(be->gw->ctx, 0, &be->sweep, on_sweep, SWEEP_US);
+}
+
 void gw_backend_set_config(gw_backend_t *be, gw_config_t *cfg)
 {
 	gw_config_t *old = be->cfg;
 
 	be->cfg = cfg ? gw_config_ref(cfg) : NULL;
 	gw_config_unref(old);
+	/* A reload: the older snapshot's pools may be unbound soon or now. */
+	if (old && cfg)
+		lws_sul_schedule(be->gw->ctx, 0, &be->sweep, on_sweep, 1);
 }
 
 gw_backend_t *gw_backend_create(gw_worker_t *gw)
@@ -1018,6 +1106,7 @@ void gw_backend_destroy(gw_backend_t *be)
 	gw_loop_remove_task(be->gw->loop, drain, be);
 	lws_sul_cancel(&be->tick);
 	lws_sul_cancel(&be->kick);
+	lws_sul_cancel(&be->sweep);
 	while (be->calls.head) {
 		gw_call_t *c = lws_container_of(be->calls.head, gw_call_t, list);
 		c->cancelled = 1;
@@ -1030,15 +1119,7 @@ void gw_backend_destroy(gw_backend_t *be)
 		while (ep->conns.head)
 			hconn_close(lws_container_of(ep->conns.head, hconn_t, list));
 		lws_dll2_remove(&ep->list);
-		if (ep->ssl_ctx)
-			SSL_CTX_free(ep->ssl_ctx);
-		free(ep->host);
-		free(ep->address);
-		free(ep->ca_file);
-		while (ep->n_spare)
-			gw_resp_destroy(ep->spare[--ep->n_spare]);
-		free(ep->spare);
-		free(ep);
+		endpoint_free(ep);
 	}
 	while (be->tqs.head) {
 		struct timeout_queue *tq = lws_container_of(be->tqs.head, struct timeout_queue, list);

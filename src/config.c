@@ -1937,6 +1937,53 @@ static unsigned n_api_ids; /* written under api_ids_lock, read with acquire */
 static pthread_mutex_t api_ids_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned next_integration_index;
 static unsigned live_snapshots;
+/* The index ranges of live snapshots (gw_config_index_live): as many as
+ * snapshots are held, a handful. */
+static struct index_range {
+	unsigned base, n;
+} *live_ranges;
+static size_t n_live_ranges, cap_live_ranges;
+static pthread_mutex_t ranges_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void range_add(unsigned base, unsigned n)
+{
+	pthread_mutex_lock(&ranges_lock);
+	if (n_live_ranges == cap_live_ranges) {
+		cap_live_ranges = cap_live_ranges ? cap_live_ranges * 2 : 8;
+		live_ranges = realloc(live_ranges, cap_live_ranges * sizeof(*live_ranges));
+		if (!live_ranges)
+			abort();
+	}
+	live_ranges[n_live_ranges++] = (struct index_range){ base, n };
+	pthread_mutex_unlock(&ranges_lock);
+}
+
+static void range_remove(unsigned base, unsigned n)
+{
+	pthread_mutex_lock(&ranges_lock);
+	for (size_t i = 0; i < n_live_ranges; i++)
+		if (live_ranges[i].base == base && live_ranges[i].n == n) {
+			live_ranges[i] = live_ranges[--n_live_ranges];
+			break;
+		}
+	if (!n_live_ranges) {
+		free(live_ranges);
+		live_ranges = NULL;
+		cap_live_ranges = 0;
+	}
+	pthread_mutex_unlock(&ranges_lock);
+}
+
+int gw_config_index_live(unsigned index)
+{
+	int live = 0;
+
+	pthread_mutex_lock(&ranges_lock);
+	for (size_t i = 0; i < n_live_ranges && !live; i++)
+		live = index - live_ranges[i].base < live_ranges[i].n;
+	pthread_mutex_unlock(&ranges_lock);
+	return live;
+}
 
 /* The id of (name, stage): the one it had before, or a new one. An entry
  * is never changed but for its largest message size, nor removed. */
@@ -2022,6 +2069,8 @@ void gw_config_unref(gw_config_t *cfg)
 	 * snapshot happen before it is freed. */
 	if (!cfg || __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL))
 		return;
+	if (cfg->n_integrations)
+		range_remove(cfg->index_base, cfg->n_integrations);
 	for (size_t i = 0; i < cfg->n_apis; i++)
 		api_dispose(&cfg->apis[i]);
 	free(cfg->apis);
@@ -2120,12 +2169,15 @@ static void assign_indexes(gw_config_t *cfg)
 	for (size_t a = 0; a < cfg->n_apis; a++)
 		n += (unsigned)cfg->apis[a].n_integrations;
 	base = __atomic_fetch_add(&next_integration_index, n, __ATOMIC_RELAXED);
+	cfg->index_base = base;
 	for (size_t a = 0; a < cfg->n_apis; a++) {
 		cfg->apis[a].id = api_id(&cfg->apis[a]);
 		routes_metric_slots(&cfg->apis[a]);
 		for (size_t i = 0; i < cfg->apis[a].n_integrations; i++)
 			cfg->apis[a].integrations[i].index = base + cfg->n_integrations++;
 	}
+	if (cfg->n_integrations)
+		range_add(base, cfg->n_integrations);
 }
 
 int gw_config_parse_buffer(const char *name, const char *data, size_t len, unsigned flags,
@@ -2215,7 +2267,7 @@ int gw_config_load(const char *path, gw_config_t **out, gw_buf_t *err)
 	for (size_t i = 0; i < cfg->n_apis; i++)
 		for (size_t j = 0; j < i; j++)
 			if (cfg->apis[i].base_path && cfg->apis[j].base_path &&
-			    gw_config_api_for_path(&(gw_config_t){ &cfg->apis[j], 1, 0, 0 },
+			    gw_config_api_for_path(&(gw_config_t){ &cfg->apis[j], 1, 0, 0, 0 },
 						   cfg->apis[i].base_path,
 						   strlen(cfg->apis[i].base_path))) {
 				struct loader l = { cfg->apis[i].file, err, 0, 0 };

@@ -224,6 +224,7 @@ typedef struct gw_config {
 	gw_api_t *apis;
 	size_t n_apis;
 	unsigned n_integrations; /* over all APIs */
+	unsigned index_base;     /* their indexes: index_base .. + n_integrations */
 	unsigned refs;           /* atomics only: loops are threads */
 } gw_config_t;
 
@@ -280,6 +281,10 @@ size_t gw_config_stage_history(const char *stage);
 /* Snapshots allocated and not yet freed (a reload reports the older ones
  * still held by open connections and calls in flight). */
 unsigned gw_config_live(void);
+/* Whether a live snapshot has an integration with this index (from any
+ * thread): once not, none ever will again, so a loop may drop its pool
+ * binding (hot reload frees pools no configuration names). */
+int gw_config_index_live(unsigned index);
 
 /* The API whose basePath equals the request path (query excluded). */
 const gw_api_t *gw_config_api_for_path(const gw_config_t *cfg, const char *path,

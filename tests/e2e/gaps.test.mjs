@@ -2,7 +2,9 @@
 // gateway listener carrying both REST and /{stage}/@connections requests,
 // the JWT authorizer's 401, hot reload freeing a backend pool no
 // configuration names any more.
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
@@ -10,7 +12,7 @@ import {
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import {
   test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage, withTimeout,
-  rawConnect, waitResponses, sleep, pendingMessages,
+  rawConnect, waitResponses, sleep, pendingMessages, send, waitUntil,
 } from './helpers.mjs';
 
 /** Answers REST events with their routeKey; WebSocket events as the echo backend. */
@@ -194,4 +196,69 @@ test('gap 2: a JWT authorizer\'s 401 carries AWS\'s www-authenticate Bearer chal
   assert.equal(none.status, 401);
   assert.equal(none.headers['www-authenticate'], 'Bearer');
   assert.equal(backend.events.length, 0);
+});
+
+// ---------------------------------------------------------------------------
+// Gap 4: hot reload frees a pool no configuration names any more
+// ---------------------------------------------------------------------------
+
+/** A Lambda-proxy backend that keeps idle keep-alive sockets for minutes; counts them. */
+async function startKeepingBackend() {
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const body = JSON.stringify({ statusCode: 200, body: 'from B' });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  server.keepAliveTimeout = 120000;
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/b`,
+    sockets,
+    close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(r); }),
+  };
+}
+
+function withB(backendUrl, bUrl) {
+  const api = makeApi(backendUrl);
+  api.integrations.other = { type: 'AWS_PROXY', uri: bUrl, timeoutMs: 5000 };
+  api.routes.b = { integration: 'other', routeResponse: true };
+  api.routes['GET /b'] = { integration: 'other' };
+  return api;
+}
+
+test('gap 4: a reload that drops an integration frees its pool (idle connections closed) once no snapshot, call or connection names it', async () => {
+  const backend = await startBackend(routeEcho);
+  const b = await startKeepingBackend();
+  try {
+    const gw = await startGateway({ routes: { 'chat.json': withB(backend.url, b.url) }, args: ['--workers', '1'] });
+    // A pooled connection to B, from a WebSocket route and a REST route.
+    const { ws } = await connectWithId(gw, backend);
+    send(ws, JSON.stringify({ action: 'b' }));
+    assert.equal((await nextMessage(ws)).data, 'from B');
+    const r = await viaAgent(false, gw.port, 'GET', '/b');
+    assert.equal(r.text, 'from B');
+    await waitUntil(() => b.sockets.size >= 1, 3000, 'a pooled connection to B');
+    // The reload drops B; the open WebSocket keeps its snapshot, and with
+    // it the pool.
+    fs.writeFileSync(path.join(gw.routesDir, 'chat.json'), JSON.stringify(makeApi(backend.url)));
+    gw.proc.kill('SIGHUP');
+    await waitUntil(() => /reload: configuration 1 in use by every loop/.test(gw.output()), 5000, 'the reload');
+    await sleep(1500);
+    assert.ok(b.sockets.size >= 1, 'the pool stays while a connection holds the older snapshot');
+    send(ws, JSON.stringify({ action: 'b' }));
+    assert.equal((await nextMessage(ws)).data, 'from B');
+    ws.close(1000);
+    // Once nothing names it: freed, its idle connection closed.
+    await waitUntil(() => b.sockets.size === 0, 5000, 'the pool to B to close its connections');
+    // The gateway goes on; a new connection reaches A.
+    const again = await connectWithId(gw, backend);
+    again.ws.close(1000);
+  } finally {
+    await b.close();
+  }
 });
