@@ -240,11 +240,13 @@ const char *gw_chan_list_next(const char **list, size_t *len)
 	return NULL;
 }
 
-/* One list: names separated by commas, blanks around them ignored. */
-static void apply_list(gw_worker_t *gw, gw_conn_t *conn, const char *list, int join)
+/* One list: names separated by commas, blanks around them ignored. For
+ * joins, 1 when one of them waits for this node's subscription (cluster.h). */
+static int apply_list(gw_worker_t *gw, gw_conn_t *conn, const char *list, int join)
 {
 	const char *p;
 	size_t n;
+	int unconfirmed = 0;
 
 	while ((p = gw_chan_list_next(&list, &n))) {
 		int rc = join ? gw_chan_join(gw, conn, p, n) : gw_chan_leave(gw, conn, p, n);
@@ -255,14 +257,17 @@ static void apply_list(gw_worker_t *gw, gw_conn_t *conn, const char *list, int j
 				       join ? "join" : "leave", (int)(n > 64 ? 64 : n), p,
 				       rc == GW_CHAN_BAD_NAME ? "not a valid name" :
 				       "too many channels");
+		else if (join && !unconfirmed)
+			unconfirmed = gw_cluster_chan_unconfirmed(p, n);
 	}
+	return unconfirmed;
 }
 
-void gw_chan_apply(gw_worker_t *gw, gw_conn_t *conn, const char *subscribe,
-		   const char *unsubscribe)
+int gw_chan_apply(gw_worker_t *gw, gw_conn_t *conn, const char *subscribe,
+		  const char *unsubscribe)
 {
 	apply_list(gw, conn, unsubscribe, 0);
-	apply_list(gw, conn, subscribe, 1);
+	return apply_list(gw, conn, subscribe, 1);
 }
 
 size_t gw_chan_count(gw_worker_t *gw, const char *name, size_t len,

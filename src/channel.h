@@ -43,9 +43,12 @@ int gw_chan_leave(gw_worker_t *gw, gw_conn_t *conn, const char *name, size_t len
 /* Every membership of conn (its close). */
 void gw_chan_leave_all(gw_worker_t *gw, gw_conn_t *conn);
 /* An integration's answer: comma-separated lists (NULL: none); names that
- * are not valid, or past the bound, are left out and logged. */
-void gw_chan_apply(gw_worker_t *gw, gw_conn_t *conn, const char *subscribe,
-		   const char *unsubscribe);
+ * are not valid, or past the bound, are left out and logged. 1 when a
+ * channel joined waits for this node's subscription to be confirmed
+ * (gw_cluster_chan_unconfirmed): the caller holds what the client sees of
+ * the answer (gw_cluster_hold). Always 0 without a cluster. */
+int gw_chan_apply(gw_worker_t *gw, gw_conn_t *conn, const char *subscribe,
+		  const char *unsubscribe);
 /* The next name of such a list (blanks around it left out), advancing
  * *list; NULL at the end. Pure: the fuzz harness reaches it. */
 const char *gw_chan_list_next(const char **list, size_t *len);

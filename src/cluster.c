@@ -598,12 +598,31 @@ out:
 	pthread_mutex_unlock(&cl.lock);
 }
 
+/* Under the lock: op is answered when the round that begins next has
+ * ended (sender_main runs one while a hold waits). From the unlock on, op
+ * belongs to the sender thread, which may answer (and another loop
+ * destroy) it at once: the caller touches it no more. */
+static void hold_add(gw_op_t *op)
+{
+	struct hold *hd = calloc(1, sizeof(*hd));
+
+	if (!hd)
+		abort();
+	hd->need = cl.rounds_begun + 1;
+	hd->op = op;
+	if (cl.holds_tail)
+		cl.holds_tail->next = hd;
+	else
+		cl.holds = hd;
+	cl.holds_tail = hd;
+	pthread_cond_signal(&cl.cond);
+}
+
 int gw_cluster_hold_join(gw_op_t *op)
 {
 	size_t n = strlen(op->channel);
 	uint64_t h = name_hash(op->channel, n);
 	struct interest *it;
-	struct hold *hd;
 
 	if (!cl.on)
 		return 0;
@@ -613,24 +632,42 @@ int gw_cluster_hold_join(gw_op_t *op)
 		pthread_mutex_unlock(&cl.lock);
 		return 0;
 	}
-	hd = calloc(1, sizeof(*hd));
-	if (!hd)
-		abort();
-	/* From the unlock on, op belongs to the sender thread, which may answer
-	 * (and another loop destroy) it at once: nothing touches it after. */
 	gw_buf_dispose(&op->data);
 	/* The next round to begin takes this channel: its end confirms it. */
 	mark_dirty(it);
-	hd->need = cl.rounds_begun + 1;
-	hd->op = op;
-	if (cl.holds_tail)
-		cl.holds_tail->next = hd;
-	else
-		cl.holds = hd;
-	cl.holds_tail = hd;
-	pthread_cond_signal(&cl.cond);
+	hold_add(op);
 	pthread_mutex_unlock(&cl.lock);
 	return 1;
+}
+
+int gw_cluster_chan_unconfirmed(const char *name, size_t len)
+{
+	struct interest *it;
+	int r;
+
+	if (!cl.on)
+		return 0;
+	pthread_mutex_lock(&cl.lock);
+	it = interest_find(name, len, name_hash(name, len));
+	r = !cl.stopping && it && !it->live;
+	pthread_mutex_unlock(&cl.lock);
+	return r;
+}
+
+int gw_cluster_hold(gw_op_t *op)
+{
+	if (!cl.on)
+		return -1;
+	pthread_mutex_lock(&cl.lock);
+	if (cl.stopping) {
+		pthread_mutex_unlock(&cl.lock);
+		return -1;
+	}
+	/* A channel found unconfirmed is dirty (the next round takes it) or
+	 * in the round under way, which ends before the next one does. */
+	hold_add(op);
+	pthread_mutex_unlock(&cl.lock);
+	return 0;
 }
 
 /* At stop: subscriptions whose end the shared delivery thread has not

@@ -130,6 +130,17 @@ void gw_cluster_chan_interest(const char *name, size_t len, int delta);
  * bus would. 0: answer now (no cluster, or already subscribed). */
 int gw_cluster_hold_join(struct gw_op *op);
 
+/* An integration's answer (conn.c, channel.c), on a loop, after it joined
+ * the channel: 1 when this node's subscription to it is not confirmed by
+ * NATS yet (0 without a cluster, at no cost). */
+int gw_cluster_chan_unconfirmed(const char *name, size_t len);
+/* Then: op (op->from this loop, op->done set, no op->remote) comes back
+ * through the loop's inbox, as a bus reply, once every channel found
+ * unconfirmed before this call is confirmed (or its confirmation gave up:
+ * NATS down or slower than min(--cluster-timeout, 2 s)). 0: held, op is
+ * the module's; -1: no cluster or stopping (op stays the caller's). */
+int gw_cluster_hold(struct gw_op *op);
+
 /* "wsgate.<name>.<what>" into out; -1 when it does not fit. */
 int gw_cluster_subject(char *out, size_t len, const char *what);
 

@@ -84,6 +84,11 @@ typedef struct pending {
 	 * the answer, since the conn and its reference are gone by then. */
 	gw_config_t *cfg;
 	unsigned api_id; /* metrics */
+	/* A $connect answer held for the cluster (hold_connect): call is
+	 * done (NULL), what the rest needs is copied out of the scratch. */
+	int held;
+	int held_status;
+	char *held_sub;
 } pending_t;
 
 struct gw_conn {
@@ -180,6 +185,9 @@ struct gw_conn {
 	 * missed because its outgoing queue was full. */
 	lws_dll2_owner_t channels;
 	uint64_t chan_skips;
+	/* Cluster holds of route answers (hold_tx): while any is on, only the
+	 * first tx_free queued messages (those queued before it) are written. */
+	unsigned tx_holds, tx_free;
 };
 
 /* The loop's connections (core.h): the slot table that connection IDs
@@ -376,6 +384,113 @@ static void alog_call(pending_t *p, const gw_http_resp_t *resp, const gw_integ_r
 	}
 }
 
+static void pending_free(pending_t *p)
+{
+	gw_config_unref(p->cfg);
+	free(p->held_sub);
+	free(p);
+}
+
+/* --- joins from an answer, in a cluster ---
+ * An answer that joins a channel whose subscription this node has not had
+ * confirmed by NATS yet (gw_chan_apply) shows the client nothing before
+ * that confirmation, as a PUT join's 204 (cluster.h): a publish the client
+ * sends through another node once it has seen the answer reaches it. The
+ * cluster sends back a bus operation naming the connection by its ID, so a
+ * connection closed meanwhile (its slot's generation moved on) is not
+ * found, never touched. */
+enum { HOLD_CONNECT = 1, HOLD_TX = 2 };
+
+static void on_hold_released(gw_worker_t *gw, gw_op_t *op);
+
+static int hold_for_cluster(gw_conn_t *conn, int kind)
+{
+	gw_op_t *op = gw_op_create(GW_OP_JOIN, conn->id, GW_CONN_ID_LEN);
+
+	if (!op)
+		return 0;
+	op->done = on_hold_released;
+	op->token = (uint64_t)kind;
+	op->from = conn->gw->worker;
+	if (gw_cluster_hold(op)) {
+		gw_op_destroy(op);
+		return 0;
+	}
+	return 1;
+}
+
+/* $connect: the 101 waits. The call stays in conn->calls (done), so a
+ * client that hangs up meanwhile is finished by the release, as when it
+ * leaves during the call; what the release needs is copied out of the
+ * answer (the loop's scratch). 1 when held. */
+static int hold_connect(pending_t *p, const gw_integ_result_t *res)
+{
+	gw_conn_t *conn = p->conn;
+
+	if (conn->gone)
+		return 0;
+	if (res->subprotocol && !(p->held_sub = strdup(res->subprotocol)))
+		return 0;
+	if (!hold_for_cluster(conn, HOLD_CONNECT)) {
+		free(p->held_sub);
+		p->held_sub = NULL;
+		return 0;
+	}
+	p->held = 1;
+	p->held_status = res->status_code;
+	p->call = NULL;
+	lws_dll2_add_tail(&p->list, &conn->calls);
+	return 1;
+}
+
+/* A route's answer: it is queued as usual, and what is queued from now on
+ * (it, posts, channel messages, later answers) waits behind the hold, in
+ * order. Messages from the client go on to their routes meanwhile. */
+static void hold_tx(gw_conn_t *conn)
+{
+	if (conn->state != CS_OPEN || !hold_for_cluster(conn, HOLD_TX))
+		return;
+	if (!conn->tx_holds++)
+		conn->tx_free = conn->outq.count;
+}
+
+static void release_connect(gw_conn_t *conn)
+{
+	gw_integ_result_t res;
+	pending_t *p = NULL;
+
+	lws_start_foreach_dll(struct lws_dll2 *, d, conn->calls.head) {
+		pending_t *q = lws_container_of(d, pending_t, list);
+
+		if (q->held)
+			p = q;
+	} lws_end_foreach_dll(d);
+	if (!p)
+		return;
+	lws_dll2_remove(&p->list);
+	memset(&res, 0, sizeof(res));
+	res.outcome = GW_INTEG_OK;
+	res.status_code = p->held_status;
+	res.subprotocol = p->held_sub;
+	on_connect_result(conn, p, &res);
+	pending_free(p);
+}
+
+static void on_hold_released(gw_worker_t *gw, gw_op_t *op)
+{
+	gw_conn_t *conn = gw_worker_conn_at(gw, &op->target);
+	int kind = (int)op->token;
+
+	gw_op_destroy(op);
+	if (!conn)
+		return;
+	if (kind == HOLD_CONNECT)
+		release_connect(conn);
+	else if (conn->tx_holds && !--conn->tx_holds && conn->state == CS_OPEN &&
+		 conn->outq.head)
+		lws_callback_on_writable(conn->wsi);
+}
+
 static void on_call_result(void *user, const gw_http_resp_t *resp)
 {
 	pending_t *p = user;
@@ -393,14 +508,18 @@ static void on_call_result(void *user, const gw_http_resp_t *resp)
 	alog_call(p, resp, &res);
 	if (p->conn)
 		lws_dll2_remove(&p->list);
-	if (p->conn && res.outcome == GW_INTEG_OK && res.status_code / 100 == 2)
-		gw_chan_apply(p->gw, p->conn, res.subscribe, res.unsubscribe);
+	if (p->conn && res.outcome == GW_INTEG_OK && res.status_code / 100 == 2 &&
+	    gw_chan_apply(p->gw, p->conn, res.subscribe, res.unsubscribe)) {
+		if (p->type == GW_EV_CONNECT && hold_connect(p, &res))
+			return;
+		if (p->type == GW_EV_MESSAGE)
+			hold_tx(p->conn);
+	}
 	if (p->type == GW_EV_CONNECT)
 		on_connect_result(p->conn, p, &res);
 	else if (p->type == GW_EV_MESSAGE)
 		on_message_result(p->conn, p, &res);
-	gw_config_unref(p->cfg);
-	free(p);
+	pending_free(p);
 }
 
 /* Starts an integration call; its answer comes to on_call_result. */
@@ -429,8 +548,7 @@ static void cancel_calls(gw_conn_t *conn)
 
 		lws_dll2_remove(&p->list);
 		gw_backend_cancel(p->call);
-		gw_config_unref(p->cfg);
-		free(p);
+		pending_free(p);
 	}
 }
 
@@ -1541,7 +1659,7 @@ static void hold_rx_if_buffered(gw_conn_t *conn, struct lws *wsi);
 
 static int write_direct(gw_conn_t *conn, unsigned char *bytes, size_t len, int binary)
 {
-	if (conn->state != CS_OPEN || conn->closing || conn->peer_closed ||
+	if (conn->state != CS_OPEN || conn->closing || conn->peer_closed || conn->tx_holds ||
 	    conn->outq.head || len > DIRECT_WRITE_MAX || lws_partial_buffered(conn->wsi))
 		return -1;
 	if (lws_write(conn->wsi, bytes, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
@@ -2128,7 +2246,8 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 				 (unsigned char *)conn->close_reason, strlen(conn->close_reason));
 		return -1;
 	}
-	if (!conn->outq.head)
+	/* Behind a cluster hold (hold_tx): its release asks for writable. */
+	if (!conn->outq.head || (conn->tx_holds && !conn->tx_free))
 		return 0;
 	m = lws_container_of(conn->outq.head, gw_msg_t, list);
 	if (write_frame(conn, wsi, m))
@@ -2143,6 +2262,8 @@ static int write_one(gw_conn_t *conn, struct lws *wsi)
 	lws_dll2_remove(&m->list);
 	conn->outq_bytes -= MSG_COST(m->len);
 	msg_free(m);
+	if (conn->tx_holds)
+		conn->tx_free--;
 	if (conn->congested && conn->outq_bytes <= conn->api->outbound_buffer_bytes / 2)
 		conn->congested = 0;
 	conn->last_active = gw_now_ms();
@@ -2175,6 +2296,7 @@ static int flush_before_echo(gw_conn_t *conn, struct lws *wsi)
 		msg_free(m);
 	}
 	conn->congested = 0;
+	conn->tx_free = 0; /* a hold's count of what preceded it: all gone */
 	if (!conn->closing) /* else armed already */
 		gw_wheel_set(&conn->gw->wheel, &conn->close_timer,
 			     gw_now_ms() + (uint64_t)gw_gateway_send_timeout_s(conn->gw->sh) * 1000,
