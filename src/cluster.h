@@ -45,7 +45,9 @@
  * that hold members. This module's sender thread does the subscribing; a
  * management JOIN that needs a new subscription is answered only after
  * NATS has confirmed it (a flush: PING/PONG), so any publish sent after
- * the 204, through any node, finds the subscription on the server. */
+ * the 204, through any node, finds the subscription on the server. A join
+ * from an integration's answer waits the same way (gw_cluster_hold: conn.c
+ * holds the 101 or the route's answer until then). */
 #ifndef GW_CLUSTER_H
 #define GW_CLUSTER_H
 

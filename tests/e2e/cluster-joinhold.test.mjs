@@ -126,7 +126,7 @@ async function startCluster(t) {
         '--node-id', String(i + 1), '--cluster-timeout', '1500', '--workers', '2'],
     }));
   }
-  return { proxy, backend, nodes };
+  return { nats, proxy, backend, nodes };
 }
 
 const publish = (via, ch, body) => mgmtRequest(via, 'POST', `/@channels/${encodeURIComponent(ch)}`, body);
@@ -218,4 +218,25 @@ test('issue 13 join hold: the hold is bounded, keeps the order of what the conne
   assert.equal((await nextMessage(e.ws)).data, 'joined after-all');
   assert.equal((await publish(nodes[2], 'after-all', 'last')).status, 200);
   assert.equal((await nextMessage(e.ws, 3000)).data, 'last');
+});
+
+test('issue 13 join hold: while NATS is down an answer that joins is not held', { skip, timeout: 30000 }, async (t) => {
+  const { nats, backend, nodes } = await startCluster(t);
+  const a = await connectWithId(nodes[1], backend);
+  await nats.stop();
+  await waitUntil(() => /cluster: lost NATS/.test(nodes[1].output()), 5000, 'node 2 to notice');
+  let t0 = Date.now();
+  const ws = await connect(nodes[1].url, { headers: { 'X-Join': 'down-1' } });
+  const connectMs = Date.now() - t0;
+  t0 = Date.now();
+  send(a.ws, JSON.stringify({ action: 'join', room: 'down-2' }));
+  assert.equal((await nextMessage(a.ws)).data, 'joined down-2');
+  const joinMs = Date.now() - t0;
+  t.diagnostic(`NATS down: the 101 after ${connectMs} ms, the answer frame after ${joinMs} ms`);
+  assert.ok(connectMs < 1000 && joinMs < 1000, `${connectMs} ms, ${joinMs} ms`);
+  // Their own node's publishes reach them.
+  assert.deepEqual((await publish(nodes[1], 'down-1', 'x')).json(), { queued: 1, skipped: 0 });
+  assert.equal((await nextMessage(ws)).data, 'x');
+  assert.deepEqual((await publish(nodes[1], 'down-2', 'y')).json(), { queued: 1, skipped: 0 });
+  assert.equal((await nextMessage(a.ws)).data, 'y');
 });
