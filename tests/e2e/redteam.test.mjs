@@ -2,7 +2,7 @@
 // the listing's cursor and pages (mgmt.c, channel.c), channel bounds.
 // Each test names the defect it shows fixed.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import {
   test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage,
-  mgmtRequest, withTimeout, sleep, waitUntil,
+  mgmtRequest, withTimeout, sleep, waitUntil, rawConnect,
 } from './helpers.mjs';
 
 const NATS_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
@@ -376,4 +376,33 @@ test('redteam 9: a peer that answers every LIST page "200, nothing, more loops" 
   assert.deepEqual(r.json().items.map((i) => i.connectionId), [id]);
   assert.equal(r.json().cursor, null);
   assert.ok(asked <= 256, `node 9 asked ${asked} times: at most once per loop number`);
+});
+
+test('redteam 10: CR, LF, quotes and control bytes in paths and headers stay inside one JSON access-log line each', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-redteam-alog-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'access.log');
+  const backend = await startBackend();
+  const format = '{"id":"$context.requestId","type":"$context.eventType","path":"$context.path",'
+    + '"ua":"$context.identity.userAgent","err":"$context.error.messageString","method":"$context.httpMethod"}';
+  const gw = await startGateway({ routes: makeApi(backend.url, { accessLog: { destination: file, format } }) });
+  const evil = '%0d%0a%7b%22forged%22%3a1%7d%0a%22%5c%01%7f%e2%80%a8';
+  // A WebSocket upgrade, a REST request and management calls, each with
+  // the same bytes in the path (and the upgrade in its User-Agent too).
+  const { ws } = await connectWithId(gw, backend, { headers: { 'User-Agent': 'ua "\\ }' } }, `/?q=${evil}`);
+  ws.close();
+  await mgmtRequest(gw, 'GET', `/@connections/${evil}`);
+  await mgmtRequest(gw, 'POST', `/dev/@channels/${evil}`, 'x');
+  const sock = await rawConnect(gw.port);
+  sock.write(`GET /rest/${evil} HTTP/1.1\r\nHost: h\r\nUser-Agent: a\u0001"b\r\nConnection: close\r\n\r\n`);
+  await sock.closedPromise;
+  let parsed = [];
+  await waitUntil(() => {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    const raw = text.split('\n').filter(Boolean);
+    parsed = raw.map((l) => JSON.parse(l)); // each line is one JSON object
+    return parsed.length >= 3;
+  }, 5000, 'the access log lines').catch((e) => { t.diagnostic(readFileSync(file, 'utf8')); throw e; });
+  assert.ok(!parsed.some((l) => 'forged' in l), 'no forged object');
+  assert.equal(parsed.find((l) => l.type === 'CONNECT').ua, 'ua "\\ }');
 });
