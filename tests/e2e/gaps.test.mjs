@@ -5,7 +5,10 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync, sign, randomBytes } from 'node:crypto';
+import https from 'node:https';
+import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
   ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand,
@@ -25,19 +28,19 @@ function routeEcho(e) {
 }
 
 /** A WebSocket API with a REST route beside it. */
-async function startMixed(args = ['--mgmt-on-gateway']) {
+async function startMixed(args = ['--mgmt-on-gateway'], { apiExtra = {}, env = {} } = {}) {
   const backend = await startBackend(routeEcho);
-  const api = makeApi(backend.url);
+  const api = makeApi(backend.url, apiExtra);
   api.routes['GET /hello'] = { integration: 'backend' };
-  const gw = await startGateway({ routes: api, args });
+  const gw = await startGateway({ routes: api, args, env });
   return { gw, backend };
 }
 
 /** One request through `agent`; resolves { status, text, reused, socket }. */
-function viaAgent(agent, port, method, urlPath, body) {
+function viaAgent(agent, port, method, urlPath, body, mod = http) {
   const p = new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port, method, path: urlPath, agent,
+    const req = mod.request({
+      host: '127.0.0.1', port, method, path: urlPath, agent, rejectUnauthorized: false,
       headers: body === undefined ? {} : { 'content-length': Buffer.byteLength(body) },
     }, (res) => {
       let text = '';
@@ -109,6 +112,58 @@ test('gap 1: the AWS SDK and REST calls sharing one keep-alive agent on the gate
     api.destroy();
     agent.destroy();
     ws.close(1000);
+  }
+});
+
+test('gap 1: with managementAuth the signed SDK and REST share one keep-alive agent on the gateway port', async () => {
+  const secret = randomBytes(30).toString('base64');
+  const accessKeyId = 'AKIAWSGATEGAPSAAAAAA';
+  const { gw, backend } = await startMixed([], {
+    apiExtra: { managementAuth: { keys: [{ accessKeyId, secretAccessKeyEnv: 'WSGATE_TEST_GAPS_SECRET' }] } },
+    env: { WSGATE_TEST_GAPS_SECRET: secret },
+  });
+  const { ws, id } = await connectWithId(gw, backend);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const api = new ApiGatewayManagementApiClient({
+    endpoint: `http://127.0.0.1:${gw.port}/dev`, region: 'us-east-1', maxAttempts: 1,
+    credentials: { accessKeyId, secretAccessKey: secret },
+    requestHandler: new NodeHttpHandler({ httpAgent: agent }),
+  });
+  try {
+    for (let i = 0; i < 2; i++) {
+      assert.equal((await viaAgent(agent, gw.port, 'GET', '/hello')).status, 200);
+      await api.send(new PostToConnectionCommand({ ConnectionId: id, Data: `signed ${i}` }));
+      assert.equal((await nextMessage(ws)).data, `signed ${i}`);
+    }
+  } finally {
+    api.destroy();
+    agent.destroy();
+    ws.close(1000);
+  }
+});
+
+test('gap 1: over https one keep-alive connection serves REST then @connections', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgate-gaps-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
+    '-keyout', key, '-out', cert, '-days', '2'], { stdio: 'ignore' });
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+  try {
+    const { gw, backend } = await startMixed(['--tls-cert', cert, '--tls-key', key, '--mgmt-on-gateway']);
+    const { ws, id } = await connectWithId({ ...gw, url: `wss://127.0.0.1:${gw.port}` }, backend,
+      { rejectUnauthorized: false });
+    const mgmt = `/dev/@connections/${encodeURIComponent(id)}`;
+    assert.equal((await viaAgent(agent, gw.port, 'GET', '/hello', undefined, https)).status, 200);
+    const b = await viaAgent(agent, gw.port, 'POST', mgmt, 'over tls', https);
+    assert.equal(b.status, 200, b.text);
+    assert.equal(b.reused, true);
+    assert.equal((await nextMessage(ws)).data, 'over tls');
+    assert.equal((await viaAgent(agent, gw.port, 'GET', '/hello', undefined, https)).status, 200);
+    ws.close(1000);
+  } finally {
+    agent.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
