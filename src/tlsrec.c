@@ -378,6 +378,10 @@ static int on_handshake(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, int fd, const uint8
 	*alert = A_INTERNAL_ERROR;
 	if (key_update(s, &t->rx))
 		return -1;
+	/* A peer that keeps asking while it reads none of the answers would
+	 * make them pile up here: past a record's worth, it is cut off. */
+	if (m[4] == 1 && t->out_len > GW_TLSREC_MAX_REC)
+		return -1;
 	if (m[4] == 1 && !(t->dead & DEAD_TX)) {
 		/* update_requested: ours, under the old key, before any more
 		 * data (§4.6.3); then our key moves on. */

@@ -260,6 +260,35 @@ static void test_key_update(void)
 	gw_tlsrec_loop_destroy(L);
 }
 
+/* A client that asks for KeyUpdates and never reads: the answers that
+ * wait for its socket are bounded; past the bound the session ends. */
+static void test_key_update_flood(void)
+{
+	gw_tlsrec_loop_t *L = gw_tlsrec_loop_create();
+	SSL_CTX *sctx = server_ctx();
+	int small = 4096, ended = 0, max_out = 0;
+	uint8_t buf[64];
+	pair_t p;
+
+	CHECK(!pair_open(&p, sctx, NULL, 0));
+	setsockopt(p.sfd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	setsockopt(p.cfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	for (int i = 0; i < 20000 && !ended; i++) {
+		SSL_key_update(p.c, SSL_KEY_UPDATE_REQUESTED);
+		SSL_do_handshake(p.c);
+		ssize_t r = gw_tlsrec_read(L, &p.rec, p.sfd, buf, sizeof(buf));
+
+		ended = r == GW_TLSREC_ERR;
+		if ((int)p.rec.out_len > max_out)
+			max_out = (int)p.rec.out_len;
+	}
+	CHECK_MSG(ended, "a client that never reads its KeyUpdate answers is cut off");
+	CHECK_MSG(max_out <= GW_TLSREC_MAX_REC + 64, "answers waiting: %d bytes", max_out);
+	pair_close(&p);
+	SSL_CTX_free(sctx);
+	gw_tlsrec_loop_destroy(L);
+}
+
 /* Raw record bytes the client wrote for msg. */
 static size_t client_record_bytes(pair_t *p, const void *msg, size_t n, uint8_t *raw,
 				  size_t cap)
@@ -447,6 +476,7 @@ int main(void)
 {
 	RUN(test_round_trips);
 	RUN(test_key_update);
+	RUN(test_key_update_flood);
 	RUN(test_split);
 	RUN(test_tampered);
 	RUN(test_close_notify);
