@@ -786,6 +786,7 @@ static void run_loop(gw_worker_t *gw)
 	while (!gw->own->stop_deadline_passed) {
 		if (lws_service(gw->ctx, 0) < 0)
 			break;
+		gw_relay_after_service(gw);
 		gw_defer_run(gw);
 		if (gw->own->stopping && !gw_conn_count(gw) && !gw_rest_count(gw) &&
 		    !gw_backend_inflight(gw->be) && !gw_outbox_active(gw->outbox))

@@ -644,6 +644,12 @@ void gw_relay_free_all(gw_worker_t *gw)
 	}
 }
 
+void gw_relay_after_service(gw_worker_t *gw)
+{
+	if (gw->relay->relays.count)
+		gw_loop_drain(gw->loop);
+}
+
 gw_relay_ctx_t *gw_relay_ctx_create(void)
 {
 	gw_relay_ctx_t *rc = calloc(1, sizeof(gw_relay_ctx_t));

@@ -41,6 +41,10 @@ int gw_relay_start(gw_worker_t *gw, gw_tls_t *t, int tls_fd, const void *prefix,
 		   size_t len);
 
 void gw_relay_free_all(gw_worker_t *gw);
+/* After each libwebsockets service pass: what libwebsockets wrote to the
+ * relays in it goes on to the clients now, not after one more poll() over
+ * every socket of the loop. */
+void gw_relay_after_service(gw_worker_t *gw);
 
 /* One loop's relays, held opaquely by the loop. NULL only when memory
  * runs out; destroyed after gw_relay_free_all() (NULL is allowed). */
