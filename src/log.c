@@ -4,6 +4,7 @@
 #include "buf.h"
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,14 +15,59 @@ int gw_log_json;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
+/* libwebsockets' lines: a client can cause one per request (e.g. "More
+ * hdr frags than we can deal with" on the management listener), so they
+ * pass a token bucket: a burst of LWS_BURST (start-up errors come in a
+ * few lines at once), then LWS_PER_S a second; the next line admitted
+ * tells how many were left out. */
+#define LWS_BURST 20
+#define LWS_PER_S 2
+
+static pthread_mutex_t lws_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int lws_admit(unsigned *left_out)
+{
+	static double tokens = LWS_BURST;
+	static unsigned long long last_ms;
+	static unsigned dropped;
+	struct timespec ts;
+	unsigned long long now;
+	int ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&lws_lock);
+	if (last_ms)
+		tokens += (double)(now - last_ms) * LWS_PER_S / 1000;
+	if (tokens > LWS_BURST)
+		tokens = LWS_BURST;
+	last_ms = now;
+	ok = tokens >= 1;
+	if (ok) {
+		tokens--;
+		*left_out = dropped;
+		dropped = 0;
+	} else {
+		dropped++;
+	}
+	pthread_mutex_unlock(&lws_lock);
+	return ok;
+}
+
 static void lws_emit(int level, const char *line)
 {
 	size_t n = strlen(line);
 	int our = level == LLL_ERR ? GW_LOG_ERROR : level == LLL_WARN ? GW_LOG_WARN : GW_LOG_DEBUG;
+	unsigned left_out;
 
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		n--;
-	if (our <= gw_log_threshold)
+	if (our > gw_log_threshold || !lws_admit(&left_out))
+		return;
+	if (left_out)
+		gw_log_emit(our, "lws: %.*s (%u similar libwebsockets lines not logged)", (int)n,
+			    line, left_out);
+	else
 		gw_log_emit(our, "lws: %.*s", (int)n, line);
 }
 

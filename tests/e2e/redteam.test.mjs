@@ -406,3 +406,21 @@ test('redteam 10: CR, LF, quotes and control bytes in paths and headers stay ins
   assert.ok(!parsed.some((l) => 'forged' in l), 'no forged object');
   assert.equal(parsed.find((l) => l.type === 'CONNECT').ua, 'ua "\\ }');
 });
+
+test('redteam 11: libwebsockets\' own warnings that a client causes (too many query arguments) are rate-limited, not one log line per request', async (t) => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  const path100 = `/@connections?${'a=1&'.repeat(100)}limit=1`;
+  for (let i = 0; i < 20; i++) {
+    await Promise.all(Array.from({ length: 10 }, () => mgmtRequest(gw, 'GET', path100).catch(() => null)));
+  }
+  // Still serving; a second later a warning is logged again, with the count.
+  assert.equal((await mgmtRequest(gw, 'GET', '/@connections?limit=1')).status, 200);
+  await sleep(1100);
+  await mgmtRequest(gw, 'GET', path100).catch(() => null);
+  const n = gw.output().split('\n').filter((l) => /lws: /.test(l)).length;
+  t.diagnostic(`${n} lws lines for 200 requests`);
+  assert.ok(n <= 30, `${n} lines of libwebsockets' warnings for 200 requests`);
+  await gw.stop();
+  assert.match(gw.output(), /similar libwebsockets lines not logged/);
+});
