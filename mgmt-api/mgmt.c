@@ -1002,14 +1002,6 @@ static int admin_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
 					   (const unsigned char *)"no-store", 8, p, end);
 }
 
-/* The opaque user data of a connection from the gateway listener (core.h). */
-static const char from_gateway;
-
-void gw_mgmt_from_gateway(struct lws *wsi)
-{
-	lws_set_opaque_user_data(wsi, (void *)&from_gateway);
-}
-
 static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 {
 	unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
@@ -1017,7 +1009,7 @@ static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 	size_t body_len = pss->admin_file ? pss->admin_file->len : pss->out.len;
 	const char *ctype = !body_len ? NULL : pss->ctype ? pss->ctype : "application/json";
 
-	if (lws_get_opaque_user_data(wsi) == &from_gateway)
+	if (gw_vhosts_from_gateway(wsi))
 		pss->close_after = 1;
 	gw_metrics_mgmt(pss->gw->metrics, pss->metrics ? GW_METRICS_MGMT_OPS - 1 :
 			pss->admin ? 0 : (int)pss->op, pss->status);

@@ -1391,7 +1391,7 @@ static int mgmt_path(const char *p, size_t len)
  * own listener: SigV4 checks the Host the client signed (this listener's).
  * Over TLS the relay hands it the plaintext, as for WebSocket. AWS
  * reserves @connections, so it wins over a REST route. Its answers end
- * the connection (gw_mgmt_from_gateway), so a later request that is REST
+ * the connection (gw_vhosts_mark_from_gateway), so a later request that is REST
  * comes on a new one; a REST connection hands later management requests
  * over the same way (rest.c). 1 when handed over. */
 static int mgmt_on_gateway(gw_conn_t *conn, const char *path, size_t len)
@@ -1406,7 +1406,7 @@ static int mgmt_on_gateway(gw_conn_t *conn, const char *path, size_t len)
 	if (fd >= 0 && !(wsi = lws_adopt_socket_vhost(gw->vh_mgmt, fd)))
 		gw_log_limited(GW_LOG_WARN, 10000, "management: cannot adopt a connection");
 	if (wsi)
-		gw_mgmt_from_gateway(wsi);
+		gw_vhosts_mark_from_gateway(wsi);
 	conn_finish(conn, 0, 0, NULL);
 	return 1;
 }

@@ -173,11 +173,6 @@ void gw_worker_post(gw_worker_t *to, lws_dll2_t *node);
 
 /* --- management API (mgmt-api/mgmt.c) --- */
 extern const struct lws_protocols gw_mgmt_protocol;
-/* Marks a management connection adopted from the gateway listener: its
- * next request may be REST, which libwebsockets cannot hand back, so each
- * answer ends it ("Connection: close") and the client's next request comes
- * on a new socket. */
-void gw_mgmt_from_gateway(struct lws *wsi);
 /* A loop's management requests waiting for their operations. */
 typedef struct gw_mgmt_ctx gw_mgmt_ctx_t;
 gw_mgmt_ctx_t *gw_mgmt_ctx_create(void);

@@ -908,7 +908,7 @@ static void to_management(gw_rest_t *r)
 	r->watch.fd = -1;
 	wsi = lws_adopt_socket_vhost(gw->vh_mgmt, fd);
 	if (wsi)
-		gw_mgmt_from_gateway(wsi);
+		gw_vhosts_mark_from_gateway(wsi);
 	else
 		gw_log_limited(GW_LOG_WARN, 10000, "management: cannot adopt a connection");
 	rest_close(r);

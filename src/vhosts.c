@@ -199,3 +199,16 @@ void gw_vhosts_subprotocol_put(gw_vhosts_t *v, struct lws_vhost *vh)
 			return;
 		}
 }
+
+/* The opaque user data of a connection from the gateway listener. */
+static const char from_gateway;
+
+void gw_vhosts_mark_from_gateway(struct lws *wsi)
+{
+	lws_set_opaque_user_data(wsi, (void *)&from_gateway);
+}
+
+int gw_vhosts_from_gateway(struct lws *wsi)
+{
+	return lws_get_opaque_user_data(wsi) == &from_gateway;
+}

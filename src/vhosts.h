@@ -30,4 +30,12 @@ struct lws_vhost *gw_vhosts_subprotocol_get(gw_vhosts_t *v, const char *proto,
 					     int client_chosen);
 void gw_vhosts_subprotocol_put(gw_vhosts_t *v, struct lws_vhost *vh);
 
+struct lws;
+/* Marks a management connection adopted from the gateway listener (conn.c,
+ * rest.c), and tells one (mgmt.c): its next request may be REST, which
+ * libwebsockets cannot hand back, so each answer ends it ("Connection:
+ * close") and the client's next request comes on a new socket. */
+void gw_vhosts_mark_from_gateway(struct lws *wsi);
+int gw_vhosts_from_gateway(struct lws *wsi);
+
 #endif
