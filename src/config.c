@@ -2,12 +2,13 @@
  * key path and what was expected, and checking goes on after the first
  * problem so that one run of --check lists them all. */
 #include "config.h"
+#include "apiid.h"
 #include "template.h"
 #include "log.h"
 #include "accesslog.h"
 #include "metrics.h"
 #include "admit.h"
-#include "authorizer.h"
+#include "authz_store.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -822,27 +823,11 @@ const gw_route_t *gw_config_route(const gw_api_t *api, const char *key, size_t l
 	return NULL;
 }
 
-/* requestContext.apiId: AWS's are 10 characters [a-z0-9] (issue 15 item
- * 6). Given, or derived from the name (FNV-1a 64 in base 36), so that it
- * stays the same across restarts and machines. */
-static const char api_id_digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-
-void gw_config_derive_api_id(const char *name, char out[11])
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	for (int i = 9; i >= 0; i--) {
-		out[i] = api_id_digits[h % 36];
-		h /= 36;
-	}
-	out[10] = '\0';
-}
-
+/* requestContext.apiId (apiid.h): given, or derived from the name, so
+ * that it stays the same across restarts and machines. */
 static void load_api_id(struct loader *l, json_t *root, gw_api_t *api)
 {
-	const char *digits = api_id_digits;
+	const char *digits = GW_APIID_DIGITS;
 	json_t *v = json_object_get(root, "apiId");
 
 	if (v) {
@@ -855,7 +840,7 @@ static void load_api_id(struct loader *l, json_t *root, gw_api_t *api)
 		}
 		problem(l, "apiId", "expected 10 characters from [a-z0-9], as AWS's");
 	}
-	gw_config_derive_api_id(api->name ? api->name : "", api->api_id);
+	gw_apiid_derive(api->name ? api->name : "", api->api_id);
 }
 
 /* REST events' requestContext.accountId: AWS's are 12 digits; the

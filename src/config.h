@@ -257,10 +257,6 @@ int gw_config_context_var_known(const char *name, size_t len);
 /* Whether the management API is authenticated: every API file has a
  * managementAuth (the loader refuses a configuration where only some do). */
 int gw_config_mgmt_auth(const gw_config_t *cfg);
-/* The apiId an API file without "apiId" gets: 10 of [a-z0-9] derived from
- * its name (FNV-1a 64 in base 36), stable across restarts and machines;
- * what a template's Ref to the API stands for (template.c). */
-void gw_config_derive_api_id(const char *name, char out[11]);
 /* The key of api named access_key_id, or NULL. */
 const gw_mgmt_key_t *gw_config_mgmt_key(const gw_api_t *api, const char *access_key_id);
 /* Whether key's signatures may name region. */

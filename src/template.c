@@ -7,7 +7,7 @@
  * named "wsgate" in account 123456789012); the ApiGatewayV2 resources of
  * one API are then written as the API file config.c reads. */
 #include "template.h"
-#include "config.h"
+#include "apiid.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -310,7 +310,7 @@ static json_t *api_id(struct tmpl *t, const char *id, int depth)
 	json_t *v = n ? eval(t, n, depth + 1) : NULL;
 	char out[11];
 
-	gw_config_derive_api_id(json_is_string(v) ? json_string_value(v) : id, out);
+	gw_apiid_derive(json_is_string(v) ? json_string_value(v) : id, out);
 	json_decref(v);
 	return json_string(out);
 }
@@ -1264,7 +1264,7 @@ json_t *gw_tmpl_to_api(const char *data, size_t len, const gw_tmpl_opts_t *o, gw
 	a.route_ids = json_object();
 	map_api(&t, &a, p);
 	json_decref(p);
-	gw_config_derive_api_id(json_string_value(json_object_get(a.api, "name")), a.api_id);
+	gw_apiid_derive(json_string_value(json_object_get(a.api, "name")), a.api_id);
 	json_object_set_new(a.api, "integrations", json_object());
 	json_object_set_new(a.api, "authorizers", json_object());
 	json_object_set_new(a.api, "routes", json_object());
