@@ -557,16 +557,21 @@ static json_t *jwt_verify(const gw_authorizer_t *a, const struct gw_authz_keys *
 		*why = "the token's alg is not one of RS256, RS384, RS512, ES256, ES384, EdDSA";
 		goto out;
 	}
+	/* AWS requires the kid: a token without one is refused, never tried
+	 * against every key of its type (a signature check per key). */
 	kid = json_string_value(json_object_get(hdr, "kid"));
-	*why = kid ? "no key of the JWKS has the token's kid and alg"
-		   : "no key of the JWKS verifies the token";
-	*unknown_kid = kid != NULL;
+	if (!kid) {
+		*why = "the token has no kid";
+		goto out;
+	}
+	*why = "no key of the JWKS has the token's kid and alg";
+	*unknown_kid = 1;
 	for (size_t i = 0; keys && i < keys->n && !verified; i++) {
 		const struct gw_jwk *k = &keys->keys[i];
 
-		if (kid && k->kid && !strcmp(kid, k->kid))
+		if (k->kid && !strcmp(kid, k->kid))
 			*unknown_kid = 0;
-		if (k->kind != al->kind || (kid && (!k->kid || strcmp(kid, k->kid))))
+		if (k->kind != al->kind || !k->kid || strcmp(kid, k->kid))
 			continue;
 		*why = "the token's signature is not valid";
 		verified = verify_with(al, k->pkey, tok, (size_t)(d2 - tok), &sig);

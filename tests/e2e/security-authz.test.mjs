@@ -275,7 +275,7 @@ const ISSUER = 'https://issuer.example.com/';
 const now = () => Math.floor(Date.now() / 1000);
 
 function signJwt(claims, { alg = 'RS256', key = keyPairs[alg].privateKey, kid = kidOf(alg) } = {}) {
-  const input = `${Buffer.from(JSON.stringify({ alg, typ: 'JWT', kid })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const input = `${Buffer.from(JSON.stringify({ alg, typ: 'JWT', ...(kid === null ? {} : { kid }) })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   const data = Buffer.from(input);
   const sig = alg === 'EdDSA' ? sign(null, data, key)
     : alg.startsWith('ES') ? sign(`sha${alg.slice(2)}`, data, { key, dsaEncoding: 'ieee-p1363' })
@@ -342,6 +342,20 @@ test('item JWT authorizer: a wrong key, an expired token, a bad issuer or audien
   assert.ok(!gw.output().includes(cases['wrong key'].slice(0, 40)), 'the token is never logged');
   // Within the leeway (5 s): still valid.
   (await connect(gw.url, { headers: { Authorization: signJwt(goodClaims({ exp: now() - 2, nbf: now() + 2 })) } })).close();
+});
+
+test('item JWT authorizer: a token without a kid is refused 401 as on AWS (the kid must match a key of the JWKS), not tried against every key of its type', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: jwtApi(backend.url) });
+  // Signed with a key the JWKS holds, every claim right: only the kid is missing.
+  for (const alg of ['RS256', 'ES256', 'EdDSA']) {
+    const token = signJwt(goodClaims(), { alg, kid: null });
+    assert.equal(await connectRefused(gw.url, { headers: { Authorization: `Bearer ${token}` } }), 401, alg);
+  }
+  await logged(gw, /authorizer jwt: the token has no kid/);
+  assert.equal(backend.events.length, 0, 'no $connect call');
+  // The same token with its kid connects.
+  (await connect(gw.url, { headers: { Authorization: signJwt(goodClaims()) } })).close();
 });
 
 test('item JWT authorizer: a valid token is cached no longer than its exp', async () => {

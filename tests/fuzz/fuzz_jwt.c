@@ -90,7 +90,7 @@ static void make_keys(gw_buf_t *jwks)
 	gw_buf_append_str(jwks, "},{\"kty\":\"EC\",\"kid\":\"e\",\"crv\":\"P-256\"");
 	bn_member(jwks, "x", x, 32);
 	bn_member(jwks, "y", y, 32);
-	gw_buf_append_str(jwks, "},{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"");
+	gw_buf_append_str(jwks, "},{\"kty\":\"OKP\",\"kid\":\"d\",\"crv\":\"Ed25519\",\"x\":\"");
 	b64url(jwks, raw, rlen);
 	gw_buf_append_str(jwks, "\"}]}");
 	BN_free(n);
@@ -209,6 +209,7 @@ static int der_to_raw(const unsigned char *der, size_t dlen, unsigned char out[6
 static void signed_token(const uint8_t *d, size_t n)
 {
 	static const char *const algs[] = { "RS256", "ES256", "EdDSA" };
+	static const char *const kids[] = { "r", "e", "d" }; /* make_keys' */
 	const uint8_t *nul;
 	unsigned char sig[512], raw[64];
 	size_t slen = sizeof(sig);
@@ -228,6 +229,8 @@ static void signed_token(const uint8_t *d, size_t n)
 	if (!nul || nul == d) {
 		gw_buf_append_str(&hdr, "{\"alg\":\"");
 		gw_buf_append_str(&hdr, algs[k]);
+		gw_buf_append_str(&hdr, "\",\"kid\":\"");
+		gw_buf_append_str(&hdr, kids[k]);
 		gw_buf_append_str(&hdr, "\"}");
 	} else {
 		gw_buf_append(&hdr, d, (size_t)(nul - d));
