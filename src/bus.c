@@ -12,46 +12,6 @@
 
 static void finish(gw_worker_t *gw, gw_op_t *op);
 
-gw_op_t *gw_op_create(enum gw_op_kind kind, const char *id, size_t len)
-{
-	const gw_connid_key_t *key = gw_connid_process_key();
-	gw_connid_t cid;
-	gw_op_t *op;
-
-	if (!key || gw_connid_decode(key, id, len, &cid) != GW_CONNID_OK)
-		return NULL;
-	op = calloc(1, sizeof(*op));
-	if (!op)
-		abort();
-	op->kind = kind;
-	memcpy(op->id, id, GW_CONNID_LEN);
-	op->target = cid;
-	gw_buf_init(&op->data);
-	return op;
-}
-
-gw_op_t *gw_op_create_loop(enum gw_op_kind kind, uint32_t loop)
-{
-	gw_op_t *op = calloc(1, sizeof(*op));
-
-	if (!op)
-		abort();
-	op->kind = kind;
-	op->target.node = gw_cluster_self(); /* this node's loops */
-	op->target.loop = loop;
-	gw_buf_init(&op->data);
-	return op;
-}
-
-void gw_op_destroy(gw_op_t *op)
-{
-	if (!op)
-		return;
-	gw_buf_dispose(&op->data);
-	free(op->remote);
-	free(op);
-}
-
 static void result(gw_op_t *op, int status, const char *error_type, const char *message)
 {
 	op->status = status;
@@ -124,33 +84,10 @@ static int run_post(gw_worker_t *gw, gw_conn_t *conn, gw_op_t *op)
 	return parked;
 }
 
-/* connectedAt and identity come from the registry record; lastActiveAt
- * from the connection, newer than the registry's batched copy. */
-int gw_bus_conn_json(gw_worker_t *gw, gw_conn_t *conn, const char *id, gw_buf_t *out)
-{
-	gw_conn_record_t rec;
-	char t[64];
-
-	if (!gw_conn_is_open(conn) || gw_registry_get(gw->reg, id, strlen(id), &rec) != GW_REG_OK)
-		return -1;
-	gw_event_iso_time(t, rec.connected_at);
-	gw_buf_append_str(out, "{\"connectedAt\":\"");
-	gw_buf_append_str(out, t);
-	gw_buf_append_str(out, "\",\"identity\":{\"sourceIp\":");
-	gw_buf_append_json_str(out, rec.source_ip, strlen(rec.source_ip));
-	gw_buf_append_str(out, ",\"userAgent\":");
-	gw_buf_append_json_str(out, rec.user_agent, strlen(rec.user_agent));
-	gw_event_iso_time(t, gw_conn_last_active(conn));
-	gw_buf_append_str(out, "},\"lastActiveAt\":\"");
-	gw_buf_append_str(out, t);
-	gw_buf_append_str(out, "\"}");
-	return 0;
-}
-
 static void run_get(gw_worker_t *gw, gw_conn_t *conn, gw_op_t *op)
 {
 	gw_buf_reset(&op->data);
-	if (gw_bus_conn_json(gw, conn, op->id, &op->data)) {
+	if (gw_conn_json(gw, conn, op->id, &op->data)) {
 		gw_buf_reset(&op->data);
 		gone(op);
 		return;
@@ -281,9 +218,9 @@ void gw_bus_send(gw_worker_t *gw, gw_op_t *op)
 	op->from = gw->worker;
 	op->is_reply = 0;
 	/* Another node's connection: over NATS, when this node is in a cluster. */
-	if (op->target.node != gw_cluster_self() && !gw_cluster_forward(gw, op))
+	if (op->target.node != gw_connid_self() && !gw_cluster_forward(gw, op))
 		return;
-	if (op->target.node != gw_cluster_self() || op->target.loop >= gw_gateway_workers(gw->sh)) {
+	if (op->target.node != gw_connid_self() || op->target.loop >= gw_gateway_workers(gw->sh)) {
 		gone(op);
 		op->is_reply = 1;
 		op->done(gw, op);

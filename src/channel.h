@@ -18,9 +18,9 @@
 #define GW_CHANNEL_H
 
 #include "bus.h"
+#include "channame.h"
 #include "core.h"
 
-#define GW_CHAN_NAME_MAX 128
 #define GW_CHAN_PER_CONN 64
 
 enum {
@@ -28,13 +28,6 @@ enum {
 	GW_CHAN_BAD_NAME = -1,
 	GW_CHAN_TOO_MANY = -2,
 };
-
-/* The index's hash of a name: SipHash under a random key of the process
- * (also the cluster's interest table's). */
-uint64_t gw_chan_hash(const char *name, size_t len);
-
-/* 1 when name (len bytes, no NUL needed) is a valid channel name. */
-int gw_chan_name_valid(const char *name, size_t len);
 
 /* Joining twice or leaving a channel one is not in succeeds (idempotent,
  * as PUT and DELETE are). */
@@ -75,5 +68,9 @@ size_t gw_chan_list(gw_worker_t *gw, const char *name, size_t len,
 
 /* Frees the loop's index (teardown, once its connections are gone). */
 void gw_chan_index_free(gw_worker_t *gw);
+
+/* gw_chan_apply and gw_chan_leave_all, for conn.c (below): handed to each
+ * loop's slot table when the loop is built (gateway.c). */
+extern const gw_conn_chan_hooks_t gw_chan_conn_hooks;
 
 #endif

@@ -8,9 +8,10 @@
  * their deadline. Results reach a loop through its inbox (gw_worker_post),
  * as between the loops of one process. */
 #include "cluster.h"
-#include "bus.h"
+#include "op.h"
 #include "cluster_wire.h"
-#include "channel.h"
+#include "channame.h"
+#include "connid.h"
 #include "core.h"
 #include "httpreq.h"
 #include "log.h"
@@ -117,12 +118,12 @@ static struct {
 
 uint32_t gw_cluster_self(void)
 {
-	return cl.self;
+	return gw_connid_self();
 }
 
 uint32_t gw_cluster_epoch(void)
 {
-	return cl.epoch;
+	return gw_connid_epoch();
 }
 
 int gw_cluster_subject(char *out, size_t len, const char *what)
@@ -1659,6 +1660,7 @@ int gw_cluster_start(gw_gateway_t *g, const gw_cluster_opts_t *o, char *err, siz
 	}
 	if (pick_node(o->node_id, err, errlen))
 		goto fail;
+	gw_connid_set_node(cl.self, cl.epoch); /* the connection IDs' node */
 	node_subject(subject, sizeof(subject), cl.self);
 	s = natsConnection_Subscribe(&cl.ops_sub, cl.nc, subject, on_op, NULL);
 	if (s == NATS_OK && gw_cluster_subject(subject, sizeof(subject), "fanout"))
@@ -1687,6 +1689,7 @@ fail:
 	__atomic_store_n(&cl.leaving, 1, __ATOMIC_RELEASE);
 	cl.self = 0;
 	cl.epoch = 0;
+	gw_connid_set_node(0, 0);
 	unsubscribe_all();
 	natsSubscription_Destroy(cl.ops_sub);
 	natsSubscription_Destroy(cl.reply_sub);

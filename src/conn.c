@@ -19,7 +19,8 @@
 #include "authorizer.h"
 #include "iplimit.h"
 #include "bus.h"
-#include "channel.h"
+#include "connid.h"
+#include "op.h"
 #include "cluster.h"
 #include "httpresp.h"
 #include "httpreq.h"
@@ -204,6 +205,7 @@ struct gw_conns {
 	lws_dll2_owner_t open_conns;
 	size_t inbound_bytes;          /* queued inbound messages, all conns */
 	lws_dll2_owner_t paused_conns; /* conns not read for inbound flow */
+	const gw_conn_chan_hooks_t *chan; /* channel.c's, set by the loop's creator */
 };
 
 /* The conn being handed to libwebsockets: its first callback runs inside
@@ -391,6 +393,20 @@ static void pending_free(pending_t *p)
 	free(p);
 }
 
+/* The channels' part (gw_conn_chan_hooks_t): none without hooks. */
+static int chan_apply(gw_conn_t *conn, const char *subscribe, const char *unsubscribe)
+{
+	const gw_conn_chan_hooks_t *h = conn->gw->conns->chan;
+
+	return h ? h->apply(conn->gw, conn, subscribe, unsubscribe) : 0;
+}
+
+static void chan_leave_all(gw_worker_t *gw, gw_conn_t *conn)
+{
+	if (gw->conns->chan)
+		gw->conns->chan->leave_all(gw, conn);
+}
+
 /* --- joins from an answer, in a cluster ---
  * An answer that joins a channel whose subscription this node has not had
  * confirmed by NATS yet (gw_chan_apply) shows the client nothing before
@@ -509,7 +525,7 @@ static void on_call_result(void *user, const gw_http_resp_t *resp)
 	if (p->conn)
 		lws_dll2_remove(&p->list);
 	if (p->conn && res.outcome == GW_INTEG_OK && res.status_code / 100 == 2 &&
-	    gw_chan_apply(p->gw, p->conn, res.subscribe, res.unsubscribe)) {
+	    chan_apply(p->conn, res.subscribe, res.unsubscribe)) {
 		if (p->type == GW_EV_CONNECT && hold_connect(p, &res))
 			return;
 		if (p->type == GW_EV_MESSAGE)
@@ -643,7 +659,7 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	resume_loop_paused(gw);
 	free_queue(&conn->inq);
 	free_queue(&conn->outq);
-	gw_chan_leave_all(gw, conn);
+	chan_leave_all(gw, conn);
 	gw_worker_slot_free(gw, conn->slot);
 	gw->conns->n_conns--;
 	gw_req_destroy(conn->head);
@@ -2492,10 +2508,38 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* connectedAt and identity come from the registry record; lastActiveAt
+ * from the connection, newer than the registry's batched copy. */
+int gw_conn_json(gw_worker_t *gw, gw_conn_t *conn, const char *id, gw_buf_t *out)
+{
+	gw_conn_record_t rec;
+	char t[64];
+
+	if (!gw_conn_is_open(conn) || gw_registry_get(gw->reg, id, strlen(id), &rec) != GW_REG_OK)
+		return -1;
+	gw_event_iso_time(t, rec.connected_at);
+	gw_buf_append_str(out, "{\"connectedAt\":\"");
+	gw_buf_append_str(out, t);
+	gw_buf_append_str(out, "\",\"identity\":{\"sourceIp\":");
+	gw_buf_append_json_str(out, rec.source_ip, strlen(rec.source_ip));
+	gw_buf_append_str(out, ",\"userAgent\":");
+	gw_buf_append_json_str(out, rec.user_agent, strlen(rec.user_agent));
+	gw_event_iso_time(t, gw_conn_last_active(conn));
+	gw_buf_append_str(out, "},\"lastActiveAt\":\"");
+	gw_buf_append_str(out, t);
+	gw_buf_append_str(out, "\"}");
+	return 0;
+}
+
 gw_conns_t *gw_conns_create(gw_worker_t *gw)
 {
 	(void)gw;
 	return calloc(1, sizeof(gw_conns_t));
+}
+
+void gw_conns_set_chan_hooks(gw_conns_t *cs, const gw_conn_chan_hooks_t *hooks)
+{
+	cs->chan = hooks;
 }
 
 void gw_conns_destroy(gw_conns_t *cs)
@@ -2581,11 +2625,11 @@ int gw_worker_conn_id(gw_worker_t *gw, uint32_t slot, size_t api,
 {
 	const gw_connid_key_t *key = gw_connid_process_key();
 	gw_connid_t cid = {
-		.node = gw_cluster_self(),
+		.node = gw_connid_self(),
 		.loop = gw->worker,
 		.api = api < GW_CONNID_API_MANY ? (uint32_t)api : GW_CONNID_API_MANY,
 		.slot = slot,
-		.gen = *slot_gen(gw, slot) ^ gw_cluster_epoch(),
+		.gen = *slot_gen(gw, slot) ^ gw_connid_epoch(),
 	};
 
 	if (!key || slot >= gw->conns->n_slots)
@@ -2595,9 +2639,9 @@ int gw_worker_conn_id(gw_worker_t *gw, uint32_t slot, size_t api,
 
 gw_conn_t *gw_worker_conn_at(gw_worker_t *gw, const gw_connid_t *cid)
 {
-	if (cid->node != gw_cluster_self() || cid->loop != gw->worker ||
+	if (cid->node != gw_connid_self() || cid->loop != gw->worker ||
 	    cid->slot >= gw->conns->n_slots ||
-	    (cid->gen ^ gw_cluster_epoch()) != *slot_gen(gw, cid->slot))
+	    (cid->gen ^ gw_connid_epoch()) != *slot_gen(gw, cid->slot))
 		return NULL;
 	return gw->conns->slots[cid->slot];
 }

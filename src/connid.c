@@ -45,6 +45,24 @@ const gw_connid_key_t *gw_connid_process_key(void)
 	return process_key_ok ? &process_key : NULL;
 }
 
+static uint32_t node_self, node_epoch;
+
+void gw_connid_set_node(uint32_t self, uint32_t epoch)
+{
+	node_self = self;
+	node_epoch = epoch;
+}
+
+uint32_t gw_connid_self(void)
+{
+	return node_self;
+}
+
+uint32_t gw_connid_epoch(void)
+{
+	return node_epoch;
+}
+
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                               \
 	do {                                                                   \

@@ -53,6 +53,14 @@ const gw_connid_key_t *gw_connid_process_key(void);
  * first gw_connid_process_key call; -1 when a key is already in use. */
 int gw_connid_set_process_key(const gw_connid_key_t *key);
 
+/* This node's ID in connection IDs (0 without a cluster) and the epoch
+ * XORed into each ID's generation (0 without a cluster, where the secret
+ * is new each run): set by the cluster (cluster.c) at its start, before
+ * the loops run, read by whatever names connections. */
+void gw_connid_set_node(uint32_t self, uint32_t epoch);
+uint32_t gw_connid_self(void);
+uint32_t gw_connid_epoch(void);
+
 /* Writes the 24 characters and a NUL; GW_CONNID_RANGE if a field does not
  * fit its bits. */
 int gw_connid_encode(const gw_connid_key_t *key, const gw_connid_t *id,

@@ -96,6 +96,20 @@ void gw_worker_request_id(gw_worker_t *gw, char out[24]);
 /* The loop's connections: the slot table that connection IDs name, the
  * open and paused lists, the bytes their inbound queues hold. */
 gw_conns_t *gw_conns_create(gw_worker_t *gw);
+/* What a connection needs from the channels (channel.c, above conn.c),
+ * handed in by the loop's creator once the slot table exists: conn.c
+ * calls nothing above it. Without them, an answer joins nothing and a
+ * close leaves nothing. */
+typedef struct gw_conn_chan_hooks {
+	/* An integration's answer's subscribe and unsubscribe lists; 1 when
+	 * what the client sees of the answer waits for the cluster
+	 * (gw_chan_apply). */
+	int (*apply)(gw_worker_t *gw, gw_conn_t *conn, const char *subscribe,
+		     const char *unsubscribe);
+	/* Every membership of conn, at its close. */
+	void (*leave_all)(gw_worker_t *gw, gw_conn_t *conn);
+} gw_conn_chan_hooks_t;
+void gw_conns_set_chan_hooks(gw_conns_t *cs, const gw_conn_chan_hooks_t *hooks);
 void gw_conns_destroy(gw_conns_t *cs);
 size_t gw_conn_count(const gw_worker_t *gw); /* every conn, whatever its state */
 size_t gw_conn_open_count(const gw_worker_t *gw);
@@ -151,6 +165,11 @@ const gw_api_t *gw_conn_api(const gw_conn_t *conn);
 int gw_conn_is_open(const gw_conn_t *conn);
 const char *gw_conn_id(const gw_conn_t *conn);
 uint64_t gw_conn_last_active(const gw_conn_t *conn);
+/* The GetConnection JSON of conn (id: its ID) appended to out: connectedAt
+ * and identity from its registry record, lastActiveAt from the connection
+ * (newer than the registry's batched copy); -1 when it has no record or
+ * is not open. */
+int gw_conn_json(gw_worker_t *gw, gw_conn_t *conn, const char *id, gw_buf_t *out);
 /* Closes with 1000 "Connection Closed Normally" (management DELETE). */
 void gw_conn_delete(gw_conn_t *conn);
 void gw_conn_close(gw_conn_t *conn, int code, const char *reason);

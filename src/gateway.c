@@ -590,6 +590,7 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 	gw->conns = gw_conns_create(gw);
 	if (!gw->rest || !gw->relay || !gw->mgmt || !gw->conns)
 		abort();
+	gw_conns_set_chan_hooks(gw->conns, &gw_chan_conn_hooks);
 	gw->own->listener.fd = gw->own->mgmt_listener.fd = gw->own->sigwatch.fd = -1;
 	gw->own->drain_seconds = sh->drain_seconds;
 	gw_buf_init(&gw->scratch);
