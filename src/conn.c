@@ -37,7 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1818,6 +1820,18 @@ static void drop(gw_conn_t *conn)
 	lws_set_timeout(conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
+/* Our close, never answered, ends with bytes the client has not taken:
+ * libwebsockets may still close the socket (its close frame fitted in the
+ * kernel), which would leave them in FIN_WAIT1 as drop() says. Reset it. */
+static void reset_if_unread(gw_conn_t *conn)
+{
+	static const struct linger reset = { 1, 0 };
+	int fd = lws_get_socket_fd(conn->wsi), unsent = 0;
+
+	if (fd >= 0 && !ioctl(fd, SIOCOUTQ, &unsent) && unsent > 0)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+}
+
 /* A client that does not read never lets the close frame out: past the
  * send timeout its socket is dropped, which completes the close (and sends
  * its $disconnect) instead of holding the connection as long as it likes. */
@@ -2471,6 +2485,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 
 	case LWS_CALLBACK_CLOSED:
 		if (conn && conn->state == CS_OPEN) {
+			if (conn->closing && !conn->peer_closed)
+				reset_if_unread(conn);
 			int code = conn->closing ? conn->close_code
 				   : conn->peer_closed ? conn->peer_code : 1006;
 			const char *why = conn->closing ? conn->close_reason
