@@ -8,7 +8,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 pkgs=(build-essential cmake pkg-config
-      libwebsockets-dev libssl-dev liblmdb-dev libmsgpack-dev
+      libwebsockets-dev libwebsockets-evlib-ev libev-dev libssl-dev liblmdb-dev libmsgpack-dev
       libjansson-dev libhttp-parser-dev lmdb-utils openssl chromium
       clang libclang-rt-14-dev
       faketime util-linux

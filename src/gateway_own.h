@@ -66,6 +66,9 @@ struct gw_worker_own {
 	gw_config_t *next_cfg; /* a reload's snapshot, under inbox_lock */
 	unsigned next_gen;
 	int ctx_alive;
+	/* libev drives libwebsockets (its epoll backend): its default poll()
+	 * walked every socket of the loop on each service round. */
+	struct ev_loop *evloop;
 };
 
 #endif
