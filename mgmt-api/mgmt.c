@@ -67,6 +67,7 @@ struct mgmt_pss {
 	int bodies_done; /* BODY_COMPLETION calls for this request */
 	int close_after; /* the answer ends the connection */
 	int closing;     /* answered; close once it is flushed */
+	int rx_held;     /* reading stopped until the answer (on_request) */
 	lws_sorted_usec_list_t body_timer;
 	/* the answer, written when the socket is writable */
 	int ready;
@@ -123,6 +124,12 @@ static void set_answer(struct mgmt_pss *pss, int status, const char *error_type,
 		gw_buf_append_str(&pss->out, "{\"message\":");
 		gw_buf_append_json_str(&pss->out, message, strlen(message));
 		gw_buf_append_char(&pss->out, '}');
+	}
+	/* libwebsockets 4.1 offers no WRITEABLE to an HTTP connection whose
+	 * reading is stopped (and turns the loop on its POLLOUT meanwhile). */
+	if (pss->rx_held) {
+		pss->rx_held = 0;
+		lws_rx_flow_control(pss->wsi, 1);
 	}
 	lws_callback_on_writable(pss->wsi);
 }
@@ -1400,6 +1407,7 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	gw_buf_reset(&pss->body);
 	pss->too_large = 0;
 	pss->started = 0;
+	pss->rx_held = 0;
 	pss->bodies_done = 0;
 	pss->close_after = 0;
 	pss->ctype = NULL;
@@ -1448,8 +1456,13 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	/* Without a body, libwebsockets gives no sign of requests pipelined
 	 * behind this one, and 4.1 would feed a pipelined POST the wrong body
 	 * bytes: such an answer ends the connection (a POST with a body is
-	 * watched in BODY_COMPLETION instead and keeps it alive). */
+	 * watched in BODY_COMPLETION instead and keeps it alive). Until then
+	 * nothing more is read: bytes already read behind the head would
+	 * otherwise be offered again at every turn of the loop, a busy loop
+	 * for as long as the answer waits (a parked POST, another node). */
 	pss->close_after = 1;
+	pss->rx_held = 1;
+	lws_rx_flow_control(wsi, 0);
 	start(pss);
 }
 

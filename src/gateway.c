@@ -15,7 +15,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#if GW_LIBEV
 #include <ev.h>
+#endif
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
@@ -571,7 +573,9 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 {
 	static struct lws_protocols ws_protos[3], mgmt_protos[2];
 	struct lws_context_creation_info info;
+#if GW_LIBEV
 	void *foreign[1];
+#endif
 	gw_worker_t *gw = calloc(1, sizeof(*gw));
 	gw_config_t *cfg = sh->cfg;
 	lws_sock_file_fd_type fd;
@@ -642,6 +646,7 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.user = gw;
+#if GW_LIBEV
 	/* libev's epoll backend instead of libwebsockets' default poll(),
 	 * which walked all the loop's descriptors (10,000 members of a
 	 * channel: ~30% of a fan-out's CPU) on every round of the loop. A
@@ -654,6 +659,7 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 	foreign[0] = gw->own->evloop;
 	info.options |= LWS_SERVER_OPTION_LIBEV;
 	info.foreign_loops = foreign;
+#endif
 	/* libwebsockets' own deadlines (handshakes, management requests, its
 	 * close flows): a backstop never shorter than the default, so that a
 	 * short --send-timeout does not cut those; the gateway's closes have
@@ -799,7 +805,19 @@ fail:
 static void run_loop(gw_worker_t *gw)
 {
 	while (!gw->own->stop_deadline_passed) {
+#if GW_LIBEV
+		/* Input libwebsockets holds already read (a request pipelined
+		 * behind one in progress) is served before the loop's events,
+		 * as its poll() loop does: under libev it waited for an idle
+		 * round, after the writable event, so a keep-alive answer went
+		 * out before mgmt.c could see the pipelined request. */
+		if (!lws_service_adjust_timeout(gw->ctx, 1, 0))
+			_lws_plat_service_forced_tsi(gw->ctx, 0);
 		ev_run(gw->own->evloop, EVRUN_ONCE);
+#else
+		if (lws_service(gw->ctx, 0) < 0)
+			break;
+#endif
 		gw_relay_after_service(gw);
 		gw_defer_run(gw);
 		if (gw->own->stopping && !gw_conn_count(gw) && !gw_rest_count(gw) &&
@@ -868,10 +886,12 @@ static void worker_teardown(gw_worker_t *gw)
 		lws_context_destroy(gw->ctx);
 		gw->ctx = NULL;
 	}
+#if GW_LIBEV
 	if (gw->own->evloop) {
 		ev_loop_destroy(gw->own->evloop);
 		gw->own->evloop = NULL;
 	}
+#endif
 	if (gw->be) {
 		gw_backend_destroy(gw->be);
 		gw->be = NULL;

@@ -212,6 +212,27 @@ test('pipelined management POSTs: no wrong bytes delivered, no busy loop, the ga
   assert.equal((await postTo(gw, id, 'single')).status, 200);
 });
 
+test('pipelined behind a bodyless POST parked on a pending $connect: no busy loop, answered, then closed', { timeout: 30000 }, async () => {
+  const { backend, gw } = await startPair(async (e) => {
+    if (e.requestContext.eventType === 'CONNECT' && e.headers?.['X-Slow']) await sleep(1500);
+    return { statusCode: 200 };
+  });
+  const slow = new WebSocket(`${gw.url}/`, { headers: { 'X-Slow': '1' } });
+  slow.on('error', () => {});
+  const ev = await backend.waitFor((e) => e.requestContext?.eventType === 'CONNECT' && e.headers?.['X-Slow']);
+  const sid = ev.requestContext.connectionId;
+  const post = (b) => `POST /dev/@connections/${sid} HTTP/1.1\r\nHost: x\r\nContent-Length: ${b.length}\r\n\r\n${b}`;
+  const before = cpuTicks(gw.proc.pid);
+  // Read by the gateway in one go: the second request waits behind the
+  // first, whose answer waits for the $connect (1.5 s).
+  const res = await rawMgmt(gw, post('') + post('y'), { waitMs: 5000 });
+  const used = cpuTicks(gw.proc.pid) - before;
+  assert.ok(res.closed && res.status === 200, `answered and closed:\n${res.text}`);
+  assert.equal((res.text.match(/HTTP\/1\.1 /g) ?? []).length, 1, res.text);
+  assert.ok(used < 30, `the gateway used ${used * 10} ms of CPU while a pipelined request waited`);
+  slow.terminate();
+});
+
 test('sequential management POSTs share one keep-alive connection', async () => {
   const { backend, gw } = await startPair();
   const { ws, id } = await connectWithId(gw, backend);
