@@ -15,6 +15,7 @@ pkgs=(build-essential cmake pkg-config
       libnats-dev nats-server
       prometheus
       libyaml-dev
+      liburing-dev
       nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

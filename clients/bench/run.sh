@@ -27,6 +27,10 @@
 #                open-file limit) and publishes, one at a time (30);
 #                pushpin_fanout: the same against Pushpin (GRIP subscribe on
 #                OPEN, POST /publish/), PP_FANOUT_ROUNDS publishes (30)
+#   WSGATE_POLL_BIN  fanout: also this wsgate built with libwebsockets' poll
+#                loop (cmake -DWSGATE_LIBEV=OFF), row wsgate_poll_wN
+#   NO_RAWFAN=1  fanout: skip the floor rows (rawfan.c, a bare sender:
+#                raw_send, one send() per member; raw_uring, io_uring batches)
 #   NO_PUSHPIN=1 skip Pushpin even if installed
 #   NO_NGINX=1   skip the nginx reverse-proxy REST row even if installed
 #   KEEP=1       keep the temporary folder (logs, raw results)
@@ -246,6 +250,17 @@ EOF
 }
 
 stop_target() { stop_pid "$T_PID"; }
+
+# The fan-out floor (rawfan.c): the same WebSocket clients, a bare sender.
+start_rawfan() { # [--uring] ; sets T_PID T_PORT T_MGMT T_PIDS
+	free_port; T_PORT=$FREE
+	free_port; T_MGMT=$FREE
+	"$HERE/rawfan" --port "$T_PORT" --mgmt-port "$T_MGMT" "$@" 2>>"$TMP/rawfan.log" &
+	T_PID=$!
+	T_PIDS=$T_PID
+	STARTED+=("$T_PID")
+	wait_port "$T_PORT" && wait_port "$T_MGMT" || { echo "rawfan did not start" >&2; cat "$TMP/rawfan.log" >&2; exit 1; }
+}
 
 # nginx (Debian's) as a REST reverse proxy with upstream keep-alive, its own
 # prefix, config and temp folders, in the foreground on a loopback port:
@@ -528,7 +543,28 @@ if want fanout; then
 			-s "$SIZE" --rounds "$FANOUT_ROUNDS" --hs "$HS" --ids "127.0.0.1:$FO_PORT" \
 			--mgmt "127.0.0.1:$T_MGMT" --cpu-pid "$T_PIDS" --label "wsgate_w$W" --timeout 90)"
 		stop_target
+		if [ -n "${WSGATE_POLL_BIN:-}" ]; then
+			WSGATE_BIN_SAVED=$WSGATE_BIN WSGATE_BIN=$WSGATE_POLL_BIN
+			start_wsgate "$(api_file 1 "$FO_PORT")" "$W"
+			WSGATE_BIN=$WSGATE_BIN_SAVED
+			record "fanout_$FANOUT_N" "wsgate_poll_w$W" "$(wsload fanout --port "$T_PORT" -c "$FANOUT_N" \
+				-s "$SIZE" --rounds "$FANOUT_ROUNDS" --hs "$HS" --ids "127.0.0.1:$FO_PORT" \
+				--mgmt "127.0.0.1:$T_MGMT" --cpu-pid "$T_PIDS" --label "wsgate_poll_w$W" --timeout 90)"
+			stop_target
+		fi
 	done
+	# The floor: the same clients and frame, written by a bare program
+	# (rawfan.c) that does nothing else; its management port also answers
+	# wsload's /reset and /ids.
+	if [ "${NO_RAWFAN:-0}" != 1 ]; then
+		for RAW in send uring; do
+			if [ "$RAW" = uring ]; then start_rawfan --uring; else start_rawfan; fi
+			record "fanout_$FANOUT_N" "raw_$RAW" "$(wsload fanout --port "$T_PORT" -c "$FANOUT_N" \
+				-s "$SIZE" --rounds "$FANOUT_ROUNDS" --hs "$HS" --ids "127.0.0.1:$T_MGMT" \
+				--mgmt "127.0.0.1:$T_MGMT" --cpu-pid "$T_PIDS" --label "raw_$RAW" --timeout 90)"
+			stop_target
+		done
+	fi
 fi
 
 # Fan-out against Pushpin (issue 13), the same wsload fanout clients and
@@ -629,8 +665,8 @@ END {
 		for (k = 1; k <= nw; k++) {
 			w = wl[k]
 			if (!((s, w) in thr)) continue
-			split("lwsecho pushpin fastbackend nginx_w" substr(w, 9), peers, " ")
-			for (pi = 1; pi <= 4; pi++) {
+			split("lwsecho pushpin fastbackend nginx_w" substr(w, 9) " raw_send raw_uring", peers, " ")
+			for (pi = 1; pi <= 6; pi++) {
 				p = peers[pi]
 				if (!((s, p) in thr) || thr[s, p] + 0 == 0) continue
 				printf "  %-16s %-30s throughput %7.3fx   CPU/op %7.3fx\n", s, w " vs " p,
@@ -686,6 +722,8 @@ END {
 			if (s !~ /^fanout_/ || !((s, w) in thr)) continue
 			printf "  %s %-13s %-13s >= 300,000 deliveries/s:   %8.0f /s\n", verdict(thr[s, w] + 0 >= 300000), w, s, thr[s, w]
 			printf "  %s %-13s %-13s last member <= 50 ms (p50): %6.1f ms (p99 %.1f ms)\n", verdict(kv(rows_by[s, w], "p50_us") + 0 <= 50000), w, s, kv(rows_by[s, w], "p50_us") / 1000, p99[s, w] / 1000
+			if ((s, "raw_send") in thr)
+				printf "         %-13s %-13s share of the floor (raw_send): %5.1f%% of its deliveries/s, last member p50 %.2fx, p99 %.2fx its time\n", w, s, ratio(thr[s, w], thr[s, "raw_send"]) * 100, ratio(p50[s, w], p50[s, "raw_send"]), ratio(p99[s, w], p99[s, "raw_send"])
 		}
 		s = "rest"
 		if (((s, w) in thr) && ((s, "fastbackend") in thr)) { r = ratio(thr[s, w], thr[s, "fastbackend"])
