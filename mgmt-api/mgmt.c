@@ -1456,14 +1456,16 @@ static void on_request(struct lws *wsi, struct mgmt_pss *pss, const char *uri, s
 	/* Without a body, libwebsockets gives no sign of requests pipelined
 	 * behind this one, and 4.1 would feed a pipelined POST the wrong body
 	 * bytes: such an answer ends the connection (a POST with a body is
-	 * watched in BODY_COMPLETION instead and keeps it alive). Until then
-	 * nothing more is read: bytes already read behind the head would
-	 * otherwise be offered again at every turn of the loop, a busy loop
-	 * for as long as the answer waits (a parked POST, another node). */
+	 * watched in BODY_COMPLETION instead and keeps it alive). While the
+	 * answer waits (a parked POST, another node) nothing more is read:
+	 * bytes already read behind the head would be offered again at every
+	 * turn of the loop, a busy loop for as long as it waits. */
 	pss->close_after = 1;
-	pss->rx_held = 1;
-	lws_rx_flow_control(wsi, 0);
 	start(pss);
+	if (!pss->ready) {
+		pss->rx_held = 1;
+		lws_rx_flow_control(wsi, 0);
+	}
 }
 
 /* Answers an upgrade request 400 and hangs up (the ah is still bound). */
