@@ -674,14 +674,26 @@ static void conn_finish(gw_conn_t *conn, int fire, int code, const char *reason)
 	gw_defer_free(gw, conn_free, conn);
 }
 
+/* The upgrade's request ID: that of the call that decided it ($connect,
+ * the authorizer) or else one taken now, so that a refusal's log line,
+ * access-log line and apigw-requestid header all name the same one. */
+static const char *upgrade_rid(gw_conn_t *conn)
+{
+	if (!conn->alog_rid[0]) {
+		gw_worker_request_id(conn->gw, conn->alog_rid);
+		conn->alog_ms = -1; /* no integration latency */
+	}
+	return conn->alog_rid;
+}
+
 /* Writes an answer on the raw socket (before any handover). */
 static void answer_raw(gw_conn_t *conn, int status, const char *body, size_t len)
 {
-	char head[512], www[320] = "";
+	char head[640], www[320] = "";
+	const char *rid = upgrade_rid(conn);
 	int n;
 
-	alog(conn, "CONNECT", conn->alog_rid, "$connect", status, NULL,
-	     conn->alog_rid[0] ? conn->alog_ms : -1, 0, NULL);
+	alog(conn, "CONNECT", rid, "$connect", status, NULL, conn->alog_ms, 0, NULL);
 
 	/* 1xx would tell the client the upgrade goes on; 204 and 304 carry no
 	 * body, or it would be read as a second response. */
@@ -697,14 +709,16 @@ static void answer_raw(gw_conn_t *conn, int status, const char *body, size_t len
 	else if (status == 401 && conn->challenge == GW_AUTHZ_BEARER_INVALID)
 		snprintf(www, sizeof(www), "WWW-Authenticate: Bearer scope=\"\" error=\"invalid_token\" "
 			 "error_description=\"%s\"\r\n", conn->challenge_why);
+	/* AWS's refusals carry the request ID (reference §8.4), as the
+	 * gateway's REST answers do (rest.c). */
 	if (status == 204)
-		n = snprintf(head, sizeof(head), "HTTP/1.1 204 %s\r\nConnection: close\r\n\r\n",
-			     gw_http_reason(status));
+		n = snprintf(head, sizeof(head), "HTTP/1.1 204 %s\r\napigw-requestid: %s\r\n"
+			     "Connection: close\r\n\r\n", gw_http_reason(status), rid);
 	else
 		n = snprintf(head, sizeof(head),
 			     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-			     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
-			     status, gw_http_reason(status), len, www);
+			     "Content-Length: %zu\r\napigw-requestid: %s\r\n%sConnection: close"
+			     "\r\n\r\n", status, gw_http_reason(status), len, rid, www);
 
 	/* Small enough for any socket buffer; a peer that does not read loses
 	 * the body, never the loop. A client already gone gets nothing. */
@@ -987,7 +1001,7 @@ static int source_ip_admitted(gw_conn_t *conn)
 {
 	const gw_api_t *api = conn->api;
 	enum gw_iplimit_result rc;
-	char rid[24];
+	const char *rid;
 
 	if (!api->ip_limited)
 		return 1;
@@ -996,7 +1010,7 @@ static int source_ip_admitted(gw_conn_t *conn)
 		conn->ip_held = 1;
 	if (rc == GW_IPLIMIT_OK || rc == GW_IPLIMIT_BAD_ADDR)
 		return 1;
-	gw_worker_request_id(conn->gw, rid);
+	rid = upgrade_rid(conn);
 	gw_log_limited(GW_LOG_WARN, 10000, "upgrade throttled (429, request %s, api %s, %s): %s",
 		       rid, api->name, conn->source_ip, rc == GW_IPLIMIT_TOO_MANY
 		       ? "sourceIpLimits.maxConnections reached"
@@ -1010,7 +1024,7 @@ static int source_ip_admitted(gw_conn_t *conn)
 static int admit_upgrade(gw_conn_t *conn)
 {
 	const gw_api_t *api = conn->api;
-	char rid[24];
+	const char *rid;
 
 	/* The source address first: its rate also bounds how fast one address
 	 * can try keys. */
@@ -1020,7 +1034,7 @@ static int admit_upgrade(gw_conn_t *conn)
 		int n;
 		gw_str_t o = single_header(conn, "Origin", &n);
 
-		gw_worker_request_id(conn->gw, rid);
+		rid = upgrade_rid(conn);
 		gw_log_limited(GW_LOG_WARN, 10000, "upgrade refused (403, request %s, api %s, "
 			       "%s): Origin \"%.*s\" is not in allowedOrigins", rid, api->name,
 			       conn->source_ip, (int)(o.len > 100 ? 100 : o.len), o.ptr);
@@ -1029,7 +1043,7 @@ static int admit_upgrade(gw_conn_t *conn)
 		return 0;
 	}
 	if (!api_key_valid(conn)) {
-		gw_worker_request_id(conn->gw, rid);
+		rid = upgrade_rid(conn);
 		gw_log_limited(GW_LOG_WARN, 10000, "upgrade refused (403, request %s, api %s, "
 			       "%s): missing or invalid API key", rid, api->name,
 			       conn->source_ip);
@@ -1039,7 +1053,7 @@ static int admit_upgrade(gw_conn_t *conn)
 	}
 	if (api->upgrade_throttle &&
 	    !gw_throttle_take(api->upgrade_throttle, gw_throttle_now_ns(), 1)) {
-		gw_worker_request_id(conn->gw, rid);
+		rid = upgrade_rid(conn);
 		gw_log_limited(GW_LOG_WARN, 10000, "upgrade throttled (429, request %s, api %s, "
 			       "%s): $connect rate limit", rid, api->name, conn->source_ip);
 		gw_metrics_count(conn->gw->metrics, api->id, GW_M_REJ_CONNECT_RATE);
@@ -1072,14 +1086,14 @@ static void edge_release(gw_conn_t *conn)
  * one is closed (no session to answer in yet). */
 static int head_admitted(gw_conn_t *conn)
 {
-	char rid[24];
+	const char *rid;
 	int per_ip;
 
 	if (gw_iplimit_head_acquire(conn->source_ip, &per_ip) == GW_IPLIMIT_OK) {
 		conn->head_held = 1;
 		return 1;
 	}
-	gw_worker_request_id(conn->gw, rid);
+	rid = upgrade_rid(conn);
 	gw_metrics_head_refused(conn->gw->metrics);
 	if (per_ip)
 		gw_log_limited(GW_LOG_WARN, 10000, "connection from %s refused (503, request "
@@ -1159,6 +1173,10 @@ static void authorized(gw_conn_t *conn, gw_authz_result_t *res, const char *rid)
 		return;
 	}
 	status = gw_authz_status(res->verdict, &body);
+	if (!conn->alog_rid[0]) {
+		snprintf(conn->alog_rid, sizeof(conn->alog_rid), "%s", rid);
+		conn->alog_ms = -1;
+	}
 	/* One line per kind and interval: a failing authorizer is worth a
 	 * warning even while clients are being denied. */
 #define AUTHZ_LOG(level) gw_log_limited(level, 10000, "upgrade refused (%d, request %s, api %s, " \

@@ -130,13 +130,16 @@ static int fd_reserved(int fd)
 	return (rlim_t)fd + reserve >= rl.rlim_cur;
 }
 
-static void shed(int fd)
+static void shed(gw_worker_t *gw, int fd)
 {
-	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-				   "application/json\r\nContent-Length: 36\r\nConnection: "
-				   "close\r\n\r\n{\"message\":\"Service Unavailable\"}";
+	char busy[256], rid[24];
+	int n;
 
-	(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	gw_worker_request_id(gw, rid); /* as on every refusal (conn.c) */
+	n = snprintf(busy, sizeof(busy), "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+		     "application/json\r\nContent-Length: 36\r\napigw-requestid: %s\r\n"
+		     "Connection: close\r\n\r\n{\"message\":\"Service Unavailable\"}", rid);
+	(void)!send(fd, busy, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
 
@@ -163,7 +166,7 @@ static void accept_all(gw_worker_t *gw, gw_watch_t *l)
 		if (client && fd_reserved(fd)) {
 			gw_log_limited(GW_LOG_WARN, 10000, "near the descriptor limit: new "
 				       "connections get 503 for %d ms", ACCEPT_PAUSE_MS);
-			shed(fd);
+			shed(gw, fd);
 			pause_accepting(gw, l);
 			return;
 		}

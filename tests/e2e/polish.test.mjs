@@ -1,0 +1,101 @@
+// Small defects found by reviews: request IDs on the gateway's own
+// refusals, management heads libwebsockets cannot hold, channel lists in
+// integration answers.
+import {
+  test, assert, startBackend, startGateway, makeApi, rawConnect, upgradeRequest, waitResponses, waitUntil,
+} from './helpers.mjs';
+
+const logged = (gw, re) => waitUntil(() => re.test(gw.output()), 3000, `a log line matching ${re}`);
+
+/** The status, headers and body of an upgrade answered on a raw socket. */
+async function rawUpgrade(port, urlPath, headers = {}) {
+  const sock = await rawConnect(port);
+  sock.write(upgradeRequest(urlPath, headers));
+  const { responses } = await waitResponses(sock, ['GET']);
+  sock.destroy();
+  const r = responses[0];
+  return { status: r.status, headers: r.headers, body: r.body.toString() };
+}
+
+/** A refusal carries exactly one apigw-requestid, as AWS's answers do. */
+function assertRequestId(r, what) {
+  const rid = r.headers['apigw-requestid'];
+  assert.match(rid ?? '', /^[A-Za-z0-9_=-]{8,}$/, `${what}: apigw-requestid on the ${r.status}`);
+  assert.ok(!rid.includes(','), `${what}: one apigw-requestid`);
+  return rid;
+}
+
+// ---------------------------------------------------------------------------
+// Item 1: request IDs on the gateway's own refusals
+// ---------------------------------------------------------------------------
+
+function authorizer(event) {
+  const token = event.headers?.Authorization ?? event.headers?.authorization;
+  if (token === 'deny') {
+    return { principalId: 'x', policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: 'Deny', Resource: event.methodArn }] } };
+  }
+  return { errorMessage: 'Unauthorized', errorType: 'Error' };
+}
+
+test('item 1: upgrade refusals (origin, API key, authorizer, unserved path, $connect, throttle) carry apigw-requestid', async () => {
+  const backend = await startBackend((e) => {
+    if (e.methodArn) return authorizer(e);
+    if (e.requestContext?.eventType === 'CONNECT') return { statusCode: 418, body: '{"message":"no"}' };
+    return { statusCode: 200 };
+  });
+  const guarded = makeApi(backend.url, {
+    name: 'guarded',
+    basePath: '/g',
+    allowedOrigins: ['https://app.example.com'],
+    apiKeys: { keys: ['k1-0123456789abcdefghij'] },
+    sourceIpLimits: { newConnections: { rateLimit: 0.01, burstLimit: 6 } },
+  });
+  guarded.routes.$connect.apiKeyRequired = true;
+  const authz = makeApi(backend.url, { name: 'authz', basePath: '/a' });
+  authz.integrations.authz = { type: 'AWS_PROXY', uri: backend.url, timeoutMs: 2000 };
+  authz.authorizers = { auth: { type: 'REQUEST', integration: 'authz', identitySource: ['route.request.header.Authorization'] } };
+  authz.routes.$connect.authorizer = 'auth';
+  const open = makeApi(backend.url, { name: 'open', basePath: '/o' });
+  const gw = await startGateway({ routes: { 'guarded.json': guarded, 'authz.json': authz, 'open.json': open } });
+
+  const ids = new Set();
+  const check = async (urlPath, headers, status, what) => {
+    const r = await rawUpgrade(gw.port, urlPath, headers);
+    assert.equal(r.status, status, `${what}: ${r.body}`);
+    const rid = assertRequestId(r, what);
+    assert.ok(!ids.has(rid), `${what}: a request ID of its own`);
+    ids.add(rid);
+    return rid;
+  };
+  const origin = await check('/g', { Origin: 'https://evil.example' }, 403, 'forbidden Origin');
+  await logged(gw, new RegExp(`upgrade refused \\(403, request ${origin}, api guarded`));
+  const key = await check('/g', { 'x-api-key': 'wrong' }, 403, 'wrong API key');
+  await logged(gw, new RegExp(`upgrade refused \\(403, request ${key}, api guarded.*API key`));
+  await check('/a', {}, 401, 'no identity for the authorizer');
+  await check('/a', { Authorization: 'nope' }, 401, 'authorizer says Unauthorized');
+  await check('/a', { Authorization: 'deny' }, 403, 'authorizer denies');
+  await check('/o/after/the/stage', {}, 403, 'an unserved path');
+  await check('/o', {}, 418, '$connect refuses');
+  for (let i = 0; i < 8; i++) {
+    const r = await rawUpgrade(gw.port, '/g', { 'x-api-key': 'k1-0123456789abcdefghij' });
+    if (r.status === 429) {
+      assertRequestId(r, 'sourceIpLimits');
+      return;
+    }
+  }
+  assert.fail('sourceIpLimits.newConnections never answered 429');
+});
+
+test('item 1: heads the gateway refuses before any API (400, 431) carry apigw-requestid', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  const sock = await rawConnect(gw.port);
+  sock.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+    + 'Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  const { responses } = await waitResponses(sock, ['GET']);
+  assert.equal(responses[0].status, 400);
+  assertRequestId(responses[0], 'bad key');
+  const big = await rawUpgrade(gw.port, `/?${Array.from({ length: 120 }, (_, i) => `a${i}=1`).join('&')}`);
+  assert.equal(big.status, 431);
+  assertRequestId(big, 'too many arguments');
+});
