@@ -19,10 +19,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <nats/nats.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,9 @@
  * left out of cluster-wide counts. */
 #define HELLO_MS 1000
 #define PEER_TTL_MS 3000
+/* A sealed message stamped further than this from the receiver's clock is
+ * dropped: the nodes' clocks must agree within it (NTP). */
+#define CLOCK_WINDOW_MS 30000
 
 /* A message for the sender thread to publish. */
 struct out_msg {
@@ -50,9 +57,14 @@ struct out_msg {
 	char reply[SUBJECT_MAX]; /* "" for none */
 	uint64_t seq; /* a forwarded operation's (struct waiting) */
 	int now_or_never; /* not kept for a reconnect: stale by then */
+	int type; /* enum gw_cluster_env_type; 0: sent as it is (a probe's answer) */
 	size_t len;
+	unsigned char env[GW_CLUSTER_ENV_HEAD]; /* sealed by the sender thread */
 	unsigned char data[];
 };
+/* The head and the payload go out as one run of bytes. */
+_Static_assert(offsetof(struct out_msg, data) ==
+	       offsetof(struct out_msg, env) + GW_CLUSTER_ENV_HEAD, "env precedes data");
 
 /* A forwarded operation waiting for its owner's reply. Kept in sequence
  * order, which is also deadline order (one timeout for all). */
@@ -114,6 +126,11 @@ static struct {
 	struct interest *dirty;
 	struct hold *holds, *holds_tail;
 	uint64_t rounds_begun; /* the sender thread's interest rounds */
+	/* authentication (cluster_wire.h) */
+	gw_cluster_mac_t *mac;   /* from the secret; read-only once loaded */
+	uint64_t stamp;          /* the sender thread's last sequence */
+	uint64_t last_seq[256];  /* each sender's last sequence accepted */
+	uint64_t rejected[GW_CLUSTER_REJECT_KINDS];
 } cl = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 uint32_t gw_cluster_self(void)
@@ -180,6 +197,13 @@ int gw_cluster_load_secret(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "--cluster-secret-file: the ID key is already in use");
 		goto done;
 	}
+	/* The messages' key, apart from the IDs' (its own label). */
+	gw_cluster_mac_free(cl.mac);
+	cl.mac = gw_cluster_mac_new(buf, len);
+	if (!cl.mac) {
+		snprintf(err, errlen, "--cluster-secret-file: OpenSSL has no HMAC-SHA256");
+		goto done;
+	}
 	rc = 0;
 done:
 	OPENSSL_cleanse(buf, sizeof(buf));
@@ -201,6 +225,7 @@ static struct out_msg *out_new(const char *subject, size_t len)
 	m->reply[0] = '\0';
 	m->seq = 0;
 	m->now_or_never = 0;
+	m->type = 0;
 	m->len = len;
 	return m;
 }
@@ -237,6 +262,16 @@ static void reply_status(const char *reply, int status, const void *body, size_t
 	memcpy(m->data, digits, 3);
 	if (len)
 		memcpy(m->data + 3, body, len);
+	m->type = GW_ENV_REPLY;
+	out_enqueue(m);
+}
+
+/* Unsealed: only the answer to a probe. */
+static void reply_raw(const char *reply, const char *text)
+{
+	struct out_msg *m = out_new(reply, strlen(text));
+
+	memcpy(m->data, text, m->len);
 	out_enqueue(m);
 }
 
@@ -367,6 +402,14 @@ static void fail_waiting(uint64_t seq, natsStatus s)
 	free(w);
 }
 
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void publish(struct out_msg *m)
 {
 	natsStatus s;
@@ -374,15 +417,32 @@ static void publish(struct out_msg *m)
 	/* While NATS is away the client would keep a publish for the
 	 * reconnect: an operation its sender has answered 410 by then, or a
 	 * channel message long after the ones sent since, must not run late. */
+	const unsigned char *out = m->data;
+	size_t len = m->len;
+
 	if (m->now_or_never && natsConnection_Status(cl.nc) != NATS_CONN_STATUS_CONNECTED) {
 		s = NATS_CONNECTION_DISCONNECTED;
 		goto fail;
 	}
+	/* Stamped here, the only thread that publishes: a sender's sequence
+	 * grows in the order its messages go out (and arrive: NATS keeps a
+	 * publisher's order, and one thread delivers at the receiver). */
+	if (m->type) {
+		uint64_t now = wall_ns();
+
+		cl.stamp = now > cl.stamp ? now : cl.stamp + 1;
+		if (gw_cluster_seal(cl.mac, m->subject, m->reply, m->type, cl.self, cl.stamp,
+				    m->env, m->len)) {
+			s = NATS_ERR;
+			goto fail;
+		}
+		out = m->env;
+		len += GW_CLUSTER_ENV_HEAD;
+	}
 	if (m->reply[0])
-		s = natsConnection_PublishRequest(cl.nc, m->subject, m->reply, m->data,
-						  (int)m->len);
+		s = natsConnection_PublishRequest(cl.nc, m->subject, m->reply, out, (int)len);
 	else
-		s = natsConnection_Publish(cl.nc, m->subject, m->data, (int)m->len);
+		s = natsConnection_Publish(cl.nc, m->subject, out, (int)len);
 	if (s == NATS_OK)
 		return;
 	log_publish_error(s);
@@ -411,27 +471,11 @@ static void wait_for_work(void)
 	pthread_cond_timedwait(&cl.cond, &cl.lock, &ts);
 }
 
-/* "alive" is the node's ID and a tag that only a node holding the same
- * secret computes: a node started with another secret file (whose IDs no
- * node here verifies, nor it ours) is told apart, not counted and listed
- * as if its connections were reachable. */
-#define ALIVE_TAG 8
-
-static void alive_tag(uint32_t node, unsigned char out[ALIVE_TAG])
-{
-	static const char label[] = "wsgate cluster alive";
-	const gw_connid_key_t *key = gw_connid_process_key();
-	unsigned char buf[sizeof(label) + GW_CONNID_KEY_BYTES + 1], d[SHA256_DIGEST_LENGTH];
-
-	memcpy(buf, label, sizeof(label));
-	memcpy(buf + sizeof(label), key->k, GW_CONNID_KEY_BYTES);
-	buf[sizeof(buf) - 1] = (unsigned char)node;
-	SHA256(buf, sizeof(buf), d);
-	memcpy(out, d, ALIVE_TAG);
-	OPENSSL_cleanse(buf, sizeof(buf));
-}
-
-/* Under the lock, on the sender thread: queued like any publish. */
+/* Under the lock, on the sender thread: queued like any publish. "alive"
+ * is sealed like every message (empty: the head names the node), so a node
+ * started with another secret file (whose IDs no node here verifies, nor
+ * it ours) is told apart, not counted and listed as if its connections
+ * were reachable. */
 static void say_alive(void)
 {
 	char subject[SUBJECT_MAX];
@@ -439,9 +483,8 @@ static void say_alive(void)
 
 	if (gw_cluster_subject(subject, sizeof(subject), "alive"))
 		return;
-	m = out_new(subject, 1 + ALIVE_TAG);
-	m->data[0] = (unsigned char)cl.self;
-	alive_tag(cl.self, m->data + 1);
+	m = out_new(subject, 0);
+	m->type = GW_ENV_ALIVE;
 	m->now_or_never = 1;
 	out_push(m);
 }
@@ -1048,6 +1091,114 @@ int gw_cluster_decode_fanout(const unsigned char *d, size_t len, gw_cluster_msg_
 	return 0;
 }
 
+/* --- authentication (cluster_wire.h) --- */
+
+struct gw_cluster_mac {
+	EVP_MAC_CTX *ctx; /* keyed once; each tag works on a copy */
+};
+
+#define MAC_LABEL "wsgate cluster NATS messages v1"
+
+void gw_cluster_mac_free(gw_cluster_mac_t *k)
+{
+	if (!k)
+		return;
+	EVP_MAC_CTX_free(k->ctx);
+	free(k);
+}
+
+gw_cluster_mac_t *gw_cluster_mac_new(const unsigned char *secret, size_t len)
+{
+	unsigned char key[SHA256_DIGEST_LENGTH];
+	unsigned int klen = 0;
+	OSSL_PARAM params[2];
+	EVP_MAC *mac = NULL;
+	gw_cluster_mac_t *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return NULL;
+	/* HMAC(secret, label): the messages' key, unrelated to the IDs'. */
+	if (!HMAC(EVP_sha256(), secret, (int)len, (const unsigned char *)MAC_LABEL,
+		  strlen(MAC_LABEL), key, &klen) || klen != sizeof(key))
+		goto fail;
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (!mac || !(k->ctx = EVP_MAC_CTX_new(mac)))
+		goto fail;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (!EVP_MAC_init(k->ctx, key, sizeof(key), params))
+		goto fail;
+	EVP_MAC_free(mac);
+	OPENSSL_cleanse(key, sizeof(key));
+	return k;
+fail:
+	EVP_MAC_free(mac);
+	OPENSSL_cleanse(key, sizeof(key));
+	gw_cluster_mac_free(k);
+	return NULL;
+}
+
+static int mac_part(EVP_MAC_CTX *c, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	unsigned char l[2] = { (unsigned char)(n >> 8), (unsigned char)n };
+
+	return n <= 0xffff && EVP_MAC_update(c, l, 2) &&
+	       EVP_MAC_update(c, (const unsigned char *)(s ? s : ""), n);
+}
+
+/* The tag of head[0..10] and the payload, sent on subject with reply. */
+static int env_tag(const gw_cluster_mac_t *k, const char *subject, const char *reply,
+		   const unsigned char *head, const unsigned char *payload, size_t len,
+		   unsigned char out[GW_CLUSTER_ENV_TAG])
+{
+	unsigned char full[EVP_MAX_MD_SIZE];
+	size_t n = 0;
+	EVP_MAC_CTX *c = k ? EVP_MAC_CTX_dup(k->ctx) : NULL;
+	int rc = -1;
+
+	if (c && mac_part(c, subject) && mac_part(c, reply) &&
+	    EVP_MAC_update(c, head, GW_CLUSTER_ENV_HEAD - GW_CLUSTER_ENV_TAG) &&
+	    EVP_MAC_update(c, payload, len) && EVP_MAC_final(c, full, &n, sizeof(full)) &&
+	    n >= GW_CLUSTER_ENV_TAG) {
+		memcpy(out, full, GW_CLUSTER_ENV_TAG);
+		rc = 0;
+	}
+	EVP_MAC_CTX_free(c);
+	return rc;
+}
+
+int gw_cluster_seal(const gw_cluster_mac_t *k, const char *subject, const char *reply,
+		    int type, uint32_t node, uint64_t seq, unsigned char *msg, size_t len)
+{
+	msg[0] = 1;
+	msg[1] = (unsigned char)type;
+	msg[2] = (unsigned char)node;
+	for (int i = 0; i < 8; i++)
+		msg[3 + i] = (unsigned char)(seq >> (8 * (7 - i)));
+	return env_tag(k, subject, reply, msg, msg + GW_CLUSTER_ENV_HEAD, len,
+		       msg + GW_CLUSTER_ENV_HEAD - GW_CLUSTER_ENV_TAG);
+}
+
+int gw_cluster_open(const gw_cluster_mac_t *k, const char *subject, const char *reply,
+		    const unsigned char *d, size_t len, gw_cluster_env_t *env)
+{
+	unsigned char tag[GW_CLUSTER_ENV_TAG];
+
+	memset(env, 0, sizeof(*env));
+	if (len < GW_CLUSTER_ENV_HEAD || d[0] != 1 ||
+	    env_tag(k, subject, reply, d, d + GW_CLUSTER_ENV_HEAD, len - GW_CLUSTER_ENV_HEAD, tag) ||
+	    CRYPTO_memcmp(tag, d + GW_CLUSTER_ENV_HEAD - GW_CLUSTER_ENV_TAG, sizeof(tag)))
+		return -1;
+	env->type = d[1];
+	env->node = d[2];
+	for (int i = 0; i < 8; i++)
+		env->seq = env->seq << 8 | d[3 + i];
+	env->payload = d + GW_CLUSTER_ENV_HEAD;
+	env->len = len - GW_CLUSTER_ENV_HEAD;
+	return 0;
+}
+
 static int hex8(const unsigned char *p, uint32_t *out)
 {
 	uint32_t v = 0;
@@ -1138,28 +1289,83 @@ uint32_t gw_cluster_next_node(uint32_t after)
 	return 0;
 }
 
+/* --- what arrives, checked --- */
+
+static const char *const reject_why[GW_CLUSTER_REJECT_KINDS] = {
+	"its MAC does not hold (not sealed with this --cluster-secret-file, or altered)",
+	"its time is more than 30 s away from this node's clock (or it is a replay)",
+	"a replay (its sequence is not past the sender's last)",
+};
+
+void gw_cluster_rejected(uint64_t out[GW_CLUSTER_REJECT_KINDS])
+{
+	for (int i = 0; i < GW_CLUSTER_REJECT_KINDS; i++)
+		out[i] = __atomic_load_n(&cl.rejected[i], __ATOMIC_RELAXED);
+}
+
+/* The check before anything of msg is read: sealed with this cluster's key,
+ * for this subject and reply and as a message of this type, from another
+ * node, stamped within the clock window, and past its sender's last
+ * sequence (NATS keeps each publisher's order and one thread delivers
+ * here, so a genuine message is never behind). -1 or a reject kind. */
+static int check(natsMsg *msg, int type, gw_cluster_env_t *env)
+{
+	int len = natsMsg_GetDataLength(msg);
+	uint64_t now = gw_wall_ms(), at, last;
+
+	if (len < 0 || gw_cluster_open(cl.mac, natsMsg_GetSubject(msg), natsMsg_GetReply(msg),
+				       (const unsigned char *)natsMsg_GetData(msg), (size_t)len,
+				       env) ||
+	    env->type != type || !env->node)
+		return GW_CLUSTER_REJECT_MAC;
+	at = env->seq / 1000000u;
+	if (at + CLOCK_WINDOW_MS < now || at > now + CLOCK_WINDOW_MS)
+		return GW_CLUSTER_REJECT_STALE;
+	/* NATS never echoes this node's own: one from "us" is a replay. */
+	if (env->node == cl.self)
+		return GW_CLUSTER_REJECT_REPLAY;
+	last = __atomic_load_n(&cl.last_seq[env->node], __ATOMIC_ACQUIRE);
+	do {
+		if (env->seq <= last)
+			return GW_CLUSTER_REJECT_REPLAY;
+	} while (!__atomic_compare_exchange_n(&cl.last_seq[env->node], &last, env->seq, 0,
+					      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	return -1;
+}
+
+/* check()'s verdict: 0 to go on; else counted, logged (rate-limited) and 1. */
+static int refused(natsMsg *msg, int type, gw_cluster_env_t *env, const char *what)
+{
+	int r = check(msg, type, env);
+	int len = natsMsg_GetDataLength(msg);
+	const unsigned char *d = (const unsigned char *)natsMsg_GetData(msg);
+
+	if (r < 0)
+		return 0;
+	__atomic_add_fetch(&cl.rejected[r], 1, __ATOMIC_RELAXED);
+	/* The node a refused message claims to come from: a hint, no more. */
+	if (type == GW_ENV_ALIVE && r == GW_CLUSTER_REJECT_MAC && len >= GW_CLUSTER_ENV_HEAD)
+		gw_log_limited(GW_LOG_ERROR, 60000, "cluster: node %u runs with another "
+			       "--cluster-secret-file: its connections cannot be reached from "
+			       "this node, nor ours from it; it is left out of counts and listings",
+			       (unsigned)d[2]);
+	else
+		gw_log_limited(GW_LOG_WARN, 10000, "cluster: %s from NATS (%d bytes, claiming "
+			       "node %u) dropped: %s", what, len,
+			       len >= GW_CLUSTER_ENV_HEAD ? (unsigned)d[2] : 0u, reject_why[r]);
+	return 1;
+}
+
 /* A NATS thread: another node's "alive". */
 static void on_alive(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-	const unsigned char *d = (const unsigned char *)natsMsg_GetData(msg);
-
-	unsigned char tag[ALIVE_TAG];
+	gw_cluster_env_t env;
 
 	(void)nc;
 	(void)sub;
 	(void)closure;
-	if (natsMsg_GetDataLength(msg) != 1 + ALIVE_TAG)
-		goto done;
-	alive_tag(d[0], tag);
-	if (CRYPTO_memcmp(tag, d + 1, ALIVE_TAG)) {
-		gw_log_limited(GW_LOG_ERROR, 60000, "cluster: node %u runs with another "
-			       "--cluster-secret-file: its connections cannot be reached from "
-			       "this node, nor ours from it; it is left out of counts and listings",
-			       (unsigned)d[0]);
-		goto done;
-	}
-	__atomic_store_n(&cl.last_seen[d[0]], gw_now_ms(), __ATOMIC_RELAXED);
-done:
+	if (!refused(msg, GW_ENV_ALIVE, &env, "a heartbeat"))
+		__atomic_store_n(&cl.last_seen[env.node], gw_now_ms(), __ATOMIC_RELAXED);
 	natsMsg_Destroy(msg);
 }
 
@@ -1259,6 +1465,7 @@ static void enqueue_waiting(struct out_msg *m, gw_op_t *op)
 	w->deadline = gw_now_ms() + (uint64_t)cl.timeout_ms;
 	snprintf(m->reply, sizeof(m->reply), "%s.%llu", cl.inbox, (unsigned long long)w->seq);
 	m->seq = w->seq;
+	m->type = GW_ENV_OP;
 	m->now_or_never = 1;
 	w->prev = cl.w_tail;
 	if (cl.w_tail)
@@ -1275,14 +1482,23 @@ static void enqueue_waiting(struct out_msg *m, gw_op_t *op)
 static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
 	const char *subject = natsMsg_GetSubject(msg), *dot = strrchr(subject, '.');
-	const unsigned char *data = (const unsigned char *)natsMsg_GetData(msg);
-	int len = natsMsg_GetDataLength(msg), status = 410;
+	const unsigned char *data = NULL;
+	int len = 0, status = 410, gone = natsMsg_IsNoResponders(msg);
 	unsigned long long seq = dot ? strtoull(dot + 1, NULL, 10) : 0;
+	gw_cluster_env_t env;
 	struct waiting *w;
 
 	(void)nc;
 	(void)sub;
 	(void)closure;
+	/* NATS's own "no responders" is not sealed (it says 410, as the
+	 * timeout would). A reply that fails its check is as if none came. */
+	if (!gone) {
+		if (refused(msg, GW_ENV_REPLY, &env, "a reply"))
+			goto done;
+		data = env.payload;
+		len = (int)env.len;
+	}
 	pthread_mutex_lock(&cl.lock);
 	for (w = cl.w_head; w && w->seq != seq; w = w->next)
 		;
@@ -1291,7 +1507,7 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
 	pthread_mutex_unlock(&cl.lock);
 	if (!w)
 		goto done;
-	if (!natsMsg_IsNoResponders(msg) && len >= 3 && data[0] >= '1' && data[0] <= '9' &&
+	if (!gone && len >= 3 && data[0] >= '1' && data[0] <= '9' &&
 	    data[1] >= '0' && data[1] <= '9' && data[2] >= '0' && data[2] <= '9') {
 		status = (data[0] - '0') * 100 + (data[1] - '0') * 10 + (data[2] - '0');
 		answer(w->op, status, data + 3, (size_t)len - 3);
@@ -1310,7 +1526,7 @@ done:
 static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
 	const char *reply = natsMsg_GetReply(msg);
-	int len = natsMsg_GetDataLength(msg);
+	gw_cluster_env_t env;
 	gw_cluster_msg_t m;
 	gw_op_t *op = NULL;
 
@@ -1319,8 +1535,16 @@ static void on_op(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void 
 	(void)closure;
 	if (!reply || !reply[0])
 		goto done;
-	if (len < 0 || gw_cluster_decode_op((const unsigned char *)natsMsg_GetData(msg),
-					    (size_t)len, &m)) {
+	/* "Is this node ID taken?" comes from a node still starting (it sends
+	 * it by natsConnection_Request, whose inbox it cannot seal for): it is
+	 * answered unsealed, which no node takes for a reply of its own. */
+	if (natsMsg_GetDataLength(msg) == 1 && natsMsg_GetData(msg)[0] == OP_PROBE) {
+		reply_raw(reply, "200");
+		goto done;
+	}
+	if (refused(msg, GW_ENV_OP, &env, "an operation"))
+		goto done;
+	if (gw_cluster_decode_op(env.payload, env.len, &m)) {
 		reply_status(reply, 410, NULL, 0);
 		goto done;
 	}
@@ -1415,6 +1639,7 @@ void gw_cluster_fanout(int kind, const char *channel, size_t chan_len, const voi
 	memcpy(p, channel, chan_len);
 	if (len)
 		memcpy(p + chan_len, data, len);
+	m->type = GW_ENV_FANOUT;
 	m->now_or_never = 1;
 	out_enqueue(m);
 }
@@ -1432,16 +1657,17 @@ static void fanout_done(gw_worker_t *gw, gw_op_t *op)
  * subject; NATS does not echo a node's own publishes (SetNoEcho). */
 static void on_fanout(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-	int len = natsMsg_GetDataLength(msg);
+	gw_cluster_env_t env;
 	gw_cluster_msg_t m;
 
 	(void)nc;
 	(void)sub;
 	(void)closure;
-	if (len < 0 || gw_cluster_decode_fanout((const unsigned char *)natsMsg_GetData(msg),
-						(size_t)len, &m)) {
+	if (refused(msg, GW_ENV_FANOUT, &env, "a channel publish or broadcast"))
+		goto done;
+	if (gw_cluster_decode_fanout(env.payload, env.len, &m)) {
 		gw_log_limited(GW_LOG_WARN, 10000, "cluster: a malformed channel publish or "
-			       "broadcast from NATS (%d bytes) was dropped", len);
+			       "broadcast from NATS (%zu bytes) was dropped", env.len);
 		goto done;
 	}
 	for (uint32_t i = 0; i < gw_gateway_workers(cl.sh); i++) {

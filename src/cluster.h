@@ -71,6 +71,16 @@ typedef struct gw_cluster_opts {
 	int timeout_ms;          /* a forwarded operation's bound */
 } gw_cluster_opts_t;
 
+/* Messages from NATS dropped by their check (cluster_wire.h), by kind:
+ * the MAC does not hold, stamped outside the clock window, a replay. */
+enum {
+	GW_CLUSTER_REJECT_MAC,
+	GW_CLUSTER_REJECT_STALE,
+	GW_CLUSTER_REJECT_REPLAY,
+	GW_CLUSTER_REJECT_KINDS
+};
+void gw_cluster_rejected(uint64_t out[GW_CLUSTER_REJECT_KINDS]);
+
 /* Before anything draws an ID: reads the secret file (at least 16 bytes,
  * never logged) and makes it the process's ID key. 0, or -1 and err. */
 int gw_cluster_load_secret(const char *path, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 /* Prometheus metrics (see metrics.h): the once-a-second gauge sampler on
  * each loop, and the text exposition a scrape renders from every loop's
  * counters (metrics.c), connections, backend pools and the registry. */
+#include "cluster.h"
 #include "metrics.h"
 #include "metrics_own.h"
 #include "core.h"
@@ -442,6 +443,27 @@ static void render_routes(gw_buf_t *o, gw_gateway_t *sh)
 	gw_buf_dispose(&extra);
 }
 
+/* With --nats only: what NATS brought that failed its check (cluster.h). */
+static void render_cluster(gw_buf_t *o)
+{
+	static const char *const kinds[GW_CLUSTER_REJECT_KINDS] = { "mac", "stale", "replay" };
+	uint64_t v[GW_CLUSTER_REJECT_KINDS];
+	char line[96];
+
+	if (!gw_cluster_self())
+		return;
+	gw_cluster_rejected(v);
+	head(o, "wsgate_cluster_messages_rejected_total", "counter",
+	     "Cluster messages from NATS dropped: MAC not holding, stamped outside the "
+	     "clock window, or replayed.");
+	for (int i = 0; i < GW_CLUSTER_REJECT_KINDS; i++) {
+		snprintf(line, sizeof(line), "wsgate_cluster_messages_rejected_total{reason=\"%s\"}",
+			 kinds[i]);
+		gw_buf_append_str(o, line);
+		value_u64(o, v[i]);
+	}
+}
+
 void gw_metrics_render(gw_worker_t *gw, gw_buf_t *out)
 {
 	gw_metrics_api_t *t = calloc(GW_METRICS_MAX_APIS, sizeof(*t));
@@ -453,6 +475,7 @@ void gw_metrics_render(gw_worker_t *gw, gw_buf_t *out)
 	render_routes(out, gw->sh);
 	render_mgmt(out, gw->sh);
 	render_loops(out, gw);
+	render_cluster(out);
 	render_process(out);
 	free(t);
 }

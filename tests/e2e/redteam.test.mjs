@@ -12,6 +12,7 @@ import {
   test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage,
   mgmtRequest, withTimeout, sleep, waitUntil, rawConnect,
 } from './helpers.mjs';
+import { ENV, messageKey, seal } from './cluster-seal.mjs';
 
 const NATS_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
 const haveNats = spawnSync(NATS_BIN, ['--version']).status === 0;
@@ -126,6 +127,10 @@ function fanout(kind, channel, message) {
 
 test('redteam 1: a peer\'s broadcast with a 255-byte channel field is refused, not copied past the operation\'s 132-byte channel', { skip: skipNats }, async (t) => {
   const nats = await startNats(t);
+  // The peer holds the secret (its messages are sealed as a node's): what
+  // is shown here is the decoding behind the seal.
+  const key = messageKey(readFileSync(nats.secret, 'utf8'));
+  const sealed = (data) => seal(key, { type: ENV.FANOUT, node: 9, subject: 'wsgate.default.fanout', payload: data });
   const backend = await startBackend();
   const gw = await startGateway({ routes: makeApi(backend.url), args: clusterArgs(nats, 1) });
   const { ws } = await connectWithId(gw, backend);
@@ -133,12 +138,12 @@ test('redteam 1: a peer\'s broadcast with a 255-byte channel field is refused, n
   t.after(() => peer.close());
   // 255 bytes: past the field, over the operation's inbox link (a leaked
   // operation, or an assertion in libwebsockets) and more.
-  peer.pub('wsgate.default.fanout', fanout(OP_BROADCAST, Buffer.alloc(255, 0x41), 'evil'));
-  peer.pub('wsgate.default.fanout', fanout(OP_PUBLISH, Buffer.alloc(200, 0x41), 'evil too'));
+  peer.pub('wsgate.default.fanout', sealed(fanout(OP_BROADCAST, Buffer.alloc(255, 0x41), 'evil')));
+  peer.pub('wsgate.default.fanout', sealed(fanout(OP_PUBLISH, Buffer.alloc(200, 0x41), 'evil too')));
   // Truncated and empty ones too.
-  peer.pub('wsgate.default.fanout', Buffer.from([OP_BROADCAST, 0]));
-  peer.pub('wsgate.default.fanout', Buffer.alloc(0));
-  peer.pub('wsgate.default.fanout', fanout(OP_BROADCAST, '', 'hello from a peer'));
+  peer.pub('wsgate.default.fanout', sealed(Buffer.from([OP_BROADCAST, 0])));
+  peer.pub('wsgate.default.fanout', sealed(Buffer.alloc(0)));
+  peer.pub('wsgate.default.fanout', sealed(fanout(OP_BROADCAST, '', 'hello from a peer')));
   await peer.flush();
   // The well-formed broadcast arrives; the malformed ones do not.
   assert.equal((await nextMessage(ws)).data, 'hello from a peer');
@@ -345,12 +350,9 @@ test('redteam 8: with managementAuth, a query argument the signature does not co
 });
 
 /** A heartbeat as a node holding this secret sends it (cluster.c alive_tag). */
-function aliveFor(secretText, node) {
-  const key = createHash('sha256').update(Buffer.from(secretText.replace(/[\r\n ]+$/, ''))).digest().subarray(0, 16);
-  const tag = createHash('sha256').update(Buffer.concat([Buffer.from('wsgate cluster alive\0'), key, Buffer.from([node])]))
-    .digest().subarray(0, 8);
-  return Buffer.concat([Buffer.from([node]), tag]);
-}
+/** Node `node`'s heartbeat, sealed (a fresh sequence each time). */
+const aliveFor = (secretText, node) => () => seal(messageKey(secretText),
+  { type: ENV.ALIVE, node, subject: 'wsgate.default.alive' });
 
 test('redteam 9: a peer that answers every LIST page "200, nothing, more loops" cannot keep a listing going for ever', { skip: skipNats }, async (t) => {
   const nats = await startNats(t);
@@ -364,10 +366,14 @@ test('redteam 9: a peer that answers every LIST page "200, nothing, more loops" 
   const alive = aliveFor('a cluster secret that is long enough\n', 9);
   peer.sub('wsgate.default.node.9.op', 1);
   let asked = 0;
-  const stop = peer.serve(() => { asked++; return Buffer.from('2000000000000000000'); });
-  const beat = setInterval(() => peer.pub('wsgate.default.alive', alive), 300);
+  const key = messageKey('a cluster secret that is long enough\n');
+  const stop = peer.serve((m) => {
+    asked++;
+    return seal(key, { type: ENV.REPLY, node: 9, subject: m.reply, payload: Buffer.from('2000000000000000000') });
+  });
+  const beat = setInterval(() => peer.pub('wsgate.default.alive', alive()), 300);
   t.after(() => { stop(); clearInterval(beat); });
-  peer.pub('wsgate.default.alive', alive);
+  peer.pub('wsgate.default.alive', alive());
   await peer.flush();
   await sleep(300);
   const r = await mgmtRequest(gw, 'GET', '/@connections?limit=1000', undefined, { timeoutMs: 8000 }).catch((e) => { t.diagnostic(`asked ${asked}`); throw e; });
