@@ -10,7 +10,7 @@
  *   wsgate.<name>.fanout         channel publish and broadcast (below)
  *   wsgate.<name>.alive          each node's heartbeat (its ID), every second
  *
- * Wire format (NATS payloads, binary-safe):
+ * Wire format (NATS payloads, binary-safe, each after the seal's head):
  *   request: one byte, the operation (enum gw_op_kind, or '?' for "is this
  *            node ID taken?"), the 24-character connection ID, the body
  *            (POST: the message; JOIN/LEAVE: the channel's name)
@@ -30,8 +30,12 @@
  * Trust: every node holds the same ID secret (--cluster-secret-file), so
  * any node verifies any ID's MAC before forwarding, and the owner checks it
  * again. SigV4 (managementAuth) is checked once, at the node that received
- * the HTTP request; NATS itself is the trust boundary between nodes
- * (restrict it with credentials and TLS: --nats-creds, --nats-ca...).
+ * the HTTP request. Every message on NATS is sealed under a key derived
+ * from the same secret (cluster_wire.h: sender node, sequence, HMAC over
+ * subject, reply subject and payload), sealed by the sender thread and
+ * checked before anything else reads it: a process on NATS without the
+ * secret can withhold messages, not make or replay them. Only the probe
+ * "is this node ID taken?" and its answer go unsealed.
  *
  * Channels across nodes: a publish on one node runs on its own loops and
  * goes out once on wsgate.<name>.chan.<token> (the channel's name encoded
