@@ -8,6 +8,7 @@
 
 #include "channel.h"
 #include "cluster.h"
+#include "cluster_wire.h"
 
 static int token(const char *name, size_t len, char *out, size_t size)
 {
@@ -92,8 +93,46 @@ static void test_token_injective(void)
 	CHECK_INT_EQ(n, 256 + 65536);
 }
 
+/* The seal (cluster_seal.c): opens to what was sealed, and not with
+ * another key, on another subject or reply, or with any byte changed. */
+static void test_seal(void)
+{
+	static const char sa[] = "a cluster secret that is long enough";
+	static const char sb[] = "another cluster secret, long too";
+	gw_cluster_mac_t *a = gw_cluster_mac_new((const unsigned char *)sa, strlen(sa));
+	gw_cluster_mac_t *b = gw_cluster_mac_new((const unsigned char *)sb, strlen(sb));
+	unsigned char msg[GW_CLUSTER_ENV_HEAD + 5];
+	gw_cluster_env_t env;
+	int flips = 0;
+
+	CHECK(a && b);
+	memcpy(msg + GW_CLUSTER_ENV_HEAD, "hello", 5);
+	CHECK_INT_EQ(gw_cluster_seal(a, "wsgate.x.node.1.op", "_INBOX.y.7", GW_ENV_OP, 3,
+				     0x0102030405060708ull, msg, 5), 0);
+	CHECK_INT_EQ(gw_cluster_open(a, "wsgate.x.node.1.op", "_INBOX.y.7", msg, sizeof(msg),
+				     &env), 0);
+	CHECK_INT_EQ(env.type, GW_ENV_OP);
+	CHECK_INT_EQ(env.node, 3);
+	CHECK(env.seq == 0x0102030405060708ull);
+	CHECK_MEM_EQ(env.payload, env.len, "hello", 5);
+	CHECK_INT_EQ(gw_cluster_open(b, "wsgate.x.node.1.op", "_INBOX.y.7", msg, sizeof(msg), &env), -1);
+	CHECK_INT_EQ(gw_cluster_open(a, "wsgate.x.node.2.op", "_INBOX.y.7", msg, sizeof(msg), &env), -1);
+	CHECK_INT_EQ(gw_cluster_open(a, "wsgate.x.node.1.op", "_INBOX.y.8", msg, sizeof(msg), &env), -1);
+	CHECK_INT_EQ(gw_cluster_open(a, "wsgate.x.node.1.op", NULL, msg, sizeof(msg), &env), -1);
+	CHECK_INT_EQ(gw_cluster_open(a, "wsgate.x.node.1.op", "_INBOX.y.7", msg, sizeof(msg) - 1, &env), -1);
+	for (size_t i = 0; i < sizeof(msg); i++) {
+		msg[i] ^= 0x20;
+		flips += gw_cluster_open(a, "wsgate.x.node.1.op", "_INBOX.y.7", msg, sizeof(msg), &env) == -1;
+		msg[i] ^= 0x20;
+	}
+	CHECK_INT_EQ(flips, (int)sizeof(msg));
+	gw_cluster_mac_free(a);
+	gw_cluster_mac_free(b);
+}
+
 int main(void)
 {
+	RUN(test_seal);
 	RUN(test_token_shapes);
 	RUN(test_token_bound);
 	RUN(test_token_injective);
