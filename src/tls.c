@@ -33,6 +33,10 @@
 #include <unistd.h>
 
 #define CHUNK 16384
+/* A TLS 1.3 connection quiet for this long (to twice as long) gives back
+ * its keyed cipher contexts (about 2 KB): idle memory stays as low as
+ * before they existed, and a busy one never re-keys. */
+#define CTX_IDLE_MS 5000
 
 /* Pending bytes of one direction: heap memory only while not empty. */
 typedef struct pending {
@@ -42,6 +46,7 @@ typedef struct pending {
 
 struct gw_relay_ctx {
 	lws_dll2_owner_t relays; /* open relays */
+	lws_dll2_owner_t kicks;  /* relays that gave libwebsockets bytes this pass */
 	gw_tlsrec_loop_t *rec;   /* cipher contexts of the loop's record layers */
 };
 
@@ -69,6 +74,9 @@ struct gw_relay {
 	int closed;
 	gw_wheel_entry_t linger; /* closed, its last bytes not yet taken */
 	uint64_t linger_until;
+	gw_wheel_entry_t ctx_idle; /* armed while the record layer holds contexts */
+	lws_dll2_t kick;    /* in kicks */
+	int lws_fd;         /* libwebsockets' end of the socketpair */
 	uint32_t tls_ev, plain_ev;
 };
 
@@ -362,6 +370,8 @@ static void relay_release(gw_relay_t *r, int reset)
 	if (reset && r->tls_w.fd >= 0)
 		setsockopt(r->tls_w.fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 	gw_wheel_cancel(&r->gw->wheel, &r->linger);
+	gw_wheel_cancel(&r->gw->wheel, &r->ctx_idle);
+	lws_dll2_remove(&r->kick);
 	gw_watch_close(r->gw, &r->tls_w);
 	lws_dll2_remove(&r->list);
 	gw_defer_free(r->gw, relay_free, r);
@@ -399,6 +409,8 @@ static void relay_close(gw_relay_t *r, int graceful)
 				     GW_TLSREC_CLOSE_NOTIFY);
 	gw_tls_free(r->tls);
 	r->tls = NULL;
+	gw_wheel_cancel(&r->gw->wheel, &r->ctx_idle);
+	lws_dll2_remove(&r->kick);
 	gw_watch_close(r->gw, &r->plain_w);
 	if (graceful && unsent(r->tls_w.fd) > 0) {
 		gw_loop_del(r->gw->loop, &r->tls_w);
@@ -407,6 +419,20 @@ static void relay_close(gw_relay_t *r, int graceful)
 		return;
 	}
 	relay_release(r, !graceful);
+}
+
+/* Every CTX_IDLE_MS while the record layer holds cipher contexts: they go
+ * if no record went through since the last time. */
+static void on_ctx_idle(gw_wheel_entry_t *e)
+{
+	gw_relay_t *r = lws_container_of(e, gw_relay_t, ctx_idle);
+
+	if (r->closed || !r->tls || r->tls->ssl)
+		return;
+	if (gw_tlsrec_idle_tick(&r->tls->rec))
+		gw_debug("tls: an idle connection's cipher contexts released");
+	else
+		gw_wheel_set(&r->gw->wheel, &r->ctx_idle, gw_now_ms() + CTX_IDLE_MS, on_ctx_idle);
 }
 
 /* What one direction's step did. STEP_LAST: bytes moved and the source
@@ -481,6 +507,10 @@ static enum step pump_up(gw_relay_t *r, int *tls_wants_write)
 	if (k > 0) {
 		if (plain_send(r, scratch, (size_t)k) == STEP_GONE)
 			return STEP_GONE;
+		/* libwebsockets reads it right after this service pass, not
+		 * after one more poll() (gw_relay_after_service). */
+		if (lws_dll2_is_detached(&r->kick))
+			lws_dll2_add_tail(&r->kick, &r->gw->relay->kicks);
 		return r->up.len || tls_has_pending(t) ? STEP_MOVED : STEP_LAST;
 	}
 	if (!t->ssl)
@@ -562,6 +592,9 @@ static int pump(gw_relay_t *r, int from_tls, int from_plain)
 		   (tls_wants_write ? EPOLLOUT : 0));
 	set_events(r, &r->plain_w, &r->plain_ev,
 		   (!r->down.len && !r->plain_eof ? EPOLLIN : 0) | (r->up.len ? EPOLLOUT : 0));
+	if (!r->tls->ssl && gw_tlsrec_ctx_count(&r->tls->rec) &&
+	    lws_dll2_is_detached(&r->ctx_idle.list))
+		gw_wheel_set(&r->gw->wheel, &r->ctx_idle, gw_now_ms() + CTX_IDLE_MS, on_ctx_idle);
 	return 0;
 gone:
 	relay_close(r, 0);
@@ -608,6 +641,7 @@ int gw_relay_start(gw_worker_t *gw, gw_tls_t *tls, int tls_fd, const void *prefi
 	r->tls_w.fd = tls_fd;
 	r->plain_w.cb = on_plain_side;
 	r->plain_w.fd = sv[0];
+	r->lws_fd = sv[1];
 	lws_dll2_add_tail(&r->list, &gw->relay->relays);
 	/* From here on the relay owns tls, tls_fd and sv[0]: relay_close
 	 * releases them; only sv[1], meant for libwebsockets, is ours. */
@@ -644,10 +678,45 @@ void gw_relay_free_all(gw_worker_t *gw)
 	}
 }
 
+/* Serves the plaintext that relays just handed to libwebsockets, as if
+ * poll() had reported it (lws_service_fd is libwebsockets' entry for an
+ * outside loop): one poll() less per message. libwebsockets' end is still
+ * open, or its number is free (nothing to serve) or reused by another of
+ * its sockets (a read that finds nothing). */
+static void kick_all(gw_worker_t *gw)
+{
+	gw_relay_ctx_t *rc = gw->relay;
+
+	while (rc->kicks.head) {
+		gw_relay_t *r = lws_container_of(rc->kicks.head, gw_relay_t, kick);
+		struct lws_pollfd p = { .fd = r->lws_fd, .events = POLLIN, .revents = POLLIN };
+
+		lws_dll2_remove(&r->kick);
+		lws_service_fd(gw->ctx, &p);
+	}
+}
+
 void gw_relay_after_service(gw_worker_t *gw)
 {
-	if (gw->relay->relays.count)
+	gw_relay_ctx_t *rc = gw->relay;
+
+	if (!rc->relays.count)
+		return;
+	/* Kicked messages, their answers (completions run with the deferred
+	 * tasks, MOCK's at once), what libwebsockets wrote back: a round trip
+	 * within one pass. Bounded, so that timers and other sockets get
+	 * their turn; kicks left over are poll()'s to report. */
+	for (int pass = 0; pass < 8; pass++) {
+		if (rc->kicks.head) {
+			kick_all(gw);
+			gw_loop_run_deferred(gw->loop);
+		} else if (pass) {
+			return;
+		}
 		gw_loop_drain(gw->loop);
+	}
+	while (rc->kicks.head)
+		lws_dll2_remove(rc->kicks.head);
 }
 
 gw_relay_ctx_t *gw_relay_ctx_create(void)

@@ -8,6 +8,12 @@
  * OpenSSL's TLS13-KDF. Handles application data, alerts (close_notify) and
  * KeyUpdate both ways; anything else after the handshake is fatal.
  *
+ * Cipher contexts: a busy connection keeps one keyed context per direction
+ * (about 1 KB each in OpenSSL 3.0), so that a record only sets its nonce
+ * (re-keying a shared context cost half of a record's instructions); the
+ * owner releases them on an idle connection (gw_tlsrec_idle_tick) and the
+ * next record keys a new one, from the keys kept here.
+ *
  * It parses what a peer sends: every length is checked against the record
  * limits before a byte is touched, and the tag check is OpenSSL's. A
  * connection's buffers exist only while bytes are in flight (a partial
@@ -44,12 +50,15 @@ enum {
 /* One loop's cipher contexts and scratch buffers. */
 typedef struct gw_tlsrec_loop gw_tlsrec_loop_t;
 
+struct evp_cipher_ctx_st;
+
 /* One direction's keys. */
 typedef struct gw_tlsrec_dir {
 	uint8_t secret[GW_TLSREC_MAX_SECRET];
 	uint8_t key[32];
 	uint8_t iv[12];
 	uint64_t seq;
+	struct evp_cipher_ctx_st *ctx; /* keyed with key, while the connection is busy */
 } gw_tlsrec_dir_t;
 
 /* One connection (embedded by its owner; init/dispose). */
@@ -62,6 +71,7 @@ typedef struct gw_tlsrec {
 	uint16_t suite;
 	uint8_t hash_len, key_len;
 	uint8_t dead;    /* fatal error or close_notify seen: nothing more */
+	uint8_t used;    /* a record went through since the last idle tick */
 } gw_tlsrec_t;
 
 gw_tlsrec_loop_t *gw_tlsrec_loop_create(void);
@@ -73,8 +83,14 @@ void gw_tlsrec_loop_destroy(gw_tlsrec_loop_t *L);
  * three above or a derivation failed. */
 int gw_tlsrec_init(gw_tlsrec_t *t, uint16_t suite, const uint8_t *client_secret,
 		   const uint8_t *server_secret, size_t secret_len, uint64_t tx_seq);
-/* Frees the buffers and wipes the keys. */
+/* Frees the buffers and the cipher contexts, and wipes the keys. */
 void gw_tlsrec_dispose(gw_tlsrec_t *t);
+/* Keyed cipher contexts held (0, 1 or 2). */
+int gw_tlsrec_ctx_count(const gw_tlsrec_t *t);
+/* Called periodically while t holds contexts: frees them if no record went
+ * through since the previous call (1), else only forgets that one did
+ * (0). The next record keys a new context. */
+int gw_tlsrec_idle_tick(gw_tlsrec_t *t);
 
 /* The record parser: checks the header at p (avail bytes). Returns the
  * whole record's length when it is complete, 0 when more bytes are needed,
