@@ -1009,6 +1009,27 @@ static int admin_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
 					   (const unsigned char *)"no-store", 8, p, end);
 }
 
+/* The op label of wsgate_management_requests_total: 0 other, 1 post, 2 get,
+ * 3 delete, 4 metrics (metrics_scrape.c). A PUT (channel join) is "other":
+ * its enum value follows DELETE and would otherwise land on "metrics". */
+static int metrics_op(const struct mgmt_pss *pss)
+{
+	if (pss->metrics)
+		return GW_METRICS_MGMT_OPS - 1;
+	if (pss->admin)
+		return 0;
+	switch (pss->op) {
+	case OP_POST:
+		return 1;
+	case OP_GET:
+		return 2;
+	case OP_DELETE:
+		return 3;
+	default:
+		return 0;
+	}
+}
+
 static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 {
 	unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
@@ -1018,8 +1039,7 @@ static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 
 	if (gw_vhosts_from_gateway(wsi))
 		pss->close_after = 1;
-	gw_metrics_mgmt(pss->gw->metrics, pss->metrics ? GW_METRICS_MGMT_OPS - 1 :
-			pss->admin ? 0 : (int)pss->op, pss->status);
+	gw_metrics_mgmt(pss->gw->metrics, metrics_op(pss), pss->status);
 	alog_mgmt(pss);
 	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, ctype,
 					body_len, &p, end) ||
