@@ -8,6 +8,10 @@
 #include <stdint.h>
 
 #define GW_CHAN_NAME_MAX 128
+/* Names read from each list (join, leave) of one integration answer: as
+ * many as a connection can be in (GW_CHAN_PER_CONN), so that an answer of
+ * a million names costs the loop no more than one of 64. */
+#define GW_CHAN_PER_ANSWER 64
 
 /* The index's hash of a name: SipHash under a random key of the process
  * (also the cluster's interest table's). */

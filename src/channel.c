@@ -210,11 +210,27 @@ const char *gw_chan_list_next(const char **list, size_t *len)
 static int apply_list(gw_worker_t *gw, gw_conn_t *conn, const char *list, int join)
 {
 	const char *p;
-	size_t n;
+	size_t n, read = 0;
 	int unconfirmed = 0;
 
 	while ((p = gw_chan_list_next(&list, &n))) {
-		int rc = join ? gw_chan_join(gw, conn, p, n) : gw_chan_leave(gw, conn, p, n);
+		int rc;
+
+		if (read++ == GW_CHAN_PER_ANSWER) {
+			/* (two formats: each kind has its own rate limit) */
+			if (join)
+				gw_log_limited(GW_LOG_WARN, 10000, "connection %s: integration "
+					       "answer names more than %d channels to join: the "
+					       "rest are ignored", gw_conn_id(conn),
+					       GW_CHAN_PER_ANSWER);
+			else
+				gw_log_limited(GW_LOG_WARN, 10000, "connection %s: integration "
+					       "answer names more than %d channels to leave: the "
+					       "rest are ignored", gw_conn_id(conn),
+					       GW_CHAN_PER_ANSWER);
+			break;
+		}
+		rc = join ? gw_chan_join(gw, conn, p, n) : gw_chan_leave(gw, conn, p, n);
 
 		if (rc)
 			gw_log_limited(GW_LOG_WARN, 10000, "connection %s: integration "

@@ -1,5 +1,6 @@
 /* Integration requests and responses (see integration.h). */
 #include "integration.h"
+#include "channame.h"
 #include "httpreq.h"
 #include "httpresp.h"
 #include "log.h"
@@ -583,10 +584,15 @@ static void chan_lists_lambda(json_t *root, gw_buf_t *scratch, size_t offs[2])
 		if (json_is_string(v))
 			chan_list_add(scratch, &offs[k], json_string_value(v), json_string_length(v));
 		else if (json_is_array(v))
-			json_array_foreach(v, i, e)
+			/* One past the bound, so that the channels tell it was
+			 * passed (gw_chan_apply). */
+			json_array_foreach(v, i, e) {
+				if (i > GW_CHAN_PER_ANSWER)
+					break;
 				if (json_is_string(e))
 					chan_list_add(scratch, &offs[k], json_string_value(e),
 						      json_string_length(e));
+			}
 		if (!json_is_object(headers))
 			continue;
 		json_object_foreach(headers, hk, e)

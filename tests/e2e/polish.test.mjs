@@ -3,6 +3,7 @@
 // integration answers.
 import {
   test, assert, startBackend, startGateway, makeApi, rawConnect, upgradeRequest, waitResponses, waitUntil,
+  connect, send, nextMessage, mgmtRequest,
 } from './helpers.mjs';
 
 const logged = (gw, re) => waitUntil(() => re.test(gw.output()), 3000, `a log line matching ${re}`);
@@ -98,4 +99,29 @@ test('item 1: heads the gateway refuses before any API (400, 431) carry apigw-re
   const big = await rawUpgrade(gw.port, `/?${Array.from({ length: 120 }, (_, i) => `a${i}=1`).join('&')}`);
   assert.equal(big.status, 431);
   assertRequestId(big, 'too many arguments');
+});
+
+// ---------------------------------------------------------------------------
+// Item 3: channel lists in an integration answer are bounded
+// ---------------------------------------------------------------------------
+
+test('item 3: an answer naming 300,000 channels joins the first 64, reads no further and says so once', async () => {
+  const N = 300000;
+  const many = Array.from({ length: N }, (_, i) => `c${i}`);
+  const backend = await startBackend((e) => {
+    if (e.requestContext?.eventType !== 'MESSAGE') return { statusCode: 200 };
+    if (e.body === 'many') return { statusCode: 200, body: 'ok', subscribe: many, unsubscribe: many.join(',') };
+    return { statusCode: 200, body: e.body };
+  });
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  const ws = await connect(gw.url);
+  send(ws, 'many');
+  assert.equal((await nextMessage(ws, 10000)).data, 'ok');
+  for (const [ch, members] of [['c0', 1], ['c63', 1], ['c64', 0], [`c${N - 1}`, 0]]) {
+    const r = await mgmtRequest(gw, 'GET', `/@channels/${ch}`);
+    assert.equal(JSON.parse(r.body).members, members, ch);
+  }
+  await logged(gw, /integration answer names more than 64 channels to leave: the rest are ignored/);
+  await logged(gw, /integration answer names more than 64 channels to join: the rest are ignored/);
+  ws.close();
 });
