@@ -2,97 +2,16 @@
 // publish on the cluster's NATS but lacks --cluster-secret-file delivers
 // nothing, and a captured genuine message is not delivered twice. A raw NATS
 // client (the text protocol) plays the attacker, with the real nats-server.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import net from 'node:net';
-import path from 'node:path';
 import {
   test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage,
-  mgmtRequest, withTimeout, sleep, waitUntil,
+  mgmtRequest, sleep, waitUntil,
 } from './helpers.mjs';
+import { natsSkip as skip, SECRET_TEXT, startNats, natsPeer, clusterArgs, OP, fanout, postOp } from './nats.mjs';
 import { ENV, messageKey, seal } from './cluster-seal.mjs';
 
-const NATS_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
-const haveNats = spawnSync(NATS_BIN, ['--version']).status === 0;
-const skip = !haveNats && !process.env.CI ? `${NATS_BIN} not found` : false;
-const SECRET = 'a cluster secret that is long enough\n';
 const TIMEOUT_MS = 1000;
 
-async function startNats(t) {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-clauth-'));
-  writeFileSync(path.join(dir, 'secret'), SECRET, { mode: 0o600 });
-  const proc = spawn(NATS_BIN, ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const ready = new Promise((resolve, reject) => {
-    const check = (d) => { out += d; if (/Server is ready/.test(out)) resolve(); };
-    proc.stdout.on('data', check);
-    proc.stderr.on('data', check);
-    proc.on('exit', (code) => reject(new Error(`nats-server exited (${code}):\n${out}`)));
-  });
-  await withTimeout(ready, 10000, 'nats-server to start');
-  const exited = new Promise((r) => proc.on('exit', r));
-  t.after(async () => { proc.kill('SIGKILL'); await exited; rmSync(dir, { recursive: true, force: true }); });
-  return { url: `nats://127.0.0.1:${port}`, port, secret: path.join(dir, 'secret') };
-}
-
-/** A bare NATS client: PUB, SUB, PING/PONG and the MSG it receives. */
-async function natsPeer(t, port) {
-  const sock = net.connect(port, '127.0.0.1');
-  let buf = Buffer.alloc(0);
-  const msgs = [];
-  let pong = null;
-  sock.on('data', (d) => {
-    buf = Buffer.concat([buf, d]);
-    for (;;) {
-      const eol = buf.indexOf('\r\n');
-      if (eol < 0) return;
-      const line = buf.subarray(0, eol).toString();
-      if (line.startsWith('MSG ')) {
-        const parts = line.split(' ');
-        const n = Number(parts[parts.length - 1]);
-        if (buf.length < eol + 2 + n + 2) return;
-        msgs.push({ subject: parts[1], reply: parts.length === 5 ? parts[3] : '', data: Buffer.from(buf.subarray(eol + 2, eol + 2 + n)) });
-        buf = buf.subarray(eol + 2 + n + 2);
-        continue;
-      }
-      if (line === 'PING') sock.write('PONG\r\n');
-      if (line === 'PONG' && pong) { const w = pong; pong = null; w(); }
-      buf = buf.subarray(eol + 2);
-    }
-  });
-  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
-  sock.write('CONNECT {"verbose":false,"pedantic":false,"name":"attacker"}\r\n');
-  const peer = {
-    msgs,
-    pub(subject, data, reply = '') {
-      sock.write(Buffer.concat([Buffer.from(`PUB ${subject}${reply ? ` ${reply}` : ''} ${data.length}\r\n`), data, Buffer.from('\r\n')]));
-    },
-    sub(subject, sid) { sock.write(`SUB ${subject} ${sid}\r\n`); },
-    /** Everything sent before has been handled (and forwarded) by NATS. */
-    flush() { return withTimeout(new Promise((r) => { pong = r; sock.write('PING\r\n'); }), 3000, 'NATS PONG'); },
-    async next(what, timeoutMs = 3000) {
-      await waitUntil(() => msgs.length > 0, timeoutMs, what);
-      return msgs.shift();
-    },
-  };
-  t.after(() => sock.destroy());
-  await peer.flush();
-  return peer;
-}
-
-const args = (nats, node) => ['--nats', nats.url, '--cluster-secret-file', nats.secret, '--node-id', String(node),
-  '--cluster-timeout', String(TIMEOUT_MS), '--workers', '2'];
-const OP_POST = 1;
-const OP_PUBLISH = 6;
-const OP_BROADCAST = 8;
-const fanout = (kind, channel, message) => Buffer.concat([Buffer.from([kind, 0]), Buffer.alloc(32, 0xff),
-  Buffer.from([channel.length]), Buffer.from(channel), Buffer.from(message)]);
-const postOp = (id, message) => Buffer.concat([Buffer.from([OP_POST]), Buffer.from(id), Buffer.from(message)]);
+const args = (nats, node) => clusterArgs(nats, node, { timeoutMs: TIMEOUT_MS });
 
 async function rejected(gw) {
   const r = await mgmtRequest(gw, 'GET', '/metrics');
@@ -115,8 +34,8 @@ test('cluster auth: a NATS client without the secret cannot publish to a channel
   const peer = await natsPeer(t, nats.port);
   const wrongKey = messageKey('not the cluster secret, but long\n');
   const forged = [
-    ['wsgate.default.chan.room', fanout(OP_PUBLISH, 'room', 'forged publish'), ''],
-    ['wsgate.default.fanout', fanout(OP_BROADCAST, '', 'forged broadcast'), ''],
+    ['wsgate.default.chan.room', fanout(OP.PUBLISH, 'room', 'forged publish'), ''],
+    ['wsgate.default.fanout', fanout(OP.BROADCAST, '', 'forged broadcast'), ''],
     ['wsgate.default.node.1.op', postOp(client.id, 'forged post'), '_INBOX.attacker.1'],
   ];
   peer.sub('_INBOX.attacker.>', 1);
@@ -189,14 +108,14 @@ test('cluster auth: a captured genuine channel publish, broadcast or forwarded P
   for (const m of captured) peer.pub(m.subject, m.data, m.reply);
   // Sealed right (the secret known), but stamped a minute ago, as a node 3
   // never heard of (so no later sequence of its hides the staleness).
-  const key = messageKey(SECRET);
+  const key = messageKey(SECRET_TEXT);
   const old = BigInt(Date.now() - 60000) * 1000000n;
-  peer.pub('wsgate.default.fanout', seal(key, { type: ENV.FANOUT, node: 3, seq: old, subject: 'wsgate.default.fanout', payload: fanout(OP_BROADCAST, '', 'stale') }));
+  peer.pub('wsgate.default.fanout', seal(key, { type: ENV.FANOUT, node: 3, seq: old, subject: 'wsgate.default.fanout', payload: fanout(OP.BROADCAST, '', 'stale') }));
   await peer.flush();
   assert.equal((await mgmtRequest(b, 'POST', '/@channels/room', 'after the replays')).status, 200);
   assert.equal((await nextMessage(client.ws)).data, 'after the replays', 'no replay delivered');
   await waitUntil(async () => { const r = await rejected(a); return r.replay >= 3 && r.stale >= 1; }, 3000, 'replays and the stale one counted');
   // A node holding the secret, stamping fresh sequences, is heard (as node 3).
-  peer.pub('wsgate.default.fanout', seal(key, { type: ENV.FANOUT, node: 3, subject: 'wsgate.default.fanout', payload: fanout(OP_BROADCAST, '', 'fresh') }));
+  peer.pub('wsgate.default.fanout', seal(key, { type: ENV.FANOUT, node: 3, subject: 'wsgate.default.fanout', payload: fanout(OP.BROADCAST, '', 'fresh') }));
   assert.equal((await nextMessage(client.ws)).data, 'fresh');
 });

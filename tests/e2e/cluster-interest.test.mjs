@@ -3,54 +3,13 @@
 // reaches only the nodes that have members. Three gateway nodes and one
 // nats-server with its monitoring port (-m), which shows what each node
 // is subscribed to and how many messages the server sent it.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import net from 'node:net';
-import path from 'node:path';
 import {
-  test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage, waitClose,
-  sleep, mgmtRequest, waitUntil, withTimeout,
+  test, assert, connectWithId, nextMessage, waitClose,
+  sleep, mgmtRequest, waitUntil,
 } from './helpers.mjs';
-
-const NATS_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
-const haveNats = spawnSync(NATS_BIN, ['--version']).status === 0;
-const skip = !haveNats && !process.env.CI
-  ? `${NATS_BIN} not found (apt-get install nats-server, or scripts/install-deps.sh)` : false;
-if (!haveNats && process.env.CI) throw new Error(`${NATS_BIN} is missing in CI`);
+import { natsSkip as skip, startNats, startCluster } from './nats.mjs';
 
 const PREFIX = 'wsgate.default.';
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** A nats-server on loopback with its HTTP monitoring; restartable on the same ports. */
-async function startNats(port, mport) {
-  port = port ?? await freePort();
-  mport = mport ?? await freePort();
-  const proc = spawn(NATS_BIN, ['-a', '127.0.0.1', '-p', String(port), '-m', String(mport)],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const ready = new Promise((resolve, reject) => {
-    const check = (d) => { out += d; if (/Server is ready/.test(out)) resolve(); };
-    proc.stdout.on('data', check);
-    proc.stderr.on('data', check);
-    proc.on('exit', (code) => reject(new Error(`nats-server exited (${code}):\n${out}`)));
-  });
-  await withTimeout(ready, 10000, `nats-server to start\n${out}`);
-  const exited = new Promise((r) => proc.on('exit', r));
-  return {
-    port,
-    mport,
-    url: `nats://127.0.0.1:${port}`,
-    async stop() { proc.kill('SIGKILL'); await exited; },
-  };
-}
 
 /** What the server knows of node n's connection: its subjects and the messages it sent it. */
 async function nodeView(nats, n) {
@@ -75,35 +34,12 @@ function token(name) {
   return out;
 }
 
-function secretFile() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-secret-'));
-  const file = path.join(dir, 'secret');
-  writeFileSync(file, 'a cluster secret that is long enough\n', { mode: 0o600 });
-  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-async function startCluster(t, n = 3) {
-  const nats = await startNats();
-  const secret = secretFile();
-  t.after(async () => { await nats.stop(); secret.remove(); });
-  const backend = await startBackend();
-  const nodes = [];
-  for (let i = 0; i < n; i++) {
-    nodes.push(await startGateway({
-      routes: makeApi(backend.url),
-      args: ['--nats', nats.url, '--cluster-secret-file', secret.file, '--node-id', String(i + 1),
-        '--cluster-timeout', '1500', '--workers', '2'],
-    }));
-  }
-  return { nats, backend, nodes };
-}
-
 const join = (via, id, ch) => mgmtRequest(via, 'PUT', `/@connections/${id}/channels/${encodeURIComponent(ch)}`);
 const leave = (via, id, ch) => mgmtRequest(via, 'DELETE', `/@connections/${id}/channels/${encodeURIComponent(ch)}`);
 const publish = (via, ch, body) => mgmtRequest(via, 'POST', `/@channels/${encodeURIComponent(ch)}`, body);
 
 test('issue 13 interest: a node without members of a channel receives none of its publishes; the node with members gets each, in order', { skip }, async (t) => {
-  const { nats, backend, nodes } = await startCluster(t);
+  const { nats, backend, nodes } = await startCluster(t, { monitor: true });
   const m = await connectWithId(nodes[0], backend);
   assert.equal((await join(nodes[0], m.id, 'only-on-1')).status, 204);
   const before = await Promise.all([1, 2, 3].map((n) => nodeView(nats, n)));
@@ -125,7 +61,7 @@ test('issue 13 interest: a node without members of a channel receives none of it
 });
 
 test('issue 13 interest: the join\'s 204 comes after the subscription reached NATS; the last member gone, the node unsubscribes', { skip }, async (t) => {
-  const { nats, backend, nodes } = await startCluster(t);
+  const { nats, backend, nodes } = await startCluster(t, { monitor: true });
   const a = await connectWithId(nodes[2], backend);
   const b = await connectWithId(nodes[2], backend);
   const subject = `${PREFIX}chan.${token('room.z')}`;
@@ -160,7 +96,7 @@ test('issue 13 interest: the join\'s 204 comes after the subscription reached NA
 });
 
 test('issue 13 interest: names with dots and colons map to one token each, are isolated from each other; wildcards are refused', { skip }, async (t) => {
-  const { nats, backend, nodes } = await startCluster(t);
+  const { nats, backend, nodes } = await startCluster(t, { monitor: true });
   // Each would collide with another, or make an invalid subject, if the
   // name's dots were copied into the subject.
   const names = ['a', 'a.b', 'a.b.c', 'a..b', '.a', 'a.', 'a:b', 'A.b', 'a_b', 'a-b'];
@@ -197,7 +133,7 @@ test('issue 13 interest: names with dots and colons map to one token each, are i
 });
 
 test('issue 13 interest: a member joined through any node gets a publish sent in the very next request, 50 times', { skip }, async (t) => {
-  const { backend, nodes } = await startCluster(t);
+  const { backend, nodes } = await startCluster(t, { monitor: true });
   const clients = [];
   for (let i = 0; i < 6; i++) clients.push(await connectWithId(nodes[i % 3], backend));
   let prev = null;
@@ -224,7 +160,7 @@ test('issue 13 interest: a member joined through any node gets a publish sent in
 });
 
 test('issue 13 interest: NATS restarted, the nodes subscribe to their channels again; a join during the outage is answered and counts after', { skip }, async (t) => {
-  const { nats, backend, nodes } = await startCluster(t, 2);
+  const { nats, backend, nodes } = await startCluster(t, { n: 2, monitor: true });
   const a = await connectWithId(nodes[1], backend);
   const b = await connectWithId(nodes[1], backend);
   assert.equal((await join(nodes[1], a.id, 'before')).status, 204);
@@ -232,8 +168,7 @@ test('issue 13 interest: NATS restarted, the nodes subscribe to their channels a
   const t0 = Date.now();
   assert.equal((await join(nodes[1], b.id, 'during')).status, 204);
   assert.ok(Date.now() - t0 < 2500, `a local join while NATS is down answered after ${Date.now() - t0} ms`);
-  const again = await startNats(nats.port, nats.mport);
-  t.after(() => again.stop());
+  const again = await startNats(t, { port: nats.port, mport: nats.mport });
   await waitUntil(async () => {
     try {
       return (await nodeView(again, 2)).channels.length === 2 && !!(await nodeView(again, 1));

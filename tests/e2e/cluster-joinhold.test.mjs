@@ -10,49 +10,17 @@
 // (a node far from its NATS server): without the hold its SUB reached the
 // server after a publish that the client sent through node 2 or 3 right
 // after the answer.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import net from 'node:net';
-import path from 'node:path';
 import {
-  test, assert, startBackend, startGateway, makeApi, connect, connectWithId, nextMessage, send,
-  sleep, mgmtRequest, waitUntil, withTimeout, header, pendingMessages, echoHandler, rawConnect,
+  test, assert, connect, connectWithId, nextMessage, send,
+  sleep, mgmtRequest, waitUntil, header, pendingMessages, echoHandler, rawConnect,
   upgradeRequest,
 } from './helpers.mjs';
-
-const NATS_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
-const haveNats = spawnSync(NATS_BIN, ['--version']).status === 0;
-const skip = !haveNats && !process.env.CI
-  ? `${NATS_BIN} not found (apt-get install nats-server, or scripts/install-deps.sh)` : false;
-if (!haveNats && process.env.CI) throw new Error(`${NATS_BIN} is missing in CI`);
+import { natsSkip as skip, startCluster as startNatsCluster } from './nats.mjs';
 
 // JOINHOLD_DELAY_MS=0: the proxy forwards at once (the race still shows, less often).
 const DELAY_MS = Number(process.env.JOINHOLD_DELAY_MS ?? 25);
 const ROUNDS = 50;
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function startNats() {
-  const port = await freePort();
-  const proc = spawn(NATS_BIN, ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const ready = new Promise((resolve, reject) => {
-    const check = (d) => { out += d; if (/Server is ready/.test(out)) resolve(); };
-    proc.stdout.on('data', check);
-    proc.stderr.on('data', check);
-    proc.on('exit', (code) => reject(new Error(`nats-server exited (${code}):\n${out}`)));
-  });
-  await withTimeout(ready, 10000, `nats-server to start\n${out}`);
-  const exited = new Promise((r) => proc.on('exit', r));
-  return { port, async stop() { proc.kill('SIGKILL'); await exited; } };
-}
 
 /** A TCP proxy to NATS that delays what the node sends by delayMs (in order);
  * with paused set, it keeps it until paused is cleared. */
@@ -88,13 +56,6 @@ async function startDelayProxy(upstreamPort, delayMs) {
   return proxy;
 }
 
-function secretFile() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-secret-'));
-  const file = path.join(dir, 'secret');
-  writeFileSync(file, 'a cluster secret that is long enough\n', { mode: 0o600 });
-  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
 /** $connect subscribes to the X-Join header's channel; {"action":"join","room"} subscribes too. */
 function handler(event) {
   const type = event.requestContext?.eventType;
@@ -113,21 +74,19 @@ function handler(event) {
   return echoHandler(event);
 }
 
+/** Three nodes, node 1 reaching NATS through the delay proxy. */
 async function startCluster(t) {
-  const nats = await startNats();
-  const proxy = await startDelayProxy(nats.port, DELAY_MS);
-  const secret = secretFile();
-  t.after(async () => { await proxy.close(); await nats.stop(); secret.remove(); });
-  const backend = await startBackend(handler);
-  const nodes = [];
-  for (let i = 0; i < 3; i++) {
-    nodes.push(await startGateway({
-      routes: makeApi(backend.url),
-      args: ['--nats', i === 0 ? proxy.url : `nats://127.0.0.1:${nats.port}`, '--cluster-secret-file', secret.file,
-        '--node-id', String(i + 1), '--cluster-timeout', '1500', '--workers', '2'],
-    }));
-  }
-  return { nats, proxy, backend, nodes };
+  let proxy;
+  const cluster = await startNatsCluster(t, {
+    handler,
+    natsUrl: async (i, nats) => {
+      if (i > 0) return nats.url;
+      proxy = await startDelayProxy(nats.port, DELAY_MS);
+      t.after(() => proxy.close());
+      return proxy.url;
+    },
+  });
+  return { ...cluster, proxy };
 }
 
 const publish = (via, ch, body) => mgmtRequest(via, 'POST', `/@channels/${encodeURIComponent(ch)}`, body);

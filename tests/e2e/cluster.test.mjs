@@ -4,77 +4,16 @@
 import {
   ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand, DeleteConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
 import {
   test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage, waitClose,
-  postTo, getConn, sleep, mgmtRequest, waitUntil, withTimeout, runGateway,
+  postTo, getConn, sleep, mgmtRequest, waitUntil, runGateway,
 } from './helpers.mjs';
-
-const NATS_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
-const haveNats = spawnSync(NATS_BIN, ['--version']).status === 0;
-// In CI nats-server must be there (scripts/install-deps.sh installs it).
-const skip = !haveNats && !process.env.CI
-  ? `${NATS_BIN} not found (apt-get install nats-server, or scripts/install-deps.sh)` : false;
-if (!haveNats && process.env.CI) throw new Error(`${NATS_BIN} is missing in CI`);
+import { natsSkip as skip, startNats, startCluster, freePort } from './nats.mjs';
 
 const TIMEOUT_MS = 1500; // --cluster-timeout
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** A nats-server on loopback; restartable on the same port. */
-async function startNats(port) {
-  port = port ?? await freePort();
-  const proc = spawn(NATS_BIN, ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const ready = new Promise((resolve, reject) => {
-    const check = (d) => { out += d; if (/Server is ready/.test(out)) resolve(); };
-    proc.stdout.on('data', check);
-    proc.stderr.on('data', check);
-    proc.on('exit', (code) => reject(new Error(`nats-server exited (${code}):\n${out}`)));
-  });
-  await withTimeout(ready, 10000, `nats-server to start\n${out}`);
-  const exited = new Promise((r) => proc.on('exit', r));
-  return {
-    port,
-    url: `nats://127.0.0.1:${port}`,
-    async stop() { proc.kill('SIGKILL'); await exited; },
-  };
-}
-
-function secretFile() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-secret-'));
-  const file = path.join(dir, 'secret');
-  writeFileSync(file, 'a cluster secret that is long enough\n', { mode: 0o600 });
-  return { file, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-/** nats + backend + n nodes, node i with --node-id i+1. */
-async function startCluster(t, n = 3, apiOverrides = {}, env = {}) {
-  const nats = await startNats();
-  const secret = secretFile();
-  t.after(async () => { await nats.stop(); secret.remove(); });
-  const backend = await startBackend();
-  const nodes = [];
-  for (let i = 0; i < n; i++) {
-    nodes.push(await startGateway({
-      routes: makeApi(backend.url, apiOverrides),
-      env,
-      args: ['--nats', nats.url, '--cluster-secret-file', secret.file, '--node-id', String(i + 1),
-        '--cluster-timeout', String(TIMEOUT_MS), '--workers', '2'],
-    }));
-  }
-  return { nats, secret, backend, nodes };
-}
 
 function sdk(gw, stage = 'dev', credentials = { accessKeyId: 'x', secretAccessKey: 'y' }) {
   return new ApiGatewayManagementApiClient({
@@ -252,9 +191,11 @@ test('cluster: GET /@connections pages through every connection of every node ex
 
 test('cluster: with managementAuth, the receiving node checks the signature; the owner trusts it', { skip }, async (t) => {
   const key = { accessKeyId: 'AKIDCLUSTER', secretAccessKey: 'cluster-mgmt-secret-0123456789' };
-  const { backend, nodes } = await startCluster(t, 2,
-    { managementAuth: { keys: [{ accessKeyId: key.accessKeyId, secretAccessKeyEnv: 'WSGATE_TEST_CLUSTER_KEY' }] } },
-    { WSGATE_TEST_CLUSTER_KEY: key.secretAccessKey });
+  const { backend, nodes } = await startCluster(t, {
+    n: 2,
+    api: { managementAuth: { keys: [{ accessKeyId: key.accessKeyId, secretAccessKeyEnv: 'WSGATE_TEST_CLUSTER_KEY' }] } },
+    env: { WSGATE_TEST_CLUSTER_KEY: key.secretAccessKey },
+  });
   const c2 = await connectWithId(nodes[1], backend);
   await sdk(nodes[0], 'dev', key).send(new PostToConnectionCommand({ ConnectionId: c2.id, Data: Buffer.from('signed') }));
   assert.equal((await nextMessage(c2.ws)).data, 'signed');
@@ -297,7 +238,7 @@ test('cluster: a node killed with SIGKILL: posts to its connections get 410 with
 });
 
 test('cluster: a message over NATS\'s max_payload (1 MB by default) is 413 through another node, at once', { skip }, async (t) => {
-  const { backend, nodes } = await startCluster(t, 2, { limits: { maxMessageBytes: 2 << 20 } });
+  const { backend, nodes } = await startCluster(t, { n: 2, api: { limits: { maxMessageBytes: 2 << 20 } } });
   const c2 = await connectWithId(nodes[1], backend);
   const big = 'z'.repeat(1500000);
   const t0 = Date.now();
@@ -311,7 +252,7 @@ test('cluster: a message over NATS\'s max_payload (1 MB by default) is 413 throu
 });
 
 test('cluster: a node stopped with SIGTERM: posts to its connections get 410', { skip }, async (t) => {
-  const { backend, nodes } = await startCluster(t, 2);
+  const { backend, nodes } = await startCluster(t, { n: 2 });
   const c2 = await connectWithId(nodes[1], backend);
   await nodes[1].stop('SIGTERM');
   const t0 = Date.now();
@@ -323,8 +264,8 @@ test('cluster: a node stopped with SIGTERM: posts to its connections get 410', {
 });
 
 test('cluster: a node restarted under the same node ID does not answer to its old connection IDs', { skip }, async (t) => {
-  const { nats, secret, backend, nodes } = await startCluster(t, 1);
-  const args = ['--nats', nats.url, '--cluster-secret-file', secret.file, '--node-id', '2', '--workers', '1'];
+  const { nats, backend, nodes } = await startCluster(t, { n: 1 });
+  const args = ['--nats', nats.url, '--cluster-secret-file', nats.secret, '--node-id', '2', '--workers', '1'];
   const first = await startGateway({ routes: makeApi(backend.url), args });
   const old = await connectWithId(first, backend);
   await first.stop('SIGKILL');
@@ -339,7 +280,7 @@ test('cluster: a node restarted under the same node ID does not answer to its ol
 });
 
 test('cluster: NATS restarted, the cluster recovers without restarting the gateways', { skip }, async (t) => {
-  const { nats, backend, nodes } = await startCluster(t, 2);
+  const { nats, backend, nodes } = await startCluster(t, { n: 2 });
   const c2 = await connectWithId(nodes[1], backend);
   assert.equal((await postTo(nodes[0], c2.id, 'before')).status, 200);
   assert.equal((await nextMessage(c2.ws)).data, 'before');
@@ -350,8 +291,7 @@ test('cluster: NATS restarted, the cluster recovers without restarting the gatew
   const took = Date.now() - t0;
   assert.ok(took < TIMEOUT_MS + 2000, `410 after ${took} ms`);
   t.diagnostic(`a post while NATS is down: 410 after ${took} ms`);
-  const again = await startNats(nats.port);
-  t.after(() => again.stop());
+  await startNats(t, { port: nats.port });
   // Each node reconnects and subscribes again on its own.
   await waitUntil(async () => (await postTo(nodes[0], c2.id, 'after')).status === 200, 15000, 'a cross-node post after the NATS restart');
   // Nothing sent during the outage runs late: 'during' was answered 410
@@ -366,9 +306,7 @@ test('cluster: NATS restarted, the cluster recovers without restarting the gatew
 });
 
 test('cluster: options: --nats needs the shared secret, a taken node ID is refused, a generated one is printed', { skip }, async (t) => {
-  const nats = await startNats();
-  const secret = secretFile();
-  t.after(async () => { await nats.stop(); secret.remove(); });
+  const nats = await startNats(t);
   const backend = await startBackend();
   let r = await runGateway(['--nats', nats.url, '--check', '--routes', '/nonexistent']);
   assert.equal(r.code, 2);
@@ -376,19 +314,19 @@ test('cluster: options: --nats needs the shared secret, a taken node ID is refus
   r = await runGateway(['--node-id', '3']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /need --nats/);
-  const short = path.join(path.dirname(secret.file), 'short');
+  const short = path.join(nats.dir, 'short');
   writeFileSync(short, 'short');
   r = await runGateway(['--nats', nats.url, '--cluster-secret-file', short]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /16 to 4096 bytes/);
   assert.doesNotMatch(r.stderr, /short\n/);
-  const open = path.join(path.dirname(secret.file), 'open');
+  const open = path.join(nats.dir, 'open');
   writeFileSync(open, 'a cluster secret that others can read', { mode: 0o644 });
   chmodSync(open, 0o644);
   r = await runGateway(['--nats', nats.url, '--cluster-secret-file', open, '--routes', '/nonexistent']);
   assert.match(r.stderr, /readable by others \(mode 644\): chmod 600/);
 
-  const args = ['--nats', nats.url, '--cluster-secret-file', secret.file];
+  const args = ['--nats', nats.url, '--cluster-secret-file', nats.secret];
   const a = await startGateway({ routes: makeApi(backend.url), args: [...args, '--node-id', '7'] });
   assert.match(a.output(), /cluster "default" node 7 over NATS/);
   const data = mkdtempSync(path.join(tmpdir(), 'wsgate-data-'));
@@ -400,7 +338,7 @@ test('cluster: options: --nats needs the shared secret, a taken node ID is refus
   // No NATS there: a clear error at start, not a node that cannot reach the others.
   const nowhere = await freePort();
   r = await runGateway(['--routes', a.routesDir, '--listen', '127.0.0.1:0', '--mgmt-listen', '127.0.0.1:0',
-    '--data', data, '--nats', `nats://127.0.0.1:${nowhere}`, '--cluster-secret-file', secret.file]);
+    '--data', data, '--nats', `nats://127.0.0.1:${nowhere}`, '--cluster-secret-file', nats.secret]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`cluster: nats://127.0.0.1:${nowhere}: `));
   const b = await startGateway({ routes: makeApi(backend.url), args });

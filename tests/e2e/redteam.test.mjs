@@ -1,149 +1,40 @@
 // Red team of the newest surfaces: NATS messages from peers (cluster.c),
 // the listing's cursor and pages (mgmt.c, channel.c), channel bounds.
 // Each test names the defect it shows fixed.
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
 import {
   test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage,
-  mgmtRequest, withTimeout, sleep, waitUntil, rawConnect,
+  mgmtRequest, sleep, waitUntil, rawConnect,
 } from './helpers.mjs';
+import { natsSkip, startNats, natsPeer, clusterArgs, OP, fanout } from './nats.mjs';
 import { ENV, messageKey, seal } from './cluster-seal.mjs';
 
-const NATS_BIN = process.env.NATS_SERVER_BIN || 'nats-server';
-const haveNats = spawnSync(NATS_BIN, ['--version']).status === 0;
-const skipNats = !haveNats && !process.env.CI ? `${NATS_BIN} not found` : false;
 
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+const nodeArgs = (nats, node, workers = 1) => clusterArgs(nats, node, { workers });
 
-/** A nats-server on loopback, with a config (e.g. a small max_payload). */
-async function startNats(t, config = '') {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'wsgate-redteam-'));
-  const conf = path.join(dir, 'nats.conf');
-  writeFileSync(conf, `listen: 127.0.0.1:${port}\n${config}\n`);
-  writeFileSync(path.join(dir, 'secret'), 'a cluster secret that is long enough\n', { mode: 0o600 });
-  const proc = spawn(NATS_BIN, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const ready = new Promise((resolve, reject) => {
-    const check = (d) => { out += d; if (/Server is ready/.test(out)) resolve(); };
-    proc.stdout.on('data', check);
-    proc.stderr.on('data', check);
-    proc.on('exit', (code) => reject(new Error(`nats-server exited (${code}):\n${out}`)));
-  });
-  await withTimeout(ready, 10000, 'nats-server to start');
-  const exited = new Promise((r) => proc.on('exit', r));
-  t.after(async () => { proc.kill('SIGKILL'); await exited; rmSync(dir, { recursive: true, force: true }); });
-  return { url: `nats://127.0.0.1:${port}`, port, secret: path.join(dir, 'secret') };
-}
 
-/** A bare NATS client (the text protocol), as a hostile peer would use. */
-async function natsPeer(port) {
-  const sock = net.connect(port, '127.0.0.1');
-  let buf = Buffer.alloc(0);
-  const msgs = [];
-  let waiter = null;
-  sock.on('data', (d) => {
-    buf = Buffer.concat([buf, d]);
-    for (;;) {
-      const eol = buf.indexOf('\r\n');
-      if (eol < 0) return;
-      const line = buf.subarray(0, eol).toString();
-      if (line.startsWith('MSG ')) {
-        const parts = line.split(' ');
-        const n = Number(parts[parts.length - 1]);
-        if (buf.length < eol + 2 + n + 2) return;
-        msgs.push({ subject: parts[1], reply: parts.length === 5 ? parts[3] : null, data: buf.subarray(eol + 2, eol + 2 + n) });
-        buf = buf.subarray(eol + 2 + n + 2);
-      } else {
-        if (line === 'PING') sock.write('PONG\r\n');
-        if (line === 'PONG' && waiter) { const w = waiter; waiter = null; w(); }
-        buf = buf.subarray(eol + 2);
-      }
-      if (waiter && msgs.length) { const w = waiter; waiter = null; w(); }
-    }
-  });
-  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
-  sock.setNoDelay(true);
-  sock.write('CONNECT {"verbose":false,"pedantic":false,"name":"redteam"}\r\n');
-  const peer = {
-    pub(subject, data, reply) {
-      sock.write(`PUB ${subject}${reply ? ` ${reply}` : ''} ${data.length}\r\n`);
-      sock.write(data);
-      sock.write('\r\n');
-    },
-    sub(subject, sid) { sock.write(`SUB ${subject} ${sid}\r\n`); },
-    /** Round trip: everything sent before it has been processed by NATS. */
-    flush() {
-      return withTimeout(new Promise((r) => { waiter = r; sock.write('PING\r\n'); }), 3000, 'NATS PONG');
-    },
-    async next(timeoutMs = 3000) {
-      const t0 = Date.now();
-      while (!msgs.length && Date.now() - t0 < timeoutMs) await sleep(20);
-      return msgs.shift();
-    },
-    close() { sock.destroy(); },
-    /** Answers every message with answer(msg) (a Buffer, or null for none). */
-    serve(answer) {
-      const tick = setInterval(() => {
-        while (msgs.length) {
-          const m = msgs.shift();
-          const a = answer(m);
-          if (a && m.reply) peer.pub(m.reply, a);
-        }
-      }, 5);
-      return () => clearInterval(tick);
-    },
-  };
-  await peer.flush();
-  return peer;
-}
-
-function clusterArgs(nats, node, workers = 1) {
-  return ['--nats', nats.url, '--cluster-secret-file', nats.secret, '--node-id', String(node),
-    '--cluster-timeout', '1500', '--workers', String(workers)];
-}
-
-// GW_OP_BROADCAST in bus.h; the fan-out payload in cluster.c: kind, binary,
-// the API mask (32 bytes), the channel's length and name, the message.
-const OP_BROADCAST = 8;
-const OP_PUBLISH = 7;
-
-function fanout(kind, channel, message) {
-  const ch = Buffer.isBuffer(channel) ? channel : Buffer.from(channel);
-  return Buffer.concat([Buffer.from([kind, 0]), Buffer.alloc(32, 0xff), Buffer.from([ch.length]), ch,
-    Buffer.from(message)]);
-}
-
-test('redteam 1: a peer\'s broadcast with a 255-byte channel field is refused, not copied past the operation\'s 132-byte channel', { skip: skipNats }, async (t) => {
+test('redteam 1: a peer\'s broadcast with a 255-byte channel field is refused, not copied past the operation\'s 132-byte channel', { skip: natsSkip }, async (t) => {
   const nats = await startNats(t);
   // The peer holds the secret (its messages are sealed as a node's): what
   // is shown here is the decoding behind the seal.
   const key = messageKey(readFileSync(nats.secret, 'utf8'));
   const sealed = (data) => seal(key, { type: ENV.FANOUT, node: 9, subject: 'wsgate.default.fanout', payload: data });
   const backend = await startBackend();
-  const gw = await startGateway({ routes: makeApi(backend.url), args: clusterArgs(nats, 1) });
+  const gw = await startGateway({ routes: makeApi(backend.url), args: nodeArgs(nats, 1) });
   const { ws } = await connectWithId(gw, backend);
-  const peer = await natsPeer(nats.port);
-  t.after(() => peer.close());
+  const peer = await natsPeer(t, nats.port, 'redteam');
   // 255 bytes: past the field, over the operation's inbox link (a leaked
   // operation, or an assertion in libwebsockets) and more.
-  peer.pub('wsgate.default.fanout', sealed(fanout(OP_BROADCAST, Buffer.alloc(255, 0x41), 'evil')));
-  peer.pub('wsgate.default.fanout', sealed(fanout(OP_PUBLISH, Buffer.alloc(200, 0x41), 'evil too')));
+  peer.pub('wsgate.default.fanout', sealed(fanout(OP.BROADCAST, Buffer.alloc(255, 0x41), 'evil')));
+  peer.pub('wsgate.default.fanout', sealed(fanout(OP.PUBLISH, Buffer.alloc(200, 0x41), 'evil too')));
   // Truncated and empty ones too.
-  peer.pub('wsgate.default.fanout', sealed(Buffer.from([OP_BROADCAST, 0])));
+  peer.pub('wsgate.default.fanout', sealed(Buffer.from([OP.BROADCAST, 0])));
   peer.pub('wsgate.default.fanout', sealed(Buffer.alloc(0)));
-  peer.pub('wsgate.default.fanout', sealed(fanout(OP_BROADCAST, '', 'hello from a peer')));
+  peer.pub('wsgate.default.fanout', sealed(fanout(OP.BROADCAST, '', 'hello from a peer')));
   await peer.flush();
   // The well-formed broadcast arrives; the malformed ones do not.
   assert.equal((await nextMessage(ws)).data, 'hello from a peer');
@@ -170,15 +61,15 @@ async function listAll(gw, query = '') {
   throw new Error('the listing never ended');
 }
 
-test('redteam 2: a listing page from another node larger than NATS\'s max_payload is cut to fit, not lost (its node skipped after the timeout)', { skip: skipNats }, async (t) => {
-  const nats = await startNats(t, 'max_payload: 65536');
+test('redteam 2: a listing page from another node larger than NATS\'s max_payload is cut to fit, not lost (its node skipped after the timeout)', { skip: natsSkip }, async (t) => {
+  const nats = await startNats(t, { config: 'max_payload: 65536' });
   // Each client joins 64 channels of 120 characters: ~8 KB per item.
   const names = Array.from({ length: 64 }, (_, i) => `${String(i).padStart(3, '0')}-${'c'.repeat(116)}`);
   const backend = await startBackend((e) => (e.requestContext.eventType === 'CONNECT'
     ? { statusCode: 200, subscribe: names } : { statusCode: 200 }));
   const api = makeApi(backend.url);
-  const a = await startGateway({ routes: api, args: clusterArgs(nats, 1) });
-  const b = await startGateway({ routes: api, args: clusterArgs(nats, 2) });
+  const a = await startGateway({ routes: api, args: nodeArgs(nats, 1) });
+  const b = await startGateway({ routes: api, args: nodeArgs(nats, 2) });
   const onB = [];
   for (let i = 0; i < 12; i++) onB.push((await connectWithId(b, backend)).id);
   // Node 1 has heard node 2's "alive".
@@ -275,15 +166,15 @@ test('redteam 5: a SIGHUP storm (200 reloads, the files changing) while clients 
   await gw.stop();
 });
 
-test('redteam 6: a node with another cluster secret is named in the log and left out of listings, whose IDs no node here can reach', { skip: skipNats }, async (t) => {
+test('redteam 6: a node with another cluster secret is named in the log and left out of listings, whose IDs no node here can reach', { skip: natsSkip }, async (t) => {
   const nats = await startNats(t);
   const other = path.join(path.dirname(nats.secret), 'other');
   writeFileSync(other, 'another secret, long enough too\n', { mode: 0o600 });
   const backend = await startBackend();
-  const a = await startGateway({ routes: makeApi(backend.url), args: clusterArgs(nats, 1) });
+  const a = await startGateway({ routes: makeApi(backend.url), args: nodeArgs(nats, 1) });
   const b = await startGateway({
     routes: makeApi(backend.url),
-    args: [...clusterArgs(nats, 2)].map((x) => (x === nats.secret ? other : x)),
+    args: [...nodeArgs(nats, 2)].map((x) => (x === nats.secret ? other : x)),
   });
   const { id } = await connectWithId(b, backend);
   // Node 1 hears node 2's "alive" within a second.
@@ -293,7 +184,7 @@ test('redteam 6: a node with another cluster secret is named in the log and left
   // ...so node 1 does not list it either.
   assert.deepEqual(await listAll(a), []);
   // A node with the right secret is listed.
-  const c = await startGateway({ routes: makeApi(backend.url), args: clusterArgs(nats, 3) });
+  const c = await startGateway({ routes: makeApi(backend.url), args: nodeArgs(nats, 3) });
   const { id: id3 } = await connectWithId(c, backend);
   await sleep(1300);
   assert.deepEqual(await listAll(a), [id3]);
@@ -354,13 +245,12 @@ test('redteam 8: with managementAuth, a query argument the signature does not co
 const aliveFor = (secretText, node) => () => seal(messageKey(secretText),
   { type: ENV.ALIVE, node, subject: 'wsgate.default.alive' });
 
-test('redteam 9: a peer that answers every LIST page "200, nothing, more loops" cannot keep a listing going for ever', { skip: skipNats }, async (t) => {
+test('redteam 9: a peer that answers every LIST page "200, nothing, more loops" cannot keep a listing going for ever', { skip: natsSkip }, async (t) => {
   const nats = await startNats(t);
   const backend = await startBackend();
-  const gw = await startGateway({ routes: makeApi(backend.url), args: clusterArgs(nats, 1) });
+  const gw = await startGateway({ routes: makeApi(backend.url), args: nodeArgs(nats, 1) });
   const { id } = await connectWithId(gw, backend);
-  const peer = await natsPeer(nats.port);
-  t.after(() => peer.close());
+  const peer = await natsPeer(t, nats.port, 'redteam');
   // Node 9 holds the secret (its heartbeat is right) but answers 200 with
   // no items to every loop it is asked for, never 204 ("no such loop").
   const alive = aliveFor('a cluster secret that is long enough\n', 9);
