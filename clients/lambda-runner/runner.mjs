@@ -263,17 +263,23 @@ async function main() {
   const { port } = server.address();
   console.error(`lambda-runner: listening on http://${o.host}:${port}/functions/ (${[...hosts.keys()].join(', ') || 'no functions'})`);
   let gw = null;
-  const stop = (code) => {
+  const stopFunctions = (code) => {
     for (const h of hosts.values()) h.stop();
     if (dynamo) { dynamo.server.close(); dynamo.server.closeAllConnections?.(); }
     server.close();
     server.closeAllConnections();
+    process.exitCode = code;
+  };
+  // The gateway stops first: its drain sends the $disconnect of each open
+  // connection, which the functions must still be there to run. Its exit
+  // then stops them.
+  const stop = (code) => {
     if (gw && gw.exitCode === null) gw.kill('SIGTERM');
-    else process.exitCode = code;
+    else stopFunctions(code);
   };
   if (o.startGateway) {
     gw = startGateway(o, port, (url) => { mgmtUrl = url; });
-    gw.on('exit', (code) => { gw = null; stop(code ?? 1); });
+    gw.on('exit', (code) => { gw = null; stopFunctions(code ?? 1); });
   }
   process.on('SIGTERM', () => stop(0));
   process.on('SIGINT', () => stop(0));
