@@ -16,6 +16,7 @@ pkgs=(build-essential cmake pkg-config
       prometheus
       libyaml-dev
       liburing-dev
+      curl
       nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -31,6 +32,13 @@ if [ ${#want[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${want[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${want[@]}"
+fi
+
+# The AWS SDK packages the tests and examples use want Node.js 20 or later;
+# Debian 12's own nodejs is 18 (NodeSource's, say, is newer).
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "install-deps: warning: Node.js $(node --version 2>/dev/null) is older than 20, which the AWS SDK for JavaScript v3 requires (package.json's devDependencies)" >&2
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
