@@ -21,7 +21,10 @@ if [ "$CHAT_PORT" != 9000 ]; then
   routes=build/chat-$CHAT_PORT.json
   sed "s#127.0.0.1:9000/#127.0.0.1:$CHAT_PORT/#" routes/chat.json > "$routes"
 fi
-PORT=$CHAT_PORT MGMT_URL=http://127.0.0.1:$MGMT_PORT/dev node clients/examples/chat/server.mjs &
+# The backend in a session of its own: Ctrl-C reaches the gateway only,
+# which closes its connections and sends their $disconnect to the backend
+# before it exits; then the trap stops the backend.
+PORT=$CHAT_PORT MGMT_URL=http://127.0.0.1:$MGMT_PORT/dev setsid node clients/examples/chat/server.mjs &
 backend=$!
 trap 'kill $backend 2>/dev/null' EXIT
 cat <<MSG
