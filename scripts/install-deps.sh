@@ -26,12 +26,21 @@ done
 if command -v node >/dev/null && command -v npm >/dev/null; then
   missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
 fi
-want=()
-for p in "${missing[@]}"; do [ -n "$p" ] && want+=("$p"); done
-if [ ${#want[@]} -gt 0 ]; then
-  echo "install-deps: apt-get install ${want[*]}"
+want=(); norec=()
+for p in "${missing[@]}"; do
+  case "$p" in
+    "") ;;
+    # For promtool only: its Recommends would add prometheus-node-exporter,
+    # a service on port 9100, the dashboard example's backend port.
+    prometheus) norec+=("$p") ;;
+    *) want+=("$p") ;;
+  esac
+done
+if [ $(( ${#want[@]} + ${#norec[@]} )) -gt 0 ]; then
+  echo "install-deps: apt-get install ${want[*]} ${norec[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${want[@]}"
+  [ ${#want[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${want[@]}"
+  [ ${#norec[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${norec[@]}"
 fi
 
 # The AWS SDK packages the tests and examples use want Node.js 20 or later;
