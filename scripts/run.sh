@@ -14,7 +14,7 @@ MGMT_PORT=${MGMT_PORT:-8081}
 CHAT_PORT=${CHAT_PORT:-9000}
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target wsgate
+cmake --build build -j"$(nproc)" --target wsgate wsgate-cli
 routes=routes/chat.json
 if [ "$CHAT_PORT" != 9000 ]; then
   # routes/chat.json names the backend on port 9000: a copy names CHAT_PORT.
