@@ -35,6 +35,13 @@
  * and the inner content type come off. */
 #define MAX_DATA(len) ((len) - GW_TLSREC_HDR - GW_TLSREC_TAG - 1)
 
+/* Records in a row without a byte of data (empty application data,
+ * KeyUpdates): each costs a decryption (a KeyUpdate, three key
+ * derivations) and gives the caller nothing, so a client streaming them
+ * would keep the reader in one call as long as it sends. Past this many,
+ * fatal (OpenSSL's MAX_EMPTY_RECORDS and MAX_KEY_UPDATE_MESSAGES). */
+#define MAX_EMPTY_RECORDS 32
+
 typedef struct suite {
 	uint16_t id;
 	const char *md;
@@ -526,6 +533,10 @@ ssize_t gw_tlsrec_read(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, int fd, void *buf, s
 		if (type < 0)
 			return fatal(L, t, fd, alert);
 		pos += (size_t)rl;
+		if (type == CT_DATA && blen)
+			t->empty = 0;
+		else if (type != CT_ALERT && ++t->empty > MAX_EMPTY_RECORDS)
+			return fatal(L, t, fd, A_UNEXPECTED_MESSAGE);
 		switch (type) {
 		case CT_DATA: {
 			size_t n = blen < len - got ? blen : len - got;

@@ -72,6 +72,7 @@ typedef struct gw_tlsrec {
 	uint8_t hash_len, key_len;
 	uint8_t dead;    /* fatal error or close_notify seen: nothing more */
 	uint8_t used;    /* a record went through since the last idle tick */
+	uint8_t empty;   /* records in a row that carried no data (bounded) */
 } gw_tlsrec_t;
 
 gw_tlsrec_loop_t *gw_tlsrec_loop_create(void);

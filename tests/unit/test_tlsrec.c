@@ -289,6 +289,77 @@ static void test_key_update_flood(void)
 	gw_tlsrec_loop_destroy(L);
 }
 
+/* Records that carry no data (empty application data, KeyUpdates without
+ * update_requested) cost the reader a decryption each and give the caller
+ * nothing, so gw_tlsrec_read kept reading them while the socket had any:
+ * a client holding a precomputed stream of them kept the loop in one call.
+ * As OpenSSL (MAX_EMPTY_RECORDS, MAX_KEY_UPDATE_MESSAGES): more than 32 in
+ * a row are fatal; 32 followed by data are fine. The records come from a
+ * peer holding the client's keys (OpenSSL's client sends no empty record). */
+static void t_empty_flood(gw_tlsrec_loop_t *L, SSL_CTX *sctx, int count, int then_data,
+			  ssize_t want)
+{
+	uint8_t rec[GW_TLSREC_MAX_REC], buf[GW_TLSREC_MAX_PLAIN], *all = malloc(65536);
+	gw_tlsrec_t peer;
+	size_t total = 0;
+	ssize_t r;
+	pair_t p;
+	int big = 1 << 20;
+
+	CHECK(!pair_open(&p, sctx, "TLS_AES_128_GCM_SHA256", 0));
+	setsockopt(p.cfd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	CHECK(!gw_tlsrec_init(&peer, p.rec.suite, secret_s, secret_c, secret_len, 0));
+	for (int i = 0; i < count + then_data; i++) {
+		int data = i >= count;
+		ssize_t n = gw_tlsrec_seal(L, &peer, 23, "x", data, rec);
+
+		CHECK(n > 0 && total + (size_t)n <= 65536);
+		memcpy(all + total, rec, (size_t)n);
+		total += (size_t)n;
+	}
+	/* One send: a socketpair takes far fewer small sends than bytes. */
+	CHECK(send(p.cfd, all, total, 0) == (ssize_t)total);
+	free(all);
+	r = gw_tlsrec_read(L, &p.rec, p.sfd, buf, sizeof(buf));
+	CHECK_MSG(r == want, "%d empty records%s: read says %zd (want %zd), %zu bytes sent",
+		  count, then_data ? " then data" : "", r, want, total);
+	gw_tlsrec_dispose(&peer);
+	pair_close(&p);
+}
+
+/* The same with KeyUpdates (update_not_requested) from a real client. */
+static void t_key_update_run(gw_tlsrec_loop_t *L, SSL_CTX *sctx, int count, ssize_t want)
+{
+	uint8_t buf[GW_TLSREC_MAX_PLAIN];
+	ssize_t r;
+	pair_t p;
+
+	CHECK(!pair_open(&p, sctx, NULL, 0));
+	for (int i = 0; i < count; i++) {
+		CHECK(SSL_key_update(p.c, SSL_KEY_UPDATE_NOT_REQUESTED) == 1);
+		CHECK(SSL_do_handshake(p.c) == 1);
+	}
+	CHECK(SSL_write(p.c, "x", 1) == 1);
+	r = gw_tlsrec_read(L, &p.rec, p.sfd, buf, sizeof(buf));
+	CHECK_MSG(r == want, "%d KeyUpdates then data: read says %zd (want %zd)", count, r,
+		  want);
+	pair_close(&p);
+}
+
+static void test_empty_record_flood(void)
+{
+	gw_tlsrec_loop_t *L = gw_tlsrec_loop_create();
+	SSL_CTX *sctx = server_ctx();
+
+	t_empty_flood(L, sctx, 32, 1, 1);
+	t_empty_flood(L, sctx, 33, 1, GW_TLSREC_ERR);
+	t_empty_flood(L, sctx, 2000, 0, GW_TLSREC_ERR);
+	t_key_update_run(L, sctx, 32, 1);
+	t_key_update_run(L, sctx, 33, GW_TLSREC_ERR);
+	SSL_CTX_free(sctx);
+	gw_tlsrec_loop_destroy(L);
+}
+
 /* Raw record bytes the client wrote for msg. */
 static size_t client_record_bytes(pair_t *p, const void *msg, size_t n, uint8_t *raw,
 				  size_t cap)
@@ -510,6 +581,7 @@ int main(void)
 	RUN(test_round_trips);
 	RUN(test_key_update);
 	RUN(test_key_update_flood);
+	RUN(test_empty_record_flood);
 	RUN(test_split);
 	RUN(test_tampered);
 	RUN(test_close_notify);
