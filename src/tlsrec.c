@@ -419,7 +419,8 @@ static ssize_t fatal(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, int fd, uint8_t alert)
 }
 
 /* A post-handshake message: only KeyUpdate, alone in its record (a key
- * change ends a record, §5.1). 0, or -1 with *alert. */
+ * change ends a record, §5.1). One split across records, which §5.1
+ * allows and no client does, is refused. 0, or -1 with *alert. */
 static int on_handshake(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, int fd, const uint8_t *m,
 			size_t len, uint8_t *alert)
 {
@@ -431,7 +432,11 @@ static int on_handshake(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, int fd, const uint8
 	if (!len || m[0] != HS_KEY_UPDATE)
 		return -1;
 	*alert = A_DECODE_ERROR;
-	if (len != 5 || m[1] || m[2] || m[3] != 1)
+	if (len < 5 || m[1] || m[2] || m[3] != 1)
+		return -1;
+	/* More after it in the record: a message past a key change (§5.1). */
+	*alert = A_UNEXPECTED_MESSAGE;
+	if (len != 5)
 		return -1;
 	*alert = A_ILLEGAL_PARAMETER;
 	if (m[4] > 1)

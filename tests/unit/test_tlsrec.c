@@ -360,6 +360,57 @@ static void test_empty_record_flood(void)
 	gw_tlsrec_loop_destroy(L);
 }
 
+/* A record of handshake content from a peer holding the client's keys,
+ * and the alert the record layer answers with (opened with the server's
+ * keys). */
+static int handshake_alert(gw_tlsrec_loop_t *L, SSL_CTX *sctx, const uint8_t *hs, size_t n)
+{
+	uint8_t rec[GW_TLSREC_MAX_REC], buf[64], *body;
+	gw_tlsrec_t peer;
+	size_t blen;
+	ssize_t k, r;
+	int type, alert = -1;
+	uint8_t a;
+	pair_t p;
+
+	CHECK(!pair_open(&p, sctx, "TLS_AES_128_GCM_SHA256", 0));
+	CHECK(!gw_tlsrec_init(&peer, p.rec.suite, secret_s, secret_c, secret_len, 0));
+	k = gw_tlsrec_seal(L, &peer, 22, hs, n, rec);
+	CHECK(k > 0 && send(p.cfd, rec, (size_t)k, 0) == k);
+	r = gw_tlsrec_read(L, &p.rec, p.sfd, buf, sizeof(buf));
+	CHECK(r == GW_TLSREC_ERR);
+	k = recv(p.cfd, rec, sizeof(rec), MSG_DONTWAIT);
+	if (k > 0 && gw_tlsrec_parse_header(rec, (size_t)k, &a) == k) {
+		type = gw_tlsrec_open(L, &peer, rec, (size_t)k, &body, &blen, &a);
+		if (type == 21 && blen == 2)
+			alert = body[1];
+	}
+	gw_tlsrec_dispose(&peer);
+	pair_close(&p);
+	return alert;
+}
+
+/* RFC 8446 §5.1: a message before a key change must end its record, or
+ * unexpected_message; a KeyUpdate's own syntax errors are decode_error. */
+static void test_key_update_boundary(void)
+{
+	gw_tlsrec_loop_t *L = gw_tlsrec_loop_create();
+	SSL_CTX *sctx = server_ctx();
+	static const uint8_t two[10] = { 24, 0, 0, 1, 0, 24, 0, 0, 1, 0 };
+	static const uint8_t trailing[6] = { 24, 0, 0, 1, 0, 0x42 };
+	static const uint8_t longer[6] = { 24, 0, 0, 2, 0, 0 };
+	int a;
+
+	a = handshake_alert(L, sctx, two, sizeof(two));
+	CHECK_MSG(a == 10, "two KeyUpdates in one record: alert %d (want 10)", a);
+	a = handshake_alert(L, sctx, trailing, sizeof(trailing));
+	CHECK_MSG(a == 10, "a KeyUpdate and a byte more: alert %d (want 10)", a);
+	a = handshake_alert(L, sctx, longer, sizeof(longer));
+	CHECK_MSG(a == 50, "a KeyUpdate of length 2: alert %d (want 50)", a);
+	SSL_CTX_free(sctx);
+	gw_tlsrec_loop_destroy(L);
+}
+
 /* Raw record bytes the client wrote for msg. */
 static size_t client_record_bytes(pair_t *p, const void *msg, size_t n, uint8_t *raw,
 				  size_t cap)
@@ -582,6 +633,7 @@ int main(void)
 	RUN(test_key_update);
 	RUN(test_key_update_flood);
 	RUN(test_empty_record_flood);
+	RUN(test_key_update_boundary);
 	RUN(test_split);
 	RUN(test_tampered);
 	RUN(test_close_notify);
