@@ -108,6 +108,8 @@ struct gw_conn {
 	gw_tls_t *ssl;   /* TLS listener: the session, until handed to a relay */
 	int offered_protocols;
 	int tls; /* came over the TLS listener: X-Forwarded-Proto https */
+	int mgmt; /* from the management listener: its head is checked, then
+		   * handed to the management vhost */
 	int approved; /* $connect said yes: the backend expects a $disconnect */
 	int gone;     /* the client hung up while $connect ran */
 	int peek_checked, peek_off; /* SO_PEEK_OFF tried, and set */
@@ -1422,6 +1424,40 @@ static int mgmt_path(const char *p, size_t len)
 	return gw_http_conns_segment(seg, (size_t)(p + len - seg));
 }
 
+/* A management request's head goes to libwebsockets' management vhost,
+ * unless libwebsockets would drop it without a word (over its fragment or
+ * header space limits, ~94 URI arguments and known headers): that one is
+ * answered here. from_gateway: its answer ends the connection (the
+ * gateway's own port), so each later request is checked the same way. */
+static void to_mgmt_vhost(gw_conn_t *conn, int from_gateway)
+{
+	gw_worker_t *gw = conn->gw;
+	struct lws *wsi = NULL;
+	const char *why = "";
+	int fd;
+
+	switch (gw_req_check_lws(conn->head, GW_LWS_HEADER_SPACE, &why)) {
+	case GW_REQ_DONE:
+		break;
+	case GW_REQ_HEAD_TOO_LARGE:
+		gw_log_limited(GW_LOG_INFO, 10000, "management request refused (431, request "
+			       "%s): %s", upgrade_rid(conn), why);
+		RAW_JSON(conn, 431, "{\"message\":\"Request Header Fields Too Large\"}");
+		return;
+	default:
+		gw_log_limited(GW_LOG_INFO, 10000, "management request refused (400, request "
+			       "%s): %s", upgrade_rid(conn), why);
+		RAW_JSON(conn, 400, "{\"message\":\"Bad Request\"}");
+		return;
+	}
+	fd = detach_socket(conn);
+	if (fd >= 0 && !(wsi = lws_adopt_socket_vhost(gw->vh_mgmt, fd)))
+		gw_log_limited(GW_LOG_WARN, 10000, "management: cannot adopt a connection");
+	if (wsi && from_gateway)
+		gw_vhosts_mark_from_gateway(wsi);
+	conn_finish(conn, 0, 0, NULL);
+}
+
 /* With managementAuth (or --mgmt-on-gateway), a plain request for such a
  * path goes, unread, to the management vhost, which serves it as on its
  * own listener: SigV4 checks the Host the client signed (this listener's).
@@ -1433,17 +1469,10 @@ static int mgmt_path(const char *p, size_t len)
 static int mgmt_on_gateway(gw_conn_t *conn, const char *path, size_t len)
 {
 	gw_worker_t *gw = conn->gw;
-	struct lws *wsi = NULL;
-	int fd;
 
 	if (!(gw_gateway_mgmt_on_gateway(gw->sh) || gw_config_mgmt_auth(gw->cfg)) || !mgmt_path(path, len))
 		return 0;
-	fd = detach_socket(conn);
-	if (fd >= 0 && !(wsi = lws_adopt_socket_vhost(gw->vh_mgmt, fd)))
-		gw_log_limited(GW_LOG_WARN, 10000, "management: cannot adopt a connection");
-	if (wsi)
-		gw_vhosts_mark_from_gateway(wsi);
-	conn_finish(conn, 0, 0, NULL);
+	to_mgmt_vhost(conn, 1);
 	return 1;
 }
 
@@ -1458,6 +1487,10 @@ static void head_complete(gw_conn_t *conn)
 
 	gw_wheel_cancel(&gw->wheel, &conn->head_timer);
 	head_done(conn);
+	if (conn->mgmt) {
+		to_mgmt_vhost(conn, 0);
+		return;
+	}
 	if (!upgrade && mgmt_on_gateway(conn, url.ptr, plen))
 		return;
 	if (!upgrade) {
@@ -1511,7 +1544,7 @@ static void head_complete(gw_conn_t *conn)
 
 static void conn_on_io(gw_watch_t *w, uint32_t events);
 
-void gw_conn_accept(gw_worker_t *gw, int fd)
+static void accept_conn(gw_worker_t *gw, int fd, int mgmt)
 {
 	gw_conn_t *conn = calloc(1, sizeof(*conn));
 	struct sockaddr_storage sa;
@@ -1522,7 +1555,8 @@ void gw_conn_accept(gw_worker_t *gw, int fd)
 		abort();
 	conn->gw = gw;
 	conn->cfg = gw_config_ref(gw->cfg);
-	conn->tls = gw->tls != NULL;
+	conn->tls = !mgmt && gw->tls != NULL;
+	conn->mgmt = mgmt;
 	conn->watch.cb = conn_on_io;
 	conn->watch.fd = fd;
 	conn->head = gw_req_create_head(HEAD_MAX_BYTES);
@@ -1541,13 +1575,15 @@ void gw_conn_accept(gw_worker_t *gw, int fd)
 				  conn->source_ip, sizeof(conn->source_ip));
 		}
 	}
-	if (!head_admitted(conn))
+	/* (management clients were never bounded so: many SDK clients on
+	 * one host open connections at once) */
+	if (!mgmt && !head_admitted(conn))
 		return;
 	/* Edge-triggered: the head is peeked, not read, so a level-triggered
 	 * watch would fire forever on a partial head. TLS also needs to know
 	 * when a handshake write can go on. */
-	events = EPOLLIN | EPOLLRDHUP | EPOLLET | (gw->tls ? EPOLLOUT : 0);
-	if (gw->tls) {
+	events = EPOLLIN | EPOLLRDHUP | EPOLLET | (conn->tls ? EPOLLOUT : 0);
+	if (conn->tls) {
 		conn->ssl = gw_tls_new(gw, fd);
 		if (!conn->ssl) {
 			conn_finish(conn, 0, 0, NULL);
@@ -1561,6 +1597,16 @@ void gw_conn_accept(gw_worker_t *gw, int fd)
 	}
 	gw_wheel_set(&gw->wheel, &conn->head_timer, gw_now_ms() + HEAD_TIMEOUT_S * 1000,
 		     on_head_timeout);
+}
+
+void gw_conn_accept(gw_worker_t *gw, int fd)
+{
+	accept_conn(gw, fd, 0);
+}
+
+void gw_conn_accept_mgmt(gw_worker_t *gw, int fd)
+{
+	accept_conn(gw, fd, 1);
 }
 
 /* Acts on the state of the request head; 1 while more bytes are needed. */

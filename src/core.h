@@ -142,6 +142,9 @@ extern const struct lws_protocols gw_ws_protocol;
 /* A socket accepted on the gateway listener: reads the request head, then
  * either hands it to libwebsockets or holds it for $connect. */
 void gw_conn_accept(gw_worker_t *gw, int fd);
+/* A management listener's socket: its first head is checked against what
+ * libwebsockets can parse (conn.c), then the management vhost takes it. */
+void gw_conn_accept_mgmt(gw_worker_t *gw, int fd);
 
 int gw_conn_post(gw_conn_t *conn, const void *data, size_t len);
 /* Parks w until the handshake is decided; the post data is queued first. */

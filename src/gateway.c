@@ -173,13 +173,10 @@ static void accept_all(gw_worker_t *gw, gw_watch_t *l)
 		/* Answers are small and written whole: never wait for an ACK
 		 * (Nagle held REST bodies 40 ms behind their headers). */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (!client) {
-			if (!lws_adopt_socket_vhost(gw->vh_mgmt, fd))
-				gw_log_limited(GW_LOG_WARN, 10000,
-					       "management: cannot adopt a connection");
-		} else {
+		if (!client)
+			gw_conn_accept_mgmt(gw, fd);
+		else
 			gw_conn_accept(gw, fd);
-		}
 	}
 }
 

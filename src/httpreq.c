@@ -922,9 +922,44 @@ static const char *ws_fields_problem(const gw_req_t *r)
 	return NULL;
 }
 
-enum gw_req_status gw_req_check_websocket(const gw_req_t *r, size_t lws_space, const char **why)
+/* The limits every head meets in libwebsockets, upgrade or not. */
+static enum gw_req_status lws_limits(const gw_req_t *r, size_t lws_space, const char **why)
 {
 	size_t frags, space;
+
+	lws_usage(r, &frags, &space);
+	if (frags > LWS_MAX_FRAGS) {
+		*why = "too many headers and URI arguments for libwebsockets";
+		return GW_REQ_HEAD_TOO_LARGE;
+	}
+	if (space + 1 >= lws_space) {
+		*why = "head too large for libwebsockets' header space";
+		return GW_REQ_HEAD_TOO_LARGE;
+	}
+	return GW_REQ_DONE;
+}
+
+enum gw_req_status gw_req_check_lws(const gw_req_t *r, size_t lws_space, const char **why)
+{
+	gw_str_t n, v;
+
+	*why = NULL;
+	if (!r->head_done || r->failed) {
+		*why = "incomplete head";
+		return GW_REQ_BAD;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		gw_req_header(r, i, &n, &v);
+		if (lws_header_kind(n) < 0) {
+			*why = "a header name libwebsockets cannot parse";
+			return GW_REQ_BAD;
+		}
+	}
+	return lws_limits(r, lws_space, why);
+}
+
+enum gw_req_status gw_req_check_websocket(const gw_req_t *r, size_t lws_space, const char **why)
+{
 
 	*why = NULL;
 	if (!r->head_done || r->failed) {
@@ -939,16 +974,7 @@ enum gw_req_status gw_req_check_websocket(const gw_req_t *r, size_t lws_space, c
 		*why = ws_fields_problem(r);
 	if (*why)
 		return GW_REQ_BAD;
-	lws_usage(r, &frags, &space);
-	if (frags > LWS_MAX_FRAGS) {
-		*why = "too many headers and URI arguments for libwebsockets";
-		return GW_REQ_HEAD_TOO_LARGE;
-	}
-	if (space + 1 >= lws_space) {
-		*why = "head too large for libwebsockets' header space";
-		return GW_REQ_HEAD_TOO_LARGE;
-	}
-	return GW_REQ_DONE;
+	return lws_limits(r, lws_space, why);
 }
 
 /* --- what the gateway writes --- */

@@ -75,6 +75,10 @@ size_t gw_req_head_length(const gw_req_t *r);
  * a complete head for which gw_req_is_websocket() is true. */
 enum gw_req_status gw_req_check_websocket(const gw_req_t *r, size_t lws_space,
 					  const char **why);
+/* The same for any head handed to libwebsockets (the management API): its
+ * fragment and space limits and the header names its parser loses, past
+ * which it drops the connection without an answer. */
+enum gw_req_status gw_req_check_lws(const gw_req_t *r, size_t lws_space, const char **why);
 
 /* --- RFC 9110 syntax, for what the gateway writes --- */
 

@@ -3,7 +3,7 @@
 // integration answers.
 import {
   test, assert, startBackend, startGateway, makeApi, rawConnect, upgradeRequest, waitResponses, waitUntil,
-  connect, send, nextMessage, mgmtRequest,
+  connect, send, nextMessage, mgmtRequest, parseResponses, sleep,
 } from './helpers.mjs';
 
 const logged = (gw, re) => waitUntil(() => re.test(gw.output()), 3000, `a log line matching ${re}`);
@@ -124,4 +124,43 @@ test('item 3: an answer naming 300,000 channels joins the first 64, reads no fur
   await logged(gw, /integration answer names more than 64 channels to leave: the rest are ignored/);
   await logged(gw, /integration answer names more than 64 channels to join: the rest are ignored/);
   ws.close();
+});
+
+// ---------------------------------------------------------------------------
+// Item 2: management heads libwebsockets cannot hold get an HTTP answer
+// ---------------------------------------------------------------------------
+
+/** Sends a raw request to port; the answer, or null when the connection closed without one. */
+async function rawRequest(port, text) {
+  const sock = await rawConnect(port);
+  sock.write(text);
+  await Promise.race([sock.closedPromise, waitUntil(() => sock.received.includes('\r\n\r\n'), 5000, 'an answer').catch(() => {})]);
+  await sleep(50);
+  const { responses } = parseResponses(sock.received, ['GET']);
+  sock.destroy();
+  return responses[0] ?? null;
+}
+
+test('item 2: 120 query arguments or 100 known headers on the management listener get 431, not a bare close', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url), args: ['--mgmt-on-gateway'] });
+  const args = Array.from({ length: 120 }, (_, i) => `a${i}=1`).join('&');
+  const headers = Array.from({ length: 100 }, () => 'Accept: x\r\n').join('');
+  for (const [port, what, prefix] of [[gw.mgmtPort, 'management listener', ''], [gw.port, 'gateway port', '/dev']]) {
+    for (const [text, kind] of [
+      [`GET ${prefix}/@connections?${args} HTTP/1.1\r\nHost: x\r\n\r\n`, 'arguments'],
+      [`GET ${prefix}/@connections/abc HTTP/1.1\r\nHost: x\r\n${headers}\r\n`, 'headers'],
+    ]) {
+      const r = await rawRequest(port, text);
+      assert.ok(r, `${what}, ${kind}: an HTTP answer, not a bare close`);
+      assert.equal(r.status, 431, `${what}, ${kind}`);
+      assert.deepEqual(JSON.parse(r.body.toString()), { message: 'Request Header Fields Too Large' });
+      assertRequestId(r, `${what}, ${kind}`);
+    }
+  }
+  // Within the limits, the management API answers as before.
+  const few = Array.from({ length: 20 }, (_, i) => `a${i}=1`).join('&');
+  const r = await rawRequest(gw.mgmtPort, `GET /@connections?limit=5&${few} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  assert.equal(r?.status, 200);
+  assert.deepEqual(JSON.parse(r.body.toString()).items, []);
 });
