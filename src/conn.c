@@ -1741,8 +1741,12 @@ static void hold_rx_if_buffered(gw_conn_t *conn, struct lws *wsi);
 
 static int write_direct(gw_conn_t *conn, unsigned char *bytes, size_t len, int binary)
 {
+	/* One frame: a message over limits.maxFrameBytes is split by the
+	 * queue's writer instead. */
 	if (conn->state != CS_OPEN || conn->closing || conn->peer_closed || conn->tx_holds ||
-	    conn->outq.head || len > DIRECT_WRITE_MAX || lws_partial_buffered(conn->wsi))
+	    conn->outq.head || len > DIRECT_WRITE_MAX ||
+	    (conn->api->max_frame_bytes && len > conn->api->max_frame_bytes) ||
+	    lws_partial_buffered(conn->wsi))
 		return -1;
 	if (lws_write(conn->wsi, bytes, len, binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
 	    (int)len) {

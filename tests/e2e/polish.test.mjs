@@ -3,7 +3,7 @@
 // integration answers.
 import {
   test, assert, startBackend, startGateway, makeApi, rawConnect, upgradeRequest, waitResponses, waitUntil,
-  connect, send, nextMessage, mgmtRequest, parseResponses, sleep,
+  connect, send, nextMessage, mgmtRequest, parseResponses, sleep, serverFrames,
 } from './helpers.mjs';
 
 const logged = (gw, re) => waitUntil(() => re.test(gw.output()), 3000, `a log line matching ${re}`);
@@ -163,4 +163,28 @@ test('item 2: 120 query arguments or 100 known headers on the management listene
   const r = await rawRequest(gw.mgmtPort, `GET /@connections?limit=5&${few} HTTP/1.1\r\nHost: x\r\n\r\n`);
   assert.equal(r?.status, 200);
   assert.deepEqual(JSON.parse(r.body.toString()).items, []);
+});
+
+// ---------------------------------------------------------------------------
+// Item 4: the README's "Compared with AWS" rows hold (limits.maxFrameBytes
+// applies to every outbound message, the small ones written at once too)
+// ---------------------------------------------------------------------------
+
+test('item 4: messages under 16 KB posted or published to an idle connection are split at a small limits.maxFrameBytes', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url, { limits: { maxFrameBytes: 1000 } }) });
+  const sock = await rawConnect(gw.port);
+  sock.write(upgradeRequest('/'));
+  const ev = await backend.waitForEvent('CONNECT');
+  const id = ev.requestContext.connectionId;
+  await waitUntil(() => sock.received.includes('\r\n\r\n'), 5000, 'the upgrade answer');
+  const total = () => serverFrames(sock.received).reduce((n, f) => n + f.payload.length, 0);
+  assert.equal((await mgmtRequest(gw, 'POST', `/@connections/${id}`, Buffer.alloc(2500, 'a'))).status, 200);
+  await waitUntil(() => total() >= 2500, 5000, 'the posted message');
+  assert.equal((await mgmtRequest(gw, 'PUT', `/@connections/${id}/channels/room`)).status, 204);
+  assert.equal((await mgmtRequest(gw, 'POST', '/@channels/room', Buffer.alloc(1500, 'b'))).status, 200);
+  await waitUntil(() => total() >= 4000, 5000, 'the published message');
+  assert.deepEqual(serverFrames(sock.received).map((f) => [f.opcode, f.fin, f.payload.length]),
+    [[1, false, 1000], [0, false, 1000], [0, true, 500], [1, false, 1000], [0, true, 500]]);
+  sock.destroy();
 });
