@@ -104,6 +104,7 @@ struct gw_rest {
 	int in_ready; /* the socket may hold unread bytes (see the top) */
 	int continue_sent;
 	int fed; /* bytes of this request went to the parser */
+	int line_wait; /* in holds the start of a request line still to be judged */
 	size_t lingered; /* bytes dropped while lingering */
 	int64_t alog_ms; /* access log: the integration's latency, -1: none */
 };
@@ -947,8 +948,19 @@ static void parse(gw_rest_t *r)
 	size_t used = 0;
 	enum gw_req_status st;
 
-	if (!r->fed && serves_management(r) && management_line(r->in + r->in_off,
-							     r->in_len - r->in_off) > 0) {
+	int m = !r->fed && serves_management(r) ?
+			management_line(r->in + r->in_off, r->in_len - r->in_off) : 0;
+
+	if (m < 0 && !r->peer_eof) {
+		/* Read with the request before it, cut short: judged once the
+		 * line is whole (drive appends to it), not fed to REST before. */
+		memmove(r->in, r->in + r->in_off, r->in_len - r->in_off);
+		r->in_len -= r->in_off;
+		r->in_off = 0;
+		r->line_wait = 1;
+		return;
+	}
+	if (m > 0) {
 		/* Pipelined behind a REST request, so already read: not served
 		 * here (see to_management); the client may retry it on a new
 		 * connection. */
@@ -1007,9 +1019,10 @@ static void drive(gw_rest_t *r)
 		return;
 	r->driving = 1;
 	while (!r->closed && r->state == RS_READING) {
+		size_t keep = 0;
 		ssize_t n;
 
-		if (r->in_off < r->in_len) {
+		if (r->in_off < r->in_len && !r->line_wait) {
 			parse(r);
 			continue;
 		}
@@ -1019,12 +1032,15 @@ static void drive(gw_rest_t *r)
 			rearm(r);
 			break;
 		}
-		if (!r->fed && serves_management(r) && peek_management(r))
+		if (r->line_wait)
+			keep = r->in_len; /* shorter than IN_BYTES (management_line) */
+		else if (!r->fed && serves_management(r) && peek_management(r))
 			break;
-		r->in_off = r->in_len = 0;
+		r->in_off = 0;
+		r->in_len = keep;
 		if (!r->in && !(r->in = malloc(IN_BYTES)))
 			abort();
-		n = recv(r->watch.fd, r->in, IN_BYTES, 0);
+		n = recv(r->watch.fd, r->in + keep, IN_BYTES - keep, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -1035,8 +1051,9 @@ static void drive(gw_rest_t *r)
 			rest_close(r);
 			break;
 		}
-		r->in_len = (size_t)n;
-		r->in_ready = n == IN_BYTES;
+		r->in_len = keep + (size_t)n;
+		r->in_ready = (size_t)n == IN_BYTES - keep;
+		r->line_wait = 0;
 		if (!r->req_start)
 			request_started(r);
 	}
@@ -1069,6 +1086,7 @@ static void next_request(gw_rest_t *r)
 	r->origin = NULL;
 	r->continue_sent = 0;
 	r->fed = 0;
+	r->line_wait = 0;
 	r->state = RS_READING;
 	r->req_start = 0;
 	if (r->in_off < r->in_len) {
