@@ -62,6 +62,9 @@ struct gw_tlsrec_loop {
 	 * fetched from the provider again at every keying (1.5k instructions
 	 * in OpenSSL 3.0). */
 	EVP_CIPHER *cipher[N_SUITES];
+	/* [suite][encrypt], made on first use: re-keyed for each record of a
+	 * connection that has no contexts of its own. */
+	EVP_CIPHER_CTX *ctx[N_SUITES][2];
 	uint8_t rbuf[GW_TLSREC_MAX_REC];  /* records being opened */
 	uint8_t wbuf[GW_TLSREC_MAX_REC];  /* the record being sealed */
 };
@@ -196,21 +199,38 @@ void gw_tlsrec_loop_destroy(gw_tlsrec_loop_t *L)
 {
 	if (!L)
 		return;
-	for (size_t i = 0; i < N_SUITES; i++)
+	for (size_t i = 0; i < N_SUITES; i++) {
+		for (int e = 0; e < 2; e++)
+			EVP_CIPHER_CTX_free(L->ctx[i][e]);
 		EVP_CIPHER_free(L->cipher[i]);
+	}
 	free(L);
 }
 
-/* The direction's context, ready for the record numbered d->seq: nonce =
- * iv XOR the sequence number (§5.3); tag: the tag to check (opening).
- * Keyed once (the key expansion and OpenSSL 3.0's provider set-up cost
- * about 2k instructions); a record only sets its nonce, as OpenSSL's own
- * record layer does. For AES-GCM the nonce goes in as the provider's whole
- * "TLS fixed IV" (length -1, EVP_CTRL_AEAD_SET_IV_FIXED's "restore the
- * whole IV"), with the tag in the same call: EVP_CipherInit_ex would also
- * ask the provider for the IV length at every record (600 instructions in
- * OpenSSL 3.0). A wrong nonce could not go unnoticed: the peer's tag check
- * would fail. */
+/* The loop's shared context for the suite and direction. */
+static EVP_CIPHER_CTX *shared_ctx(gw_tlsrec_loop_t *L, size_t idx, int enc)
+{
+	EVP_CIPHER_CTX **c = &L->ctx[idx][enc];
+
+	if (!*c)
+		*c = EVP_CIPHER_CTX_new();
+	return *c;
+}
+
+/* A context ready for the direction's record numbered d->seq: nonce = iv
+ * XOR the sequence number (§5.3); tag: the tag to check (opening).
+ *
+ * A connection that went through fewer than GW_TLSREC_BUSY records since
+ * the owner's last idle tick (the WebSocket handshake, a message now and
+ * then) uses the loop's context, re-keyed for the record (about 2k
+ * instructions: the key expansion and OpenSSL 3.0's provider set-up). A
+ * busier one keys a context of its own per direction, once; its records
+ * only set their nonce, as OpenSSL's own record layer does. For AES-GCM
+ * the nonce goes in as the provider's whole "TLS fixed IV" (length -1,
+ * EVP_CTRL_AEAD_SET_IV_FIXED's "restore the whole IV"), with the tag in
+ * the same call: EVP_CipherInit_ex would also ask the provider for the IV
+ * length at every record (600 instructions in OpenSSL 3.0). A wrong nonce
+ * could not go unnoticed: the peer's tag check would fail. */
 static EVP_CIPHER_CTX *keyed(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, gw_tlsrec_dir_t *d, int enc,
 			     const uint8_t *tag)
 {
@@ -218,32 +238,37 @@ static EVP_CIPHER_CTX *keyed(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, gw_tlsrec_dir_
 	const suite_t *s = suite_of(t->suite, &idx);
 	uint8_t nonce[12];
 	OSSL_PARAM p[3], *q = p;
+	EVP_CIPHER_CTX *c = d->ctx;
 
 	if (!s)
 		return NULL;
 	memcpy(nonce, d->iv, sizeof(nonce));
 	for (int i = 0; i < 8; i++)
 		nonce[11 - i] ^= (uint8_t)(d->seq >> (8 * i));
-	if (!d->ctx) {
+	if (t->used < UINT8_MAX)
+		t->used++;
+	if (!c) {
 		if (!L->cipher[idx] && !(L->cipher[idx] = EVP_CIPHER_fetch(NULL, s->cipher, NULL)))
 			return NULL;
-		if (!(d->ctx = EVP_CIPHER_CTX_new()) ||
-		    EVP_CipherInit_ex(d->ctx, L->cipher[idx], NULL, d->key, nonce, enc) != 1)
+		if (t->used <= GW_TLSREC_BUSY)
+			c = shared_ctx(L, idx, enc);
+		else
+			c = d->ctx = EVP_CIPHER_CTX_new();
+		if (!c || EVP_CipherInit_ex(c, L->cipher[idx], NULL, d->key, nonce, enc) != 1)
 			goto fail;
 	} else if (s->gcm) {
 		*q++ = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED,
 							 nonce, (size_t)-1);
-	} else if (EVP_CipherInit_ex(d->ctx, NULL, NULL, NULL, nonce, enc) != 1) {
+	} else if (EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, enc) != 1) {
 		goto fail;
 	}
 	if (tag)
 		*q++ = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, (void *)tag,
 							 GW_TLSREC_TAG);
 	*q = OSSL_PARAM_construct_end();
-	if (q != p && EVP_CIPHER_CTX_set_params(d->ctx, p) != 1)
+	if (q != p && EVP_CIPHER_CTX_set_params(c, p) != 1)
 		goto fail;
-	t->used = 1;
-	return d->ctx;
+	return c;
 fail:
 	drop_ctx(d);
 	return NULL;

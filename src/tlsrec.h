@@ -8,11 +8,13 @@
  * OpenSSL's TLS13-KDF. Handles application data, alerts (close_notify) and
  * KeyUpdate both ways; anything else after the handshake is fatal.
  *
- * Cipher contexts: a busy connection keeps one keyed context per direction
- * (about 1 KB each in OpenSSL 3.0), so that a record only sets its nonce
- * (re-keying a shared context cost half of a record's instructions); the
- * owner releases them on an idle connection (gw_tlsrec_idle_tick) and the
- * next record keys a new one, from the keys kept here.
+ * Cipher contexts: a connection that goes through more than
+ * GW_TLSREC_BUSY records between two idle ticks of its owner keeps one
+ * keyed context per direction (about 1.1 KB each in OpenSSL 3.0), so that a
+ * record only sets its nonce (re-keying cost half of a record's
+ * instructions); a quieter one (the WebSocket handshake, a message now and
+ * then) re-keys the loop's shared contexts per record. The owner releases a
+ * connection's contexts once it is idle (gw_tlsrec_idle_tick).
  *
  * It parses what a peer sends: every length is checked against the record
  * limits before a byte is touched, and the tag check is OpenSSL's. A
@@ -33,6 +35,7 @@
 #define GW_TLSREC_MAX_REC (GW_TLSREC_HDR + GW_TLSREC_MAX_BODY)
 #define GW_TLSREC_TAG 16
 #define GW_TLSREC_MAX_SECRET 48
+#define GW_TLSREC_BUSY 8 /* records before a connection keys its own contexts */
 
 /* Results of the stream calls (negative) */
 enum {
@@ -71,7 +74,7 @@ typedef struct gw_tlsrec {
 	uint16_t suite;
 	uint8_t hash_len, key_len;
 	uint8_t dead;    /* fatal error or close_notify seen: nothing more */
-	uint8_t used;    /* a record went through since the last idle tick */
+	uint8_t used;    /* records since the last idle tick (saturating) */
 	uint8_t empty;   /* records in a row that carried no data (bounded) */
 } gw_tlsrec_t;
 
@@ -89,8 +92,8 @@ void gw_tlsrec_dispose(gw_tlsrec_t *t);
 /* Keyed cipher contexts held (0, 1 or 2). */
 int gw_tlsrec_ctx_count(const gw_tlsrec_t *t);
 /* Called periodically while t holds contexts: frees them if no record went
- * through since the previous call (1), else only forgets that one did
- * (0). The next record keys a new context. */
+ * through since the previous call (1), else only forgets the count (0).
+ * After a release the connection starts again on the loop's contexts. */
 int gw_tlsrec_idle_tick(gw_tlsrec_t *t);
 
 /* The record parser: checks the header at p (avail bytes). Returns the
