@@ -46,6 +46,12 @@
 /* A sealed message stamped further than this from the receiver's clock is
  * dropped: the nodes' clocks must agree within it (NTP). */
 #define CLOCK_WINDOW_MS 30000
+/* Each sender's last sequence is not kept across this node's restart:
+ * nothing stamped before the start (less this much skew between the
+ * nodes' clocks) is taken, or a message captured in the window before it
+ * could be replayed to the new process. NATS delivers a message only to
+ * the subscribers of its moment, so no genuine one is older. */
+#define START_SKEW_MS 1000
 
 /* A message for the sender thread to publish. */
 struct out_msg {
@@ -1745,6 +1751,8 @@ int gw_cluster_start(gw_gateway_t *g, const gw_cluster_opts_t *o, char *err, siz
 		snprintf(err, errlen, "cluster: no random bytes for the ID epoch");
 		return -1;
 	}
+	for (size_t i = 0; i < sizeof(cl.last_seq) / sizeof(cl.last_seq[0]); i++)
+		cl.last_seq[i] = (gw_wall_ms() - START_SKEW_MS) * 1000000u;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&cl.cond, &ca);
