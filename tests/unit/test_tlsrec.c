@@ -365,7 +365,8 @@ static void test_empty_record_flood(void)
 /* A record of handshake content from a peer holding the client's keys,
  * and the alert the record layer answers with (opened with the server's
  * keys). */
-static int handshake_alert(gw_tlsrec_loop_t *L, SSL_CTX *sctx, const uint8_t *hs, size_t n)
+static int record_alert(gw_tlsrec_loop_t *L, SSL_CTX *sctx, uint8_t ct, const uint8_t *hs,
+			size_t n)
 {
 	uint8_t rec[GW_TLSREC_MAX_REC], buf[64], *body;
 	gw_tlsrec_t peer;
@@ -377,7 +378,7 @@ static int handshake_alert(gw_tlsrec_loop_t *L, SSL_CTX *sctx, const uint8_t *hs
 
 	CHECK(!pair_open(&p, sctx, "TLS_AES_128_GCM_SHA256", 0));
 	CHECK(!gw_tlsrec_init(&peer, p.rec.suite, secret_s, secret_c, secret_len, 0));
-	k = gw_tlsrec_seal(L, &peer, 22, hs, n, rec);
+	k = gw_tlsrec_seal(L, &peer, ct, hs, n, rec);
 	CHECK(k > 0 && send(p.cfd, rec, (size_t)k, 0) == k);
 	r = gw_tlsrec_read(L, &p.rec, p.sfd, buf, sizeof(buf));
 	CHECK(r == GW_TLSREC_ERR);
@@ -403,12 +404,40 @@ static void test_key_update_boundary(void)
 	static const uint8_t longer[6] = { 24, 0, 0, 2, 0, 0 };
 	int a;
 
-	a = handshake_alert(L, sctx, two, sizeof(two));
+	a = record_alert(L, sctx, 22, two, sizeof(two));
 	CHECK_MSG(a == 10, "two KeyUpdates in one record: alert %d (want 10)", a);
-	a = handshake_alert(L, sctx, trailing, sizeof(trailing));
+	a = record_alert(L, sctx, 22, trailing, sizeof(trailing));
 	CHECK_MSG(a == 10, "a KeyUpdate and a byte more: alert %d (want 10)", a);
-	a = handshake_alert(L, sctx, longer, sizeof(longer));
+	a = record_alert(L, sctx, 22, longer, sizeof(longer));
 	CHECK_MSG(a == 50, "a KeyUpdate of length 2: alert %d (want 50)", a);
+	a = record_alert(L, sctx, 22, two, 3);
+	CHECK_MSG(a == 50, "a KeyUpdate's first bytes alone: alert %d (want 50)", a);
+	SSL_CTX_free(sctx);
+	gw_tlsrec_loop_destroy(L);
+}
+
+/* What the inner plaintext may not be (§5.4, §6): all zeros (no content
+ * type), a change_cipher_spec once protected, an alert of another length
+ * than 2, a zero-length handshake message. */
+static void test_inner_plaintext(void)
+{
+	gw_tlsrec_loop_t *L = gw_tlsrec_loop_create();
+	SSL_CTX *sctx = server_ctx();
+	static const uint8_t zeros[40], one[1] = { 1 }, three[3] = { 1, 0, 0 };
+	int a;
+
+	a = record_alert(L, sctx, 0, zeros, sizeof(zeros));
+	CHECK_MSG(a == 10, "all-zero inner plaintext: alert %d (want 10)", a);
+	a = record_alert(L, sctx, 0, zeros, 0);
+	CHECK_MSG(a == 10, "a lone zero as inner plaintext: alert %d (want 10)", a);
+	a = record_alert(L, sctx, 20, one, sizeof(one));
+	CHECK_MSG(a == 10, "a protected change_cipher_spec: alert %d (want 10)", a);
+	a = record_alert(L, sctx, 21, one, sizeof(one));
+	CHECK_MSG(a == 50, "an alert of 1 byte: alert %d (want 50)", a);
+	a = record_alert(L, sctx, 21, three, sizeof(three));
+	CHECK_MSG(a == 50, "an alert of 3 bytes: alert %d (want 50)", a);
+	a = record_alert(L, sctx, 22, zeros, 0);
+	CHECK_MSG(a == 10, "an empty handshake record: alert %d (want 10)", a);
 	SSL_CTX_free(sctx);
 	gw_tlsrec_loop_destroy(L);
 }
@@ -643,6 +672,7 @@ int main(void)
 	RUN(test_key_update_flood);
 	RUN(test_empty_record_flood);
 	RUN(test_key_update_boundary);
+	RUN(test_inner_plaintext);
 	RUN(test_split);
 	RUN(test_tampered);
 	RUN(test_close_notify);
