@@ -132,13 +132,14 @@ static int fd_reserved(int fd)
 
 static void shed(gw_worker_t *gw, int fd)
 {
+	static const char body[] = "{\"message\":\"Service Unavailable\"}";
 	char busy[256], rid[24];
 	int n;
 
 	gw_worker_request_id(gw, rid); /* as on every refusal (conn.c) */
 	n = snprintf(busy, sizeof(busy), "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
-		     "application/json\r\nContent-Length: 36\r\napigw-requestid: %s\r\n"
-		     "Connection: close\r\n\r\n{\"message\":\"Service Unavailable\"}", rid);
+		     "application/json\r\nContent-Length: %zu\r\napigw-requestid: %s\r\n"
+		     "Connection: close\r\n\r\n%s", sizeof(body) - 1, rid, body);
 	(void)!send(fd, busy, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }

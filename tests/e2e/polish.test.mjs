@@ -5,6 +5,8 @@ import {
   test, assert, startBackend, startGateway, makeApi, rawConnect, upgradeRequest, waitResponses, waitUntil,
   connect, send, nextMessage, mgmtRequest, parseResponses, sleep, serverFrames,
 } from './helpers.mjs';
+import { readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 
 const logged = (gw, re) => waitUntil(() => re.test(gw.output()), 3000, `a log line matching ${re}`);
 
@@ -187,4 +189,27 @@ test('item 4: messages under 16 KB posted or published to an idle connection are
   assert.deepEqual(serverFrames(sock.received).map((f) => [f.opcode, f.fin, f.payload.length]),
     [[1, false, 1000], [0, false, 1000], [0, true, 500], [1, false, 1000], [0, true, 500]]);
   sock.destroy();
+});
+
+test('item 1: the 503 of a connection shed near the descriptor limit carries apigw-requestid and its true Content-Length', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  const pid = gw.proc.pid;
+  const fds = new Set(readdirSync(`/proc/${pid}/fd`).map(Number));
+  let hole = 0;
+  while (fds.has(hole)) hole++;
+  // The next socket (the lowest free descriptor) lands near the limit:
+  // the gateway sheds it (gateway.c).
+  const soft = execFileSync('prlimit', ['--pid', String(pid), '--nofile', '--output=SOFT', '--noheadings']).toString().trim();
+  execFileSync('prlimit', ['--pid', String(pid), `--nofile=${hole + 2}:`]);
+  try {
+    const sock = await rawConnect(gw.port);
+    sock.write(upgradeRequest('/'));
+    const { responses } = await waitResponses(sock, ['GET']);
+    assert.equal(responses[0].status, 503);
+    assertRequestId(responses[0], 'shed');
+    sock.destroy();
+  } finally {
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:`]);
+  }
 });
