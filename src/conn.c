@@ -32,6 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1888,16 +1889,19 @@ static void drop(gw_conn_t *conn)
 	lws_set_timeout(conn->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
-/* Our close, never answered, ends with bytes the client has not taken:
- * libwebsockets may still close the socket (its close frame fitted in the
- * kernel), which would leave them in FIN_WAIT1 as drop() says. Reset it. */
-static void reset_if_unread(gw_conn_t *conn)
+/* Our close, never answered, left bytes the client has not taken yet:
+ * libwebsockets may close the socket anyway once its close frame fitted in
+ * the kernel, which then keeps retrying a client that does not read
+ * (FIN_WAIT1, zero-window probes) for minutes. A client that reads gets
+ * them all; one that does not is reset by the kernel after the send
+ * timeout, as drop() does while the socket is still ours. */
+static void bound_unsent(gw_conn_t *conn)
 {
-	static const struct linger reset = { 1, 0 };
+	unsigned ms = (unsigned)gw_gateway_send_timeout_s(conn->gw->sh) * 1000u;
 	int fd = lws_get_socket_fd(conn->wsi), unsent = 0;
 
 	if (fd >= 0 && !ioctl(fd, SIOCOUTQ, &unsent) && unsent > 0)
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
 }
 
 /* A client that does not read never lets the close frame out: past the
@@ -2554,7 +2558,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_CLOSED:
 		if (conn && conn->state == CS_OPEN) {
 			if (conn->closing && !conn->peer_closed)
-				reset_if_unread(conn);
+				bound_unsent(conn);
 			int code = conn->closing ? conn->close_code
 				   : conn->peer_closed ? conn->peer_code : 1006;
 			const char *why = conn->closing ? conn->close_reason

@@ -120,8 +120,14 @@ async function assertClosed(gw, backend, c, code, reason) {
   const [ev] = disconnects(backend, c.id);
   assert.equal(ev.requestContext.disconnectStatusCode, code);
   assert.equal(ev.requestContext.disconnectReason, reason);
-  // The socket was reset, not left to flush its megabytes (FIN_WAIT1).
-  const st = serverSideState(gw.port, c.sock.localPort);
+  // The socket was reset, not left to flush its megabytes (FIN_WAIT1) for
+  // minutes: by the gateway, or, when libwebsockets closed it once its
+  // close frame fitted in the kernel, by the kernel within the send timeout.
+  let st;
+  await waitUntil(() => {
+    st = serverSideState(gw.port, c.sock.localPort);
+    return st !== TCP_ESTABLISHED && st !== TCP_FIN_WAIT1;
+  }, (SEND_TIMEOUT_S + 2) * 1000, 'the socket reset').catch(() => {});
   assert.ok(st !== TCP_ESTABLISHED && st !== TCP_FIN_WAIT1,
     `the gateway's end of the TCP connection is still in state ${st}`);
   assert.equal((await getConn(gw, c.id)).status, 410);
