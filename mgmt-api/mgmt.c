@@ -1030,6 +1030,32 @@ static int metrics_op(const struct mgmt_pss *pss)
 	}
 }
 
+/* libwebsockets' status line has no reason phrase for 204, 429 or 431
+ * (and an old one for 413): the line it wrote first in [start, *p) is
+ * replaced by the gateway's (gw_http_reason), as rest.c and conn.c write theirs. */
+static int own_status_line(unsigned char *start, unsigned char **p, unsigned char *end,
+			   int status)
+{
+	char line[64];
+	unsigned char *eol = memchr(start, '\r', (size_t)(*p - start));
+	size_t rest;
+	int n;
+
+	/* HTTP/2 writes no status line: nothing to replace. The version
+	 * libwebsockets chose (the request's) is kept. */
+	if (!eol || eol - start < 8 || memcmp(start, "HTTP/1.", 7))
+		return 0;
+	n = snprintf(line, sizeof(line), "%.8s %d %s", (const char *)start, status,
+		     gw_http_reason(status));
+	rest = (size_t)(*p - eol);
+	if (n < 0 || (size_t)n >= sizeof(line) || (size_t)(end - start) < (size_t)n + rest)
+		return -1;
+	memmove(start + n, eol, rest);
+	memcpy(start, line, (size_t)n);
+	*p = start + n + rest;
+	return 0;
+}
+
 static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 {
 	unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
@@ -1043,6 +1069,7 @@ static int write_answer(struct lws *wsi, struct mgmt_pss *pss)
 	alog_mgmt(pss);
 	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, ctype,
 					body_len, &p, end) ||
+	    own_status_line(start, &p, end, pss->status) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-amzn-RequestId:",
 					(const unsigned char *)pss->request_id,
 					(int)strlen(pss->request_id), &p, end))

@@ -996,10 +996,13 @@ const char *gw_http_reason(int s)
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
 	case 413: return "Payload Too Large";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";

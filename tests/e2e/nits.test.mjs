@@ -1,0 +1,27 @@
+// Small defects: status lines the management API writes, the reload log
+// line about older snapshots.
+import {
+  test, assert, startBackend, startGateway, makeApi, rawConnect, connectWithId, waitUntil, sleep,
+} from './helpers.mjs';
+
+/** The status line of the answer to one raw request on port. */
+async function statusLine(port, request) {
+  const sock = await rawConnect(port);
+  sock.write(request);
+  await waitUntil(() => sock.received.includes('\r\n'), 5000, 'a status line');
+  sock.destroy();
+  return sock.received.toString('latin1').split('\r\n')[0];
+}
+
+test('item 1: the management API status lines carry their reason phrase (204 No Content, 410, 413)', async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url) });
+  const { id } = await connectWithId(gw, backend);
+  const del = `DELETE /@connections/${id} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  assert.equal(await statusLine(gw.mgmtPort, del), 'HTTP/1.1 204 No Content');
+  assert.equal(await statusLine(gw.mgmtPort, del), 'HTTP/1.1 410 Gone');
+  assert.equal(await statusLine(gw.mgmtPort, `POST /@connections/${id} HTTP/1.1\r\nHost: x\r\n`
+    + 'Content-Length: 999999999\r\n\r\n'), 'HTTP/1.1 413 Payload Too Large');
+  assert.equal(await statusLine(gw.mgmtPort, `DELETE /@connections/${id} HTTP/1.0\r\nHost: x\r\n\r\n`),
+    'HTTP/1.0 410 Gone');
+});
