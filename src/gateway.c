@@ -492,6 +492,10 @@ static void reload_once(gw_gateway_t *sh)
 	old = sh->cfg;
 	sh->cfg = cfg;
 	pthread_mutex_unlock(&sh->reload_lock);
+	/* Dropped before any loop can swap and count the live snapshots: the
+	 * loops hold their own references to it, and the last loop's count
+	 * (reload_done) would otherwise include this one now and then. */
+	gw_config_unref(old);
 	gw_info("reload: %s read again (%zu API%s), configuration %u; the loops swap it in",
 		sh->routes, cfg->n_apis, cfg->n_apis == 1 ? "" : "s", gen);
 	for (unsigned i = 0; i < sh->n_workers; i++) {
@@ -509,7 +513,6 @@ static void reload_once(gw_gateway_t *sh)
 		if (alive)
 			lws_cancel_service(w->ctx);
 	}
-	gw_config_unref(old);
 }
 
 static void *reload_main(void *arg)

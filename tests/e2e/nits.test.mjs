@@ -25,3 +25,21 @@ test('item 1: the management API status lines carry their reason phrase (204 No 
   assert.equal(await statusLine(gw.mgmtPort, `DELETE /@connections/${id} HTTP/1.0\r\nHost: x\r\n\r\n`),
     'HTTP/1.0 410 Gone');
 });
+
+test('item 2: a reload with no connection open logs 0 older snapshots held (the loader\'s own reference is not counted)', { timeout: 30000 }, async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url), args: ['--workers', '1'] });
+  // The loader's reference to the older snapshot used to be dropped after
+  // the loop had swapped and counted: about one reload in ten said 1.
+  const n = 30;
+  for (let gen = 1; gen <= n; gen++) {
+    gw.proc.kill('SIGHUP');
+    await waitUntil(() => gw.output().includes(`configuration ${gen} in use by every loop`), 5000,
+      `configuration ${gen} swapped in`);
+    await sleep(10);
+  }
+  const counts = gw.output().split('\n').filter((l) => /in use by every loop/.test(l))
+    .map((l) => Number(l.match(/; (\d+) older snapshots? still held/)?.[1]));
+  assert.equal(counts.length, n);
+  assert.deepEqual(counts.filter((c) => c !== 0), [], `every reload logs 0 older snapshots: ${counts.join(' ')}`);
+});
