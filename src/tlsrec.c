@@ -443,22 +443,39 @@ static ssize_t fatal(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, int fd, uint8_t alert)
 	return GW_TLSREC_ERR;
 }
 
-/* A post-handshake message: only KeyUpdate, alone in its record (a key
- * change ends a record, §5.1). One split across records, which §5.1
- * allows and no client does, is refused. 0, or -1 with *alert. */
-static int on_handshake(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, int fd, const uint8_t *m,
-			size_t len, uint8_t *alert)
+/* A post-handshake message: only KeyUpdate, ending its record (a key
+ * change ends a record, §5.1). §5.1 also lets a message span records (no
+ * client splits a KeyUpdate, but it is allowed): its first bytes wait in
+ * t->hs, at most 4, with no other record type in between (see
+ * gw_tlsrec_read). Each fragment counts as a record without data. 0, or
+ * -1 with *alert. */
+static int on_handshake(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, int fd, const uint8_t *frag,
+			size_t flen, uint8_t *alert)
 {
 	const suite_t *s = suite_of(t->suite, NULL);
 	static const uint8_t ours[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 };
+	uint8_t m[5];
+	size_t len = t->hs_len + flen, have = len < sizeof(m) ? len : sizeof(m);
 	ssize_t n;
 
 	*alert = A_UNEXPECTED_MESSAGE;
-	if (!len || m[0] != HS_KEY_UPDATE)
+	if (!flen)
 		return -1;
+	memcpy(m, t->hs, t->hs_len);
+	memcpy(m + t->hs_len, frag, have - t->hs_len);
+	if (m[0] != HS_KEY_UPDATE)
+		return -1;
+	/* The length bytes are checked as soon as they come. */
 	*alert = A_DECODE_ERROR;
-	if (len < 5 || m[1] || m[2] || m[3] != 1)
-		return -1;
+	for (size_t i = 1; i < have && i < 4; i++)
+		if (m[i] != (i == 3))
+			return -1;
+	if (len < sizeof(m)) {
+		memcpy(t->hs, m, len);
+		t->hs_len = (uint8_t)len;
+		return 0;
+	}
+	t->hs_len = 0;
 	/* More after it in the record: a message past a key change (§5.1). */
 	*alert = A_UNEXPECTED_MESSAGE;
 	if (len != 5)
@@ -566,6 +583,9 @@ ssize_t gw_tlsrec_read(gw_tlsrec_loop_t *L, gw_tlsrec_t *t, int fd, void *buf, s
 		if (type == CT_DATA && blen)
 			t->empty = 0;
 		else if (type != CT_ALERT && ++t->empty > MAX_EMPTY_RECORDS)
+			return fatal(L, t, fd, A_UNEXPECTED_MESSAGE);
+		/* The rest of a split KeyUpdate must come next (§5.1). */
+		if (t->hs_len && type != CT_HANDSHAKE)
 			return fatal(L, t, fd, A_UNEXPECTED_MESSAGE);
 		switch (type) {
 		case CT_DATA: {

@@ -76,6 +76,8 @@ typedef struct gw_tlsrec {
 	uint8_t dead;    /* fatal error or close_notify seen: nothing more */
 	uint8_t used;    /* records since the last idle tick (saturating) */
 	uint8_t empty;   /* records in a row that carried no data (bounded) */
+	uint8_t hs_len;  /* bytes of a KeyUpdate split across records so far */
+	uint8_t hs[4];   /* those bytes (a whole one is 5) */
 } gw_tlsrec_t;
 
 gw_tlsrec_loop_t *gw_tlsrec_loop_create(void);

@@ -3,7 +3,8 @@
  * session handed to the record layer from the keylog secrets, as tls.c
  * does. Round trips of several sizes with every suite (and a client that
  * pads its records), KeyUpdate from the client with and without
- * update_requested (the record layer answers with its own), records split
+ * update_requested (the record layer answers with its own), a KeyUpdate
+ * split across 2 and 3 records (crafted with the client's keys), records split
  * byte by byte across reads, tampered and malformed records refused with
  * an alert, close_notify both ways. Prints the cost of sealing and opening
  * a 32-byte record (a figure, not a check). */
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stdlib.h>
@@ -410,8 +412,159 @@ static void test_key_update_boundary(void)
 	CHECK_MSG(a == 10, "a KeyUpdate and a byte more: alert %d (want 10)", a);
 	a = record_alert(L, sctx, 22, longer, sizeof(longer));
 	CHECK_MSG(a == 50, "a KeyUpdate of length 2: alert %d (want 50)", a);
-	a = record_alert(L, sctx, 22, two, 3);
-	CHECK_MSG(a == 50, "a KeyUpdate's first bytes alone: alert %d (want 50)", a);
+	SSL_CTX_free(sctx);
+	gw_tlsrec_loop_destroy(L);
+}
+
+/* The next traffic secret (§7.2) of a SHA-256 suite: HKDF-Expand-Label
+ * (secret, "traffic upd", "", 32), one HMAC block. */
+static void next_secret(const uint8_t *secret, uint8_t *out)
+{
+	static const char label[] = "tls13 traffic upd";
+	uint8_t info[64];
+	size_t n = 0;
+	unsigned olen = 0;
+
+	info[n++] = 0;
+	info[n++] = 32;
+	info[n++] = (uint8_t)(sizeof(label) - 1);
+	memcpy(info + n, label, sizeof(label) - 1);
+	n += sizeof(label) - 1;
+	info[n++] = 0;
+	info[n++] = 1;
+	HMAC(EVP_sha256(), secret, 32, info, n, out, &olen);
+}
+
+typedef struct frag {
+	uint8_t ct;
+	const uint8_t *data;
+	size_t len;
+} frag_t;
+
+/* Records from a peer holding the client's keys, one read after each:
+ * the last read's result; *alert: the alert the client got, or -1. */
+static ssize_t frags_read(gw_tlsrec_loop_t *L, pair_t *p, gw_tlsrec_t *peer, const frag_t *f,
+			  size_t nf, uint8_t *buf, size_t cap, int *alert)
+{
+	uint8_t rec[GW_TLSREC_MAX_REC], *body, a;
+	ssize_t k, r = 0;
+	size_t blen;
+
+	*alert = -1;
+	for (size_t i = 0; i < nf && r >= 0; i++) {
+		k = gw_tlsrec_seal(L, peer, f[i].ct, f[i].data, f[i].len, rec);
+		CHECK(k > 0 && send(p->cfd, rec, (size_t)k, 0) == k);
+		r = gw_tlsrec_read(L, &p->rec, p->sfd, buf, cap);
+	}
+	k = recv(p->cfd, rec, sizeof(rec), MSG_DONTWAIT);
+	if (k > 0 && gw_tlsrec_parse_header(rec, (size_t)k, &a) == k &&
+	    gw_tlsrec_open(L, peer, rec, (size_t)k, &body, &blen, &a) == 21 && blen == 2)
+		*alert = body[1];
+	return r;
+}
+
+/* §5.1 lets a handshake message span records: a KeyUpdate in 2 and in 3
+ * records is taken (the data after it is read under the new key, and one
+ * with update_requested is answered); another record type in between, a
+ * byte past it or a wrong length is still refused. */
+static void test_key_update_split(void)
+{
+	gw_tlsrec_loop_t *L = gw_tlsrec_loop_create();
+	SSL_CTX *sctx = server_ctx();
+	static const uint8_t ku[5] = { 24, 0, 0, 1, 0 }, kur[5] = { 24, 0, 0, 1, 1 };
+	static const uint8_t extra[4] = { 0, 1, 0, 0x42 }, len2[3] = { 0, 2, 0 };
+	uint8_t buf[64], next_c[32], next_s[32];
+	gw_tlsrec_t peer, peer2;
+	ssize_t r;
+	int a;
+	pair_t p;
+
+	/* Two records, a read after each: nothing refused, then data under
+	 * the client's next key. */
+	CHECK(!pair_open(&p, sctx, "TLS_AES_128_GCM_SHA256", 0));
+	CHECK(!gw_tlsrec_init(&peer, p.rec.suite, secret_s, secret_c, secret_len, 0));
+	r = frags_read(L, &p, &peer, (frag_t[]){ { 22, ku, 2 }, { 22, ku + 2, 3 } }, 2, buf,
+		       sizeof(buf), &a);
+	CHECK_MSG(r == 0 && a == -1, "a KeyUpdate in 2 records: read %zd, alert %d", r, a);
+	next_secret(secret_c, next_c);
+	CHECK(!gw_tlsrec_init(&peer2, p.rec.suite, secret_s, next_c, secret_len, 0));
+	r = frags_read(L, &p, &peer2, (frag_t[]){ { 23, (const uint8_t *)"hello", 5 } }, 1, buf,
+		       sizeof(buf), &a);
+	CHECK_MSG(r == 5 && !memcmp(buf, "hello", 5), "data after a split KeyUpdate: read %zd", r);
+	gw_tlsrec_dispose(&peer2);
+	gw_tlsrec_dispose(&peer);
+	pair_close(&p);
+
+	/* Three records with update_requested: the answer moves the server's
+	 * key on too. */
+	CHECK(!pair_open(&p, sctx, "TLS_AES_128_GCM_SHA256", 0));
+	CHECK(!gw_tlsrec_init(&peer, p.rec.suite, secret_s, secret_c, secret_len, 0));
+	r = frags_read(L, &p, &peer,
+		       (frag_t[]){ { 22, kur, 1 }, { 22, kur + 1, 2 }, { 22, kur + 3, 2 } }, 3, buf,
+		       sizeof(buf), &a);
+	CHECK_MSG(r == 0, "a KeyUpdate in 3 records: read %zd", r);
+	CHECK_MSG(a == -1, "a KeyUpdate in 3 records: alert %d", a);
+	next_secret(secret_s, next_s);
+	next_secret(secret_c, next_c); /* this handshake's */
+	CHECK(!gw_tlsrec_init(&peer2, p.rec.suite, next_s, next_c, secret_len, 0));
+	CHECK(gw_tlsrec_write(L, &p.rec, p.sfd, "hi", 2) == 2);
+	r = gw_tlsrec_read(L, &peer2, p.cfd, buf, sizeof(buf));
+	CHECK_MSG(r == 2 && !memcmp(buf, "hi", 2), "data after the answer to a split KeyUpdate: "
+		  "read %zd", r);
+	r = frags_read(L, &p, &peer2, (frag_t[]){ { 23, (const uint8_t *)"yo", 2 } }, 1, buf,
+		       sizeof(buf), &a);
+	CHECK_MSG(r == 2 && !memcmp(buf, "yo", 2), "data after a KeyUpdate in 3 records: read %zd",
+		  r);
+	gw_tlsrec_dispose(&peer2);
+	gw_tlsrec_dispose(&peer);
+	pair_close(&p);
+
+	/* Refusals: data in between, a byte past it, a wrong length, an
+	 * empty fragment. */
+	static const struct {
+		frag_t f[2];
+		int alert;
+		const char *what;
+	} bad[] = {
+		{ { { 22, ku, 2 }, { 23, (const uint8_t *)"x", 1 } }, 10, "data inside a KeyUpdate" },
+		{ { { 22, ku, 2 }, { 22, extra, 4 } }, 10, "a split KeyUpdate and a byte more" },
+		{ { { 22, ku, 2 }, { 22, len2, 3 } }, 50, "a split KeyUpdate of length 2" },
+		{ { { 22, ku, 3 }, { 22, ku, 0 } }, 10, "an empty fragment of a KeyUpdate" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(!pair_open(&p, sctx, "TLS_AES_128_GCM_SHA256", 0));
+		CHECK(!gw_tlsrec_init(&peer, p.rec.suite, secret_s, secret_c, secret_len, 0));
+		r = frags_read(L, &p, &peer, bad[i].f, 2, buf, sizeof(buf), &a);
+		CHECK_MSG(r == GW_TLSREC_ERR && a == bad[i].alert, "%s: read %zd, alert %d (want %d)",
+			  bad[i].what, r, a, bad[i].alert);
+		gw_tlsrec_dispose(&peer);
+		pair_close(&p);
+	}
+
+	/* Each fragment is a record without data: 29 empty ones and a
+	 * KeyUpdate in 3 make the 32 allowed in a row; with 30, the KeyUpdate's
+	 * last fragment is the 33rd. */
+	for (int empties = 29; empties <= 30; empties++) {
+		frag_t f[33];
+		int n = 0;
+
+		for (; n < empties; n++)
+			f[n] = (frag_t){ 23, ku, 0 };
+		f[n++] = (frag_t){ 22, ku, 1 };
+		f[n++] = (frag_t){ 22, ku + 1, 2 };
+		f[n++] = (frag_t){ 22, ku + 3, 2 };
+		CHECK(!pair_open(&p, sctx, "TLS_AES_128_GCM_SHA256", 0));
+		CHECK(!gw_tlsrec_init(&peer, p.rec.suite, secret_s, secret_c, secret_len, 0));
+		r = frags_read(L, &p, &peer, f, (size_t)n, buf, sizeof(buf), &a);
+		if (empties == 29)
+			CHECK_MSG(r == 0 && a == -1, "32 records without data ending a split "
+				  "KeyUpdate: read %zd, alert %d", r, a);
+		else
+			CHECK_MSG(r == GW_TLSREC_ERR && a == 10, "33 records without data ending a "
+				  "split KeyUpdate: read %zd, alert %d (want 10)", r, a);
+		gw_tlsrec_dispose(&peer);
+		pair_close(&p);
+	}
 	SSL_CTX_free(sctx);
 	gw_tlsrec_loop_destroy(L);
 }
@@ -672,6 +825,7 @@ int main(void)
 	RUN(test_key_update_flood);
 	RUN(test_empty_record_flood);
 	RUN(test_key_update_boundary);
+	RUN(test_key_update_split);
 	RUN(test_inner_plaintext);
 	RUN(test_split);
 	RUN(test_tampered);
