@@ -43,3 +43,14 @@ test('item 2: a reload with no connection open logs 0 older snapshots held (the 
   assert.equal(counts.length, n);
   assert.deepEqual(counts.filter((c) => c !== 0), [], `every reload logs 0 older snapshots: ${counts.join(' ')}`);
 });
+
+test('item 1: a backend status passed through a REST route keeps its RFC 9110 reason phrase (422, 451, 505)', async () => {
+  const backend = await startBackend((e) => ({ statusCode: Number(e.rawPath?.slice(3) || 200), body: 'x' }));
+  const api = makeApi(backend.url);
+  api.routes['GET /s/{code}'] = { integration: 'backend' };
+  const gw = await startGateway({ routes: api });
+  for (const [code, phrase] of [[422, 'Unprocessable Content'], [451, 'Unavailable For Legal Reasons'], [505, 'HTTP Version Not Supported']]) {
+    assert.equal(await statusLine(gw.port, `GET /s/${code} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+      `HTTP/1.1 ${code} ${phrase}`);
+  }
+});
