@@ -378,7 +378,7 @@ static void reload_done(gw_worker_t *gw, unsigned gen)
 		unsigned older = gw_config_live() - 1;
 
 		gw_info("reload: configuration %u in use by every loop (%zu API%s); %u older "
-			"snapshot%s still held by open connections", gen, gw->cfg->n_apis,
+			"snapshot%s still held by open connections or calls", gen, gw->cfg->n_apis,
 			gw->cfg->n_apis == 1 ? "" : "s", older, older == 1 ? "" : "s");
 	}
 	pthread_mutex_unlock(&sh->reload_lock);
@@ -508,8 +508,10 @@ static void reload_once(gw_gateway_t *sh)
 		w->own->next_cfg = gw_config_ref(cfg);
 		w->own->next_gen = gen;
 		alive = w->own->ctx_alive;
-		pthread_mutex_unlock(&w->own->inbox_lock);
+		/* One the loop never took: gone before it can take this one
+		 * and count the live snapshots. */
 		gw_config_unref(prev);
+		pthread_mutex_unlock(&w->own->inbox_lock);
 		if (alive)
 			lws_cancel_service(w->ctx);
 	}
