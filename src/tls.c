@@ -508,7 +508,7 @@ static enum step pump_up(gw_relay_t *r, int *tls_wants_write)
 		if (plain_send(r, scratch, (size_t)k) == STEP_GONE)
 			return STEP_GONE;
 		/* libwebsockets reads it right after this service pass, not
-		 * after one more poll() (gw_relay_after_service). */
+		 * after one more wait of the loop (gw_relay_after_service). */
 		if (lws_dll2_is_detached(&r->kick))
 			lws_dll2_add_tail(&r->kick, &r->gw->relay->kicks);
 		return r->up.len || tls_has_pending(t) ? STEP_MOVED : STEP_LAST;
@@ -679,8 +679,8 @@ void gw_relay_free_all(gw_worker_t *gw)
 }
 
 /* Serves the plaintext that relays just handed to libwebsockets, as if
- * poll() had reported it (lws_service_fd is libwebsockets' entry for an
- * outside loop): one poll() less per message. libwebsockets' end is still
+ * the loop had reported it (lws_service_fd is libwebsockets' entry for an
+ * outside loop): one wait of the loop less per message. libwebsockets' end is still
  * open, or its number is free (nothing to serve) or reused by another of
  * its sockets (a read that finds nothing). */
 static void kick_all(gw_worker_t *gw)
@@ -705,7 +705,7 @@ void gw_relay_after_service(gw_worker_t *gw)
 	/* Kicked messages, their answers (completions run with the deferred
 	 * tasks, MOCK's at once), what libwebsockets wrote back: a round trip
 	 * within one pass. Bounded, so that timers and other sockets get
-	 * their turn; kicks left over are poll()'s to report. */
+	 * their turn; kicks left over are the loop's to report. */
 	for (int pass = 0; pass < 8; pass++) {
 		if (rc->kicks.head) {
 			kick_all(gw);
