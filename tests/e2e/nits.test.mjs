@@ -54,3 +54,19 @@ test('item 1: a backend status passed through a REST route keeps its RFC 9110 re
       `HTTP/1.1 ${code} ${phrase}`);
   }
 });
+
+test('item 1: the management API 429 (a client that does not read) says Too Many Requests', { timeout: 40000 }, async () => {
+  const backend = await startBackend();
+  const gw = await startGateway({ routes: makeApi(backend.url, { limits: { outboundBufferBytes: 65536 } }) });
+  const { ws, id } = await connectWithId(gw, backend);
+  ws._socket.pause();
+  const body = 'A'.repeat(60000);
+  let line = '';
+  for (let i = 0; i < 300 && !line.includes(' 429'); i++) {
+    line = await statusLine(gw.mgmtPort, `POST /@connections/${id} HTTP/1.1\r\nHost: x\r\n`
+      + `Content-Length: ${body.length}\r\n\r\n${body}`);
+    assert.match(line, /^HTTP\/1\.1 (200 OK|429)/);
+  }
+  assert.equal(line, 'HTTP/1.1 429 Too Many Requests');
+  ws.terminate();
+});
