@@ -572,6 +572,22 @@ static void reload_join(gw_gateway_t *sh)
 		pthread_join(sh->reload_thread, NULL);
 }
 
+#if GW_LIBEV
+/* libwebsockets 4.1's libev glue re-arms its one ev_timer with
+ * ev_timer_set()+ev_timer_start() while it may still be active, which
+ * libev ignores: a timer scheduled nearer than the armed one (a 200 ms
+ * integration timeout under a 60 s housekeeping timer) waited for the far
+ * one. A timer that never lies further than BEAT_MS ahead keeps that
+ * ev_timer firing, and each firing re-arms it for the nearest timer. */
+#define BEAT_MS 10
+static void on_ev_beat(lws_sorted_usec_list_t *sul)
+{
+	struct gw_worker_own *own = lws_container_of(sul, struct gw_worker_own, ev_beat);
+
+	lws_sul_schedule(own->gw->ctx, 0, sul, on_ev_beat, (lws_usec_t)BEAT_MS * LWS_US_PER_MS);
+}
+#endif
+
 /* One event loop. The first binds the ports asked for (possibly 0); the
  * others bind the ports it got. */
 static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
@@ -710,6 +726,9 @@ static gw_worker_t *worker_create(gw_gateway_t *sh, unsigned index, char *err,
 				      GW_OUTBOX_MAX_ENTRIES / sh->n_workers);
 	lws_sul_schedule(gw->ctx, 0, &gw->own->flush_timer, on_flush_timer,
 			 (lws_usec_t)FLUSH_INTERVAL_S * LWS_US_PER_SEC);
+#if GW_LIBEV
+	on_ev_beat(&gw->own->ev_beat);
+#endif
 	gw_metrics_start(gw);
 	return gw;
 fail:
@@ -882,6 +901,9 @@ static void worker_teardown(gw_worker_t *gw)
 	gw_relay_free_all(gw);
 	if (gw->ctx) {
 		lws_sul_cancel(&gw->own->flush_timer);
+#if GW_LIBEV
+		lws_sul_cancel(&gw->own->ev_beat);
+#endif
 		gw_metrics_stop(gw);
 		lws_sul_cancel(&gw->own->stop_timer);
 		lws_sul_cancel(&gw->own->accept_timer);

@@ -69,6 +69,7 @@ struct gw_worker_own {
 	/* libev drives libwebsockets (its epoll backend): its default poll()
 	 * walked every socket of the loop on each service round. */
 	struct ev_loop *evloop;
+	lws_sorted_usec_list_t ev_beat; /* run_loop(): libev timer workaround */
 };
 
 #endif
