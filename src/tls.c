@@ -240,6 +240,20 @@ static int hand_over_keys(gw_tls_t *t)
 	return 0;
 }
 
+/* An OpenSSL call that returned ret <= 0: 0 if it only waits for the
+ * socket, -1 if the session failed. */
+static int ssl_wait_or_fail(SSL *ssl, int ret)
+{
+	switch (SSL_get_error(ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	default:
+		ERR_clear_error();
+		return -1;
+	}
+}
+
 ssize_t gw_tls_read(gw_tls_t *t, void *buf, size_t len)
 {
 	ssize_t n;
@@ -247,16 +261,8 @@ ssize_t gw_tls_read(gw_tls_t *t, void *buf, size_t len)
 	if (t->ssl && !SSL_is_init_finished(t->ssl)) {
 		int k = SSL_do_handshake(t->ssl);
 
-		if (k != 1) {
-			switch (SSL_get_error(t->ssl, k)) {
-			case SSL_ERROR_WANT_READ:
-			case SSL_ERROR_WANT_WRITE:
-				return 0;
-			default:
-				ERR_clear_error();
-				return -1;
-			}
-		}
+		if (k != 1)
+			return ssl_wait_or_fail(t->ssl, k);
 		if (hand_over_keys(t))
 			return -1;
 	}
@@ -265,16 +271,7 @@ ssize_t gw_tls_read(gw_tls_t *t, void *buf, size_t len)
 		return n < 0 ? -1 : n;
 	}
 	n = SSL_read(t->ssl, buf, (int)len);
-	if (n > 0)
-		return n;
-	switch (SSL_get_error(t->ssl, (int)n)) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		return 0;
-	default:
-		ERR_clear_error();
-		return -1;
-	}
+	return n > 0 ? n : ssl_wait_or_fail(t->ssl, (int)n);
 }
 
 /* All of len through the record layer, or as much as the socket takes. */
