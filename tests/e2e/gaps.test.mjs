@@ -14,27 +14,9 @@ import {
   ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import {
-  test, assert, startBackend, startGateway, makeApi, connectWithId, nextMessage, withTimeout,
+  test, assert, routeKeyEcho, startMixed, startBackend, startGateway, makeApi, connectWithId, nextMessage, withTimeout,
   rawConnect, waitResponses, sleep, pendingMessages, send, waitUntil,
 } from './helpers.mjs';
-
-/** Answers REST events with their routeKey; WebSocket events as the echo backend. */
-function routeEcho(e) {
-  if (e.version === '2.0') {
-    return { statusCode: 200, headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ routeKey: e.routeKey }) };
-  }
-  return { statusCode: 200, body: e.body };
-}
-
-/** A WebSocket API with a REST route beside it. */
-async function startMixed(args = ['--mgmt-on-gateway'], { apiExtra = {}, env = {} } = {}) {
-  const backend = await startBackend(routeEcho);
-  const api = makeApi(backend.url, apiExtra);
-  api.routes['GET /hello'] = { integration: 'backend' };
-  const gw = await startGateway({ routes: api, args, env });
-  return { gw, backend };
-}
 
 /** One request through `agent`; resolves { status, text, reused, socket }. */
 function viaAgent(agent, port, method, urlPath, body, mod = http) {
@@ -287,7 +269,7 @@ function withB(backendUrl, bUrl) {
 }
 
 test('gap 4: a reload that drops an integration frees its pool (idle connections closed) once no snapshot, call or connection names it', async () => {
-  const backend = await startBackend(routeEcho);
+  const backend = await startBackend(routeKeyEcho);
   const b = await startKeepingBackend();
   try {
     const gw = await startGateway({ routes: { 'chat.json': withB(backend.url, b.url) }, args: ['--workers', '1'] });

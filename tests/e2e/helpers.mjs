@@ -502,6 +502,25 @@ export async function runGateway(args, { env = {}, timeoutMs = 10000 } = {}) {
   return { ...res, started: false, stdout, stderr, output };
 }
 
+/** Answers REST events with their routeKey; WebSocket events as the echo backend. */
+export function routeKeyEcho(e) {
+  if (e.version === '2.0') {
+    return { statusCode: 200, headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ routeKey: e.routeKey }) };
+  }
+  return { statusCode: 200, body: e.body };
+}
+
+/** A WebSocket API with REST routes beside it (GET /hello, and `routes`), on routeKeyEcho. */
+export async function startMixed(args = ['--mgmt-on-gateway'], { apiExtra = {}, env = {}, routes = {} } = {}) {
+  const backend = await startBackend(routeKeyEcho);
+  const api = makeApi(backend.url, apiExtra);
+  api.routes['GET /hello'] = { integration: 'backend' };
+  for (const [key, route] of Object.entries(routes)) api.routes[key] = route;
+  const gw = await startGateway({ routes: api, args, env });
+  return { gw, backend };
+}
+
 /** Runs --check on one API file (and files beside it); resolves the runGateway result. */
 export async function checkApi(api, extraFiles = {}) {
   const dir = writeRoutes({ 'api.json': api });

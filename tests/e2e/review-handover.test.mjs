@@ -3,29 +3,12 @@
 // request line pipelined behind REST but cut short in the same read, a
 // request line larger than the peek, a partial line that stalls.
 import {
-  test, assert, startBackend, startGateway, makeApi, connectWithId, rawConnect,
+  test, assert, startMixed, connectWithId, rawConnect,
   waitResponses, sleep, pendingMessages,
 } from './helpers.mjs';
 
-function routeEcho(e) {
-  if (e.version === '2.0') {
-    return { statusCode: 200, headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ routeKey: e.routeKey }) };
-  }
-  return { statusCode: 200, body: e.body };
-}
-
-async function startMixed() {
-  const backend = await startBackend(routeEcho);
-  const api = makeApi(backend.url);
-  api.routes['GET /hello'] = { integration: 'backend' };
-  api.routes['ANY /{proxy+}'] = { integration: 'backend' };
-  const gw = await startGateway({ routes: api, args: ['--mgmt-on-gateway'] });
-  return { gw, backend };
-}
-
 test('review: a management request line pipelined behind REST and cut short in its read is refused (503), not served as REST', async () => {
-  const { gw, backend } = await startMixed();
+  const { gw, backend } = await startMixed(undefined, { routes: { 'ANY /{proxy+}': { integration: 'backend' } } });
   const { ws, id } = await connectWithId(gw, backend);
   const mgmt = `/dev/@connections/${encodeURIComponent(id)}`;
   const restEvents = () => backend.events.filter((e) => e.version === '2.0').length;
@@ -45,7 +28,7 @@ test('review: a management request line pipelined behind REST and cut short in i
 });
 
 test('review: a request line longer than the peek on a keep-alive socket is answered by REST (431/414/400), not handed over', async () => {
-  const { gw, backend } = await startMixed();
+  const { gw, backend } = await startMixed(undefined, { routes: { 'ANY /{proxy+}': { integration: 'backend' } } });
   const sock = await rawConnect(gw.port);
   sock.write('GET /hello HTTP/1.1\r\nHost: x\r\n\r\n');
   await waitResponses(sock, ['GET']);
@@ -57,7 +40,7 @@ test('review: a request line longer than the peek on a keep-alive socket is answ
 });
 
 test('review: a keep-alive socket whose next request line stalls half-way (a management path) gets 408 at the request deadline', async () => {
-  const { gw } = await startMixed();
+  const { gw } = await startMixed(undefined, { routes: { 'ANY /{proxy+}': { integration: 'backend' } } });
   const sock = await rawConnect(gw.port);
   sock.write('GET /hello HTTP/1.1\r\nHost: x\r\n\r\n');
   await waitResponses(sock, ['GET']);
