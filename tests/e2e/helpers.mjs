@@ -6,7 +6,7 @@
 import { test as nodeTest, after as nodeAfter } from 'node:test';
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
@@ -500,6 +500,17 @@ export async function runGateway(args, { env = {}, timeoutMs = 10000 } = {}) {
   if (killedListening) return { code: null, signal: 'SIGKILL', started: true, stdout, stderr, output };
   if (res.signal) throw new Error(`wsgate ${args.join(' ')} died from signal ${res.signal}:\n${output}`);
   return { ...res, started: false, stdout, stderr, output };
+}
+
+/** A self-signed P-256 certificate for localhost in a folder removed at exit: { cert, key }. */
+export function selfSignedCert(tag = 'cert') {
+  const dir = mkdtempSync(path.join(tmpdir(), `wsgate-${tag}-`));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-subj', '/CN=localhost', '-keyout', key, '-out', cert, '-days', '2'], { stdio: 'ignore' });
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return { cert, key };
 }
 
 /** Answers REST events with their routeKey; WebSocket events as the echo backend. */

@@ -2,20 +2,12 @@
 // keyed cipher context per direction (a record only sets its nonce); one
 // idle for 5-10 s gives them back, so that idle connections stay small, and
 // its next message keys new ones. The release is a debug log line.
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import {
   assert, test, startGateway, makeApi, connect, nextMessage, waitUntil,
+  selfSignedCert,
 } from './helpers.mjs';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgate-tlsidle-'));
-const cert = path.join(dir, 'cert.pem');
-const key = path.join(dir, 'key.pem');
-execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-  '-nodes', '-subj', '/CN=localhost', '-keyout', key, '-out', cert, '-days', '2'], { stdio: 'ignore' });
-process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+const { cert, key } = selfSignedCert('tlsidle');
 
 const RELEASED = /an idle connection's cipher contexts released/g;
 

@@ -4,21 +4,16 @@
 // on OpenSSL. The gateway runs at --log-level debug so each test can see
 // which path a session took. Memory per idle connection is a benchmark row
 // (clients/bench/run.sh, idle_tls), not a test.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {
   assert, test, startBackend, startGateway, startHttpBackend, makeApi, connect, header,
   nextMessage, waitClose, waitUntil, postTo, deleteConn, echoHandler, WSGATE_BIN,
+  selfSignedCert,
 } from './helpers.mjs';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgate-tlsoff-'));
-const cert = path.join(dir, 'cert.pem');
-const key = path.join(dir, 'key.pem');
-execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-  '-nodes', '-subj', '/CN=localhost', '-keyout', key, '-out', cert, '-days', '2'], { stdio: 'ignore' });
-process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+const { cert, key } = selfSignedCert('tlsoff');
 
 const tlsArgs = ['--tls-cert', cert, '--tls-key', key, '--log-level', 'debug'];
 const insecure = { rejectUnauthorized: false };

@@ -3,20 +3,12 @@
 // these check that nothing is left behind in OpenSSL's buffer or in a
 // partial write: pipelined small messages (several TLS records per read),
 // and a client that stops reading while the gateway pushes megabytes.
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import {
   assert, test, startPair, connect, echoHandler, postTo, waitUntil,
+  selfSignedCert,
 } from './helpers.mjs';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsgate-tlsrelay-'));
-const cert = path.join(dir, 'cert.pem');
-const key = path.join(dir, 'key.pem');
-execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-  '-nodes', '-subj', '/CN=localhost', '-keyout', key, '-out', cert, '-days', '2'], { stdio: 'ignore' });
-process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+const { cert, key } = selfSignedCert('tlsrelay');
 
 const tlsArgs = { args: ['--tls-cert', cert, '--tls-key', key] };
 const insecure = { rejectUnauthorized: false };
